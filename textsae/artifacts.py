@@ -1,0 +1,82 @@
+"""Saving and loading a run's artefacts, each a folder completed by a manifest written last."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from textsae._io import atomic_path
+from textsae.errors import IncompleteArtifactError, UserError
+from textsae.featurize.base import Featurizer, load_featurizer
+from textsae.sae import SparseAutoencoder, load_sae
+from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
+
+
+def is_complete(directory: Path) -> bool:
+    """True when ``directory`` holds a manifest whose files are all present with the listed sizes."""
+    if not (directory / MANIFEST_NAME).exists():
+        return False
+    try:
+        read_manifest(directory)
+    except IncompleteArtifactError:
+        return False
+    return True
+
+
+def _files_in(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith(".tmp-"))
+
+
+def save_sae_artifact(sae: SparseAutoencoder, directory: Path, meta: dict) -> None:
+    """``save_pretrained`` plus a manifest, so an interrupted save is never mistaken for a finished one."""
+    sae.save_pretrained(directory)
+    write_manifest(directory, _files_in(directory), {"kind": "sae", **meta})
+
+
+def load_sae_artifact(directory: Path) -> SparseAutoencoder:
+    """Load a trained SAE folder, checking its manifest first."""
+    if not directory.exists():
+        raise UserError(f"No trained SAE at {directory}; run `textsae train` (or `textsae run`) first.")
+    read_manifest(directory, resume_hint="re-run `textsae train` with the same recipe to finish training")
+    return load_sae(directory)
+
+
+def save_featurizer_artifact(featurizer: Featurizer, directory: Path) -> None:
+    """``save_pretrained`` plus a manifest."""
+    featurizer.save_pretrained(directory)
+    write_manifest(directory, _files_in(directory), {"kind": "featurizer"})
+
+
+def load_featurizer_artifact(directory: Path) -> Featurizer:
+    """Load a fitted featurizer folder, checking its manifest first."""
+    if not directory.exists():
+        raise UserError(f"No fitted featurizer at {directory}; run `textsae featurize` (or `textsae run`) first.")
+    read_manifest(directory, resume_hint="re-run `textsae featurize` with the same recipe")
+    return load_featurizer(directory)
+
+
+def save_feature_matrices(directory: Path, matrices: dict[str, sp.csr_matrix | np.ndarray], meta: dict) -> None:
+    """Write each matrix (``<name>.npz`` CSR or ``<name>.npy`` dense) atomically, then the manifest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, matrix in matrices.items():
+        path = directory / (f"{name}.npz" if sp.issparse(matrix) else f"{name}.npy")
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            if sp.issparse(matrix):
+                sp.save_npz(handle, sp.csr_matrix(matrix), compressed=False)
+            else:
+                np.save(handle, matrix)
+        files.append(path)
+    write_manifest(directory, files, {"kind": "features", **meta})
+
+
+def load_feature_matrices(directory: Path) -> dict[str, sp.csr_matrix | np.ndarray]:
+    """Inverse of :func:`save_feature_matrices`."""
+    manifest = read_manifest(directory, resume_hint="re-run `textsae featurize` with the same recipe")
+    out: dict[str, sp.csr_matrix | np.ndarray] = {}
+    for entry in manifest["files"]:
+        path = directory / entry["name"]
+        out[path.stem] = sp.load_npz(path).tocsr() if path.suffix == ".npz" else np.load(path)
+    return out

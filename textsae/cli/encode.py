@@ -1,0 +1,58 @@
+"""``textsae encode``: a trained run + a corpus → sparse codes on disk."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
+    parser = subparsers.add_parser(
+        "encode",
+        help="encode a corpus into sparse codes with a trained run",
+        description="Featurizes DATA with the run's fitted featurizer and writes the SAE's sparse codes in\n"
+        "shards plus a manifest (written last). An interrupted encode resumes from the last complete shard.\n"
+        "Load the result in Python with textsae.load_codes(OUT) -> scipy.sparse.csr_matrix.",
+        parents=[common],
+        formatter_class=formatter,
+        epilog="examples:\n  textsae encode runs/quickstart/1a2b3c4d5e reviews.parquet --out codes/reviews\n"
+        "  textsae encode RUN_DIR ../shared/data/imdb/test.parquet --out imdb_test_codes --format parquet",
+    )
+    parser.add_argument("run_dir", help="a run directory holding featurizer/ and sae/ (printed by `textsae run`)")
+    parser.add_argument("data", help="documents: a .parquet/.csv/.jsonl/.txt file, or a dataset folder (its reported split)")
+    parser.add_argument("--out", required=True, help="output folder for the codes")
+    parser.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    parser.add_argument("--format", choices=["npz", "parquet"], default="npz", help="shard format (default: npz)")
+    parser.add_argument("--batch-size", type=int, default=1024, help="documents encoded at once (default: 1024)")
+    parser.add_argument("--shard-docs", type=int, default=50_000, help="documents per shard (default: 50000)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished output folder")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    import shutil
+
+    from textsae._io import resolve_device
+    from textsae.artifacts import is_complete, load_featurizer_artifact, load_sae_artifact
+    from textsae.config.schema import EncodeConfig
+    from textsae.data.corpus import load_split
+    from textsae.encode import encode_texts
+    from textsae.errors import UserError
+    from textsae.paths import RunPaths
+
+    paths = RunPaths(Path(args.run_dir))
+    out = Path(args.out)
+    if is_complete(out):
+        if not args.overwrite:
+            raise UserError(f"{out} already holds finished codes; pass --overwrite to replace them or choose another --out.")
+        shutil.rmtree(out)
+    featurizer = load_featurizer_artifact(paths.featurizer)
+    sae = load_sae_artifact(paths.sae)
+    split = load_split(args.data, text_column=args.text_column, require_labels=False)
+    cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format)
+    meta = {"run_dir": str(paths.root.resolve()), "data": str(Path(args.data).resolve()), "split": split.name}
+    encode_texts(featurizer, sae, split.texts, out, cfg, device=resolve_device(args.device), meta=meta, progress=not args.quiet)
+    print(f"wrote codes for {len(split.texts)} documents to {out}")
+    return 0

@@ -1,0 +1,82 @@
+"""The ``textsae`` command: argparse subcommands, one module per verb group.
+
+User errors (:class:`textsae.errors.UserError`) become one line per problem on stderr and exit
+code 2; the traceback appears only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from textsae import __version__
+from textsae.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to render ``--help`` in the docs)."""
+    from textsae.cli import bench, config_cmds, encode, stages
+
+    parser = argparse.ArgumentParser(
+        prog="textsae",
+        description="Turn text into sparse codes: featurize a corpus (TF-IDF), train a sparse autoencoder,\n"
+        "encode documents into sparse codes, and compare how well codes and source features classify.",
+        epilog="examples:\n"
+        "  textsae run recipes/quickstart.yaml\n"
+        "  textsae run recipes/imdb_tfidf_topk.yaml data.path=../shared/data/imdb sae.k=64\n"
+        "  textsae show recipes/imdb_tfidf_topk.yaml\n"
+        "  textsae encode runs/quickstart/<hash> my_docs.parquet --out codes/\n"
+        "  textsae ls\n\n"
+        "Run `textsae COMMAND --help` for the options of one command.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"textsae {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (stages, encode, bench, config_cmds):
+        module.add_parsers(subparsers, common, _Formatter)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    _configure_logging(debug=args.debug, quiet=args.quiet)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as error:
+        if args.debug:
+            raise
+        for line in str(error).splitlines() or [type(error).__name__]:
+            print(f"textsae: error: {line}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("textsae: interrupted; re-run the same command to resume where it stopped.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _configure_logging(*, debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("textsae: %(message)s"))
+    root = logging.getLogger("textsae")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    for noisy in ("datasets", "transformers", "huggingface_hub", "urllib3", "filelock", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)

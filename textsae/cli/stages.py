@@ -1,0 +1,60 @@
+"""``textsae run | featurize | train | eval``: a recipe's stages."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from textsae.config.compose import load_recipe
+
+_RECIPE_HELP = "recipe YAML file (see `textsae ls`)"
+_OVERRIDE_HELP = "config overrides key=value (e.g. sae.k=64 data.path=../shared/data/imdb); ~key resets a key"
+
+_STAGES = {
+    "run": ("run every stage: featurize, train, encode, evaluate", "Runs a recipe end to end and prints the table of codes vs source accuracy.\n"
+            "Finished stages in the run directory are reused; an interrupted run resumes."),
+    "featurize": ("fit the featurizer and cache the source features", "Fits the recipe's featurizer on the training split and stores both splits' features."),
+    "train": ("train the SAE (featurizing first if needed)", "Trains the recipe's SAE, resuming from the last checkpoint after an interruption."),
+    "eval": ("encode both splits and evaluate codes vs source", "Writes codes for the training and reported splits, then report.json and report.md."),
+}
+
+
+def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
+    for name, (summary, description) in _STAGES.items():
+        parser = subparsers.add_parser(
+            name,
+            help=summary,
+            description=description,
+            parents=[common],
+            formatter_class=formatter,
+            epilog=f"example:\n  textsae {name} recipes/quickstart.yaml train.epochs=2 run.dir=runs/try",
+        )
+        parser.add_argument("recipe", help=_RECIPE_HELP)
+        parser.add_argument("overrides", nargs="*", help=_OVERRIDE_HELP)
+        parser.set_defaults(handler=_handler(name))
+
+
+def _handler(stage: str) -> Any:
+    def handle(args: argparse.Namespace) -> int:
+        from textsae.eval.report import format_eval_table
+        from textsae.pipeline import Pipeline
+
+        config = load_recipe(args.recipe, args.overrides)
+        if args.quiet:
+            config.train.progress = False
+        pipeline = Pipeline(config)
+        pipeline.prepare()
+        print(f"run directory: {pipeline.paths.root}")
+        if stage == "featurize":
+            features = pipeline.featurize()
+            print(f"features: train {features.train.shape}, eval {features.eval.shape} in {pipeline.paths.features}")
+        elif stage == "train":
+            pipeline.train()
+            print(f"trained SAE: {pipeline.paths.sae}")
+        else:
+            report = pipeline.run() if stage == "run" else pipeline.evaluate()
+            print(format_eval_table(report))
+            print(f"report: {pipeline.paths.report_md}")
+        return 0
+
+    return handle

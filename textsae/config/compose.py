@@ -1,0 +1,344 @@
+"""Compose a recipe: YAML presets (``defaults:``), the recipe's own keys, then ``key=value`` overrides.
+
+Order of precedence, lowest first: dataclass defaults → presets in ``defaults:`` order → keys in the
+recipe → command-line overrides. ``~key`` on the command line resets a key to its default. Every
+problem (unknown key, wrong type, bad value) is collected and reported at once, each naming the
+dotted key and, for unknown keys, the closest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from textsae.config.schema import RecipeConfig, to_dict
+from textsae.errors import ConfigError
+
+DEFAULTS_KEY = "defaults"
+PRESET_SUFFIX = ".yaml"
+
+
+def find_configs_dir(start: Path | None = None) -> Path:
+    """Locate the ``configs/`` preset folder: beside or above ``start``, else beside the package."""
+    candidates = []
+    if start is not None:
+        for parent in [start, *start.parents]:
+            candidates.append(parent / "configs")
+    candidates.append(Path(os.environ.get("TEXTSAE_CONFIGS", "")) if os.environ.get("TEXTSAE_CONFIGS") else None)
+    candidates.append(Path(__file__).resolve().parents[2] / "configs")
+    for candidate in candidates:
+        if candidate is not None and candidate.is_dir():
+            return candidate
+    raise ConfigError("Cannot find the configs/ preset folder; set TEXTSAE_CONFIGS=DIR.")
+
+
+def load_recipe(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) -> RecipeConfig:
+    """Load a recipe YAML, apply presets and overrides, and return the validated config.
+
+    Args:
+        recipe: Path to the recipe YAML file.
+        overrides: ``key=value`` strings (value parsed as YAML) and ``~key`` deletions.
+
+    Returns:
+        The validated :class:`RecipeConfig`.
+
+    Raises:
+        ConfigError: Listing every problem found, one per line.
+    """
+    tree = compose_tree(recipe, overrides)
+    return build_config(tree)
+
+
+def compose_tree(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Merge presets, recipe keys and overrides into one nested dict (paths made absolute)."""
+    recipe_path = Path(recipe)
+    if not recipe_path.is_file():
+        hint = _closest_recipe_hint(recipe_path)
+        raise ConfigError(f"Recipe file not found: {recipe_path}{hint}")
+    raw = _read_yaml(recipe_path)
+    configs_dir = find_configs_dir(recipe_path.resolve().parent)
+    tree: dict[str, Any] = {"name": recipe_path.stem}
+    problems: list[str] = []
+    for preset in _as_list(raw.pop(DEFAULTS_KEY, []), f"{recipe_path}: defaults"):
+        preset_path = configs_dir / f"{preset}{PRESET_SUFFIX}"
+        group = str(preset).split("/")[0]
+        if not preset_path.is_file():
+            problems.append(f"{recipe_path}: preset {preset!r} not found (looked for {preset_path}); {_list_presets(configs_dir, group)}")
+            continue
+        _merge(tree, {group: _resolve_paths(_read_yaml(preset_path), preset_path.parent, (group,))})
+    if problems:
+        raise ConfigError(problems)
+    _merge(tree, _resolve_paths(raw, recipe_path.resolve().parent, ()))
+    apply_overrides(tree, overrides)
+    return tree
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
+    """Apply ``key=value`` / ``~key`` overrides in place (paths relative to the current directory)."""
+    problems = []
+    for item in overrides:
+        if item.startswith("~"):
+            _delete(tree, item[1:].split("."))
+            continue
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            problems.append(f"Command-line overrides must be in the form key=value (or ~key), got {item!r}.")
+            continue
+        try:
+            value = yaml.safe_load(text) if text != "" else None
+        except yaml.YAMLError:
+            value = text
+        parts = key.strip().split(".")
+        if _is_path_key(parts) and value is not None:
+            value = _absolute(value, Path.cwd())
+        _set(tree, parts, value)
+    if problems:
+        raise ConfigError(problems)
+
+
+def build_config(tree: dict[str, Any]) -> RecipeConfig:
+    """Validate a composed tree against the schema and build the dataclasses."""
+    problems: list[str] = []
+    config = _build(RecipeConfig, tree, (), problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def dump_yaml(config: RecipeConfig) -> str:
+    """The resolved config as YAML (what ``textsae show`` prints and every run saves)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)
+
+
+def config_keys(cls: type = RecipeConfig, prefix: str = "") -> list[str]:
+    """All dotted keys of the schema (for ``did you mean`` hints and docs)."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys.extend(config_keys(hints[f.name], key + "."))
+        else:
+            keys.append(key)
+    return keys
+
+
+# --- building and type checking -------------------------------------------------------------
+
+
+def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str]) -> Any:
+    name = ".".join(where) or "recipe"
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        problems.append(f"{name} must be a mapping of keys to values. Got {values!r} instead.")
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = ".".join((*where, str(key)))
+        if key not in fields:
+            close = difflib.get_close_matches(dotted, config_keys(), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (valid keys here: {', '.join(fields)})"
+            problems.append(f"Unknown config key {dotted!r}{hint}.")
+            continue
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[key] = _build(annotation, value, (*where, key), problems)
+            continue
+        ok, converted, message = _check_type(value, annotation)
+        if not ok:
+            problems.append(f"The {dotted!r} value must be {message}. Got {value!r} instead.")
+            continue
+        kwargs[key] = converted
+    if any(v is None and dataclasses.is_dataclass(hints[k]) for k, v in kwargs.items()):
+        return None
+    try:
+        return cls(**kwargs)
+    except ConfigError as error:
+        problems.extend(error.problems)
+        return None
+
+
+def _check_type(value: Any, annotation: Any) -> tuple[bool, Any, str]:
+    """Return (ok, converted value, description of what was expected)."""
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if origin is Literal:
+        if value in args:
+            return True, value, ""
+        close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return False, value, f"one of {list(args)}{hint}"
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return True, None, ""
+        messages = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            ok, converted, message = _check_type(value, arg)
+            if ok:
+                return True, converted, ""
+            messages.append(message)
+        return False, value, " or ".join(messages) + " or null"
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False, value, f"a list ({_describe(annotation)})"
+        item_types = args if origin is tuple and args and args[-1] is not Ellipsis else (args[:1] or (Any,)) * len(value)
+        if origin is tuple and len(item_types) != len(value):
+            return False, value, f"a list of {len(item_types)} items ({_describe(annotation)})"
+        out = []
+        for item, item_type in zip(value, item_types):
+            ok, converted, message = _check_type(item, item_type)
+            if not ok:
+                return False, value, f"a list of {message}"
+            out.append(converted)
+        return True, (tuple(out) if origin is tuple else out), ""
+    if annotation is Any:
+        return True, value, ""
+    if annotation is bool:
+        return (isinstance(value, bool), value, "true or false")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return True, value, ""
+        return False, value, "an int"
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value), ""
+        if isinstance(value, str):
+            try:
+                return True, float(value), ""
+            except ValueError:
+                pass
+        return False, value, "a number"
+    if annotation is str:
+        if isinstance(value, str):
+            return True, value, ""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, str(value), ""
+        return False, value, "a string"
+    return (isinstance(value, annotation), value, _describe(annotation))
+
+
+def _describe(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+# --- tree helpers ------------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(error, 'problem', error)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys to values at the top level. Got {type(data).__name__}.")
+    return data
+
+
+def _as_list(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise ConfigError(f"{where} must be a list of preset names like [data/imdb, sae/topk]. Got {value!r}.")
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _set(tree: dict[str, Any], parts: list[str], value: Any) -> None:
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _delete(tree: dict[str, Any], parts: list[str]) -> None:
+    node: Any = tree
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(parts[-1], None)
+
+
+def _field_for(parts: Sequence[str]) -> dataclasses.Field[Any] | None:
+    cls: Any = RecipeConfig
+    found = None
+    for part in parts:
+        if not dataclasses.is_dataclass(cls):
+            return None
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            return None
+        found = fields[part]
+        cls = typing.get_type_hints(cls)[part]
+    return found
+
+
+def _is_path_key(parts: Sequence[str]) -> bool:
+    f = _field_for(parts)
+    return bool(f is not None and f.metadata.get("path"))
+
+
+def _absolute(value: Any, base: Path) -> Any:
+    if isinstance(value, list):
+        return [_absolute(v, base) for v in value]
+    if isinstance(value, str):
+        expanded = Path(os.path.expanduser(value))
+        return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
+    return value
+
+
+def _resolve_paths(values: dict[str, Any], base: Path, prefix: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        parts = (*prefix, str(key))
+        if isinstance(value, dict):
+            out[key] = _resolve_paths(value, base, parts)
+        elif value is not None and _is_path_key(parts):
+            out[key] = _absolute(value, base)
+        else:
+            out[key] = value
+    return out
+
+
+def _list_presets(configs_dir: Path, group: str) -> str:
+    folder = configs_dir / group
+    names = sorted(f"{group}/{p.stem}" for p in folder.glob(f"*{PRESET_SUFFIX}")) if folder.is_dir() else []
+    return f"available: {', '.join(names)}" if names else f"no presets in {folder}"
+
+
+def _closest_recipe_hint(path: Path) -> str:
+    folder = path.parent if path.parent.is_dir() else None
+    if folder is None:
+        return ""
+    names = [p.name for p in folder.glob("*.yaml")]
+    close = difflib.get_close_matches(path.name, names, n=1)
+    return f" (did you mean {str(folder / close[0])!r}?)" if close else ""

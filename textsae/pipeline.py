@@ -1,0 +1,221 @@
+"""The spine: corpus → featurizer → SAE → codes → evaluation, one stage at a time.
+
+Each stage reads only the previous stage's artefact in the run directory and skips itself when its
+own output is already complete, so any stage can be re-run alone and an interrupted run resumes
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from textsae._io import atomic_write_text, logger, resolve_device
+from textsae.artifacts import (
+    is_complete,
+    load_feature_matrices,
+    load_featurizer_artifact,
+    load_sae_artifact,
+    save_feature_matrices,
+    save_featurizer_artifact,
+    save_sae_artifact,
+)
+from textsae.config.compose import dump_yaml
+from textsae.config.schema import RecipeConfig, to_dict
+from textsae.data.corpus import Corpus, load_corpus
+from textsae.encode import encode_features
+from textsae.eval.classify import evaluate_representation
+from textsae.eval.reconstruction import reconstruction_metrics
+from textsae.eval.report import write_report
+from textsae.eval.sizes import bytes_per_doc, entries_for_bytes, index_bytes_needed, truncate_rows
+from textsae.featurize.base import build_featurizer
+from textsae.paths import RunPaths, run_paths
+from textsae.sae import SparseAutoencoder, build_sae
+from textsae.store.codes import load_codes
+from textsae.train.trainer import Trainer
+
+SPLITS = ("train", "eval")
+
+
+@dataclass
+class Features:
+    """Source features of the training split and the reported split."""
+
+    train: sp.csr_matrix | np.ndarray
+    eval: sp.csr_matrix | np.ndarray
+
+
+class Pipeline:
+    """Runs the stages of one recipe in its run directory.
+
+    Args:
+        config: The resolved recipe.
+        paths: Run directory layout; default derived from the config.
+    """
+
+    def __init__(self, config: RecipeConfig, paths: RunPaths | None = None) -> None:
+        self.config = config
+        self.paths = paths or run_paths(config)
+
+    def prepare(self) -> None:
+        """Create the run directory and save the resolved config into it."""
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.paths.config, dump_yaml(self.config))
+
+    @cached_property
+    def corpus(self) -> Corpus:
+        return load_corpus(self.config.data)
+
+    # --- stages ---------------------------------------------------------------------------------
+
+    def featurize(self) -> Features:
+        """Fit the featurizer on the training split and cache both splits' features."""
+        if is_complete(self.paths.features) and is_complete(self.paths.featurizer):
+            logger.info("Reusing features in %s", self.paths.features)
+            matrices = load_feature_matrices(self.paths.features)
+            return Features(matrices["train"], matrices["eval"])
+        corpus = self.corpus
+        start = time.perf_counter()
+        featurizer = build_featurizer(self.config.featurizer)
+        train = featurizer.fit_transform(corpus.train.texts)
+        evaluation = featurizer.transform(corpus.eval.texts)
+        save_featurizer_artifact(featurizer, self.paths.featurizer)
+        save_feature_matrices(self.paths.features, {"train": train, "eval": evaluation}, {"n_features": featurizer.n_features})
+        logger.info(
+            "Featurized %d + %d documents into %d features in %.1f s", train.shape[0], evaluation.shape[0], featurizer.n_features, time.perf_counter() - start
+        )
+        return Features(train, evaluation)
+
+    def train(self, features: Features | None = None) -> SparseAutoencoder:
+        """Train the SAE (resuming from a checkpoint if one exists) and save it to ``sae/``."""
+        if is_complete(self.paths.sae):
+            logger.info("Reusing trained SAE in %s", self.paths.sae)
+            return load_sae_artifact(self.paths.sae)
+        features = features or self.featurize()
+        train_rows, val_rows = self._train_val_rows(features.train.shape[0])
+        torch.manual_seed(self.config.train.seed)
+        sae = build_sae(self.config.sae, features.train.shape[1])
+        trainer = Trainer(
+            sae,
+            self.config.train,
+            features.train[train_rows],
+            checkpoint_path=self.paths.checkpoint,
+            metrics_path=self.paths.metrics,
+            val_features=features.train[val_rows] if len(val_rows) else None,
+        )
+        summary = trainer.train()
+        save_sae_artifact(sae.cpu(), self.paths.sae, {"steps": summary.steps, "validation": summary.validation})
+        logger.info(
+            "Trained %s SAE for %d steps in %.1f s; validation %s", self.config.sae.architecture, summary.steps, summary.seconds, _fmt(summary.validation)
+        )
+        return sae
+
+    def encode(self, sae: SparseAutoencoder | None = None, features: Features | None = None) -> dict[str, sp.csr_matrix]:
+        """Write the codes of both splits (skipping complete outputs) and load them back."""
+        codes = {}
+        for split in SPLITS:
+            out_dir = self.paths.codes(split)
+            if not is_complete(out_dir):
+                sae = sae or load_sae_artifact(self.paths.sae)
+                features = features or self.featurize()
+                device = resolve_device(self.config.train.device)
+                meta = {"split": split, "recipe": self.config.name}
+                encode_features(sae, getattr(features, split), out_dir, self.config.encode, device=device, meta=meta, progress=self.config.train.progress)
+            codes[split] = load_codes(out_dir)
+        return codes
+
+    def evaluate(self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None) -> dict[str, Any]:
+        """Classify with the source features, the codes and the truncated baseline; write the report."""
+        cfg = self.config.eval
+        features = features or self.featurize()
+        codes = codes or self.encode(features=features)
+        corpus = self.corpus
+        y_train, y_eval = corpus.train.labels, corpus.eval.labels
+        sae = load_sae_artifact(self.paths.sae)
+        index_bytes = max(cfg.index_bytes, index_bytes_needed(sae.n_latents))
+        results: dict[str, Any] = {}
+        codes_bytes = bytes_per_doc(codes["eval"], index_bytes=index_bytes, value_bytes=cfg.value_bytes)
+        for name in cfg.representations:
+            if name == "source":
+                x_train, x_eval, scale = features.train, features.eval, False
+                entry_index_bytes = max(cfg.index_bytes, index_bytes_needed(features.train.shape[1]))
+            elif name == "codes":
+                x_train, x_eval, scale = codes["train"], codes["eval"], cfg.code_scaling == "maxabs"
+                entry_index_bytes = index_bytes
+            else:  # truncated: the source's largest entries, as many as fit in the codes' bytes
+                entry_index_bytes = max(cfg.index_bytes, index_bytes_needed(features.train.shape[1]))
+                keep = entries_for_bytes(codes_bytes, index_bytes=entry_index_bytes, value_bytes=cfg.value_bytes)
+                x_train, x_eval, scale = truncate_rows(sp.csr_matrix(features.train), keep), truncate_rows(sp.csr_matrix(features.eval), keep), False
+            logger.info("Evaluating %s (%d × %d)", name, *x_train.shape)
+            result = evaluate_representation(x_train, y_train, x_eval, y_eval, cfg, scale=scale)
+            results[name] = {
+                **vars(result),
+                "bytes_per_doc": bytes_per_doc(x_eval, index_bytes=entry_index_bytes, value_bytes=cfg.value_bytes),
+                "index_bytes": entry_index_bytes,
+            }
+            if name == "truncated":
+                results[name]["entries_per_doc"] = keep
+        if "codes" in results:
+            results["codes"]["disk_bytes_per_doc"] = _dir_bytes(self.paths.codes("eval")) / max(codes["eval"].shape[0], 1)
+        report = {
+            "recipe": self.config.name,
+            "run_dir": str(self.paths.root),
+            "dataset": {
+                "name": corpus.name,
+                "source": corpus.source,
+                "train_docs": len(corpus.train.texts),
+                "eval_split": corpus.eval.name,
+                "eval_docs": len(corpus.eval.texts),
+                "n_classes": int(len(np.unique(y_train))),
+            },
+            "eval": results,
+            "sae": self._sae_stats(sae, features, codes),
+            "config": to_dict(self.config),
+        }
+        write_report(self.paths.root, report)
+        return report
+
+    def run(self) -> dict[str, Any]:
+        """All stages in order."""
+        self.prepare()
+        features = self.featurize()
+        sae = self.train(features)
+        codes = self.encode(sae, features)
+        return self.evaluate(features, codes)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _train_val_rows(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        order = np.random.default_rng([self.config.train.seed, 2]).permutation(n_rows)
+        n_val = int(round(self.config.train.val_fraction * n_rows)) if n_rows >= 20 else 0
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+    def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> dict[str, Any]:
+        device = resolve_device(self.config.train.device)
+        recon = reconstruction_metrics(sae, features.eval, device=device)
+        fired_train = np.zeros(sae.n_latents, dtype=bool)
+        fired_train[np.unique(codes["train"].indices)] = True
+        return {
+            "architecture": self.config.sae.architecture,
+            "n_latents": sae.n_latents,
+            "d_in": sae.d_in,
+            "k": self.config.sae.k if self.config.sae.architecture in ("topk", "batchtopk") else None,
+            "fvu": recon["fvu"],
+            "l0": float(codes["eval"].getnnz(axis=1).mean()),
+            "dead_fraction": float(1.0 - fired_train.mean()),
+        }
+
+
+def _dir_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()) or "n/a"

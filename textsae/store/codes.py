@@ -1,0 +1,501 @@
+"""Sparse codes on disk: fixed-size shards plus a manifest, written so that a killed run can resume.
+
+A codes folder looks like::
+
+    codes/
+      shard-00000.npz      # rows 0 .. shard_docs-1
+      shard-00001.npz      # the next shard_docs rows; only the last shard may be shorter
+      ...
+      manifest.json        # written last: n_docs, n_latents, format, dtypes, shards, sizes, hashes
+      writer.json          # only while writing: the writer's settings, removed after the manifest
+
+Shard formats:
+
+* ``npz`` -- an uncompressed ``.npz`` with the same keys as :func:`scipy.sparse.save_npz`
+  (``format=b"csr"``, ``shape`` int64 ``[rows, n_latents]``, ``data`` float16, ``indices``
+  uint16 when ``n_latents <= 65,536`` else int32, ``indptr`` int64). Zip entries carry a fixed
+  timestamp, so the same codes always give the same bytes.
+* ``parquet`` -- one row per document with list columns ``indices`` (uint16 / int32) and
+  ``values`` (float16, Parquet's ``Float16`` logical type), zstd-compressed; ``n_latents`` and
+  ``nnz`` are in the file's key-value metadata.
+
+Resuming. Every shard is written under a temporary name and renamed into place, so after a kill
+only complete shards carry a ``shard-NNNNN`` name. A new :class:`CodesWriter` on the same folder
+counts them (reading only each shard's ``shape``/row count) and reports
+:attr:`CodesWriter.completed_docs`; the caller skips that many documents and writes the rest.
+The settings a resume must share with the first run (``n_latents``, ``fmt``, ``shard_docs`` and
+``meta``) are kept in ``writer.json``, written before the first shard; a writer with other
+settings refuses to continue. A shorter-than-``shard_docs`` last shard (a kill inside
+:meth:`CodesWriter.close`, before the manifest) is deleted and written again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from textsae._io import _json_default, atomic_path, atomic_write_json, logger, read_json
+from textsae.errors import IncompleteArtifactError, UserError
+from textsae.store.manifest import DEFAULT_RESUME_HINT, MANIFEST_NAME, read_manifest, write_manifest
+
+__all__ = ["CODES_FORMAT_VERSION", "WRITER_STATE_NAME", "CodesWriter", "load_codes", "codes_info", "shard_name"]
+
+CODES_FORMAT_VERSION = 1
+"""Version of the shard layout (recorded in the manifest as ``codes_format_version``)."""
+
+WRITER_STATE_NAME = "writer.json"
+"""Settings of an unfinished writer; present only while a folder is incomplete."""
+
+_FP16_MAX = float(np.finfo(np.float16).max)  # 65504
+_UINT16_COLUMNS = 1 << 16  # uint16 indices address columns 0 .. 65535
+_MAX_LATENTS = np.iinfo(np.int32).max
+_SHARD_RE = re.compile(r"shard-(\d{5,})\.(npz|parquet)")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamp: identical codes give identical bytes
+_WRITER_KEYS = frozenset(
+    {"codes_format_version", "n_docs", "n_latents", "format", "index_dtype", "value_dtype", "shard_docs", "nnz", "shards"}
+)
+_MANIFEST_KEYS = frozenset({"format_version", "complete", "files"})
+
+
+def shard_name(index: int, fmt: str) -> str:
+    """File name of shard number ``index`` (``shard-00000.npz``)."""
+    return f"shard-{index:05d}.{fmt}"
+
+
+def _index_dtype(n_latents: int) -> np.dtype:
+    return np.dtype(np.uint16) if n_latents <= _UINT16_COLUMNS else np.dtype(np.int32)
+
+
+def _jsonable(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` as it reads back from JSON (tuples become lists, numpy scalars Python numbers)."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
+class CodesWriter:
+    """Write sparse codes to ``directory`` in shards of ``shard_docs`` documents, then a manifest.
+
+    Use it as a context manager; leaving the block normally calls :meth:`close`, leaving it with
+    an exception writes no manifest, so the folder stays resumable::
+
+        with CodesWriter(out, n_latents=4096, shard_docs=50_000, meta={"sae": sae_hash}) as writer:
+            for batch in batches(start=writer.completed_docs):
+                writer.write(codes_of(batch))
+
+    Args:
+        directory: Output folder (created if needed).
+        n_latents: Number of columns of every codes matrix (at most 2**31 - 1).
+        fmt: ``"npz"`` (CSR shards) or ``"parquet"`` (rows of ``indices``/``values`` lists).
+        shard_docs: Documents per shard; every shard but the last holds exactly this many.
+        meta: Extra JSON-serialisable keys for the manifest (e.g. the SAE's hash). A resumed
+            writer must pass the same ``meta``.
+        overwrite: Delete an existing (complete or partial) output in ``directory`` first.
+
+    Raises:
+        UserError: A parameter is out of range; ``directory`` already holds complete codes and
+            ``overwrite`` is false; or it holds shards of an interrupted run written with other
+            settings (or that cannot be resumed).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        n_latents: int,
+        fmt: Literal["npz", "parquet"] = "npz",
+        shard_docs: int = 50_000,
+        meta: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        _check_writer_args(n_latents=n_latents, fmt=fmt, shard_docs=shard_docs, meta=meta or {})
+        self.directory = Path(directory)
+        self.n_latents = int(n_latents)
+        self.fmt = fmt
+        self.shard_docs = int(shard_docs)
+        self.meta = _jsonable(meta or {})
+        self.index_dtype = _index_dtype(self.n_latents)
+        self._buffer: list[sp.csr_matrix] = []
+        self._buffered_rows = 0
+        self._shards: list[dict[str, Any]] = []
+        self._closed = False
+        self._prepare(overwrite=overwrite)
+
+    # ----------------------------------------------------------------------------------- setup
+
+    def _prepare(self, *, overwrite: bool) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        manifest = self.directory / MANIFEST_NAME
+        if manifest.exists() and not overwrite:
+            raise UserError(
+                f"{self.directory} already holds complete codes ({manifest} exists). Use them as they are, "
+                f"or pass overwrite=True to delete them and write new ones."
+            )
+        if overwrite:
+            self._clear()
+        for stale in self.directory.glob(".tmp-*"):  # half-written files of a killed run
+            if stale.name.startswith((".tmp-shard-", f".tmp-{WRITER_STATE_NAME}.", f".tmp-{MANIFEST_NAME}.")):
+                stale.unlink()
+        shards = self._existing_shards()
+        if shards:
+            self._resume(shards)
+        else:
+            atomic_write_json(self.directory / WRITER_STATE_NAME, self._state())
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "codes_format_version": CODES_FORMAT_VERSION,
+            "n_latents": self.n_latents,
+            "format": self.fmt,
+            "shard_docs": self.shard_docs,
+            "meta": self.meta,
+        }
+
+    def _clear(self) -> None:
+        # The manifest goes first: from then on the folder reads as incomplete, even if we are killed.
+        for name in (MANIFEST_NAME, WRITER_STATE_NAME):
+            (self.directory / name).unlink(missing_ok=True)
+        for path in self.directory.iterdir():
+            if _SHARD_RE.fullmatch(path.name) and path.is_file():
+                path.unlink()
+        logger.info("Cleared earlier codes in %s (overwrite=True).", self.directory)
+
+    def _existing_shards(self) -> list[Path]:
+        found: dict[int, Path] = {}
+        for path in self.directory.iterdir():
+            match = _SHARD_RE.fullmatch(path.name)
+            if match is None or not path.is_file():
+                continue
+            if match.group(2) != self.fmt:
+                raise UserError(
+                    f"{self.directory} holds {match.group(2)} shards of an interrupted run ({path.name}); this writer writes "
+                    f"fmt={self.fmt!r}. Pass fmt={match.group(2)!r} to resume, or overwrite=True to start again."
+                )
+            found[int(match.group(1))] = path
+        ordered = [found[i] for i in sorted(found)]
+        if sorted(found) != list(range(len(found))):
+            missing = sorted(set(range(max(found) + 1)) - set(found))
+            raise UserError(
+                f"{self.directory} cannot be resumed: shards {[shard_name(i, self.fmt) for i in missing][:5]} are missing "
+                f"between the ones present. Pass overwrite=True to start again."
+            )
+        return ordered
+
+    def _resume(self, shards: list[Path]) -> None:
+        state_path = self.directory / WRITER_STATE_NAME
+        try:
+            state = read_json(state_path)
+        except (OSError, ValueError):
+            raise UserError(
+                f"{self.directory} holds {len(shards)} shards but no readable {WRITER_STATE_NAME}, so it cannot be resumed safely. "
+                f"Pass overwrite=True to start again."
+            ) from None
+        differences = [
+            f"{key}={state.get(key)!r} (this writer: {value!r})" for key, value in self._state().items() if state.get(key) != value
+        ]
+        if differences:
+            raise UserError(
+                f"{self.directory} holds {len(shards)} shards of an interrupted run written with different settings: "
+                f"{'; '.join(differences)}. Pass the same settings to resume, or overwrite=True to start again."
+            )
+        for position, path in enumerate(shards):
+            rows, n_columns, nnz = _shard_header(path)
+            if n_columns != self.n_latents:
+                raise UserError(f"{path} has {n_columns} columns; expected n_latents={self.n_latents}. Pass overwrite=True to start again.")
+            if rows < self.shard_docs and position == len(shards) - 1:
+                # Only close() writes a short shard; it was killed before the manifest. Redo it.
+                logger.info("Deleting %s (%d rows, the unfinished last shard); it will be written again.", path, rows)
+                path.unlink()
+                break
+            if rows != self.shard_docs:
+                raise UserError(f"{path} has {rows} rows; expected shard_docs={self.shard_docs}. Pass overwrite=True to start again.")
+            self._shards.append({"name": path.name, "rows": rows, "nnz": nnz})
+        if self._shards:
+            logger.info("Resuming codes in %s: %d documents already in %d shards.", self.directory, self.completed_docs, len(self._shards))
+
+    # ------------------------------------------------------------------------------- writing
+
+    @property
+    def completed_docs(self) -> int:
+        """Documents already in complete shards on disk (right after construction: where to resume)."""
+        return sum(shard["rows"] for shard in self._shards)
+
+    def write(self, codes: sp.spmatrix | sp.sparray | np.ndarray) -> None:
+        """Append documents (rows); every full ``shard_docs`` rows are written out as a shard.
+
+        Args:
+            codes: A ``(n_docs, n_latents)`` sparse matrix (any scipy format) or 2-D array.
+
+        Raises:
+            UserError: ``codes`` has the wrong number of columns, or holds NaN/inf or values
+                outside the float16 range (|v| > 65504).
+            RuntimeError: The writer is already closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"CodesWriter for {self.directory} is closed; create a new one to write more.")
+        if not sp.issparse(codes) and not (isinstance(codes, np.ndarray) and codes.ndim == 2):
+            raise TypeError(f"CodesWriter.write expects a 2-D scipy sparse matrix or numpy array. Got {type(codes).__name__} instead.")
+        if codes.shape[1] != self.n_latents:
+            raise UserError(f"Codes passed to CodesWriter have {codes.shape[1]} columns; expected n_latents={self.n_latents}.")
+        if codes.shape[0] == 0:
+            return
+        chunk = sp.csr_matrix(codes, copy=True)  # a copy: the caller may reuse its buffers
+        chunk.sum_duplicates()  # sorted indices, no duplicates: one layout for the same codes
+        _check_fp16_range(chunk.data, self.directory)
+        self._buffer.append(chunk)
+        self._buffered_rows += codes.shape[0]
+        if self._buffered_rows >= self.shard_docs:
+            self._flush(final=False)
+
+    def _flush(self, *, final: bool) -> None:
+        stacked = sp.vstack(self._buffer, format="csr") if len(self._buffer) > 1 else self._buffer[0]
+        n_rows = stacked.shape[0]
+        stop = n_rows if final else n_rows - n_rows % self.shard_docs
+        for start in range(0, stop, self.shard_docs):
+            self._write_shard(stacked[start : min(start + self.shard_docs, stop)])
+        rest = stacked[stop:]
+        self._buffer = [rest] if rest.shape[0] else []
+        self._buffered_rows = rest.shape[0]
+
+    def _write_shard(self, rows: sp.csr_matrix) -> None:
+        name = shard_name(len(self._shards), self.fmt)
+        if not rows.has_canonical_format:  # write() canonicalised each chunk; vstack keeps that
+            rows = rows.copy()
+            rows.sum_duplicates()
+        data = rows.data.astype(np.float16)
+        indices = rows.indices.astype(self.index_dtype)
+        indptr = rows.indptr.astype(np.int64)
+        with atomic_path(self.directory / name) as tmp:
+            if self.fmt == "npz":
+                _write_npz_shard(tmp, data=data, indices=indices, indptr=indptr, n_latents=self.n_latents)
+            else:
+                _write_parquet_shard(tmp, data=data, indices=indices, indptr=indptr, n_latents=self.n_latents)
+        self._shards.append({"name": name, "rows": rows.shape[0], "nnz": int(indptr[-1])})
+        logger.debug("Wrote %s (%d documents).", self.directory / name, rows.shape[0])
+
+    def close(self, *, extra_meta: dict[str, Any] | None = None) -> None:
+        """Write the last (possibly short) shard and then the manifest; a second call does nothing.
+
+        Args:
+            extra_meta: Keys added to the manifest that need not match on resume (e.g. timings).
+
+        Raises:
+            UserError: ``extra_meta`` uses a key the writer sets itself.
+        """
+        if self._closed:
+            return
+        extra = _jsonable(extra_meta or {})
+        _check_meta_keys(extra, "extra_meta")
+        if self._buffered_rows:
+            self._flush(final=True)
+        meta = {
+            **self.meta,
+            **extra,
+            "codes_format_version": CODES_FORMAT_VERSION,
+            "n_docs": self.completed_docs,
+            "n_latents": self.n_latents,
+            "format": self.fmt,
+            "index_dtype": self.index_dtype.name,
+            "value_dtype": "float16",
+            "shard_docs": self.shard_docs,
+            "nnz": sum(shard["nnz"] for shard in self._shards),
+            "shards": list(self._shards),
+        }
+        write_manifest(self.directory, [self.directory / shard["name"] for shard in self._shards], meta)
+        (self.directory / WRITER_STATE_NAME).unlink(missing_ok=True)
+        self._closed = True
+        logger.info("Wrote codes for %d documents in %d shards to %s.", meta["n_docs"], len(self._shards), self.directory)
+
+    def __enter__(self) -> CodesWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        self._closed = True  # no manifest: the folder stays incomplete and resumable
+        logger.warning(
+            "Writing codes to %s stopped (%s); %d documents are in complete shards. Re-run to resume.",
+            self.directory,
+            exc_type.__name__,
+            self.completed_docs,
+        )
+
+
+def _check_fp16_range(values: np.ndarray, directory: Path) -> None:
+    if values.size and not (np.isfinite(values).all() and np.abs(values).max() <= _FP16_MAX):
+        raise UserError(
+            f"Codes written to {directory} hold NaN/inf or values beyond the float16 range "
+            f"(max |value| = {np.nanmax(np.abs(values))!r}, expected <= {_FP16_MAX:g}); codes are stored as float16."
+        )
+
+
+def _check_writer_args(*, n_latents: int, fmt: str, shard_docs: int, meta: dict[str, Any]) -> None:
+    if isinstance(n_latents, bool) or not isinstance(n_latents, (int, np.integer)) or not 1 <= n_latents <= _MAX_LATENTS:
+        raise UserError(f"The 'n_latents' parameter of CodesWriter must be an int in [1, {_MAX_LATENTS}]. Got {n_latents!r} instead.")
+    if fmt not in ("npz", "parquet"):
+        raise UserError(f"The 'fmt' parameter of CodesWriter must be 'npz' or 'parquet'. Got {fmt!r} instead.")
+    if isinstance(shard_docs, bool) or not isinstance(shard_docs, (int, np.integer)) or shard_docs < 1:
+        raise UserError(f"The 'shard_docs' parameter of CodesWriter must be an int >= 1. Got {shard_docs!r} instead.")
+    _check_meta_keys(meta, "meta")
+
+
+def _check_meta_keys(meta: dict[str, Any], what: str) -> None:
+    clashing = sorted((_WRITER_KEYS | _MANIFEST_KEYS).intersection(meta))
+    if clashing:
+        raise UserError(f"CodesWriter {what} may not use the keys {clashing}: the writer sets them itself. Rename them.")
+
+
+# --------------------------------------------------------------------------------- shard I/O
+
+
+def _write_npz_shard(path: Path, *, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_latents: int) -> None:
+    arrays = {
+        "indices": indices,
+        "indptr": indptr,
+        "format": np.array(b"csr"),
+        "shape": np.array([len(indptr) - 1, n_latents], dtype=np.int64),
+        "data": data,
+    }
+    # np.savez stamps the current time into the zip; a fixed date makes the bytes reproducible.
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, array, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, buffer.getvalue())
+
+
+def _write_parquet_shard(path: Path, *, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_latents: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    large = indptr[-1] > np.iinfo(np.int32).max
+    list_array = pa.LargeListArray if large else pa.ListArray
+    offsets = pa.array(indptr if large else indptr.astype(np.int32))
+    table = pa.table(
+        {
+            "indices": list_array.from_arrays(offsets, pa.array(indices)),
+            "values": list_array.from_arrays(offsets, pa.array(data)),
+        }
+    )
+    table = table.replace_schema_metadata({"textsae.n_latents": str(n_latents), "textsae.nnz": str(int(indptr[-1]))})
+    pq.write_table(table, path, compression="zstd")
+
+
+def _shard_header(path: Path) -> tuple[int, int, int]:
+    """``(rows, n_columns, nnz)`` of a shard, without reading its entries."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                rows, n_columns = (int(v) for v in archive["shape"])
+                return rows, n_columns, int(archive["indptr"][-1])
+        import pyarrow.parquet as pq
+
+        metadata = pq.read_metadata(path)
+        extra = metadata.metadata or {}
+        return metadata.num_rows, int(extra[b"textsae.n_latents"]), int(extra[b"textsae.nnz"])
+    except Exception as exc:  # any parse failure means the file is not a shard we wrote
+        raise IncompleteArtifactError(f"{path} could not be read as a codes shard ({type(exc).__name__}: {exc}).") from exc
+
+
+def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(data, indices, indptr, n_columns)`` of a shard."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return archive["data"], archive["indices"], archive["indptr"], int(archive["shape"][1])
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        extra = table.schema.metadata or {}
+        indices_column = table.column("indices").combine_chunks()
+        offsets = np.asarray(indices_column.offsets, dtype=np.int64)
+        indices = np.asarray(indices_column.flatten())
+        data = np.asarray(table.column("values").combine_chunks().flatten())
+        return data, indices, offsets - offsets[0], int(extra[b"textsae.n_latents"])
+    except Exception as exc:  # a corrupt file of the right size: name it rather than fail deep in numpy
+        raise IncompleteArtifactError(f"{path} could not be read as a codes shard ({type(exc).__name__}: {exc}).") from exc
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+def codes_info(directory: str | os.PathLike[str], *, resume_hint: str = DEFAULT_RESUME_HINT) -> dict[str, Any]:
+    """The manifest meta of a complete codes folder, plus ``disk_bytes`` (sum of shard sizes).
+
+    Checks that every shard is present with the recorded size (no hashing, no reading).
+
+    Args:
+        directory: A folder written by :class:`CodesWriter`.
+        resume_hint: How to finish the folder if it turns out incomplete.
+
+    Returns:
+        ``n_docs``, ``n_latents``, ``format``, ``index_dtype``, ``value_dtype``, ``shard_docs``,
+        ``nnz``, ``shards`` (name, rows, nnz), the writer's meta and ``disk_bytes``.
+
+    Raises:
+        IncompleteArtifactError: The manifest or a shard is missing, or a size differs.
+    """
+    manifest = read_manifest(directory, resume_hint=resume_hint)
+    if "shards" not in manifest or "n_latents" not in manifest:
+        raise UserError(f"{directory} holds a manifest but not one of sparse codes (no 'shards'/'n_latents'). Expected a folder written by CodesWriter.")
+    info = {key: value for key, value in manifest.items() if key not in _MANIFEST_KEYS}
+    info["disk_bytes"] = sum(entry["bytes"] for entry in manifest["files"])
+    return info
+
+
+def load_codes(
+    directory: str | os.PathLike[str], *, verify_hashes: bool = False, resume_hint: str = DEFAULT_RESUME_HINT
+) -> sp.csr_matrix:
+    """Read all shards of a complete codes folder into one CSR matrix.
+
+    Args:
+        directory: A folder written by :class:`CodesWriter`.
+        verify_hashes: Also check each shard's SHA-256 against the manifest (reads every byte twice).
+        resume_hint: How to finish the folder if it turns out incomplete.
+
+    Returns:
+        ``(n_docs, n_latents)`` CSR matrix with float32 values (the stored float16 values, exactly)
+        and int32 indices (int64 only beyond 2**31 - 1 entries), rows in writing order.
+
+    Raises:
+        IncompleteArtifactError: The manifest or a shard is missing, a size or hash differs, or a
+            shard does not hold what the manifest says.
+    """
+    root = Path(directory)
+    info = codes_info(root, resume_hint=resume_hint)
+    if verify_hashes:
+        read_manifest(root, verify_hashes=True, resume_hint=resume_hint)
+    n_docs, n_latents, total_nnz = int(info["n_docs"]), int(info["n_latents"]), int(info["nnz"])
+    index_dtype = np.int32 if total_nnz <= np.iinfo(np.int32).max else np.int64
+    data = np.empty(total_nnz, dtype=np.float32)
+    indices = np.empty(total_nnz, dtype=index_dtype)
+    indptr = np.zeros(n_docs + 1, dtype=index_dtype)
+    row, entry = 0, 0
+    for shard in info["shards"]:
+        path = root / shard["name"]
+        if not path.is_file():
+            raise IncompleteArtifactError(f"{root} is incomplete: {shard['name']} is listed in {MANIFEST_NAME} but missing. {resume_hint.rstrip('. ')}.")
+        shard_data, shard_indices, shard_indptr, n_columns = _read_shard(path)
+        rows, nnz = len(shard_indptr) - 1, len(shard_data)
+        if (rows, nnz, n_columns) != (shard["rows"], shard["nnz"], n_latents) or row + rows > n_docs or entry + nnz > total_nnz:
+            raise IncompleteArtifactError(
+                f"{path} holds {rows} rows, {nnz} entries and {n_columns} columns; {MANIFEST_NAME} expects "
+                f"{shard['rows']}, {shard['nnz']} and {n_latents}. Delete {root} and run the command again."
+            )
+        data[entry : entry + nnz] = shard_data
+        indices[entry : entry + nnz] = shard_indices
+        indptr[row + 1 : row + rows + 1] = shard_indptr[1:] + entry
+        row, entry = row + rows, entry + nnz
+    if row != n_docs:
+        raise IncompleteArtifactError(f"{root}: shards hold {row} rows; {MANIFEST_NAME} expects n_docs={n_docs}. Delete {root} and run the command again.")
+    return sp.csr_matrix((data, indices, indptr), shape=(n_docs, n_latents), copy=False)

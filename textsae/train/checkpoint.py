@@ -1,0 +1,67 @@
+"""Resumable training state in one safetensors file, written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from textsae._io import atomic_path
+from textsae.errors import UserError
+
+_STATE_KEY = "textsae_state"
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """Write tensors plus a JSON ``state`` (in the safetensors metadata) to ``path`` atomically."""
+    contiguous = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(contiguous, str(tmp), metadata={_STATE_KEY: json.dumps(state)})
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        UserError: If the file is truncated, corrupt or not a textsae checkpoint.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UserError(f"Checkpoint {path} is corrupt or truncated ({error}); delete it to restart training from scratch.") from None
+    if _STATE_KEY not in metadata:
+        raise UserError(f"{path} is not a textsae training checkpoint (no {_STATE_KEY!r} metadata); delete it to restart training.")
+    return tensors, json.loads(metadata[_STATE_KEY])
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Flatten an optimizer's state into named tensors plus JSON-able scalars."""
+    state_dict = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, slot in state_dict["state"].items():
+        for name, value in slot.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{name}"] = value
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Inverse of :func:`optimizer_tensors`."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if not key.startswith("optim."):
+            continue
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    for index, slot in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(slot)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

@@ -1,0 +1,33 @@
+"""Learning-rate schedules: linear warm-up, a flat middle, then decay to zero."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+
+def lr_factor(
+    step: int,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    decay: Literal["cosine", "linear", "none"],
+    decay_start: float,
+) -> float:
+    """Multiplier of the peak learning rate at ``step`` (0-based).
+
+    Warm-up rises linearly over ``warmup_steps``; decay runs from ``decay_start·total_steps`` to the
+    last step, linearly or along a half cosine, reaching zero after the final step.
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if decay == "none":
+        return 1.0
+    start = max(int(decay_start * total_steps), warmup_steps)
+    if step < start:
+        return 1.0
+    progress = (step - start + 1) / max(total_steps - start, 1)
+    progress = min(progress, 1.0)
+    if decay == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -1,0 +1,235 @@
+"""Train a sparse autoencoder on a feature matrix: Adam, warm-up/decay, checkpoints, resume.
+
+The trainer is split into phases — :meth:`Trainer.setup`, :meth:`Trainer.train_step`,
+:meth:`Trainer.evaluate`, :meth:`Trainer.save_checkpoint` — and :meth:`Trainer.train` strings them
+together. Batch order and corruption noise are pure functions of ``(seed, step)``, so a run resumed
+from a checkpoint continues exactly as the uninterrupted run would have (bit-identical on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from textsae._io import logger, resolve_device, stable_hash
+from textsae.config.schema import TrainConfig, to_dict
+from textsae.errors import UserError
+from textsae.eval.reconstruction import reconstruction_metrics
+from textsae.sae import SparseAutoencoder
+from textsae.train.batches import FeatureMatrix, corrupt, epoch_permutation, rows_to_tensor
+from textsae.train.checkpoint import load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
+from textsae.train.schedules import lr_factor
+
+_INIT_SAMPLE_ROWS = 8192
+
+
+@dataclass
+class TrainSummary:
+    """What a finished training run reports."""
+
+    steps: int
+    seconds: float
+    resumed_from: int
+    final: dict[str, float] = field(default_factory=dict)
+    validation: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """Trains ``sae`` on the rows of ``features`` (CSR or dense).
+
+    Args:
+        sae: A freshly built SAE (its initialisation from data happens in :meth:`setup`).
+        cfg: Training settings.
+        features: Training features, ``(n_docs, d_in)``.
+        checkpoint_path: Where the resumable state lives; ``None`` disables checkpoints.
+        metrics_path: ``metrics.jsonl`` to append to; ``None`` disables the log.
+        val_features: Held-out rows for validation FVU/L0, or ``None``.
+    """
+
+    def __init__(
+        self,
+        sae: SparseAutoencoder,
+        cfg: TrainConfig,
+        features: FeatureMatrix,
+        *,
+        checkpoint_path: Path | None = None,
+        metrics_path: Path | None = None,
+        val_features: FeatureMatrix | None = None,
+    ) -> None:
+        if features.shape[0] == 0:
+            raise UserError("No training documents: the feature matrix has 0 rows.")
+        if features.shape[1] != sae.d_in:
+            raise UserError(f"Features have {features.shape[1]} columns but the SAE expects d_in={sae.d_in}.")
+        self.sae = sae
+        self.cfg = cfg
+        self.features = features
+        self.val_features = val_features
+        self.checkpoint_path = checkpoint_path
+        self.metrics_path = metrics_path
+        self.n_rows = features.shape[0]
+        self.steps_per_epoch = math.ceil(self.n_rows / cfg.batch_size)
+        self.total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
+        self.step = 0
+        self.resumed_from = 0
+
+    # --- phases ---------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Pick the device, initialise the SAE from data, build the optimizer, and resume if possible."""
+        self.device = torch.device(resolve_device(self.cfg.device))
+        self.use_bf16 = self.cfg.autocast == "bf16" or (self.cfg.autocast == "auto" and self.device.type == "cuda")
+        torch.manual_seed(self.cfg.seed)
+        sample_rows = np.sort(np.random.default_rng([self.cfg.seed, 1]).permutation(self.n_rows)[:_INIT_SAMPLE_ROWS])
+        self.sae.init_from_data(rows_to_tensor(self.features, sample_rows, "cpu"))
+        self.sae.normalize_decoder_()
+        self.sae.to(self.device)
+        self.optimizer = torch.optim.Adam(self.sae.parameters(), lr=self.cfg.lr, betas=self.cfg.adam_betas)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
+        self.samples_since_fired = torch.zeros(self.sae.n_latents, dtype=torch.long, device=self.device)
+        if self.checkpoint_path is not None and self.checkpoint_path.exists():
+            self._resume()
+
+    def train(self) -> TrainSummary:
+        """Run :meth:`setup` and every remaining step; returns a summary with validation metrics."""
+        self.setup()
+        start = time.perf_counter()
+        progress = _progress_bar(self.total_steps, self.step, enabled=self.cfg.progress)
+        running: dict[str, float] = {}
+        while self.step < self.total_steps:
+            metrics = self.train_step()
+            self.step += 1
+            progress.update(1)
+            if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
+                running = {name: float(value) for name, value in metrics.items()}
+                progress.set_postfix(
+                    loss=f"{running['loss']:.4g}", fvu=f"{running['fvu']:.3f}", l0=f"{running['l0']:.1f}", dead=f"{100 * running['dead_fraction']:.1f}%"
+                )
+                self._log({"step": self.step, **running})
+            if self.checkpoint_path is not None and (self.step % self.cfg.checkpoint_every == 0 or self.step == self.total_steps):
+                self.save_checkpoint()
+        progress.close()
+        validation = self.evaluate(self.val_features) if self.val_features is not None and self.val_features.shape[0] else {}
+        if validation:
+            self._log({"step": self.step, **{f"val_{k}": v for k, v in validation.items()}})
+        return TrainSummary(self.total_steps, time.perf_counter() - start, self.resumed_from, running, validation)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One optimiser step on the batch that belongs to ``self.step``; returns detached metrics."""
+        sae = self.sae
+        sae.train()
+        x = rows_to_tensor(self.features, self._batch_rows(self.step), self.device)
+        generator = torch.Generator().manual_seed(int(stable_hash([self.cfg.seed, self.step], 8), 16))
+        x_in = corrupt(x, self.cfg.corruption, self.cfg.corruption_p, generator)
+        with self._autocast():
+            out = sae(x_in)
+            target = sae.normalize(x) if x_in is not x else None
+            losses = sae.loss(out, target=target, dead_mask=self.samples_since_fired >= sae.cfg.dead_after)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        sae.remove_parallel_grad_()
+        self.optimizer.step()
+        self.scheduler.step()
+        sae.normalize_decoder_()
+        with torch.no_grad():
+            active = out.codes != 0  # (B, n_latents)
+            fired = active.any(dim=0)
+            self.samples_since_fired += active.shape[0]
+            self.samples_since_fired[fired] = 0
+            dead_fraction = (self.samples_since_fired >= sae.cfg.dead_after).float().mean()
+        return {
+            "loss": losses.total.detach(),
+            "reconstruction": losses.reconstruction.detach(),
+            "sparsity": losses.sparsity.detach(),
+            "auxk": losses.auxk.detach(),
+            "fvu": losses.fvu.detach(),
+            "l0": active.sum(dim=1).float().mean(),
+            "dead_fraction": dead_fraction,
+            "lr": torch.tensor(self.scheduler.get_last_lr()[0]),
+        }
+
+    def evaluate(self, features: FeatureMatrix) -> dict[str, float]:
+        """FVU and L0 of the inference codes (``decode(encode(x))``) on ``features``, in normalised space."""
+        return reconstruction_metrics(self.sae, features, device=self.device, bf16=self.use_bf16)
+
+    def save_checkpoint(self) -> None:
+        """Write model, optimizer and dead-latent state for resuming; atomic."""
+        tensors = {f"model.{name}": value for name, value in self.sae.state_dict().items()}
+        optim_tensors, optim_meta = optimizer_tensors(self.optimizer)
+        tensors.update(optim_tensors)
+        tensors["tracker.samples_since_fired"] = self.samples_since_fired
+        state = {"step": self.step, "fingerprint": self._fingerprint(), "optimizer": optim_meta}
+        save_checkpoint(self.checkpoint_path, tensors, state)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        tensors, state = load_checkpoint(self.checkpoint_path)
+        if state.get("fingerprint") != self._fingerprint():
+            raise UserError(
+                f"Checkpoint {self.checkpoint_path} was written for a different config or data; "
+                "delete it (or choose another run.dir) to train from scratch."
+            )
+        model_state = {name[len("model.") :]: value for name, value in tensors.items() if name.startswith("model.")}
+        self.sae.load_state_dict(model_state)
+        restore_optimizer(self.optimizer, tensors, state["optimizer"])
+        self.samples_since_fired = tensors["tracker.samples_since_fired"].to(self.device)
+        self.step = self.resumed_from = int(state["step"])
+        self.scheduler.last_epoch = self.step  # the restored param_groups already hold lr for this step
+        self._truncate_metrics(self.step)
+        logger.info("Resumed training from step %d of %d (%s)", self.step, self.total_steps, self.checkpoint_path)
+
+    def _batch_rows(self, step: int) -> np.ndarray:
+        epoch, index = divmod(step, self.steps_per_epoch)
+        order = epoch_permutation(self.n_rows, self.cfg.seed, epoch)
+        return np.sort(order[index * self.cfg.batch_size : (index + 1) * self.cfg.batch_size])
+
+    def _lr_lambda(self, step: int) -> float:
+        return lr_factor(
+            max(step, 0), total_steps=self.total_steps, warmup_steps=self.cfg.warmup_steps, decay=self.cfg.decay, decay_start=self.cfg.decay_start
+        )
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.use_bf16:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _fingerprint(self) -> str:
+        train = to_dict(self.cfg)
+        train.pop("progress", None)
+        train.pop("device", None)
+        return stable_hash({"train": train, "sae": to_dict(self.sae.cfg), "shape": list(self.features.shape), "total_steps": self.total_steps})
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.metrics_path is None:
+            return
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop log lines written after the checkpoint we resume from, so the log matches an uninterrupted run."""
+        if self.metrics_path is None or not self.metrics_path.exists():
+            return
+        kept = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by the interruption
+            if record.get("step", 0) <= step and not any(k.startswith("val_") for k in record):
+                kept.append(line)
+        self.metrics_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _progress_bar(total: int, initial: int, *, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", disable=not enabled, dynamic_ncols=True, leave=False)
