@@ -43,6 +43,12 @@ def load_sae_artifact(directory: Path) -> SparseAutoencoder:
     return load_sae(directory)
 
 
+def sae_fingerprint(directory: Path) -> str:
+    """SHA-256 of a trained SAE's weights, from its manifest: ties codes to the SAE that made them."""
+    manifest = read_manifest(directory, resume_hint="re-run `textsae train` with the same recipe to finish training")
+    return next((f["sha256"] for f in manifest["files"] if f["name"].endswith(".safetensors")), "")
+
+
 def save_featurizer_artifact(featurizer: Featurizer, directory: Path) -> None:
     """``save_pretrained`` plus a manifest."""
     featurizer.save_pretrained(directory)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from textsae.artifacts import (
     save_feature_matrices,
     save_featurizer_artifact,
     save_sae_artifact,
+    sae_fingerprint,
 )
 from textsae.config.compose import dump_yaml
 from textsae.config.schema import RecipeConfig, to_dict
@@ -38,7 +38,7 @@ from textsae.eval.sizes import bytes_per_doc, entries_for_bytes, index_bytes_nee
 from textsae.featurize.base import build_featurizer
 from textsae.paths import RunPaths, run_paths
 from textsae.sae import SparseAutoencoder, build_sae
-from textsae.store.codes import load_codes
+from textsae.store.codes import codes_info, load_codes
 from textsae.train.trainer import Trainer
 
 SPLITS = ("train", "eval")
@@ -126,7 +126,7 @@ class Pipeline:
                 sae = sae or load_sae_artifact(self.paths.sae)
                 features = features or self.featurize()
                 device = resolve_device(self.config.train.device)
-                meta = {"split": split, "recipe": self.config.name}
+                meta = {"split": split, "recipe": self.config.name, "sae_sha256": sae_fingerprint(self.paths.sae)}
                 encode_features(sae, getattr(features, split), out_dir, self.config.encode, device=device, meta=meta, progress=self.config.train.progress)
             codes[split] = load_codes(out_dir)
         return codes
@@ -163,7 +163,7 @@ class Pipeline:
             if name == "truncated":
                 results[name]["entries_per_doc"] = keep
         if "codes" in results:
-            results["codes"]["disk_bytes_per_doc"] = _dir_bytes(self.paths.codes("eval")) / max(codes["eval"].shape[0], 1)
+            results["codes"]["disk_bytes_per_doc"] = codes_info(self.paths.codes("eval"))["disk_bytes"] / max(codes["eval"].shape[0], 1)
         report = {
             "recipe": self.config.name,
             "run_dir": str(self.paths.root),
@@ -211,10 +211,6 @@ class Pipeline:
             "l0": float(codes["eval"].getnnz(axis=1).mean()),
             "dead_fraction": float(1.0 - fired_train.mean()),
         }
-
-
-def _dir_bytes(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
 
 
 def _fmt(metrics: dict[str, float]) -> str:

@@ -184,7 +184,7 @@ def test_changed_shard_of_same_size_needs_hash_check(tmp_path):
 def test_missing_manifest_gives_resume_hint(tmp_path):
     (tmp_path / "a.bin").write_bytes(b"123")
     with pytest.raises(IncompleteArtifactError, match="has no manifest.json.*interrupted. Re-run `textsae encode r.yaml` to resume."):
-        read_manifest(tmp_path, resume_hint="Re-run `textsae encode r.yaml` to resume")
+        read_manifest(tmp_path, resume_hint="re-run `textsae encode r.yaml` to resume")  # capitalised in the message
     write_manifest(tmp_path, [tmp_path / "a.bin"], {"kind": "test"})
     manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
     assert manifest["format_version"] == 1 and manifest["complete"] is True and manifest["kind"] == "test"

@@ -35,7 +35,7 @@ def handle(args: argparse.Namespace) -> int:
     import shutil
 
     from textsae._io import resolve_device
-    from textsae.artifacts import is_complete, load_featurizer_artifact, load_sae_artifact
+    from textsae.artifacts import is_complete, load_featurizer_artifact, load_sae_artifact, sae_fingerprint
     from textsae.config.schema import EncodeConfig
     from textsae.data.corpus import load_split
     from textsae.encode import encode_texts
@@ -52,7 +52,7 @@ def handle(args: argparse.Namespace) -> int:
     sae = load_sae_artifact(paths.sae)
     split = load_split(args.data, text_column=args.text_column, require_labels=False)
     cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format)
-    meta = {"run_dir": str(paths.root.resolve()), "data": str(Path(args.data).resolve()), "split": split.name}
+    meta = {"run_dir": str(paths.root.resolve()), "data": str(Path(args.data).resolve()), "split": split.name, "sae_sha256": sae_fingerprint(paths.sae)}
     encode_texts(featurizer, sae, split.texts, out, cfg, device=resolve_device(args.device), meta=meta, progress=not args.quiet)
     print(f"wrote codes for {len(split.texts)} documents to {out}")
     return 0

@@ -135,7 +135,7 @@ class SAEConfig:
     auxk_coefficient: float = 0.03125
     """Weight of the AuxK loss that lets dead latents model the residual (TopK family); 0 turns it off."""
     auxk_k: int | None = None
-    """Latents used by AuxK; default ``min(d_in // 2, 4 * k)``."""
+    """Latents used by AuxK; default ``min(d_in // 2, 2 * k)`` (its decode costs k_aux/k times the main decoder)."""
     dead_after: int = 200_000
     """A latent that has not fired on this many training documents counts as dead."""
     tied_init: bool = True

@@ -113,7 +113,7 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> Table:
     """
     path = Path(path)
     if not path.exists():
-        raise UserError(f"No such file or folder: {path}{_cwd_hint(path)}")
+        raise UserError(f"No such file or folder: {path}{cwd_hint(path)}")
     if path.is_dir():
         raise UserError(f"{path} is a folder; expected one {'/'.join(SUPPORTED_SUFFIXES)} file.")
     suffix = path.suffix.lower()
@@ -132,7 +132,8 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> Table:
     )
 
 
-def _cwd_hint(path: Path) -> str:
+def cwd_hint(path: Path) -> str:
+    """`` (relative to the current directory ...)`` for a relative path, else ``""``."""
     return "" if path.is_absolute() else f" (relative to the current directory {Path.cwd()})"
 
 
@@ -170,9 +171,7 @@ _RAGGED_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 def _read_csv(path: Path) -> Table:
     text = _decode_utf8(path)
     try:
-        frame = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="error"
-        )
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="error")
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty: expected a header line (e.g. `text,label`) and data rows.") from None
     except pd.errors.ParserError as err:
@@ -181,7 +180,7 @@ def _read_csv(path: Path) -> Table:
             expected, line, saw = ragged.groups()
             raise UserError(
                 f"{path}: line {line} has {saw} fields but the header has {expected}. "
-                "Quote fields that contain commas (\"like, this\")."
+                'Quote fields that contain commas ("like, this").'
             ) from None
         raise UserError(f"Cannot parse CSV file {path}: {err}.") from None
     # Rows map to lines exactly when no field spans lines and no blank line was skipped.
@@ -234,8 +233,8 @@ def _read_json(path: Path) -> Table:
         frame = pd.DataFrame(data)
     else:
         raise UserError(
-            f"{path}: expected a JSON list of objects ([{{\"text\": ..., \"label\": ...}}, ...]) or an object of "
-            f"equal-length column lists ({{\"text\": [...], \"label\": [...]}}). Got a {type(data).__name__} instead."
+            f'{path}: expected a JSON list of objects ([{{"text": ..., "label": ...}}, ...]) or an object of '
+            f'equal-length column lists ({{"text": [...], "label": [...]}}). Got a {type(data).__name__} instead.'
         )
     if frame.empty:
         raise UserError(f"{path} holds no rows.")
@@ -343,9 +342,7 @@ def extract_texts(
     return [values[i] for i in positions], positions
 
 
-def extract_labels(
-    table: Table, column: str, positions: np.ndarray, option: str = "data.label_column"
-) -> RawLabels:
+def extract_labels(table: Table, column: str, positions: np.ndarray, option: str = "data.label_column") -> RawLabels:
     """Check a label column (at the kept ``positions``) and classify its values as ids or names.
 
     Ints (and floats with integral values, and bools) are class ids and must be >= 0; strings are

@@ -404,7 +404,10 @@ def _shard_header(path: Path) -> tuple[int, int, int]:
         extra = metadata.metadata or {}
         return metadata.num_rows, int(extra[b"textsae.n_latents"]), int(extra[b"textsae.nnz"])
     except Exception as exc:  # any parse failure means the file is not a shard we wrote
-        raise IncompleteArtifactError(f"{path} could not be read as a codes shard ({type(exc).__name__}: {exc}).") from exc
+        raise IncompleteArtifactError(
+            f"{path} could not be read as a codes shard ({type(exc).__name__}: {exc}). Delete it and re-run to resume, "
+            f"or pass overwrite=True to start again."
+        ) from exc
 
 
 def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -484,7 +487,7 @@ def load_codes(
     for shard in info["shards"]:
         path = root / shard["name"]
         if not path.is_file():
-            raise IncompleteArtifactError(f"{root} is incomplete: {shard['name']} is listed in {MANIFEST_NAME} but missing. {resume_hint.rstrip('. ')}.")
+            raise IncompleteArtifactError(f"{root} is incomplete: {shard['name']} is listed in {MANIFEST_NAME} but missing, so files were removed after it was written. Delete {root} and run the command again.")
         shard_data, shard_indices, shard_indptr, n_columns = _read_shard(path)
         rows, nnz = len(shard_indptr) - 1, len(shard_data)
         if (rows, nnz, n_columns) != (shard["rows"], shard["nnz"], n_latents) or row + rows > n_docs or entry + nnz > total_nnz:

@@ -96,7 +96,8 @@ def read_manifest(
     root = Path(directory)
     if not root.is_dir():
         raise UserError(f"Artefact folder {root} does not exist (or is not a folder). Expected a folder holding {MANIFEST_NAME}.")
-    hint = resume_hint.rstrip(". ")
+    hint = resume_hint.strip().rstrip(".")
+    hint = hint[:1].upper() + hint[1:]  # it follows a full stop
     path = root / MANIFEST_NAME
     if not path.is_file():
         raise IncompleteArtifactError(
@@ -108,7 +109,7 @@ def read_manifest(
         raise IncompleteArtifactError(f"{path} could not be read as JSON ({exc}). {hint}, or delete {root} and run it again.") from exc
     _check_header(path, manifest, hint)
     for entry in manifest["files"]:
-        _check_file(root, entry, verify_hashes=verify_hashes, hint=hint)
+        _check_file(root, entry, verify_hashes=verify_hashes)
     return manifest
 
 
@@ -124,11 +125,14 @@ def _check_header(path: Path, manifest: Any, hint: str) -> None:
         raise IncompleteArtifactError(f"{path} is not marked complete (got complete={manifest.get('complete')!r}, expected true). {hint}.")
 
 
-def _check_file(root: Path, entry: dict[str, Any], *, verify_hashes: bool, hint: str) -> None:
+def _check_file(root: Path, entry: dict[str, Any], *, verify_hashes: bool) -> None:
     name = entry.get("name")
     file = root / str(name)
     if not file.is_file():
-        raise IncompleteArtifactError(f"{root} is incomplete: {name} is listed in {MANIFEST_NAME} but missing. {hint}, or delete {root} and run it again.")
+        raise IncompleteArtifactError(
+            f"{root} is incomplete: {name} is listed in {MANIFEST_NAME} but missing, so files were removed after it was written. "
+            f"Delete {root} and run the command again."
+        )
     size = file.stat().st_size
     if size != entry.get("bytes"):
         raise IncompleteArtifactError(

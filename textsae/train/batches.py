@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -13,12 +15,14 @@ def rows_to_tensor(features: FeatureMatrix, rows: np.ndarray | slice, device: st
     """Rows of a CSR matrix as a torch sparse CSR tensor (never densified), or of a dense array as a tensor."""
     if sp.issparse(features):
         block = features[rows]
-        tensor = torch.sparse_csr_tensor(
-            torch.from_numpy(block.indptr.astype(np.int64)),
-            torch.from_numpy(block.indices.astype(np.int64)),
-            torch.from_numpy(block.data.astype(np.float32, copy=False)),
-            size=block.shape,
-        )
+        with warnings.catch_warnings():  # torch warns once that CSR support is "beta"; we rely only on stable parts
+            warnings.simplefilter("ignore", UserWarning)
+            tensor = torch.sparse_csr_tensor(
+                torch.from_numpy(block.indptr.astype(np.int64)),
+                torch.from_numpy(block.indices.astype(np.int64)),
+                torch.from_numpy(block.data.astype(np.float32, copy=False)),
+                size=block.shape,
+            )
         return tensor.to(device)
     return torch.from_numpy(np.ascontiguousarray(features[rows], dtype=np.float32)).to(device)
 

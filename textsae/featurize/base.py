@@ -1,0 +1,163 @@
+"""The featurizer contract: text in, one row of features per document out.
+
+Every featurizer follows scikit-learn's estimator conventions (keyword-only ``__init__`` that
+only stores parameters, ``fit`` returns ``self``, learned state ends in ``_``) and saves itself
+as a directory whose ``config.json`` names its ``kind``. :func:`load_featurizer` reads that
+``kind`` and hands the directory to the matching class; :func:`build_featurizer` does the same
+for a :class:`~textsae.config.schema.FeaturizerConfig`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from textsae._io import read_json
+from textsae.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from textsae.config.schema import FeaturizerConfig
+
+    if sys.version_info >= (3, 11):
+        from typing import Self
+    else:  # pragma: no cover
+        from typing_extensions import Self
+
+__all__ = ["CONFIG_NAME", "Featurizer", "build_featurizer", "featurizer_class", "load_featurizer", "read_featurizer_config"]
+
+CONFIG_NAME = "config.json"
+"""File in a saved featurizer directory that holds ``{"kind", "params", "versions", ...}``."""
+
+# kind -> "module:Class"; imported lazily so that loading a TF-IDF featurizer never imports torch.
+_KINDS: dict[str, str] = {
+    "tfidf": "textsae.featurize.tfidf:TfidfFeaturizer",
+}
+
+
+@runtime_checkable
+class Featurizer(Protocol):
+    """What the rest of textsae needs from a featurizer.
+
+    ``isinstance(obj, Featurizer)`` only checks that the methods exist. On Python < 3.12 it also
+    reads the ``n_features`` property, which raises ``NotFittedError`` before ``fit``, so check a
+    fitted object.
+    """
+
+    def fit(self, texts: Iterable[str], y: Any = None) -> Self:
+        """Learn the vocabulary (or whatever state the featurizer needs) from ``texts``."""
+        ...
+
+    def transform(self, texts: Iterable[str]) -> sp.csr_matrix | np.ndarray:
+        """Return one row per document: ``(n_docs, n_features)``, CSR (sparse) or dense float32."""
+        ...
+
+    def fit_transform(self, texts: Iterable[str], y: Any = None) -> sp.csr_matrix | np.ndarray:
+        """``fit(texts).transform(texts)``, possibly faster."""
+        ...
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
+        """Write the fitted featurizer to ``directory`` (``config.json`` written last)."""
+        ...
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str]) -> Self:
+        """Rebuild a fitted featurizer saved by :meth:`save_pretrained`."""
+        ...
+
+    @property
+    def n_features(self) -> int:
+        """Width of the rows that :meth:`transform` returns."""
+        ...
+
+
+def featurizer_class(kind: str) -> type[Featurizer]:
+    """The class that implements featurizer ``kind``.
+
+    Args:
+        kind: A featurizer family, e.g. ``"tfidf"``.
+
+    Returns:
+        The featurizer class.
+
+    Raises:
+        UserError: ``kind`` is not a known featurizer family.
+    """
+    target = _KINDS.get(kind)
+    if target is None:
+        raise UserError(f"Unknown featurizer kind {kind!r}. Expected one of {sorted(_KINDS)}.")
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_featurizer(cfg: FeaturizerConfig) -> Featurizer:
+    """An unfitted featurizer built from its config.
+
+    Args:
+        cfg: The ``featurizer`` section of a recipe.
+
+    Returns:
+        The featurizer, ready for ``fit``.
+
+    Raises:
+        UserError: ``cfg.kind`` is not a known featurizer family.
+    """
+    return featurizer_class(cfg.kind).from_config(cfg)  # type: ignore[attr-defined]
+
+
+def read_featurizer_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check the ``config.json`` of a saved featurizer.
+
+    Args:
+        directory: A directory written by ``save_pretrained``.
+
+    Returns:
+        The parsed JSON object; it has a string ``"kind"`` and a dict ``"params"``.
+
+    Raises:
+        UserError: The directory or its ``config.json`` is missing, is not valid JSON, or lacks
+            ``kind``/``params``.
+    """
+    path = Path(directory) / CONFIG_NAME
+    if not Path(directory).is_dir():
+        raise UserError(f"Featurizer directory {str(directory)!r} does not exist. Expected a directory written by save_pretrained().")
+    if not path.is_file():
+        raise UserError(f"{path}: file is missing. Expected the config.json that save_pretrained() writes last; the save may have been interrupted.")
+    try:
+        config = read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot be read as JSON ({exc}). Expected the config.json that save_pretrained() writes.") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("kind"), str) or not isinstance(config.get("params"), dict):
+        raise UserError(f'{path}: expected a JSON object with a string "kind" and an object "params". Got {_short(config)} instead.')
+    return config
+
+
+def load_featurizer(directory: str | os.PathLike[str]) -> Featurizer:
+    """Load a saved featurizer of any kind.
+
+    Args:
+        directory: A directory written by ``save_pretrained``.
+
+    Returns:
+        The fitted featurizer.
+
+    Raises:
+        UserError: The directory is missing or incomplete, or its ``kind`` is unknown.
+    """
+    config = read_featurizer_config(directory)
+    kind = config["kind"]
+    if kind not in _KINDS:
+        raise UserError(f"{Path(directory) / CONFIG_NAME}: unknown featurizer kind {kind!r}. Expected one of {sorted(_KINDS)}.")
+    return featurizer_class(kind).from_pretrained(directory)
+
+
+def _short(obj: Any, limit: int = 80) -> str:
+    text = repr(obj)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

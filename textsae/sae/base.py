@@ -1,0 +1,591 @@
+"""Base class of the SAE family: normalisation, encoder, decoder, losses, save/load.
+
+Shapes: ``B`` rows (documents), ``d_in`` input dimensions, ``n_latents`` latents. An input ``x`` is
+a dense ``(B, d_in)`` tensor or a torch sparse CSR tensor (TF-IDF); a sparse input is never
+densified on the way through the encoder.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from textsae._io import atomic_path, atomic_write_json, library_versions
+from textsae.config.schema import SAEConfig, to_dict
+from textsae.errors import ConfigError, UserError
+from textsae.sae import losses
+
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "ActiveCodes", "LossOutput", "SAEOutput", "SparseAutoencoder"]
+
+CONFIG_NAME = "config.json"
+"""File holding architecture, ``d_in``, the SAE config and library versions."""
+WEIGHTS_NAME = "model.safetensors"
+"""File holding every parameter and buffer."""
+
+BCE_INIT_CLAMP = 1e-5
+"""For ``bce``, b_dec starts at logit(clamp(mean(x), BCE_INIT_CLAMP, 1 − BCE_INIT_CLAMP)); never-seen terms get logit(1e-5) ≈ −11.5."""
+
+
+class SAEOutput(NamedTuple):
+    """What :meth:`SparseAutoencoder.forward` returns. Everything is in normalised (model) space."""
+
+    x_in: Tensor
+    """Normalised input as the model sees it: dense ``(B, d_in)``, or sparse CSR when the input was sparse."""
+    x_hat: Tensor
+    """Dense reconstruction ``(B, d_in)``; probabilities for ``bce``."""
+    recon_logits: Tensor
+    """Decoder output before the output non-linearity ``(B, d_in)``; for ``mse`` the same tensor as ``x_hat``."""
+    codes: Tensor
+    """Dense ``(B, n_latents)``, zeros where inactive: the activations the reconstruction used."""
+    pre_acts: Tensor
+    """Encoder pre-activations ``(B, n_latents)``."""
+
+
+class LossOutput(NamedTuple):
+    """Loss terms (scalar tensors). ``sparsity`` and ``auxk`` are unweighted; ``total`` applies the weights.
+
+    total = reconstruction + w_sparsity · sparsity + cfg.auxk_coefficient · auxk, with w_sparsity
+    = ``cfg.l1`` (relu_l1) or ``cfg.beta`` (sigmoid_kl). Terms that do not apply are zero tensors.
+    """
+
+    total: Tensor
+    """The quantity to minimise."""
+    reconstruction: Tensor
+    """mean_b Σ_d (x − x̂)² (``mse``) or mean_b Σ_d BCE (``bce``)."""
+    sparsity: Tensor
+    """L1 (relu_l1) or Σ_j KL(ρ‖ρ̂_j) (sigmoid_kl) penalty, before its coefficient."""
+    auxk: Tensor
+    """Normalised AuxK loss (TopK family), before ``cfg.auxk_coefficient``."""
+    fvu: Tensor
+    """Detached fraction of variance unexplained against the target, in normalised space."""
+
+
+class ActiveCodes(NamedTuple):
+    """Codes as a flat list of active entries, for a decoder that touches only active rows of W_dec."""
+
+    indices: Tensor
+    """Latent index of each active entry ``(N,)``, grouped by row."""
+    values: Tensor
+    """Activation of each entry ``(N,)``."""
+    offsets: Tensor
+    """Start of each row's entries, plus the end: ``(B + 1,)`` (CSR ``crow_indices`` layout)."""
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, Tensor):
+        return f"a {x.layout} tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
+    return f"an object of type {type(x).__name__}"
+
+
+class SparseAutoencoder(torch.nn.Module, abc.ABC):
+    """Sparse autoencoder base class.
+
+    In normalised space x' = (x − shift) · scale (see :meth:`normalize`):
+
+        pre = (x' − c) @ W_enc + b_enc,   c = b_dec (``mse``) or sigmoid(b_dec) (``bce``)
+        z   = activation(pre)                         (one per architecture)
+        x̂   = z @ W_dec + b_dec                       (``mse``)
+        x̂   = sigmoid(z @ W_dec + b_dec)              (``bce``)
+
+    For ``bce`` the decoder bias is a logit, so the encoder centres the input on its probability
+    sigmoid(b_dec) rather than on the logit itself.
+
+    Args:
+        d_in: Input dimension.
+        cfg: SAE configuration; ``cfg.architecture`` must be this class's registered name.
+
+    Raises:
+        UserError: If ``d_in`` < 1 or ``cfg.architecture`` names another architecture.
+    """
+
+    architecture: str = ""
+    """Registered name, set by :func:`textsae.sae.registry.register_sae`."""
+
+    def __init__(self, d_in: int, cfg: SAEConfig) -> None:
+        super().__init__()
+        if isinstance(d_in, bool) or not isinstance(d_in, int) or d_in < 1:
+            raise UserError(f"The 'd_in' parameter of {type(self).__name__} must be an int >= 1. Got {d_in!r} instead.")
+        if cfg.architecture != self.architecture:
+            raise UserError(
+                f"{type(self).__name__} needs sae.architecture={self.architecture!r}. Got {cfg.architecture!r} instead; "
+                "use textsae.sae.build_sae(cfg, d_in) to pick the class from the config."
+            )
+        self.d_in = d_in
+        self.n_latents = cfg.n_latents
+        self.cfg = cfg
+        W_dec = torch.randn(self.n_latents, d_in)  # (n_latents, d_in)
+        W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(torch.finfo(W_dec.dtype).tiny)
+        if cfg.tied_init:
+            W_enc = W_dec.T.clone(memory_format=torch.contiguous_format)  # (d_in, n_latents)
+        else:
+            W_enc = torch.randn(d_in, self.n_latents)
+            W_enc /= W_enc.norm(dim=0, keepdim=True).clamp_min(torch.finfo(W_enc.dtype).tiny)
+        self.W_enc = torch.nn.Parameter(W_enc)
+        self.b_enc = torch.nn.Parameter(torch.zeros(self.n_latents))
+        self.W_dec = torch.nn.Parameter(W_dec)
+        self.b_dec = torch.nn.Parameter(torch.zeros(d_in))
+        self.register_buffer("input_scale", torch.ones(d_in))
+        self.register_buffer("input_shift", torch.zeros(d_in))
+
+    def extra_repr(self) -> str:
+        return f"architecture={self.architecture!r}, d_in={self.d_in}, n_latents={self.n_latents}"
+
+    # ----------------------------------------------------------------------------- input checks
+
+    def _check_input(self, x: Any, name: str) -> Tensor:
+        """Return ``x`` as a dense or sparse CSR ``(B, d_in)`` tensor, or raise a UserError."""
+        ok = isinstance(x, Tensor) and x.dim() == 2 and x.shape[1] == self.d_in
+        ok = ok and x.layout in (torch.strided, torch.sparse_csr, torch.sparse_coo)
+        if not ok:
+            raise UserError(
+                f"The input {name!r} of {type(self).__name__} must be a dense or sparse CSR tensor of shape "
+                f"(B, d_in={self.d_in}). Got {_describe(x)} instead."
+            )
+        if x.layout == torch.sparse_coo:
+            x = x.to_sparse_csr()
+        return x
+
+    def _check_sparse_allowed(self) -> None:
+        if self.cfg.input_scaling == "standardize":
+            raise UserError(
+                "sae.input_scaling=standardize subtracts a per-dimension mean, which would make sparse "
+                "input dense. Use sae.input_scaling=mean_norm or none for sparse (TF-IDF) features."
+            )
+
+    # ---------------------------------------------------------------------------- normalisation
+
+    def normalize(self, x: Tensor) -> Tensor:
+        """Map raw input to model space: (x − input_shift) · input_scale.
+
+        A sparse CSR input stays sparse: its values are multiplied by ``input_scale[col]`` (the
+        shift must be zero). The result has the parameters' dtype.
+
+        Args:
+            x: Raw input, dense ``(B, d_in)`` or sparse CSR (or COO, converted to CSR).
+
+        Returns:
+            Normalised input with the layout of ``x`` (CSR for sparse input).
+
+        Raises:
+            UserError: If ``x`` has the wrong type or shape, or is sparse while ``input_scaling`` is
+                ``standardize``.
+        """
+        x = self._check_input(x, "x")
+        dtype = self.W_enc.dtype
+        if not losses.is_sparse_csr(x):
+            return ((x - self.input_shift) * self.input_scale).to(dtype)  # (B, d_in)
+        self._check_sparse_allowed()
+        cols = x.col_indices()
+        values = (x.values() * self.input_scale[cols]).to(dtype)  # (nnz,)
+        return torch.sparse_csr_tensor(
+            x.crow_indices(), cols, values, size=x.shape, dtype=dtype, device=values.device, check_invariants=False
+        )
+
+    def denormalize(self, x_hat: Tensor) -> Tensor:
+        """Map a dense reconstruction from model space back to raw space: x_hat / input_scale + input_shift.
+
+        Args:
+            x_hat: Dense ``(B, d_in)`` tensor in model space.
+
+        Returns:
+            Dense ``(B, d_in)`` tensor in raw space.
+        """
+        return x_hat / self.input_scale + self.input_shift
+
+    @torch.no_grad()
+    def init_from_data(self, x_sample: Tensor) -> None:
+        """Set the input scaling from a data sample, then b_dec from the normalised sample.
+
+        ``cfg.input_scaling``: ``mean_norm`` sets one scalar scale so that the mean row norm of the
+        normalised sample is √d_in; ``standardize`` sets per-dimension mean and std (dense input
+        only; constant dimensions keep scale 1); ``none`` keeps the identity. Then b_dec = mean of
+        the normalised sample (``mse``) or logit(clamp(mean, ε, 1 − ε)) (``bce``).
+
+        Args:
+            x_sample: Raw rows, dense ``(N, d_in)`` or sparse CSR.
+
+        Raises:
+            UserError: If the sample is empty, all zeros under ``mean_norm``, or sparse under ``standardize``.
+        """
+        x = self._check_input(x_sample, "x_sample")
+        n_rows = x.shape[0]
+        if n_rows == 0:
+            raise UserError(f"init_from_data of {type(self).__name__} needs at least one row in 'x_sample'. Got 0 rows.")
+        sparse = losses.is_sparse_csr(x)
+        if sparse:
+            self._check_sparse_allowed()
+        scaling = self.cfg.input_scaling
+        self.input_shift.zero_()
+        self.input_scale.fill_(1.0)
+        if scaling == "mean_norm":
+            mean_norm = float(self._row_norms(x).mean())
+            if not mean_norm > 0 or not math.isfinite(mean_norm):
+                raise UserError(
+                    f"sae.input_scaling=mean_norm needs rows with a finite, non-zero norm. Got a mean row norm of {mean_norm} "
+                    f"over {n_rows} rows of 'x_sample'."
+                )
+            self.input_scale.fill_(math.sqrt(self.d_in) / mean_norm)
+        elif scaling == "standardize":
+            dense = losses._acc(x)
+            std = dense.std(dim=0, unbiased=False)  # (d_in,)
+            self.input_shift.copy_(dense.mean(dim=0))
+            self.input_scale.copy_(torch.where(std > 0, 1.0 / std, torch.ones_like(std)))
+        mean_in = self._column_mean(self.normalize(x))  # (d_in,)
+        if self.cfg.reconstruction == "bce":
+            mean_in = torch.logit(mean_in.clamp(BCE_INIT_CLAMP, 1.0 - BCE_INIT_CLAMP))
+        self.b_dec.copy_(mean_in)
+
+    @staticmethod
+    def _row_norms(x: Tensor) -> Tensor:
+        """‖x_b‖₂ for each row ``(B,)``, dense or CSR."""
+        if not losses.is_sparse_csr(x):
+            return losses._acc(x).norm(dim=1)
+        rows, _, values = losses.csr_parts(x)
+        values = losses._acc(values)
+        sq = torch.zeros(x.shape[0], dtype=values.dtype, device=values.device)
+        return sq.index_add_(0, rows, values.square()).sqrt()
+
+    @staticmethod
+    def _column_mean(x: Tensor) -> Tensor:
+        """Mean over rows ``(d,)``, dense or CSR."""
+        if not losses.is_sparse_csr(x):
+            return losses._acc(x).mean(dim=0)
+        _, cols, values = losses.csr_parts(x)
+        values = losses._acc(values)
+        total = torch.zeros(x.shape[1], dtype=values.dtype, device=values.device)
+        return total.index_add_(0, cols, values) / x.shape[0]
+
+    # -------------------------------------------------------------------------- encoder/decoder
+
+    def _input_center(self) -> Tensor:
+        """c, subtracted from the input before the encoder ``(d_in,)``: b_dec, or sigmoid(b_dec) for ``bce``."""
+        return torch.sigmoid(self.b_dec) if self.cfg.reconstruction == "bce" else self.b_dec
+
+    def pre_activations(self, x_in: Tensor) -> Tensor:
+        """Encoder pre-activations (x_in − c) @ W_enc + b_enc for normalised input.
+
+        For sparse CSR ``x_in`` this is x_in @ W_enc − c @ W_enc + b_enc with x_in @ W_enc taken by
+        ``embedding_bag`` over the non-zeros, so the input is never densified. Measured on CPU (1
+        thread, torch 2.13, B=256, d_in=30,000, 300 nnz/row, n_latents=4096, forward + backward of
+        W_enc): embedding_bag 0.42 s, torch.sparse.mm (CSR) 0.75-1.06 s. embedding_bag is also not
+        autocast to bf16, so the gather-sum runs in the weights' dtype.
+
+        Args:
+            x_in: Normalised input, dense ``(B, d_in)`` or sparse CSR.
+
+        Returns:
+            Dense ``(B, n_latents)``.
+        """
+        center = self._input_center()  # (d_in,)
+        if not losses.is_sparse_csr(x_in):
+            return (x_in - center) @ self.W_enc + self.b_enc  # (B, n_latents)
+        xW = F.embedding_bag(
+            x_in.col_indices(),
+            self.W_enc,
+            x_in.crow_indices(),
+            mode="sum",
+            per_sample_weights=x_in.values().to(self.W_enc.dtype),
+            include_last_offset=True,
+        )  # (B, n_latents)
+        return xW - center @ self.W_enc + self.b_enc
+
+    @abc.abstractmethod
+    def _activate(self, pre_acts: Tensor, *, train: bool) -> tuple[Tensor, ActiveCodes | None]:
+        """Codes from pre-activations.
+
+        Args:
+            pre_acts: ``(B, n_latents)``.
+            train: Training activation (True) or inference activation (False).
+
+        Returns:
+            Dense codes ``(B, n_latents)``, and the same codes as :class:`ActiveCodes` when they are
+            sparse by construction (the decoder then reads only the active rows of W_dec), else None.
+        """
+
+    def _decode_logits(self, codes: Tensor, active: ActiveCodes | None = None) -> Tensor:
+        """Decoder output before the output non-linearity, in model space ``(B, d_in)``.
+
+        With ``active`` (TopK family), an ``embedding_bag`` over the B·k active rows of W_dec
+        replaces the dense ``codes @ W_dec``: O(B·k·d_in) instead of O(B·n_latents·d_in). Both
+        give the same values and gradients (tested).
+        """
+        if active is None:
+            return codes @ self.W_dec + self.b_dec  # (B, d_in)
+        recon = F.embedding_bag(
+            active.indices,
+            self.W_dec,
+            active.offsets,
+            mode="sum",
+            per_sample_weights=active.values.to(self.W_dec.dtype),
+            include_last_offset=True,
+        )  # (B, d_in)
+        return recon + self.b_dec
+
+    def _output(self, recon_logits: Tensor) -> Tensor:
+        return torch.sigmoid(recon_logits) if self.cfg.reconstruction == "bce" else recon_logits
+
+    def forward(self, x: Tensor) -> SAEOutput:
+        """Encode and reconstruct raw input.
+
+        In training mode the architecture's training activation is used (for ``batchtopk``: top B·k
+        over the batch, which also updates the threshold); in eval mode the inference activation,
+        the same codes as :meth:`encode`.
+
+        Args:
+            x: Raw input, dense ``(B, d_in)`` or sparse CSR.
+
+        Returns:
+            :class:`SAEOutput`, in normalised space.
+
+        Raises:
+            UserError: If ``x`` has the wrong type or shape.
+        """
+        x_in = self.normalize(x)
+        pre_acts = self.pre_activations(x_in)  # (B, n_latents)
+        codes, active = self._activate(pre_acts, train=self.training)
+        recon_logits = self._decode_logits(codes, active)  # (B, d_in)
+        return SAEOutput(x_in, self._output(recon_logits), recon_logits, codes, pre_acts)
+
+    def active_mask(self, codes: Tensor) -> Tensor:
+        """Which entries of training-time ``codes`` belong to the sparse code (for L0 and dead-latent counts)."""
+        return codes != 0
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Inference sparse code of raw input; each row's code depends on that row only.
+
+        Always inference semantics, also in training mode. Runs with autograd as the caller set it
+        (wrap in ``torch.no_grad()`` for inference).
+
+        Args:
+            x: Raw input, dense ``(B, d_in)`` or sparse CSR.
+
+        Returns:
+            Dense codes ``(B, n_latents)``, zeros where inactive.
+
+        Raises:
+            UserError: If ``x`` has the wrong type or shape.
+        """
+        pre_acts = self.pre_activations(self.normalize(x))  # (B, n_latents)
+        codes, _ = self._activate(pre_acts, train=False)
+        return codes
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Raw-space reconstruction of codes: denormalize(x̂), with x̂ = sigmoid(logits) for ``bce``.
+
+        Args:
+            codes: Dense ``(B, n_latents)``, or sparse CSR (only its non-zeros are read).
+
+        Returns:
+            Dense ``(B, d_in)``.
+
+        Raises:
+            UserError: If ``codes`` has the wrong type or shape.
+        """
+        if not (isinstance(codes, Tensor) and codes.dim() == 2 and codes.shape[1] == self.n_latents):
+            raise UserError(
+                f"The input 'codes' of {type(self).__name__}.decode must be a dense or sparse CSR tensor of shape "
+                f"(B, n_latents={self.n_latents}). Got {_describe(codes)} instead."
+            )
+        if codes.layout == torch.sparse_coo:
+            codes = codes.to_sparse_csr()
+        active = None
+        if losses.is_sparse_csr(codes):
+            active = ActiveCodes(codes.col_indices(), codes.values(), codes.crow_indices())
+        return self.denormalize(self._output(self._decode_logits(codes, active)))
+
+    # ------------------------------------------------------------------------------------ losses
+
+    def _sparsity_penalty(self, out: SAEOutput) -> tuple[Tensor, float] | None:
+        """Unweighted sparsity penalty and its weight, or None when the architecture has none."""
+        return None
+
+    def _auxk_penalty(self, out: SAEOutput, target: Tensor, dead_mask: Tensor | None) -> Tensor | None:
+        """Unweighted AuxK loss, or None when the architecture has none."""
+        return None
+
+    def loss(self, out: SAEOutput, *, target: Tensor | None = None, dead_mask: Tensor | None = None) -> LossOutput:
+        """Loss terms for a forward output.
+
+        Args:
+            out: Output of :meth:`forward`.
+            target: What to reconstruct, in normalised space (dense or sparse CSR ``(B, d_in)``);
+                defaults to ``out.x_in``. A denoising SAE passes ``sae.normalize(x_clean)``.
+            dead_mask: Bool ``(n_latents,)``, True for dead latents (AuxK, TopK family).
+
+        Returns:
+            :class:`LossOutput`.
+
+        Raises:
+            ValueError: If ``target`` or ``dead_mask`` has the wrong shape.
+        """
+        target = out.x_in if target is None else target
+        if tuple(target.shape) != tuple(out.x_hat.shape):
+            raise ValueError(f"'target' must have the shape of x_hat {tuple(out.x_hat.shape)}. Got {tuple(target.shape)} instead.")
+        if target.layout == torch.sparse_coo:
+            target = target.to_sparse_csr()
+        if dead_mask is not None and (dead_mask.dtype != torch.bool or tuple(dead_mask.shape) != (self.n_latents,)):
+            raise ValueError(
+                f"'dead_mask' must be a bool tensor of shape ({self.n_latents},). "
+                f"Got dtype {dead_mask.dtype} and shape {tuple(dead_mask.shape)} instead."
+            )
+        if self.cfg.reconstruction == "bce":
+            reconstruction = losses.bce_with_logits_per_sample(target, out.recon_logits).mean()
+        else:
+            reconstruction = losses.squared_error_per_sample(target, out.x_hat).mean()
+        zero = torch.zeros((), dtype=reconstruction.dtype, device=reconstruction.device)
+        total = reconstruction
+        sparsity = auxk = zero
+        penalty = self._sparsity_penalty(out)
+        if penalty is not None:
+            sparsity, weight = penalty
+            total = total + weight * sparsity
+        aux = self._auxk_penalty(out, target, dead_mask)
+        if aux is not None:
+            auxk = aux
+            total = total + self.cfg.auxk_coefficient * auxk
+        return LossOutput(total, reconstruction, sparsity, auxk, losses.fvu(target, out.x_hat))
+
+    # ------------------------------------------------------------------------ decoder constraints
+
+    @torch.no_grad()
+    def normalize_decoder_(self) -> None:
+        """Rescale every decoder row to unit L2 norm, in place; no-op when ``cfg.normalize_decoder`` is False."""
+        if not self.cfg.normalize_decoder:
+            return
+        norms = self.W_dec.norm(dim=1, keepdim=True)  # (n_latents, 1)
+        self.W_dec.div_(norms.clamp_min(torch.finfo(norms.dtype).tiny))
+
+    @torch.no_grad()
+    def remove_parallel_grad_(self) -> None:
+        """Remove from each row of ``W_dec.grad`` its component along that row: g ← g − (⟨g, w⟩/‖w‖²) w.
+
+        Call between ``backward()`` and the optimiser step so that the step keeps the row norms
+        (to first order); :meth:`normalize_decoder_` after the step removes the rest. No-op when
+        ``cfg.normalize_decoder`` is False or there is no gradient.
+        """
+        grad = self.W_dec.grad
+        if not self.cfg.normalize_decoder or grad is None:
+            return
+        W = self.W_dec
+        # No (n_latents, d_in) temporaries: bmm for the row dot products, addcmul_ in place. At
+        # 4096 × 30,000 on one CPU thread this takes 0.33-0.5 s against 1.1-1.6 s for (grad * W).sum(1).
+        sq_norms = torch.linalg.vector_norm(W, dim=1, keepdim=True).square().clamp_min(torch.finfo(W.dtype).tiny)  # (n_latents, 1)
+        parallel = torch.bmm(grad.unsqueeze(1), W.unsqueeze(2)).squeeze(2) / sq_norms  # (n_latents, 1)
+        grad.addcmul_(parallel, W, value=-1.0)
+
+    # ---------------------------------------------------------------------------------- save/load
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (all parameters and buffers) into ``directory``.
+
+        Both files are written atomically, weights first, so a reader sees old or new files, never
+        a partial one.
+
+        Args:
+            directory: Output folder, created when missing.
+        """
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        tensors = {name: t.detach().to("cpu").contiguous() for name, t in self.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt", "architecture": self.architecture})
+        config = {
+            "architecture": self.architecture,
+            "d_in": self.d_in,
+            "sae": to_dict(self.cfg),
+            "versions": library_versions(),
+        }
+        atomic_write_json(directory / CONFIG_NAME, config)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str]) -> SparseAutoencoder:
+        """Load an SAE written by :meth:`save_pretrained`, as the subclass its config names.
+
+        Args:
+            directory: Folder holding ``config.json`` and ``model.safetensors``.
+
+        Returns:
+            The SAE on CPU, in eval mode.
+
+        Raises:
+            UserError: Naming the file, if a file is missing, unreadable, corrupt, from another
+                program, or does not match the config (missing tensor, shape), or if the stored
+                architecture is not a subclass of ``cls``.
+        """
+        from textsae.sae.registry import SAE_REGISTRY
+
+        directory = Path(directory)
+        config_path = directory / CONFIG_NAME
+        d_in, cfg = _read_config(config_path)
+        sae_cls = SAE_REGISTRY.get(cfg.architecture)
+        if sae_cls is None:
+            raise UserError(
+                f"{config_path}: unknown SAE architecture {cfg.architecture!r}. Expected one of {sorted(SAE_REGISTRY)}."
+            )
+        if not issubclass(sae_cls, cls):
+            raise UserError(f"{config_path} holds a {sae_cls.__name__} ({cfg.architecture!r}), which is not a {cls.__name__}.")
+        sae = sae_cls(d_in, cfg)
+        sae._load_weights(directory / WEIGHTS_NAME)
+        return sae.eval()
+
+    def _load_weights(self, path: Path) -> None:
+        """Load and check a safetensors file against this model's state dict."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        if not path.is_file():
+            raise UserError(f"{path}: weights file not found. Expected {WEIGHTS_NAME} written by save_pretrained.")
+        try:
+            state = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise UserError(f"{path}: not a readable safetensors file (corrupt or truncated?): {err}") from err
+        expected = self.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise UserError(
+                f"{path}: does not hold the tensors of a {type(self).__name__}. Missing {missing}, unexpected {unexpected}; "
+                f"expected exactly {sorted(expected)}."
+            )
+        for name in expected:  # state-dict order: W_enc is reported before W_dec
+            tensor, want = state[name], tuple(expected[name].shape)
+            if tuple(tensor.shape) != want or not tensor.is_floating_point():
+                raise UserError(
+                    f"{path}: tensor {name!r} has shape {tuple(tensor.shape)} and dtype {tensor.dtype}; "
+                    f"the config (d_in={self.d_in}, n_latents={self.n_latents}) expects a floating tensor of shape {want}."
+                )
+        self.load_state_dict(state)
+
+
+def _read_config(path: Path) -> tuple[int, SAEConfig]:
+    """``(d_in, cfg)`` from a config.json written by save_pretrained, or a UserError naming the file."""
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found. Expected {CONFIG_NAME} written by save_pretrained.")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UserError(f"{path}: not a readable JSON file: {err}") from err
+    keys = ("architecture", "d_in", "sae")
+    if not isinstance(meta, dict) or any(key not in meta for key in keys) or not isinstance(meta["sae"], dict):
+        raise UserError(f"{path}: expected a JSON object with keys {list(keys)} ('sae' an object), as written by save_pretrained.")
+    d_in = meta["d_in"]
+    if isinstance(d_in, bool) or not isinstance(d_in, int) or d_in < 1:
+        raise UserError(f"{path}: 'd_in' must be an int >= 1. Got {d_in!r} instead.")
+    try:
+        cfg = SAEConfig(**meta["sae"])
+    except TypeError as err:
+        raise UserError(f"{path}: 'sae' does not match SAEConfig: {err}") from err
+    except ConfigError as err:
+        raise UserError(f"{path}: invalid 'sae' section:\n{err}") from err
+    if cfg.architecture != meta["architecture"]:
+        raise UserError(f"{path}: 'architecture' is {meta['architecture']!r} but sae.architecture is {cfg.architecture!r}.")
+    return d_in, cfg

@@ -1,0 +1,198 @@
+"""Loss terms of the SAE family.
+
+Every function that takes an input ``x`` accepts a dense ``(B, d_in)`` tensor or a torch sparse CSR
+tensor. A sparse ``x`` is never densified: terms are computed from its non-zeros only, so a TF-IDF
+batch with ~300 non-zeros per row out of 30,000 columns costs ~300 gathers per row. Sparse inputs
+must be in canonical form (no repeated column inside a row), as ``scipy.sparse.csr_matrix.tocsr()``
+produces after ``sum_duplicates()``.
+
+Reductions run in at least float32 (``torch.promote_types(dtype, float32)``), which is what
+``torch.autocast`` does for its own loss functions: bf16 sums over 30,000 columns lose too much.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "auxk_loss",
+    "bce_with_logits_per_sample",
+    "fvu",
+    "kl_sparsity_penalty",
+    "l1_penalty",
+    "squared_error_per_sample",
+]
+
+KL_CLAMP = 1e-6
+"""ρ̂ is clamped to [KL_CLAMP, 1 − KL_CLAMP] so that KL(ρ‖ρ̂) stays finite for dead or saturated latents."""
+
+
+def is_sparse_csr(x: Tensor) -> bool:
+    """Whether ``x`` is a torch sparse CSR tensor."""
+    return x.layout == torch.sparse_csr
+
+
+def csr_parts(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Row indices, column indices and values of the non-zeros of a 2-D CSR tensor.
+
+    Args:
+        x: Sparse CSR tensor of shape ``(B, d)``.
+
+    Returns:
+        ``(rows, cols, values)``, each of shape ``(nnz,)``, in row-major order.
+    """
+    crow = x.crow_indices()  # (B + 1,)
+    cols = x.col_indices()  # (nnz,)
+    values = x.values()  # (nnz,)
+    counts = crow[1:] - crow[:-1]  # (B,)
+    rows = torch.arange(x.shape[0], device=crow.device, dtype=crow.dtype)
+    # output_size avoids a device→host sync on GPU.
+    rows = torch.repeat_interleave(rows, counts, output_size=values.numel())  # (nnz,)
+    return rows, cols, values
+
+
+def _acc(t: Tensor) -> Tensor:
+    """``t`` in its accumulation dtype: at least float32, float64 stays float64."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def squared_error_per_sample(x: Tensor, y: Tensor) -> Tensor:
+    """Σ_d (x_bd − y_bd)² for each row b.
+
+    For a sparse ``x`` the sum is taken as Σ_{d ∉ nz(x_b)} y_bd² + Σ_{d ∈ nz(x_b)} (x_bd − y_bd)²:
+    the same per-element terms as the dense formula, so there is no cancellation (the expansion
+    ‖y‖² − 2⟨x, y⟩ + ‖x‖² loses all precision when y ≈ x), and ``x`` is only read at its non-zeros.
+
+    Args:
+        x: Target, dense ``(B, d)`` or sparse CSR ``(B, d)``.
+        y: Dense prediction ``(B, d)``.
+
+    Returns:
+        Tensor of shape ``(B,)``.
+    """
+    y = _acc(y)
+    if not is_sparse_csr(x):
+        return (_acc(x) - y).square().sum(dim=1)
+    rows, cols, values = csr_parts(x)
+    at_nz = (_acc(values) - y[rows, cols]).square()  # (nnz,)
+    sq = y.square().index_put((rows, cols), at_nz)  # (B, d)
+    return sq.sum(dim=1)
+
+
+def bce_with_logits_per_sample(x: Tensor, logits: Tensor) -> Tensor:
+    """Σ_d BCE(sigmoid(logits_bd), x_bd) for each row b, from logits (numerically stable).
+
+    BCE(σ(l), x) = softplus(l) − x·l. For a sparse ``x`` the per-element terms off its non-zeros
+    are those of target 0, and only the non-zero entries are gathered.
+
+    Args:
+        x: Target in [0, 1], dense ``(B, d)`` or sparse CSR ``(B, d)``.
+        logits: Dense decoder output before the sigmoid, ``(B, d)``.
+
+    Returns:
+        Tensor of shape ``(B,)``.
+    """
+    logits = _acc(logits)
+    if not is_sparse_csr(x):
+        return F.binary_cross_entropy_with_logits(logits, _acc(x), reduction="none").sum(dim=1)
+    rows, cols, values = csr_parts(x)
+    zero = torch.zeros((), dtype=logits.dtype, device=logits.device).expand_as(logits)
+    off_nz = F.binary_cross_entropy_with_logits(logits, zero, reduction="none")  # (B, d)
+    at_nz = F.binary_cross_entropy_with_logits(logits[rows, cols], _acc(values), reduction="none")  # (nnz,)
+    return off_nz.index_put((rows, cols), at_nz).sum(dim=1)
+
+
+def fvu(x: Tensor, y: Tensor) -> Tensor:
+    """Fraction of variance unexplained: Σ_b ‖x_b − y_b‖² / Σ_b ‖x_b − x̄‖², x̄ the batch mean of x.
+
+    0 for a perfect reconstruction, 1 for predicting the batch mean. Undefined (inf or nan) when
+    all rows of ``x`` are equal, e.g. for a batch of one row. For a sparse ``x`` the denominator is
+    Σ‖x_b‖² − B‖x̄‖², exact up to rounding unless the rows are nearly identical.
+
+    Args:
+        x: Target, dense ``(B, d)`` or sparse CSR ``(B, d)``.
+        y: Dense prediction ``(B, d)``.
+
+    Returns:
+        Detached scalar tensor.
+    """
+    with torch.no_grad():
+        unexplained = squared_error_per_sample(x, y).sum()
+        if is_sparse_csr(x):
+            _, cols, values = csr_parts(x)
+            values = _acc(values)
+            n_rows = x.shape[0]
+            col_mean = torch.zeros(x.shape[1], dtype=values.dtype, device=values.device)
+            col_mean = col_mean.index_add_(0, cols, values) / n_rows  # (d,)
+            total = (values.square().sum() - n_rows * col_mean.square().sum()).clamp_min(0.0)
+        else:
+            x = _acc(x)
+            total = (x - x.mean(dim=0)).square().sum()
+        return unexplained / total
+
+
+def l1_penalty(codes: Tensor) -> Tensor:
+    """mean_b ‖z_b‖₁, the L1 activation penalty.
+
+    Args:
+        codes: Dense codes ``(B, n_latents)``.
+
+    Returns:
+        Scalar tensor.
+    """
+    return _acc(codes).abs().sum(dim=1).mean()
+
+
+def kl_sparsity_penalty(mean_activation: Tensor, rho: float) -> Tensor:
+    """Σ_j KL(ρ‖ρ̂_j) with KL(ρ‖ρ̂) = ρ log(ρ/ρ̂) + (1−ρ) log((1−ρ)/(1−ρ̂)).
+
+    ρ̂ is clamped to ``[KL_CLAMP, 1 − KL_CLAMP]``: a latent whose mean activation is exactly 0 or 1
+    gets a large finite penalty and a finite gradient instead of inf/nan.
+
+    Args:
+        mean_activation: ρ̂, mean activation of each latent over the batch, shape ``(n_latents,)``.
+        rho: ρ, target mean activation in (0, 1).
+
+    Returns:
+        Scalar tensor.
+    """
+    rho_hat = _acc(mean_activation).clamp(KL_CLAMP, 1.0 - KL_CLAMP)  # (n_latents,)
+    kl = rho * torch.log(rho / rho_hat) + (1.0 - rho) * torch.log((1.0 - rho) / (1.0 - rho_hat))
+    return kl.sum()
+
+
+def auxk_loss(pre_acts: Tensor, residual: Tensor, W_dec: Tensor, dead_mask: Tensor, k_aux: int) -> Tensor:
+    """Normalised AuxK loss (Gao et al. 2024): dead latents learn to model the residual.
+
+    z_aux keeps, per row, the ``k_aux`` largest pre-activations among dead latents (ReLU applied);
+    ê = z_aux @ W_dec (no b_dec); loss = Σ_b ‖e_b − ê_b‖² / Σ_b ‖e_b − ē‖², with e the residual
+    and ē its batch mean. 0 when no latent is dead.
+
+    No device→host sync: alive latents are masked with −inf, so when fewer than ``k_aux`` latents
+    are dead the extra picks are −inf, which ReLU turns into 0 (they decode to nothing and get no
+    gradient); the "no dead latent" case is selected with ``torch.where``.
+
+    Args:
+        pre_acts: Encoder pre-activations ``(B, n_latents)``.
+        residual: e = target − x̂ with x̂ detached, dense ``(B, d_in)``.
+        W_dec: Decoder weights ``(n_latents, d_in)``.
+        dead_mask: Bool ``(n_latents,)``, True for dead latents.
+        k_aux: Latents per row used to model the residual (capped at ``n_latents``).
+
+    Returns:
+        Scalar tensor.
+    """
+    k_aux = max(1, min(k_aux, pre_acts.shape[1]))
+    masked = pre_acts.masked_fill(~dead_mask, float("-inf"))  # (B, n_latents)
+    values, indices = masked.topk(k_aux, dim=1, sorted=False)  # (B, k_aux) each
+    values = values.relu().to(W_dec.dtype)
+    e_hat = F.embedding_bag(indices, W_dec, mode="sum", per_sample_weights=values)  # (B, d_in)
+    e = _acc(residual)
+    unexplained = (e - _acc(e_hat)).square().sum()
+    # The denominator holds no parameter (e is built from a detached x̂); clamping it keeps the
+    # where() below free of 0/0 in the unused branch (a batch of one row).
+    total = (e - e.mean(dim=0)).square().sum().clamp_min(torch.finfo(e.dtype).tiny)
+    loss = unexplained / total
+    return torch.where(dead_mask.any(), loss, torch.zeros_like(loss))

@@ -1,0 +1,78 @@
+"""Architecture registry: ``sae.architecture`` name → SAE class."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+from textsae.config.schema import SAEConfig
+from textsae.errors import UserError
+from textsae.sae.base import SparseAutoencoder
+
+__all__ = ["SAE_REGISTRY", "build_sae", "load_sae", "register_sae"]
+
+SAE_REGISTRY: dict[str, type[SparseAutoencoder]] = {}
+"""Registered SAE classes by architecture name (filled when ``textsae.sae`` is imported)."""
+
+_SAE = TypeVar("_SAE", bound=type[SparseAutoencoder])
+
+
+def register_sae(name: str) -> Callable[[_SAE], _SAE]:
+    """Class decorator: register an SAE class under ``name`` and set its ``architecture`` attribute.
+
+    Args:
+        name: Architecture name, as written in ``sae.architecture``.
+
+    Returns:
+        The decorator, which returns the class unchanged apart from ``architecture``.
+
+    Raises:
+        ValueError: If ``name`` is already taken by another class.
+    """
+
+    def decorator(cls: _SAE) -> _SAE:
+        existing = SAE_REGISTRY.get(name)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise ValueError(f"SAE architecture {name!r} is already registered to {existing.__qualname__}; got {cls.__qualname__}.")
+        cls.architecture = name
+        SAE_REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def build_sae(cfg: SAEConfig, d_in: int) -> SparseAutoencoder:
+    """A freshly initialised SAE of the architecture ``cfg.architecture`` names.
+
+    Initialisation draws from torch's global RNG (seed it with ``torch.manual_seed``).
+
+    Args:
+        cfg: SAE configuration.
+        d_in: Input dimension.
+
+    Returns:
+        The SAE, on CPU, in training mode.
+
+    Raises:
+        UserError: If the architecture is not registered or ``d_in`` < 1.
+    """
+    sae_cls = SAE_REGISTRY.get(cfg.architecture)
+    if sae_cls is None:
+        raise UserError(f"Unknown sae.architecture {cfg.architecture!r}. Expected one of {sorted(SAE_REGISTRY)}.")
+    return sae_cls(d_in, cfg)
+
+
+def load_sae(directory: str | os.PathLike[str]) -> SparseAutoencoder:
+    """Load an SAE written by ``save_pretrained``; see :meth:`SparseAutoencoder.from_pretrained`.
+
+    Args:
+        directory: Folder holding ``config.json`` and ``model.safetensors``.
+
+    Returns:
+        The SAE on CPU, in eval mode, as the subclass its config names.
+
+    Raises:
+        UserError: Naming the file, if a file is missing, corrupt or does not match the config.
+    """
+    return SparseAutoencoder.from_pretrained(directory)
