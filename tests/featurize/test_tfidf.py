@@ -35,7 +35,7 @@ CORPUS = [
 ]
 
 TRICKY = [
-    "Don't stop: it's rock’n’roll, l'été, O'Neil's",  # ASCII and U+2019 apostrophes
+    "Don't stop: it's rock’n’roll, l'été, O'Neil's",  # ASCII and U+2019 apostrophes  # noqa: RUF001
     "3.14 1,000,000 x2 42nd 2x 007 0x1F",  # digits
     "snake_case __init__ _a a_ __ _",  # underscores
     "café cafe\u0301 naïve nai\u0308ve Ångström",  # precomposed vs combining marks (Mn is not \\w)
@@ -122,7 +122,10 @@ def test_document_frequency_pruning_matches_sklearn(min_df: float, max_df: float
 
 @pytest.mark.parametrize("params", [dict(smooth_idf=False), dict(lowercase=False), dict(smooth_idf=False, sublinear_tf=True, norm="l1")])
 def test_idf_and_case_options_match_sklearn(params: dict) -> None:
-    assert_same(*fit_both(CORPUS, ngram_range=(1, 2), min_df=1, max_features=None, **params))
+    ours, x_ours, theirs, x_theirs = fit_both(CORPUS, ngram_range=(1, 2), min_df=1, max_features=None, **params)
+    assert_same(ours, x_ours, theirs, x_theirs)
+    new = ["GOOD movie, Good film", "The Director's best"]
+    assert_close(ours.transform(new), theirs.transform(new))
 
 
 def test_counts_without_norm_equal_count_vectorizer() -> None:
@@ -186,7 +189,7 @@ def test_tricky_tokens_match_python_re() -> None:
         docs = [d.lower() if lowercase else d for d in TRICKY]
         tokens = tfidf_module._tokenize(TRICKY, lowercase=lowercase)
         got = [[] for _ in docs]
-        for doc, word in zip(tokens.doc.tolist(), tokens.word.tolist()):
+        for doc, word in zip(tokens.doc.tolist(), tokens.word.tolist(), strict=True):
             got[doc].append(tokens.words[word])
         assert got == [pattern.findall(d) for d in docs]
 
@@ -223,8 +226,8 @@ def test_hash_collision_falls_back_to_exact_tokenizer(monkeypatch: pytest.Monkey
 
 
 def test_bigrams_do_not_cross_documents_or_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tfidf_module, "_CHUNK_CHARS", 16)  # many tiny chunks
-    texts = ["aa bb", "cc dd", "ee ff gg hh ii jj", "kk"] * 3
+    monkeypatch.setattr(tfidf_module, "_CHUNK_CHARS", 16)  # many tiny chunks, and documents longer than one
+    texts = ["aa bb", "cc dd", "ee ff gg hh ii jj " * 5, "kk"] * 3
     ours, x_ours, theirs, x_theirs = fit_both(texts, ngram_range=(2, 2), min_df=1, max_features=None)
     assert "bb cc" not in ours.vocabulary_
     assert_same(ours, x_ours, theirs, x_theirs)

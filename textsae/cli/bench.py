@@ -21,7 +21,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     which = bench.add_subparsers(dest="bench", metavar="BENCH")
     tfidf = which.add_parser(
         "tfidf",
-        help="TF-IDF fit_transform time: textsae (tokenizers) vs scikit-learn TfidfVectorizer",
+        help="TF-IDF fit_transform time: textsae (NumPy tokenizer) vs scikit-learn TfidfVectorizer",
         description="Times fit_transform of textsae's TF-IDF featurizer and scikit-learn's TfidfVectorizer with the same\n"
         "settings on the same documents, and checks that their outputs agree.",
         parents=[common],
@@ -75,7 +75,7 @@ def _tfidf(args: argparse.Namespace) -> int:
     print(f"TF-IDF fit_transform on {result['n_docs']} documents from {source}")
     print(f"  settings: ngram (1, {args.ngram_max}), min_df {args.min_df}, max_features {args.max_features}, sublinear tf, l2")
     print(f"  {'implementation':<28}{'seconds':>10}")
-    print(f"  {'textsae (tokenizers)':<28}{result['textsae_s']:>10.2f}")
+    print(f"  {'textsae (NumPy tokenizer)':<28}{result['textsae_s']:>10.2f}")
     print(f"  {'scikit-learn TfidfVectorizer':<28}{result['sklearn_s']:>10.2f}")
     print(f"  speed-up: {result['speedup']:.2f}x   max |difference|: {result['max_abs_diff']:.2e}   vocabulary overlap: {result['vocab_overlap']:.4f}")
     print(f"  machine: {result['machine']}, {result['cpu_count']} cores, Python {result['python']}, torch {result['torch']}")
