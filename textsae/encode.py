@@ -56,7 +56,7 @@ def encode_rows(
         start = writer.completed_docs
         if start:
             logger.info("Resuming encode of %s at document %d of %d", out_dir, start, n_rows)
-        bar = tqdm(total=n_rows, initial=start, desc=f"encode {out_dir.name}", unit="doc", disable=not progress, leave=False)
+        bar = tqdm(total=n_rows, initial=start, desc=f"encode {out_dir.name}", unit="doc", disable=None if progress else True, leave=False)
         for begin in range(start, n_rows, cfg.batch_size):
             end = min(begin + cfg.batch_size, n_rows)
             block = get_rows(begin, end)

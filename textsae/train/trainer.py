@@ -232,4 +232,4 @@ class Trainer:
 def _progress_bar(total: int, initial: int, *, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="train", unit="step", disable=not enabled, dynamic_ncols=True, leave=False)
+    return tqdm(total=total, initial=initial, desc="train", unit="step", disable=None if enabled else True, dynamic_ncols=True, leave=False)
