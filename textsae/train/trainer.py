@@ -113,6 +113,8 @@ class Trainer:
                     loss=f"{running['loss']:.4g}", fvu=f"{running['fvu']:.3f}", l0=f"{running['l0']:.1f}", dead=f"{100 * running['dead_fraction']:.1f}%"
                 )
                 self._log({"step": self.step, **running})
+                if progress.disable and self.cfg.progress and self.step % max(self.total_steps // 10, self.cfg.log_every) < self.cfg.log_every:
+                    logger.info("step %d/%d: %s", self.step, self.total_steps, ", ".join(f"{k}={v:.4g}" for k, v in running.items()))
             if self.checkpoint_path is not None and (self.step % self.cfg.checkpoint_every == 0 or self.step == self.total_steps):
                 self.save_checkpoint()
         progress.close()
