@@ -29,8 +29,18 @@ def _files_in(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith(".tmp-"))
 
 
+def _start_rewrite(directory: Path) -> None:
+    """Remove an earlier manifest before files are replaced, so a folder half-way through a rewrite reads as incomplete.
+
+    Without this, a kill between replacing the files and writing the new manifest would leave the
+    old manifest beside new files; it checks only sizes, so it could accept them.
+    """
+    (directory / MANIFEST_NAME).unlink(missing_ok=True)
+
+
 def save_sae_artifact(sae: SparseAutoencoder, directory: Path, meta: dict) -> None:
     """``save_pretrained`` plus a manifest, so an interrupted save is never mistaken for a finished one."""
+    _start_rewrite(directory)
     sae.save_pretrained(directory)
     write_manifest(directory, _files_in(directory), {"kind": "sae", **meta})
 
@@ -51,6 +61,7 @@ def sae_fingerprint(directory: Path) -> str:
 
 def save_featurizer_artifact(featurizer: Featurizer, directory: Path) -> None:
     """``save_pretrained`` plus a manifest."""
+    _start_rewrite(directory)
     featurizer.save_pretrained(directory)
     write_manifest(directory, _files_in(directory), {"kind": "featurizer"})
 
@@ -66,6 +77,7 @@ def load_featurizer_artifact(directory: Path) -> Featurizer:
 def save_feature_matrices(directory: Path, matrices: dict[str, sp.csr_matrix | np.ndarray], meta: dict) -> None:
     """Write each matrix (``<name>.npz`` CSR or ``<name>.npy`` dense) atomically, then the manifest."""
     directory.mkdir(parents=True, exist_ok=True)
+    _start_rewrite(directory)
     files = []
     for name, matrix in matrices.items():
         path = directory / (f"{name}.npz" if sp.issparse(matrix) else f"{name}.npy")

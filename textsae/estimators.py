@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -73,7 +74,12 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
 
         torch.manual_seed(train_cfg.seed)
         self.sae_ = build_sae(SAEConfig(**(self.sae or {})), features.shape[1])
-        Trainer(self.sae_, train_cfg, features).train()
+        labels = None
+        if train_cfg.label_loss_weight > 0:
+            if y is None:
+                raise UserError("train={'label_loss_weight': ...} > 0 needs labels: call fit(X, y).")
+            labels = np.unique(np.asarray(y), return_inverse=True)[1]
+        Trainer(self.sae_, train_cfg, features, labels=labels).train()
         self.sae_.cpu()
         return self
 

@@ -109,6 +109,7 @@ class Pipeline:
             checkpoint_path=self.paths.checkpoint,
             metrics_path=self.paths.metrics,
             val_features=features.train[val_rows] if len(val_rows) else None,
+            labels=self.corpus.train.labels[train_rows] if self.config.train.label_loss_weight > 0 else None,
         )
         summary = trainer.train()
         save_sae_artifact(sae.cpu(), self.paths.sae, {"steps": summary.steps, "validation": summary.validation})

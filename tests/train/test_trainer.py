@@ -22,12 +22,24 @@ def _features(n_rows: int = 300, d_in: int = 40, seed: int = 0) -> sp.csr_matrix
     return sp.csr_matrix(dense.astype(np.float32))
 
 
-def _trainer(tmp_path: Path, *, steps: int = 12, checkpoint_every: int = 4, features: sp.csr_matrix | None = None, **sae_kwargs) -> Trainer:
+def _trainer(
+    tmp_path: Path,
+    *,
+    steps: int = 12,
+    checkpoint_every: int = 4,
+    features: sp.csr_matrix | None = None,
+    label_loss_weight: float = 0.0,
+    **sae_kwargs,
+) -> Trainer:
     torch.manual_seed(0)
     features = _features() if features is None else features
     sae = build_sae(SAEConfig(**{"n_latents": 32, "k": 4, **sae_kwargs}), features.shape[1])
-    cfg = TrainConfig(steps=steps, batch_size=32, warmup_steps=2, checkpoint_every=checkpoint_every, log_every=1, progress=False, device="cpu")
-    return Trainer(sae, cfg, features, checkpoint_path=tmp_path / "ckpt.safetensors", metrics_path=tmp_path / "metrics.jsonl")
+    cfg = TrainConfig(
+        steps=steps, batch_size=32, warmup_steps=2, checkpoint_every=checkpoint_every, log_every=1, progress=False, device="cpu",
+        label_loss_weight=label_loss_weight,
+    )
+    labels = (np.asarray(features[:, 0].todense()).ravel() > 0).astype(np.int64) if label_loss_weight else None
+    return Trainer(sae, cfg, features, checkpoint_path=tmp_path / "ckpt.safetensors", metrics_path=tmp_path / "metrics.jsonl", labels=labels)
 
 
 def test_lr_schedule_warmup_flat_decay() -> None:
@@ -39,12 +51,16 @@ def test_lr_schedule_warmup_flat_decay() -> None:
     assert cosine[49] == pytest.approx(0.5, abs=0.02) and cosine[-1] == pytest.approx(0.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("architecture", ["topk", "batchtopk", "relu_l1", "sigmoid_kl"])
-def test_resume_after_interruption_is_bit_identical(tmp_path: Path, architecture: str) -> None:
-    reference = _trainer(tmp_path / "a", architecture=architecture)
+@pytest.mark.parametrize(
+    ("architecture", "label_loss_weight", "decoder_init"),
+    [("topk", 0.0, "random"), ("batchtopk", 0.0, "random"), ("relu_l1", 0.0, "random"), ("sigmoid_kl", 0.0, "random"), ("topk", 0.01, "data")],
+)
+def test_resume_after_interruption_is_bit_identical(tmp_path: Path, architecture: str, label_loss_weight: float, decoder_init: str) -> None:
+    kwargs = {"architecture": architecture, "label_loss_weight": label_loss_weight, "decoder_init": decoder_init}
+    reference = _trainer(tmp_path / "a", **kwargs)
     reference.train()
 
-    interrupted = _trainer(tmp_path / "b", architecture=architecture)
+    interrupted = _trainer(tmp_path / "b", **kwargs)
     original_step = Trainer.train_step
 
     def crash_after_checkpoint(self: Trainer):
@@ -58,7 +74,7 @@ def test_resume_after_interruption_is_bit_identical(tmp_path: Path, architecture
             interrupted.train()
     finally:
         Trainer.train_step = original_step  # type: ignore[method-assign]
-    resumed = _trainer(tmp_path / "b", architecture=architecture)
+    resumed = _trainer(tmp_path / "b", **kwargs)
     summary = resumed.train()
     assert summary.resumed_from == 8
     for name, value in reference.sae.state_dict().items():
@@ -108,3 +124,32 @@ def test_dense_features_train(tmp_path: Path) -> None:
     trainer = _trainer(tmp_path, features=dense, input_scaling="standardize")
     summary = trainer.train()
     assert summary.steps == 12
+
+
+def test_label_loss_trains_a_head_on_the_codes(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=40, checkpoint_every=100, label_loss_weight=0.01)
+    trainer.train()
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert np.mean([r["label_ce"] for r in lines[-5:]]) < np.mean([r["label_ce"] for r in lines[:5]])
+    assert trainer.head is not None and trainer.head.out_features == 2
+
+
+def test_label_loss_without_labels_is_a_user_error() -> None:
+    from textsae.errors import UserError
+
+    features = _features()
+    sae = build_sae(SAEConfig(n_latents=32, k=4), features.shape[1])
+    with pytest.raises(UserError, match="needs one class label per training document"):
+        Trainer(sae, TrainConfig(steps=2, label_loss_weight=0.1, progress=False), features)
+
+
+def test_data_init_puts_training_rows_in_the_decoder(tmp_path: Path) -> None:
+    features = _features()
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(n_latents=32, k=4, decoder_init="data"), features.shape[1])
+    Trainer(sae, TrainConfig(steps=1, lr=1e-12, warmup_steps=0, progress=False), features).setup()
+    centred = sae.normalize(torch.from_numpy(features.toarray())) - sae.b_dec.detach()
+    unit = centred / centred.norm(dim=1, keepdim=True)
+    similarity = (sae.W_dec.detach() @ unit.T).max(dim=1).values
+    assert torch.all(similarity > 0.999)
+    assert torch.allclose(sae.W_enc.detach(), sae.W_dec.detach().T)

@@ -138,6 +138,8 @@ class SAEConfig:
     """Latents used by AuxK; default ``min(d_in // 2, 2 * k)`` (its decode costs k_aux/k times the main decoder)."""
     dead_after: int = 200_000
     """A latent that has not fired on this many training documents counts as dead."""
+    decoder_init: Literal["random", "data"] = "random"
+    """Decoder rows start as random unit vectors, or as randomly chosen centred training rows (``data``)."""
     tied_init: bool = True
     """Initialise the encoder as the transpose of the decoder."""
     normalize_decoder: bool = True
@@ -201,6 +203,9 @@ class TrainConfig:
     """Save a resumable checkpoint every N steps (and at the end)."""
     log_every: int = 50
     """Append a line to ``metrics.jsonl`` every N steps."""
+    label_loss_weight: float = 0.0
+    """γ: adds γ·d_in·CE of a linear classifier on the codes, trained jointly on the training labels only
+    (never the reported split). 0 keeps training unsupervised. d_in makes γ comparable to FVU units."""
     corruption: Literal["none", "mask", "gaussian"] = "none"
     """Denoising SAE: drop input entries (``mask``) or add Gaussian noise before encoding; reconstruct the clean input."""
     corruption_p: float = 0.1
@@ -227,6 +232,8 @@ class TrainConfig:
             problems.append(f"train.val_fraction must be in [0, 0.5). Got {self.val_fraction!r} instead.")
         if self.checkpoint_every < 1 or self.log_every < 1:
             problems.append("train.checkpoint_every and train.log_every must be ints >= 1.")
+        if self.label_loss_weight < 0:
+            problems.append(f"train.label_loss_weight must be >= 0. Got {self.label_loss_weight!r} instead.")
         if not 0.0 <= self.corruption_p < 1.0:
             problems.append(f"train.corruption_p must be in [0, 1). Got {self.corruption_p!r} instead.")
         if problems:

@@ -242,6 +242,21 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         if self.cfg.reconstruction == "bce":
             mean_in = torch.logit(mean_in.clamp(BCE_INIT_CLAMP, 1.0 - BCE_INIT_CLAMP))
         self.b_dec.copy_(mean_in)
+        if self.cfg.decoder_init == "data":
+            self._init_decoder_from_rows(x)
+
+    def _init_decoder_from_rows(self, x: Tensor) -> None:
+        """Decoder rows = unit-norm centred rows of the sample (random rows where the sample is smaller)."""
+        n_rows = min(x.shape[0], self.n_latents)
+        chosen = torch.randperm(x.shape[0])[:n_rows]
+        picked = x.to_sparse_coo().index_select(0, chosen).to_dense() if losses.is_sparse_csr(x) else x.index_select(0, chosen)
+        rows = losses._acc(picked)
+        centred = self.normalize(rows) - self._input_center()  # (n_rows, d_in)
+        norms = centred.norm(dim=1, keepdim=True)
+        usable = norms.squeeze(1) > 0
+        self.W_dec.data[:n_rows][usable] = (centred / norms.clamp_min(torch.finfo(centred.dtype).tiny))[usable].to(self.W_dec.dtype)
+        if self.cfg.tied_init:
+            self.W_enc.data.copy_(self.W_dec.data.T)
 
     @staticmethod
     def _row_norms(x: Tensor) -> Tensor:

@@ -52,6 +52,7 @@ class Trainer:
         checkpoint_path: Where the resumable state lives; ``None`` disables checkpoints.
         metrics_path: ``metrics.jsonl`` to append to; ``None`` disables the log.
         val_features: Held-out rows for validation FVU/L0, or ``None``.
+        labels: Class ids of the training rows; needed only when ``cfg.label_loss_weight`` > 0.
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class Trainer:
         checkpoint_path: Path | None = None,
         metrics_path: Path | None = None,
         val_features: FeatureMatrix | None = None,
+        labels: np.ndarray | None = None,
     ) -> None:
         if features.shape[0] == 0:
             raise UserError("No training documents: the feature matrix has 0 rows.")
@@ -70,7 +72,10 @@ class Trainer:
             raise UserError(f"Features have {features.shape[1]} columns but the SAE expects d_in={sae.d_in}.")
         self.sae = sae
         self.cfg = cfg
+        if cfg.label_loss_weight > 0 and (labels is None or len(labels) != features.shape[0]):
+            raise UserError("train.label_loss_weight > 0 needs one class label per training document; set it to 0 for unlabeled data.")
         self.features = features
+        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.val_features = val_features
         self.checkpoint_path = checkpoint_path
         self.metrics_path = metrics_path
@@ -87,11 +92,13 @@ class Trainer:
         self.device = torch.device(resolve_device(self.cfg.device))
         self.use_bf16 = self.cfg.autocast == "bf16" or (self.cfg.autocast == "auto" and self.device.type == "cuda")
         torch.manual_seed(self.cfg.seed)
-        sample_rows = np.sort(np.random.default_rng([self.cfg.seed, 1]).permutation(self.n_rows)[:_INIT_SAMPLE_ROWS])
+        sample_rows = np.sort(np.random.default_rng([self.cfg.seed, 1]).permutation(self.n_rows)[: max(_INIT_SAMPLE_ROWS, self.sae.n_latents)])
         self.sae.init_from_data(rows_to_tensor(self.features, sample_rows, "cpu"))
         self.sae.normalize_decoder_()
         self.sae.to(self.device)
-        self.optimizer = torch.optim.Adam(self.sae.parameters(), lr=self.cfg.lr, betas=self.cfg.adam_betas)
+        self.head = self._build_head()
+        parameters = list(self.sae.parameters()) + (list(self.head.parameters()) if self.head is not None else [])
+        self.optimizer = torch.optim.Adam(parameters, lr=self.cfg.lr, betas=self.cfg.adam_betas)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         self.samples_since_fired = torch.zeros(self.sae.n_latents, dtype=torch.long, device=self.device)
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
@@ -127,15 +134,22 @@ class Trainer:
         """One optimiser step on the batch that belongs to ``self.step``; returns detached metrics."""
         sae = self.sae
         sae.train()
-        x = rows_to_tensor(self.features, self._batch_rows(self.step), self.device)
+        rows = self._batch_rows(self.step)
+        x = rows_to_tensor(self.features, rows, self.device)
         generator = torch.Generator().manual_seed(int(stable_hash([self.cfg.seed, self.step], 8), 16))
         x_in = corrupt(x, self.cfg.corruption, self.cfg.corruption_p, generator)
         with self._autocast():
             out = sae(x_in)
             target = sae.normalize(x) if x_in is not x else None
             losses = sae.loss(out, target=target, dead_mask=self.samples_since_fired >= sae.cfg.dead_after)
+            total = losses.total
+            label_ce = torch.zeros((), device=self.device)
+            if self.head is not None:
+                y = self.labels[torch.from_numpy(rows)].to(self.device)
+                label_ce = torch.nn.functional.cross_entropy(self.head(out.codes).float(), y)
+                total = total + self.cfg.label_loss_weight * sae.d_in * label_ce
         self.optimizer.zero_grad(set_to_none=True)
-        losses.total.backward()
+        total.backward()
         sae.remove_parallel_grad_()
         self.optimizer.step()
         self.scheduler.step()
@@ -147,7 +161,8 @@ class Trainer:
             self.samples_since_fired[fired] = 0
             dead_fraction = (self.samples_since_fired >= sae.cfg.dead_after).float().mean()
         return {
-            "loss": losses.total.detach(),
+            "loss": total.detach(),
+            "label_ce": label_ce.detach(),
             "reconstruction": losses.reconstruction.detach(),
             "sparsity": losses.sparsity.detach(),
             "auxk": losses.auxk.detach(),
@@ -164,6 +179,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write model, optimizer and dead-latent state for resuming; atomic."""
         tensors = {f"model.{name}": value for name, value in self.sae.state_dict().items()}
+        if self.head is not None:
+            tensors.update({f"head.{name}": value for name, value in self.head.state_dict().items()})
         optim_tensors, optim_meta = optimizer_tensors(self.optimizer)
         tensors.update(optim_tensors)
         tensors["tracker.samples_since_fired"] = self.samples_since_fired
@@ -181,12 +198,21 @@ class Trainer:
             )
         model_state = {name[len("model.") :]: value for name, value in tensors.items() if name.startswith("model.")}
         self.sae.load_state_dict(model_state)
+        if self.head is not None:
+            self.head.load_state_dict({name[len("head.") :]: value for name, value in tensors.items() if name.startswith("head.")})
         restore_optimizer(self.optimizer, tensors, state["optimizer"])
         self.samples_since_fired = tensors["tracker.samples_since_fired"].to(self.device)
         self.step = self.resumed_from = int(state["step"])
         self.scheduler.last_epoch = self.step  # the restored param_groups already hold lr for this step
         self._truncate_metrics(self.step)
         logger.info("Resumed training from step %d of %d (%s)", self.step, self.total_steps, self.checkpoint_path)
+
+    def _build_head(self) -> torch.nn.Linear | None:
+        """The linear classifier of the optional label loss (not part of the saved SAE)."""
+        if self.cfg.label_loss_weight <= 0 or self.labels is None:
+            return None
+        n_classes = int(self.labels.max()) + 1
+        return torch.nn.Linear(self.sae.n_latents, n_classes).to(self.device)
 
     def _batch_rows(self, step: int) -> np.ndarray:
         epoch, index = divmod(step, self.steps_per_epoch)
