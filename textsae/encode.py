@@ -13,6 +13,7 @@ import torch
 
 from textsae._io import logger
 from textsae.config.schema import EncodeConfig
+from textsae.errors import UserError
 from textsae.featurize.base import Featurizer
 from textsae.sae import SparseAutoencoder
 from textsae.store.codes import CodesWriter
@@ -42,17 +43,42 @@ def encode_rows(
     device: str = "cpu",
     meta: dict[str, Any] | None = None,
     progress: bool = True,
+    overwrite: bool = False,
+    bf16: bool | None = None,
 ) -> Path:
     """Encode ``n_rows`` documents, fetched in slices by ``get_rows(begin, end)``, into ``out_dir``.
 
     Work already in complete shards from an interrupted run is skipped; the manifest is written
-    last, so a folder without one is never taken for a finished output.
+    last, so a folder without one is never taken for a finished output. ``n_rows`` is recorded in
+    the writer's meta (``input_docs``), so an interrupted folder is never resumed with other input.
+
+    Args:
+        sae: The trained SAE.
+        n_rows: Documents to encode.
+        get_rows: ``get_rows(begin, end)`` returns the features of rows ``begin .. end-1``.
+        out_dir: Output folder (see :class:`~textsae.store.codes.CodesWriter`).
+        cfg: Batch size, shard size and format.
+        device: Where the SAE runs.
+        meta: Extra manifest keys; a resumed run must pass the same.
+        progress: Show a progress bar (on a terminal).
+        overwrite: Delete earlier codes (complete or not) in ``out_dir`` first.
+        bf16: bf16 autocast while encoding; default: on CUDA only (match what the SAE was trained with).
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        UserError: ``out_dir`` holds complete codes and ``overwrite`` is false, or an interrupted
+            run written with other settings or other input.
     """
     from tqdm.auto import tqdm
 
     sae.eval().to(device)
-    bf16 = device.startswith("cuda")
-    with CodesWriter(out_dir, n_latents=sae.n_latents, fmt=cfg.format, shard_docs=cfg.shard_docs, meta=meta or {}) as writer:
+    bf16 = device.startswith("cuda") if bf16 is None else bf16
+    meta = {**(meta or {}), "input_docs": int(n_rows)}
+    with CodesWriter(
+        out_dir, n_latents=sae.n_latents, fmt=cfg.format, shard_docs=cfg.shard_docs, meta=meta, overwrite=overwrite
+    ) as writer:
         start = writer.completed_docs
         if start:
             logger.info("Resuming encode of %s at document %d of %d", out_dir, start, n_rows)
@@ -74,9 +100,7 @@ def encode_features(sae: SparseAutoencoder, features: FeatureMatrix, out_dir: Pa
 def encode_texts(
     featurizer: Featurizer, sae: SparseAutoencoder, texts: Sequence[str], out_dir: Path, cfg: EncodeConfig, **kwargs: Any
 ) -> Path:
-    """Featurize and encode ``texts`` one batch at a time, so memory stays bounded by the batch size."""
+    """Featurize and encode ``texts`` one batch at a time, so memory stays bounded by the batch size (see :func:`encode_rows`)."""
     if featurizer.n_features != sae.d_in:
-        from textsae.errors import UserError
-
         raise UserError(f"The featurizer produces {featurizer.n_features} features but the SAE expects d_in={sae.d_in}.")
     return encode_rows(sae, len(texts), lambda begin, end: featurizer.transform(list(texts[begin:end])), out_dir, cfg, **kwargs)

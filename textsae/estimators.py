@@ -69,7 +69,7 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         texts = _check_texts(X)
         self.featurizer_ = build_featurizer(FeaturizerConfig(**(self.featurizer or {})))
         features = self.featurizer_.fit_transform(texts)
-        train_cfg = TrainConfig(**{"progress": False, **(self.train or {})})
+        train_cfg = TrainConfig(**{"progress": False, "device": self.device, **(self.train or {})})
         import torch
 
         torch.manual_seed(train_cfg.seed)
@@ -111,5 +111,8 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
 
 def _check_texts(X: Any) -> list[str]:
     if isinstance(X, str):
-        raise UserError("Iterable over raw text documents expected, string object received.")
+        raise UserError(
+            "SparseCodeTransformer: Iterable over raw text documents expected, string object received. "
+            "Wrap a single document in a list: [text]."
+        )
     return list(X)

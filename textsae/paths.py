@@ -8,6 +8,11 @@ from pathlib import Path
 from textsae._io import stable_hash
 from textsae.config.schema import RecipeConfig, to_dict
 
+REPORT_JSON_NAME = "report.json"
+"""Report file for machines (everything), written by :func:`textsae.eval.report.write_report`."""
+REPORT_MD_NAME = "report.md"
+"""Report file for people (the results table)."""
+
 # Keys that do not change results and so do not change the default run directory.
 _HASH_EXCLUDED = {("run",), ("train", "progress")}
 
@@ -59,15 +64,16 @@ class RunPaths:
         return self.root / "metrics.jsonl"
 
     def codes(self, split: str) -> Path:
+        """Codes folder of one split (``train`` or ``eval``)."""
         return self.root / "codes" / split
 
     @property
     def report_json(self) -> Path:
-        return self.root / "report.json"
+        return self.root / REPORT_JSON_NAME
 
     @property
     def report_md(self) -> Path:
-        return self.root / "report.md"
+        return self.root / REPORT_MD_NAME
 
 
 def config_hash(config: RecipeConfig) -> str:

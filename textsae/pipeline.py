@@ -98,7 +98,7 @@ class Pipeline:
         if is_complete(self.paths.sae):
             logger.info("Reusing trained SAE in %s", self.paths.sae)
             return load_sae_artifact(self.paths.sae)
-        features = features or self.featurize()
+        features = features if features is not None else self.featurize()
         train_rows, val_rows = self._train_val_rows(features.train.shape[0])
         torch.manual_seed(self.config.train.seed)
         sae = build_sae(self.config.sae, features.train.shape[1])
@@ -123,20 +123,27 @@ class Pipeline:
         codes = {}
         for split in SPLITS:
             out_dir = self.paths.codes(split)
-            if not is_complete(out_dir):
-                sae = sae or load_sae_artifact(self.paths.sae)
-                features = features or self.featurize()
+            fingerprint = sae_fingerprint(self.paths.sae)
+            stale = is_complete(out_dir) and codes_info(out_dir).get("sae_sha256") != fingerprint
+            if stale:
+                logger.info("Codes in %s came from another SAE; re-encoding", out_dir)
+            if stale or not is_complete(out_dir):
+                sae = sae if sae is not None else load_sae_artifact(self.paths.sae)
+                features = features if features is not None else self.featurize()
                 device = resolve_device(self.config.train.device)
-                meta = {"split": split, "recipe": self.config.name, "sae_sha256": sae_fingerprint(self.paths.sae)}
-                encode_features(sae, getattr(features, split), out_dir, self.config.encode, device=device, meta=meta, progress=self.config.train.progress)
+                meta = {"split": split, "recipe": self.config.name, "sae_sha256": fingerprint}
+                encode_features(
+                    sae, getattr(features, split), out_dir, self.config.encode,
+                    device=device, meta=meta, progress=self.config.train.progress, overwrite=stale, bf16=self._use_bf16(device),
+                )
             codes[split] = load_codes(out_dir)
         return codes
 
     def evaluate(self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None) -> dict[str, Any]:
         """Classify with the source features, the codes and the truncated baseline; write the report."""
         cfg = self.config.eval
-        features = features or self.featurize()
-        codes = codes or self.encode(features=features)
+        features = features if features is not None else self.featurize()
+        codes = codes if codes is not None else self.encode(features=features)
         corpus = self.corpus
         y_train, y_eval = corpus.train.labels, corpus.eval.labels
         sae = load_sae_artifact(self.paths.sae)
@@ -193,9 +200,14 @@ class Pipeline:
 
     # --- helpers ----------------------------------------------------------------------------
 
+    def _use_bf16(self, device: str) -> bool:
+        autocast = self.config.train.autocast
+        return autocast == "bf16" or (autocast == "auto" and device.startswith("cuda"))
+
     def _train_val_rows(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         order = np.random.default_rng([self.config.train.seed, 2]).permutation(n_rows)
-        n_val = int(round(self.config.train.val_fraction * n_rows)) if n_rows >= 20 else 0
+        n_val = int(round(self.config.train.val_fraction * n_rows))
+        n_val = n_val if n_val >= 2 else 0  # a one-row validation set has no variance to explain
         return np.sort(order[n_val:]), np.sort(order[:n_val])
 
     def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> dict[str, Any]:

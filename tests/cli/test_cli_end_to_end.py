@@ -55,6 +55,13 @@ def test_run_writes_report_and_prints_table(recipe: Path, tmp_path: Path, capsys
     codes = load_codes(out_dir)
     assert codes.shape == (3, 64) and codes.getnnz(axis=1).max() <= 4
     assert main(["encode", str(run_dir), str(docs), "--out", str(out_dir), "-q"]) == 2  # exists: needs --overwrite
+    assert main(["encode", str(run_dir), str(docs), "--out", str(out_dir), "--overwrite", "-q"]) == 0
+    assert (load_codes(out_dir) != codes).nnz == 0
+    # A finished folder that is not codes is refused, even with --overwrite, and left as it was.
+    sae_files = sorted(p.name for p in (run_dir / "sae").iterdir())
+    assert main(["encode", str(run_dir), str(docs), "--out", str(run_dir / "sae"), "--overwrite", "-q"]) == 2
+    assert "not one of sparse codes" in capsys.readouterr().err
+    assert sorted(p.name for p in (run_dir / "sae").iterdir()) == sae_files
 
 
 def test_show_and_validate(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:

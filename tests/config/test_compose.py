@@ -43,6 +43,8 @@ def test_delete_override_restores_default(project: Path) -> None:
     tree = {"sae": {"k": 3}}
     apply_overrides(tree, ["~sae.k"])
     assert tree == {"sae": {}}
+    with pytest.raises(ConfigError, match=r"Unknown config key 'sae.kk' \(did you mean 'sae.k'\?\)"):
+        apply_overrides(tree, ["~sae.kk"])  # a typo must not pass silently
 
 
 def test_all_problems_reported_at_once_with_closest_key(project: Path) -> None:
@@ -63,6 +65,8 @@ def test_all_problems_reported_at_once_with_closest_key(project: Path) -> None:
         ("sae.l1=-1", "sae.l1 must be >= 0"),
         ("sae.beta=-0.5", "sae.beta must be >= 0"),
         ("train.batch_size=0", "train.batch_size must be an int >= 1"),
+        ("train.log_every=0", r"train.log_every must be an int >= 1. Got 0 instead"),
+        ("encode.shard_docs=0", r"encode.shard_docs must be an int >= 1. Got 0 instead"),
         ("sae.k=abc", "'sae.k' value must be an int"),
         ("train.lr=fast", "'train.lr' value must be a number"),
         ("featurizer.ngram_range=[2,1]", "ngram_range"),

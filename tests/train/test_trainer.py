@@ -46,9 +46,9 @@ def test_lr_schedule_warmup_flat_decay() -> None:
     factors = [lr_factor(s, total_steps=100, warmup_steps=10, decay="linear", decay_start=0.8) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(f == 1.0 for f in factors[10:80])
-    assert factors[99] == pytest.approx(0.0) and all(a >= b for a, b in zip(factors[80:], factors[81:]))
+    assert 0.0 < factors[99] == pytest.approx(1 / 21) and all(a > b for a, b in zip(factors[80:], factors[81:]))
     cosine = [lr_factor(s, total_steps=100, warmup_steps=0, decay="cosine", decay_start=0.0) for s in range(100)]
-    assert cosine[49] == pytest.approx(0.5, abs=0.02) and cosine[-1] == pytest.approx(0.0, abs=1e-9)
+    assert cosine[49] == pytest.approx(0.5, abs=0.02) and 0.0 < cosine[-1] < 1e-3
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from typing import Any
 
 
 def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
+    """Add the ``bench`` verb and its benchmarks to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
     bench = subparsers.add_parser(
         "bench",
         help="benchmarks (tfidf: textsae vs scikit-learn)",
@@ -56,7 +57,10 @@ def _tfidf(args: argparse.Namespace) -> int:
     from textsae.bench.tfidf import run_tfidf_bench
     from textsae.config.schema import DataConfig
     from textsae.data.corpus import load_corpus, load_split
+    from textsae.errors import UserError
 
+    if args.max_docs is not None and args.max_docs < 1:
+        raise UserError(f"--max-docs must be an int >= 1. Got {args.max_docs} instead.")
     if args.data:
         texts = load_split(args.data, require_labels=False).texts
         source = args.data

@@ -10,6 +10,7 @@ from textsae.config.compose import dump_yaml, find_configs_dir, load_recipe
 
 
 def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
+    """Add the ``show``, ``validate`` and ``ls`` verbs to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
     show = subparsers.add_parser(
         "show",
         help="print the resolved config of a recipe",

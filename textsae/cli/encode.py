@@ -8,6 +8,7 @@ from typing import Any
 
 
 def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
+    """Add the ``encode`` verb to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
     parser = subparsers.add_parser(
         "encode",
         help="encode a corpus into sparse codes with a trained run",
@@ -27,13 +28,12 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     parser.add_argument("--batch-size", type=int, default=1024, help="documents encoded at once (default: 1024)")
     parser.add_argument("--shard-docs", type=int, default=50_000, help="documents per shard (default: 50000)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a finished output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace earlier codes in --out (finished, or interrupted with other settings)")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    import shutil
-
+    """Encode ``args.data`` with the run in ``args.run_dir`` into ``args.out``; returns the exit code."""
     from textsae._io import resolve_device
     from textsae.artifacts import is_complete, load_featurizer_artifact, load_sae_artifact, sae_fingerprint
     from textsae.config.schema import EncodeConfig
@@ -41,18 +41,21 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.encode import encode_texts
     from textsae.errors import UserError
     from textsae.paths import RunPaths
+    from textsae.store.codes import codes_info
 
     paths = RunPaths(Path(args.run_dir))
     out = Path(args.out)
     if is_complete(out):
+        codes_info(out)  # refuses a finished folder that is not codes (e.g. a run's sae/): --overwrite must not touch it
         if not args.overwrite:
             raise UserError(f"{out} already holds finished codes; pass --overwrite to replace them or choose another --out.")
-        shutil.rmtree(out)
     featurizer = load_featurizer_artifact(paths.featurizer)
     sae = load_sae_artifact(paths.sae)
     split = load_split(args.data, text_column=args.text_column, require_labels=False)
     cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format)
     meta = {"run_dir": str(paths.root.resolve()), "data": str(Path(args.data).resolve()), "split": split.name, "sae_sha256": sae_fingerprint(paths.sae)}
-    encode_texts(featurizer, sae, split.texts, out, cfg, device=resolve_device(args.device), meta=meta, progress=not args.quiet)
+    encode_texts(
+        featurizer, sae, split.texts, out, cfg, device=resolve_device(args.device), meta=meta, progress=not args.quiet, overwrite=args.overwrite
+    )
     print(f"wrote codes for {len(split.texts)} documents to {out}")
     return 0

@@ -20,6 +20,7 @@ _STAGES = {
 
 
 def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
+    """Add the ``run``, ``featurize``, ``train`` and ``eval`` verbs to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
     for name, (summary, description) in _STAGES.items():
         parser = subparsers.add_parser(
             name,

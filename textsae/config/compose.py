@@ -28,16 +28,15 @@ PRESET_SUFFIX = ".yaml"
 
 def find_configs_dir(start: Path | None = None) -> Path:
     """Locate the ``configs/`` preset folder: beside or above ``start``, else beside the package."""
-    candidates = []
-    if start is not None:
-        for parent in [start, *start.parents]:
-            candidates.append(parent / "configs")
-    candidates.append(Path(os.environ.get("TEXTSAE_CONFIGS", "")) if os.environ.get("TEXTSAE_CONFIGS") else None)
-    candidates.append(Path(__file__).resolve().parents[2] / "configs")
-    for candidate in candidates:
-        if candidate is not None and candidate.is_dir():
+    above = [parent / "configs" for parent in (start, *start.parents)] if start is not None else []
+    env = [Path(os.environ["TEXTSAE_CONFIGS"])] if os.environ.get("TEXTSAE_CONFIGS") else []
+    beside_package = [Path(__file__).resolve().parents[2] / "configs"]
+    for candidate in above + env + beside_package:
+        if candidate.is_dir():
             return candidate
-    raise ConfigError("Cannot find the configs/ preset folder; set TEXTSAE_CONFIGS=DIR.")
+    looked = [f"{above[0]} and the folders above it"] if above else []
+    looked += [str(c) for c in env + beside_package]
+    raise ConfigError(f"Cannot find the configs/ preset folder (looked in {', '.join(looked)}). Set TEXTSAE_CONFIGS=DIR.")
 
 
 def load_recipe(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) -> RecipeConfig:
@@ -86,7 +85,11 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
     problems = []
     for item in overrides:
         if item.startswith("~"):
-            _delete(tree, item[1:].split("."))
+            parts = item[1:].strip().split(".")
+            if _field_for(parts) is None:
+                problems.append(_unknown_key(".".join(parts), f"in {item!r}"))
+                continue
+            _delete(tree, parts)
             continue
         key, sep, text = item.partition("=")
         if not sep or not key:
@@ -147,9 +150,7 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str]) 
     for key, value in values.items():
         dotted = ".".join((*where, str(key)))
         if key not in fields:
-            close = difflib.get_close_matches(dotted, config_keys(), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (valid keys here: {', '.join(fields)})"
-            problems.append(f"Unknown config key {dotted!r}{hint}.")
+            problems.append(_unknown_key(dotted, f"valid keys here: {', '.join(fields)}"))
             continue
         annotation = hints[key]
         if dataclasses.is_dataclass(annotation):
@@ -167,6 +168,13 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str]) 
     except ConfigError as error:
         problems.extend(error.problems)
         return None
+
+
+def _unknown_key(dotted: str, fallback: str) -> str:
+    """The problem line for an unknown dotted key: the closest valid key, else ``fallback``."""
+    close = difflib.get_close_matches(dotted, config_keys(), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else fallback
+    return f"Unknown config key {dotted!r} ({hint})."
 
 
 def _check_type(value: Any, annotation: Any) -> tuple[bool, Any, str]:

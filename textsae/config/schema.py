@@ -21,11 +21,6 @@ def path_field(default: str | None = None) -> Any:
     return field(default=default, metadata={"path": True})
 
 
-def path_list_field() -> Any:
-    """A dataclass field that holds a list of file system paths."""
-    return field(default_factory=list, metadata={"path": True})
-
-
 @dataclass
 class DataConfig:
     """Where the corpus comes from. Precedence: ``path`` > ``bundled`` > ``name`` (hub id)."""
@@ -68,6 +63,7 @@ class DataConfig:
 
     @property
     def has_source(self) -> bool:
+        """Whether a corpus is named at all (``path``, ``bundled`` or ``name``)."""
         return bool(self.path or self.bundled or self.name)
 
 
@@ -230,8 +226,10 @@ class TrainConfig:
             problems.append(f"train.decay_start must be in [0, 1]. Got {self.decay_start!r} instead.")
         if not 0.0 <= self.val_fraction < 0.5:
             problems.append(f"train.val_fraction must be in [0, 0.5). Got {self.val_fraction!r} instead.")
-        if self.checkpoint_every < 1 or self.log_every < 1:
-            problems.append("train.checkpoint_every and train.log_every must be ints >= 1.")
+        if self.checkpoint_every < 1:
+            problems.append(f"train.checkpoint_every must be an int >= 1. Got {self.checkpoint_every!r} instead.")
+        if self.log_every < 1:
+            problems.append(f"train.log_every must be an int >= 1. Got {self.log_every!r} instead.")
         if self.label_loss_weight < 0:
             problems.append(f"train.label_loss_weight must be >= 0. Got {self.label_loss_weight!r} instead.")
         if not 0.0 <= self.corruption_p < 1.0:
@@ -252,8 +250,13 @@ class EncodeConfig:
     """``npz``: CSR shards (uint16/int32 indices, fp16 values); ``parquet``: rows of ``indices``/``values`` lists."""
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.shard_docs < 1:
-            raise ConfigError("encode.batch_size and encode.shard_docs must be ints >= 1.")
+        problems = []
+        if self.batch_size < 1:
+            problems.append(f"encode.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")
+        if self.shard_docs < 1:
+            problems.append(f"encode.shard_docs must be an int >= 1. Got {self.shard_docs!r} instead.")
+        if problems:
+            raise ConfigError(problems)
 
 
 @dataclass

@@ -471,6 +471,20 @@ def _read_meta_label_names(folder: Path) -> list[str] | None:
 
 
 def choose_eval_split(available: Sequence[str], cfg: DataConfig, where: str, have: str) -> str:
+    """The split to report on: ``cfg.eval_split`` if set, else the first of ``test``, ``validation`` present.
+
+    Args:
+        available: Split names the source holds.
+        cfg: Data settings (``train_split``, ``eval_split``).
+        where: The source, for messages (a folder, a hub id).
+        have: What the source holds, for messages.
+
+    Returns:
+        The chosen split name; never ``cfg.train_split``.
+
+    Raises:
+        UserError: ``cfg.eval_split`` is the training split or absent, or no default split exists.
+    """
     if cfg.eval_split is not None:
         if cfg.eval_split == cfg.train_split:
             raise UserError(

@@ -3,7 +3,7 @@
 The report dict::
 
     {"recipe": "imdb_tfidf_topk",
-     "dataset": {"name": "imdb", "n_train": 25000, "n_test": 25000, "n_classes": 2, ...},
+     "dataset": {"name": "imdb", "train_docs": 25000, "eval_split": "test", "eval_docs": 25000, "n_classes": 2, ...},
      "eval": {"source":    {"accuracy": .., "macro_f1": .., "bytes_per_doc": .., "C": .., "cv_accuracy": ..,
                             "n_train": .., "n_test": .., "disk_bytes_per_doc": .. (optional), ...},
               "codes":     {...},
@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from textsae._io import atomic_write_json, atomic_write_text
+from textsae.paths import REPORT_JSON_NAME, REPORT_MD_NAME
 
 __all__ = ["REPORT_JSON_NAME", "REPORT_MD_NAME", "BYTES_NOTE", "write_report", "render_report", "format_eval_table"]
 
-REPORT_JSON_NAME = "report.json"
-REPORT_MD_NAME = "report.md"
 
 BYTES_NOTE = (
     "Bytes/doc counts non-zeros × (index bytes + value bytes) / documents, uncompressed; "
@@ -62,10 +61,11 @@ def render_report(report: dict[str, Any]) -> str:
     dataset = report.get("dataset") or {}
     if dataset:
         lines += [f"Dataset: {_dataset_line(dataset)}", ""]
+    eval_split = dataset.get("eval_split", "test")  # the pipeline reports on test, or validation when there is no test
     lines += [
         format_eval_table(report),
         "",
-        "Logistic regression; C chosen by stratified K-fold CV accuracy on the training split only, scores on the test split.",
+        f"Logistic regression; C chosen by stratified K-fold CV accuracy on the training split only, scores on the {eval_split} split.",
         "",
     ]
     sae = report.get("sae") or {}

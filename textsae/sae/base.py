@@ -245,16 +245,25 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         if self.cfg.decoder_init == "data":
             self._init_decoder_from_rows(x)
 
-    def _init_decoder_from_rows(self, x: Tensor) -> None:
-        """Decoder rows = unit-norm centred rows of the sample (random rows where the sample is smaller)."""
+    def _init_decoder_from_rows(self, x: Tensor, chunk_rows: int = 1024) -> None:
+        """Decoder rows = unit-norm centred rows of the sample (random rows where the sample is smaller).
+
+        Rows are densified ``chunk_rows`` at a time, so peak memory stays near the decoder's own size.
+        """
         n_rows = min(x.shape[0], self.n_latents)
         chosen = torch.randperm(x.shape[0])[:n_rows]
-        picked = x.to_sparse_coo().index_select(0, chosen).to_dense() if losses.is_sparse_csr(x) else x.index_select(0, chosen)
-        rows = losses._acc(picked)
-        centred = self.normalize(rows) - self._input_center()  # (n_rows, d_in)
-        norms = centred.norm(dim=1, keepdim=True)
-        usable = norms.squeeze(1) > 0
-        self.W_dec.data[:n_rows][usable] = (centred / norms.clamp_min(torch.finfo(centred.dtype).tiny))[usable].to(self.W_dec.dtype)
+        source = x.to_sparse_coo() if losses.is_sparse_csr(x) else x
+        center = self._input_center()
+        tiny = torch.finfo(self.W_dec.dtype).tiny
+        for begin in range(0, n_rows, chunk_rows):
+            index = chosen[begin : begin + chunk_rows]
+            picked = source.index_select(0, index)
+            rows = losses._acc(picked.to_dense() if picked.layout == torch.sparse_coo else picked)
+            centred = self.normalize(rows) - center  # (chunk, d_in)
+            norms = centred.norm(dim=1, keepdim=True)
+            usable = norms.squeeze(1) > 0
+            block = self.W_dec.data[begin : begin + len(index)]
+            block[usable] = (centred / norms.clamp_min(tiny))[usable].to(self.W_dec.dtype)
         if self.cfg.tied_init:
             self.W_enc.data.copy_(self.W_dec.data.T)
 
@@ -414,6 +423,8 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         active = None
         if losses.is_sparse_csr(codes):
             active = ActiveCodes(codes.col_indices(), codes.values(), codes.crow_indices())
+        elif not torch.is_autocast_enabled(codes.device.type):
+            codes = codes.to(self.W_dec.dtype)
         return self.denormalize(self._output(self._decode_logits(codes, active)))
 
     # ------------------------------------------------------------------------------------ losses

@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 from textsae._io import _json_default, atomic_path, atomic_write_json, logger, read_json
 from textsae.errors import IncompleteArtifactError, UserError
+from textsae.store.manifest import _RESERVED_KEYS as _MANIFEST_KEYS
 from textsae.store.manifest import DEFAULT_RESUME_HINT, MANIFEST_NAME, read_manifest, write_manifest
 
 __all__ = ["CODES_FORMAT_VERSION", "WRITER_STATE_NAME", "CodesWriter", "load_codes", "codes_info", "shard_name"]
@@ -63,7 +64,6 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamp: identical codes give 
 _WRITER_KEYS = frozenset(
     {"codes_format_version", "n_docs", "n_latents", "format", "index_dtype", "value_dtype", "shard_docs", "nnz", "shards"}
 )
-_MANIFEST_KEYS = frozenset({"format_version", "complete", "files"})
 
 
 def shard_name(index: int, fmt: str) -> str:
@@ -485,9 +485,7 @@ def load_codes(
     indptr = np.zeros(n_docs + 1, dtype=index_dtype)
     row, entry = 0, 0
     for shard in info["shards"]:
-        path = root / shard["name"]
-        if not path.is_file():
-            raise IncompleteArtifactError(f"{root} is incomplete: {shard['name']} is listed in {MANIFEST_NAME} but missing, so files were removed after it was written. Delete {root} and run the command again.")
+        path = root / shard["name"]  # codes_info has checked that it exists with the recorded size
         shard_data, shard_indices, shard_indptr, n_columns = _read_shard(path)
         rows, nnz = len(shard_indptr) - 1, len(shard_data)
         if (rows, nnz, n_columns) != (shard["rows"], shard["nnz"], n_latents) or row + rows > n_docs or entry + nnz > total_nnz:

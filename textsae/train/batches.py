@@ -44,7 +44,7 @@ def corrupt(x: torch.Tensor, kind: str, p: float, generator: torch.Generator) ->
         noise = torch.randn(values.shape, generator=generator, device="cpu").to(values.device)
         new_values = values + p * rms * noise
     else:
-        raise ValueError(f"unknown corruption {kind!r}")
+        raise ValueError(f"The 'kind' parameter of corrupt must be 'none', 'mask' or 'gaussian' (train.corruption). Got {kind!r} instead.")
     if x.layout == torch.sparse_csr:
         return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), new_values, size=x.shape)
     return new_values

@@ -16,8 +16,9 @@ def lr_factor(
 ) -> float:
     """Multiplier of the peak learning rate at ``step`` (0-based).
 
-    Warm-up rises linearly over ``warmup_steps``; decay runs from ``decay_start·total_steps`` to the
-    last step, linearly or along a half cosine, reaching zero after the final step.
+    Warm-up rises linearly over ``warmup_steps`` (step 0 gets ``1 / warmup_steps``, step
+    ``warmup_steps - 1`` the full rate); decay runs from ``decay_start·total_steps`` to the last
+    step, linearly or along a half cosine, reaching 0 one step after the last (so every step still learns).
     """
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
@@ -26,7 +27,7 @@ def lr_factor(
     start = max(int(decay_start * total_steps), warmup_steps)
     if step < start:
         return 1.0
-    progress = (step - start + 1) / max(total_steps - start, 1)
+    progress = (step - start + 1) / (total_steps - start + 1)
     progress = min(progress, 1.0)
     if decay == "linear":
         return 1.0 - progress

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textsae._io import logger, resolve_device, stable_hash
+from textsae._io import atomic_write_text, logger, resolve_device, stable_hash
 from textsae.config.schema import TrainConfig, to_dict
 from textsae.errors import UserError
 from textsae.eval.reconstruction import reconstruction_metrics
@@ -80,7 +80,8 @@ class Trainer:
         self.checkpoint_path = checkpoint_path
         self.metrics_path = metrics_path
         self.n_rows = features.shape[0]
-        self.steps_per_epoch = math.ceil(self.n_rows / cfg.batch_size)
+        # Full batches only (the short remainder differs every epoch): a 1-row batch has no FVU.
+        self.steps_per_epoch = max(1, self.n_rows // cfg.batch_size)
         self.total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
         self.step = 0
         self.resumed_from = 0
@@ -103,6 +104,8 @@ class Trainer:
         self.samples_since_fired = torch.zeros(self.sae.n_latents, dtype=torch.long, device=self.device)
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
             self._resume()
+        else:
+            self._truncate_metrics(0)  # a run killed before its first checkpoint starts its log afresh
 
     def train(self) -> TrainSummary:
         """Run :meth:`setup` and every remaining step; returns a summary with validation metrics."""
@@ -148,6 +151,7 @@ class Trainer:
                 y = self.labels[torch.from_numpy(rows)].to(self.device)
                 label_ce = torch.nn.functional.cross_entropy(self.head(out.codes).float(), y)
                 total = total + self.cfg.label_loss_weight * sae.d_in * label_ce
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         sae.remove_parallel_grad_()
@@ -169,7 +173,7 @@ class Trainer:
             "fvu": losses.fvu.detach(),
             "l0": active.sum(dim=1).float().mean(),
             "dead_fraction": dead_fraction,
-            "lr": torch.tensor(self.scheduler.get_last_lr()[0]),
+            "lr": torch.tensor(lr),
         }
 
     def evaluate(self, features: FeatureMatrix) -> dict[str, float]:
@@ -254,7 +258,7 @@ class Trainer:
                 continue  # a line cut by the interruption
             if record.get("step", 0) <= step and not any(k.startswith("val_") for k in record):
                 kept.append(line)
-        self.metrics_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
 
 
 def _progress_bar(total: int, initial: int, *, enabled: bool) -> Any:
