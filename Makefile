@@ -1,20 +1,28 @@
 # Set-up and everyday commands. Every target creates .venv and installs textsae first if needed.
 # TORCH_SPEC pins the CPU build of torch on CPU-only machines; on a GPU machine use
 #   make TORCH_SPEC=torch quickstart      (or install your CUDA torch into .venv first).
+# Set-up output goes to .venv/install.log; its tail is printed when a step fails.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check --no-input
+INSTALL_LOG := $(VENV)/install.log
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=true
 
-.PHONY: install quickstart test test-all clean
+.PHONY: install quickstart test clean
 
 $(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { \
+	  echo "textsae needs Python >= 3.10; '$(PYTHON)' is $$($(PYTHON) -V 2>&1). Use e.g. make PYTHON=python3.11 ..." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $@
+	@echo "Installing pip, $(TORCH_SPEC) and textsae[dev] into $(VENV) (about a minute; log: $(INSTALL_LOG))"
+	@{ $(PIP) install --upgrade pip \
+	  && $(PIP) install "$(TORCH_SPEC)" \
+	  && $(PIP) install -e ".[dev]"; } > $(INSTALL_LOG) 2>&1 || { \
+	  tail -n 30 $(INSTALL_LOG) >&2; echo "Set-up failed; full log: $(INSTALL_LOG)" >&2; exit 1; }
+	@$(BIN)/python -c 'import torch, textsae; print(f"Installed textsae with torch {torch.__version__}")'
+	@touch $@
 
 install: $(BIN)/.installed
 

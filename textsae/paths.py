@@ -90,5 +90,5 @@ def config_hash(config: RecipeConfig) -> str:
 def run_paths(config: RecipeConfig) -> RunPaths:
     """The run directory: ``run.dir`` if set, else ``<run.root>/<recipe name>/<config hash>``."""
     if config.run.dir:
-        return RunPaths(Path(config.run.dir))
-    return RunPaths(Path(config.run.root) / config.name / config_hash(config))
+        return RunPaths(Path(config.run.dir).resolve())
+    return RunPaths((Path(config.run.root) / config.name / config_hash(config)).resolve())

@@ -95,3 +95,11 @@ def test_help_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for verb in ("run", "featurize", "train", "encode", "eval", "bench", "validate", "show", "ls"):
         assert verb in out
+
+
+def test_run_with_relative_default_run_dir(recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default run directory is relative (runs/<recipe>/<hash>); artefact manifests must still resolve."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(recipe), "train.epochs=1", "-q"]) == 0
+    manifests = list((tmp_path / "runs" / "tiny").glob("*/sae/manifest.json"))
+    assert len(manifests) == 1

@@ -204,3 +204,16 @@ def test_writer_rejects_bad_input(tmp_path):
         writer.write(sp.csr_matrix(np.array([[0.0, 1e6, 0.0, 0.0]])))
     with pytest.raises(TypeError, match="2-D scipy sparse matrix or numpy array. Got list"):
         writer.write([[0.0, 1.0, 0.0, 0.0]])  # type: ignore[arg-type]
+
+
+def test_manifest_accepts_paths_joined_with_a_relative_folder(tmp_path, monkeypatch) -> None:
+    from pathlib import Path
+
+    from textsae.store.manifest import read_manifest, write_manifest
+
+    monkeypatch.chdir(tmp_path)
+    folder = Path("runs") / "x"
+    folder.mkdir(parents=True)
+    (folder / "a.bin").write_bytes(b"abc")
+    write_manifest(folder, [folder / "a.bin", Path("a.bin")], {})
+    assert [f["name"] for f in read_manifest(folder)["files"]] == ["a.bin", "a.bin"]

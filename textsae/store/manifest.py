@@ -57,7 +57,9 @@ def write_manifest(directory: str | os.PathLike[str], files: list[Path], meta: d
         raise ValueError(f"write_manifest: meta may not use the reserved keys {clashing}; rename them.")
     entries = []
     for file in files:
-        path = Path(file) if Path(file).is_absolute() else root / file
+        given = Path(file)
+        # Callers pass paths either relative to ``directory`` or already joined with it (maybe relatively).
+        path = given if given.is_absolute() or given.parts[: len(root.parts)] == root.parts else root / given
         try:
             name = path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
