@@ -118,7 +118,7 @@ def hub_reachable(timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     thread.join(timeout_s)
     if not outcome.get("ok"):
         where = f"{address[0]}:{address[1]}" + (f" (proxy to {tunnel[0]}:{tunnel[1]})" if tunnel else "")
-        logger.info("Hub probe %s failed: %s", where, outcome.get("error", f"no answer in {timeout_s:g} s"))
+        logger.debug("Hub probe %s failed: %s", where, outcome.get("error", f"no answer in {timeout_s:g} s"))
     return bool(outcome.get("ok"))
 
 
