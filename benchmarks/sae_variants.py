@@ -66,12 +66,12 @@ def main(argv: list[str]) -> None:
         "dead": round(float(1 - fired.mean()), 3), "train_s": round(seconds),
     }), flush=True)
     if baselines:
-        for name, pair in {
+        for name, (base_train, base_eval) in {
             "source": (x_train, x_eval),
             "truncated64": (truncate_rows(x_train, 64), truncate_rows(x_eval, 64)),
             "truncated32": (truncate_rows(x_train, 32), truncate_rows(x_eval, 32)),
         }.items():
-            baseline = evaluate_representation(*pair[:1], y_train, pair[1], y_eval, EVAL)
+            baseline = evaluate_representation(base_train, y_train, base_eval, y_eval, EVAL)
             print(json.dumps({"baseline": name, "accuracy": round(baseline.accuracy, 4), "C": baseline.C}), flush=True)
 
 

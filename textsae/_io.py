@@ -67,6 +67,16 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.load(handle)
 
 
+def read_json_checked(path: str | os.PathLike[str], expected: str) -> Any:
+    """Read a JSON file; an unreadable or malformed file raises ``UserError`` naming it and what was expected."""
+    try:
+        return read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        from textsae.errors import UserError
+
+        raise UserError(f"{path}: cannot be read as JSON ({exc}). Expected {expected}.") from exc
+
+
 def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()

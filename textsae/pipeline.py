@@ -20,7 +20,6 @@ from textsae._io import atomic_write_text, logger, resolve_device
 from textsae.artifacts import (
     is_complete,
     load_feature_matrices,
-    load_featurizer_artifact,
     load_sae_artifact,
     save_feature_matrices,
     save_featurizer_artifact,

@@ -10,14 +10,13 @@ for a :class:`~textsae.config.schema.FeaturizerConfig`.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from textsae._io import read_json
+from textsae._io import read_json_checked
 from textsae.errors import UserError
 
 if TYPE_CHECKING:
@@ -130,10 +129,7 @@ def read_featurizer_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise UserError(f"Featurizer directory {str(directory)!r} does not exist. Expected a directory written by save_pretrained().")
     if not path.is_file():
         raise UserError(f"{path}: file is missing. Expected the config.json that save_pretrained() writes last; the save may have been interrupted.")
-    try:
-        config = read_json(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot be read as JSON ({exc}). Expected the config.json that save_pretrained() writes.") from exc
+    config = read_json_checked(path, "the config.json that save_pretrained() writes")
     if not isinstance(config, dict) or not isinstance(config.get("kind"), str) or not isinstance(config.get("params"), dict):
         raise UserError(f'{path}: expected a JSON object with a string "kind" and an object "params". Got {_short(config)} instead.')
     return config

@@ -65,7 +65,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from textsae._io import atomic_write_bytes, atomic_write_json, library_versions, logger, read_json
+from textsae._io import atomic_write_bytes, atomic_write_json, library_versions, logger, read_json_checked
 from textsae.config.schema import FeaturizerConfig
 from textsae.errors import UserError
 from textsae.featurize.base import CONFIG_NAME, read_featurizer_config
@@ -807,10 +807,7 @@ def _read_vocab(path: Path, ngram_range: tuple[int, int]) -> list[str]:
     """Read and check ``vocab.json``: a non-empty list of distinct, tokenizable n-grams."""
     if not path.is_file():
         raise UserError(f"{path}: file is missing. Expected the vocabulary that save_pretrained() writes.")
-    try:
-        terms = read_json(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot be read as JSON ({exc}). Expected a JSON list of terms.") from exc
+    terms = read_json_checked(path, "a JSON list of terms")
     if not isinstance(terms, list) or not terms or not all(isinstance(t, str) for t in terms):
         raise UserError(f"{path}: expected a non-empty JSON list of strings (terms in column order). Got {type(terms).__name__} instead.")
     if len(set(terms)) != len(terms):
