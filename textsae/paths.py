@@ -14,7 +14,7 @@ REPORT_MD_NAME = "report.md"
 """Report file for people (the results table)."""
 
 # Keys that do not change results and so do not change the default run directory.
-_HASH_EXCLUDED = {("run",), ("train", "progress")}
+_HASH_EXCLUDED = {("run",), ("store",), ("train", "progress")}
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class RunPaths:
 
         RUN_DIR/config.yaml          resolved config
         RUN_DIR/featurizer/          fitted featurizer (config.json + files)
-        RUN_DIR/features/            cached source features (train.npz, eval.npz, manifest.json)
+        RUN_DIR/features/            cached source features: train.npz + eval.npz (TF-IDF), or store.json
+                                     naming the feature-store entries (hidden states); manifest.json
         RUN_DIR/checkpoints/         resumable training state (checkpoint.safetensors)
         RUN_DIR/sae/                 trained SAE (config.json + model.safetensors)
         RUN_DIR/metrics.jsonl        training metrics, one JSON object per line
@@ -85,6 +86,11 @@ def config_hash(config: RecipeConfig) -> str:
             node = node[part]
         node.pop(path[-1], None)
     return stable_hash(tree, length=10)
+
+
+def store_root(config: RecipeConfig) -> Path:
+    """The feature store folder: ``store.dir`` if set, else ``<run.root>/_store``."""
+    return Path(config.store.dir or Path(config.run.root) / "_store").resolve()
 
 
 def run_paths(config: RecipeConfig) -> RunPaths:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from functools import cached_property
 from typing import Any
 
@@ -35,20 +36,41 @@ from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.eval.report import write_report
 from textsae.eval.sizes import bytes_per_doc, entries_for_bytes, index_bytes_needed, truncate_rows
 from textsae.featurize.base import build_featurizer
-from textsae.paths import RunPaths, run_paths
+from textsae._io import atomic_write_json, read_json_checked
+from textsae.paths import RunPaths, run_paths, store_root
 from textsae.sae import SparseAutoencoder, build_sae
 from textsae.store.codes import codes_info, load_codes
+from textsae.store.features import ShardedFeatures, extract_to_store, open_features, store_key
+from textsae.store.manifest import write_manifest
 from textsae.train.trainer import Trainer
 
 SPLITS = ("train", "eval")
 
 
+STORE_POINTER_NAME = "store.json"
+"""File in ``RUN_DIR/features/`` naming the feature-store entries of a dense (hidden-states) run."""
+
+
 @dataclass
 class Features:
-    """Source features of the training split and the reported split."""
+    """Source features of the training split and the reported split (CSR for TF-IDF, stored dense rows for hidden states)."""
 
-    train: sp.csr_matrix | np.ndarray
-    eval: sp.csr_matrix | np.ndarray
+    train: sp.csr_matrix | ShardedFeatures
+    eval: sp.csr_matrix | ShardedFeatures
+
+    @property
+    def dense(self) -> bool:
+        return not sp.issparse(self.train)
+
+
+def take_rows(matrix: sp.csr_matrix | ShardedFeatures | np.ndarray, rows: np.ndarray) -> sp.csr_matrix | ShardedFeatures | np.ndarray:
+    """Rows of a feature matrix; stored dense features give a view, so nothing is loaded yet."""
+    return matrix.subset(rows) if isinstance(matrix, ShardedFeatures) else matrix[rows]
+
+
+def as_matrix(matrix: sp.csr_matrix | ShardedFeatures | np.ndarray) -> sp.csr_matrix | np.ndarray:
+    """An in-memory matrix for scikit-learn (stored dense features are read into one array)."""
+    return matrix.to_array() if isinstance(matrix, ShardedFeatures) else matrix
 
 
 class Pipeline:
@@ -78,8 +100,9 @@ class Pipeline:
         """Fit the featurizer on the training split and cache both splits' features."""
         if is_complete(self.paths.features) and is_complete(self.paths.featurizer):
             logger.info("Reusing features in %s", self.paths.features)
-            matrices = load_feature_matrices(self.paths.features)
-            return Features(matrices["train"], matrices["eval"])
+            return self._load_features()
+        if self.config.featurizer.kind == "hidden_states":
+            return self._featurize_to_store()
         corpus = self.corpus
         start = time.perf_counter()
         featurizer = build_featurizer(self.config.featurizer)
@@ -91,6 +114,31 @@ class Pipeline:
             "Featurized %d + %d documents into %d features in %.1f s", train.shape[0], evaluation.shape[0], featurizer.n_features, time.perf_counter() - start
         )
         return Features(train, evaluation)
+
+    def _featurize_to_store(self) -> Features:
+        """Hidden states: extract each split into the shared feature store (or reuse it), then point the run at it."""
+        featurizer = build_featurizer(self.config.featurizer)
+        featurizer.progress = self.config.train.progress
+        if not is_complete(self.paths.featurizer):
+            save_featurizer_artifact(featurizer.fit(), self.paths.featurizer)
+        entries = {}
+        for split in SPLITS:
+            texts = getattr(self.corpus, split).texts
+            entries[split] = stored_features_dir(self.config, featurizer, texts)
+            logger.info("Features of %s (%d documents): %s", split, len(texts), entries[split])
+            extract_to_store(featurizer, texts, entries[split], shard_docs=self.config.store.shard_docs, meta={"featurizer": featurizer.get_params(), "model": featurizer.model_id})
+        self.paths.features.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.paths.features / STORE_POINTER_NAME, {split: str(path) for split, path in entries.items()})
+        write_manifest(self.paths.features, [self.paths.features / STORE_POINTER_NAME], {"kind": "features", "n_features": featurizer.n_features})
+        return self._load_features()
+
+    def _load_features(self) -> Features:
+        pointer = self.paths.features / STORE_POINTER_NAME
+        if pointer.exists():
+            entries = read_json_checked(pointer, "the feature-store entries of each split")
+            return Features(open_features(Path(entries["train"])), open_features(Path(entries["eval"])))
+        matrices = load_feature_matrices(self.paths.features)
+        return Features(matrices["train"], matrices["eval"])
 
     def train(self, features: Features | None = None) -> SparseAutoencoder:
         """Train the SAE (resuming from a checkpoint if one exists) and save it to ``sae/``."""
@@ -104,10 +152,10 @@ class Pipeline:
         trainer = Trainer(
             sae,
             self.config.train,
-            features.train[train_rows],
+            take_rows(features.train, train_rows),
             checkpoint_path=self.paths.checkpoint,
             metrics_path=self.paths.metrics,
-            val_features=features.train[val_rows] if len(val_rows) else None,
+            val_features=take_rows(features.train, val_rows) if len(val_rows) else None,
             labels=self.corpus.train.labels[train_rows] if self.config.train.label_loss_weight > 0 else None,
         )
         summary = trainer.train()
@@ -149,26 +197,12 @@ class Pipeline:
         index_bytes = max(cfg.index_bytes, index_bytes_needed(sae.n_latents))
         results: dict[str, Any] = {}
         codes_bytes = bytes_per_doc(codes["eval"], index_bytes=index_bytes, value_bytes=cfg.value_bytes)
+        source_index_bytes = max(cfg.index_bytes, index_bytes_needed(features.train.shape[1]))
         for name in cfg.representations:
-            if name == "source":
-                x_train, x_eval, scale = features.train, features.eval, False
-                entry_index_bytes = max(cfg.index_bytes, index_bytes_needed(features.train.shape[1]))
-            elif name == "codes":
-                x_train, x_eval, scale = codes["train"], codes["eval"], cfg.code_scaling == "maxabs"
-                entry_index_bytes = index_bytes
-            else:  # truncated: the source's largest entries, as many as fit in the codes' bytes
-                entry_index_bytes = max(cfg.index_bytes, index_bytes_needed(features.train.shape[1]))
-                keep = entries_for_bytes(codes_bytes, index_bytes=entry_index_bytes, value_bytes=cfg.value_bytes)
-                x_train, x_eval, scale = truncate_rows(sp.csr_matrix(features.train), keep), truncate_rows(sp.csr_matrix(features.eval), keep), False
+            x_train, x_eval, size = self._representation(name, features, codes, codes_bytes, source_index_bytes)
             logger.info("Evaluating %s (%d × %d)", name, *x_train.shape)
-            result = evaluate_representation(x_train, y_train, x_eval, y_eval, cfg, scale=scale)
-            results[name] = {
-                **vars(result),
-                "bytes_per_doc": bytes_per_doc(x_eval, index_bytes=entry_index_bytes, value_bytes=cfg.value_bytes),
-                "index_bytes": entry_index_bytes,
-            }
-            if name == "truncated":
-                results[name]["entries_per_doc"] = keep
+            result = evaluate_representation(x_train, y_train, x_eval, y_eval, cfg, scale=name == "codes" and cfg.code_scaling == "maxabs")
+            results[name] = {**vars(result), **size}
         if "codes" in results:
             results["codes"]["disk_bytes_per_doc"] = codes_info(self.paths.codes("eval"))["disk_bytes"] / max(codes["eval"].shape[0], 1)
         report = {
@@ -199,6 +233,28 @@ class Pipeline:
 
     # --- helpers ----------------------------------------------------------------------------
 
+    def _representation(
+        self, name: str, features: Features, codes: dict[str, sp.csr_matrix], codes_bytes: float, source_index_bytes: int
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """Train/eval matrices of one evaluated representation and how its size is counted."""
+        cfg = self.config.eval
+        if name == "codes":
+            index_bytes = max(cfg.index_bytes, index_bytes_needed(codes["train"].shape[1]))
+            return codes["train"], codes["eval"], {"bytes_per_doc": codes_bytes, "index_bytes": index_bytes}
+        x_train, x_eval = as_matrix(features.train), as_matrix(features.eval)
+        if name == "source":
+            if features.dense:
+                return x_train, x_eval, {"bytes_per_doc": float(4 * x_eval.shape[1]), "dtype": "float32"}
+            return x_train, x_eval, {"bytes_per_doc": bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes), "index_bytes": source_index_bytes}
+        if name == "binary":  # one sign bit per dimension; the classifier sees ±1
+            signs = [np.where(x >= 0, 1.0, -1.0).astype(np.float32) for x in (x_train, x_eval)]
+            return signs[0], signs[1], {"bytes_per_doc": float(-(-x_eval.shape[1] // 8)), "dtype": "sign bits"}
+        # truncated: the source's largest-magnitude entries, as many as fit in the codes' bytes
+        keep = entries_for_bytes(codes_bytes, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes)
+        x_train, x_eval = (truncate_rows(sp.csr_matrix(x), keep) for x in (x_train, x_eval))
+        size = bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes)
+        return x_train, x_eval, {"bytes_per_doc": size, "index_bytes": source_index_bytes, "entries_per_doc": keep}
+
     def _use_bf16(self, device: str) -> bool:
         autocast = self.config.train.autocast
         return autocast == "bf16" or (autocast == "auto" and device.startswith("cuda"))
@@ -223,6 +279,11 @@ class Pipeline:
             "l0": float(codes["eval"].getnnz(axis=1).mean()),
             "dead_fraction": float(1.0 - fired_train.mean()),
         }
+
+
+def stored_features_dir(config: RecipeConfig, featurizer: Any, texts: list[str]) -> Path:
+    """The feature-store entry of ``texts`` under ``featurizer`` (hash of both)."""
+    return store_root(config) / store_key(texts, featurizer.get_params(), featurizer.model_id)
 
 
 def _fmt(metrics: dict[str, float]) -> str:

