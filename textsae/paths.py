@@ -35,6 +35,8 @@ class RunPaths:
     """
 
     root: Path
+    sae_dir: Path | None = None
+    """Where the trained SAE lives when it is shared (a universal codebook's per-dataset runs); default ``root/sae``."""
 
     @property
     def config(self) -> Path:
@@ -58,7 +60,7 @@ class RunPaths:
 
     @property
     def sae(self) -> Path:
-        return self.root / "sae"
+        return self.sae_dir or self.root / "sae"
 
     @property
     def metrics(self) -> Path:

@@ -156,7 +156,7 @@ class Pipeline:
             checkpoint_path=self.paths.checkpoint,
             metrics_path=self.paths.metrics,
             val_features=take_rows(features.train, val_rows) if len(val_rows) else None,
-            labels=self.corpus.train.labels[train_rows] if self.config.train.label_loss_weight > 0 else None,
+            labels=self.train_labels()[train_rows] if self.config.train.label_loss_weight > 0 else None,
         )
         summary = trainer.train()
         save_sae_artifact(sae.cpu(), self.paths.sae, {"steps": summary.steps, "validation": summary.validation})
@@ -232,6 +232,10 @@ class Pipeline:
         return self.evaluate(features, codes)
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def train_labels(self) -> np.ndarray:
+        """Class ids of the SAE's training rows (for the optional label-aware loss)."""
+        return self.corpus.train.labels
 
     def _representation(
         self, name: str, features: Features, codes: dict[str, sp.csr_matrix], codes_bytes: float, source_index_bytes: int

@@ -61,3 +61,43 @@ def test_binary_with_tfidf_and_token_pooling_are_refused_before_any_work(tiny_co
     assert "'binary' (sign bits) needs a dense source" in capsys.readouterr().err
     assert main(["validate", "recipes/sst2_minilm_topk.yaml", "featurizer.pooling=none"]) == 2
     assert "featurizer.pooling=none" in capsys.readouterr().err
+
+
+def test_universal_codebook_trains_once_and_evaluates_a_dataset_it_never_saw(tmp_path: Path, tiny_corpus_dir: Path, tiny_bert_dir: Path) -> None:
+    from tests.conftest import make_texts
+
+    other, unseen = tmp_path / "other", tmp_path / "unseen.csv"
+    other.mkdir()
+    for split, seed in (("train", 11), ("validation", 12)):
+        texts, labels = make_texts(120, seed)
+        pd.DataFrame({"text": texts, "label": labels}).to_parquet(other / f"{split}.parquet")
+    texts, labels = make_texts(150, 13)
+    pd.DataFrame({"text": texts, "label": np.where(labels == 1, "pos", "neg")}).to_csv(unseen, index=False)
+    recipe = tmp_path / "universal.yaml"
+    recipe.write_text(
+        "defaults: [sae/topk, train/cpu_small, eval/dense_probe]\n"
+        f"train_data:\n  paths: [{tiny_corpus_dir}, {other}]\n"
+        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  device: cpu\n"
+        "sae:\n  n_latents: 64\n  k: 4\n"
+        "train:\n  epochs: 2\n  batch_size: 64\n  progress: false\n  label_loss_weight: 1.0\n"
+        "eval:\n  cv_folds: 3\n  C_grid: [1.0]\n"
+    )
+    run = tmp_path / "run"
+    assert main(["run", str(recipe), f"run.dir={run}", f"store.dir={tmp_path / 'store'}", f"data.path={unseen}", "-q"]) == 0
+    summary = json.loads((run / "report.json").read_text())
+    assert list(summary["datasets"]) == [tiny_corpus_dir.name, "other", "unseen"]
+    assert [d["seen_in_training"] for d in summary["datasets"].values()] == [True, True, False]
+    assert summary["datasets"]["unseen"]["dataset"]["eval_docs"] == 30  # 20% of 150, stratified
+    assert {"source", "codes", "truncated", "binary"} == set(summary["datasets"]["unseen"]["eval"])
+    assert not (run / "datasets" / "unseen" / "sae").exists()  # every dataset uses the one shared SAE
+    assert (run / "sae" / "manifest.json").exists() and "NOT seen in training" in (run / "report.md").read_text()
+
+
+def test_bench_featurize_reports_both_sides_and_agreement(tiny_corpus_dir: Path, tiny_bert_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tiny_corpus_dir / "train.parquet")
+    assert main(["bench", "featurize", "--data", data, "--max-docs", "40", "--model", str(tiny_bert_dir), "--max-length", "32", "--batch-size", "8", "--device", "cpu", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_docs"] == 40 and result["textsae_dtype"] == "fp32"
+    assert result["plain"]["docs_per_s"] > 0 and result["textsae"]["docs_per_s"] > 0
+    assert result["min_cosine"] > 0.9999  # same model, same precision: padding and order must not matter
+    assert result["command"].startswith("textsae ") and "cpu_count" in result

