@@ -7,7 +7,8 @@ Usage (after `textsae featurize RECIPE ... run.dir=RUN_DIR`):
 Each call trains one SAE with the run's config plus the overrides, encodes both splits, and prints one
 JSON line: LogisticRegression accuracy of the codes (C by 3-fold CV on train, MaxAbs-scaled), FVU on
 the reported split, L0, dead fraction, training seconds. ``--baselines`` also prints the source
-features and the source truncated to its 32 / 64 largest entries per document, with the same classifier.
+features and the source truncated to its 32 / 64 largest entries per document (and, for a dense
+hidden-states source, its sign bits), with the same classifier. Works for TF-IDF and hidden-states runs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from textsae.artifacts import load_feature_matrices
 from textsae.config.compose import load_recipe
 from textsae.config.schema import EvalConfig
 from textsae.data.corpus import load_corpus
@@ -29,6 +29,8 @@ from textsae.encode import sparse_codes
 from textsae.eval.classify import evaluate_representation
 from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.eval.sizes import truncate_rows
+from textsae.paths import RunPaths
+from textsae.pipeline import Pipeline, as_matrix
 from textsae.sae import build_sae
 from textsae.train.batches import rows_to_tensor
 from textsae.train.trainer import Trainer
@@ -45,8 +47,8 @@ def main(argv: list[str]) -> None:
     baselines = "--baselines" in args
     overrides = [a for a in args if a != "--baselines"]
     cfg = load_recipe(run_dir / "config.yaml", [*overrides, "train.progress=false"])
-    matrices = load_feature_matrices(run_dir / "features")
-    x_train, x_eval = matrices["train"], matrices["eval"]
+    features = Pipeline(cfg, RunPaths(run_dir)).load_features()
+    x_train, x_eval = as_matrix(features.train), as_matrix(features.eval)
     corpus = load_corpus(cfg.data)
     y_train, y_eval = corpus.train.labels, corpus.eval.labels
     torch.manual_seed(cfg.train.seed)
@@ -66,11 +68,15 @@ def main(argv: list[str]) -> None:
         "dead": round(float(1 - fired.mean()), 3), "train_s": round(seconds),
     }), flush=True)
     if baselines:
-        for name, (base_train, base_eval) in {
+        sparse_train, sparse_eval = sp.csr_matrix(x_train), sp.csr_matrix(x_eval)
+        variants = {
             "source": (x_train, x_eval),
-            "truncated64": (truncate_rows(x_train, 64), truncate_rows(x_eval, 64)),
-            "truncated32": (truncate_rows(x_train, 32), truncate_rows(x_eval, 32)),
-        }.items():
+            "truncated64": (truncate_rows(sparse_train, 64), truncate_rows(sparse_eval, 64)),
+            "truncated32": (truncate_rows(sparse_train, 32), truncate_rows(sparse_eval, 32)),
+        }
+        if not sp.issparse(x_train):
+            variants["binary"] = (np.where(x_train >= 0, 1.0, -1.0), np.where(x_eval >= 0, 1.0, -1.0))
+        for name, (base_train, base_eval) in variants.items():
             baseline = evaluate_representation(base_train, y_train, base_eval, y_eval, EVAL)
             print(json.dumps({"baseline": name, "accuracy": round(baseline.accuracy, 4), "C": baseline.C}), flush=True)
 

@@ -100,7 +100,7 @@ class Pipeline:
         """Fit the featurizer on the training split and cache both splits' features."""
         if is_complete(self.paths.features) and is_complete(self.paths.featurizer):
             logger.info("Reusing features in %s", self.paths.features)
-            return self._load_features()
+            return self.load_features()
         if self.config.featurizer.kind == "hidden_states":
             return self._featurize_to_store()
         corpus = self.corpus
@@ -130,9 +130,10 @@ class Pipeline:
         self.paths.features.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.paths.features / STORE_POINTER_NAME, {split: str(path) for split, path in entries.items()})
         write_manifest(self.paths.features, [self.paths.features / STORE_POINTER_NAME], {"kind": "features", "n_features": featurizer.n_features})
-        return self._load_features()
+        return self.load_features()
 
-    def _load_features(self) -> Features:
+    def load_features(self) -> Features:
+        """The cached features of this run (TF-IDF matrices, or the feature-store entries it points at)."""
         pointer = self.paths.features / STORE_POINTER_NAME
         if pointer.exists():
             entries = read_json_checked(pointer, "the feature-store entries of each split")

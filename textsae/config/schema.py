@@ -345,7 +345,7 @@ class StoreConfig:
 class TrainDataConfig:
     """Train one SAE on several corpora (a "universal" codebook), then evaluate it on each."""
 
-    paths: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list, metadata={"path": True})
     """Local dataset folders whose train splits are pooled to train the SAE; each is then encoded and evaluated.
     Empty (default): train on ``data``. With paths set, ``data.path`` names one more dataset to evaluate."""
 
