@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from textsae._io import atomic_write_text, logger, resolve_device
+from textsae._io import atomic_write_json, atomic_write_text, logger, read_json_checked, resolve_device
 from textsae.artifacts import (
     is_complete,
     load_feature_matrices,
@@ -36,7 +36,6 @@ from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.eval.report import write_report
 from textsae.eval.sizes import bytes_per_doc, entries_for_bytes, index_bytes_needed, truncate_rows
 from textsae.featurize.base import build_featurizer
-from textsae._io import atomic_write_json, read_json_checked
 from textsae.paths import RunPaths, run_paths, store_root
 from textsae.sae import SparseAutoencoder, build_sae
 from textsae.store.codes import codes_info, load_codes
@@ -57,10 +56,6 @@ class Features:
 
     train: sp.csr_matrix | ShardedFeatures
     eval: sp.csr_matrix | ShardedFeatures
-
-    @property
-    def dense(self) -> bool:
-        return not sp.issparse(self.train)
 
 
 def take_rows(matrix: sp.csr_matrix | ShardedFeatures | np.ndarray, rows: np.ndarray) -> sp.csr_matrix | ShardedFeatures | np.ndarray:
@@ -199,8 +194,9 @@ class Pipeline:
         results: dict[str, Any] = {}
         codes_bytes = bytes_per_doc(codes["eval"], index_bytes=index_bytes, value_bytes=cfg.value_bytes)
         source_index_bytes = max(cfg.index_bytes, index_bytes_needed(features.train.shape[1]))
+        source = (as_matrix(features.train), as_matrix(features.eval)) if set(cfg.representations) - {"codes"} else None
         for name in cfg.representations:
-            x_train, x_eval, size = self._representation(name, features, codes, codes_bytes, source_index_bytes)
+            x_train, x_eval, size = self._representation(name, source, codes, codes_bytes, source_index_bytes)
             logger.info("Evaluating %s (%d × %d)", name, *x_train.shape)
             result = evaluate_representation(x_train, y_train, x_eval, y_eval, cfg, scale=name == "codes" and cfg.code_scaling == "maxabs")
             results[name] = {**vars(result), **size}
@@ -239,16 +235,16 @@ class Pipeline:
         return self.corpus.train.labels
 
     def _representation(
-        self, name: str, features: Features, codes: dict[str, sp.csr_matrix], codes_bytes: float, source_index_bytes: int
+        self, name: str, source: tuple[Any, Any] | None, codes: dict[str, sp.csr_matrix], codes_bytes: float, source_index_bytes: int
     ) -> tuple[Any, Any, dict[str, Any]]:
-        """Train/eval matrices of one evaluated representation and how its size is counted."""
+        """Train/eval matrices of one evaluated representation (from the in-memory source or the codes) and its size."""
         cfg = self.config.eval
         if name == "codes":
             index_bytes = max(cfg.index_bytes, index_bytes_needed(codes["train"].shape[1]))
             return codes["train"], codes["eval"], {"bytes_per_doc": codes_bytes, "index_bytes": index_bytes}
-        x_train, x_eval = as_matrix(features.train), as_matrix(features.eval)
+        x_train, x_eval = source
         if name == "source":
-            if features.dense:
+            if not sp.issparse(x_train):
                 return x_train, x_eval, {"bytes_per_doc": float(4 * x_eval.shape[1]), "dtype": "float32"}
             return x_train, x_eval, {"bytes_per_doc": bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes), "index_bytes": source_index_bytes}
         if name == "binary":  # one sign bit per dimension; the classifier sees ±1
