@@ -11,6 +11,31 @@ import torch
 FeatureMatrix = sp.csr_matrix | np.ndarray
 
 
+def check_finite(features: FeatureMatrix, what: str, *, first_row: int = 0) -> None:
+    """Raise a :class:`~textsae.errors.UserError` naming the rows when ``features`` holds NaN or ±inf.
+
+    Args:
+        features: A CSR matrix or dense array, ``(n_rows, d)``.
+        what: What the rows are, for the message (e.g. ``"training features"``).
+        first_row: Number of the first row of ``features`` in the whole matrix (for slices).
+    """
+    from textsae.errors import UserError
+
+    values = features.data if sp.issparse(features) else np.asarray(features)
+    if np.isfinite(values).all():
+        return
+    if sp.issparse(features):
+        bad_entries = np.flatnonzero(~np.isfinite(features.data))
+        rows = np.unique(np.searchsorted(features.indptr, bad_entries, side="right") - 1)
+    else:
+        rows = np.flatnonzero(~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1))
+    shown = ", ".join(str(int(r) + first_row) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    raise UserError(
+        f"The {what} hold NaN or inf values in {len(rows)} row(s) (rows {shown}, counted from 0). Features must be finite: "
+        "re-create them (delete the run's features/ folder and re-run), or check the featurizer's input and precision."
+    )
+
+
 def rows_to_tensor(features: FeatureMatrix, rows: np.ndarray | slice, device: str | torch.device) -> torch.Tensor:
     """Rows of a CSR matrix as a torch sparse CSR tensor (never densified), or of a dense array as a tensor."""
     if sp.issparse(features):
