@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ def sparse_codes(sae: SparseAutoencoder, x: torch.Tensor, *, bf16: bool = False)
     autocast = torch.autocast(device_type=x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with autocast:
         codes = sae.encode(x)  # (B, n_latents), zeros where inactive
-    csr = codes.float().to_sparse_csr().cpu()
+    with warnings.catch_warnings():  # torch warns once that CSR support is "beta"; we rely only on stable parts
+        warnings.simplefilter("ignore", UserWarning)
+        csr = codes.float().to_sparse_csr().cpu()
     return sp.csr_matrix(
         (csr.values().numpy(), csr.col_indices().numpy().astype(np.int32), csr.crow_indices().numpy().astype(np.int64)),
         shape=tuple(codes.shape),

@@ -499,3 +499,23 @@ def test_subprocess_prints_no_traceback(recipe: Path, tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [f"{ERROR}{recipe}: sae.k must be an int in [1, sae.n_latents=32]. Got 0 instead."]
     debug = subprocess.run([*argv, "--debug"], capture_output=True, text=True, cwd=tmp_path, check=False)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+
+
+
+def test_nan_in_dense_features_through_the_python_api(tmp_path: Path) -> None:
+    """Dense features (as from a transformer) with NaN/inf are refused before training or encoding, naming the rows."""
+    from textsae.config.schema import EncodeConfig, TrainConfig
+    from textsae.encode import encode_features
+    from textsae.errors import UserError
+    from textsae.train.trainer import Trainer
+
+    features = np.ones((40, 6), dtype=np.float32)
+    features[7, 2] = np.nan
+    features[31, 0] = -np.inf
+    sae = build_sae(SAEConfig(n_latents=8, k=2, input_scaling="none"), d_in=6)
+    with pytest.raises(UserError, match=r"training features hold NaN or inf values in 2 row\(s\) \(rows 7, 31,"):
+        Trainer(sae, TrainConfig(steps=1, batch_size=8, progress=False, device="cpu"), features)
+    features[7, 2] = 0.0
+    with pytest.raises(UserError, match=r"features to encode hold NaN or inf values in 1 row\(s\) \(rows 31,"):
+        encode_features(sae, features, tmp_path / "codes", EncodeConfig(batch_size=16), device="cpu", progress=False)
+    assert not (tmp_path / "codes" / MANIFEST_NAME).exists()

@@ -27,9 +27,7 @@ from textsae.errors import ConfigError
 
 DEFAULTS_KEY = "defaults"
 PRESET_SUFFIX = ".yaml"
-_PRESET_RE = re.compile(r"[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+")
-
-
+_PRESET_RE = re.compile(r"[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+")  # GROUP/NAME: no absolute or parent paths
 _SECTIONS = tuple(f.name for f in dataclasses.fields(RecipeConfig) if f.name != "name")  # preset groups
 
 

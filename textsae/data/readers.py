@@ -7,10 +7,9 @@ the file, the column and the first offending rows.
 
 Row references in messages:
 
-* ``line N`` for ``.txt`` and ``.jsonl`` files (the physical line, from 1), and for ``.csv`` files
-  whose rows each sit on one line (header = line 1);
-* ``row N`` otherwise (data rows counted from 1, a CSV header not counted; for a JSON list, the
-  N-th record).
+* ``line N`` for ``.txt``, ``.jsonl`` and ``.csv`` files (the physical line, from 1, where the row
+  starts; a CSV header is line 1);
+* ``row N`` otherwise (data rows counted from 1; for a JSON list, the N-th record).
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import difflib
 import io
 import json
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +175,7 @@ def _read_csv(path: Path) -> Table:
     with missing values; both shift a column and train on garbage, so a ragged row is an error.
     """
     text = _decode_utf8(path)
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the default, 128 KiB per field, is shorter than a long document
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[list[str]] = []
     line_numbers: list[int] = []

@@ -21,14 +21,18 @@ def check_finite(features: FeatureMatrix, what: str, *, first_row: int = 0) -> N
     """
     from textsae.errors import UserError
 
-    values = features.data if sp.issparse(features) else np.asarray(features)
-    if np.isfinite(values).all():
-        return
     if sp.issparse(features):
         bad_entries = np.flatnonzero(~np.isfinite(features.data))
         rows = np.unique(np.searchsorted(features.indptr, bad_entries, side="right") - 1)
-    else:
-        rows = np.flatnonzero(~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1))
+    else:  # in blocks of rows, so a large (maybe memory-mapped) array needs no full-size temporary
+        dense = np.asarray(features)
+        found = [np.zeros(0, dtype=np.int64)]
+        for begin in range(0, dense.shape[0], 16384):
+            block = dense[begin : begin + 16384]
+            found.append(begin + np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(axis=1)))
+        rows = np.concatenate(found)
+    if rows.size == 0:
+        return
     shown = ", ".join(str(int(r) + first_row) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
     raise UserError(
         f"The {what} hold NaN or inf values in {len(rows)} row(s) (rows {shown}, counted from 0). Features must be finite: "
