@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow  # about 30 s of child processes on two CPU cores;
 
 SEED = 6
 _RNG = np.random.default_rng(SEED)
-N_TRAIN_STEPS = 11  # 380 training rows (5% held out) in batches of 32
+N_TRAIN_STEPS = 5  # 182 training rows (192 sampled, 5% held out) in batches of 32
 N_ENCODE_BATCHES = 7  # 200 documents in batches of 32
 
 
@@ -84,10 +84,10 @@ def recipe(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> P
     path = tmp_path_factory.mktemp("resume_recipe") / "resume.yaml"
     path.write_text(
         "defaults: [featurizer/tfidf_small, sae/topk, train/cpu_small, eval/linear_probe]\n"
-        f"data:\n  path: {tiny_corpus_dir}\n"
+        f"data:\n  path: {tiny_corpus_dir}\n  max_docs: 192\n"
         "featurizer:\n  min_df: 1\n"
         "sae:\n  n_latents: 32\n  k: 4\n"
-        "train:\n  epochs: 1\n  batch_size: 32\n  checkpoint_every: 3\n  log_every: 2\n  warmup_steps: 2\n"
+        "train:\n  epochs: 1\n  batch_size: 32\n  checkpoint_every: 2\n  log_every: 2\n  warmup_steps: 2\n"
         "  progress: false\n  device: cpu\n"
     )
     return path
@@ -117,7 +117,7 @@ def encode_argv(run_dir: Path, corpus: Path, out: Path) -> list[str | Path]:
 FEATURIZE_POINTS = ["write:vocab.json", "manifest#1", "write:eval.npz", "manifest#2"]
 TRAIN_POINTS = [
     f"train-step#{_RNG.integers(1, N_TRAIN_STEPS + 1)}",
-    f"write:checkpoint.safetensors#{_RNG.integers(1, 5)}",  # during a checkpoint save (saves at steps 3, 6, 9, 11)
+    f"write:checkpoint.safetensors#{_RNG.integers(1, 4)}",  # during a checkpoint save (saves at steps 2, 4, 5)
     "manifest#3",  # just before the SAE's manifest (after the featurizer's and the features')
     "write:metrics.jsonl",
 ]
@@ -126,7 +126,7 @@ ENCODE_POINTS = [
     f"write:shard-0000{_RNG.integers(0, 4)}.npz",  # during a shard write
     "manifest",  # every shard in place, manifest not yet written
 ]
-RANDOM_DELAYS = {stage: _RNG.uniform(0.02, 1.0, size=2).round(3).tolist() for stage in ("featurize", "train", "encode")}
+RANDOM_DELAYS = {stage: _RNG.uniform(0.02, 1.0, size=2).round(3).tolist() for stage in ("featurize", "train", "encode")}  # seconds
 
 
 @pytest.mark.parametrize("kill_at", FEATURIZE_POINTS)
