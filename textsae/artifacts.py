@@ -56,6 +56,8 @@ def load_sae_artifact(directory: Path) -> SparseAutoencoder:
 
 def sae_fingerprint(directory: Path) -> str:
     """SHA-256 of a trained SAE's weights, from its manifest: ties codes to the SAE that made them."""
+    if not directory.exists():
+        raise UserError(f"No trained SAE at {directory}; run `textsae train` (or `textsae run`) first.")
     manifest = read_manifest(directory, resume_hint="re-run `textsae train` with the same recipe to finish training")
     return next((f["sha256"] for f in manifest["files"] if f["name"].endswith(".safetensors")), "")
 

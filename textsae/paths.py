@@ -87,15 +87,17 @@ def config_hash(config: RecipeConfig) -> str:
     return stable_hash(tree, length=10)
 
 
-_REUSED_SECTIONS = ("data", "featurizer", "sae", "train")  # what the artefacts a stage reuses depend on
+# Config sections that the artefacts in these folders depend on: a finished folder is reused as it is.
+_DEPENDENCIES = {("data", "featurizer"): ("featurizer", "features"), ("sae", "train"): ("checkpoints", "sae")}
 
 
 def check_same_run(config: RecipeConfig, paths: RunPaths) -> None:
     """Refuse a run directory whose saved ``config.yaml`` differs in a setting its artefacts depend on.
 
-    A stage reuses the finished artefacts it finds, so reusing ``run.dir`` with another corpus,
-    featurizer, SAE or training setting would silently mix outputs of two configs. Keys that only
-    one side has (a setting added by a newer textsae) are not compared.
+    A stage reuses the finished artefacts it finds, so reusing ``run.dir`` with another corpus or
+    featurizer (once features exist), or another SAE or training setting (once a checkpoint or SAE
+    exists), would silently mix outputs of two configs. Keys that only one side has (a setting
+    added by a newer textsae) are not compared.
 
     Raises:
         UserError: Naming the differing keys and what to do.
@@ -112,9 +114,12 @@ def check_same_run(config: RecipeConfig, paths: RunPaths) -> None:
         raise UserError(f"{paths.config} is not readable YAML ({error}); delete {paths.root} or choose another run.dir.") from None
     current = to_dict(config)
     differing = []
-    for section in _REUSED_SECTIONS:
-        old, new = (saved or {}).get(section) or {}, current[section]
-        differing += [f"{section}.{key}" for key in sorted(set(old) & set(new)) if old[key] != new[key] and (section, key) not in _HASH_EXCLUDED]
+    for sections, folders in _DEPENDENCIES.items():
+        if not any((paths.root / folder).exists() for folder in folders):
+            continue  # nothing of these stages to reuse yet
+        for section in sections:
+            old, new = (saved or {}).get(section) or {}, current[section]
+            differing += [f"{section}.{key}" for key in sorted(set(old) & set(new)) if old[key] != new[key] and (section, key) not in _HASH_EXCLUDED]
     if differing:
         raise UserError(
             f"{paths.root} holds a run with another config (it differs in {', '.join(differing)}), whose finished stages would be "

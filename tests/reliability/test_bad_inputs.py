@@ -519,3 +519,15 @@ def test_nan_in_dense_features_through_the_python_api(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"features to encode hold NaN or inf values in 1 row\(s\) \(rows 31,"):
         encode_features(sae, features, tmp_path / "codes", EncodeConfig(batch_size=16), device="cpu", progress=False)
     assert not (tmp_path / "codes" / MANIFEST_NAME).exists()
+
+
+def test_run_dir_check_compares_only_what_is_reused(recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After featurize alone, SAE and training settings may still change; the featurizer may not."""
+    run_dir = tmp_path / "run"
+    assert run_cli(capsys, "featurize", recipe, f"run.dir={run_dir}", "-q")[0] == 0
+    assert run_cli(capsys, "featurize", recipe, f"run.dir={run_dir}", "sae.k=2", "train.epochs=2", "-q")[0] == 0
+    assert_one_error(capsys, ["featurize", recipe, f"run.dir={run_dir}", "featurizer.min_df=2"], "differs in featurizer.min_df")
+
+
+def test_eval_before_train(recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_error(capsys, ["eval", recipe, f"run.dir={tmp_path / 'run'}"], "No trained SAE at", "run `textsae train`")
