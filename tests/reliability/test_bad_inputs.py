@@ -531,3 +531,9 @@ def test_run_dir_check_compares_only_what_is_reused(recipe: Path, tmp_path: Path
 
 def test_eval_before_train(recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert_one_error(capsys, ["eval", recipe, f"run.dir={tmp_path / 'run'}"], "No trained SAE at", "run `textsae train`")
+
+
+def test_a_mistyped_value_is_one_problem(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad data.path is not also reported as "no corpus given"; a bad n_latents not also as a k out of range."""
+    assert_one_error(capsys, ["show", recipe, "data.path=[a, b]"], "The 'data.path' value must be a string or null")
+    assert_one_error(capsys, ["show", recipe, "sae.n_latents=many", "sae.k=5000"], "The 'sae.n_latents' value must be an int")

@@ -123,7 +123,7 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
 def build_config(tree: dict[str, Any]) -> RecipeConfig:
     """Validate a composed tree against the schema and build the dataclasses."""
     problems: list[str] = []
-    config = _build(RecipeConfig, tree, (), problems)
+    config = _build(RecipeConfig, tree, (), problems, [])
     if problems:
         raise ConfigError(problems)
     return config
@@ -150,7 +150,7 @@ def config_keys(cls: type = RecipeConfig, prefix: str = "") -> list[str]:
 # --- building and type checking -------------------------------------------------------------
 
 
-def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str]) -> Any:
+def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str], mistyped: list[str]) -> Any:
     name = ".".join(where) or "recipe"
     if values is None:
         values = {}
@@ -167,11 +167,12 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str]) 
             continue
         annotation = hints[key]
         if dataclasses.is_dataclass(annotation):
-            kwargs[key] = _build(annotation, value, (*where, key), problems)
+            kwargs[key] = _build(annotation, value, (*where, key), problems, mistyped)
             continue
         ok, converted, message = _check_type(value, annotation)
         if not ok:
             problems.append(f"The {dotted!r} value must be {message}. Got {value!r} instead.")
+            mistyped.append(dotted)
             continue
         kwargs[key] = converted
     if any(v is None and dataclasses.is_dataclass(hints[k]) for k, v in kwargs.items()):
@@ -179,7 +180,9 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str]) 
     try:
         return cls(**kwargs)
     except ConfigError as error:
-        problems.extend(error.problems)
+        # A check that involves a mistyped key judged the default in its place: a false second problem
+        # (e.g. "no corpus given" after a bad data.path), so only the type problem is reported.
+        problems.extend(line for line in error.problems if not any(key in line for key in mistyped))
         return None
 
 
