@@ -537,3 +537,26 @@ def test_a_mistyped_value_is_one_problem(recipe: Path, capsys: pytest.CaptureFix
     """A bad data.path is not also reported as "no corpus given"; a bad n_latents not also as a k out of range."""
     assert_one_error(capsys, ["show", recipe, "data.path=[a, b]"], "The 'data.path' value must be a string or null")
     assert_one_error(capsys, ["show", recipe, "sae.n_latents=many", "sae.k=5000"], "The 'sae.n_latents' value must be an int")
+
+
+
+def test_interrupted_encode_does_not_resume_on_edited_documents(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import textsae.encode
+
+    calls = []
+
+    def interrupt_at_third_batch(name: str) -> None:
+        calls.append(name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    docs = tmp_path / "docs.csv"
+    pd.DataFrame({"text": [f"good film number {i}" for i in range(40)]}).to_csv(docs, index=False)
+    argv = ["encode", trained_run, docs, "--out", tmp_path / "codes", "--shard-docs", "8", "--batch-size", "8", "-q"]
+    monkeypatch.setattr(textsae.encode, "kill_point", interrupt_at_third_batch)
+    assert run_cli(capsys, *argv)[0] == 130  # Ctrl-C: two full shards stay on disk
+    monkeypatch.undo()
+    pd.DataFrame({"text": [f"bad plot number {i}" for i in range(40)]}).to_csv(docs, index=False)  # same count, other texts
+    assert_one_error(capsys, argv, "interrupted run written with different settings", "texts_sha256", "--overwrite")

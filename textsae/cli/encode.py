@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,23 @@ def handle(args: argparse.Namespace) -> int:
         empty_text_option="--empty-text", text_column_option="--text-column",
     )
     cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format)
-    meta = {"run_dir": str(paths.root.resolve()), "data": str(Path(args.data).resolve()), "split": split.name, "sae_sha256": sae_fingerprint(paths.sae)}
+    meta = {
+        "run_dir": str(paths.root.resolve()),
+        "data": str(Path(args.data).resolve()),
+        "split": split.name,
+        "sae_sha256": sae_fingerprint(paths.sae),
+        "texts_sha256": _texts_fingerprint(split.texts),  # an interrupted encode never resumes on edited documents
+    }
     encode_texts(
         featurizer, sae, split.texts, out, cfg, device=device, meta=meta, progress=not args.quiet, overwrite=args.overwrite
     )
     print(f"wrote codes for {len(split.texts)} documents to {out}")
     return 0
+
+
+def _texts_fingerprint(texts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()

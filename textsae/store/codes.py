@@ -201,7 +201,7 @@ class CodesWriter:
         if differences:
             raise UserError(
                 f"{self.directory} holds {len(shards)} shards of an interrupted run written with different settings: "
-                f"{'; '.join(differences)}. Pass the same settings to resume, or overwrite=True to start again."
+                f"{'; '.join(differences)}. Pass the same settings and input to resume, or overwrite=True (`textsae encode --overwrite`) to start again."
             )
         for position, path in enumerate(shards):
             rows, n_columns, nnz = _shard_header(path)
