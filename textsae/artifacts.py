@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from textsae._io import atomic_path
+from textsae._io import atomic_path, write_npz
 from textsae.errors import IncompleteArtifactError, UserError
 from textsae.featurize.base import Featurizer, load_featurizer
 from textsae.sae import SparseAutoencoder, load_sae
@@ -55,6 +56,8 @@ def load_sae_artifact(directory: Path) -> SparseAutoencoder:
 
 def sae_fingerprint(directory: Path) -> str:
     """SHA-256 of a trained SAE's weights, from its manifest: ties codes to the SAE that made them."""
+    if not directory.exists():
+        raise UserError(f"No trained SAE at {directory}; run `textsae train` (or `textsae run`) first.")
     manifest = read_manifest(directory, resume_hint="re-run `textsae train` with the same recipe to finish training")
     return next((f["sha256"] for f in manifest["files"] if f["name"].endswith(".safetensors")), "")
 
@@ -81,11 +84,14 @@ def save_feature_matrices(directory: Path, matrices: dict[str, sp.csr_matrix | n
     files = []
     for name, matrix in matrices.items():
         path = directory / (f"{name}.npz" if sp.issparse(matrix) else f"{name}.npy")
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        with atomic_path(path) as tmp:
             if sp.issparse(matrix):
-                sp.save_npz(handle, sp.csr_matrix(matrix), compressed=False)
+                csr = sp.csr_matrix(matrix)
+                shape = np.array(csr.shape, dtype=np.int64)
+                write_npz(tmp, {"indices": csr.indices, "indptr": csr.indptr, "format": np.array(b"csr"), "shape": shape, "data": csr.data})
             else:
-                np.save(handle, matrix)
+                with open(tmp, "wb") as handle:  # a handle: np.save would append ".npy" to the temporary name
+                    np.save(handle, matrix, allow_pickle=False)
         files.append(path)
     write_manifest(directory, files, {"kind": "features", **meta})
 
@@ -96,5 +102,11 @@ def load_feature_matrices(directory: Path) -> dict[str, sp.csr_matrix | np.ndarr
     out: dict[str, sp.csr_matrix | np.ndarray] = {}
     for entry in manifest["files"]:
         path = directory / entry["name"]
-        out[path.stem] = sp.load_npz(path).tocsr() if path.suffix == ".npz" else np.load(path)
+        try:
+            out[path.stem] = sp.load_npz(path).tocsr() if path.suffix == ".npz" else np.load(path, allow_pickle=False)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise IncompleteArtifactError(
+                f"{path} cannot be read as a feature matrix ({type(error).__name__}: {error}); it was damaged after it was written. "
+                f"Delete {directory} and re-run `textsae featurize` with the same recipe."
+            ) from None
     return out

@@ -12,13 +12,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from textsae._io import logger
+from textsae._io import kill_point, logger
 from textsae.config.schema import EncodeConfig
 from textsae.errors import UserError
 from textsae.featurize.base import Featurizer
 from textsae.sae import SparseAutoencoder
 from textsae.store.codes import CodesWriter
-from textsae.train.batches import FeatureMatrix, rows_to_tensor
+from textsae.train.batches import FeatureMatrix, check_finite, rows_to_tensor
 
 
 @torch.no_grad()
@@ -89,7 +89,9 @@ def encode_rows(
         for begin in range(start, n_rows, cfg.batch_size):
             end = min(begin + cfg.batch_size, n_rows)
             block = get_rows(begin, end)
+            check_finite(block, "features to encode", first_row=begin)
             writer.write(sparse_codes(sae, rows_to_tensor(block, slice(None), device), bf16=bf16))
+            kill_point("encode-batch")
             bar.update(end - begin)
         bar.close()
     return out_dir
@@ -97,6 +99,12 @@ def encode_rows(
 
 def encode_features(sae: SparseAutoencoder, features: FeatureMatrix, out_dir: Path, cfg: EncodeConfig, **kwargs: Any) -> Path:
     """Encode an in-memory feature matrix (see :func:`encode_rows`)."""
+    if features.ndim != 2 or features.shape[1] != sae.d_in:
+        raise UserError(
+            f"The features to encode have shape {tuple(features.shape)} but the SAE expects d_in={sae.d_in} columns: the SAE was "
+            "trained on other features (another featurizer or run). Train it again on these features (delete the run's sae/ "
+            "and checkpoints/ folders and re-run), or use the run directory that produced both."
+        )
     return encode_rows(sae, features.shape[0], lambda begin, end: features[begin:end], out_dir, cfg, **kwargs)
 
 
@@ -105,5 +113,8 @@ def encode_texts(
 ) -> Path:
     """Featurize and encode ``texts`` one batch at a time, so memory stays bounded by the batch size (see :func:`encode_rows`)."""
     if featurizer.n_features != sae.d_in:
-        raise UserError(f"The featurizer produces {featurizer.n_features} features but the SAE expects d_in={sae.d_in}.")
+        raise UserError(
+            f"The featurizer produces {featurizer.n_features} features but the SAE expects d_in={sae.d_in}: the run's featurizer/ "
+            "and sae/ come from different runs. Use a run directory whose SAE was trained on its own featurizer's output."
+        )
     return encode_rows(sae, len(texts), lambda begin, end: featurizer.transform(list(texts[begin:end])), out_dir, cfg, **kwargs)

@@ -95,6 +95,46 @@ def store_root(config: RecipeConfig) -> Path:
     return Path(config.store.dir or Path(config.run.root) / "_store").resolve()
 
 
+# Config sections that the artefacts in these folders depend on: a finished folder is reused as it is.
+_DEPENDENCIES = {("data", "featurizer"): ("featurizer", "features"), ("sae", "train", "train_data"): ("checkpoints", "sae")}
+
+
+def check_same_run(config: RecipeConfig, paths: RunPaths) -> None:
+    """Refuse a run directory whose saved ``config.yaml`` differs in a setting its artefacts depend on.
+
+    A stage reuses the finished artefacts it finds, so reusing ``run.dir`` with another corpus or
+    featurizer (once features exist), or another SAE or training setting (once a checkpoint or SAE
+    exists), would silently mix outputs of two configs. Keys that only one side has (a setting
+    added by a newer textsae) are not compared.
+
+    Raises:
+        UserError: Naming the differing keys and what to do.
+    """
+    import yaml
+
+    from textsae.errors import UserError
+
+    if not paths.config.is_file():
+        return
+    try:
+        saved = yaml.safe_load(paths.config.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise UserError(f"{paths.config} is not readable YAML ({error}); delete {paths.root} or choose another run.dir.") from None
+    current = to_dict(config)
+    differing = []
+    for sections, folders in _DEPENDENCIES.items():
+        if not any((paths.root / folder).exists() for folder in folders):
+            continue  # nothing of these stages to reuse yet
+        for section in sections:
+            old, new = (saved or {}).get(section) or {}, current[section]
+            differing += [f"{section}.{key}" for key in sorted(set(old) & set(new)) if old[key] != new[key] and (section, key) not in _HASH_EXCLUDED]
+    if differing:
+        raise UserError(
+            f"{paths.root} holds a run with another config (it differs in {', '.join(differing)}), whose finished stages would be "
+            "reused. Choose another run.dir (or leave it unset), or delete that folder to start again."
+        )
+
+
 def run_paths(config: RecipeConfig) -> RunPaths:
     """The run directory: ``run.dir`` if set, else ``<run.root>/<recipe name>/<config hash>``."""
     if config.run.dir:

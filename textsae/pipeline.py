@@ -36,11 +36,11 @@ from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.eval.report import write_report
 from textsae.eval.sizes import bytes_per_doc, entries_for_bytes, index_bytes_needed, truncate_rows
 from textsae.featurize.base import build_featurizer
-from textsae.paths import RunPaths, run_paths, store_root
+from textsae.paths import RunPaths, check_same_run, run_paths, store_root
 from textsae.sae import SparseAutoencoder, build_sae
 from textsae.store.codes import codes_info, load_codes
 from textsae.store.features import ShardedFeatures, extract_to_store, open_features, store_key
-from textsae.store.manifest import write_manifest
+from textsae.store.manifest import MANIFEST_NAME, write_manifest
 from textsae.train.trainer import Trainer
 
 SPLITS = ("train", "eval")
@@ -81,7 +81,8 @@ class Pipeline:
         self.paths = paths or run_paths(config)
 
     def prepare(self) -> None:
-        """Create the run directory and save the resolved config into it."""
+        """Create the run directory and save the resolved config into it (refusing a directory of another config)."""
+        check_same_run(self.config, self.paths)
         self.paths.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.paths.config, dump_yaml(self.config))
 
@@ -167,8 +168,11 @@ class Pipeline:
         for split in SPLITS:
             out_dir = self.paths.codes(split)
             fingerprint = sae_fingerprint(self.paths.sae)
-            stale = is_complete(out_dir) and codes_info(out_dir).get("sae_sha256") != fingerprint
-            if stale:
+            damaged = (out_dir / MANIFEST_NAME).exists() and not is_complete(out_dir)
+            stale = damaged or (is_complete(out_dir) and codes_info(out_dir).get("sae_sha256") != fingerprint)
+            if damaged:
+                logger.warning("Codes in %s are damaged (a shard listed in its manifest is missing or changed); encoding them again", out_dir)
+            elif stale:
                 logger.info("Codes in %s came from another SAE; re-encoding", out_dir)
             if stale or not is_complete(out_dir):
                 sae = sae if sae is not None else load_sae_artifact(self.paths.sae)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 from typing import Any
+
+from textsae.cli.main import positive_int
 
 
 def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
@@ -25,9 +28,16 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     parser.add_argument("--out", required=True, help="output folder for the codes")
     parser.add_argument("--text-column", default="text", help="column holding the text (default: text)")
     parser.add_argument("--format", choices=["npz", "parquet"], default="npz", help="shard format (default: npz)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="documents encoded at once (default: 1024)")
-    parser.add_argument("--shard-docs", type=int, default=50_000, help="documents per shard (default: 50000)")
+    parser.add_argument("--batch-size", type=positive_int, default=1024, help="documents encoded at once (default: 1024)")
+    parser.add_argument("--shard-docs", type=positive_int, default=50_000, help="documents per shard (default: 50000)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
+    parser.add_argument(
+        "--empty-text",
+        choices=["drop", "error"],
+        default="drop",
+        help="documents that are empty, whitespace-only or missing: drop them with one warning (default; the codes then "
+        "have fewer rows than DATA) or stop with an error",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace earlier codes in --out (finished, or interrupted with other settings)")
     parser.set_defaults(handler=handle)
 
@@ -45,17 +55,37 @@ def handle(args: argparse.Namespace) -> int:
 
     paths = RunPaths(Path(args.run_dir))
     out = Path(args.out)
+    device = resolve_device(args.device)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; expected a folder for the codes (it is created if missing).")
     if is_complete(out):
         codes_info(out)  # refuses a finished folder that is not codes (e.g. a run's sae/): --overwrite must not touch it
         if not args.overwrite:
             raise UserError(f"{out} already holds finished codes; pass --overwrite to replace them or choose another --out.")
     featurizer = load_featurizer_artifact(paths.featurizer)
     sae = load_sae_artifact(paths.sae)
-    split = load_split(args.data, text_column=args.text_column, require_labels=False)
+    split = load_split(
+        args.data, text_column=args.text_column, require_labels=False, empty_text=args.empty_text,
+        empty_text_option="--empty-text", text_column_option="--text-column",
+    )
     cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format)
-    meta = {"run_dir": str(paths.root.resolve()), "data": str(Path(args.data).resolve()), "split": split.name, "sae_sha256": sae_fingerprint(paths.sae)}
+    meta = {
+        "run_dir": str(paths.root.resolve()),
+        "data": str(Path(args.data).resolve()),
+        "split": split.name,
+        "sae_sha256": sae_fingerprint(paths.sae),
+        "texts_sha256": _texts_fingerprint(split.texts),  # an interrupted encode never resumes on edited documents
+    }
     encode_texts(
-        featurizer, sae, split.texts, out, cfg, device=resolve_device(args.device), meta=meta, progress=not args.quiet, overwrite=args.overwrite
+        featurizer, sae, split.texts, out, cfg, device=device, meta=meta, progress=not args.quiet, overwrite=args.overwrite
     )
     print(f"wrote codes for {len(split.texts)} documents to {out}")
     return 0
+
+
+def _texts_fingerprint(texts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()

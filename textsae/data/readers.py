@@ -7,19 +7,22 @@ the file, the column and the first offending rows.
 
 Row references in messages:
 
-* ``line N`` for ``.txt`` and ``.jsonl`` files (the physical line, from 1), and for ``.csv`` files
-  whose rows each sit on one line (header = line 1);
-* ``row N`` otherwise (data rows counted from 1, a CSV header not counted; for a JSON list, the
-  N-th record).
+* ``line N`` for ``.txt``, ``.jsonl`` and ``.csv`` files (the physical line, from 1, where the row
+  starts; a CSV header is line 1);
+* ``row N`` otherwise (data rows counted from 1; for a JSON list, the N-th record).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import csv
 import difflib
 import io
 import json
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -165,36 +168,50 @@ def _read_parquet(path: Path, columns: Sequence[str] | None) -> Table:
     return Table(origin=str(path), frame=frame.reset_index(drop=True), columns=names)
 
 
-_RAGGED_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-
-
 def _read_csv(path: Path) -> Table:
+    """Parse with the ``csv`` module (quoted fields may span lines) so that every record's field count is checked.
+
+    pandas would silently take an extra field in every row as an index column, or pad short rows
+    with missing values; both shift a column and train on garbage, so a ragged row is an error.
+    """
     text = _decode_utf8(path)
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the default, 128 KiB per field, is shorter than a long document
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[list[str]] = []
+    line_numbers: list[int] = []
+    header: list[str] | None = None
+    header_line = 1
+    previous_end = 0
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="error")
-    except pd.errors.EmptyDataError:
-        raise UserError(f"{path} is empty: expected a header line (e.g. `text,label`) and data rows.") from None
-    except pd.errors.ParserError as err:
-        ragged = _RAGGED_RE.search(str(err))
-        if ragged:
-            expected, line, saw = ragged.groups()
-            raise UserError(
-                f"{path}: line {line} has {saw} fields but the header has {expected}. "
-                'Quote fields that contain commas ("like, this").'
-            ) from None
-        raise UserError(f"Cannot parse CSV file {path}: {err}.") from None
-    # Rows map to lines exactly when no field spans lines and no blank line was skipped.
-    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    line_numbers = np.arange(2, len(frame) + 2) if n_lines == len(frame) + 1 else None
-    return Table(
-        origin=str(path), frame=frame, columns=[str(c) for c in frame.columns], line_numbers=line_numbers, untyped=True
-    )
+        for record in reader:
+            start, previous_end = previous_end + 1, reader.line_num
+            if not record:  # a blank line
+                continue
+            if header is None:
+                header, header_line = record, start
+                continue
+            if len(record) != len(header):
+                raise UserError(
+                    f"{path}: line {start} has {len(record)} fields but the header has {len(header)} (line {header_line}). "
+                    'Quote fields that contain commas ("like, this"), or fix the row.'
+                )
+            rows.append([field or None for field in record])  # only an empty field is missing: "NA" stays text
+            line_numbers.append(start)
+    except csv.Error as err:
+        raise UserError(f"Cannot parse CSV file {path}: {err} (near line {reader.line_num}). Check its quoting.") from None
+    if header is None:
+        raise UserError(f"{path} is empty: expected a header line (e.g. `text,label`) and data rows.")
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise UserError(f"{path}: the header names the columns {duplicates} more than once; column names must be unique.")
+    frame = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame({name: pd.Series(dtype=object) for name in header})
+    return Table(origin=str(path), frame=frame, columns=list(header), line_numbers=np.asarray(line_numbers, dtype=np.int64), untyped=True)
 
 
 def _read_jsonl(path: Path, text: str) -> Table:
     records: list[dict[str, Any]] = []
     line_numbers: list[int] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a JSON string
         if not line.strip():
             continue
         try:
@@ -276,9 +293,9 @@ def require_column(table: Table, column: str, role: Literal["text", "label"], op
     if not close:  # case-insensitive fallback, e.g. 'Text' for 'text'
         close = [c for c in present if c.lower() == column.lower()][:1]
     if close:
-        advice = f"Closest match: {close[0]!r}. Set {option}={close[0]}."
+        advice = f"Closest match: {close[0]!r}. Set {_setting(option, close[0])}."
     else:
-        advice = f"Set {option}=NAME to one of the columns present."
+        advice = f"Set {_setting(option, 'NAME')} to one of the columns present."
     raise UserError(f"{table.origin} has no {role} column {column!r}. Columns present: {present}. {advice}")
 
 
@@ -289,7 +306,11 @@ def _is_missing(value: Any) -> bool:
 
 
 def extract_texts(
-    table: Table, column: str, empty_text: Literal["drop", "error"], option: str = "data.text_column"
+    table: Table,
+    column: str,
+    empty_text: Literal["drop", "error"],
+    option: str = "data.text_column",
+    policy_option: str = "data.empty_text",
 ) -> tuple[list[str], np.ndarray]:
     """Check a text column and apply the empty-text policy.
 
@@ -304,6 +325,7 @@ def extract_texts(
         empty_text: ``drop``: remove rows whose text is missing, empty or whitespace-only, with one
             ``logger.warning`` that counts them; ``error``: raise on the first such rows.
         option: The setting that names the column (for messages).
+        policy_option: The setting that chooses ``empty_text`` (for messages).
 
     Returns:
         The kept texts and their 0-based positions in ``table.frame`` (``int64``, shape ``(n_kept,)``).
@@ -322,24 +344,62 @@ def extract_texts(
             f"(first: {first!r}, a {type(first).__name__}). Texts must be strings; check {option} "
             "or store the column as text."
         )
+    if not values:
+        raise UserError(f"{table.origin} holds no documents (0 rows): expected a header and at least one row per split.")
     empty = [i for i, v in enumerate(values) if _is_missing(v) or not v.strip()]
     if empty and empty_text == "error":
         raise UserError(
             f"{table.origin}: text column {column!r} is missing, empty or whitespace-only in {table.rows_ref(empty)}. "
-            "Fix those rows, or set data.empty_text=drop to skip them."
+            f"Fix those rows, or set {_setting(policy_option, 'drop')} to skip them."
         )
     if len(empty) == len(values):
         raise UserError(f"{table.origin}: no non-empty text in column {column!r} ({len(values)} rows).")
     if empty:
-        logger.warning(
-            "Dropped %d rows with missing, empty or whitespace-only text from %s (data.empty_text=drop).",
-            len(empty),
-            table.origin,
-        )
+        _report_dropped(table.origin, len(empty), policy_option)
     keep = np.ones(len(values), dtype=bool)
     keep[empty] = False
     positions = np.flatnonzero(keep).astype(np.int64)
     return [values[i] for i in positions], positions
+
+
+_DROPPED: contextvars.ContextVar[list[tuple[str, int, str]] | None] = contextvars.ContextVar("textsae_dropped", default=None)
+
+
+def _setting(option: str, value: str) -> str:
+    return f"{option} {value}" if option.startswith("--") else f"{option}={value}"
+
+
+def _report_dropped(origin: str, count: int, policy_option: str) -> None:
+    collected = _DROPPED.get()
+    if collected is not None:
+        collected.append((origin, count, policy_option))
+    else:
+        _warn_dropped([(origin, count, policy_option)])
+
+
+def _warn_dropped(dropped: list[tuple[str, int, str]]) -> None:
+    total = sum(count for _, count, _ in dropped)
+    where = "; ".join(f"{count} from {origin}" for origin, count, _ in dropped)
+    option = dropped[0][2]
+    logger.warning(
+        "Dropped %d rows with missing, empty or whitespace-only text (%s); %s stops instead.",
+        total,
+        where,
+        _setting(option, "error"),
+    )
+
+
+@contextlib.contextmanager
+def one_drop_warning() -> Iterator[None]:
+    """Within the block, texts dropped by :func:`extract_texts` from several files are reported in one warning line at the end."""
+    token = _DROPPED.set([])
+    try:
+        yield
+        dropped = _DROPPED.get()
+    finally:
+        _DROPPED.reset(token)
+    if dropped:
+        _warn_dropped(dropped)
 
 
 def extract_labels(table: Table, column: str, positions: np.ndarray, option: str = "data.label_column") -> RawLabels:

@@ -523,7 +523,9 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         directory = Path(directory)
         tensors = {name: t.detach().to("cpu").contiguous() for name, t in self.state_dict().items()}
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "pt", "architecture": self.architecture})
+            # One metadata key only: safetensors writes metadata in hash order, so two keys would give the same
+            # weights different bytes from one process to the next. The architecture is in config.json.
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
         config = {
             "architecture": self.architecture,
             "d_in": self.d_in,

@@ -31,11 +31,9 @@ settings refuses to continue. A shorter-than-``shard_docs`` last shard (a kill i
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import zipfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -43,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from textsae._io import _json_default, atomic_path, atomic_write_json, logger, read_json
+from textsae._io import _json_default, atomic_path, atomic_write_json, logger, read_json, write_npz
 from textsae.errors import IncompleteArtifactError, UserError
 from textsae.store.manifest import _RESERVED_KEYS as _MANIFEST_KEYS
 from textsae.store.manifest import DEFAULT_RESUME_HINT, MANIFEST_NAME, read_manifest, write_manifest
@@ -60,7 +58,6 @@ _FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 _UINT16_COLUMNS = 1 << 16  # uint16 indices address columns 0 .. 65535
 _MAX_LATENTS = np.iinfo(np.int32).max
 _SHARD_RE = re.compile(r"shard-(\d{5,})\.(npz|parquet)")
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamp: identical codes give identical bytes
 _WRITER_KEYS = frozenset(
     {"codes_format_version", "n_docs", "n_latents", "format", "index_dtype", "value_dtype", "shard_docs", "nnz", "shards"}
 )
@@ -134,6 +131,7 @@ class CodesWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         manifest = self.directory / MANIFEST_NAME
         if manifest.exists() and not overwrite:
+            read_manifest(self.directory, resume_hint="Pass overwrite=True (`textsae encode --overwrite`) to encode again")
             raise UserError(
                 f"{self.directory} already holds complete codes ({manifest} exists). Use them as they are, "
                 f"or pass overwrite=True to delete them and write new ones."
@@ -203,7 +201,7 @@ class CodesWriter:
         if differences:
             raise UserError(
                 f"{self.directory} holds {len(shards)} shards of an interrupted run written with different settings: "
-                f"{'; '.join(differences)}. Pass the same settings to resume, or overwrite=True to start again."
+                f"{'; '.join(differences)}. Pass the same settings and input to resume, or overwrite=True (`textsae encode --overwrite`) to start again."
             )
         for position, path in enumerate(shards):
             rows, n_columns, nnz = _shard_header(path)
@@ -357,21 +355,8 @@ def _check_meta_keys(meta: dict[str, Any], what: str) -> None:
 
 
 def _write_npz_shard(path: Path, *, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_latents: int) -> None:
-    arrays = {
-        "indices": indices,
-        "indptr": indptr,
-        "format": np.array(b"csr"),
-        "shape": np.array([len(indptr) - 1, n_latents], dtype=np.int64),
-        "data": data,
-    }
-    # np.savez stamps the current time into the zip; a fixed date makes the bytes reproducible.
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for key, array in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, array, allow_pickle=False)
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_EPOCH)
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, buffer.getvalue())
+    shape = np.array([len(indptr) - 1, n_latents], dtype=np.int64)
+    write_npz(path, {"indices": indices, "indptr": indptr, "format": np.array(b"csr"), "shape": shape, "data": data})
 
 
 def _write_parquet_shard(path: Path, *, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_latents: int) -> None:

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from textsae._io import atomic_write_json, read_json, sha256_file
+from textsae._io import atomic_write_json, kill_point, read_json, sha256_file
 from textsae.errors import IncompleteArtifactError, UserError
 
 __all__ = ["MANIFEST_NAME", "MANIFEST_FORMAT_VERSION", "DEFAULT_RESUME_HINT", "write_manifest", "read_manifest"]
@@ -51,6 +51,7 @@ def write_manifest(directory: str | os.PathLike[str], files: list[Path], meta: d
         ValueError: ``meta`` uses a reserved key, or a file lies outside ``directory``.
         FileNotFoundError: A listed file does not exist.
     """
+    kill_point("manifest")
     root = Path(directory)
     clashing = sorted(_RESERVED_KEYS.intersection(meta))
     if clashing:

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from textsae._io import atomic_write_text, logger, resolve_device, stable_hash
+from textsae._io import atomic_write_text, kill_point, logger, resolve_device, stable_hash
 from textsae.config.schema import TrainConfig, to_dict
 from textsae.errors import UserError
 from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.sae import SparseAutoencoder
-from textsae.train.batches import FeatureMatrix, corrupt, epoch_permutation, rows_to_tensor
+from textsae.train.batches import FeatureMatrix, check_finite, corrupt, epoch_permutation, rows_to_tensor
 from textsae.train.checkpoint import load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
 from textsae.train.schedules import lr_factor
 
@@ -70,6 +70,9 @@ class Trainer:
             raise UserError("No training documents: the feature matrix has 0 rows.")
         if features.shape[1] != sae.d_in:
             raise UserError(f"Features have {features.shape[1]} columns but the SAE expects d_in={sae.d_in}.")
+        check_finite(features, "training features")
+        if val_features is not None:
+            check_finite(val_features, "validation features")
         self.sae = sae
         self.cfg = cfg
         if cfg.label_loss_weight > 0 and (labels is None or len(labels) != features.shape[0]):
@@ -116,6 +119,7 @@ class Trainer:
         while self.step < self.total_steps:
             metrics = self.train_step()
             self.step += 1
+            kill_point("train-step")
             progress.update(1)
             if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
                 running = {name: float(value) for name, value in metrics.items()}
@@ -201,11 +205,18 @@ class Trainer:
                 "delete it (or choose another run.dir) to train from scratch."
             )
         model_state = {name[len("model.") :]: value for name, value in tensors.items() if name.startswith("model.")}
-        self.sae.load_state_dict(model_state)
-        if self.head is not None:
-            self.head.load_state_dict({name[len("head.") :]: value for name, value in tensors.items() if name.startswith("head.")})
-        restore_optimizer(self.optimizer, tensors, state["optimizer"])
-        self.samples_since_fired = tensors["tracker.samples_since_fired"].to(self.device)
+        try:
+            self.sae.load_state_dict(model_state)
+            if self.head is not None:
+                self.head.load_state_dict({name[len("head.") :]: value for name, value in tensors.items() if name.startswith("head.")})
+            restore_optimizer(self.optimizer, tensors, state["optimizer"])
+            self.samples_since_fired = tensors["tracker.samples_since_fired"].to(self.device)
+        except (RuntimeError, KeyError, ValueError, TypeError) as error:
+            detail = " ".join(str(error).split())[:240] or type(error).__name__
+            raise UserError(
+                f"Checkpoint {self.checkpoint_path} does not match this SAE and optimizer ({detail}); "
+                "it was damaged or written by another program: delete it to train from scratch."
+            ) from None
         self.step = self.resumed_from = int(state["step"])
         self.scheduler.last_epoch = self.step  # the restored param_groups already hold lr for this step
         self._truncate_metrics(self.step)
