@@ -131,3 +131,14 @@ def test_the_scans_see_violations(tmp_path: Path) -> None:
     assert isinstance(call, ast.Call) and _is_raw_write(call)
     assert not _is_raw_write(ast.parse("open(p, 'rb')").body[0].value)
     assert not FORBIDDEN["eval/exec of strings"].search("sae.eval()")
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_open(tmp_path) -> None:
+    import os
+
+    from textsae._io import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    with open(tmp_path / "b.txt", "w") as handle:
+        handle.write("x")
+    assert os.stat(tmp_path / "a.txt").st_mode == os.stat(tmp_path / "b.txt").st_mode

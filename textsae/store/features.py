@@ -72,6 +72,9 @@ class ShardedFeatures:
         width = self.shards[0].shape[1] if self.shards else 0
         return n, width
 
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
     def __len__(self) -> int:
         return self.shape[0]
 
