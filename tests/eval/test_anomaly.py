@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 
 from textsae.artifacts import load_feature_matrices, load_featurizer_artifact, load_sae_artifact
 from textsae.cli.main import main
@@ -21,6 +22,10 @@ def test_lsa_errors_by_hand() -> None:
     assert lsa_errors(components, x).tolist() == [16.0, 0.0, 0.0]
     assert lsa_errors(components, x, kind="relative").tolist() == [16 / 25, 0.0, 0.0]
     assert np.allclose(lsa_errors(components, sp.csr_matrix(x)), lsa_errors(components, x))
+    diagonal = np.array([[1.0, 1.0, 0.0]]) / np.sqrt(2)  # x = e1 projects to x̂ = (0.5, 0.5, 0)
+    e1 = sp.csr_matrix(np.array([[1.0, 0.0, 0.0]]))
+    assert lsa_errors(diagonal, e1).tolist() == pytest.approx([0.5])
+    assert lsa_errors(diagonal, e1, kind="support").tolist() == pytest.approx([0.25])  # only the missed part of x_1
     with pytest.raises(ValueError, match="'kind'"):
         lsa_errors(components, x, kind="cubic")  # type: ignore[arg-type]
 
@@ -35,6 +40,11 @@ def test_sae_errors_add_up_to_the_fvu(tiny_run_dir: Path) -> None:
     assert errors.sum() / total_variance == pytest.approx(reconstruction_metrics(sae, features)["fvu"], rel=1e-4)
     relative = reconstruction_errors(sae, features, kind="relative")
     assert np.allclose(relative, errors / (dense**2).sum(axis=1))
+    support = reconstruction_errors(sae, features, kind="support")
+    with torch.no_grad():
+        x_hat = sae.decode(sae.encode(torch.from_numpy(features.toarray()).float())).double().numpy() * sae.input_scale.numpy()
+    assert np.allclose(support, (((dense - x_hat) ** 2) * (dense != 0)).sum(axis=1), rtol=1e-4)
+    assert (support <= errors + 1e-9).all()
 
 
 def test_score_cli_writes_one_score_per_document(tiny_run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

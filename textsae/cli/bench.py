@@ -132,14 +132,16 @@ def _anomaly(args: argparse.Namespace) -> int:
 
 
 def format_anomaly_table(result: dict[str, Any]) -> str:
-    """The AUROC table (rows: SAE and each LSA width; columns: both halves and their mean) as Markdown."""
+    """The AUROC table as Markdown: one row per model and error kind, one column per half, and their mean."""
     halves = result["halves"]
-    header = ["model"] + [f"AUROC, train {h['in_distribution'].split()[0]} ({h['train_docs']} docs)" for h in halves] + ["mean"]
-    rows = [["SAE"] + [f"{h['sae']['squared']:.4f}" for h in halves] + [f"{result['mean']['sae']['squared']:.4f}"]]
-    for width, mean in result["mean"]["lsa"].items():
-        rows.append([f"LSA {width}"] + [f"{h['lsa'][width]['squared']:.4f}" for h in halves] + [f"{mean['squared']:.4f}"])
+    header = ["model", "error"] + [f"train {h['in_distribution'].split()[0]} ids ({h['train_docs']} docs)" for h in halves] + ["mean"]
+    rows = []
+    for kind in result["mean"]["sae"]:
+        rows.append(["SAE", kind] + [f"{h['sae'][kind]:.4f}" for h in halves] + [f"{result['mean']['sae'][kind]:.4f}"])
+        for width, mean in result["mean"]["lsa"].items():
+            rows.append([f"LSA {width}", kind] + [f"{h['lsa'][width][kind]:.4f}" for h in halves] + [f"{mean[kind]:.4f}"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]
-    lines.append(f"\nScore: squared reconstruction error; {halves[0]['test_docs']} test documents per half; dataset {result['dataset']}.")
+    lines.append(f"\nAUROC for the held-out groups' test documents; {halves[0]['test_docs']} test documents per half; dataset {result['dataset']}.")
     if "command" in result:
         lines.append(f"machine: {result['machine']}, {result['cpu_count']} cores, torch {result['torch']}; command: {result['command']}")
     return "\n".join(lines)

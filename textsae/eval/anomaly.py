@@ -19,17 +19,22 @@ from textsae.train.batches import FeatureMatrix, rows_to_tensor
 
 __all__ = ["ErrorKind", "ERROR_KINDS", "reconstruction_errors", "lsa_errors"]
 
-ErrorKind = Literal["squared", "relative"]
-ERROR_KINDS: tuple[str, ...] = ("squared", "relative")
-"""``squared``: ‖x − x̂‖²; ``relative``: ‖x − x̂‖² / ‖x‖² (0 for an all-zero row)."""
+ErrorKind = Literal["squared", "relative", "support"]
+ERROR_KINDS: tuple[str, ...] = ("squared", "relative", "support")
+"""``squared``: ‖x − x̂‖²; ``relative``: ‖x − x̂‖² / ‖x‖² (0 for an all-zero row); ``support``: Σ over the
+document's own non-zero entries of (x_i − x̂_i)², i.e. the part of the document the model fails to
+reproduce, ignoring what it adds on absent terms."""
 
 
-def _finish(errors: np.ndarray, norms: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "squared":
-        return errors
+def _check_kind(kind: str) -> None:
+    if kind not in ERROR_KINDS:
+        raise ValueError(f"The 'kind' parameter must be one of {list(ERROR_KINDS)}. Got {kind!r} instead.")
+
+
+def _finish(errors: np.ndarray, norms: np.ndarray, support: np.ndarray, kind: str) -> np.ndarray:
     if kind == "relative":
         return np.divide(errors, norms, out=np.zeros_like(errors), where=norms > 0)
-    raise ValueError(f"The 'kind' parameter must be one of {list(ERROR_KINDS)}. Got {kind!r} instead.")
+    return support if kind == "support" else errors
 
 
 @torch.no_grad()
@@ -47,7 +52,7 @@ def reconstruction_errors(
     Args:
         sae: A trained SAE.
         features: ``(n_docs, d_in)`` CSR or dense features from the run's featurizer.
-        kind: ``squared`` ‖x' − x̂'‖² or ``relative`` ‖x' − x̂'‖² / ‖x'‖² (x' the normalised input).
+        kind: One of :data:`ERROR_KINDS`, computed on x' (the normalised input) and x̂'.
         device: Where the SAE runs.
         batch_size: Documents per forward pass.
         bf16: bf16 autocast (match what the SAE was trained with on GPU).
@@ -55,10 +60,11 @@ def reconstruction_errors(
     Returns:
         ``(n_docs,)`` float64 scores; larger means less like the training documents.
     """
+    _check_kind(kind)
     was_training = sae.training
     sae.eval().to(device)
     n_rows = features.shape[0]
-    errors, norms = np.zeros(n_rows), np.zeros(n_rows)
+    errors, norms, support = np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for begin in range(0, n_rows, batch_size):
         end = min(begin + batch_size, n_rows)
@@ -67,24 +73,38 @@ def reconstruction_errors(
             x_hat = sae.normalize(sae.decode(sae.encode(x)))  # (B, d_in), model space
         x_n = sae.normalize(x)
         x_dense = (x_n.to_dense() if x_n.layout == torch.sparse_csr else x_n).double()
-        errors[begin:end] = (x_dense - x_hat.double()).pow(2).sum(dim=1).cpu().numpy()
+        squared = (x_dense - x_hat.double()).pow(2)  # (B, d_in)
+        errors[begin:end] = squared.sum(dim=1).cpu().numpy()
+        support[begin:end] = (squared * (x_dense != 0)).sum(dim=1).cpu().numpy()
         norms[begin:end] = x_dense.pow(2).sum(dim=1).cpu().numpy()
     sae.train(was_training)
-    return _finish(errors, norms, kind)
+    return _finish(errors, norms, support, kind)
 
 
-def lsa_errors(components: np.ndarray, features: FeatureMatrix, *, kind: ErrorKind = "squared") -> np.ndarray:
+def lsa_errors(components: np.ndarray, features: FeatureMatrix, *, kind: ErrorKind = "squared", chunk_rows: int = 512) -> np.ndarray:
     """Per-document error of projecting onto LSA directions: ‖x − x Vᵀ V‖² = ‖x‖² − ‖x Vᵀ‖².
 
     Args:
         components: ``(r, d_in)`` orthonormal rows V, e.g. ``TruncatedSVD(...).fit(X_train).components_``.
         features: ``(n_docs, d_in)`` CSR or dense features.
-        kind: ``squared`` or ``relative`` (see :data:`ERROR_KINDS`).
+        kind: One of :data:`ERROR_KINDS`.
+        chunk_rows: Rows reconstructed at once for ``support``.
 
     Returns:
         ``(n_docs,)`` float64 scores.
     """
+    _check_kind(kind)
+    components = np.asarray(components, dtype=np.float64)
     projected = np.asarray(features @ components.T, dtype=np.float64)  # (n_docs, r)
-    norms = np.asarray(features.multiply(features).sum(axis=1) if sp.issparse(features) else (features**2).sum(axis=1), dtype=np.float64).ravel()
+    csr = sp.csr_matrix(features, dtype=np.float64)
+    csr.eliminate_zeros()
+    norms = np.asarray(csr.multiply(csr).sum(axis=1), dtype=np.float64).ravel()
     errors = np.maximum(norms - (projected**2).sum(axis=1), 0.0)
-    return _finish(errors, norms, kind)
+    support = np.zeros(csr.shape[0])
+    if kind == "support":  # x̂ only at the stored entries: (x V^T)[row] · V[:, col]
+        for begin in range(0, csr.shape[0], chunk_rows):
+            block = csr[begin : begin + chunk_rows]
+            rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+            x_hat = np.einsum("nr,nr->n", projected[begin + rows], components.T[block.indices])  # (nnz,)
+            support[begin : begin + block.shape[0]] = np.bincount(rows, (block.data - x_hat) ** 2, minlength=block.shape[0])
+    return _finish(errors, norms, support, kind)

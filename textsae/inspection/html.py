@@ -102,6 +102,7 @@ def _latent_html(latent: LatentSummary, max_chars: int) -> str:
         f'<li title="weight {weight:.4g}">{html.escape(term)}<b style="width:{max(2, round(30 * weight / top))}px"></b></li>'
         for term, weight in latent.terms
     )
+    terms = f'<ul class="terms">{terms}</ul>' if terms else ""
     docs = "".join(
         f'<div class="doc"><span class="act">doc {doc.row} · activation {doc.activation:.3g}</span>\n{highlight_html(doc.text, doc.spans, max_chars=max_chars)}</div>'
         for doc in latent.docs
@@ -110,7 +111,7 @@ def _latent_html(latent: LatentSummary, max_chars: int) -> str:
         f'<section class="latent" id="latent-{latent.index}" data-index="{latent.index}" data-terms="{terms_attr}">'
         f"<h2>latent {latent.index} <span class=\"meta\">active on {100 * latent.frequency:.2f}% of training documents"
         f" · mean activation {latent.mean_activation:.3g}</span></h2>"
-        f'{f"<ul class=terms>{terms}</ul>" if terms else ""}{docs}</section>'
+        f"{terms}{docs}</section>"
     )
 
 

@@ -157,9 +157,11 @@ def _read_run_config(paths: RunPaths) -> RecipeConfig:
 
 
 def _vocabulary(paths: RunPaths) -> np.ndarray | None:
+    """Column names of a bag-of-words featurizer (one with a ``vocabulary_``), else ``None``."""
     featurizer = load_featurizer_artifact(paths.featurizer)
-    names = getattr(featurizer, "get_feature_names_out", None)
-    return np.asarray(names(), dtype=object) if names is not None else None
+    if getattr(featurizer, "vocabulary_", None) is None:
+        return None
+    return np.asarray(featurizer.get_feature_names_out(), dtype=object)
 
 
 def _top_terms(row: np.ndarray, vocabulary: np.ndarray, n: int) -> list[tuple[str, float]]:
