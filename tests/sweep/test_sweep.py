@@ -13,6 +13,8 @@ from textsae.cli.main import main
 from textsae.errors import ConfigError
 from textsae.sweep import Axis, expand_grid, parse_grid, pareto_front
 
+CHEAP = ["train.epochs=1", "eval.cv_folds=2", "eval.C_grid=[1.0]"]
+
 
 def test_bracketed_lists_are_axes_unless_the_key_holds_a_list() -> None:
     fixed, axes = parse_grid(["sae.k=[8,32]", "train.lr=0.01", "featurizer.ngram_range=[1,2]", "eval.C_grid=[[1.0],[1.0,4.0]]", "~sae.l1"])
@@ -39,7 +41,7 @@ def test_pareto_front_by_hand() -> None:
 
 def test_two_by_two_sweep_shares_features_and_never_sees_the_test_split(tiny_recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "sweep"
-    assert main(["sweep", str(tiny_recipe), "sae.k=[2,4]", "sae.n_latents=[16,32]", "train.epochs=2", "--out", str(out), "-q"]) == 0
+    assert main(["sweep", str(tiny_recipe), "sae.k=[2,4]", "sae.n_latents=[16,32]", *CHEAP, "--out", str(out), "-q"]) == 0
     result = json.loads((out / "sweep.json").read_text())
     assert [p["assignments"] for p in result["points"]] == [
         {"sae.k": 2, "sae.n_latents": 16}, {"sae.k": 2, "sae.n_latents": 32}, {"sae.k": 4, "sae.n_latents": 16}, {"sae.k": 4, "sae.n_latents": 32}
@@ -62,7 +64,7 @@ def test_two_by_two_sweep_shares_features_and_never_sees_the_test_split(tiny_rec
     assert f"point {best['index']}" in printed and "resolved config of the best point" in printed
 
     # Running it again reuses every finished point and gives the same numbers.
-    assert main(["sweep", str(tiny_recipe), "sae.k=[2,4]", "sae.n_latents=[16,32]", "train.epochs=2", "--out", str(out), "-q"]) == 0
+    assert main(["sweep", str(tiny_recipe), "sae.k=[2,4]", "sae.n_latents=[16,32]", *CHEAP, "--out", str(out), "-q"]) == 0
     again = json.loads((out / "sweep.json").read_text())
     assert np.allclose(accuracies, [p["metrics"]["accuracy"] for p in again["points"]])
 
