@@ -56,7 +56,7 @@ def test_score_cli_writes_one_score_per_document(tiny_run_dir: Path, tmp_path: P
     assert list(table.columns) == ["doc", "score", "label"] and table["doc"].tolist() == [0, 1, 2]
     sae = load_sae_artifact(tiny_run_dir / "sae")
     featurizer = load_featurizer_artifact(tiny_run_dir / "featurizer")
-    assert np.allclose(table["score"], reconstruction_errors(sae, featurizer.transform(docs["text"].tolist())))
+    assert np.allclose(table["score"], reconstruction_errors(sae, featurizer.transform(docs["text"].tolist()), kind="support"))
     assert main(["score", str(tiny_run_dir), str(tmp_path / "docs.csv"), "--out", str(tmp_path / "s.csv"), "--batch-size", "2", "-q"]) == 0
     assert np.allclose(pd.read_csv(tmp_path / "s.csv")["score"], table["score"])
     assert main(["score", str(tiny_run_dir), str(tmp_path / "docs.csv"), "--out", str(tmp_path / "s.txt"), "-q"]) == 2

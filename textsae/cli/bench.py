@@ -52,7 +52,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     anomaly.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. sae.n_latents=2048)")
     anomaly.add_argument("--recipe", help="recipe with the featurizer/SAE/training settings (default: recipes/20newsgroups_anomaly.yaml)")
     anomaly.add_argument("--data", help="dataset folder (sets data.path; default: the recipe's data)")
-    anomaly.add_argument("--lsa-widths", default="32,64,128,256,512", help="LSA components tried, comma-separated (default: 32,64,128,256,512)")
+    anomaly.add_argument("--lsa-widths", default="32,64,128,256,512,1024", help="LSA components tried, comma-separated (default: 32,64,128,256,512,1024)")
     anomaly.add_argument("--device", default="cpu", help="where the SAE trains: cpu, cuda, auto (default: cpu)")
     anomaly.add_argument("--out", help="also write the results as JSON to this file")
     anomaly.set_defaults(handler=_anomaly)

@@ -20,12 +20,12 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae score runs/20newsgroups_anomaly/1a2b3c4d5e new_posts.parquet --out scores.parquet\n"
-        "  textsae score RUN_DIR docs.csv --out scores.csv --kind relative",
+        "  textsae score RUN_DIR docs.csv --out scores.csv --kind squared",
     )
     parser.add_argument("run_dir", help="a run directory holding featurizer/ and sae/ (printed by `textsae run`)")
     parser.add_argument("data", help="documents: a .parquet/.csv/.jsonl/.txt file, or a dataset folder (its reported split)")
     parser.add_argument("--out", help="output .parquet or .csv file (default: RUN_DIR/scores/<INPUT name>.parquet)")
-    parser.add_argument("--kind", choices=["squared", "relative"], default="squared", help="squared error, or divided by ‖x‖² (default: squared)")
+    parser.add_argument("--kind", choices=["support", "squared", "relative"], default="support", help="error measure (default: support)")
     parser.add_argument("--text-column", default="text", help="column holding the text (default: text)")
     parser.add_argument("--batch-size", type=int, default=1024, help="documents featurized and scored at once (default: 1024)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
