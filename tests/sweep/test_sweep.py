@@ -67,6 +67,13 @@ def test_two_by_two_sweep_shares_features_and_never_sees_the_test_split(tiny_rec
     assert main(["sweep", str(tiny_recipe), "sae.k=[2,4]", "sae.n_latents=[16,32]", *CHEAP, "--out", str(out), "-q"]) == 0
     again = json.loads((out / "sweep.json").read_text())
     assert np.allclose(accuracies, [p["metrics"]["accuracy"] for p in again["points"]])
+    assert [p["run_dir"] for p in again["points"]] == [p["run_dir"] for p in result["points"]]
+
+    # Another validation split in the same folder trains afresh instead of resuming the old points.
+    assert main(["sweep", str(tiny_recipe), "sae.k=[2]", "sae.n_latents=16", *CHEAP, "--val-fraction", "0.25", "--out", str(out), "-q"]) == 0
+    other = json.loads((out / "sweep.json").read_text())["points"][0]
+    assert other["run_dir"] not in {p["run_dir"] for p in result["points"]}
+    assert json.loads((Path(other["run_dir"]) / "report.json").read_text())["dataset"]["eval_docs"] == 100
 
 
 def test_bad_axis_value_is_reported_before_anything_runs(tiny_recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,7 +23,7 @@ from textsae.config.compose import dump_yaml, load_recipe
 from textsae.config.schema import RecipeConfig, to_dict
 from textsae.data.corpus import Corpus, Split, load_corpus, stratified_split, take
 from textsae.errors import ConfigError
-from textsae.paths import RunPaths
+from textsae.paths import RunPaths, config_hash
 from textsae.pipeline import Pipeline
 from textsae.store.manifest import MANIFEST_NAME
 from textsae.sweep.grid import GridPoint, expand_grid, parse_grid
@@ -99,14 +99,15 @@ def run_sweep(
     if not any(item.startswith("eval.representations") for item in overrides):
         fixed.append("eval.representations=[codes]")  # the source is the same at every point: skip it
     base = load_recipe(recipe, fixed)
-    sweep_dir = Path(out_dir) if out_dir else Path(base.run.root) / base.name / f"sweep-{stable_hash([fixed, [[a.key, a.values] for a in axes]], 10)}"
+    grid_hash = stable_hash([fixed, [[a.key, a.values] for a in axes], val_fraction], 10)
+    sweep_dir = Path(out_dir) if out_dir else Path(base.run.root) / base.name / f"sweep-{grid_hash}"
     sweep_dir = sweep_dir.resolve()
     points = expand_grid(axes)
-    configs = _point_configs(recipe, fixed, points, sweep_dir)
+    configs = _point_configs(recipe, fixed, points, sweep_dir, val_fraction)
     corpora: dict[str, Corpus] = {}
     results = []
     for point, config in zip(points, configs):
-        data_key = stable_hash(to_dict(config.data), 10)
+        data_key = stable_hash([to_dict(config.data), val_fraction], 10)
         if data_key not in corpora:
             corpora[data_key] = validation_corpus(load_corpus(config.data), val_fraction, config.data.seed)
         shared = _shared_features(config, corpora[data_key], sweep_dir, data_key)
@@ -133,11 +134,17 @@ def run_sweep(
     }
 
 
-def _point_configs(recipe: str | os.PathLike[str], fixed: list[str], points: list[GridPoint], sweep_dir: Path) -> list[RecipeConfig]:
+def _point_configs(recipe: str | os.PathLike[str], fixed: list[str], points: list[GridPoint], sweep_dir: Path, val_fraction: float) -> list[RecipeConfig]:
+    """Validated configs, each with its run directory ``point-NNN-<hash of config and validation split>``.
+
+    The hash keeps a re-used ``--out`` from resuming a point that was trained with other settings.
+    """
     configs, problems = [], []
     for point in points:
         try:
-            configs.append(load_recipe(recipe, [*fixed, *point.overrides, f"run.dir={sweep_dir / f'point-{point.index:03d}'}"]))
+            config = load_recipe(recipe, [*fixed, *point.overrides, "~run.dir"])
+            config.run.dir = str(sweep_dir / f"point-{point.index:03d}-{stable_hash([config_hash(config), val_fraction], 8)}")
+            configs.append(config)
         except ConfigError as error:
             problems.extend(f"sweep point {point.label}: {line}" for line in error.problems)
     if problems:
