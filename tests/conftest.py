@@ -86,3 +86,33 @@ def save_tiny_bert(folder: Path, *, safetensors: bool = True) -> Path:
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local model folder (safetensors weights) small enough for fast hidden-states tests."""
     return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+TINY_RECIPE = (
+    "# Tiny end-to-end recipe for tests.\n"
+    "defaults: [featurizer/tfidf_small, sae/topk, train/cpu_small, eval/linear_probe]\n"
+    "featurizer:\n  min_df: 1\n"
+    "sae:\n  n_latents: 64\n  k: 4\n"
+    "train:\n  epochs: 3\n  batch_size: 32\n  progress: false\n"
+    "eval:\n  cv_folds: 3\n  C_grid: [1.0, 4.0]\n"
+)
+"""Recipe for a run that takes a few seconds on the tiny corpus (``data.path`` is added by the fixtures)."""
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> Path:
+    """:data:`TINY_RECIPE` on the tiny corpus, as a YAML file."""
+    path = tmp_path_factory.mktemp("tiny_recipe") / "tiny.yaml"
+    path.write_text(TINY_RECIPE + f"data:\n  path: {tiny_corpus_dir}\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_recipe: Path) -> Path:
+    """A finished run of :func:`tiny_recipe` (featurizer, SAE, codes, report); treat it as read-only."""
+    from textsae.config.compose import load_recipe
+    from textsae.pipeline import Pipeline
+
+    run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
+    Pipeline(load_recipe(tiny_recipe, [f"run.dir={run_dir}"])).run()
+    return run_dir

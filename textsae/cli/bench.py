@@ -14,7 +14,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     """Add the ``bench`` verb and its benchmarks to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
     bench = subparsers.add_parser(
         "bench",
-        help="benchmarks (tfidf: textsae vs scikit-learn; featurize: textsae vs a plain HF loop)",
+        help="benchmarks (tfidf: textsae vs scikit-learn; featurize: textsae vs a plain HF loop; anomaly: held-out topic detection, SAE vs LSA)",
         description="Benchmarks that print what they measured, the machine, and the command to reproduce it.",
         parents=[common],
         formatter_class=formatter,
@@ -57,6 +57,25 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     featurize.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     featurize.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     featurize.set_defaults(handler=_featurize)
+    anomaly = which.add_parser(
+        "anomaly",
+        help="held-out topic detection by reconstruction error: SAE vs LSA (AUROC)",
+        description="Fits the featurizer, an SAE and LSA baselines on the training documents of the groups with even label\n"
+        "ids, scores every test document by reconstruction error, and reports the AUROC for picking out the\n"
+        "held-out (odd) groups; then swaps the halves and averages. Settings come from the recipe (default\n"
+        "recipes/20newsgroups_anomaly.yaml) and key=value overrides.",
+        parents=[common],
+        formatter_class=formatter,
+        epilog="examples:\n  textsae bench anomaly --data ../shared/data/20newsgroups\n"
+        "  textsae bench anomaly --data ../shared/data/20newsgroups sae.k=64 --lsa-widths 128,256 --out anomaly.json",
+    )
+    anomaly.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. sae.n_latents=2048)")
+    anomaly.add_argument("--recipe", help="recipe with the featurizer/SAE/training settings (default: recipes/20newsgroups_anomaly.yaml)")
+    anomaly.add_argument("--data", help="dataset folder (sets data.path; default: the recipe's data)")
+    anomaly.add_argument("--lsa-widths", default="32,64,128,256,512,1024", help="LSA components tried, comma-separated (default: 32,64,128,256,512,1024)")
+    anomaly.add_argument("--device", default="cpu", help="where the SAE trains: cpu, cuda, auto (default: cpu)")
+    anomaly.add_argument("--out", help="also write the results as JSON to this file")
+    anomaly.set_defaults(handler=_anomaly)
     bench.set_defaults(handler=lambda args: bench.print_help() or 2)
 
 
@@ -129,3 +148,44 @@ def _tfidf(args: argparse.Namespace) -> int:
     print(f"  machine: {result['machine']}, {result['cpu_count']} cores, Python {result['python']}, torch {result['torch']}")
     print(f"  command: {result['command']}")
     return 0
+
+
+def _anomaly(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from textsae._io import atomic_write_json, resolve_device
+    from textsae.bench.anomaly import run_anomaly_bench
+    from textsae.config.compose import find_configs_dir, load_recipe
+    from textsae.errors import UserError
+
+    try:
+        widths = [int(w) for w in args.lsa_widths.split(",") if w.strip()]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise UserError(f"--lsa-widths must be comma-separated ints >= 1, e.g. 32,64,128. Got {args.lsa_widths!r} instead.")
+    recipe = Path(args.recipe) if args.recipe else find_configs_dir(Path.cwd()).parent / "recipes" / "20newsgroups_anomaly.yaml"
+    overrides = ([f"data.path={args.data}"] if args.data else []) + list(args.overrides) + (["train.progress=false"] if args.quiet else [])
+    config = load_recipe(recipe, overrides)
+    result = run_anomaly_bench(config, lsa_widths=widths, device=resolve_device(args.device))
+    result.update({"recipe": str(recipe), "overrides": overrides, "command": "textsae " + " ".join(sys.argv[1:]), **machine_description()})
+    if args.out:
+        atomic_write_json(args.out, result)
+    print(format_anomaly_table(result))
+    return 0
+
+
+def format_anomaly_table(result: dict[str, Any]) -> str:
+    """The AUROC table as Markdown: one row per model and error kind, one column per half, and their mean."""
+    halves = result["halves"]
+    header = ["model", "error"] + [f"train {h['in_distribution'].split()[0]} ids ({h['train_docs']} docs)" for h in halves] + ["mean"]
+    rows = []
+    for kind in result["mean"]["sae"]:
+        rows.append(["SAE", kind] + [f"{h['sae'][kind]:.4f}" for h in halves] + [f"{result['mean']['sae'][kind]:.4f}"])
+        for width, mean in result["mean"]["lsa"].items():
+            rows.append([f"LSA {width}", kind] + [f"{h['lsa'][width][kind]:.4f}" for h in halves] + [f"{mean[kind]:.4f}"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]
+    lines.append(f"\nAUROC for the held-out groups' test documents; {halves[0]['test_docs']} test documents per half; dataset {result['dataset']}.")
+    if "command" in result:
+        lines.append(f"machine: {result['machine']}, {result['cpu_count']} cores, torch {result['torch']}; command: {result['command']}")
+    return "\n".join(lines)

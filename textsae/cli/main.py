@@ -47,7 +47,7 @@ def positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render ``--help`` in the docs)."""
-    from textsae.cli import bench, config_cmds, encode, stages
+    from textsae.cli import bench, config_cmds, encode, inspect, score, stages, sweep
 
     parser = _Parser(
         prog="textsae",
@@ -56,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  textsae run recipes/quickstart.yaml\n"
         "  textsae run recipes/imdb_tfidf_topk.yaml data.path=../shared/data/imdb sae.k=64\n"
+        "  textsae sweep recipes/quickstart.yaml sae.k=[8,32,128]\n"
         "  textsae show recipes/imdb_tfidf_topk.yaml\n"
         "  textsae encode runs/quickstart/<hash> my_docs.parquet --out codes/\n"
+        "  textsae inspect runs/quickstart/<hash>\n"
+        "  textsae score runs/quickstart/<hash> my_docs.parquet --out scores.parquet\n"
         "  textsae ls\n\n"
         "Run `textsae COMMAND --help` for the options of one command.",
         formatter_class=_Formatter,
@@ -67,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (stages, encode, bench, config_cmds):
+    for module in (stages, sweep, encode, score, inspect, bench, config_cmds):
         module.add_parsers(subparsers, common, _Formatter)
     return parser
 

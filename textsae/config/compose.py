@@ -147,6 +147,17 @@ def config_keys(cls: type = RecipeConfig, prefix: str = "") -> list[str]:
     return keys
 
 
+def key_type(dotted: str) -> Any:
+    """The type annotation of a dotted config key (e.g. ``sae.k`` → ``int``), or ``None`` for an unknown key."""
+    cls: Any = RecipeConfig
+    annotation: Any = None
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(cls) or part not in {f.name for f in dataclasses.fields(cls)}:
+            return None
+        annotation = cls = typing.get_type_hints(cls)[part]
+    return None if dataclasses.is_dataclass(annotation) else annotation
+
+
 # --- building and type checking -------------------------------------------------------------
 
 

@@ -1,0 +1,93 @@
+"""Anomaly benchmark: detect held-out topics by reconstruction error, SAE against LSA.
+
+Protocol (20 Newsgroups): the in-distribution groups are those with even label ids. The featurizer,
+the SAE and the LSA baseline are fitted on the training documents of those groups only; every test
+document of every group is scored, and AUROC measures how well the score separates the test
+documents of the held-out (odd) groups from those of the training groups. Then the roles swap
+(train on odd, detect even), and the two AUROCs are averaged. Test labels are used only for AUROC.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.decomposition import TruncatedSVD
+from sklearn.metrics import roc_auc_score
+
+from textsae._io import logger
+from textsae.config.schema import RecipeConfig
+from textsae.data.corpus import Corpus, load_corpus
+from textsae.errors import UserError
+from textsae.eval.anomaly import ERROR_KINDS, lsa_errors, reconstruction_errors
+from textsae.featurize.base import build_featurizer
+from textsae.sae import build_sae
+from textsae.train.trainer import Trainer
+
+__all__ = ["run_anomaly_bench", "HALVES"]
+
+HALVES = (("even", 0), ("odd", 1))
+"""Name and label-id parity of the in-distribution groups of each half."""
+
+
+def run_anomaly_bench(config: RecipeConfig, *, lsa_widths: Sequence[int] = (32, 64, 128, 256), device: str = "cpu") -> dict[str, Any]:
+    """Both halves of the protocol with the featurizer, SAE and training settings of ``config``.
+
+    Args:
+        config: A recipe; its ``data`` must be a corpus with at least 4 classes (both halves need
+            two groups each); ``data.max_docs`` subsamples each split.
+        lsa_widths: Numbers of LSA components tried as baselines.
+        device: Where the SAE trains and scores.
+
+    Returns:
+        ``{"halves": [per half: sizes, "sae": {kind: AUROC}, "lsa": {width: {kind: AUROC}}, seconds],
+        "mean": {"sae": {kind: ..}, "lsa": {width: {kind: ..}}}}``, kinds as in :data:`ERROR_KINDS`.
+
+    Raises:
+        UserError: The corpus has fewer than 4 classes.
+    """
+    corpus = load_corpus(config.data)
+    n_classes = int(max(corpus.train.labels.max(), corpus.eval.labels.max())) + 1
+    if n_classes < 4:
+        raise UserError(f"The anomaly benchmark needs a corpus with >= 4 classes (even and odd ids); {corpus.name} has {n_classes}.")
+    halves = [_half(config, corpus, name, parity, lsa_widths, device) for name, parity in HALVES]
+    mean = {
+        "sae": {kind: float(np.mean([h["sae"][kind] for h in halves])) for kind in ERROR_KINDS},
+        "lsa": {str(w): {kind: float(np.mean([h["lsa"][str(w)][kind] for h in halves])) for kind in ERROR_KINDS} for w in lsa_widths},
+    }
+    return {"dataset": corpus.name, "source": corpus.source, "halves": halves, "mean": mean}
+
+
+def _half(config: RecipeConfig, corpus: Corpus, name: str, parity: int, lsa_widths: Sequence[int], device: str) -> dict[str, Any]:
+    start = time.perf_counter()
+    in_train = corpus.train.labels % 2 == parity
+    train_texts = [text for text, keep in zip(corpus.train.texts, in_train) if keep]
+    held_out = corpus.eval.labels % 2 != parity  # (n_test,) True for documents of groups never trained on
+    featurizer = build_featurizer(config.featurizer)
+    x_train = featurizer.fit_transform(train_texts)
+    x_test = featurizer.transform(corpus.eval.texts)
+
+    torch.manual_seed(config.train.seed)
+    sae = build_sae(config.sae, x_train.shape[1])
+    Trainer(sae, config.train, x_train).train()
+    result: dict[str, Any] = {
+        "in_distribution": f"{name} label ids",
+        "train_docs": int(in_train.sum()),
+        "test_docs": len(held_out),
+        "held_out_test_docs": int(held_out.sum()),
+        "sae": {kind: _auroc(held_out, reconstruction_errors(sae, x_test, kind=kind, device=device)) for kind in ERROR_KINDS},
+        "lsa": {},
+    }
+    for width in lsa_widths:
+        svd = TruncatedSVD(n_components=min(width, x_train.shape[1] - 1), random_state=config.train.seed).fit(x_train)
+        result["lsa"][str(width)] = {kind: _auroc(held_out, lsa_errors(svd.components_, x_test, kind=kind)) for kind in ERROR_KINDS}
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    logger.info("Anomaly half %s: SAE %s, LSA %s (%.0f s)", name, result["sae"], result["lsa"], result["seconds"])
+    return result
+
+
+def _auroc(is_anomaly: np.ndarray, scores: np.ndarray) -> float:
+    return float(roc_auc_score(is_anomaly.astype(int), scores))

@@ -1,0 +1,201 @@
+"""What each latent of a trained run stands for: how often it fires, its top terms and its top documents.
+
+Frequencies and top documents come from the run's training codes (``codes/train``). Top terms
+exist for bag-of-words featurizers only: each latent's decoder row, mapped back to the raw feature
+space (the SAE stores an input scaling, so a raw-space weight is ``W_dec[j] / input_scale``), is
+read through the featurizer's vocabulary. Highlighting is expressed as character spans with
+weights, so a featurizer without a vocabulary (hidden states) can supply per-token weights instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from textsae._io import logger
+from textsae.artifacts import is_complete, load_featurizer_artifact, load_sae_artifact
+from textsae.config.compose import build_config
+from textsae.config.schema import RecipeConfig
+from textsae.errors import UserError
+from textsae.featurize.tfidf import TOKEN_PATTERN
+from textsae.paths import RunPaths
+from textsae.store.codes import load_codes
+
+__all__ = ["Span", "LatentDoc", "LatentSummary", "Inspection", "inspect_run", "term_spans"]
+
+_TOKEN_RE = re.compile(TOKEN_PATTERN)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A character range ``[start, end)`` of a document to highlight, with a weight in [0, 1]."""
+
+    start: int
+    end: int
+    weight: float
+
+
+@dataclass
+class LatentDoc:
+    """One of a latent's top-activating documents."""
+
+    row: int
+    """Row of the document in the training split."""
+    activation: float
+    """The latent's activation on it."""
+    text: str
+    spans: list[Span] = field(default_factory=list)
+    """What to highlight: for bag-of-words, occurrences of the latent's top terms."""
+
+
+@dataclass
+class LatentSummary:
+    """Everything the inspection page shows for one latent."""
+
+    index: int
+    frequency: float
+    """Fraction of training documents on which the latent is active."""
+    mean_activation: float
+    """Mean activation over the documents where it is active."""
+    terms: list[tuple[str, float]] = field(default_factory=list)
+    """Top-weighted vocabulary terms with their raw-space decoder weights, largest first."""
+    docs: list[LatentDoc] = field(default_factory=list)
+
+
+@dataclass
+class Inspection:
+    """The latents of one run, ordered by frequency (most frequent first); dead latents are only counted."""
+
+    run_dir: Path
+    recipe: str
+    n_latents: int
+    n_docs: int
+    n_dead: int
+    latents: list[LatentSummary]
+    has_vocabulary: bool
+
+
+def term_spans(text: str, term_weights: dict[str, float], *, lowercase: bool = True, max_n: int = 2) -> list[Span]:
+    """Spans of ``text`` whose token n-grams (n ≤ ``max_n``) are keys of ``term_weights``.
+
+    Tokens follow the TF-IDF featurizer (``TOKEN_PATTERN``, lower-cased when ``lowercase``); an
+    n-gram match highlights every token it covers, each token keeping its largest weight.
+
+    Args:
+        text: The document.
+        term_weights: Term (``"word"`` or ``"two words"``) → weight in [0, 1].
+        lowercase: Compare lower-cased tokens.
+        max_n: Longest n-gram to look up.
+
+    Returns:
+        One span per highlighted token, in reading order.
+    """
+    tokens = list(_TOKEN_RE.finditer(text))
+    words = [t.group().lower() if lowercase else t.group() for t in tokens]
+    weights = np.zeros(len(tokens))
+    for n in range(1, max_n + 1):
+        for i in range(len(tokens) - n + 1):
+            weight = term_weights.get(" ".join(words[i : i + n]))
+            if weight is not None:
+                weights[i : i + n] = np.maximum(weights[i : i + n], weight)
+    return [Span(tokens[i].start(), tokens[i].end(), float(weights[i])) for i in np.flatnonzero(weights > 0)]
+
+
+def inspect_run(run_dir: str | Path, *, top_terms: int = 20, top_docs: int = 5) -> Inspection:
+    """Summarise every live latent of a finished run.
+
+    Args:
+        run_dir: A run directory with ``config.yaml``, ``featurizer/``, ``sae/`` and ``codes/train``.
+        top_terms: Terms per latent (bag-of-words featurizers only).
+        top_docs: Top-activating training documents per latent (0 for none).
+
+    Returns:
+        The :class:`Inspection`.
+
+    Raises:
+        UserError: The run directory lacks the trained SAE or its training codes.
+    """
+    paths = RunPaths(Path(run_dir).resolve())
+    if not paths.config.is_file():
+        raise UserError(f"{paths.root} is not a run directory (no config.yaml); pass the folder that `textsae run` printed.")
+    if not is_complete(paths.codes("train")):
+        raise UserError(f"{paths.codes('train')} holds no finished training codes; run `textsae eval` on the recipe first.")
+    config = _read_run_config(paths)
+    sae = load_sae_artifact(paths.sae)
+    codes = load_codes(paths.codes("train")).tocsc()  # (n_docs, n_latents); columns are latents
+    n_docs = codes.shape[0]
+    counts = np.diff(codes.indptr)
+    sums = np.asarray(codes.sum(axis=0)).ravel()
+    vocabulary = _vocabulary(paths)
+    weights = (sae.W_dec.detach().double() / sae.input_scale.detach().double()).numpy()  # (n_latents, d_in), raw space
+    texts = _training_texts(config, n_docs) if top_docs > 0 else None
+    alive = np.flatnonzero(counts > 0)
+    order = alive[np.lexsort((alive, -counts[alive]))]
+    latents = []
+    for j in order:
+        terms = _top_terms(weights[j], vocabulary, top_terms) if vocabulary is not None else []
+        summary = LatentSummary(int(j), float(counts[j] / n_docs), float(sums[j] / counts[j]), terms)
+        if texts is not None:
+            summary.docs = _top_docs(codes, int(j), texts, terms, top_docs, max_n=config.featurizer.ngram_range[1], lowercase=config.featurizer.lowercase)
+        latents.append(summary)
+    return Inspection(paths.root, config.name, sae.n_latents, n_docs, int(sae.n_latents - len(alive)), latents, vocabulary is not None)
+
+
+def _read_run_config(paths: RunPaths) -> RecipeConfig:
+    import yaml
+
+    try:
+        tree = yaml.safe_load(paths.config.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{paths.config}: cannot be read as YAML ({exc}). Expected the resolved config a run saves.") from exc
+    return build_config(tree)
+
+
+def _vocabulary(paths: RunPaths) -> np.ndarray | None:
+    """Column names of a bag-of-words featurizer (one with a ``vocabulary_``), else ``None``."""
+    featurizer = load_featurizer_artifact(paths.featurizer)
+    if getattr(featurizer, "vocabulary_", None) is None:
+        return None
+    return np.asarray(featurizer.get_feature_names_out(), dtype=object)
+
+
+def _top_terms(row: np.ndarray, vocabulary: np.ndarray, n: int) -> list[tuple[str, float]]:
+    """The ``n`` terms with the largest positive weight in one decoder row."""
+    n = min(n, len(row))
+    top = np.argpartition(-row, n - 1)[:n] if n else np.array([], dtype=int)
+    top = top[np.argsort(-row[top], kind="stable")]
+    return [(str(vocabulary[i]), float(row[i])) for i in top if row[i] > 0]
+
+
+def _training_texts(config: RecipeConfig, n_docs: int) -> list[str] | None:
+    """The run's training documents (same order as its codes), or ``None`` with a warning when unavailable."""
+    from textsae.data.corpus import load_corpus
+
+    try:
+        texts = load_corpus(config.data).train.texts
+    except UserError as error:
+        logger.warning("Top documents left out: the run's corpus cannot be loaded (%s)", str(error).splitlines()[0])
+        return None
+    if len(texts) != n_docs:
+        logger.warning("Top documents left out: the corpus now has %d training documents but the codes have %d.", len(texts), n_docs)
+        return None
+    return texts
+
+
+def _top_docs(
+    codes: sp.csc_matrix, j: int, texts: Sequence[str], terms: list[tuple[str, float]], n: int, *, max_n: int, lowercase: bool
+) -> list[LatentDoc]:
+    rows = codes.indices[codes.indptr[j] : codes.indptr[j + 1]]
+    values = codes.data[codes.indptr[j] : codes.indptr[j + 1]].astype(np.float64)
+    best = np.lexsort((rows, -values))[:n]
+    top_weight = terms[0][1] if terms else 1.0
+    term_weights = {term: weight / top_weight for term, weight in terms}
+    return [
+        LatentDoc(int(rows[i]), float(values[i]), texts[rows[i]], term_spans(texts[rows[i]], term_weights, lowercase=lowercase, max_n=max_n))
+        for i in best
+    ]
