@@ -123,9 +123,10 @@ class Pipeline:
         for split in SPLITS:
             out_dir = self.paths.codes(split)
             fingerprint = sae_fingerprint(self.paths.sae)
-            stale = is_complete(out_dir) and codes_info(out_dir).get("sae_sha256") != fingerprint
+            info = codes_info(out_dir) if is_complete(out_dir) else None
+            stale = info is not None and (info.get("sae_sha256"), info.get("k")) != (fingerprint, self.config.encode.k)
             if stale:
-                logger.info("Codes in %s came from another SAE; re-encoding", out_dir)
+                logger.info("Codes in %s came from another SAE or encode.k; re-encoding", out_dir)
             if stale or not is_complete(out_dir):
                 sae = sae if sae is not None else load_sae_artifact(self.paths.sae)
                 features = features if features is not None else self.featurize()
@@ -211,14 +212,14 @@ class Pipeline:
 
     def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> dict[str, Any]:
         device = resolve_device(self.config.train.device)
-        recon = reconstruction_metrics(sae, features.eval, device=device)
+        recon = reconstruction_metrics(sae, features.eval, device=device, k=self.config.encode.k)
         fired_train = np.zeros(sae.n_latents, dtype=bool)
         fired_train[np.unique(codes["train"].indices)] = True
         return {
             "architecture": self.config.sae.architecture,
             "n_latents": sae.n_latents,
             "d_in": sae.d_in,
-            "k": self.config.sae.k if self.config.sae.architecture in ("topk", "batchtopk") else None,
+            "k": self.config.encode.k or (self.config.sae.k if self.config.sae.architecture in ("topk", "batchtopk") else None),
             "fvu": recon["fvu"],
             "l0": float(codes["eval"].getnnz(axis=1).mean()),
             "dead_fraction": float(1.0 - fired_train.mean()),

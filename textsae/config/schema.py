@@ -140,6 +140,9 @@ class SAEConfig:
     """Initialise the encoder as the transpose of the decoder."""
     normalize_decoder: bool = True
     """Keep decoder rows at unit norm and remove the gradient component parallel to them."""
+    multi_topk: bool = False
+    """``topk`` only: train on recon(k) + recon(4k)/8 (Multi-TopK, Gao et al. 2024) so that one SAE can be
+    read at other k (``encode.k``); default trains for k alone."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -161,6 +164,8 @@ class SAEConfig:
             problems.append(f"sae.auxk_k must be an int >= 1 or null. Got {self.auxk_k!r} instead.")
         if self.dead_after < 1:
             problems.append(f"sae.dead_after must be an int >= 1. Got {self.dead_after!r} instead.")
+        if self.multi_topk and self.architecture != "topk":
+            problems.append(f"sae.multi_topk needs sae.architecture=topk. Got {self.architecture!r} instead.")
         if self.reconstruction == "bce" and self.input_scaling != "none":
             problems.append("sae.reconstruction=bce needs inputs in [0, 1]: set sae.input_scaling=none.")
         if problems:
@@ -248,6 +253,9 @@ class EncodeConfig:
     """Documents per shard file."""
     format: Literal["npz", "parquet"] = "npz"
     """``npz``: CSR shards (uint16/int32 indices, fp16 values); ``parquet``: rows of ``indices``/``values`` lists."""
+    k: int | None = None
+    """Active latents per document in the written codes (the k largest); ``None`` keeps the SAE's own code.
+    With ``sae.architecture=topk`` it may exceed ``sae.k`` (read a Multi-TopK SAE at another k)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -255,6 +263,8 @@ class EncodeConfig:
             problems.append(f"encode.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")
         if self.shard_docs < 1:
             problems.append(f"encode.shard_docs must be an int >= 1. Got {self.shard_docs!r} instead.")
+        if self.k is not None and self.k < 1:
+            problems.append(f"encode.k must be an int >= 1 or null. Got {self.k!r} instead.")
         if problems:
             raise ConfigError(problems)
 
