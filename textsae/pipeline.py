@@ -57,11 +57,14 @@ class Pipeline:
     Args:
         config: The resolved recipe.
         paths: Run directory layout; default derived from the config.
+        corpus: Use this corpus instead of loading ``config.data`` (e.g. one fold of a cross-validation).
     """
 
-    def __init__(self, config: RecipeConfig, paths: RunPaths | None = None) -> None:
+    def __init__(self, config: RecipeConfig, paths: RunPaths | None = None, *, corpus: Corpus | None = None) -> None:
         self.config = config
         self.paths = paths or run_paths(config)
+        if corpus is not None:
+            self.__dict__["corpus"] = corpus  # fills the cached_property
 
     def prepare(self) -> None:
         """Create the run directory and save the resolved config into it."""
