@@ -46,3 +46,19 @@ def test_preset_is_a_mapping_with_a_comment(preset: Path, tmp_path: Path, monkey
     recipe.write_text(f"defaults: [{group}/{preset.stem}]\n{data}")
     monkeypatch.setenv("TEXTSAE_CONFIGS", str(ROOT / "configs"))  # restored afterwards, also a value set before the test
     load_recipe(recipe)
+
+
+BENCH_RECIPES = sorted((ROOT / "recipes" / "bench").glob("*.yaml"))
+
+
+def test_there_are_quality_bench_recipes_for_the_four_datasets() -> None:
+    assert {p.stem for p in BENCH_RECIPES} >= {"imdb_quality", "sst2_quality", "20newsgroups_quality", "ag_news_quality"}
+
+
+@pytest.mark.parametrize("recipe", BENCH_RECIPES, ids=lambda p: p.name)
+def test_bench_recipe_loads_and_names_its_command(recipe: Path) -> None:
+    config = load_recipe(recipe)
+    assert config.sae.multi_topk and config.data.name
+    assert f"textsae bench quality recipes/bench/{recipe.name}" in recipe.read_text()
+    if recipe.stem == "ag_news_quality":
+        assert config.bench.cv_folds == 5  # only a test split exists locally: cross-validate inside it

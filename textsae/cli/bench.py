@@ -14,7 +14,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     """Add the ``bench`` verb and its benchmarks to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
     bench = subparsers.add_parser(
         "bench",
-        help="benchmarks (tfidf: textsae vs scikit-learn)",
+        help="benchmarks (tfidf: textsae vs scikit-learn; quality: representations at their stored size)",
         description="Benchmarks that print what they measured, the machine, and the command to reproduce it.",
         parents=[common],
         formatter_class=formatter,
