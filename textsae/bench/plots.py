@@ -31,6 +31,7 @@ def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg"
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = [row for row in report["rows"] if metric in row]
     title = f"{report['dataset']['name']}: {report['source_kind']} source"
@@ -44,8 +45,12 @@ def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg"
         else:
             style = {"linewidth": 2.5, "color": "tab:red"} if family == "sae" else {}
             ax.plot(xs, ys, marker="o", markersize=4, label=_LABELS.get(family, family), **style)
+    for budget in report["bench"]["budgets"]:
+        ax.axvline(budget, color="grey", linestyle=":", linewidth=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("bytes per document (uncompressed, log scale)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("bytes per document (uncompressed, log scale; dotted: the budgets B)")
     ax.set_ylabel(f"test accuracy ({'LogisticRegression' if metric == 'logreg' else metric})")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)

@@ -116,9 +116,10 @@ def _evaluate(pipeline: Any, work: Path, *, compression: bool) -> dict[str, Any]
     features = pipeline.featurize()
     y_train, y_test = corpus.train.labels, corpus.eval.labels
     sparse = sp.issparse(features.train)
-    sae_seconds = None if is_complete(pipeline.paths.sae) else time.perf_counter()
+    reused = is_complete(pipeline.paths.sae)
+    start = time.perf_counter()
     sae = pipeline.train(features)
-    sae_seconds = None if sae_seconds is None else time.perf_counter() - sae_seconds
+    sae_seconds = None if reused else time.perf_counter() - start
     source_rate = _source_throughput(pipeline, config.bench.throughput_docs)
     rows, stored_files = [], {}
     for make in _representations(pipeline, features, sae, sparse, work):
