@@ -23,6 +23,10 @@ _LABELS = {
     "binary": "binary (sign bits)",
     "fp16": "fp16",
 }
+_COLORS = {
+    "sae": "tab:red", "sae_per_k": "tab:orange", "tfidf_top": "tab:blue", "lsa": "tab:green",
+    "pca": "tab:purple", "int8": "tab:brown", "binary": "tab:gray", "fp16": "tab:olive",
+}
 
 
 def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg") -> list[str]:
@@ -31,7 +35,6 @@ def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg"
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     rows = [row for row in report["rows"] if metric in row]
     title = f"{report['dataset']['name']}: {report['source_kind']} source"
@@ -43,13 +46,10 @@ def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg"
         if family in _REFERENCE:
             ax.scatter(xs, ys, marker="*", s=220, color="black", zorder=5, label=_REFERENCE[family])
         else:
-            style = {"linewidth": 2.5, "color": "tab:red"} if family == "sae" else {}
-            ax.plot(xs, ys, marker="o", markersize=4, label=_LABELS.get(family, family), **style)
+            ax.plot(xs, ys, marker="o", markersize=4, linewidth=2.5 if family == "sae" else 1.5, color=_COLORS.get(family), label=_LABELS.get(family, family))
     for budget in report["bench"]["budgets"]:
         ax.axvline(budget, color="grey", linestyle=":", linewidth=0.8)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _log_x(ax)
     ax.set_xlabel("bytes per document (uncompressed, log scale; dotted: the budgets B)")
     ax.set_ylabel(f"test accuracy ({'LogisticRegression' if metric == 'logreg' else metric})")
     ax.set_title(title)
@@ -62,8 +62,8 @@ def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg"
     for family, points in _by_family(rows).items():
         points = [p for p in points if p.get("fvu") is not None and p.get("l0") is not None and family not in _REFERENCE]
         if points:
-            ax.plot([p["l0"] for p in points], [p["fvu"] for p in points], marker="o", markersize=4, label=_LABELS.get(family, family))
-    ax.set_xscale("log")
+            ax.plot([p["l0"] for p in points], [p["fvu"] for p in points], marker="o", markersize=4, color=_COLORS.get(family), label=_LABELS.get(family, family))
+    _log_x(ax)
     ax.set_xlabel("L0: stored entries per document (log scale)")
     ax.set_ylabel("FVU of the reconstruction (test)")
     ax.set_title(title)
@@ -72,6 +72,16 @@ def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg"
     names.append(_save(fig, out_dir / FVU_PLOT))
     plt.close(fig)
     return names
+
+
+def _log_x(ax: Any) -> None:
+    """Log x axis with plain tick labels at 1, 2 and 5 times powers of ten."""
+    import matplotlib.ticker
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _by_family(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
