@@ -77,7 +77,7 @@ def encode_rows(
     bf16 = device.startswith("cuda") if bf16 is None else bf16
     meta = {**(meta or {}), "input_docs": int(n_rows)}
     if cfg.k is not None:
-        sae._check_k(cfg.k)
+        sae.check_inference_k(cfg.k)
         meta["k"] = cfg.k
     with CodesWriter(
         out_dir, n_latents=sae.n_latents, fmt=cfg.format, shard_docs=cfg.shard_docs, meta=meta, overwrite=overwrite

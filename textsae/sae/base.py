@@ -405,9 +405,10 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         if k is None:
             codes, _ = self._activate(pre_acts, train=False)
             return codes
-        return self._activate_k(pre_acts, self._check_k(k))
+        return self._activate_k(pre_acts, self.check_inference_k(k))
 
-    def _check_k(self, k: int) -> int:
+    def check_inference_k(self, k: int) -> int:
+        """``k`` if it is a valid inference k (an int in [1, n_latents]), else a UserError."""
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.n_latents:
             raise UserError(f"The inference 'k' of {type(self).__name__} must be an int in [1, n_latents={self.n_latents}]. Got {k!r} instead.")
         return k
