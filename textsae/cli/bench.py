@@ -174,8 +174,8 @@ def _update_readme(readme: Any, report: dict[str, Any], out_dir: Any) -> None:
     with atomic_path(image) as tmp:
         shutil.copyfile(out_dir / ACCURACY_PLOT, tmp)
     block = (
-        f"\n{report['dataset']['name']} ({report['protocol']}); test accuracy of LogisticRegression, "
-        f"regenerated with `{report['command']} --readme {readme.name}`:\n\n"
+        f"\n**{report['dataset']['name']}**: {report['protocol']}. Test accuracy of LogisticRegression at each byte budget; "
+        f"regenerate with `{report['command']} --readme {readme.name}`:\n\n"
         f"{format_budget_table(report['budgets'])}\n\n![accuracy vs bytes per document]({image.relative_to(readme.parent).as_posix()})\n"
     )
     atomic_write_text(readme, text[:begin] + block + text[end:])
