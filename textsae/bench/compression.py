@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,7 @@ ZSTD_LEVEL = 19
 
 def zstd_available() -> bool:
     """Whether the optional ``zstandard`` package is importable."""
-    try:
-        import zstandard  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("zstandard") is not None
 
 
 def compressed_sizes(data: bytes) -> dict[str, int | None]:
