@@ -22,11 +22,11 @@ from textsae.train.batches import FeatureMatrix, check_finite, rows_to_tensor
 
 
 @torch.no_grad()
-def sparse_codes(sae: SparseAutoencoder, x: torch.Tensor, *, bf16: bool = False) -> sp.csr_matrix:
-    """Inference codes of one batch as a float32 CSR matrix (only the non-zero latents are kept)."""
+def sparse_codes(sae: SparseAutoencoder, x: torch.Tensor, *, bf16: bool = False, k: int | None = None) -> sp.csr_matrix:
+    """Inference codes of one batch as a float32 CSR matrix (only the non-zero latents are kept); ``k``: see ``SparseAutoencoder.encode``."""
     autocast = torch.autocast(device_type=x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with autocast:
-        codes = sae.encode(x)  # (B, n_latents), zeros where inactive
+        codes = sae.encode(x, k=k)  # (B, n_latents), zeros where inactive
     with warnings.catch_warnings():  # torch warns that CSR support is "beta"; we use only its stable parts
         warnings.simplefilter("ignore", UserWarning)
         csr = codes.float().to_sparse_csr().cpu()
@@ -60,7 +60,7 @@ def encode_rows(
         n_rows: Documents to encode.
         get_rows: ``get_rows(begin, end)`` returns the features of rows ``begin .. end-1``.
         out_dir: Output folder (see :class:`~textsae.store.codes.CodesWriter`).
-        cfg: Batch size, shard size and format.
+        cfg: Batch size, shard size, format and inference ``k``.
         device: Where the SAE runs.
         meta: Extra manifest keys; a resumed run must pass the same.
         progress: Show a progress bar (on a terminal).
@@ -79,6 +79,9 @@ def encode_rows(
     sae.eval().to(device)
     bf16 = device.startswith("cuda") if bf16 is None else bf16
     meta = {**(meta or {}), "input_docs": int(n_rows)}
+    if cfg.k is not None:
+        sae.check_inference_k(cfg.k)
+        meta["k"] = cfg.k
     with CodesWriter(
         out_dir, n_latents=sae.n_latents, fmt=cfg.format, shard_docs=cfg.shard_docs, meta=meta, overwrite=overwrite
     ) as writer:
@@ -90,7 +93,7 @@ def encode_rows(
             end = min(begin + cfg.batch_size, n_rows)
             block = get_rows(begin, end)
             check_finite(block, "features to encode", first_row=begin)
-            writer.write(sparse_codes(sae, rows_to_tensor(block, slice(None), device), bf16=bf16))
+            writer.write(sparse_codes(sae, rows_to_tensor(block, slice(None), device), bf16=bf16, k=cfg.k))
             kill_point("encode-batch")
             bar.update(end - begin)
         bar.close()

@@ -14,7 +14,7 @@ REPORT_MD_NAME = "report.md"
 """Report file for people (the results table)."""
 
 # Keys that do not change results and so do not change the default run directory.
-_HASH_EXCLUDED = {("run",), ("store",), ("train", "progress")}
+_HASH_EXCLUDED = {("run",), ("store",), ("bench",), ("train", "progress")}
 
 
 @dataclass(frozen=True)

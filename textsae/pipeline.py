@@ -74,11 +74,14 @@ class Pipeline:
     Args:
         config: The resolved recipe.
         paths: Run directory layout; default derived from the config.
+        corpus: Use this corpus instead of loading ``config.data`` (e.g. one fold of a cross-validation).
     """
 
-    def __init__(self, config: RecipeConfig, paths: RunPaths | None = None) -> None:
+    def __init__(self, config: RecipeConfig, paths: RunPaths | None = None, *, corpus: Corpus | None = None) -> None:
         self.config = config
         self.paths = paths or run_paths(config)
+        if corpus is not None:
+            self.__dict__["corpus"] = corpus  # fills the cached_property
 
     def prepare(self) -> None:
         """Create the run directory and save the resolved config into it (refusing a directory of another config)."""
@@ -169,11 +172,12 @@ class Pipeline:
             out_dir = self.paths.codes(split)
             fingerprint = sae_fingerprint(self.paths.sae)
             damaged = (out_dir / MANIFEST_NAME).exists() and not is_complete(out_dir)
-            stale = damaged or (is_complete(out_dir) and codes_info(out_dir).get("sae_sha256") != fingerprint)
+            info = codes_info(out_dir) if is_complete(out_dir) else None
+            stale = damaged or (info is not None and (info.get("sae_sha256"), info.get("k")) != (fingerprint, self.config.encode.k))
             if damaged:
                 logger.warning("Codes in %s are damaged (a shard listed in its manifest is missing or changed); encoding them again", out_dir)
             elif stale:
-                logger.info("Codes in %s came from another SAE; re-encoding", out_dir)
+                logger.info("Codes in %s came from another SAE or encode.k; re-encoding", out_dir)
             if stale or not is_complete(out_dir):
                 sae = sae if sae is not None else load_sae_artifact(self.paths.sae)
                 features = features if features is not None else self.featurize()
@@ -272,14 +276,14 @@ class Pipeline:
 
     def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> dict[str, Any]:
         device = resolve_device(self.config.train.device)
-        recon = reconstruction_metrics(sae, features.eval, device=device)
+        recon = reconstruction_metrics(sae, features.eval, device=device, k=self.config.encode.k)
         fired_train = np.zeros(sae.n_latents, dtype=bool)
         fired_train[np.unique(codes["train"].indices)] = True
         return {
             "architecture": self.config.sae.architecture,
             "n_latents": sae.n_latents,
             "d_in": sae.d_in,
-            "k": self.config.sae.k if self.config.sae.architecture in ("topk", "batchtopk") else None,
+            "k": self.config.encode.k or (self.config.sae.k if self.config.sae.architecture in ("topk", "batchtopk") else None),
             "fvu": recon["fvu"],
             "l0": float(codes["eval"].getnnz(axis=1).mean()),
             "dead_fraction": float(1.0 - fired_train.mean()),

@@ -103,3 +103,13 @@ def test_run_with_relative_default_run_dir(recipe: Path, tmp_path: Path, monkeyp
     assert main(["train", str(recipe), "train.epochs=1", "-q"]) == 0
     manifests = list((tmp_path / "runs" / "tiny").glob("*/sae/manifest.json"))
     assert len(manifests) == 1
+
+
+def test_changing_encode_k_re_encodes_the_codes(recipe: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    fast = ["sae.multi_topk=true", "eval.representations=[codes]", "eval.C_grid=[1.0]", "-q"]
+    assert main(["run", str(recipe), f"run.dir={run_dir}", *fast]) == 0
+    assert load_codes(run_dir / "codes" / "eval").getnnz(axis=1).max() <= 4
+    assert main(["eval", str(recipe), f"run.dir={run_dir}", "encode.k=9", *fast]) == 0
+    assert load_codes(run_dir / "codes" / "eval").getnnz(axis=1).max() == 9  # read at k = 9 > the training k = 4
+    assert json.loads((run_dir / "report.json").read_text())["sae"]["k"] == 9

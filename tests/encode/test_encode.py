@@ -55,3 +55,19 @@ def test_interrupted_encode_is_not_resumed_with_other_input(tmp_path: Path) -> N
         encode_features(sae, features[:6], tmp_path / "codes", cfg, progress=False)
     encode_features(sae, features[:6], tmp_path / "codes", cfg, progress=False, overwrite=True)
     assert load_codes(tmp_path / "codes").shape == (6, 16)
+
+
+def test_encode_k_writes_k_entries_per_row_and_records_k(tmp_path: Path) -> None:
+    from textsae.store.codes import codes_info
+
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(architecture="topk", n_latents=32, k=2, multi_topk=True), 6)
+    with torch.no_grad():
+        sae.b_enc.fill_(10.0)  # every pre-activation positive, so every row has exactly k entries
+    features = np.random.default_rng(0).random((9, 6)).astype(np.float32)
+    out = encode_features(sae, features, tmp_path / "codes", EncodeConfig(batch_size=4, k=5), progress=False)
+    codes = load_codes(out)
+    assert (codes.getnnz(axis=1) == 5).all()
+    assert codes_info(out)["k"] == 5
+    with pytest.raises(UserError, match="inference 'k'"):
+        encode_features(sae, features, tmp_path / "too_many", EncodeConfig(k=33), progress=False)

@@ -109,6 +109,14 @@ def test_separable_problem_is_solved(scale):
     assert (result.n_train, result.n_test) == (60, 30) and result.fit_seconds > 0
 
 
+def test_linear_svc_solves_the_separable_problem_and_unknown_classifier_is_refused():
+    X, y = blobs(90, 20, seed=0, separable=True)
+    result = evaluate_representation(X[:60], y[:60], X[60:], y[60:], CFG, n_jobs=1, classifier="linear_svc")
+    assert result.accuracy == 1.0 and result.cv_accuracy == 1.0
+    with pytest.raises(UserError, match="'classifier' parameter must be one of"):
+        evaluate_representation(X[:60], y[:60], X[60:], y[60:], CFG, n_jobs=1, classifier="svm")
+
+
 def test_random_labels_score_near_chance():
     X, y = blobs(300, 30, seed=1, separable=False)
     result = evaluate_representation(X[:200].toarray(), y[:200], X[200:].toarray(), y[200:], CFG, n_jobs=1)  # dense input

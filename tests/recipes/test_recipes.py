@@ -56,3 +56,19 @@ def test_universal_recipe_lists_local_training_corpora_relative_to_itself(tmp_pa
     assert all(Path(p) == (recipe.parent / "../../shared/data" / Path(p).name).resolve() for p in config.train_data.paths)
     config = load_recipe(recipe, [f"data.path={tmp_path}", f"train_data.paths=[{tmp_path}/a,{tmp_path}/b]"])
     assert config.train_data.paths == [str(tmp_path / "a"), str(tmp_path / "b")] and config.data.path == str(tmp_path)
+
+
+BENCH_RECIPES = sorted((ROOT / "recipes" / "bench").glob("*.yaml"))
+
+
+def test_there_are_quality_bench_recipes_for_the_four_datasets() -> None:
+    assert {p.stem for p in BENCH_RECIPES} >= {"imdb_quality", "sst2_quality", "20newsgroups_quality", "ag_news_quality"}
+
+
+@pytest.mark.parametrize("recipe", BENCH_RECIPES, ids=lambda p: p.name)
+def test_bench_recipe_loads_and_names_its_command(recipe: Path) -> None:
+    config = load_recipe(recipe)
+    assert config.sae.multi_topk and config.data.name
+    assert f"textsae bench quality recipes/bench/{recipe.name}" in recipe.read_text()
+    if recipe.stem == "ag_news_quality":
+        assert config.bench.cv_folds == 5  # only a test split exists locally: cross-validate inside it

@@ -14,7 +14,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     """Add the ``bench`` verb and its benchmarks to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
     bench = subparsers.add_parser(
         "bench",
-        help="benchmarks (tfidf: textsae vs scikit-learn; featurize: textsae vs a plain HF loop; anomaly: held-out topic detection, SAE vs LSA)",
+        help="benchmarks: tfidf (vs scikit-learn), featurize (vs a plain HF loop), quality (representations at their stored size), anomaly (SAE vs LSA)",
         description="Benchmarks that print what they measured, the machine, and the command to reproduce it.",
         parents=[common],
         formatter_class=formatter,
@@ -76,7 +76,36 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     anomaly.add_argument("--device", default="cpu", help="where the SAE trains: cpu, cuda, auto (default: cpu)")
     anomaly.add_argument("--out", help="also write the results as JSON to this file")
     anomaly.set_defaults(handler=_anomaly)
+
+    quality = which.add_parser(
+        "quality",
+        help="accuracy, reconstruction and size of every representation of one corpus (SAE codes, TF-IDF, LSA, quantised vectors)",
+        description="Compares representations of one corpus at their stored size: the source (TF-IDF or hidden states),\n"
+        "its truncations, LSA/PCA, int8/fp16/binary (dense sources), and the SAE's codes at several k. Writes\n"
+        "report.json, report.md and PNG plots into RUN_DIR/bench/quality (or --out). See the bench section of\n"
+        "`textsae show RECIPE` for the settings (bench.ks, bench.per_k, bench.cv_folds, ...).",
+        parents=[common],
+        formatter_class=formatter,
+        epilog="examples:\n  textsae bench quality recipes/bench/imdb_quality.yaml data.path=../shared/data/imdb\n"
+        "  textsae bench quality recipes/bench/20newsgroups_quality.yaml --k 8,32,128 --out runs/q20ng\n"
+        "  textsae bench quality recipes/bench/imdb_quality.yaml data.path=../shared/data/imdb --readme README.md",
+    )
+    quality.add_argument("recipe", help="recipe YAML file (see `textsae ls`)")
+    quality.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. bench.per_k=[8,32] data.max_docs=5000)")
+    quality.add_argument("--k", help="comma-separated inference k of the SAE codes (overrides bench.ks), e.g. 4,8,16")
+    quality.add_argument("--out", help="output folder (default: RUN_DIR/bench/quality)")
+    quality.add_argument(
+        "--readme",
+        metavar="PATH",
+        help="also copy the accuracy plot to docs/ beside PATH and rewrite the block between the markers "
+        f"{README_START} and {README_END} in PATH with the headline table",
+    )
+    quality.set_defaults(handler=_quality)
     bench.set_defaults(handler=lambda args: bench.print_help() or 2)
+
+
+README_START = "<!-- textsae:quality-table -->"
+README_END = "<!-- /textsae:quality-table -->"
 
 
 def machine_description() -> dict[str, Any]:
@@ -189,3 +218,68 @@ def format_anomaly_table(result: dict[str, Any]) -> str:
     if "command" in result:
         lines.append(f"machine: {result['machine']}, {result['cpu_count']} cores, torch {result['torch']}; command: {result['command']}")
     return "\n".join(lines)
+
+def _quality(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from textsae.bench.quality import format_budget_table, run_quality_bench
+    from textsae.config.compose import load_recipe
+    from textsae.errors import UserError
+
+    overrides = list(args.overrides)
+    if args.k:
+        try:
+            ks = [int(part) for part in args.k.split(",") if part.strip()]
+        except ValueError:
+            raise UserError(f"--k must be comma-separated ints such as 4,8,16. Got {args.k!r} instead.") from None
+        overrides.append(f"bench.ks={ks}")
+    readme = Path(args.readme) if args.readme else None
+    if readme is not None:
+        _readme_block(readme)  # fail before hours of work, not after
+    config = load_recipe(args.recipe, overrides)
+    if args.quiet:
+        config.train.progress = False
+    parts = ["textsae bench quality", args.recipe, *args.overrides]
+    parts += [f"--k {args.k}"] if args.k else []
+    parts += [f"--out {args.out}"] if args.out else []
+    report = run_quality_bench(config, Path(args.out) if args.out else None, command=" ".join(parts))
+    out_dir = Path(report["out_dir"])
+    print(format_budget_table(report["budgets"]))
+    print(f"report: {out_dir / 'report.md'}")
+    if readme is not None:
+        _update_readme(readme, report, out_dir)
+        print(f"updated {readme}")
+    return 0
+
+
+def _readme_block(readme: Any) -> tuple[str, int, int]:
+    """The README text and the span between the quality-table markers, or a UserError."""
+    from textsae.errors import UserError
+
+    if not readme.is_file():
+        raise UserError(f"--readme {readme}: no such file.")
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise UserError(f"--readme {readme}: the file needs the markers {README_START} and {README_END} (in that order) around the table to rewrite.")
+    return text, start + len(README_START), end
+
+
+def _update_readme(readme: Any, report: dict[str, Any], out_dir: Any) -> None:
+    """Copy the accuracy plot into ``docs/`` beside the README and rewrite the marked block."""
+    import shutil
+
+    from textsae._io import atomic_path, atomic_write_text
+    from textsae.bench.plots import ACCURACY_PLOT
+    from textsae.bench.quality import format_budget_table
+
+    text, begin, end = _readme_block(readme)
+    image = readme.parent / "docs" / f"quality_{report['dataset']['name']}.png"
+    with atomic_path(image) as tmp:
+        shutil.copyfile(out_dir / ACCURACY_PLOT, tmp)
+    block = (
+        f"\n**{report['dataset']['name']}**: {report['protocol']}. Test accuracy of LogisticRegression at each byte budget; "
+        f"regenerate with `{report['command']} --readme {readme.name}`:\n\n"
+        f"{format_budget_table(report['budgets'])}\n\n![accuracy vs bytes per document]({image.relative_to(readme.parent).as_posix()})\n"
+    )
+    atomic_write_text(readme, text[:begin] + block + text[end:])

@@ -55,7 +55,7 @@ def _recipes_dir() -> Path:
 def _validate(args: argparse.Namespace) -> int:
     from textsae.errors import ConfigError
 
-    recipes = [Path(args.recipe)] if args.recipe else sorted(_recipes_dir().glob("*.yaml"))
+    recipes = [Path(args.recipe)] if args.recipe else sorted(_recipes_dir().rglob("*.yaml"))
     failures = []
     for recipe in recipes:
         try:
@@ -71,7 +71,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _ls(args: argparse.Namespace) -> int:
     configs = find_configs_dir(Path.cwd())
     print("RECIPES")
-    for recipe in sorted(_recipes_dir().glob("*.yaml")):
+    for recipe in sorted(_recipes_dir().rglob("*.yaml")):
         print(f"  {recipe.relative_to(Path.cwd()) if recipe.is_relative_to(Path.cwd()) else recipe}    {_first_comment(recipe)}")
     print("PRESETS (configs/<group>/<name>.yaml, used in a recipe's `defaults:` list)")
     for preset in sorted(configs.glob("*/*.yaml")):

@@ -172,6 +172,9 @@ class SAEConfig:
     """Initialise the encoder as the transpose of the decoder."""
     normalize_decoder: bool = True
     """Keep decoder rows at unit norm and remove the gradient component parallel to them."""
+    multi_topk: bool = False
+    """``topk`` only: train on recon(k) + recon(4k)/8 (Multi-TopK, Gao et al. 2024) so that one SAE can be
+    read at other k (``encode.k``); default trains for k alone."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -193,6 +196,8 @@ class SAEConfig:
             problems.append(f"sae.auxk_k must be an int >= 1 or null. Got {self.auxk_k!r} instead.")
         if self.dead_after < 1:
             problems.append(f"sae.dead_after must be an int >= 1. Got {self.dead_after!r} instead.")
+        if self.multi_topk and self.architecture != "topk":
+            problems.append(f"sae.multi_topk needs sae.architecture=topk. Got {self.architecture!r} instead.")
         if self.reconstruction == "bce" and self.input_scaling != "none":
             problems.append("sae.reconstruction=bce needs inputs in [0, 1]: set sae.input_scaling=none.")
         if problems:
@@ -280,6 +285,9 @@ class EncodeConfig:
     """Documents per shard file."""
     format: Literal["npz", "parquet"] = "npz"
     """``npz``: CSR shards (uint16/int32 indices, fp16 values); ``parquet``: rows of ``indices``/``values`` lists."""
+    k: int | None = None
+    """Active latents per document in the written codes (the k largest); ``None`` keeps the SAE's own code.
+    With ``sae.architecture=topk`` it may exceed ``sae.k`` (read a Multi-TopK SAE at another k)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -287,6 +295,8 @@ class EncodeConfig:
             problems.append(f"encode.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")
         if self.shard_docs < 1:
             problems.append(f"encode.shard_docs must be an int >= 1. Got {self.shard_docs!r} instead.")
+        if self.k is not None and self.k < 1:
+            problems.append(f"encode.k must be an int >= 1 or null. Got {self.k!r} instead.")
         if problems:
             raise ConfigError(problems)
 
@@ -351,6 +361,49 @@ class TrainDataConfig:
 
 
 @dataclass
+class BenchConfig:
+    """``textsae bench quality``: which representations are compared, at which sizes, and how."""
+
+    ks: list[int] = field(default_factory=lambda: [4, 8, 12, 16, 24, 32, 48, 64, 96, 128])
+    """Inference k at which the trained SAE's codes are read (``encode(x, k)``); train with ``sae.multi_topk`` for many k."""
+    per_k: list[int] = field(default_factory=list)
+    """Also train one plain TopK SAE per k listed here (``sae.k=k``, no Multi-TopK), to compare with the multi-k SAE."""
+    truncate_entries: list[int] = field(default_factory=lambda: [4, 8, 12, 16, 24, 32, 48, 64, 96, 128])
+    """Sparse sources: keep each document's n largest TF-IDF entries, for each n here (4 bytes per entry)."""
+    lsa_widths: list[int] = field(default_factory=lambda: [16, 24, 48, 96, 192])
+    """Sparse sources: TruncatedSVD (LSA) widths, stored as fp16 (2 bytes per component)."""
+    pca_widths: list[int] = field(default_factory=lambda: [16, 24, 48, 96, 192])
+    """Dense sources: PCA widths, stored as fp16 (2 bytes per component); widths above d are skipped."""
+    int8_scale: Literal["dimension", "vector"] = "dimension"
+    """Dense sources: int8 scale per dimension (fit on train, 1 byte per value) or per vector (+4 bytes per document)."""
+    classifiers: list[str] = field(default_factory=lambda: ["logreg", "linear_svc"])
+    """Linear classifiers fitted on each representation (``logreg``, ``linear_svc``); C by CV on train (eval.C_grid)."""
+    budgets: list[int] = field(default_factory=lambda: [48, 96, 192, 384])
+    """Byte budgets B of the comparison table: best SAE code with <= B bytes/doc vs the best of each other family."""
+    cv_folds: int | None = None
+    """Outer stratified K-fold over the pooled documents (for a corpus with one labelled split, e.g. AG News test);
+    every step (vocabulary, LSA/PCA, SAE, classifier) is fit inside the training folds. ``None``: train/eval split."""
+    throughput_docs: int = 1000
+    """Documents featurized to time the source featurizer (docs/s)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("ks", "per_k", "truncate_entries", "lsa_widths", "pca_widths", "budgets"):
+            values = getattr(self, name)
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                problems.append(f"bench.{name} must be a list of ints >= 1. Got {values!r} instead.")
+        unknown = [c for c in self.classifiers if c not in ("logreg", "linear_svc")]
+        if unknown or not self.classifiers:
+            problems.append(f"bench.classifiers must be a non-empty list of 'logreg' and/or 'linear_svc'. Got {self.classifiers!r} instead.")
+        if self.cv_folds is not None and self.cv_folds < 2:
+            problems.append(f"bench.cv_folds must be an int >= 2 or null. Got {self.cv_folds!r} instead.")
+        if self.throughput_docs < 1:
+            problems.append(f"bench.throughput_docs must be an int >= 1. Got {self.throughput_docs!r} instead.")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass
 class RunSettings:
     """Where outputs go."""
 
@@ -374,6 +427,7 @@ class RecipeConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     train_data: TrainDataConfig = field(default_factory=TrainDataConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     run: RunSettings = field(default_factory=RunSettings)
 
     def __post_init__(self) -> None:

@@ -8,6 +8,9 @@ Protocol (the test split is touched exactly once, after everything is chosen):
 2. The model with that ``C`` is refit on the whole training split.
 3. Accuracy and macro-F1 are measured on the test split.
 
+``classifier="linear_svc"`` runs the same protocol with :class:`~sklearn.svm.LinearSVC` (squared
+hinge loss, one-vs-rest, ``liblinear``) in place of the logistic regression.
+
 With ``scale=True`` a :class:`~sklearn.preprocessing.MaxAbsScaler` (keeps sparsity) is fit inside
 each fold on the fold's training part only, and again on all of train for the refit.
 
@@ -24,7 +27,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,10 +39,15 @@ from textsae.errors import UserError
 if TYPE_CHECKING:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
+    from sklearn.svm import LinearSVC
 
 # scikit-learn is imported inside the functions: it takes ~2 s, which `import textsae.eval` should not cost.
 
-__all__ = ["ClassifierResult", "evaluate_representation", "select_C"]
+__all__ = ["CLASSIFIERS", "ClassifierResult", "evaluate_representation", "select_C"]
+
+Classifier = Literal["logreg", "linear_svc"]
+CLASSIFIERS: tuple[str, ...] = ("logreg", "linear_svc")
+"""Linear classifiers the probe can fit: ``logreg`` (LogisticRegression) and ``linear_svc`` (LinearSVC)."""
 
 _PARALLEL_MIN_ENTRIES = 1_000_000  # below this, starting worker processes costs more than it saves
 
@@ -73,6 +81,7 @@ def evaluate_representation(
     *,
     scale: bool = False,
     n_jobs: int | None = None,
+    classifier: Classifier = "logreg",
 ) -> ClassifierResult:
     """Choose ``C`` by CV on train, refit on train, and score on test (see the module docstring).
 
@@ -86,6 +95,7 @@ def evaluate_representation(
         n_jobs: Folds fitted in parallel (joblib processes). ``None`` uses
             ``min(cv_folds, cpu count)`` when ``X_train`` has at least 1,000,000 non-zeros, and 1
             below that; the result does not depend on it.
+        classifier: ``logreg`` or ``linear_svc`` (see the module docstring).
 
     Returns:
         The scores, the chosen ``C`` and its CV accuracy, the split sizes and the fit time.
@@ -103,13 +113,14 @@ def evaluate_representation(
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, f1_score
 
+    _check_classifier(classifier)
     start = time.perf_counter()
-    best_C, cv_accuracy = select_C(X_train, y_train, cfg, scale=scale, n_jobs=n_jobs)
+    best_C, cv_accuracy = select_C(X_train, y_train, cfg, scale=scale, n_jobs=n_jobs, classifier=classifier)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        model = _make_model(best_C, cfg, scale=scale, warm_start=False).fit(X_train, y_train)
+        model = _make_model(best_C, cfg, scale=scale, warm_start=False, classifier=classifier).fit(X_train, y_train)
     if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-        logger.warning("LogisticRegression(C=%g) did not converge in eval.max_iter=%d iterations; raise eval.max_iter.", best_C, cfg.max_iter)
+        logger.warning("%s(C=%g) did not converge in eval.max_iter=%d iterations; raise eval.max_iter.", classifier, best_C, cfg.max_iter)
     fit_seconds = time.perf_counter() - start
     predicted = model.predict(X_test)
     return ClassifierResult(
@@ -123,7 +134,9 @@ def evaluate_representation(
     )
 
 
-def select_C(X_train: Any, y_train: Any, cfg: EvalConfig, *, scale: bool = False, n_jobs: int | None = None) -> tuple[float, float]:
+def select_C(
+    X_train: Any, y_train: Any, cfg: EvalConfig, *, scale: bool = False, n_jobs: int | None = None, classifier: Classifier = "logreg"
+) -> tuple[float, float]:
     """Pick ``C`` from ``cfg.C_grid`` by stratified K-fold CV accuracy on the training split.
 
     Args:
@@ -132,6 +145,7 @@ def select_C(X_train: Any, y_train: Any, cfg: EvalConfig, *, scale: bool = False
         cfg: ``C_grid``, ``cv_folds``, ``max_iter`` and ``seed`` are used.
         scale: Fit a ``MaxAbsScaler`` on each fold's training part before the classifier.
         n_jobs: As in :func:`evaluate_representation`.
+        classifier: ``logreg`` or ``linear_svc``.
 
     Returns:
         ``(C, mean CV accuracy of that C)``; ties go to the smaller ``C``.
@@ -142,6 +156,7 @@ def select_C(X_train: Any, y_train: Any, cfg: EvalConfig, *, scale: bool = False
     from joblib import Parallel, delayed
     from sklearn.model_selection import StratifiedKFold
 
+    _check_classifier(classifier)
     X_train, y_train = _as_features(X_train, "X_train"), _as_labels(y_train, "y_train")
     _check_split(X_train, y_train, "train")
     _check_folds(y_train, cfg.cv_folds)
@@ -149,12 +164,12 @@ def select_C(X_train: Any, y_train: Any, cfg: EvalConfig, *, scale: bool = False
     folds = StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(np.zeros(len(y_train)), y_train)
     jobs = _n_jobs(n_jobs, X_train, cfg.cv_folds)
     results = Parallel(n_jobs=jobs)(
-        delayed(_fold_accuracies)(X_train, y_train, train_rows, val_rows, grid, cfg, scale) for train_rows, val_rows in folds
+        delayed(_fold_accuracies)(X_train, y_train, train_rows, val_rows, grid, cfg, scale, classifier) for train_rows, val_rows in folds
     )
     accuracies = np.array([fold[0] for fold in results])  # (cv_folds, len(grid))
     unconverged = sorted({c for fold in results for c in fold[1]})
     if unconverged:
-        logger.warning("LogisticRegression did not converge for C in %s on some CV folds; raise eval.max_iter.", unconverged)
+        logger.warning("%s did not converge for C in %s on some CV folds; raise eval.max_iter.", classifier, unconverged)
     mean = accuracies.mean(axis=0)
     best = int(np.argmax(mean))  # first maximum = smallest C among ties
     logger.debug("CV accuracy by C: %s", dict(zip(grid, mean.round(4).tolist())))
@@ -162,7 +177,7 @@ def select_C(X_train: Any, y_train: Any, cfg: EvalConfig, *, scale: bool = False
 
 
 def _fold_accuracies(
-    X: Any, y: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, grid: list[float], cfg: EvalConfig, scale: bool
+    X: Any, y: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, grid: list[float], cfg: EvalConfig, scale: bool, classifier: Classifier
 ) -> tuple[list[float], list[float]]:
     """Validation accuracy of each ``C`` (ascending, warm-started) on one fold; and the ``C`` that did not converge."""
     from sklearn.exceptions import ConvergenceWarning
@@ -172,7 +187,7 @@ def _fold_accuracies(
     if scale:
         scaler = MaxAbsScaler().fit(X_fit)
         X_fit, X_val = scaler.transform(X_fit), scaler.transform(X_val)
-    model = _make_model(grid[0], cfg, scale=False, warm_start=True)
+    model = _make_model(grid[0], cfg, scale=False, warm_start=True, classifier=classifier)
     accuracies, unconverged = [], []
     for C in grid:
         with warnings.catch_warnings(record=True) as caught:
@@ -184,13 +199,24 @@ def _fold_accuracies(
     return accuracies, unconverged
 
 
-def _make_model(C: float, cfg: EvalConfig, *, scale: bool, warm_start: bool) -> LogisticRegression | Pipeline:
+def _make_model(
+    C: float, cfg: EvalConfig, *, scale: bool, warm_start: bool, classifier: Classifier = "logreg"
+) -> LogisticRegression | LinearSVC | Pipeline:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MaxAbsScaler
+    from sklearn.svm import LinearSVC
 
-    classifier = LogisticRegression(C=C, solver="lbfgs", max_iter=cfg.max_iter, warm_start=warm_start)
-    return make_pipeline(MaxAbsScaler(), classifier) if scale else classifier
+    if classifier == "linear_svc":  # liblinear has no warm start
+        model = LinearSVC(C=C, max_iter=cfg.max_iter, random_state=cfg.seed)
+    else:
+        model = LogisticRegression(C=C, solver="lbfgs", max_iter=cfg.max_iter, warm_start=warm_start)
+    return make_pipeline(MaxAbsScaler(), model) if scale else model
+
+
+def _check_classifier(classifier: str) -> None:
+    if classifier not in CLASSIFIERS:
+        raise UserError(f"The 'classifier' parameter must be one of {list(CLASSIFIERS)}. Got {classifier!r} instead.")
 
 
 def _n_jobs(n_jobs: int | None, X: Any, cv_folds: int) -> int:

@@ -18,10 +18,12 @@ def reconstruction_metrics(
     device: str | torch.device = "cpu",
     batch_size: int = 1024,
     bf16: bool = False,
+    k: int | None = None,
 ) -> dict[str, float]:
-    """FVU and mean L0 of ``decode(encode(x))`` over ``features``, measured in the SAE's normalised space.
+    """FVU and mean L0 of ``decode(encode(x, k=k))`` over ``features``, measured in the SAE's normalised space.
 
     FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖², x̄ the mean over all rows; 0 is perfect, 1 is no better than the mean.
+    ``k``: inference k (see :meth:`SparseAutoencoder.encode`); ``None`` keeps the SAE's own code.
     """
     was_training = sae.training
     sae.eval()
@@ -32,7 +34,7 @@ def reconstruction_metrics(
     for begin in range(0, n_rows, batch_size):
         x = rows_to_tensor(features, slice(begin, min(begin + batch_size, n_rows)), device)
         with autocast:
-            codes = sae.encode(x)
+            codes = sae.encode(x, k=k)
             x_hat = sae.normalize(sae.decode(codes))
         x_n = sae.normalize(x)
         x_dense = (x_n.to_dense() if x_n.layout == torch.sparse_csr else x_n).double()

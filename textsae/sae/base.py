@@ -382,7 +382,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         """Which entries of training-time ``codes`` belong to the sparse code (for L0 and dead-latent counts)."""
         return codes != 0
 
-    def encode(self, x: Tensor) -> Tensor:
+    def encode(self, x: Tensor, *, k: int | None = None) -> Tensor:
         """Inference sparse code of raw input; each row's code depends on that row only.
 
         Always inference semantics, also in training mode. Runs with autograd as the caller set it
@@ -390,16 +390,34 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
 
         Args:
             x: Raw input, dense ``(B, d_in)`` or sparse CSR.
+            k: Keep at most this many active latents per row (the largest); ``None`` keeps the
+                architecture's own code. A TopK SAE takes the k largest pre-activations, so k may
+                exceed ``cfg.k`` (useful after Multi-TopK training); the others keep the k largest
+                entries of their usual code.
 
         Returns:
             Dense codes ``(B, n_latents)``, zeros where inactive.
 
         Raises:
-            UserError: If ``x`` has the wrong type or shape.
+            UserError: If ``x`` has the wrong type or shape, or ``k`` is not in [1, n_latents].
         """
         pre_acts = self.pre_activations(self.normalize(x))  # (B, n_latents)
-        codes, _ = self._activate(pre_acts, train=False)
-        return codes
+        if k is None:
+            codes, _ = self._activate(pre_acts, train=False)
+            return codes
+        return self._activate_k(pre_acts, self.check_inference_k(k))
+
+    def check_inference_k(self, k: int) -> int:
+        """``k`` if it is a valid inference k (an int in [1, n_latents]), else a UserError."""
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.n_latents:
+            raise UserError(f"The inference 'k' of {type(self).__name__} must be an int in [1, n_latents={self.n_latents}]. Got {k!r} instead.")
+        return k
+
+    def _activate_k(self, pre_acts: Tensor, k: int) -> Tensor:
+        """Inference codes with at most ``k`` active latents per row: the k largest of the usual code."""
+        codes, _ = self._activate(pre_acts, train=False)  # (B, n_latents)
+        values, indices = codes.topk(k, dim=1, sorted=False)  # (B, k) each
+        return torch.zeros_like(codes).scatter(1, indices, values)
 
     def decode(self, codes: Tensor) -> Tensor:
         """Raw-space reconstruction of codes: denormalize(x̂), with x̂ = sigmoid(logits) for ``bce``.
@@ -462,10 +480,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
                 f"'dead_mask' must be a bool tensor of shape ({self.n_latents},). "
                 f"Got dtype {dead_mask.dtype} and shape {tuple(dead_mask.shape)} instead."
             )
-        if self.cfg.reconstruction == "bce":
-            reconstruction = losses.bce_with_logits_per_sample(target, out.recon_logits).mean()
-        else:
-            reconstruction = losses.squared_error_per_sample(target, out.x_hat).mean()
+        reconstruction = self._reconstruction_loss(target, out.recon_logits)
         zero = torch.zeros((), dtype=reconstruction.dtype, device=reconstruction.device)
         total = reconstruction
         sparsity = auxk = zero
@@ -478,6 +493,12 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
             auxk = aux
             total = total + self.cfg.auxk_coefficient * auxk
         return LossOutput(total, reconstruction, sparsity, auxk, losses.fvu(target, out.x_hat))
+
+    def _reconstruction_loss(self, target: Tensor, recon_logits: Tensor) -> Tensor:
+        """mean_b Σ_d (x − x̂)² (``mse``) or mean_b Σ_d BCE (``bce``) of decoder logits against ``target``."""
+        if self.cfg.reconstruction == "bce":
+            return losses.bce_with_logits_per_sample(target, recon_logits).mean()
+        return losses.squared_error_per_sample(target, self._output(recon_logits)).mean()
 
     # ------------------------------------------------------------------------ decoder constraints
 

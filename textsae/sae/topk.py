@@ -6,10 +6,15 @@ import torch
 from torch import Tensor
 
 from textsae.sae import losses
-from textsae.sae.base import ActiveCodes, SAEOutput, SparseAutoencoder
+from textsae.sae.base import ActiveCodes, LossOutput, SAEOutput, SparseAutoencoder
 from textsae.sae.registry import register_sae
 
-__all__ = ["AuxKMixin", "TopKSAE"]
+__all__ = ["MULTI_TOPK_FACTOR", "MULTI_TOPK_WEIGHT", "AuxKMixin", "TopKSAE"]
+
+MULTI_TOPK_FACTOR = 4
+"""Multi-TopK: the second reconstruction uses ``MULTI_TOPK_FACTOR · k`` latents (capped at n_latents)."""
+MULTI_TOPK_WEIGHT = 1 / 8
+"""Multi-TopK: weight of the second reconstruction term, as in Gao et al. (2024)."""
 
 
 class AuxKMixin(SparseAutoencoder):
@@ -46,17 +51,49 @@ class TopKSAE(AuxKMixin):
     """TopK SAE: each row keeps its k largest pre-activations.
 
         z = ReLU(TopK_k(pre))        (k = cfg.k, the other n_latents − k entries are 0)
-        loss = recon + cfg.auxk_coefficient · auxk
+        loss = recon(k) + cfg.auxk_coefficient · auxk
+        loss = recon(k) + recon(4k) / 8 + cfg.auxk_coefficient · auxk      (cfg.multi_topk)
 
-    recon = mean_b Σ_d (x − x̂)² (``mse``) or mean_b Σ_d BCE-with-logits (``bce``); auxk: see
-    :class:`AuxKMixin`. Training and inference codes are the same, and each row's code depends on
-    that row only. The decoder reads only the B·k active rows of W_dec.
+    recon(k) = mean_b Σ_d (x − x̂_k)² (``mse``) or mean_b Σ_d BCE-with-logits (``bce``), x̂_k the
+    decoding of the top-k code; auxk: see :class:`AuxKMixin`. The Multi-TopK term (Gao et al. 2024,
+    "Scaling and evaluating sparse autoencoders", section 5.3) decodes the top-4k code of the same
+    pre-activations, which teaches the dictionary to work at more than one k: the codes can then be
+    read at another k with ``encode(x, k=...)`` (``encode.k`` in a recipe). Training and inference
+    codes are the same at ``cfg.k``, and each row's code depends on that row only. The decoder
+    reads only the B·k active rows of W_dec.
     """
 
     def _activate(self, pre_acts: Tensor, *, train: bool) -> tuple[Tensor, ActiveCodes | None]:
-        n_rows, k = pre_acts.shape[0], self.cfg.k
+        return self._topk(pre_acts, self.cfg.k)
+
+    def _activate_k(self, pre_acts: Tensor, k: int) -> Tensor:
+        return self._topk(pre_acts, k)[0]
+
+    @staticmethod
+    def _topk(pre_acts: Tensor, k: int) -> tuple[Tensor, ActiveCodes]:
+        n_rows = pre_acts.shape[0]
         values, indices = pre_acts.topk(k, dim=1, sorted=False)  # (B, k) each
         values = values.relu()
         codes = torch.zeros_like(pre_acts).scatter(1, indices, values)  # (B, n_latents)
         offsets = torch.arange(0, n_rows * k + 1, k, device=pre_acts.device)  # (B + 1,)
         return codes, ActiveCodes(indices.reshape(-1), values.reshape(-1), offsets)
+
+    @property
+    def multi_k(self) -> int:
+        """Latents per row of the Multi-TopK term: ``min(MULTI_TOPK_FACTOR · k, n_latents)``."""
+        return min(MULTI_TOPK_FACTOR * self.cfg.k, self.n_latents)
+
+    def loss(self, out: SAEOutput, *, target: Tensor | None = None, dead_mask: Tensor | None = None) -> LossOutput:
+        """As :meth:`SparseAutoencoder.loss`, plus ``recon(4k) / 8`` in ``total`` when ``cfg.multi_topk``.
+
+        ``reconstruction`` and ``fvu`` stay those of the top-k code.
+        """
+        result = super().loss(out, target=target, dead_mask=dead_mask)
+        if not self.cfg.multi_topk:
+            return result
+        target = out.x_in if target is None else target
+        if target.layout == torch.sparse_coo:
+            target = target.to_sparse_csr()
+        codes, active = self._topk(out.pre_acts, self.multi_k)
+        extra = self._reconstruction_loss(target, self._decode_logits(codes, active))
+        return result._replace(total=result.total + MULTI_TOPK_WEIGHT * extra)

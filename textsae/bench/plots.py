@@ -1,0 +1,98 @@
+"""PNG plots of the quality bench (matplotlib, Agg backend, written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textsae._io import atomic_path
+
+__all__ = ["ACCURACY_PLOT", "FVU_PLOT", "write_plots"]
+
+ACCURACY_PLOT = "accuracy_vs_bytes.png"
+FVU_PLOT = "fvu_vs_l0.png"
+_REFERENCE = {"fp32": "dense fp32", "tfidf": "TF-IDF (all entries)"}
+"""Single-point families drawn as a marked reference point rather than a line."""
+_LABELS = {
+    "sae": "SAE codes (one Multi-TopK SAE, k varied)",
+    "sae_per_k": "SAE codes (one SAE per k)",
+    "tfidf_top": "TF-IDF, top-n entries",
+    "lsa": "LSA (fp16)",
+    "pca": "PCA (fp16)",
+    "int8": "int8",
+    "binary": "binary (sign bits)",
+    "fp16": "fp16",
+}
+_COLORS = {
+    "sae": "tab:red", "sae_per_k": "tab:orange", "tfidf_top": "tab:blue", "lsa": "tab:green",
+    "pca": "tab:purple", "int8": "tab:brown", "binary": "tab:gray", "fp16": "tab:olive",
+}
+
+
+def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg") -> list[str]:
+    """Write ``accuracy_vs_bytes.png`` and ``fvu_vs_l0.png`` into ``out_dir``; returns their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [row for row in report["rows"] if metric in row]
+    title = f"{report['dataset']['name']}: {report['source_kind']} source"
+    names = []
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=100)
+    for family, points in _by_family(rows).items():
+        xs = [p["bytes_per_doc"] for p in points]
+        ys = [p[metric]["accuracy"] for p in points]
+        if family in _REFERENCE:
+            ax.scatter(xs, ys, marker="*", s=220, color="black", zorder=5, label=_REFERENCE[family])
+        else:
+            ax.plot(xs, ys, marker="o", markersize=4, linewidth=2.5 if family == "sae" else 1.5, color=_COLORS.get(family), label=_LABELS.get(family, family))
+    for budget in report["bench"]["budgets"]:
+        ax.axvline(budget, color="grey", linestyle=":", linewidth=0.8)
+    _log_x(ax)
+    ax.set_xlabel("bytes per document (uncompressed, log scale; dotted: the budgets B)")
+    ax.set_ylabel(f"test accuracy ({'LogisticRegression' if metric == 'logreg' else metric})")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    names.append(_save(fig, out_dir / ACCURACY_PLOT))
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=100)
+    for family, points in _by_family(rows).items():
+        points = [p for p in points if p.get("fvu") is not None and p.get("l0") is not None and family not in _REFERENCE]
+        if points:
+            ax.plot([p["l0"] for p in points], [p["fvu"] for p in points], marker="o", markersize=4, color=_COLORS.get(family), label=_LABELS.get(family, family))
+    _log_x(ax)
+    ax.set_xlabel("L0: stored entries per document (log scale)")
+    ax.set_ylabel("FVU of the reconstruction (test)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    names.append(_save(fig, out_dir / FVU_PLOT))
+    plt.close(fig)
+    return names
+
+
+def _log_x(ax: Any) -> None:
+    """Log x axis with plain tick labels at 1, 2 and 5 times powers of ten."""
+    import matplotlib.ticker
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _by_family(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    families: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: r["bytes_per_doc"]):
+        families.setdefault(row["family"], []).append(row)
+    return families
+
+
+def _save(fig: Any, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+    return path.name

@@ -1,0 +1,402 @@
+"""``textsae bench quality``: how useful each representation of one corpus is, at its stored size.
+
+For one recipe (corpus + featurizer + SAE) the bench builds every representation of the reported
+split that :mod:`textsae.eval.representations` knows for the source's kind, and the SAE's codes at
+several inference k; it then fits the linear classifiers on each, measures reconstruction and size,
+and writes ``report.json``, ``report.md`` and two plots into ``<run dir>/bench/quality/``.
+
+Protocol. With a train/eval split (the default) every fit — vocabulary, LSA/PCA bases, quantiser
+scales, the SAE, the classifiers' C by CV — uses the training split only; the eval split is scored
+once. With ``bench.cv_folds=K`` the corpus's splits are pooled and split into K stratified folds;
+each fold runs the whole chain from the text (a fresh featurizer, SAE and classifiers fitted on the
+other K − 1 folds) and the report gives means and standard deviations over folds.
+
+Sources. A sparse source (TF-IDF) gets: itself (``tfidf``), its top-n entries (``tfidf_top``) and
+LSA. A dense source (hidden states) gets: ``fp32``, ``fp16``, ``int8``, ``binary`` and ``pca``.
+Both get ``sae`` (one SAE read at each ``bench.ks``) and optionally ``sae_per_k`` (one SAE trained
+per k, ``bench.per_k``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from textsae._io import atomic_write_json, atomic_write_text, logger
+from textsae.artifacts import is_complete, load_featurizer_artifact
+from textsae.bench.compression import compressed_sizes, files_bytes, save_stored, text_bytes, zstd_available
+from textsae.config.schema import RecipeConfig, to_dict
+from textsae.data.corpus import Corpus, Split, take
+from textsae.eval import representations as reps
+from textsae.eval.classify import evaluate_representation
+from textsae.eval.representations import Representation
+from textsae.paths import RunPaths
+
+__all__ = ["QUALITY_DIR", "budget_table", "run_quality_bench"]
+
+QUALITY_DIR = "bench/quality"
+"""Where the quality bench writes inside a run directory."""
+COMPRESSED_FAMILIES = ("tfidf", "fp16", "sae", "sae_per_k")
+"""Families whose stored files also get gzip/zstd sizes in the compression table."""
+SAE_FAMILIES = ("sae", "sae_per_k")
+
+
+def run_quality_bench(config: RecipeConfig, out_dir: Path | None = None, *, command: str = "") -> dict[str, Any]:
+    """Run the quality bench for one recipe and write its report and plots.
+
+    Args:
+        config: The resolved recipe (``bench`` section: see :class:`~textsae.config.schema.BenchConfig`).
+        out_dir: Output folder; default ``<run dir>/bench/quality``.
+        command: The command line, recorded in the report.
+
+    Returns:
+        The report (also written to ``out_dir/report.json``).
+    """
+    from textsae.bench.plots import write_plots
+    from textsae.cli.bench import machine_description
+    from textsae.pipeline import Pipeline
+
+    pipeline = Pipeline(config)
+    pipeline.prepare()
+    out_dir = Path(out_dir) if out_dir is not None else pipeline.paths.root / QUALITY_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    corpus = pipeline.corpus
+    start = time.perf_counter()
+    if config.bench.cv_folds:
+        folds = _cv_corpora(corpus, config.bench.cv_folds, config.eval.seed)
+        results = [_evaluate(Pipeline(config, RunPaths(out_dir / f"fold{i}"), corpus=fold), out_dir / f"fold{i}", compression=i == 0) for i, fold in enumerate(folds)]
+        rows = _aggregate([r["rows"] for r in results])
+        protocol = (
+            f"stratified {config.bench.cv_folds}-fold cross-validation over the {len(corpus.train) + len(corpus.eval)} pooled documents; "
+            "vocabulary, LSA/PCA, quantiser scales, SAE and classifiers are all fit inside each fold's training part"
+        )
+    else:
+        results = [_evaluate(pipeline, out_dir, compression=True)]
+        rows = results[0]["rows"]
+        protocol = f"fit on {corpus.train.name} ({len(corpus.train)} documents), scored once on {corpus.eval.name} ({len(corpus.eval)} documents)"
+    report = {
+        "recipe": config.name,
+        "dataset": {"name": corpus.name, "source": corpus.source, "n_classes": len(corpus.label_names or np.unique(corpus.train.labels))},
+        "protocol": protocol,
+        "source_kind": results[0]["source_kind"],
+        "rows": rows,
+        "budgets": budget_table(rows, config.bench.budgets),
+        "multi_vs_per_k": _multi_vs_per_k(rows, config.bench.per_k),
+        "compression": results[0]["compression"],
+        "sae": {**results[0]["sae"], "config": to_dict(config.sae)},
+        "featurizer": to_dict(config.featurizer),
+        "bench": to_dict(config.bench),
+        "eval": to_dict(config.eval),
+        "train": to_dict(config.train),
+        "zstd": zstd_available(),
+        "seconds": time.perf_counter() - start,
+        "machine": machine_description(),
+        "command": command,
+        "out_dir": str(out_dir),
+    }
+    report["plots"] = write_plots(report, out_dir)
+    atomic_write_json(out_dir / "report.json", report)
+    atomic_write_text(out_dir / "report.md", render_quality_report(report))
+    return report
+
+
+# --------------------------------------------------------------------------------------- one split
+
+
+def _evaluate(pipeline: Any, work: Path, *, compression: bool) -> dict[str, Any]:
+    """Every representation of one train/eval split, scored; plus the compression table and SAE facts."""
+    config = pipeline.config
+    corpus = pipeline.corpus
+    features = pipeline.featurize()
+    y_train, y_test = corpus.train.labels, corpus.eval.labels
+    sparse = sp.issparse(features.train)
+    reused = is_complete(pipeline.paths.sae)
+    start = time.perf_counter()
+    sae = pipeline.train(features)
+    sae_seconds = None if reused else time.perf_counter() - start
+    source_rate = _source_throughput(pipeline, config.bench.throughput_docs)
+    rows, stored_files = [], {}
+    for make in _representations(pipeline, features, sae, sparse, work):
+        rep = make()
+        row, files = _score(rep, y_train, y_test, config, work / "stored")
+        if rep.family in ("tfidf", "fp32"):
+            row["encode_docs_per_s"] = source_rate
+        rows.append(row)
+        stored_files[rep.name] = files
+        logger.info("%-16s %8.1f B/doc  accuracy %s", rep.name, row["bytes_per_doc"], {c: round(row[c]["accuracy"], 4) for c in config.bench.classifiers})
+    table = _compression_table(corpus.eval.texts, features.eval, rows, stored_files, work / "stored") if compression else []
+    sae_facts = {"n_latents": sae.n_latents, "d_in": sae.d_in, "train_k": config.sae.k, "multi_topk": config.sae.multi_topk, "train_seconds": sae_seconds}
+    return {"rows": rows, "compression": table, "source_kind": "sparse" if sparse else "dense", "sae": sae_facts}
+
+
+def _representations(pipeline: Any, features: Any, sae: Any, sparse: bool, work: Path) -> Iterator[Callable[[], Representation]]:
+    """Thunks, so that only one representation is held in memory at a time."""
+    bench = pipeline.config.bench
+    train, test = features.train, features.eval
+    if sparse:
+        yield lambda: reps.sparse_source(train, test)
+        for n in bench.truncate_entries:
+            yield lambda n=n: reps.truncated_sparse(train, test, n)
+        for width in bench.lsa_widths:
+            if width < min(train.shape):
+                yield lambda width=width: reps.lsa(train, test, width, seed=pipeline.config.eval.seed)
+    else:
+        yield lambda: reps.dense_fp32(train, test)
+        yield lambda: reps.dense_fp16(train, test)
+        yield lambda: reps.int8_quantized(train, test, scale=bench.int8_scale)
+        yield lambda: reps.binary_sign(train, test)
+        for width in bench.pca_widths:
+            if width <= min(train.shape):
+                yield lambda width=width: reps.pca(train, test, width, seed=pipeline.config.eval.seed)
+    for k in bench.ks:
+        if k <= sae.n_latents:
+            yield lambda k=k: reps.sae_codes(sae, train, test, k, batch_size=pipeline.config.encode.batch_size)
+    for k in bench.per_k:
+        yield lambda k=k: _per_k_codes(pipeline, features, k, work / "per_k" / f"k{k}")
+
+
+def _per_k_codes(pipeline: Any, features: Any, k: int, root: Path) -> Representation:
+    """Codes of a plain TopK SAE trained at ``k``, kept (and reused) in ``root``."""
+    from textsae.pipeline import Pipeline
+
+    config = pipeline.config
+    sae_cfg = dataclasses.replace(config.sae, architecture="topk", k=k, multi_topk=False)
+    sae = Pipeline(dataclasses.replace(config, sae=sae_cfg), RunPaths(root), corpus=pipeline.corpus).train(features)
+    rep = reps.sae_codes(sae, features.train, features.eval, None, batch_size=config.encode.batch_size)
+    return dataclasses.replace(rep, family="sae_per_k", name=f"sae_per_k-k{k}", params={**rep.params, "k": k})
+
+
+def _score(rep: Representation, y_train: np.ndarray, y_test: np.ndarray, config: RecipeConfig, stored_dir: Path) -> tuple[dict[str, Any], list[Path]]:
+    """Classifier scores, sizes and reconstruction of one representation; its stored test rows are written to disk."""
+    scale = rep.family in SAE_FAMILIES and config.eval.code_scaling == "maxabs"
+    row: dict[str, Any] = {
+        "family": rep.family,
+        "name": rep.name,
+        "bytes_per_doc": rep.bytes_per_doc,
+        "l0": rep.l0,
+        "fvu": rep.fvu,
+        "cosine": rep.cosine,
+        "encode_docs_per_s": rep.test.shape[0] / rep.encode_seconds if rep.encode_seconds > 0 else None,
+        "params": rep.params,
+    }
+    for classifier in config.bench.classifiers:
+        result = evaluate_representation(rep.train, y_train, rep.test, y_test, config.eval, scale=scale, classifier=classifier)
+        row[classifier] = {"accuracy": result.accuracy, "macro_f1": result.macro_f1, "C": result.C, "cv_accuracy": result.cv_accuracy}
+    files: list[Path] = []
+    if rep.stored is not None:
+        stored_dir.mkdir(parents=True, exist_ok=True)
+        files = save_stored(rep.stored, stored_dir / rep.name)
+        row["disk_bytes_per_doc"] = sum(f.stat().st_size for f in files) / rep.test.shape[0]
+    return row, files
+
+
+def _source_throughput(pipeline: Any, n_docs: int) -> float | None:
+    """Documents per second of the fitted featurizer's ``transform`` on up to ``n_docs`` eval texts."""
+    if not is_complete(pipeline.paths.featurizer):
+        return None
+    featurizer = load_featurizer_artifact(pipeline.paths.featurizer)
+    texts = pipeline.corpus.eval.texts[:n_docs]
+    start = time.perf_counter()
+    featurizer.transform(texts)
+    seconds = time.perf_counter() - start
+    return len(texts) / seconds if seconds > 0 else None
+
+
+# ------------------------------------------------------------------------------------ compression
+
+
+def _compression_table(texts: list[str], source: Any, rows: list[dict[str, Any]], stored: dict[str, list[Path]], work: Path) -> list[dict[str, Any]]:
+    """Bytes per document of the eval split as raw text, the source arrays and the stored codes; raw, gzip -9, zstd -19."""
+    n = len(texts)
+    accuracy = {row["name"]: row.get("logreg", {}).get("accuracy") for row in rows}
+    reference = "tfidf" if sp.issparse(source) else "fp32"
+    table = [_compression_row("raw text (UTF-8, one document per line)", "text", compressed_sizes(text_bytes(texts)), n, None)]
+    if sp.issparse(source):
+        work.mkdir(parents=True, exist_ok=True)
+        npz = work / "source_scipy.npz"
+        sp.save_npz(npz, sp.csr_matrix(source), compressed=False)
+        table.append(_compression_row("TF-IDF CSR .npz (scipy: float32 values, int32 indices)", "tfidf", compressed_sizes(npz.read_bytes()), n, accuracy.get(reference)))
+    for row in rows:
+        if row["family"] in COMPRESSED_FAMILIES and stored.get(row["name"]):
+            what = {"tfidf": "TF-IDF, codes format (uint16 index + fp16 value)", "fp16": "dense fp16 .npy"}.get(row["family"], f"SAE codes folder, {row['name']}")
+            table.append(_compression_row(what, row["name"], compressed_sizes(files_bytes(stored[row["name"]])), n, accuracy.get(row["name"])))
+    return table
+
+
+def _compression_row(what: str, name: str, sizes: dict[str, int | None], n_docs: int, accuracy: float | None) -> dict[str, Any]:
+    per_doc = {key: (None if value is None else value / n_docs) for key, value in sizes.items()}
+    return {"what": what, "name": name, "bytes_per_doc": per_doc["raw"], "gzip_bytes_per_doc": per_doc["gzip"], "zstd_bytes_per_doc": per_doc["zstd"], "accuracy": accuracy}
+
+
+# ---------------------------------------------------------------------------------------- summary
+
+
+def budget_table(rows: list[dict[str, Any]], budgets: list[int], *, metric: str = "logreg") -> list[dict[str, Any]]:
+    """For each budget B: the best SAE code with ``bytes_per_doc <= B`` and the best point of every other family within B.
+
+    Accuracy is the ``metric`` classifier's test accuracy. ``sae_wins`` is True when the best SAE
+    code is at least as accurate as every other family's best within B (None when no SAE code fits).
+    """
+    table = []
+    for budget in budgets:
+        best: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if row["bytes_per_doc"] > budget + 1e-9 or metric not in row:
+                continue
+            family = "sae" if row["family"] in SAE_FAMILIES else row["family"]
+            if family not in best or row[metric]["accuracy"] > best[family][metric]["accuracy"]:
+                best[family] = row
+        entry: dict[str, Any] = {"budget": budget, "best": {f: {"name": r["name"], "accuracy": r[metric]["accuracy"], "bytes_per_doc": r["bytes_per_doc"]} for f, r in best.items()}}
+        others = [r[metric]["accuracy"] for f, r in best.items() if f != "sae"]
+        entry["sae_wins"] = None if "sae" not in best else all(best["sae"][metric]["accuracy"] >= a for a in others)
+        table.append(entry)
+    return table
+
+
+def _multi_vs_per_k(rows: list[dict[str, Any]], per_k: list[int]) -> list[dict[str, Any]]:
+    by_name = {row["name"]: row for row in rows}
+    out = []
+    for k in per_k:
+        multi, single = by_name.get(f"sae-k{k}"), by_name.get(f"sae_per_k-k{k}")
+        if multi and single:
+            out.append({
+                "k": k,
+                "multi_accuracy": multi["logreg"]["accuracy"] if "logreg" in multi else None,
+                "per_k_accuracy": single["logreg"]["accuracy"] if "logreg" in single else None,
+                "multi_fvu": multi["fvu"],
+                "per_k_fvu": single["fvu"],
+            })
+    return out
+
+
+def _cv_corpora(corpus: Corpus, n_folds: int, seed: int) -> list[Corpus]:
+    """The pooled splits of ``corpus``, cut into ``n_folds`` stratified train/test corpora."""
+    from sklearn.model_selection import StratifiedKFold
+
+    texts = corpus.train.texts + corpus.eval.texts
+    labels = np.concatenate([corpus.train.labels, corpus.eval.labels])
+    pool = Split("pool", texts, labels, label_names=corpus.label_names)
+    folds = []
+    for i, (train_rows, test_rows) in enumerate(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)):
+        train, test = take(pool, train_rows), take(pool, test_rows)
+        train.name, test.name = "train", "test"
+        folds.append(Corpus(f"{corpus.name}-fold{i}", train, test, corpus.label_names, f"{corpus.source}; CV fold {i + 1}/{n_folds}"))
+    return folds
+
+
+def _aggregate(fold_rows: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Mean of every number over folds (per representation name); ``accuracy_std`` beside each accuracy."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for rows in fold_rows:
+        for row in rows:
+            by_name.setdefault(row["name"], []).append(row)
+    out = []
+    for name, rows in by_name.items():
+        merged = _mean_dicts(rows)
+        for key, value in merged.items():
+            if isinstance(value, dict) and "accuracy" in value:
+                value["accuracy_std"] = float(np.std([r[key]["accuracy"] for r in rows]))
+        merged["n_folds"] = len(rows)
+        out.append(merged)
+    return out
+
+
+def _mean_dicts(items: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for key, first in items[0].items():
+        values = [item.get(key) for item in items]
+        if isinstance(first, dict):
+            merged[key] = _mean_dicts(values)
+        elif isinstance(first, (int, float)) and not isinstance(first, bool) and all(isinstance(v, (int, float)) for v in values):
+            merged[key] = float(np.mean(values))
+        else:
+            merged[key] = first
+    return merged
+
+
+# ----------------------------------------------------------------------------------------- report
+
+
+def render_quality_report(report: dict[str, Any]) -> str:
+    """``report.md``: tables of every representation, the byte-budget comparison and the compression table."""
+    classifiers = report["bench"]["classifiers"]
+    cv = bool(report["bench"]["cv_folds"])
+    lines = [
+        f"# Quality bench: {report['dataset']['name']} ({report['recipe']})",
+        "",
+        f"- Data: {report['dataset']['source']}; {report['dataset']['n_classes']} classes.",
+        f"- Protocol: {report['protocol']}.",
+        f"- Source: {report['source_kind']} ({report['featurizer'].get('kind')}); SAE: {report['sae']['config']['architecture']}, "
+        f"{report['sae']['n_latents']} latents, trained at k = {report['sae']['train_k']}"
+        + (" with Multi-TopK (loss recon(k) + recon(4k)/8), read at each k below" if report["sae"]["multi_topk"] else "")
+        + (f"; label-aware loss γ = {report['train']['label_loss_weight']} (training labels only)" if report["train"].get("label_loss_weight") else "")
+        + ".",
+        f"- Classifiers: {', '.join(classifiers)}; C from {report['eval']['C_grid']} by {report['eval']['cv_folds']}-fold CV on the training part only.",
+        "- bytes/doc: stored entries per document, uncompressed (sparse: non-zeros × (index + fp16 value) bytes; dense: values × "
+        "bytes per value; per-corpus constants such as scales, means or bases not counted). disk B/doc: the file actually written.",
+        "- FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖² of the stored form's reconstruction against the source test rows; cosine: mean cos(x, x̂). "
+        "docs/s: turning source features into the stored form (for the source row: featurizing text).",
+        f"- Command: `{report['command']}`; {report['seconds']:.0f} s on {report['machine']['machine']} with {report['machine']['cpu_count']} cores"
+        + (f", GPU {report['machine']['gpu']}" if report["machine"].get("gpu") else ", no GPU") + ".",
+        "",
+        "## Every representation",
+        "",
+    ]
+    header = ["family", "representation", "bytes/doc", "disk B/doc", "L0"]
+    for c in classifiers:
+        header += [f"{c} acc" + (" (± sd)" if cv else ""), f"{c} macro-F1"]
+    header += ["FVU", "cosine", "docs/s"]
+    lines += [_md_row(header), _md_row(["---"] * len(header))]
+    for row in sorted(report["rows"], key=lambda r: (r["family"], r["bytes_per_doc"])):
+        cells = [row["family"], row["name"], _num(row["bytes_per_doc"], 1), _num(row.get("disk_bytes_per_doc"), 1), _num(row["l0"], 1)]
+        for c in classifiers:
+            acc = _num(row[c]["accuracy"], 4) + (f" ± {row[c]['accuracy_std']:.4f}" if cv and "accuracy_std" in row[c] else "")
+            cells += [acc, _num(row[c]["macro_f1"], 4)]
+        cells += [_num(row["fvu"], 3), _num(row["cosine"], 3), _num(row["encode_docs_per_s"], 0)]
+        lines.append(_md_row(cells))
+    lines += ["", "## Byte budgets: best SAE code vs the best point of each other family", "", format_budget_table(report["budgets"]), ""]
+    if report["multi_vs_per_k"]:
+        lines += ["## One Multi-TopK SAE read at k vs an SAE trained at k", "", _md_row(["k", "multi-k accuracy", "per-k accuracy", "multi-k FVU", "per-k FVU"]), _md_row(["---"] * 5)]
+        for item in report["multi_vs_per_k"]:
+            lines.append(_md_row([str(item["k"]), _num(item["multi_accuracy"], 4), _num(item["per_k_accuracy"], 4), _num(item["multi_fvu"], 3), _num(item["per_k_fvu"], 3)]))
+        lines.append("")
+    if report["compression"]:
+        zstd_note = "" if report["zstd"] else " (zstandard not installed: `pip install zstandard` for the zstd column)"
+        lines += [f"## Corpus compression (the reported split{', first fold' if cv else ''}){zstd_note}", ""]
+        lines += [_md_row(["stored form", "B/doc", "gzip -9 B/doc", "zstd -19 B/doc", "logreg accuracy"]), _md_row(["---"] * 5)]
+        for item in report["compression"]:
+            lines.append(_md_row([item["what"], _num(item["bytes_per_doc"], 1), _num(item["gzip_bytes_per_doc"], 1), _num(item["zstd_bytes_per_doc"], 1), _num(item["accuracy"], 4)]))
+        lines.append("")
+    lines += ["## Plots", ""] + [f"![{name}]({name})" for name in report.get("plots", [])]
+    return "\n".join(lines) + "\n"
+
+
+def format_budget_table(budgets: list[dict[str, Any]]) -> str:
+    """The byte-budget comparison as a Markdown table (accuracy, representation name)."""
+    families = sorted({f for entry in budgets for f in entry["best"] if f != "sae"})
+    header = ["budget B (bytes/doc)", "best SAE code"] + [f"best {f}" for f in families] + ["SAE ≥ every other family?"]
+    lines = [_md_row(header), _md_row(["---"] * len(header))]
+    for entry in budgets:
+        def cell(family: str) -> str:
+            best = entry["best"].get(family)
+            return "–" if best is None else f"{best['accuracy']:.4f} ({best['name']})"
+
+        verdict = {True: "yes", False: "**no**", None: "no SAE code fits"}[entry["sae_wins"]]
+        lines.append(_md_row([str(entry["budget"]), cell("sae")] + [cell(f) for f in families] + [verdict]))
+    return "\n".join(lines)
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _num(value: Any, digits: int) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    return f"{value:,.{digits}f}" if digits == 0 else f"{value:.{digits}f}"
