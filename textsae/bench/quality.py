@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from textsae._io import atomic_write_json, atomic_write_text, logger
+from textsae._io import atomic_path, atomic_write_json, atomic_write_text, logger
 from textsae.artifacts import is_complete, load_featurizer_artifact
 from textsae.bench.compression import compressed_sizes, files_bytes, save_stored, text_bytes, zstd_available
 from textsae.config.schema import RecipeConfig, to_dict
@@ -37,6 +37,7 @@ from textsae.eval import representations as reps
 from textsae.eval.classify import evaluate_representation
 from textsae.eval.representations import Representation
 from textsae.paths import RunPaths
+from textsae.pipeline import Features, as_matrix
 
 __all__ = ["QUALITY_DIR", "budget_table", "run_quality_bench"]
 
@@ -113,7 +114,8 @@ def _evaluate(pipeline: Any, work: Path, *, compression: bool) -> dict[str, Any]
     """Every representation of one train/eval split, scored; plus the compression table and SAE facts."""
     config = pipeline.config
     corpus = pipeline.corpus
-    features = pipeline.featurize()
+    stored = pipeline.featurize()
+    features = Features(as_matrix(stored.train), as_matrix(stored.eval))  # dense hidden states are read into memory once
     y_train, y_test = corpus.train.labels, corpus.eval.labels
     sparse = sp.issparse(features.train)
     reused = is_complete(pipeline.paths.sae)
@@ -220,7 +222,8 @@ def _compression_table(texts: list[str], source: Any, rows: list[dict[str, Any]]
     if sp.issparse(source):
         work.mkdir(parents=True, exist_ok=True)
         npz = work / "source_scipy.npz"
-        sp.save_npz(npz, sp.csr_matrix(source), compressed=False)
+        with atomic_path(npz) as tmp, open(tmp, "wb") as handle:
+            sp.save_npz(handle, sp.csr_matrix(source), compressed=False)
         table.append(_compression_row("TF-IDF CSR .npz (scipy: float32 values, int32 indices)", "tfidf", compressed_sizes(npz.read_bytes()), n, accuracy.get(reference)))
     for row in rows:
         if row["family"] in COMPRESSED_FAMILIES and stored.get(row["name"]):
