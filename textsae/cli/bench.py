@@ -136,14 +136,20 @@ def _bench_texts(data: str | None, max_docs: int | None) -> tuple[list[str], str
     return (texts[:max_docs] if max_docs else texts), source
 
 
+def _printed_as_json(result: dict[str, Any], source: str, args: argparse.Namespace) -> bool:
+    """Add the data source, command line and machine to ``result``; print it as JSON when ``--json`` asks."""
+    result.update({"data": source, "command": "textsae " + " ".join(sys.argv[1:]), **machine_description()})
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return bool(args.json)
+
+
 def _featurize(args: argparse.Namespace) -> int:
     from textsae.bench.featurize import run_featurize_bench
 
     texts, source = _bench_texts(args.data, args.max_docs)
     result = run_featurize_bench(texts, model=args.model, max_length=args.max_length, batch_size=args.batch_size, dtype=args.dtype, device=args.device)
-    result.update({"data": source, "command": "textsae " + " ".join(sys.argv[1:]), **machine_description()})
-    if args.json:
-        print(json.dumps(result, indent=2))
+    if _printed_as_json(result, source, args):
         return 0
     print(f"Hidden-states extraction of {result['n_docs']} documents ({result['n_tokens']:,} tokens) from {source}")
     print(f"  model {result['model']}, max_length {result['max_length']}, batch {result['batch_size']}, device {result['device']}")
@@ -164,9 +170,7 @@ def _tfidf(args: argparse.Namespace) -> int:
     result = run_tfidf_bench(
         texts, ngram_range=(1, args.ngram_max), min_df=args.min_df, max_features=args.max_features, repeats=args.repeats
     )
-    result.update({"data": source, "command": "textsae " + " ".join(sys.argv[1:]), **machine_description()})
-    if args.json:
-        print(json.dumps(result, indent=2))
+    if _printed_as_json(result, source, args):
         return 0
     print(f"TF-IDF fit_transform on {result['n_docs']} documents from {source}")
     print(f"  settings: ngram (1, {args.ngram_max}), min_df {args.min_df}, max_features {args.max_features}, sublinear tf, l2")
