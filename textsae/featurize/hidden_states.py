@@ -22,6 +22,7 @@ Pooling (per selected layer; several layers are concatenated along the feature a
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import os
 import time
@@ -273,8 +274,6 @@ class HiddenStatesFeaturizer:
         return torch.cat(outputs, dim=-1).cpu().numpy().astype(np.float32, copy=False)
 
     def _autocast(self, device: str) -> Any:
-        import contextlib
-
         import torch
 
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self._compute_dtype(device))
@@ -357,7 +356,7 @@ def _load_model(location: str, *, is_local: bool, allow_pickle: bool, trust_remo
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     offline = not is_local and (offline_requested() or not hub_reachable())
     try:
-        with forced_offline() if offline or is_local else _nullcontext():
+        with forced_offline() if offline or is_local else contextlib.nullcontext():
             tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True, **kwargs)
             model = AutoModel.from_pretrained(location, use_safetensors=None if allow_pickle else True, dtype="float32", **kwargs)
     except OSError as exc:
@@ -374,12 +373,6 @@ def _load_model(location: str, *, is_local: bool, allow_pickle: bool, trust_remo
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"Model {location!r} has no fast (Rust) tokenizer (tokenizer.json). Expected a model folder with tokenizer.json.")
     return model, tokenizer
-
-
-def _nullcontext() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _in_input_order(pieces: list[tuple[np.ndarray, np.ndarray]], pooling: str) -> tuple[np.ndarray, np.ndarray]:
