@@ -7,7 +7,7 @@ from typing import Any
 
 from textsae._io import atomic_path
 
-__all__ = ["ACCURACY_PLOT", "FVU_PLOT", "write_plots"]
+__all__ = ["ACCURACY_PLOT", "FVU_PLOT", "write_accuracy_plot", "write_plots"]
 
 ACCURACY_PLOT = "accuracy_vs_bytes.png"
 FVU_PLOT = "fvu_vs_l0.png"
@@ -27,37 +27,16 @@ _COLORS = {
     "sae": "tab:red", "sae_per_k": "tab:orange", "tfidf_top": "tab:blue", "lsa": "tab:green",
     "pca": "tab:purple", "int8": "tab:brown", "binary": "tab:gray", "fp16": "tab:olive",
 }
+_STYLES = (("-", "*"), ("--", "X"), ("-.", "P"), (":", "D"))
+"""Line style and reference-point marker of the first, second, ... source in one plot."""
 
 
 def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg") -> list[str]:
     """Write ``accuracy_vs_bytes.png`` and ``fvu_vs_l0.png`` into ``out_dir``; returns their file names."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     rows = [row for row in report["rows"] if metric in row]
     title = f"{report['dataset']['name']}: {report['source_kind']} source"
-    names = []
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=100)
-    for family, points in _by_family(rows).items():
-        xs = [p["bytes_per_doc"] for p in points]
-        ys = [p[metric]["accuracy"] for p in points]
-        if family in _REFERENCE:
-            ax.scatter(xs, ys, marker="*", s=220, color="black", zorder=5, label=_REFERENCE[family])
-        else:
-            ax.plot(xs, ys, marker="o", markersize=4, linewidth=2.5 if family == "sae" else 1.5, color=_COLORS.get(family), label=_LABELS.get(family, family))
-    for budget in report["bench"]["budgets"]:
-        ax.axvline(budget, color="grey", linestyle=":", linewidth=0.8)
-    _log_x(ax)
-    ax.set_xlabel("bytes per document (uncompressed, log scale; dotted: the budgets B)")
-    ax.set_ylabel(f"test accuracy ({'LogisticRegression' if metric == 'logreg' else metric})")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    names.append(_save(fig, out_dir / ACCURACY_PLOT))
-    plt.close(fig)
-
+    names = [write_accuracy_plot(rows, out_dir / ACCURACY_PLOT, title=title, budgets=report["bench"]["budgets"], metric=metric)]
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=100)
     for family, points in _by_family(rows).items():
         points = [p for p in points if p.get("fvu") is not None and p.get("l0") is not None and family not in _REFERENCE]
@@ -72,6 +51,55 @@ def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg"
     names.append(_save(fig, out_dir / FVU_PLOT))
     plt.close(fig)
     return names
+
+
+def write_accuracy_plot(rows: list[dict[str, Any]], path: Path, *, title: str, budgets: list[int], metric: str = "logreg") -> str:
+    """Accuracy against bytes per document (log x), one line per family, dotted lines at the budgets.
+
+    Rows that carry a ``source`` (combined reports, :mod:`textsae.bench.budgets`) get one line per
+    source and family: the family keeps its colour, each source its own line style and reference marker.
+    The single-point families (dense fp32, all of TF-IDF) are drawn as marked points. Returns the file name.
+    """
+    plt = _pyplot()
+    sources = list(dict.fromkeys(row.get("source") for row in rows))
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=100)
+    for i, source in enumerate(sources):
+        style, marker = _STYLES[i % len(_STYLES)]
+        prefix = f"{source}: " if source is not None else ""
+        for family, points in _by_family([row for row in rows if row.get("source") == source]).items():
+            xs = [p["bytes_per_doc"] for p in points]
+            ys = [p[metric]["accuracy"] for p in points]
+            if family in _REFERENCE:
+                ax.scatter(xs, ys, marker=marker, s=220 if marker == "*" else 90, color="black", zorder=5, label=prefix + _REFERENCE[family])
+            else:
+                ax.plot(
+                    xs, ys, linestyle=style, marker="o", markersize=4, linewidth=2.5 if family == "sae" else 1.5,
+                    color=_COLORS.get(family), label=prefix + _LABELS.get(family, family),
+                )
+    for budget in budgets:
+        ax.axvline(budget, color="grey", linestyle=":", linewidth=0.8)
+    _log_x(ax)
+    ax.set_xlabel("bytes per document (uncompressed, log scale; dotted: the budgets B)")
+    ax.set_ylabel(f"test accuracy ({'LogisticRegression' if metric == 'logreg' else metric})")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    if len(sources) > 1:  # too many lines to share the plot area with the legend
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax.legend(fontsize=8, loc="lower right")
+    name = _save(fig, path)
+    plt.close(fig)
+    return name
+
+
+def _pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _log_x(ax: Any) -> None:

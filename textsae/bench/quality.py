@@ -39,7 +39,7 @@ from textsae.eval.representations import Representation
 from textsae.paths import RunPaths
 from textsae.pipeline import Features, as_matrix
 
-__all__ = ["QUALITY_DIR", "budget_table", "run_quality_bench"]
+__all__ = ["QUALITY_DIR", "SAE_FAMILIES", "budget_table", "format_budget_table", "run_quality_bench"]
 
 QUALITY_DIR = "bench/quality"
 """Where the quality bench writes inside a run directory."""
@@ -240,26 +240,49 @@ def _compression_row(what: str, name: str, sizes: dict[str, int | None], n_docs:
 # ---------------------------------------------------------------------------------------- summary
 
 
-def budget_table(rows: list[dict[str, Any]], budgets: list[int], *, metric: str = "logreg") -> list[dict[str, Any]]:
+def budget_table(
+    rows: list[dict[str, Any]], budgets: list[int], *, metric: str = "logreg", family_key: Callable[[dict[str, Any]], str] | None = None
+) -> list[dict[str, Any]]:
     """For each budget B: the best SAE code with ``bytes_per_doc <= B`` and the best point of every other family within B.
 
     Accuracy is the ``metric`` classifier's test accuracy. ``sae_wins`` is True when the best SAE
     code is at least as accurate as every other family's best within B (None when no SAE code fits).
+
+    Args:
+        rows: Rows of quality reports (``family``, ``name``, ``bytes_per_doc``, ``<metric>.accuracy``;
+            a ``source``, when present, is copied into the table).
+        budgets: The budgets B in bytes per document.
+        metric: Which classifier's accuracy to compare; rows without it are left out.
+        family_key: The column a row competes in; must return ``"sae"`` for SAE codes. Default: the
+            row's family, with every SAE family (``sae``, ``sae_per_k``) as ``"sae"``.
     """
+    family_key = family_key or _sae_or_family
     table = []
     for budget in budgets:
         best: dict[str, dict[str, Any]] = {}
         for row in rows:
             if row["bytes_per_doc"] > budget + 1e-9 or metric not in row:
                 continue
-            family = "sae" if row["family"] in SAE_FAMILIES else row["family"]
+            family = family_key(row)
             if family not in best or row[metric]["accuracy"] > best[family][metric]["accuracy"]:
                 best[family] = row
-        entry: dict[str, Any] = {"budget": budget, "best": {f: {"name": r["name"], "accuracy": r[metric]["accuracy"], "bytes_per_doc": r["bytes_per_doc"]} for f, r in best.items()}}
+        entry: dict[str, Any] = {"budget": budget, "best": {f: _best_cell(r, metric) for f, r in best.items()}}
         others = [r[metric]["accuracy"] for f, r in best.items() if f != "sae"]
         entry["sae_wins"] = None if "sae" not in best else all(best["sae"][metric]["accuracy"] >= a for a in others)
         table.append(entry)
     return table
+
+
+def _sae_or_family(row: dict[str, Any]) -> str:
+    """``"sae"`` for every SAE family, else the row's family: the columns of one report's budget table."""
+    return "sae" if row["family"] in SAE_FAMILIES else row["family"]
+
+
+def _best_cell(row: dict[str, Any], metric: str) -> dict[str, Any]:
+    cell = {"name": row["name"], "accuracy": row[metric]["accuracy"], "bytes_per_doc": row["bytes_per_doc"]}
+    if "source" in row:
+        cell["source"] = row["source"]
+    return cell
 
 
 def _multi_vs_per_k(rows: list[dict[str, Any]], per_k: list[int]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     """Add the ``bench`` verb and its benchmarks to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
     bench = subparsers.add_parser(
         "bench",
-        help="benchmarks: tfidf (vs scikit-learn), featurize (vs a plain HF loop), quality (representations at their stored size), anomaly (SAE vs LSA)",
+        help="benchmarks: tfidf (vs scikit-learn), featurize (vs a plain HF loop), quality (representations at their stored size), budgets (quality reports of several sources in one table), anomaly (SAE vs LSA)",
         description="Benchmarks that print what they measured, the machine, and the command to reproduce it.",
         parents=[common],
         formatter_class=formatter,
@@ -101,11 +101,44 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         f"{README_START} and {README_END} in PATH with the headline table",
     )
     quality.set_defaults(handler=_quality)
+
+    budgets = which.add_parser(
+        "budgets",
+        help="one byte-budget table and plot from several quality reports of one dataset (e.g. TF-IDF and MiniLM sources)",
+        description="Combines `textsae bench quality` reports of the same dataset and split, run on different sources\n"
+        "(TF-IDF, hidden states of a model), into one table: for each budget B, the best SAE code with <= B bytes/doc\n"
+        "from either source against the best point of every other family of every source within B. Rows are\n"
+        "labelled by source: tfidf, minilm (the bundled hidden-states model) or the model folder's/hub id's last part.\n"
+        "Writes report.json, report.md and accuracy_vs_bytes.png into --out and prints the table.",
+        parents=[common],
+        formatter_class=formatter,
+        epilog="examples:\n  textsae bench budgets runs/bench_imdb runs/bench_imdb_minilm --out runs/budgets_imdb\n"
+        "  textsae bench budgets runs/q_tfidf/report.json runs/q_minilm/report.json --out runs/b --metric linear_svc --budgets 64 128\n"
+        "  textsae bench budgets runs/bench_imdb runs/bench_imdb_minilm --out runs/budgets_imdb --readme README.md",
+    )
+    budgets.add_argument("reports", nargs="+", metavar="REPORT_OR_RUN_DIR", help="a quality report.json, its folder, or a run dir with bench/quality/report.json")
+    budgets.add_argument("--out", required=True, metavar="DIR", help="output folder for report.json, report.md and the plot")
+    budgets.add_argument("--budgets", nargs="+", type=int, metavar="B", help=f"byte budgets per document (default: {' '.join(map(str, _default_budgets()))})")
+    budgets.add_argument("--metric", choices=["logreg", "linear_svc"], default="logreg", help="whose test accuracy is compared (default: logreg)")
+    budgets.add_argument(
+        "--readme",
+        metavar="PATH",
+        help=f"also copy the plot to docs/ beside PATH and rewrite the block between {BUDGETS_MARKERS[0]} and {BUDGETS_MARKERS[1]} in PATH",
+    )
+    budgets.set_defaults(handler=_budgets)
     bench.set_defaults(handler=lambda args: bench.print_help() or 2)
 
 
 README_START = "<!-- textsae:quality-table -->"
 README_END = "<!-- /textsae:quality-table -->"
+QUALITY_MARKERS = (README_START, README_END)
+BUDGETS_MARKERS = ("<!-- textsae:budgets-table -->", "<!-- /textsae:budgets-table -->")
+
+
+def _default_budgets() -> list[int]:
+    from textsae.config.schema import BenchConfig
+
+    return BenchConfig().budgets
 
 
 def machine_description() -> dict[str, Any]:
@@ -226,6 +259,7 @@ def format_anomaly_table(result: dict[str, Any]) -> str:
 def _quality(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from textsae.bench.plots import ACCURACY_PLOT
     from textsae.bench.quality import format_budget_table, run_quality_bench
     from textsae.config.compose import load_recipe
     from textsae.errors import UserError
@@ -239,7 +273,7 @@ def _quality(args: argparse.Namespace) -> int:
         overrides.append(f"bench.ks={ks}")
     readme = Path(args.readme) if args.readme else None
     if readme is not None:
-        _readme_block(readme)  # fail before hours of work, not after
+        _readme_block(readme, QUALITY_MARKERS)  # fail before hours of work, not after
     config = load_recipe(args.recipe, overrides)
     if args.quiet:
         config.train.progress = False
@@ -251,39 +285,69 @@ def _quality(args: argparse.Namespace) -> int:
     print(format_budget_table(report["budgets"]))
     print(f"report: {out_dir / 'report.md'}")
     if readme is not None:
-        _update_readme(readme, report, out_dir)
+        intro = (
+            f"**{report['dataset']['name']}**: {report['protocol']}. Test accuracy of LogisticRegression at each byte budget; "
+            f"regenerate with `{report['command']} --readme {readme.name}`"
+        )
+        _update_readme(readme, QUALITY_MARKERS, intro, format_budget_table(report["budgets"]), out_dir / ACCURACY_PLOT, f"quality_{report['dataset']['name']}.png")
         print(f"updated {readme}")
     return 0
 
 
-def _readme_block(readme: Any) -> tuple[str, int, int]:
-    """The README text and the span between the quality-table markers, or a UserError."""
+def _budgets(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from textsae.bench.budgets import combine_reports, load_quality_report, write_budgets_report
+    from textsae.bench.quality import format_budget_table
+    from textsae.errors import UserError
+
+    budgets = args.budgets or _default_budgets()
+    if min(budgets) < 1:
+        raise UserError(f"--budgets must be ints >= 1 (bytes per document), e.g. 48 96 192 384. Got {budgets} instead.")
+    readme = Path(args.readme) if args.readme else None
+    if readme is not None:
+        _readme_block(readme, BUDGETS_MARKERS)
+    parts = ["textsae bench budgets", *args.reports, f"--out {args.out}"]
+    parts += [f"--budgets {' '.join(map(str, args.budgets))}"] if args.budgets else []
+    parts += [f"--metric {args.metric}"] if args.metric != "logreg" else []
+    combined = combine_reports([load_quality_report(path) for path in args.reports], budgets, metric=args.metric, command=" ".join(parts))
+    combined = write_budgets_report(combined, args.out)
+    out_dir = Path(combined["out_dir"])
+    print(format_budget_table(combined["budgets"]))
+    print(f"report: {out_dir / 'report.md'}")
+    if readme is not None:
+        labels = " and ".join(source["label"] for source in combined["sources"])
+        intro = (
+            f"**{combined['dataset']['name']}**, {labels} sources: {combined['protocol']}. Test accuracy of {combined['metric']} at each byte budget; "
+            f"the SAE column is the best code of either source; regenerate with `{combined['command']} --readme {readme.name}`"
+        )
+        _update_readme(readme, BUDGETS_MARKERS, intro, format_budget_table(combined["budgets"]), out_dir / combined["plots"][0], f"budgets_{combined['dataset']['name']}.png")
+        print(f"updated {readme}")
+    return 0
+
+
+def _readme_block(readme: Any, markers: tuple[str, str]) -> tuple[str, int, int]:
+    """The README text and the span between ``markers`` (start, end), or a UserError."""
     from textsae.errors import UserError
 
     if not readme.is_file():
         raise UserError(f"--readme {readme}: no such file.")
     text = readme.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
+    start, end = text.find(markers[0]), text.find(markers[1])
     if start < 0 or end < start:
-        raise UserError(f"--readme {readme}: the file needs the markers {README_START} and {README_END} (in that order) around the table to rewrite.")
-    return text, start + len(README_START), end
+        raise UserError(f"--readme {readme}: the file needs the markers {markers[0]} and {markers[1]} (in that order) around the table to rewrite.")
+    return text, start + len(markers[0]), end
 
 
-def _update_readme(readme: Any, report: dict[str, Any], out_dir: Any) -> None:
-    """Copy the accuracy plot into ``docs/`` beside the README and rewrite the marked block."""
+def _update_readme(readme: Any, markers: tuple[str, str], intro: str, table: str, plot: Any, image_name: str) -> None:
+    """Copy ``plot`` to ``docs/image_name`` beside the README and rewrite the block between ``markers``."""
     import shutil
 
     from textsae._io import atomic_path, atomic_write_text
-    from textsae.bench.plots import ACCURACY_PLOT
-    from textsae.bench.quality import format_budget_table
 
-    text, begin, end = _readme_block(readme)
-    image = readme.parent / "docs" / f"quality_{report['dataset']['name']}.png"
+    text, begin, end = _readme_block(readme, markers)
+    image = readme.parent / "docs" / image_name
     with atomic_path(image) as tmp:
-        shutil.copyfile(out_dir / ACCURACY_PLOT, tmp)
-    block = (
-        f"\n**{report['dataset']['name']}**: {report['protocol']}. Test accuracy of LogisticRegression at each byte budget; "
-        f"regenerate with `{report['command']} --readme {readme.name}`:\n\n"
-        f"{format_budget_table(report['budgets'])}\n\n![accuracy vs bytes per document]({image.relative_to(readme.parent).as_posix()})\n"
-    )
+        shutil.copyfile(plot, tmp)
+    block = f"\n{intro}:\n\n{table}\n\n![accuracy vs bytes per document]({image.relative_to(readme.parent).as_posix()})\n"
     atomic_write_text(readme, text[:begin] + block + text[end:])
