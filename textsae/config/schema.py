@@ -175,6 +175,10 @@ class SAEConfig:
     multi_topk: bool = False
     """``topk`` only: train on recon(k) + recon(4k)/8 (Multi-TopK, Gao et al. 2024) so that one SAE can be
     read at other k (``encode.k``); default trains for k alone."""
+    dense_latents: int = 0
+    """``topk`` only: latents 0 … m−1 are always active and signed (no ReLU, no TopK), and TopK picks the other
+    k − m, so a code still has k entries. They give the code a few learned linear directions, which keep
+    low-variance information a classifier needs (with ``train.label_loss_weight``); 0 is a plain TopK SAE."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -198,6 +202,10 @@ class SAEConfig:
             problems.append(f"sae.dead_after must be an int >= 1. Got {self.dead_after!r} instead.")
         if self.multi_topk and self.architecture != "topk":
             problems.append(f"sae.multi_topk needs sae.architecture=topk. Got {self.architecture!r} instead.")
+        if self.dense_latents and self.architecture != "topk":
+            problems.append(f"sae.dense_latents needs sae.architecture=topk. Got {self.architecture!r} instead.")
+        elif self.architecture == "topk" and not 0 <= self.dense_latents < self.k:
+            problems.append(f"sae.dense_latents must be an int in [0, sae.k - 1 = {self.k - 1}]. Got {self.dense_latents!r} instead.")
         if self.reconstruction == "bce" and self.input_scaling != "none":
             problems.append("sae.reconstruction=bce needs inputs in [0, 1]: set sae.input_scaling=none.")
         if problems:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from textsae.errors import UserError
 from textsae.sae import losses
 from textsae.sae.base import ActiveCodes, LossOutput, SAEOutput, SparseAutoencoder
 from textsae.sae.registry import register_sae
@@ -61,6 +62,13 @@ class TopKSAE(AuxKMixin):
     read at another k with ``encode(x, k=...)`` (``encode.k`` in a recipe). Training and inference
     codes are the same at ``cfg.k``, and each row's code depends on that row only. The decoder
     reads only the B·k active rows of W_dec.
+
+    With ``cfg.dense_latents`` = m > 0, latents 0 … m−1 are always in the code with their signed
+    pre-activation, z_j = pre_j, and TopK picks k − m of the others: the code still has k entries
+    (and k·4 bytes), of which m are a learned linear projection of the input. Reconstruction alone
+    makes them principal directions; with the trainer's label-aware loss they keep class
+    information that has too little variance for the sparse latents (sentiment in MiniLM
+    embeddings; see docs/benchmarks.md).
     """
 
     def _activate(self, pre_acts: Tensor, *, train: bool) -> tuple[Tensor, ActiveCodes | None]:
@@ -69,14 +77,25 @@ class TopKSAE(AuxKMixin):
     def _activate_k(self, pre_acts: Tensor, k: int) -> Tensor:
         return self._topk(pre_acts, k)[0]
 
-    @staticmethod
-    def _topk(pre_acts: Tensor, k: int) -> tuple[Tensor, ActiveCodes]:
-        n_rows = pre_acts.shape[0]
-        values, indices = pre_acts.topk(k, dim=1, sorted=False)  # (B, k) each
+    def _topk(self, pre_acts: Tensor, k: int) -> tuple[Tensor, ActiveCodes]:
+        """Codes with k entries per row: the ``cfg.dense_latents`` always-on latents (signed) and the k − m largest others (ReLU)."""
+        n_rows, m = pre_acts.shape[0], self.cfg.dense_latents
+        values, indices = pre_acts[:, m:].topk(k - m, dim=1, sorted=False)  # (B, k − m) each
         values = values.relu()
+        if m:
+            always_on = torch.arange(m, device=pre_acts.device).expand(n_rows, m)  # (B, m)
+            indices = torch.cat([always_on, indices + m], dim=1)  # (B, k)
+            values = torch.cat([pre_acts[:, :m], values], dim=1)  # (B, k)
         codes = torch.zeros_like(pre_acts).scatter(1, indices, values)  # (B, n_latents)
         offsets = torch.arange(0, n_rows * k + 1, k, device=pre_acts.device)  # (B + 1,)
         return codes, ActiveCodes(indices.reshape(-1), values.reshape(-1), offsets)
+
+    def check_inference_k(self, k: int) -> int:
+        """As :meth:`SparseAutoencoder.check_inference_k`; with dense latents k must also exceed their number."""
+        k = super().check_inference_k(k)
+        if k <= self.cfg.dense_latents:
+            raise UserError(f"The inference 'k' of {type(self).__name__} must exceed sae.dense_latents={self.cfg.dense_latents}. Got {k!r} instead.")
+        return k
 
     @property
     def multi_k(self) -> int:

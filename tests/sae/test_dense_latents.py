@@ -1,0 +1,86 @@
+"""TopK with always-on dense latents (``sae.dense_latents``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from textsae.config.schema import SAEConfig
+from textsae.errors import ConfigError, UserError
+from textsae.sae import build_sae
+from textsae.sae.base import SparseAutoencoder
+
+
+def _identity_topk(k: int, dense_latents: int, n: int = 5) -> SparseAutoencoder:
+    """W_enc = W_dec = I, zero biases: pre-activations equal the input."""
+    cfg = SAEConfig(architecture="topk", n_latents=n, k=k, input_scaling="none", dense_latents=dense_latents, auxk_coefficient=0.0)
+    sae = build_sae(cfg, n)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.eye(n))
+        sae.W_dec.copy_(torch.eye(n))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae
+
+
+def test_dense_latents_are_always_on_and_signed_by_hand() -> None:
+    sae = _identity_topk(k=3, dense_latents=2)
+    x = torch.tensor([[-0.5, 0.1, 3.0, -2.0, 1.0], [0.0, -4.0, -1.0, 5.0, 2.0]])
+    codes = sae.encode(x)
+    # latents 0, 1 keep their signed value; TopK picks 1 of latents 2..4 (the largest, ReLU'd)
+    torch.testing.assert_close(codes, torch.tensor([[-0.5, 0.1, 3.0, 0.0, 0.0], [0.0, -4.0, 0.0, 5.0, 0.0]]))
+    out = sae(x)
+    torch.testing.assert_close(out.codes, codes)  # training and inference codes agree
+    torch.testing.assert_close(out.x_hat, codes)  # identity decoder (embedding_bag path)
+    torch.testing.assert_close(sae.decode(codes.to_sparse_csr()), codes)
+    # at an inference k the dense latents stay and k − m sparse ones are picked
+    torch.testing.assert_close(sae.encode(x, k=4)[0], torch.tensor([-0.5, 0.1, 3.0, 0.0, 1.0]))
+
+
+def test_dense_latents_get_gradient_from_every_row() -> None:
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(architecture="topk", n_latents=32, k=4, dense_latents=2, auxk_coefficient=0.0), 8)
+    x = torch.randn(16, 8)
+    out = sae(x)
+    assert (out.codes[:, :2] != 0).all()  # always active
+    assert (sae.active_mask(out.codes).sum(dim=1) <= 4).all()
+    sae.loss(out).total.backward()
+    assert (sae.W_enc.grad[:, :2].abs().sum(dim=0) > 0).all()
+    assert torch.isfinite(sae.W_enc.grad).all()
+
+
+def test_dense_latents_with_multi_topk_trains_finite() -> None:
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(architecture="topk", n_latents=32, k=4, dense_latents=1, multi_topk=True), 8)
+    loss = sae.loss(sae(torch.randn(16, 8))).total
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
+def test_save_and_load_keeps_dense_latents(tmp_path) -> None:
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(architecture="topk", n_latents=16, k=4, dense_latents=2), 8)
+    x = torch.randn(6, 8)
+    sae.save_pretrained(tmp_path)
+    loaded = SparseAutoencoder.from_pretrained(tmp_path)
+    assert loaded.cfg.dense_latents == 2
+    torch.testing.assert_close(loaded.encode(x), sae.encode(x))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"architecture": "batchtopk", "dense_latents": 1}, "sae.dense_latents needs sae.architecture=topk"),
+        ({"k": 4, "dense_latents": 4}, "sae.dense_latents must be an int in [0, sae.k - 1 = 3]"),
+        ({"k": 4, "dense_latents": -1}, "sae.dense_latents must be an int in [0, sae.k - 1 = 3]"),
+    ],
+)
+def test_bad_dense_latents_are_refused(kwargs: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        SAEConfig(**kwargs)
+
+
+def test_inference_k_must_exceed_dense_latents() -> None:
+    sae = _identity_topk(k=3, dense_latents=2)
+    with pytest.raises(UserError, match="must exceed sae.dense_latents=2"):
+        sae.encode(torch.zeros(1, 5), k=2)
