@@ -91,6 +91,13 @@ def test_csv_file_is_split_stratified_and_deterministically(tmp_path: Path) -> N
     assert other_seed.eval.texts != first.eval.texts
 
 
+def test_a_single_split_file_is_named_after_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "ag_news"
+    folder.mkdir()
+    path = _balanced_csv(folder / "test.csv", n=20)
+    assert load_corpus(DataConfig(path=str(path))).name == "ag_news"
+
+
 def test_jsonl_string_labels_map_to_sorted_ids(tmp_path: Path) -> None:
     path = tmp_path / "topics.jsonl"
     labels = ["sports", "arts", "news"] * 4

@@ -561,13 +561,20 @@ def _load_file(path: Path, cfg: DataConfig) -> Corpus:
     train.name, test.name = "train", "test"
     return build_corpus(
         cfg,
-        name=path.stem,
+        name=_file_corpus_name(path),
         train=train,
         eval=test,
         label_names=names,
         source=f"local file {path}, stratified split {len(train_idx)} train / {len(test_idx)} test "
         f"(test_fraction {cfg.test_fraction}, seed {cfg.seed})",
     )
+
+
+def _file_corpus_name(path: Path) -> str:
+    """The file's stem, or its folder's name when the stem only names a split (``ag_news/test.parquet`` → ``ag_news``)."""
+    if path.stem.lower() in ("train", "test", "validation", "valid", "dev", "all") and path.resolve().parent.name:
+        return path.resolve().parent.name
+    return path.stem
 
 
 def _n_classes(corpus: Corpus) -> int:
