@@ -47,7 +47,7 @@ def run_featurize_bench(
         where each side has ``seconds``, ``docs_per_s`` and ``tokens_per_s`` (real, non-padding tokens).
     """
     featurizer = HiddenStatesFeaturizer(model=model, max_length=max_length, batch_size=batch_size, dtype=dtype, device=device, progress=False).fit()
-    hf_model, tokenizer, resolved_device = featurizer._load()
+    hf_model, tokenizer, resolved_device = featurizer.load_model()
     n_tokens = int(sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]))
     warmup = texts[:batch_size]
     plain_loop(hf_model, tokenizer, warmup, max_length=max_length, batch_size=batch_size, device=resolved_device)
@@ -74,7 +74,7 @@ def run_featurize_bench(
         "max_length": max_length,
         "batch_size": batch_size,
         "device": resolved_device,
-        "textsae_dtype": featurizer._compute_dtype(resolved_device),
+        "textsae_dtype": featurizer.compute_dtype(resolved_device),
         "plain": side(plain_s),
         "textsae": side(ours_s),
         "speedup": plain_s / ours_s,

@@ -171,7 +171,7 @@ class HiddenStatesFeaturizer:
 
     def fit(self, texts: Iterable[str] | None = None, y: Any = None) -> HiddenStatesFeaturizer:
         """Load the model and record its width; nothing is learned from ``texts``."""
-        self._load()
+        self.load_model()
         return self
 
     def fit_transform(self, texts: Iterable[str], y: Any = None) -> np.ndarray:
@@ -202,7 +202,7 @@ class HiddenStatesFeaturizer:
     @property
     def n_features(self) -> int:
         """Hidden size × number of layers."""
-        model, _, _ = self._load()
+        model, _, _ = self.load_model()
         return int(model.config.hidden_size) * len(self.layers)
 
     @property
@@ -223,7 +223,7 @@ class HiddenStatesFeaturizer:
         from tqdm.auto import tqdm
 
         pooling = pooling or self.pooling
-        model, tokenizer, device = self._load()
+        model, tokenizer, device = self.load_model()
         bar = tqdm(total=len(docs) - start, desc="featurize", unit="doc", disable=not self.progress, dynamic_ncols=True)
         started, tokens_seen = time.perf_counter(), 0
         with torch.inference_mode(), bar:
@@ -276,17 +276,19 @@ class HiddenStatesFeaturizer:
     def _autocast(self, device: str) -> Any:
         import torch
 
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self._compute_dtype(device))
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.compute_dtype(device))
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
 
-    def _compute_dtype(self, device: str) -> str:
+    def compute_dtype(self, device: str) -> str:
+        """The dtype the forward pass runs in on ``device``: ``fp32``, ``bf16`` or ``fp16`` (``auto``: bf16 on CUDA)."""
         if self.dtype == "auto":
             return "bf16" if device.startswith("cuda") else "fp32"
         return self.dtype
 
-    def _load(self) -> tuple[Any, Any, str]:
+    def load_model(self) -> tuple[Any, Any, str]:
+        """The Hugging Face model (on its device, eval mode), its tokenizer and the device; loaded once, then cached."""
         if self._loaded is not None:
             return self._loaded
         self._check_params()
