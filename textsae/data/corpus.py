@@ -561,7 +561,7 @@ def _load_file(path: Path, cfg: DataConfig) -> Corpus:
     train.name, test.name = "train", "test"
     return build_corpus(
         cfg,
-        name=_file_corpus_name(path),
+        name=corpus_name_of_file(path),
         train=train,
         eval=test,
         label_names=names,
@@ -570,7 +570,7 @@ def _load_file(path: Path, cfg: DataConfig) -> Corpus:
     )
 
 
-def _file_corpus_name(path: Path) -> str:
+def corpus_name_of_file(path: Path) -> str:
     """The file's stem, or its folder's name when the stem only names a split (``ag_news/test.parquet`` → ``ag_news``)."""
     if path.stem.lower() in ("train", "test", "validation", "valid", "dev", "all") and path.resolve().parent.name:
         return path.resolve().parent.name
