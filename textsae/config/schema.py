@@ -204,7 +204,7 @@ class SAEConfig:
             problems.append(f"sae.multi_topk needs sae.architecture=topk. Got {self.architecture!r} instead.")
         if self.dense_latents and self.architecture != "topk":
             problems.append(f"sae.dense_latents needs sae.architecture=topk. Got {self.architecture!r} instead.")
-        elif self.architecture == "topk" and not 0 <= self.dense_latents < self.k:
+        elif self.architecture == "topk" and 1 <= self.k and not 0 <= self.dense_latents < self.k:
             problems.append(f"sae.dense_latents must be an int in [0, sae.k - 1 = {self.k - 1}]. Got {self.dense_latents!r} instead.")
         if self.reconstruction == "bce" and self.input_scaling != "none":
             problems.append("sae.reconstruction=bce needs inputs in [0, 1]: set sae.input_scaling=none.")
