@@ -65,10 +65,10 @@ class TopKSAE(AuxKMixin):
 
     With ``cfg.dense_latents`` = m > 0, latents 0 … m−1 are always in the code with their signed
     pre-activation, z_j = pre_j, and TopK picks k − m of the others: the code still has k entries
-    (and k·4 bytes), of which m are a learned linear projection of the input. Reconstruction alone
-    makes them principal directions; with the trainer's label-aware loss they keep class
-    information that has too little variance for the sparse latents (sentiment in MiniLM
-    embeddings; see docs/benchmarks.md).
+    (and k·4 bytes), of which m are a learned linear projection of the input, meant to carry
+    directions every document needs (with the trainer's label-aware loss: class information with
+    too little variance for the sparse latents). On SST-2 MiniLM embeddings m = 2 … 16 did not
+    beat plain TopK beyond seed noise (docs/benchmarks.md).
     """
 
     def _activate(self, pre_acts: Tensor, *, train: bool) -> tuple[Tensor, ActiveCodes | None]:
