@@ -9,22 +9,11 @@ from textsae.config.schema import SAEConfig
 from textsae.errors import ConfigError, UserError
 from textsae.sae import build_sae
 from textsae.sae.base import SparseAutoencoder
-
-
-def _identity_topk(k: int, dense_latents: int, n: int = 5) -> SparseAutoencoder:
-    """W_enc = W_dec = I, zero biases: pre-activations equal the input."""
-    cfg = SAEConfig(architecture="topk", n_latents=n, k=k, input_scaling="none", dense_latents=dense_latents, auxk_coefficient=0.0)
-    sae = build_sae(cfg, n)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.eye(n))
-        sae.W_dec.copy_(torch.eye(n))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae
+from tests.sae.test_multi_topk import identity_topk
 
 
 def test_dense_latents_are_always_on_and_signed_by_hand() -> None:
-    sae = _identity_topk(k=3, dense_latents=2)
+    sae = identity_topk(k=3, dense_latents=2, n=5)
     x = torch.tensor([[-0.5, 0.1, 3.0, -2.0, 1.0], [0.0, -4.0, -1.0, 5.0, 2.0]])
     codes = sae.encode(x)
     # latents 0, 1 keep their signed value; TopK picks 1 of latents 2..4 (the largest, ReLU'd)
@@ -81,6 +70,6 @@ def test_bad_dense_latents_are_refused(kwargs: dict, needle: str) -> None:
 
 
 def test_inference_k_must_exceed_dense_latents() -> None:
-    sae = _identity_topk(k=3, dense_latents=2)
+    sae = identity_topk(k=3, dense_latents=2, n=5)
     with pytest.raises(UserError, match="must exceed sae.dense_latents=2"):
         sae.encode(torch.zeros(1, 5), k=2)

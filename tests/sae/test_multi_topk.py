@@ -11,9 +11,10 @@ from textsae.sae import build_sae
 from textsae.sae.topk import MULTI_TOPK_FACTOR, MULTI_TOPK_WEIGHT
 
 
-def _identity_topk(k: int, *, multi_topk: bool = False, n: int = 4) -> torch.nn.Module:
+def identity_topk(k: int, *, multi_topk: bool = False, n: int = 4, dense_latents: int = 0) -> torch.nn.Module:
     """A TopK SAE with W_enc = W_dec = I and zero biases, so pre-activations equal the input."""
-    sae = build_sae(SAEConfig(architecture="topk", n_latents=n, k=k, input_scaling="none", multi_topk=multi_topk, auxk_coefficient=0.0), n)
+    cfg = SAEConfig(architecture="topk", n_latents=n, k=k, input_scaling="none", multi_topk=multi_topk, dense_latents=dense_latents, auxk_coefficient=0.0)
+    sae = build_sae(cfg, n)
     with torch.no_grad():
         sae.W_enc.copy_(torch.eye(n))
         sae.W_dec.copy_(torch.eye(n))
@@ -23,7 +24,7 @@ def _identity_topk(k: int, *, multi_topk: bool = False, n: int = 4) -> torch.nn.
 
 
 def test_encode_at_inference_k_by_hand() -> None:
-    sae = _identity_topk(k=1)
+    sae = identity_topk(k=1)
     x = torch.tensor([[4.0, -1.0, 3.0, 2.0]])
     torch.testing.assert_close(sae.encode(x), torch.tensor([[4.0, 0.0, 0.0, 0.0]]))
     torch.testing.assert_close(sae.encode(x, k=3), torch.tensor([[4.0, 0.0, 3.0, 2.0]]))  # k above the training k
@@ -33,7 +34,7 @@ def test_encode_at_inference_k_by_hand() -> None:
 def test_multi_topk_loss_by_hand() -> None:
     """n = 4 and k = 1: the 4k term keeps every coordinate, so it reconstructs x exactly except the ReLU'd −1."""
     x = torch.tensor([[4.0, -1.0, 3.0, 2.0]])
-    plain, multi = _identity_topk(k=1), _identity_topk(k=1, multi_topk=True)
+    plain, multi = identity_topk(k=1), identity_topk(k=1, multi_topk=True)
     recon_k = 1.0 + 9.0 + 4.0  # top-1 keeps 4: errors on −1, 3, 2
     recon_4k = 1.0  # top-4 keeps all, ReLU drops −1
     assert MULTI_TOPK_FACTOR * 1 == 4
@@ -69,7 +70,7 @@ def test_inference_k_keeps_the_k_largest_of_other_codes(arch: str) -> None:
 
 
 def test_bad_inference_k_and_config_are_refused() -> None:
-    sae = _identity_topk(k=1)
+    sae = identity_topk(k=1)
     with pytest.raises(UserError, match=r"inference 'k'.*\[1, n_latents=4\]"):
         sae.encode(torch.ones(1, 4), k=5)
     with pytest.raises(ConfigError, match="multi_topk needs sae.architecture=topk"):
