@@ -110,3 +110,18 @@ def test_bench_budgets_names_what_is_missing(tmp_path: Path, capsys: pytest.Capt
     not_quality = _write(tmp_path / "other.json", {"rows": []})
     assert main(["bench", "budgets", str(not_quality), "--out", str(tmp_path / "out")]) == 2
     assert "not a `textsae bench quality` report" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["bench", "budgets", "x", "--out", "y", "--budgets", "48", "0"], "--budgets"),
+        (["bench", "tfidf", "--repeats", "0"], "--repeats"),
+        (["bench", "featurize", "--batch-size", "0"], "--batch-size"),
+        (["score", "RUN", "docs.csv", "--batch-size", "0"], "--batch-size"),
+    ],
+)
+def test_count_options_below_one_stop_before_any_work(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"argument {flag}: expected an int >= 1, got 0" in err, err

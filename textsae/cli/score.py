@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from textsae.cli.main import positive_int
+
 SCORE_SUFFIXES = (".parquet", ".csv")
 
 
@@ -27,7 +29,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     parser.add_argument("--out", help="output .parquet or .csv file (default: RUN_DIR/scores/<INPUT name>.parquet)")
     parser.add_argument("--kind", choices=["support", "squared", "relative"], default="support", help="error measure (default: support)")
     parser.add_argument("--text-column", default="text", help="column holding the text (default: text)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="documents featurized and scored at once (default: 1024)")
+    parser.add_argument("--batch-size", type=positive_int, default=1024, help="documents featurized and scored at once (default: 1024)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
     parser.set_defaults(handler=handle)
 
@@ -44,8 +46,6 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.eval.anomaly import reconstruction_errors
     from textsae.paths import RunPaths
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be an int >= 1. Got {args.batch_size} instead.")
     paths = RunPaths(Path(args.run_dir))
     out = Path(args.out) if args.out else paths.root / "scores" / f"{Path(args.data).name.split('.')[0] or 'input'}.parquet"
     if out.suffix not in SCORE_SUFFIXES:
