@@ -22,7 +22,7 @@ import numpy as np
 
 from textsae._io import atomic_write_json, atomic_write_text, logger
 from textsae.config.schema import RecipeConfig, TrainDataConfig
-from textsae.data.corpus import corpus_name_of_file
+from textsae.data.corpus import corpus_name
 from textsae.eval.report import format_eval_table
 from textsae.paths import REPORT_JSON_NAME, REPORT_MD_NAME, RunPaths, run_paths
 from textsae.pipeline import Features, Pipeline
@@ -43,7 +43,7 @@ class UniversalPipeline(Pipeline):
             sources.append(Path(self.config.data.path))
         pipelines: dict[str, Pipeline] = {}
         for source in sources:
-            name = corpus_name_of_file(source) if source.is_file() else source.resolve().name
+            name = corpus_name(source)
             while name in pipelines:
                 name += "_"
             data = dataclasses.replace(self.config.data, path=str(source), name=None, bundled=None)

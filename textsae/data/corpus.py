@@ -529,7 +529,7 @@ def _load_folder(folder: Path, cfg: DataConfig) -> Corpus:
     (train_ids, eval_ids), names = encode_labels([train_raw, eval_raw], names, remap=True)
     return build_corpus(
         cfg,
-        name=folder.resolve().name,
+        name=corpus_name(folder),
         train=Split(cfg.train_split, train_texts, train_ids),
         eval=Split(eval_name, eval_texts, eval_ids),
         label_names=names,
@@ -561,7 +561,7 @@ def _load_file(path: Path, cfg: DataConfig) -> Corpus:
     train.name, test.name = "train", "test"
     return build_corpus(
         cfg,
-        name=corpus_name_of_file(path),
+        name=corpus_name(path),
         train=train,
         eval=test,
         label_names=names,
@@ -570,10 +570,14 @@ def _load_file(path: Path, cfg: DataConfig) -> Corpus:
     )
 
 
-def corpus_name_of_file(path: Path) -> str:
-    """The file's stem, or its folder's name when the stem only names a split (``ag_news/test.parquet`` → ``ag_news``)."""
-    if path.stem.lower() in ("train", "test", "validation", "valid", "dev", "all") and path.resolve().parent.name:
-        return path.resolve().parent.name
+def corpus_name(path: Path) -> str:
+    """A local corpus's name: a folder's name; a file's stem, or its folder's name when the stem only
+    names a split (``ag_news/test.parquet`` → ``ag_news``)."""
+    if path.is_dir():
+        return path.resolve().name
+    folder = path.resolve().parent.name
+    if path.stem.lower() in ("train", "test", "validation", "valid", "dev", "all") and folder:
+        return folder
     return path.stem
 
 
