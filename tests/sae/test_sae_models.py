@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from textsae.config.schema import SAEConfig
 from textsae.errors import UserError
-from textsae.sae import SAE_REGISTRY, SparseAutoencoder, build_sae
+from textsae.sae import SAE_REGISTRY, SparseAutoencoder, build_sae, losses
 
 ARCHS = ["topk", "batchtopk", "relu_l1", "sigmoid_kl"]
 D_IN, N_LATENTS, K, B = 8, 16, 3, 6
@@ -366,3 +366,22 @@ def test_remove_parallel_grad_leaves_grad_orthogonal_to_rows(arch: str) -> None:
     removed = grad - new  # must be parallel to the rows
     unit = sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True)
     torch.testing.assert_close(removed, (grad * unit).sum(dim=1, keepdim=True) * unit, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_dead", [0, 2, 12])
+def test_auxk_loss_sync_free_picks_match_picks_trimmed_to_the_dead_count(n_dead: int) -> None:
+    """The GPU path keeps k_aux picks (alive ones decode to zero); the CPU path trims k_aux to the dead count."""
+    sae = _make("topk")
+    out = sae(torch.randn(B, D_IN))
+    residual = (out.x_in - out.x_hat).detach()
+    dead_mask = torch.arange(N_LATENTS) >= N_LATENTS - n_dead
+    results = []
+    for k_aux in (sae.k_aux, max(1, min(sae.k_aux, n_dead))):
+        pre_acts = out.pre_acts.detach().requires_grad_(True)
+        W_dec = sae.W_dec.detach().clone().requires_grad_(True)
+        loss = losses.auxk_loss(pre_acts, residual, W_dec, dead_mask, k_aux)
+        loss.backward()
+        results.append((loss, pre_acts.grad, W_dec.grad))
+    for full, trimmed in zip(*results):
+        torch.testing.assert_close(full, trimmed)
+    assert (results[0][0].item() > 0) == (n_dead > 0)
