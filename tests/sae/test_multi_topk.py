@@ -11,9 +11,9 @@ from textsae.sae import build_sae
 from textsae.sae.topk import MULTI_TOPK_FACTOR, MULTI_TOPK_WEIGHT
 
 
-def identity_topk(k: int, *, multi_topk: bool = False, n: int = 4, dense_latents: int = 0) -> torch.nn.Module:
-    """A TopK SAE with W_enc = W_dec = I and zero biases, so pre-activations equal the input."""
-    cfg = SAEConfig(architecture="topk", n_latents=n, k=k, input_scaling="none", multi_topk=multi_topk, dense_latents=dense_latents, auxk_coefficient=0.0)
+def identity_topk(k: int, *, n: int = 4, **sae_options: object) -> torch.nn.Module:
+    """A TopK SAE with W_enc = W_dec = I and zero biases, so pre-activations equal the input; ``sae_options`` go to SAEConfig."""
+    cfg = SAEConfig(architecture="topk", n_latents=n, k=k, input_scaling="none", auxk_coefficient=0.0, **sae_options)
     sae = build_sae(cfg, n)
     with torch.no_grad():
         sae.W_enc.copy_(torch.eye(n))

@@ -180,7 +180,13 @@ class SAEConfig:
     k − m, so a code still has k entries. They give the code a few learned linear directions, which keep
     low-variance information a classifier needs (with ``train.label_loss_weight``); 0 is a plain TopK SAE."""
 
+    matryoshka_prefixes: list[int] = field(default_factory=list)
+    """``topk`` / ``batchtopk``: nested dictionary sizes m_1 < … < m_G < n_latents. Training adds, for each m, the
+    reconstruction from the code's entries on latents 0 … m − 1 alone (Matryoshka SAE, Bussmann et al. 2025), so
+    early latents carry what every document needs; empty (default) trains the whole dictionary only."""
+
     def __post_init__(self) -> None:
+        self.matryoshka_prefixes = list(self.matryoshka_prefixes)
         problems = []
         if self.n_latents < 1:
             problems.append(f"sae.n_latents must be an int >= 1. Got {self.n_latents!r} instead.")
@@ -208,6 +214,14 @@ class SAEConfig:
             problems.append(f"sae.dense_latents must be an int in [0, sae.k - 1 = {self.k - 1}]. Got {self.dense_latents!r} instead.")
         if self.reconstruction == "bce" and self.input_scaling != "none":
             problems.append("sae.reconstruction=bce needs inputs in [0, 1]: set sae.input_scaling=none.")
+        prefixes = self.matryoshka_prefixes
+        if prefixes and self.architecture not in ("topk", "batchtopk"):
+            problems.append(f"sae.matryoshka_prefixes needs sae.architecture=topk or batchtopk. Got {self.architecture!r} instead.")
+        elif prefixes and not (all(0 < m < self.n_latents for m in prefixes) and all(a < b for a, b in zip(prefixes, prefixes[1:]))):
+            problems.append(
+                f"sae.matryoshka_prefixes must be increasing sizes in [1, sae.n_latents - 1 = {self.n_latents - 1}], "
+                f"e.g. [{max(1, self.n_latents // 16)}, {max(1, self.n_latents // 4)}]. Got {prefixes!r} instead."
+            )
         if problems:
             raise ConfigError(problems)
 

@@ -34,6 +34,17 @@ BCE_INIT_CLAMP = 1e-5
 """For ``bce``, b_dec starts at logit(clamp(mean(x), BCE_INIT_CLAMP, 1 − BCE_INIT_CLAMP)); never-seen terms get logit(1e-5) ≈ −11.5."""
 
 
+class ActiveCodes(NamedTuple):
+    """Codes as a flat list of active entries, for a decoder that touches only active rows of W_dec."""
+
+    indices: Tensor
+    """Latent index of each active entry ``(N,)``, grouped by row."""
+    values: Tensor
+    """Activation of each entry ``(N,)``."""
+    offsets: Tensor
+    """Start of each row's entries, plus the end: ``(B + 1,)`` (CSR ``crow_indices`` layout)."""
+
+
 class SAEOutput(NamedTuple):
     """What :meth:`SparseAutoencoder.forward` returns. Everything is in normalised (model) space."""
 
@@ -47,6 +58,8 @@ class SAEOutput(NamedTuple):
     """Dense ``(B, n_latents)``, zeros where inactive: the activations the reconstruction used."""
     pre_acts: Tensor
     """Encoder pre-activations ``(B, n_latents)``."""
+    active: ActiveCodes | None = None
+    """The codes as a flat list of active entries when the architecture makes them (TopK family in training), else None."""
 
 
 class LossOutput(NamedTuple):
@@ -66,17 +79,6 @@ class LossOutput(NamedTuple):
     """Normalised AuxK loss (TopK family), before ``cfg.auxk_coefficient``."""
     fvu: Tensor
     """Detached fraction of variance unexplained against the target, in normalised space."""
-
-
-class ActiveCodes(NamedTuple):
-    """Codes as a flat list of active entries, for a decoder that touches only active rows of W_dec."""
-
-    indices: Tensor
-    """Latent index of each active entry ``(N,)``, grouped by row."""
-    values: Tensor
-    """Activation of each entry ``(N,)``."""
-    offsets: Tensor
-    """Start of each row's entries, plus the end: ``(B + 1,)`` (CSR ``crow_indices`` layout)."""
 
 
 def _describe(x: Any) -> str:
@@ -376,7 +378,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         pre_acts = self.pre_activations(x_in)  # (B, n_latents)
         codes, active = self._activate(pre_acts, train=self.training)
         recon_logits = self._decode_logits(codes, active)  # (B, d_in)
-        return SAEOutput(x_in, self._output(recon_logits), recon_logits, codes, pre_acts)
+        return SAEOutput(x_in, self._output(recon_logits), recon_logits, codes, pre_acts, active)
 
     def active_mask(self, codes: Tensor) -> Tensor:
         """Which entries of training-time ``codes`` belong to the sparse code (for L0 and dead-latent counts)."""

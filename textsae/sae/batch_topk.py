@@ -26,6 +26,7 @@ class BatchTopKSAE(AuxKMixin):
         θ ← θ_batch on the first update, then θ ← 0.99 θ + 0.01 θ_batch (no gradient)
         θ_batch = smallest positive kept activation of the batch
         loss = recon + cfg.auxk_coefficient · auxk            (auxk: see AuxKMixin)
+        loss += Σ_g recon(prefix m_g)                          (cfg.matryoshka_prefixes, see AuxKMixin)
 
     Inference (:meth:`encode`, and ``forward`` in eval mode): z = pre · [pre > θ], so each row's
     code depends on that row only. θ is the buffer ``threshold`` (0 until the first training

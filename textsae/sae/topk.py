@@ -30,6 +30,15 @@ class AuxKMixin(SparseAutoencoder):
     sparse CSR target is densified to form e: x̂ is a dense ``(B, d_in)`` tensor anyway, so this
     doubles a cost already paid. For ``bce``, e is taken on probabilities (x̂ = sigmoid(logits)),
     a linear approximation of the residual.
+
+    Also the Matryoshka loss of the TopK family (Bussmann et al. 2025, "Learning Multi-Level
+    Features with Matryoshka Sparse Autoencoders"): with ``cfg.matryoshka_prefixes`` = m_1 < … < m_G,
+
+        total += Σ_g recon(x̂_g),   x̂_g = decoding of the code's entries on latents 0 … m_g − 1
+
+    The code itself (the top-k choice among all latents) is unchanged; each prefix must reconstruct
+    the input on its own, so the first latents learn directions that every document needs and the
+    later ones refine them.
     """
 
     @property
@@ -39,12 +48,41 @@ class AuxKMixin(SparseAutoencoder):
             return min(self.cfg.auxk_k, self.n_latents)
         return max(1, min(self.d_in // 2, 2 * self.cfg.k, self.n_latents))
 
+    def loss(self, out: SAEOutput, *, target: Tensor | None = None, dead_mask: Tensor | None = None) -> LossOutput:
+        """As :meth:`SparseAutoencoder.loss`, plus Σ_g recon(prefix m_g) in ``total`` for ``cfg.matryoshka_prefixes``.
+
+        ``reconstruction`` and ``fvu`` stay those of the whole code.
+        """
+        result = super().loss(out, target=target, dead_mask=dead_mask)
+        if not self.cfg.matryoshka_prefixes:
+            return result
+        target = out.x_in if target is None else target
+        if target.layout == torch.sparse_coo:
+            target = target.to_sparse_csr()
+        nested = sum(self._reconstruction_loss(target, self._decode_prefix(out, m)) for m in self.cfg.matryoshka_prefixes)
+        return result._replace(total=result.total + nested)
+
+    def _decode_prefix(self, out: SAEOutput, n_prefix: int) -> Tensor:
+        """Decoder logits ``(B, d_in)`` of the code's entries on latents 0 … n_prefix − 1 only."""
+        if out.active is None:
+            return out.codes[:, :n_prefix] @ self.W_dec[:n_prefix] + self.b_dec
+        kept = torch.where(out.active.indices < n_prefix, out.active.values, torch.zeros_like(out.active.values))
+        return self._decode_logits(out.codes, out.active._replace(values=kept))
+
     def _auxk_penalty(self, out: SAEOutput, target: Tensor, dead_mask: Tensor | None) -> Tensor | None:
         if dead_mask is None or self.cfg.auxk_coefficient == 0:
             return None
+        k_aux = self.k_aux
+        if dead_mask.device.type == "cpu":
+            # On CPU reading the dead count costs nothing, and the picks beyond it decode to zero:
+            # skipping them (or the whole term when no latent is dead) gives the same loss and
+            # gradients without the (B, k_aux) × d_in gather. On GPU auxk_loss stays sync-free.
+            k_aux = min(k_aux, int(dead_mask.sum()))
+            if k_aux == 0:
+                return None
         dense_target = target.to_dense() if losses.is_sparse_csr(target) else target  # (B, d_in)
         residual = dense_target - out.x_hat.detach()  # (B, d_in)
-        return losses.auxk_loss(out.pre_acts, residual, self.W_dec, dead_mask, self.k_aux)
+        return losses.auxk_loss(out.pre_acts, residual, self.W_dec, dead_mask, k_aux)
 
 
 @register_sae("topk")
@@ -54,6 +92,7 @@ class TopKSAE(AuxKMixin):
         z = ReLU(TopK_k(pre))        (k = cfg.k, the other n_latents − k entries are 0)
         loss = recon(k) + cfg.auxk_coefficient · auxk
         loss = recon(k) + recon(4k) / 8 + cfg.auxk_coefficient · auxk      (cfg.multi_topk)
+        loss += Σ_g recon(prefix m_g)                                      (cfg.matryoshka_prefixes, see AuxKMixin)
 
     recon(k) = mean_b Σ_d (x − x̂_k)² (``mse``) or mean_b Σ_d BCE-with-logits (``bce``), x̂_k the
     decoding of the top-k code; auxk: see :class:`AuxKMixin`. The Multi-TopK term (Gao et al. 2024,
