@@ -472,11 +472,9 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         Raises:
             ValueError: If ``target`` or ``dead_mask`` has the wrong shape.
         """
-        target = out.x_in if target is None else target
+        target = self._loss_target(out, target)
         if tuple(target.shape) != tuple(out.x_hat.shape):
             raise ValueError(f"'target' must have the shape of x_hat {tuple(out.x_hat.shape)}. Got {tuple(target.shape)} instead.")
-        if target.layout == torch.sparse_coo:
-            target = target.to_sparse_csr()
         if dead_mask is not None and (dead_mask.dtype != torch.bool or tuple(dead_mask.shape) != (self.n_latents,)):
             raise ValueError(
                 f"'dead_mask' must be a bool tensor of shape ({self.n_latents},). "
@@ -495,6 +493,12 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
             auxk = aux
             total = total + self.cfg.auxk_coefficient * auxk
         return LossOutput(total, reconstruction, sparsity, auxk, losses.fvu(target, out.x_hat))
+
+    @staticmethod
+    def _loss_target(out: SAEOutput, target: Tensor | None) -> Tensor:
+        """What :meth:`loss` reconstructs: ``target``, or the model's input ``out.x_in``; COO becomes CSR."""
+        target = out.x_in if target is None else target
+        return target.to_sparse_csr() if target.layout == torch.sparse_coo else target
 
     def _reconstruction_loss(self, target: Tensor, recon_logits: Tensor) -> Tensor:
         """mean_b Σ_d (x − x̂)² (``mse``) or mean_b Σ_d BCE (``bce``) of decoder logits against ``target``."""

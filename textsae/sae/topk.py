@@ -56,9 +56,7 @@ class AuxKMixin(SparseAutoencoder):
         result = super().loss(out, target=target, dead_mask=dead_mask)
         if not self.cfg.matryoshka_prefixes:
             return result
-        target = out.x_in if target is None else target
-        if target.layout == torch.sparse_coo:
-            target = target.to_sparse_csr()
+        target = self._loss_target(out, target)
         nested = sum(self._reconstruction_loss(target, self._decode_prefix(out, m)) for m in self.cfg.matryoshka_prefixes)
         return result._replace(total=result.total + nested)
 
@@ -149,9 +147,7 @@ class TopKSAE(AuxKMixin):
         result = super().loss(out, target=target, dead_mask=dead_mask)
         if not self.cfg.multi_topk:
             return result
-        target = out.x_in if target is None else target
-        if target.layout == torch.sparse_coo:
-            target = target.to_sparse_csr()
+        target = self._loss_target(out, target)
         codes, active = self._topk(out.pre_acts, self.multi_k)
         extra = self._reconstruction_loss(target, self._decode_logits(codes, active))
         return result._replace(total=result.total + MULTI_TOPK_WEIGHT * extra)
