@@ -194,3 +194,10 @@ def test_an_interrupted_writer_resumes_to_the_same_bytes(codes: sp.csr_matrix, s
     files = sorted(p.name for p in reference.iterdir())
     assert sorted(p.name for p in resumed.iterdir()) == files
     assert all((resumed / name).read_bytes() == (reference / name).read_bytes() for name in files)
+
+
+@pytest.mark.parametrize("key", ["store.dir", "data.path"])
+def test_a_path_with_a_nul_byte_is_a_config_error_naming_the_key(key: str) -> None:
+    """Found by the property above: os.path refuses NUL with a ValueError, which must not escape."""
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.") + ".*NUL"):
+        _compose([f"{key}=a\x00b"])

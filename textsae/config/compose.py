@@ -114,7 +114,7 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
             value = text
         parts = key.strip().split(".")
         if _is_path_key(parts) and value is not None:
-            value = _absolute(value, Path.cwd())
+            value = _absolute(value, Path.cwd(), key.strip())
         _set(tree, parts, value)
     if problems:
         raise ConfigError(problems)
@@ -345,10 +345,13 @@ def _is_path_key(parts: Sequence[str]) -> bool:
     return bool(f is not None and f.metadata.get("path"))
 
 
-def _absolute(value: Any, base: Path) -> Any:
+def _absolute(value: Any, base: Path, key: str) -> Any:
+    """``value`` (a path or list of paths) made absolute against ``base``; a ConfigError naming ``key`` for a NUL byte."""
     if isinstance(value, list):
-        return [_absolute(v, base) for v in value]
+        return [_absolute(v, base, key) for v in value]
     if isinstance(value, str):
+        if "\x00" in value:
+            raise ConfigError([f"{key} must be a path; got {value!r}, which holds a NUL character (no file name can)."])
         expanded = Path(os.path.expanduser(value))
         return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
     return value
@@ -361,7 +364,7 @@ def _resolve_paths(values: dict[str, Any], base: Path, prefix: tuple[str, ...]) 
         if isinstance(value, dict):
             out[key] = _resolve_paths(value, base, parts)
         elif value is not None and _is_path_key(parts):
-            out[key] = _absolute(value, base)
+            out[key] = _absolute(value, base, ".".join(parts))
         else:
             out[key] = value
     return out
