@@ -59,7 +59,7 @@ class SAEOutput(NamedTuple):
     pre_acts: Tensor
     """Encoder pre-activations ``(B, n_latents)``."""
     active: ActiveCodes | None = None
-    """The codes as a flat list of active entries when the architecture makes them (TopK family in training), else None."""
+    """The codes as a flat list of active entries when the architecture makes them (TopK; BatchTopK in training), else None."""
 
 
 class LossOutput(NamedTuple):
