@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from textsae.cli.main import main
+from textsae.errors import UserError
 from textsae.store.codes import load_codes
 
 
@@ -101,3 +102,31 @@ def test_bench_featurize_reports_both_sides_and_agreement(tiny_corpus_dir: Path,
     assert result["plain"]["docs_per_s"] > 0 and result["textsae"]["docs_per_s"] > 0
     assert result["min_cosine"] > 0.9999  # same model, same precision: padding and order must not matter
     assert result["command"].startswith("textsae ") and "cpu_count" in result
+
+
+def test_bench_featurize_repeats_take_turns_and_keep_each_sides_fastest_round(
+    tiny_corpus_dir: Path, tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import textsae.bench.featurize as bench
+
+    calls: list[str] = []
+    real_plain, real_extract = bench.plain_loop, bench.extract_to_store
+
+    def plain(*args: object, **kwargs: object) -> np.ndarray:
+        calls.append("plain")
+        return real_plain(*args, **kwargs)
+
+    def extract(*args: object, **kwargs: object) -> object:
+        calls.append("textsae")
+        return real_extract(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "plain_loop", plain)
+    monkeypatch.setattr(bench, "extract_to_store", extract)
+    texts = pd.read_parquet(tiny_corpus_dir / "train.parquet")["text"].tolist()[:16]
+    result = bench.run_featurize_bench(texts, model=str(tiny_bert_dir), max_length=16, batch_size=8, device="cpu", repeats=3)
+    assert calls == ["plain", "plain", "textsae", "textsae", "plain", "plain", "textsae"]  # warm-up plain, then rounds P-T, T-P, P-T
+    for name in ("plain", "textsae"):
+        assert len(result[name]["rounds_s"]) == 3 and result[name]["seconds"] == min(result[name]["rounds_s"])
+    assert result["speedup"] == pytest.approx(result["plain"]["seconds"] / result["textsae"]["seconds"])
+    with pytest.raises(UserError, match="repeats"):
+        bench.run_featurize_bench(texts, model=str(tiny_bert_dir), device="cpu", repeats=0)
