@@ -13,7 +13,7 @@ import os
 import signal
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,14 @@ def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str
         while chunk := handle.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def hash_texts(digest: Any, texts: Iterable[str]) -> None:
+    """Feed documents into a ``hashlib`` digest, length-prefixed UTF-8, so no two lists of texts collide by concatenation."""
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
 
 
 def stable_hash(obj: Any, length: int = 12) -> str:

@@ -31,6 +31,7 @@ from textsae.config.compose import dump_yaml
 from textsae.config.schema import RecipeConfig, to_dict
 from textsae.data.corpus import Corpus, load_corpus
 from textsae.encode import encode_features
+from textsae.errors import UserError
 from textsae.eval.classify import evaluate_representation
 from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.eval.report import write_report
@@ -40,7 +41,7 @@ from textsae.paths import RunPaths, check_same_run, run_paths, store_root
 from textsae.sae import SparseAutoencoder, build_sae
 from textsae.store.codes import codes_info, load_codes
 from textsae.store.features import ShardedFeatures, extract_to_store, open_features, store_key
-from textsae.store.manifest import MANIFEST_NAME, write_manifest
+from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
 from textsae.train.trainer import Trainer
 
 SPLITS = ("train", "eval")
@@ -98,6 +99,7 @@ class Pipeline:
     def featurize(self) -> Features:
         """Fit the featurizer on the training split and cache both splits' features."""
         if is_complete(self.paths.features) and is_complete(self.paths.featurizer):
+            self._check_same_corpus()
             logger.info("Reusing features in %s", self.paths.features)
             return self.load_features()
         if self.config.featurizer.kind == "hidden_states":
@@ -108,7 +110,7 @@ class Pipeline:
         train = featurizer.fit_transform(corpus.train.texts)
         evaluation = featurizer.transform(corpus.eval.texts)
         save_featurizer_artifact(featurizer, self.paths.featurizer)
-        save_feature_matrices(self.paths.features, {"train": train, "eval": evaluation}, {"n_features": featurizer.n_features})
+        save_feature_matrices(self.paths.features, {"train": train, "eval": evaluation}, {"n_features": featurizer.n_features, "corpus_sha256": corpus.fingerprint()})
         logger.info(
             "Featurized %d + %d documents into %d features in %.1f s", train.shape[0], evaluation.shape[0], featurizer.n_features, time.perf_counter() - start
         )
@@ -128,8 +130,18 @@ class Pipeline:
             extract_to_store(featurizer, texts, entries[split], shard_docs=self.config.store.shard_docs, meta={"featurizer": featurizer.get_params(), "model": featurizer.model_id})
         self.paths.features.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.paths.features / STORE_POINTER_NAME, {split: str(path) for split, path in entries.items()})
-        write_manifest(self.paths.features, [self.paths.features / STORE_POINTER_NAME], {"kind": "features", "n_features": featurizer.n_features})
+        write_manifest(self.paths.features, [self.paths.features / STORE_POINTER_NAME], {"kind": "features", "n_features": featurizer.n_features, "corpus_sha256": self.corpus.fingerprint()})
         return self.load_features()
+
+    def _check_same_corpus(self) -> None:
+        """Refuse to reuse a run directory whose features were made from other texts or labels (e.g. a file edited in place)."""
+        recorded = read_manifest(self.paths.features).get("corpus_sha256")
+        if recorded is not None and recorded != self.corpus.fingerprint():
+            raise UserError(
+                f"The corpus ({self.corpus.source}) changed since the run in {self.paths.root} featurized it: its texts or labels differ, "
+                "so that run's features, SAE and codes belong to the old data. "
+                f"Give this corpus its own run directory (run.dir=...), or delete {self.paths.root} to start over."
+            )
 
     def load_features(self) -> Features:
         """The cached features of this run (TF-IDF matrices, or the feature-store entries it points at)."""

@@ -113,3 +113,26 @@ def test_changing_encode_k_re_encodes_the_codes(recipe: Path, tmp_path: Path) ->
     assert main(["eval", str(recipe), f"run.dir={run_dir}", "encode.k=9", *fast]) == 0
     assert load_codes(run_dir / "codes" / "eval").getnnz(axis=1).max() == 9  # read at k = 9 > the training k = 4
     assert json.loads((run_dir / "report.json").read_text())["sae"]["k"] == 9
+
+
+def test_a_corpus_edited_in_place_is_refused_instead_of_reusing_stale_stages(
+    recipe: Path, tmp_path: Path, tiny_corpus_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "test"):
+        (data / f"{split}.parquet").write_bytes((tiny_corpus_dir / f"{split}.parquet").read_bytes())
+    run_dir = tmp_path / "run"
+    fast = [f"data.path={data}", f"run.dir={run_dir}", "train.epochs=1", "eval.representations=[codes]", "eval.C_grid=[1.0]", "-q"]
+    assert main(["run", str(recipe), *fast]) == 0
+    assert main(["run", str(recipe), *fast]) == 0  # unchanged corpus: every stage is reused
+    report = (run_dir / "report.json").read_bytes()
+    capsys.readouterr()
+
+    test = pd.read_parquet(data / "test.parquet")
+    test.loc[0, "label"] = 1 - test.loc[0, "label"]  # one label corrected in place
+    test.to_parquet(data / "test.parquet")
+    assert main(["run", str(recipe), *fast]) == 2
+    err = capsys.readouterr().err
+    assert "changed since the run" in err and str(run_dir) in err and "run.dir=" in err and len(err.strip().splitlines()) == 1
+    assert (run_dir / "report.json").read_bytes() == report  # nothing of the old run was touched

@@ -450,3 +450,21 @@ def test_shared_sst2_and_ag_news() -> None:
     assert sst2.eval.name == "validation" and len(sst2.eval) == 872 and sst2.label_names == ["negative", "positive"]
     with pytest.raises(UserError, match=r"ag_news has no 'train' split: it holds \[meta.json, test.parquet\]"):
         load_corpus(DataConfig(path=str(SHARED_DATA / "ag_news")))
+
+
+def test_corpus_fingerprint_changes_with_any_text_label_or_order() -> None:
+    def corpus(train_texts: list[str], train_labels: list[int], eval_texts: list[str] = ["c"]) -> Corpus:
+        return Corpus(
+            "toy",
+            Split("train", train_texts, np.array(train_labels, dtype=np.int64)),
+            Split("test", eval_texts, np.array([0] * len(eval_texts), dtype=np.int64)),
+            None,
+            "toy",
+        )
+
+    base = corpus(["a", "b"], [0, 1]).fingerprint()
+    assert corpus(["a", "b"], [0, 1]).fingerprint() == base
+    assert corpus(["a", "B"], [0, 1]).fingerprint() != base  # a text
+    assert corpus(["a", "b"], [1, 1]).fingerprint() != base  # a label
+    assert corpus(["b", "a"], [1, 0]).fingerprint() != base  # the order
+    assert corpus(["a"], [0], ["b", "c"]).fingerprint() != corpus(["a", "b"], [0, 0], ["c"]).fingerprint()  # the split boundary

@@ -22,6 +22,7 @@ seeded with ``data.seed`` and keep file order within each part.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ from typing import Literal
 
 import numpy as np
 
-from textsae._io import logger
+from textsae._io import hash_texts, logger
 from textsae.config.schema import DataConfig
 from textsae.data.readers import (
     SUPPORTED_SUFFIXES,
@@ -95,6 +96,17 @@ class Corpus:
     eval: Split
     label_names: list[str] | None
     source: str
+
+    def fingerprint(self) -> str:
+        """SHA-256 over both splits' texts and labels: changes whenever a document, a label or the order changes."""
+        digest = hashlib.sha256()
+        for split in (self.train, self.eval):
+            digest.update(len(split).to_bytes(8, "little"))
+            hash_texts(digest, split.texts)
+            labels = b"" if split.labels is None else np.ascontiguousarray(split.labels, dtype=np.int64).tobytes()
+            digest.update(len(labels).to_bytes(8, "little"))
+            digest.update(labels)
+        return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------

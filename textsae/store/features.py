@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from textsae._io import atomic_path, atomic_write_json, logger, read_json_checked, stable_hash
+from textsae._io import atomic_path, atomic_write_json, hash_texts, logger, read_json_checked, stable_hash
 from textsae.errors import IncompleteArtifactError, UserError
 from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
 
@@ -38,10 +38,7 @@ RESUME_HINT = "re-run the same command to finish the extraction (complete shards
 def texts_fingerprint(texts: Sequence[str]) -> str:
     """SHA-256 over the documents (length-prefixed UTF-8), so any change of text or order changes it."""
     digest = hashlib.sha256()
-    for text in texts:
-        data = text.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "little"))
-        digest.update(data)
+    hash_texts(digest, texts)
     return digest.hexdigest()
 
 
