@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from textsae.bench.quality import _cv_corpora, _evaluate, budget_table
@@ -75,6 +78,25 @@ def test_dense_source_gets_the_dense_families(tmp_path: Path) -> None:
     assert result["source_kind"] == "dense"
     assert any(row["what"] == "dense fp16 .npy" for row in result["compression"])
     assert (tmp_path / "work" / "stored" / "binary.npy").stat().st_size > 0
+
+
+def test_ks_not_above_the_dense_latents_are_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = load_recipe(REPO / "recipes" / "quickstart.yaml", ["eval.cv_folds=2", "eval.C_grid=[1.0]", "bench.ks=[2,4]", "bench.classifiers=[logreg]", "bench.budgets=[8]"])
+    config = dataclasses.replace(config, bench=dataclasses.replace(config.bench, truncate_entries=[], lsa_widths=[]))
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 30)
+    x = sp.csr_matrix(np.abs(rng.normal(size=(60, 12)) + y[:, None] * 0.8).astype(np.float32))
+    corpus = Corpus("sparse", Split("train", ["t"] * 40, np.concatenate([y[:20], y[40:]])), Split("test", ["t"] * 20, y[20:40]), None, "synthetic")
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(n_latents=16, k=3, dense_latents=2, input_scaling="none"), 12)
+    pipeline = SimpleNamespace(
+        config=config, corpus=corpus, paths=RunPaths(tmp_path / "run"),
+        featurize=lambda: Features(sp.vstack([x[:20], x[40:]]).tocsr(), x[20:40]), train=lambda features: sae,
+    )
+    with caplog.at_level(logging.WARNING, logger="textsae"):
+        result = _evaluate(pipeline, tmp_path / "work", compression=False)
+    assert [row["name"] for row in result["rows"] if row["family"] == "sae"] == ["sae-k4"]
+    assert "k = 2 skipped" in caplog.text and "dense_latents = 2" in caplog.text
 
 
 def test_bench_quality_cli_end_to_end(tiny_corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

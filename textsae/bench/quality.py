@@ -156,8 +156,11 @@ def _representations(pipeline: Any, features: Any, sae: Any, sparse: bool, work:
         for width in bench.pca_widths:
             if width <= min(train.shape):
                 yield lambda width=width: reps.pca(train, test, width, seed=pipeline.config.eval.seed)
+    dense_latents = sae.cfg.dense_latents
     for k in bench.ks:
-        if k <= sae.n_latents:
+        if k <= dense_latents:
+            logger.warning("bench.ks: k = %d skipped, a code needs more entries than its sae.dense_latents = %d always-on latents", k, dense_latents)
+        elif k <= sae.n_latents:
             yield lambda k=k: reps.sae_codes(sae, train, test, k, batch_size=pipeline.config.encode.batch_size)
     for k in bench.per_k:
         yield lambda k=k: _per_k_codes(pipeline, features, k, work / "per_k" / f"k{k}")
