@@ -73,3 +73,16 @@ def test_inference_k_must_exceed_dense_latents() -> None:
     sae = identity_topk(k=3, dense_latents=2, n=5)
     with pytest.raises(UserError, match="must exceed sae.dense_latents=2"):
         sae.encode(torch.zeros(1, 5), k=2)
+
+
+def test_a_label_head_on_dense_latents_needs_dense_latents() -> None:
+    from pathlib import Path
+
+    from textsae.config.compose import load_recipe
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
+    with pytest.raises(ConfigError, match="train.label_head=dense reads the always-on latents; set sae.dense_latents > 0"):
+        load_recipe(recipe, ["train.label_head=dense"])
+    assert load_recipe(recipe, ["train.label_head=both", "sae.dense_latents=2"]).train.label_head == "both"
+    with pytest.raises(ConfigError, match="train.label_head"):
+        load_recipe(recipe, ["train.label_head=dens", "sae.dense_latents=2"])

@@ -29,6 +29,7 @@ def _trainer(
     checkpoint_every: int = 4,
     features: sp.csr_matrix | None = None,
     label_loss_weight: float = 0.0,
+    label_head: str = "codes",
     **sae_kwargs,
 ) -> Trainer:
     torch.manual_seed(0)
@@ -36,7 +37,7 @@ def _trainer(
     sae = build_sae(SAEConfig(**{"n_latents": 32, "k": 4, **sae_kwargs}), features.shape[1])
     cfg = TrainConfig(
         steps=steps, batch_size=32, warmup_steps=2, checkpoint_every=checkpoint_every, log_every=1, progress=False, device="cpu",
-        label_loss_weight=label_loss_weight,
+        label_loss_weight=label_loss_weight, label_head=label_head,
     )
     labels = (np.asarray(features[:, 0].todense()).ravel() > 0).astype(np.int64) if label_loss_weight else None
     return Trainer(sae, cfg, features, checkpoint_path=tmp_path / "ckpt.safetensors", metrics_path=tmp_path / "metrics.jsonl", labels=labels)
@@ -52,11 +53,18 @@ def test_lr_schedule_warmup_flat_decay() -> None:
 
 
 @pytest.mark.parametrize(
-    ("architecture", "label_loss_weight", "decoder_init"),
-    [("topk", 0.0, "random"), ("batchtopk", 0.0, "random"), ("relu_l1", 0.0, "random"), ("sigmoid_kl", 0.0, "random"), ("topk", 0.01, "data")],
+    ("architecture", "label_loss_weight", "decoder_init", "extra"),
+    [
+        ("topk", 0.0, "random", {}),
+        ("batchtopk", 0.0, "random", {}),
+        ("relu_l1", 0.0, "random", {}),
+        ("sigmoid_kl", 0.0, "random", {}),
+        ("topk", 0.01, "data", {}),
+        ("topk", 0.01, "data", {"label_head": "both", "dense_latents": 2}),
+    ],
 )
-def test_resume_after_interruption_is_bit_identical(tmp_path: Path, architecture: str, label_loss_weight: float, decoder_init: str) -> None:
-    kwargs = {"architecture": architecture, "label_loss_weight": label_loss_weight, "decoder_init": decoder_init}
+def test_resume_after_interruption_is_bit_identical(tmp_path: Path, architecture: str, label_loss_weight: float, decoder_init: str, extra: dict) -> None:
+    kwargs = {"architecture": architecture, "label_loss_weight": label_loss_weight, "decoder_init": decoder_init, **extra}
     reference = _trainer(tmp_path / "a", **kwargs)
     reference.train()
 
@@ -132,6 +140,27 @@ def test_label_loss_trains_a_head_on_the_codes(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert np.mean([r["label_ce"] for r in lines[-5:]]) < np.mean([r["label_ce"] for r in lines[:5]])
     assert trainer.head is not None and trainer.head.out_features == 2
+
+
+@pytest.mark.parametrize("label_head", ["codes", "dense", "both"])
+def test_label_head_reads_the_whole_code_the_dense_latents_or_both(tmp_path: Path, label_head: str) -> None:
+    trainer = _trainer(tmp_path, label_loss_weight=0.01, label_head=label_head, dense_latents=3)
+    trainer.setup()
+    assert (trainer.head is not None) == (label_head in ("codes", "both"))
+    assert (trainer.dense_head is None) == (label_head == "codes")
+    codes = torch.randn(8, 32, requires_grad=True)
+    y = torch.tensor([0, 1] * 4)
+    expected = torch.zeros(())
+    if trainer.head is not None:
+        expected = expected + torch.nn.functional.cross_entropy(trainer.head(codes), y)
+    if trainer.dense_head is not None:
+        assert trainer.dense_head.in_features == 3
+        expected = expected + torch.nn.functional.cross_entropy(trainer.dense_head(codes[:, :3]), y)
+    ce = trainer._label_ce(codes, y)
+    assert ce.item() == pytest.approx(expected.item())
+    ce.backward()
+    reaches_sparse_latents = bool(codes.grad[:, 3:].abs().sum() > 0)
+    assert reaches_sparse_latents == (label_head != "dense")  # the dense head sees latents 0..2 only
 
 
 def test_label_loss_without_labels_is_a_user_error() -> None:

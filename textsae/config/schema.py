@@ -261,6 +261,10 @@ class TrainConfig:
     label_loss_weight: float = 0.0
     """γ: adds γ·d_in·CE of a linear classifier on the codes, trained jointly on the training labels only
     (never the reported split). 0 keeps training unsupervised. d_in makes γ comparable to FVU units."""
+    label_head: Literal["codes", "dense", "both"] = "codes"
+    """Where the label loss reads: ``codes`` (a linear head on the whole code), ``dense`` (a head on the
+    ``sae.dense_latents`` only, so those few always-on latents learn the class direction themselves) or ``both``
+    (the sum of the two cross-entropies). ``dense`` and ``both`` need sae.dense_latents > 0."""
     corruption: Literal["none", "mask", "gaussian"] = "none"
     """Denoising SAE: drop input entries (``mask``) or add Gaussian noise before encoding; reconstruct the clean input."""
     corruption_p: float = 0.1
@@ -460,6 +464,8 @@ class RecipeConfig:
             problems.append("eval.representations: 'binary' (sign bits) needs a dense source; use it with featurizer.kind=hidden_states.")
         if self.featurizer.kind == "tfidf" and self.train_data.paths:
             problems.append("train_data.paths pools corpora into one feature space, which needs featurizer.kind=hidden_states (TF-IDF vocabularies differ per corpus).")
+        if self.train.label_head != "codes" and not self.sae.dense_latents:
+            problems.append(f"train.label_head={self.train.label_head} reads the always-on latents; set sae.dense_latents > 0 (with sae.architecture=topk) or use train.label_head=codes.")
         if self.featurizer.kind == "hidden_states" and self.featurizer.pooling == "none":
             problems.append(
                 "featurizer.pooling=none (one vector per token) is available from the Python API (HiddenStatesFeaturizer.transform_tokens) "

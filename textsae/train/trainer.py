@@ -100,8 +100,8 @@ class Trainer:
         self.sae.init_from_data(rows_to_tensor(self.features, sample_rows, "cpu"))
         self.sae.normalize_decoder_()
         self.sae.to(self.device)
-        self.head = self._build_head()
-        parameters = list(self.sae.parameters()) + (list(self.head.parameters()) if self.head is not None else [])
+        self.head, self.dense_head = self._build_heads()
+        parameters = list(self.sae.parameters()) + [p for head in (self.head, self.dense_head) if head is not None for p in head.parameters()]
         # The fused kernel is ~8x the default foreach Adam on CPU at 30k × 4,096 (one pass over p, g, m, v
         # instead of a temporary per op); same update rule. Other device types keep the default.
         fused = True if self.device.type in ("cpu", "cuda") else None
@@ -154,9 +154,8 @@ class Trainer:
             losses = sae.loss(out, target=target, dead_mask=self.samples_since_fired >= sae.cfg.dead_after)
             total = losses.total
             label_ce = torch.zeros((), device=self.device)
-            if self.head is not None:
-                y = self.labels[torch.from_numpy(rows)].to(self.device)
-                label_ce = torch.nn.functional.cross_entropy(self.head(out.codes).float(), y)
+            if self.head is not None or self.dense_head is not None:
+                label_ce = self._label_ce(out.codes, self.labels[torch.from_numpy(rows)].to(self.device))
                 total = total + self.cfg.label_loss_weight * sae.d_in * label_ce
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
         self.optimizer.zero_grad(set_to_none=True)
@@ -190,8 +189,9 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write model, optimizer and dead-latent state for resuming; atomic."""
         tensors = {f"model.{name}": value for name, value in self.sae.state_dict().items()}
-        if self.head is not None:
-            tensors.update({f"head.{name}": value for name, value in self.head.state_dict().items()})
+        for prefix, head in (("head", self.head), ("dense_head", self.dense_head)):
+            if head is not None:
+                tensors.update({f"{prefix}.{name}": value for name, value in head.state_dict().items()})
         optim_tensors, optim_meta = optimizer_tensors(self.optimizer)
         tensors.update(optim_tensors)
         tensors["tracker.samples_since_fired"] = self.samples_since_fired
@@ -210,8 +210,9 @@ class Trainer:
         model_state = {name[len("model.") :]: value for name, value in tensors.items() if name.startswith("model.")}
         try:
             self.sae.load_state_dict(model_state)
-            if self.head is not None:
-                self.head.load_state_dict({name[len("head.") :]: value for name, value in tensors.items() if name.startswith("head.")})
+            for prefix, head in (("head.", self.head), ("dense_head.", self.dense_head)):
+                if head is not None:
+                    head.load_state_dict({name[len(prefix) :]: value for name, value in tensors.items() if name.startswith(prefix)})
             restore_optimizer(self.optimizer, tensors, state["optimizer"])
             self.samples_since_fired = tensors["tracker.samples_since_fired"].to(self.device)
         except (RuntimeError, KeyError, ValueError, TypeError) as error:
@@ -225,12 +226,24 @@ class Trainer:
         self._truncate_metrics(self.step)
         logger.info("Resumed training from step %d of %d (%s)", self.step, self.total_steps, self.checkpoint_path)
 
-    def _build_head(self) -> torch.nn.Linear | None:
-        """The linear classifier of the optional label loss (not part of the saved SAE)."""
+    def _build_heads(self) -> tuple[torch.nn.Linear | None, torch.nn.Linear | None]:
+        """The linear classifiers of the optional label loss (not part of the saved SAE): on the whole code, on its dense latents."""
         if self.cfg.label_loss_weight <= 0 or self.labels is None:
-            return None
+            return None, None
         n_classes = int(self.labels.max()) + 1
-        return torch.nn.Linear(self.sae.n_latents, n_classes).to(self.device)
+        on_codes = torch.nn.Linear(self.sae.n_latents, n_classes).to(self.device) if self.cfg.label_head in ("codes", "both") else None
+        m = getattr(self.sae.cfg, "dense_latents", 0)
+        on_dense = torch.nn.Linear(m, n_classes).to(self.device) if self.cfg.label_head in ("dense", "both") and m else None
+        return on_codes, on_dense
+
+    def _label_ce(self, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each label head, summed: the head on the code, and the one on its dense latents."""
+        ce = torch.zeros((), device=self.device)
+        if self.head is not None:
+            ce = ce + torch.nn.functional.cross_entropy(self.head(codes).float(), y)
+        if self.dense_head is not None:
+            ce = ce + torch.nn.functional.cross_entropy(self.dense_head(codes[:, : self.dense_head.in_features]).float(), y)
+        return ce
 
     def _batch_rows(self, step: int) -> np.ndarray:
         epoch, index = divmod(step, self.steps_per_epoch)
