@@ -163,6 +163,13 @@ def test_label_head_reads_the_whole_code_the_dense_latents_or_both(tmp_path: Pat
     assert reaches_sparse_latents == (label_head != "dense")  # the dense head sees latents 0..2 only
 
 
+def test_a_dense_label_head_without_dense_latents_is_a_user_error(tmp_path: Path) -> None:
+    from textsae.errors import UserError
+
+    with pytest.raises(UserError, match="sae.dense_latents=0"):
+        _trainer(tmp_path, label_loss_weight=0.01, label_head="dense").setup()
+
+
 def test_label_loss_without_labels_is_a_user_error() -> None:
     from textsae.errors import UserError
 

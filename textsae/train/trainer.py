@@ -232,9 +232,12 @@ class Trainer:
             return None, None
         n_classes = int(self.labels.max()) + 1
         on_codes = torch.nn.Linear(self.sae.n_latents, n_classes).to(self.device) if self.cfg.label_head in ("codes", "both") else None
-        m = getattr(self.sae.cfg, "dense_latents", 0)
-        on_dense = torch.nn.Linear(m, n_classes).to(self.device) if self.cfg.label_head in ("dense", "both") and m else None
-        return on_codes, on_dense
+        if self.cfg.label_head == "codes":
+            return on_codes, None
+        m = self.sae.cfg.dense_latents
+        if not m:
+            raise UserError(f"train.label_head={self.cfg.label_head} reads the always-on latents, but this SAE has sae.dense_latents=0; set it > 0 or use train.label_head=codes.")
+        return on_codes, torch.nn.Linear(m, n_classes).to(self.device)
 
     def _label_ce(self, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of each label head, summed: the head on the code, and the one on its dense latents."""
