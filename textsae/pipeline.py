@@ -94,6 +94,11 @@ class Pipeline:
     def corpus(self) -> Corpus:
         return load_corpus(self.config.data)
 
+    @cached_property
+    def corpus_fingerprint(self) -> str:
+        """:meth:`Corpus.fingerprint` of this run's corpus, hashed once per pipeline."""
+        return self.corpus.fingerprint()
+
     # --- stages ---------------------------------------------------------------------------------
 
     def featurize(self) -> Features:
@@ -110,7 +115,7 @@ class Pipeline:
         train = featurizer.fit_transform(corpus.train.texts)
         evaluation = featurizer.transform(corpus.eval.texts)
         save_featurizer_artifact(featurizer, self.paths.featurizer)
-        save_feature_matrices(self.paths.features, {"train": train, "eval": evaluation}, {"n_features": featurizer.n_features, "corpus_sha256": corpus.fingerprint()})
+        save_feature_matrices(self.paths.features, {"train": train, "eval": evaluation}, {"n_features": featurizer.n_features, "corpus_sha256": self.corpus_fingerprint})
         logger.info(
             "Featurized %d + %d documents into %d features in %.1f s", train.shape[0], evaluation.shape[0], featurizer.n_features, time.perf_counter() - start
         )
@@ -130,13 +135,13 @@ class Pipeline:
             extract_to_store(featurizer, texts, entries[split], shard_docs=self.config.store.shard_docs, meta={"featurizer": featurizer.get_params(), "model": featurizer.model_id})
         self.paths.features.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.paths.features / STORE_POINTER_NAME, {split: str(path) for split, path in entries.items()})
-        write_manifest(self.paths.features, [self.paths.features / STORE_POINTER_NAME], {"kind": "features", "n_features": featurizer.n_features, "corpus_sha256": self.corpus.fingerprint()})
+        write_manifest(self.paths.features, [self.paths.features / STORE_POINTER_NAME], {"kind": "features", "n_features": featurizer.n_features, "corpus_sha256": self.corpus_fingerprint})
         return self.load_features()
 
     def _check_same_corpus(self) -> None:
         """Refuse to reuse a run directory whose features were made from other texts or labels (e.g. a file edited in place)."""
         recorded = read_manifest(self.paths.features).get("corpus_sha256")
-        if recorded is not None and recorded != self.corpus.fingerprint():
+        if recorded is not None and recorded != self.corpus_fingerprint:
             raise UserError(
                 f"The corpus ({self.corpus.source}) changed since the run in {self.paths.root} featurized it: its texts or labels differ, "
                 "so that run's features, SAE and codes belong to the old data. "
