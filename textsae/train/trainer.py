@@ -101,7 +101,7 @@ class Trainer:
         self.sae.normalize_decoder_()
         self.sae.to(self.device)
         self.head, self.dense_head = self._build_heads()
-        parameters = list(self.sae.parameters()) + [p for head in (self.head, self.dense_head) if head is not None for p in head.parameters()]
+        parameters = list(self.sae.parameters()) + [p for head in self._label_heads().values() for p in head.parameters()]
         # The fused kernel is ~8x the default foreach Adam on CPU at 30k × 4,096 (one pass over p, g, m, v
         # instead of a temporary per op); same update rule. Other device types keep the default.
         fused = True if self.device.type in ("cpu", "cuda") else None
@@ -154,7 +154,7 @@ class Trainer:
             losses = sae.loss(out, target=target, dead_mask=self.samples_since_fired >= sae.cfg.dead_after)
             total = losses.total
             label_ce = torch.zeros((), device=self.device)
-            if self.head is not None or self.dense_head is not None:
+            if self._label_heads():
                 label_ce = self._label_ce(out.codes, self.labels[torch.from_numpy(rows)].to(self.device))
                 total = total + self.cfg.label_loss_weight * sae.d_in * label_ce
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
@@ -189,9 +189,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write model, optimizer and dead-latent state for resuming; atomic."""
         tensors = {f"model.{name}": value for name, value in self.sae.state_dict().items()}
-        for prefix, head in (("head", self.head), ("dense_head", self.dense_head)):
-            if head is not None:
-                tensors.update({f"{prefix}.{name}": value for name, value in head.state_dict().items()})
+        for prefix, head in self._label_heads().items():
+            tensors.update({f"{prefix}.{name}": value for name, value in head.state_dict().items()})
         optim_tensors, optim_meta = optimizer_tensors(self.optimizer)
         tensors.update(optim_tensors)
         tensors["tracker.samples_since_fired"] = self.samples_since_fired
@@ -210,9 +209,8 @@ class Trainer:
         model_state = {name[len("model.") :]: value for name, value in tensors.items() if name.startswith("model.")}
         try:
             self.sae.load_state_dict(model_state)
-            for prefix, head in (("head.", self.head), ("dense_head.", self.dense_head)):
-                if head is not None:
-                    head.load_state_dict({name[len(prefix) :]: value for name, value in tensors.items() if name.startswith(prefix)})
+            for prefix, head in self._label_heads().items():
+                head.load_state_dict({name[len(prefix) + 1 :]: value for name, value in tensors.items() if name.startswith(prefix + ".")})
             restore_optimizer(self.optimizer, tensors, state["optimizer"])
             self.samples_since_fired = tensors["tracker.samples_since_fired"].to(self.device)
         except (RuntimeError, KeyError, ValueError, TypeError) as error:
@@ -231,13 +229,16 @@ class Trainer:
         if self.cfg.label_loss_weight <= 0 or self.labels is None:
             return None, None
         n_classes = int(self.labels.max()) + 1
-        on_codes = torch.nn.Linear(self.sae.n_latents, n_classes).to(self.device) if self.cfg.label_head in ("codes", "both") else None
-        if self.cfg.label_head == "codes":
-            return on_codes, None
         m = self.sae.cfg.dense_latents
-        if not m:
+        if self.cfg.label_head != "codes" and not m:
             raise UserError(f"train.label_head={self.cfg.label_head} reads the always-on latents, but this SAE has sae.dense_latents=0; set it > 0 or use train.label_head=codes.")
-        return on_codes, torch.nn.Linear(m, n_classes).to(self.device)
+        on_codes = torch.nn.Linear(self.sae.n_latents, n_classes).to(self.device) if self.cfg.label_head != "dense" else None
+        on_dense = torch.nn.Linear(m, n_classes).to(self.device) if self.cfg.label_head != "codes" else None
+        return on_codes, on_dense
+
+    def _label_heads(self) -> dict[str, torch.nn.Linear]:
+        """The label heads that exist, by their checkpoint prefix."""
+        return {prefix: head for prefix, head in (("head", self.head), ("dense_head", self.dense_head)) if head is not None}
 
     def _label_ce(self, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of each label head, summed: the head on the code, and the one on its dense latents."""
