@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import tempfile
 import zipfile
@@ -96,6 +97,30 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+_OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")
+
+
+def atomic_save_safetensors(path: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str]) -> None:
+    """Write torch ``tensors`` to ``path`` as safetensors, atomically.
+
+    safetensors reports a failed write (a full disk, a lost mount) as ``SafetensorError`` with the
+    errno only in its text; it is raised here as the ``OSError`` it is, naming ``path``, so callers
+    and the CLI treat it like any other file-system error.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as error:
+            match = _OS_ERROR_CODE.search(str(error))
+            if match is None:
+                raise
+            code = int(match.group(1))
+            raise OSError(code, os.strerror(code), str(path)) from error
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

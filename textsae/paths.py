@@ -27,7 +27,7 @@ class RunPaths:
         RUN_DIR/featurizer/          fitted featurizer (config.json + files)
         RUN_DIR/features/            cached source features: train.npz + eval.npz (TF-IDF), or store.json
                                      naming the feature-store entries (hidden states); manifest.json
-        RUN_DIR/checkpoints/         resumable training state (checkpoint.safetensors)
+        RUN_DIR/checkpoints/         resumable training state (checkpoint.safetensors), deleted once sae/ is saved
         RUN_DIR/sae/                 trained SAE (config.json + model.safetensors)
         RUN_DIR/metrics.jsonl        training metrics, one JSON object per line
         RUN_DIR/codes/{train,eval}/  sparse codes in shards + manifest.json

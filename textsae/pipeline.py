@@ -7,6 +7,7 @@ where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -177,6 +178,7 @@ class Pipeline:
         )
         summary = trainer.train()
         save_sae_artifact(sae.cpu(), self.paths.sae, {"steps": summary.steps, "validation": summary.validation})
+        _discard_checkpoint(self.paths)
         logger.info(
             "Trained %s SAE for %d steps in %.1f s; validation %s", self.config.sae.architecture, summary.steps, summary.seconds, _fmt(summary.validation)
         )
@@ -310,6 +312,20 @@ class Pipeline:
 def stored_features_dir(config: RecipeConfig, featurizer: Any, texts: list[str]) -> Path:
     """The feature-store entry of ``texts`` under ``featurizer`` (hash of both)."""
     return store_root(config) / store_key(texts, featurizer.get_params(), featurizer.model_id)
+
+
+def _discard_checkpoint(paths: RunPaths) -> None:
+    """Delete the resumable training state once the finished SAE is saved.
+
+    Later stages read only ``sae/``; the checkpoint holds the SAE plus Adam's two moments (three times
+    its size: ~3 GB for 30k terms × 4,096 latents) and would only fill the disk, run after run.
+    """
+    if paths.checkpoint.exists():
+        size = paths.checkpoint.stat().st_size
+        paths.checkpoint.unlink()
+        logger.debug("Removed the training checkpoint %s (%.1f MB); the trained SAE is in %s", paths.checkpoint, size / 1e6, paths.sae)
+    with contextlib.suppress(OSError):  # still holds something (a stray temporary file): leave it
+        paths.checkpoints.rmdir()
 
 
 def _fmt(metrics: dict[str, float]) -> str:

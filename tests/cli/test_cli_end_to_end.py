@@ -41,6 +41,7 @@ def test_run_writes_report_and_prints_table(recipe: Path, tmp_path: Path, capsys
     assert {"fvu", "l0", "dead_fraction"} <= set(report["sae"])
     assert report["eval"]["source"]["accuracy"] > 0.9  # the synthetic labels are easy
     assert (run_dir / "report.md").exists() and (run_dir / "config.yaml").exists()
+    assert not (run_dir / "checkpoints").exists()  # the resumable state (SAE + Adam moments) goes once sae/ is saved
 
     # A second run reuses every finished stage and gives the same report.
     assert main(["run", str(recipe), f"run.dir={run_dir}", "-q"]) == 0

@@ -19,7 +19,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+
+import textsae.pipeline
 
 from textsae.artifacts import save_sae_artifact
 from textsae.cli.main import main
@@ -69,9 +72,16 @@ def recipe(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> P
 
 @pytest.fixture(scope="module")
 def trained_run(recipe: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A featurized and trained run directory (never modified: tests damage copies)."""
+    """A featurized and trained run directory (never modified: tests damage copies).
+
+    Its final checkpoint is kept, as a run killed between the last checkpoint and the SAE's manifest
+    leaves it (a finished run deletes it), so that the checkpoint cases below have one to damage.
+    """
     run_dir = tmp_path_factory.mktemp("trained") / "run"
-    assert main(["train", str(recipe), f"run.dir={run_dir}", "-q"]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(textsae.pipeline, "_discard_checkpoint", lambda paths: None)
+        assert main(["train", str(recipe), f"run.dir={run_dir}", "-q"]) == 0
+    assert (run_dir / "checkpoints" / "checkpoint.safetensors").is_file()
     return run_dir
 
 
@@ -337,6 +347,25 @@ def test_damaged_checkpoint(case: str, recipe: Path, trained_run: Path, tmp_path
     shutil.rmtree(run_dir / "sae")  # so that train resumes from the checkpoint
     damage(run_dir / "checkpoints" / "checkpoint.safetensors")
     assert_one_error(capsys, ["train", recipe, f"run.dir={run_dir}"], *fragments)
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_leaves_no_file(
+    recipe: Path, trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """safetensors reports ENOSPC as SafetensorError with the errno in its text; the CLI must still say "disk is full"."""
+    run_dir = copy_run(trained_run, tmp_path)
+    shutil.rmtree(run_dir / "sae")
+    shutil.rmtree(run_dir / "checkpoints")
+
+    def disk_full(tensors: object, filename: str, metadata: object = None) -> None:
+        Path(filename).write_bytes(b"partial")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr("safetensors.torch.save_file", disk_full)
+    checkpoint = run_dir / "checkpoints" / "checkpoint.safetensors"
+    assert_one_error(capsys, ["train", recipe, f"run.dir={run_dir}"], f"No space left on device: {checkpoint}", "the disk is full", "re-run the same command")
+    assert list(checkpoint.parent.iterdir()) == []  # the partial temporary file is gone, no checkpoint pretends to be complete
+    assert not (run_dir / "sae").exists()
 
 
 def _rewrite_manifest(folder: Path) -> None:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from textsae._io import atomic_path, atomic_write_json, library_versions
+from textsae._io import atomic_save_safetensors, atomic_write_json, library_versions
 from textsae.config.schema import SAEConfig, to_dict
 from textsae.errors import ConfigError, UserError
 from textsae.sae import losses
@@ -545,14 +545,11 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         Args:
             directory: Output folder, created when missing.
         """
-        from safetensors.torch import save_file
-
         directory = Path(directory)
         tensors = {name: t.detach().to("cpu").contiguous() for name, t in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            # One metadata key only: safetensors writes metadata in hash order, so two keys would give the same
-            # weights different bytes from one process to the next. The architecture is in config.json.
-            save_file(tensors, str(tmp), metadata={"format": "pt"})
+        # One metadata key only: safetensors writes metadata in hash order, so two keys would give the same
+        # weights different bytes from one process to the next. The architecture is in config.json.
+        atomic_save_safetensors(directory / WEIGHTS_NAME, tensors, {"format": "pt"})
         config = {
             "architecture": self.architecture,
             "d_in": self.d_in,

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open
 
-from textsae._io import atomic_path
+from textsae._io import atomic_save_safetensors
 from textsae.errors import UserError
 
 _STATE_KEY = "textsae_state"
@@ -19,8 +19,7 @@ _STATE_KEY = "textsae_state"
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
     """Write tensors plus a JSON ``state`` (in the safetensors metadata) to ``path`` atomically."""
     contiguous = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(contiguous, str(tmp), metadata={_STATE_KEY: json.dumps(state)})
+    atomic_save_safetensors(path, contiguous, {_STATE_KEY: json.dumps(state)})
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
