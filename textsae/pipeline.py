@@ -320,10 +320,7 @@ def _discard_checkpoint(paths: RunPaths) -> None:
     Later stages read only ``sae/``; the checkpoint holds the SAE plus Adam's two moments (three times
     its size: ~3 GB for 30k terms × 4,096 latents) and would only fill the disk, run after run.
     """
-    if paths.checkpoint.exists():
-        size = paths.checkpoint.stat().st_size
-        paths.checkpoint.unlink()
-        logger.debug("Removed the training checkpoint %s (%.1f MB); the trained SAE is in %s", paths.checkpoint, size / 1e6, paths.sae)
+    paths.checkpoint.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # still holds something (a stray temporary file): leave it
         paths.checkpoints.rmdir()
 

@@ -23,7 +23,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 import textsae.pipeline
-
 from textsae.artifacts import save_sae_artifact
 from textsae.cli.main import main
 from textsae.config.schema import SAEConfig
