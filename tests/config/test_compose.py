@@ -66,6 +66,7 @@ def test_all_problems_reported_at_once_with_closest_key(project: Path) -> None:
         ("sae.beta=-0.5", "sae.beta must be >= 0"),
         ("train.batch_size=0", "train.batch_size must be an int >= 1"),
         ("train.log_every=0", r"train.log_every must be an int >= 1. Got 0 instead"),
+        ("train.label_dropout=1", r"train.label_dropout must be in \[0, 1\). Got 1"),
         ("encode.shard_docs=0", r"encode.shard_docs must be an int >= 1. Got 0 instead"),
         ("sae.k=abc", "'sae.k' value must be an int"),
         ("train.lr=fast", "'train.lr' value must be a number"),

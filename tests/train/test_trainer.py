@@ -12,6 +12,7 @@ import torch
 
 from textsae.config.schema import SAEConfig, TrainConfig
 from textsae.sae import build_sae
+from textsae.train.batches import drop_latents
 from textsae.train.schedules import lr_factor
 from textsae.train.trainer import Trainer
 
@@ -30,6 +31,7 @@ def _trainer(
     features: sp.csr_matrix | None = None,
     label_loss_weight: float = 0.0,
     label_head: str = "codes",
+    label_dropout: float = 0.0,
     **sae_kwargs,
 ) -> Trainer:
     torch.manual_seed(0)
@@ -37,7 +39,7 @@ def _trainer(
     sae = build_sae(SAEConfig(**{"n_latents": 32, "k": 4, **sae_kwargs}), features.shape[1])
     cfg = TrainConfig(
         steps=steps, batch_size=32, warmup_steps=2, checkpoint_every=checkpoint_every, log_every=1, progress=False, device="cpu",
-        label_loss_weight=label_loss_weight, label_head=label_head,
+        label_loss_weight=label_loss_weight, label_head=label_head, label_dropout=label_dropout,
     )
     labels = (np.asarray(features[:, 0].todense()).ravel() > 0).astype(np.int64) if label_loss_weight else None
     return Trainer(sae, cfg, features, checkpoint_path=tmp_path / "ckpt.safetensors", metrics_path=tmp_path / "metrics.jsonl", labels=labels)
@@ -61,6 +63,7 @@ def test_lr_schedule_warmup_flat_decay() -> None:
         ("sigmoid_kl", 0.0, "random", {}),
         ("topk", 0.01, "data", {}),
         ("topk", 0.01, "data", {"label_head": "both", "dense_latents": 2}),
+        ("topk", 0.01, "data", {"label_dropout": 0.5}),
     ],
 )
 def test_resume_after_interruption_is_bit_identical(tmp_path: Path, architecture: str, label_loss_weight: float, decoder_init: str, extra: dict) -> None:
@@ -177,6 +180,29 @@ def test_label_loss_without_labels_is_a_user_error() -> None:
     sae = build_sae(SAEConfig(n_latents=32, k=4), features.shape[1])
     with pytest.raises(UserError, match="needs one class label per training document"):
         Trainer(sae, TrainConfig(steps=2, label_loss_weight=0.1, progress=False), features)
+
+
+def test_label_dropout_zeroes_latents_and_rescales_the_rest() -> None:
+    codes = torch.rand(400, 50) + 0.5
+    dropped = drop_latents(codes, 0.25, torch.Generator().manual_seed(3))
+    kept = dropped != 0
+    assert 0.70 < kept.float().mean().item() < 0.80
+    assert torch.allclose(dropped[kept], codes[kept] / 0.75)
+    again = drop_latents(codes, 0.25, torch.Generator().manual_seed(3))
+    assert torch.equal(dropped, again)  # the mask is a function of the step's generator: resume sees the same one
+    assert drop_latents(codes, 0.0, torch.Generator()) is codes
+
+
+def test_label_dropout_changes_only_what_the_head_sees(tmp_path: Path) -> None:
+    plain = _trainer(tmp_path / "a", steps=6, label_loss_weight=0.01)
+    plain.train()
+    dropped = _trainer(tmp_path / "b", steps=6, label_loss_weight=0.01, label_dropout=0.5)
+    dropped.train()
+    assert not torch.equal(plain.sae.W_enc, dropped.sae.W_enc)
+    unsupervised = [_trainer(tmp_path / name, steps=6, label_dropout=p) for name, p in (("c", 0.0), ("d", 0.5))]
+    for trainer in unsupervised:
+        trainer.train()
+    assert torch.equal(unsupervised[0].sae.W_enc, unsupervised[1].sae.W_enc)  # no head: nothing to drop
 
 
 def test_data_init_puts_training_rows_in_the_decoder(tmp_path: Path) -> None:

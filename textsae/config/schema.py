@@ -265,6 +265,10 @@ class TrainConfig:
     """Where the label loss reads: ``codes`` (a linear head on the whole code), ``dense`` (a head on the
     ``sae.dense_latents`` only, so those few always-on latents learn the class direction themselves) or ``both``
     (the sum of the two cross-entropies). ``dense`` and ``both`` need sae.dense_latents > 0."""
+    label_dropout: float = 0.0
+    """Dropout on the codes the label heads read (reconstruction sees them whole): each latent is zeroed with this
+    probability per document and step, so the class signal cannot rest on a few latents that fit the training
+    documents. 0 (default) turns it off."""
     corruption: Literal["none", "mask", "gaussian"] = "none"
     """Denoising SAE: drop input entries (``mask``) or add Gaussian noise before encoding; reconstruct the clean input."""
     corruption_p: float = 0.1
@@ -295,6 +299,8 @@ class TrainConfig:
             problems.append(f"train.log_every must be an int >= 1. Got {self.log_every!r} instead.")
         if self.label_loss_weight < 0:
             problems.append(f"train.label_loss_weight must be >= 0. Got {self.label_loss_weight!r} instead.")
+        if not 0.0 <= self.label_dropout < 1.0:
+            problems.append(f"train.label_dropout must be in [0, 1). Got {self.label_dropout!r} instead.")
         if not 0.0 <= self.corruption_p < 1.0:
             problems.append(f"train.corruption_p must be in [0, 1). Got {self.corruption_p!r} instead.")
         if problems:

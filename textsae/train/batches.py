@@ -78,6 +78,17 @@ def corrupt(x: torch.Tensor, kind: str, p: float, generator: torch.Generator) ->
     return new_values
 
 
+def drop_latents(codes: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Inverted dropout on a (B, n_latents) code: zero each entry with probability ``p``, scale the rest by 1/(1-p).
+
+    The mask is drawn from ``generator`` (seeded per step), so a resumed run drops the same latents.
+    """
+    if p == 0.0:
+        return codes
+    keep = torch.rand(codes.shape, generator=generator, device="cpu").to(codes.device) >= p
+    return codes * keep.to(codes.dtype) / (1.0 - p)
+
+
 def epoch_permutation(n_rows: int, seed: int, epoch: int) -> np.ndarray:
     """Row order of one epoch; a pure function of (seed, epoch), so a resumed run sees the same batches."""
     return np.random.default_rng([seed, epoch]).permutation(n_rows)

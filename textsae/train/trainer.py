@@ -24,7 +24,7 @@ from textsae.config.schema import TrainConfig, to_dict
 from textsae.errors import UserError
 from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.sae import SparseAutoencoder
-from textsae.train.batches import FeatureMatrix, check_finite, corrupt, epoch_permutation, rows_to_tensor
+from textsae.train.batches import FeatureMatrix, check_finite, corrupt, drop_latents, epoch_permutation, rows_to_tensor
 from textsae.train.checkpoint import load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
 from textsae.train.schedules import lr_factor
 
@@ -155,7 +155,8 @@ class Trainer:
             total = losses.total
             label_ce = torch.zeros((), device=self.device)
             if self._label_heads():
-                label_ce = self._label_ce(out.codes, self.labels[torch.from_numpy(rows)].to(self.device))
+                head_input = drop_latents(out.codes, self.cfg.label_dropout, generator)
+                label_ce = self._label_ce(head_input, self.labels[torch.from_numpy(rows)].to(self.device))
                 total = total + self.cfg.label_loss_weight * sae.d_in * label_ce
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
         self.optimizer.zero_grad(set_to_none=True)
