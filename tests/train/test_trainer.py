@@ -198,6 +198,9 @@ def test_label_dropout_changes_only_what_the_head_sees(tmp_path: Path) -> None:
     plain.train()
     dropped = _trainer(tmp_path / "b", steps=6, label_loss_weight=0.01, label_dropout=0.5)
     dropped.train()
+    first = [json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0]) for name in ("a", "b")]
+    assert first[0]["reconstruction"] == first[1]["reconstruction"]  # step 0: same weights, the whole code decoded
+    assert first[0]["label_ce"] != first[1]["label_ce"]  # ... but the head read a code with latents dropped
     assert not torch.equal(plain.sae.W_enc, dropped.sae.W_enc)
     unsupervised = [_trainer(tmp_path / name, steps=6, label_dropout=p) for name, p in (("c", 0.0), ("d", 0.5))]
     for trainer in unsupervised:
