@@ -23,7 +23,8 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         pretrained: A run directory (with ``featurizer/`` and ``sae/``); ``fit`` then only loads it.
         featurizer: Featurizer settings (fields of ``FeaturizerConfig``), used when not ``pretrained``.
         sae: SAE settings (fields of ``SAEConfig``).
-        train: Training settings (fields of ``TrainConfig``).
+        train: Training settings (fields of ``TrainConfig``); ``train.val_fraction`` of the texts is held out from
+            SAE training to stop the automatic budget.
         batch_size: Documents encoded at once in :meth:`transform`.
         device: ``auto``, ``cpu`` or ``cuda``.
 
@@ -58,8 +59,8 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         from textsae.config.schema import FeaturizerConfig, SAEConfig, TrainConfig
         from textsae.featurize.base import build_featurizer
         from textsae.paths import RunPaths
-        from textsae.sae import build_sae
-        from textsae.train.trainer import Trainer
+        from textsae.sae import DataShape, build_sae
+        from textsae.train.trainer import Trainer, holdout_split
 
         if self.pretrained is not None:
             paths = RunPaths(Path(self.pretrained))
@@ -72,14 +73,17 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         train_cfg = TrainConfig(**{"progress": False, "device": self.device, **(self.train or {})})
         import torch
 
+        train_rows, val_rows = holdout_split(features.shape[0], train_cfg)
+        training = features[train_rows]
         torch.manual_seed(train_cfg.seed)
-        self.sae_ = build_sae(SAEConfig(**(self.sae or {})), features.shape[1])
+        self.sae_ = build_sae(SAEConfig(**(self.sae or {})), features.shape[1], DataShape.of(training))
         labels = None
         if train_cfg.label_loss_weight > 0:
             if y is None:
                 raise UserError("train={'label_loss_weight': ...} > 0 needs labels: call fit(X, y).")
-            labels = np.unique(np.asarray(y), return_inverse=True)[1]
-        Trainer(self.sae_, train_cfg, features, labels=labels).train()
+            labels = np.unique(np.asarray(y), return_inverse=True)[1][train_rows]
+        val_features = features[val_rows] if len(val_rows) else None
+        Trainer(self.sae_, train_cfg, training, val_features=val_features, labels=labels).train()
         self.sae_.cpu()
         return self
 

@@ -34,16 +34,18 @@ from textsae.data.corpus import Corpus, load_corpus
 from textsae.encode import encode_features
 from textsae.errors import UserError
 from textsae.eval.classify import evaluate_representation
+from textsae.eval.health import MAX_TOP_RATIO, health_warnings, top1_top2_ratios
 from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.eval.report import write_report
 from textsae.eval.sizes import bytes_per_doc, entries_for_bytes, index_bytes_needed, truncate_rows
 from textsae.featurize.base import build_featurizer
 from textsae.paths import RunPaths, check_same_run, run_paths, store_root
-from textsae.sae import SparseAutoencoder, build_sae
+from textsae.sae import DataShape, SparseAutoencoder, build_sae
+from textsae.sae.sizing import describe_sizes
 from textsae.store.codes import codes_info, load_codes
 from textsae.store.features import ShardedFeatures, extract_to_store, open_features, store_key
 from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
-from textsae.train.trainer import Trainer
+from textsae.train.trainer import Trainer, holdout_split
 
 SPLITS = ("train", "eval")
 
@@ -164,24 +166,28 @@ class Pipeline:
             logger.info("Reusing trained SAE in %s", self.paths.sae)
             return load_sae_artifact(self.paths.sae)
         features = features if features is not None else self.featurize()
-        train_rows, val_rows = self._train_val_rows(features.train.shape[0])
+        train_rows, val_rows = holdout_split(features.train.shape[0], self.config.train)
+        training_rows = take_rows(features.train, train_rows)
         torch.manual_seed(self.config.train.seed)
-        sae = build_sae(self.config.sae, features.train.shape[1])
+        shape = DataShape.of(training_rows)
+        sae = build_sae(self.config.sae, features.train.shape[1], shape)
+        if "auto" in (self.config.sae.n_latents, self.config.sae.k, self.config.sae.adaptive_k):
+            logger.info("Sizes: %s", describe_sizes(self.config.sae, sae.cfg, shape))
         trainer = Trainer(
             sae,
             self.config.train,
-            take_rows(features.train, train_rows),
+            training_rows,
             checkpoint_path=self.paths.checkpoint,
             metrics_path=self.paths.metrics,
             val_features=take_rows(features.train, val_rows) if len(val_rows) else None,
             labels=self.train_labels()[train_rows] if self.config.train.label_loss_weight > 0 else None,
         )
         summary = trainer.train()
-        save_sae_artifact(sae.cpu(), self.paths.sae, {"steps": summary.steps, "validation": summary.validation})
-        _discard_checkpoint(self.paths)
-        logger.info(
-            "Trained %s SAE for %d steps in %.1f s; validation %s", self.config.sae.architecture, summary.steps, summary.seconds, _fmt(summary.validation)
+        save_sae_artifact(
+            sae.cpu(), self.paths.sae, {"steps": summary.steps, "budget": summary.budget, "converged_at": summary.converged_at, "validation": summary.validation}
         )
+        _discard_checkpoint(self.paths)
+        logger.info("Trained %s SAE for %s in %.1f s; validation %s", self.config.sae.architecture, summary.budget, summary.seconds, _fmt(summary.validation))
         return sae
 
     def encode(self, sae: SparseAutoencoder | None = None, features: Features | None = None) -> dict[str, sp.csr_matrix]:
@@ -242,6 +248,7 @@ class Pipeline:
             },
             "eval": results,
             "sae": self._sae_stats(sae, features, codes),
+            "notes": self._size_notes(features, codes_bytes, source_index_bytes),
             "config": to_dict(self.config),
         }
         write_report(self.paths.root, report)
@@ -287,26 +294,53 @@ class Pipeline:
         autocast = self.config.train.autocast
         return autocast == "bf16" or (autocast == "auto" and device.startswith("cuda"))
 
-    def _train_val_rows(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        order = np.random.default_rng([self.config.train.seed, 2]).permutation(n_rows)
-        n_val = int(round(self.config.train.val_fraction * n_rows))
-        n_val = n_val if n_val >= 2 else 0  # a one-row validation set has no variance to explain
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    def _size_notes(self, features: Features, codes_bytes: float, source_index_bytes: int) -> list[str]:
+        """Says so when the codes of a sparse source take more bytes per document than the source itself."""
+        if not sp.issparse(features.eval):
+            return []
+        source_bytes = bytes_per_doc(features.eval, index_bytes=source_index_bytes, value_bytes=self.config.eval.value_bytes)
+        if codes_bytes <= source_bytes:
+            return []
+        note = (
+            f"The codes take {codes_bytes:.1f} bytes per document on the {self.corpus.eval.name} split, more than the source's {source_bytes:.1f}: "
+            "set sae.adaptive_k=auto (each code at most its document's source non-zeros) and fewer sae.dense_latents, or a smaller sae.k."
+        )
+        logger.warning("%s", note)
+        return [note]
 
     def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> dict[str, Any]:
+        """Sizes, reconstruction on both splits, dead latents, how latents spread over documents, and health warnings."""
         device = resolve_device(self.config.train.device)
-        recon = reconstruction_metrics(sae, features.eval, device=device, k=self.config.encode.k)
+        k = self.config.encode.k
+        recon = reconstruction_metrics(sae, features.eval, device=device, k=k)
+        recon_train = reconstruction_metrics(sae, features.train, device=device, k=k)
         fired_train = np.zeros(sae.n_latents, dtype=bool)
         fired_train[np.unique(codes["train"].indices)] = True
-        return {
-            "architecture": self.config.sae.architecture,
+        ratios = top1_top2_ratios(codes["train"])
+        ratio_median = float(np.median(ratios)) if ratios.size else float("nan")
+        dead_fraction = float(1.0 - fired_train.mean())
+        meta = read_manifest(self.paths.sae)
+        stats = {
+            "architecture": sae.architecture,
             "n_latents": sae.n_latents,
             "d_in": sae.d_in,
-            "k": self.config.encode.k or (self.config.sae.k if self.config.sae.architecture in ("topk", "batchtopk") else None),
+            "k": k or (sae.cfg.k if sae.architecture in ("topk", "batchtopk") else None),
+            "adaptive_k": sae.cfg.adaptive_k,
             "fvu": recon["fvu"],
             "l0": float(codes["eval"].getnnz(axis=1).mean()),
-            "dead_fraction": float(1.0 - fired_train.mean()),
+            "dead_fraction": dead_fraction,
+            "fvu_train": recon_train["fvu"],
+            "l0_train": float(codes["train"].getnnz(axis=1).mean()),
+            "top1_top2_median": ratio_median,
+            "top1_top2_above_3": float((ratios > MAX_TOP_RATIO).mean()) if ratios.size else float("nan"),
+            "labels_shaped_codes": self.config.train.label_loss_weight > 0,
+            "training_steps": meta.get("steps"),
+            "training_budget": meta.get("budget"),
+            "warnings": health_warnings(fvu=recon["fvu"], dead_fraction=dead_fraction, top_ratio_median=ratio_median, eval_split=self.corpus.eval.name),
         }
+        for line in stats["warnings"]:
+            logger.warning("%s", line)
+        return stats
 
 
 def stored_features_dir(config: RecipeConfig, featurizer: Any, texts: list[str]) -> Path:

@@ -77,7 +77,7 @@ def test_show_and_validate(recipe: Path, capsys: pytest.CaptureFixture[str]) -> 
     [
         (["run", "no/such/recipe.yaml"], "Recipe file not found"),
         (["show", "{recipe}", "sae.kk=3"], "did you mean 'sae.k'"),
-        (["show", "{recipe}", "sae.k=0"], "sae.k must be an int"),
+        (["show", "{recipe}", "sae.k=0"], "sae.k must be auto or an int"),
         (["run", "{recipe}", "data.path=/no/such/folder"], "No such file or folder"),
         (["encode", "/no/such/run", "{recipe}", "--out", "x"], "No fitted featurizer"),
     ],

@@ -60,8 +60,8 @@ def test_all_problems_reported_at_once_with_closest_key(project: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("sae.k=0", r"sae.k must be an int in \[1"),
-        ("sae.k=65", r"sae.k must be an int in \[1, sae.n_latents=64\]"),
+        ("sae.k=0", r"sae.k must be auto or an int in \[1"),
+        ("sae.k=65", r"sae.k must be auto or an int in \[1, sae.n_latents=64\]"),
         ("sae.l1=-1", "sae.l1 must be >= 0"),
         ("sae.beta=-0.5", "sae.beta must be >= 0"),
         ("train.batch_size=0", "train.batch_size must be an int >= 1"),

@@ -186,6 +186,16 @@ def test_max_docs_is_stratified_and_deterministic(tmp_path: Path) -> None:
     assert "at most 8 documents" in first.source
 
 
+def test_max_train_docs_cuts_only_the_training_split(tmp_path: Path) -> None:
+    labels = [0] * 30 + [1] * 10
+    _write_parquet(tmp_path / "train.parquet", _texts(40), labels)
+    _write_parquet(tmp_path / "test.parquet", _texts(40, "t"), labels)
+    corpus = load_corpus(DataConfig(path=str(tmp_path), max_train_docs=8, seed=1))
+    assert np.bincount(corpus.train.labels).tolist() == [6, 2] and len(corpus.eval) == 40
+    assert "training split cut to 8 documents" in corpus.source and "test whole" in corpus.source
+    assert load_corpus(DataConfig(path=str(tmp_path), max_train_docs=8, seed=1)).train.texts == corpus.train.texts
+
+
 def test_stratified_split_partitions_and_keeps_class_shares() -> None:
     strata = np.repeat([0, 1, 2], [50, 30, 20])
 

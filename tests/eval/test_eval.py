@@ -174,7 +174,7 @@ def test_report_files_and_table(tmp_path):
     assert markdown.startswith("# textsae report: quickstart")
     assert "Dataset: movie_reviews (n_train=1,600, n_test=400, n_classes=2)" in markdown
     assert table in markdown and BYTES_NOTE in markdown
-    assert "FVU (fraction of variance unexplained): 0.2345" in markdown and "n_latents: 4,096" in markdown
+    assert "FVU on the reported split (fraction of variance unexplained): 0.2345" in markdown and "n_latents: 4,096" in markdown
     assert not list((tmp_path / "run").glob(".tmp-*"))
 
 

@@ -70,6 +70,10 @@ def test_inspect_run_summarises_live_latents(tiny_run_dir: Path) -> None:
         assert [w for _, w in latent.terms] == sorted((w for _, w in latent.terms), reverse=True)
         activations = [doc.activation for doc in latent.docs]
         assert activations == sorted(activations, reverse=True) and len(activations) <= 2
+        column = np.abs(codes[:, latent.index].toarray().ravel())
+        column = np.sort(column[column > 0])
+        expected = column[-1] / column[-2] if column.size > 1 else np.inf
+        assert latent.top_ratio == pytest.approx(expected, rel=1e-3)
         for doc in latent.docs:
             assert doc.activation == pytest.approx(codes[doc.row, latent.index], rel=1e-3)
             terms = {term for term, _ in latent.terms}
@@ -81,7 +85,7 @@ def test_cli_writes_page_into_run_dir_and_to_out(tiny_run_dir: Path, tmp_path: P
     assert main(["inspect", str(tiny_run_dir), "--out", str(out), "--top-docs", "1", "-q"]) == 0
     page = out.read_text(encoding="utf-8")
     assert page.count('<section class="latent"') == len(inspect_run(tiny_run_dir, top_docs=0).latents)
-    assert "<mark" in page
+    assert "<mark" in page and "Median top-1/top-2 activation ratio" in page and "top-1/top-2 activation" in page
     assert main(["inspect", str(tiny_run_dir), "-q"]) == 0
     assert (tiny_run_dir / "inspect.html").is_file()
     assert main(["inspect", str(tmp_path), "-q"]) == 2

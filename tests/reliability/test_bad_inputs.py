@@ -243,9 +243,9 @@ def test_unreachable_hub_is_answered_fast(recipe: Path, tmp_path: Path, capsys: 
 # --------------------------------------------------------------------------------------------
 
 CONFIG_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
-    "k = 0": (["sae.k=0"], ("sae.k must be an int in [1, sae.n_latents=32]. Got 0",)),
-    "k < 0": (["sae.k=-3"], ("sae.k must be an int in [1, sae.n_latents=32]. Got -3",)),
-    "k > latents": (["sae.k=33"], ("sae.k must be an int in [1, sae.n_latents=32]. Got 33",)),
+    "k = 0": (["sae.k=0"], ("sae.k must be auto or an int in [1, sae.n_latents=32]. Got 0",)),
+    "k < 0": (["sae.k=-3"], ("sae.k must be auto or an int in [1, sae.n_latents=32]. Got -3",)),
+    "k > latents": (["sae.k=33"], ("sae.k must be auto or an int in [1, sae.n_latents=32]. Got 33",)),
     "rho = 0": (["sae.rho=0"], ("sae.rho must be in (0, 1). Got 0.0",)),
     "rho > 1": (["sae.rho=1.5"], ("sae.rho must be in (0, 1). Got 1.5",)),
     "negative lambda": (["sae.l1=-0.1"], ("sae.l1 must be >= 0. Got -0.1",)),
@@ -255,8 +255,8 @@ CONFIG_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "unknown key": (["sae.kk=3"], ("Unknown config key 'sae.kk'", "did you mean 'sae.k'?")),
     "unknown section": (["trian.epochs=3"], ("Unknown config key 'trian'", "did you mean 'train'?")),
     "unknown top-level key": (["colour=red"], ("Unknown config key 'colour'", "valid keys here: name, data")),
-    "mistyped value": (["sae.k=abc"], ("The 'sae.k' value must be an int. Got 'abc'",)),
-    "float for an int": (["sae.n_latents=3.5"], ("The 'sae.n_latents' value must be an int. Got 3.5",)),
+    "mistyped value": (["sae.k=abc"], ("The 'sae.k' value must be an int or one of ['auto']. Got 'abc'",)),
+    "float for an int": (["sae.n_latents=3.5"], ("The 'sae.n_latents' value must be an int or one of ['auto']. Got 3.5",)),
     "NaN learning rate": (["train.lr=.nan"], ("The 'train.lr' value must be a finite number",)),
     "infinite epochs": (["train.epochs=inf"], ("The 'train.epochs' value must be a finite number",)),
     "misspelled choice": (["sae.architecture=topkk"], ("'sae.architecture' value must be one of", "did you mean 'topk'?")),
@@ -524,7 +524,7 @@ def test_subprocess_prints_no_traceback(recipe: Path, tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "textsae", "validate", str(recipe), "sae.k=0"]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, check=False)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"{ERROR}{recipe}: sae.k must be an int in [1, sae.n_latents=32]. Got 0 instead."]
+    assert result.stderr.splitlines() == [f"{ERROR}{recipe}: sae.k must be auto or an int in [1, sae.n_latents=32]. Got 0 instead."]
     debug = subprocess.run([*argv, "--debug"], capture_output=True, text=True, cwd=tmp_path, check=False)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
 

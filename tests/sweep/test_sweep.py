@@ -78,5 +78,5 @@ def test_two_by_two_sweep_shares_features_and_never_sees_the_test_split(tiny_rec
 
 def test_bad_axis_value_is_reported_before_anything_runs(tiny_recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", str(tiny_recipe), "sae.k=[2,0]", "--out", str(tmp_path / "s"), "-q"]) == 2
-    assert "sae.k must be an int" in capsys.readouterr().err
+    assert "sae.k must be auto or an int" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()

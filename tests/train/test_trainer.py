@@ -46,11 +46,11 @@ def _trainer(
 
 
 def test_lr_schedule_warmup_flat_decay() -> None:
-    factors = [lr_factor(s, total_steps=100, warmup_steps=10, decay="linear", decay_start=0.8) for s in range(100)]
+    factors = [lr_factor(s, total_steps=100, warmup_steps=10, decay="linear", decay_begin=80) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(f == 1.0 for f in factors[10:80])
     assert 0.0 < factors[99] == pytest.approx(1 / 21) and all(a > b for a, b in zip(factors[80:], factors[81:]))
-    cosine = [lr_factor(s, total_steps=100, warmup_steps=0, decay="cosine", decay_start=0.0) for s in range(100)]
+    cosine = [lr_factor(s, total_steps=100, warmup_steps=0, decay="cosine", decay_begin=0) for s in range(100)]
     assert cosine[49] == pytest.approx(0.5, abs=0.02) and 0.0 < cosine[-1] < 1e-3
 
 
@@ -218,3 +218,60 @@ def test_data_init_puts_training_rows_in_the_decoder(tmp_path: Path) -> None:
     similarity = (sae.W_dec.detach() @ unit.T).max(dim=1).values
     assert torch.all(similarity > 0.999)
     assert torch.allclose(sae.W_enc.detach(), sae.W_dec.detach().T)
+
+
+def _auto_trainer(tmp_path: Path, features: sp.csr_matrix | None = None, **train_kwargs) -> Trainer:
+    """A trainer on the automatic budget with a hold-out, small enough to converge in a few dozen steps."""
+    torch.manual_seed(0)
+    features = _features(n_rows=400) if features is None else features
+    sae = build_sae(SAEConfig(n_latents=32, k=4, decoder_init="neighbours"), features.shape[1])
+    settings = {
+        "batch_size": 32, "warmup_steps": 2, "checkpoint_every": 4, "log_every": 2, "progress": False, "device": "cpu",
+        "min_steps": 8, "max_steps": 400, "eval_every": 4, "patience": 2, "stop_tolerance": 0.01, **train_kwargs,
+    }
+    return Trainer(
+        sae, TrainConfig(**settings), features[:360], val_features=features[360:],
+        checkpoint_path=tmp_path / "ckpt.safetensors", metrics_path=tmp_path / "metrics.jsonl",
+    )
+
+
+def test_automatic_budget_stops_on_the_holdout_and_decays(tmp_path: Path) -> None:
+    trainer = _auto_trainer(tmp_path)
+    summary = trainer.train()
+    converged = summary.converged_at
+    assert converged is not None and 8 <= converged < 300  # levelled off long before max_steps
+    assert summary.steps == converged + -(-converged // 4)  # then a quarter of that as decay
+    evaluations = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if "val_fvu" in line]
+    steps = [r["step"] for r in evaluations if not r.get("final")]
+    assert steps == list(range(4, converged + 1, 4))  # every eval_every steps until it converged, none after
+    assert evaluations[-1].get("final") and evaluations[-1]["step"] == summary.steps
+    assert trainer.scheduler.get_last_lr()[0] < 0.01 * trainer.cfg.lr  # decayed to (almost) zero at the end
+    assert "levelled off at step" in summary.budget
+
+
+@pytest.mark.parametrize("offset", [-2, 2])  # killed while still improving, or during the decay
+def test_automatic_budget_resumes_to_the_same_stop(tmp_path: Path, offset: int) -> None:
+    reference = _auto_trainer(tmp_path / "a")
+    expected = reference.train()
+    interrupted = _auto_trainer(tmp_path / "b")
+    original_step = Trainer.train_step
+    stop_at = expected.converged_at + offset  # the stopping state (recent FVUs, the decision) is in the checkpoint
+
+    def crash(self: Trainer):
+        if self.step == stop_at:
+            raise KeyboardInterrupt
+        return original_step(self)
+
+    Trainer.train_step = crash  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.train()
+    finally:
+        Trainer.train_step = original_step  # type: ignore[method-assign]
+    resumed = _auto_trainer(tmp_path / "b")
+    summary = resumed.train()
+    assert summary.resumed_from == 4 * (stop_at // 4) and summary.steps == expected.steps
+    assert summary.converged_at == expected.converged_at
+    for name, value in reference.sae.state_dict().items():
+        assert torch.equal(value, resumed.sae.state_dict()[name]), name
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()

@@ -24,7 +24,7 @@ from textsae.data.corpus import Corpus, load_corpus
 from textsae.errors import UserError
 from textsae.eval.anomaly import ERROR_KINDS, lsa_errors, reconstruction_errors
 from textsae.featurize.base import build_featurizer
-from textsae.sae import build_sae
+from textsae.sae import DataShape, build_sae
 from textsae.train.trainer import Trainer
 
 __all__ = ["run_anomaly_bench", "HALVES"]
@@ -71,7 +71,7 @@ def _half(config: RecipeConfig, corpus: Corpus, name: str, parity: int, lsa_widt
     x_test = featurizer.transform(corpus.eval.texts)
 
     torch.manual_seed(config.train.seed)
-    sae = build_sae(config.sae, x_train.shape[1])
+    sae = build_sae(config.sae, x_train.shape[1], DataShape.of(x_train))
     Trainer(sae, config.train, x_train).train()
     result: dict[str, Any] = {
         "in_distribution": f"{name} label ids",

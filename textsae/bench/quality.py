@@ -133,7 +133,7 @@ def _evaluate(pipeline: Any, work: Path, *, compression: bool) -> dict[str, Any]
         stored_files[rep.name] = files
         logger.info("%-16s %8.1f B/doc  accuracy %s", rep.name, row["bytes_per_doc"], {c: round(row[c]["accuracy"], 4) for c in config.bench.classifiers})
     table = _compression_table(corpus.eval.texts, features.eval, rows, stored_files, work / "stored") if compression else []
-    sae_facts = {"n_latents": sae.n_latents, "d_in": sae.d_in, "train_k": config.sae.k, "multi_topk": config.sae.multi_topk, "train_seconds": sae_seconds}
+    sae_facts = {"n_latents": sae.n_latents, "d_in": sae.d_in, "train_k": sae.cfg.k, "multi_topk": sae.cfg.multi_topk, "train_seconds": sae_seconds}
     return {"rows": rows, "compression": table, "source_kind": "sparse" if sparse else "dense", "sae": sae_facts}
 
 

@@ -225,7 +225,7 @@ def _check_type(value: Any, annotation: Any) -> tuple[bool, Any, str]:
             if ok:
                 return True, converted, ""
             messages.append(message)
-        return False, value, " or ".join(messages) + " or null"
+        return False, value, " or ".join(messages) + (" or null" if type(None) in args else "")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             return False, value, f"a list ({_describe(annotation)})"

@@ -47,6 +47,9 @@ class DataConfig:
     """For a corpus with no held-out split (a single file, the bundled corpus): stratified fraction held out."""
     max_docs: int | None = None
     """Keep at most this many documents per split (a seeded stratified sample); ``None`` keeps all."""
+    max_train_docs: int | None = None
+    """Keep at most this many training documents (a seeded stratified sample) and the reported split whole, e.g. to
+    see how the codes hold on a small corpus; ``None`` keeps all."""
     empty_text: Literal["drop", "error"] = "drop"
     """Empty, whitespace-only or missing texts: ``drop`` them with one warning that counts them, or ``error``."""
     seed: int = 0
@@ -56,8 +59,10 @@ class DataConfig:
         problems = []
         if not 0.0 < self.test_fraction < 1.0:
             problems.append(f"data.test_fraction must be in (0, 1). Got {self.test_fraction!r} instead.")
-        if self.max_docs is not None and self.max_docs < 2:
-            problems.append(f"data.max_docs must be an int >= 2 or null. Got {self.max_docs!r} instead.")
+        for key in ("max_docs", "max_train_docs"):
+            value = getattr(self, key)
+            if value is not None and value < 2:
+                problems.append(f"data.{key} must be an int >= 2 or null. Got {value!r} instead.")
         if problems:
             raise ConfigError(problems)
 
@@ -144,10 +149,16 @@ class SAEConfig:
 
     architecture: Literal["topk", "batchtopk", "relu_l1", "sigmoid_kl"] = "topk"
     """``topk`` / ``batchtopk`` (k active latents), ``relu_l1`` (L1 penalty), ``sigmoid_kl`` (KL target sparsity)."""
-    n_latents: int = 4096
-    """Number of latents (dictionary size)."""
-    k: int = 32
-    """Active latents per document (TopK family); with BatchTopK the batch average."""
+    n_latents: int | Literal["auto"] = 4096
+    """Number of latents (dictionary size); ``auto``: from the number of training documents and the code length, so
+    that each latent is active on about 64 of them, 512 … 4,096 (see ``textsae.sae.sizing``)."""
+    k: int | Literal["auto"] = 32
+    """Active latents per document (TopK family); with BatchTopK the batch average. ``auto``: 32 for a dense source
+    (128 bytes per document), 64 for a sparse one (with ``adaptive_k``, each document at most its source non-zeros)."""
+    adaptive_k: Literal["auto", "none", "input_nnz"] = "auto"
+    """``topk``: ``input_nnz`` caps each document's code at its number of input non-zeros (but at least
+    ``dense_latents``), so a code never takes more entries than the sparse vector it encodes; ``none`` gives every
+    document k entries; ``auto`` = ``input_nnz`` when a run trains a TopK SAE on a sparse (TF-IDF) source, else ``none``."""
     l1: float = 1.0
     """λ, the L1 activation-penalty coefficient (``relu_l1``)."""
     beta: float = 1.0
@@ -166,8 +177,10 @@ class SAEConfig:
     """Latents used by AuxK; default ``min(d_in // 2, 2 * k)`` (its decode costs k_aux/k times the main decoder)."""
     dead_after: int = 200_000
     """A latent that has not fired on this many training documents counts as dead."""
-    decoder_init: Literal["random", "data"] = "random"
-    """Decoder rows start as random unit vectors, or as randomly chosen centred training rows (``data``)."""
+    decoder_init: Literal["random", "data", "neighbours"] = "random"
+    """Decoder rows start as random unit vectors, as randomly chosen centred training rows (``data``: each latent
+    starts as one document, and tends to stay tied to it), or as the mean direction of a random training row and its
+    7 nearest neighbours (``neighbours``: each latent starts as a direction that several documents share)."""
     tied_init: bool = True
     """Initialise the encoder as the transpose of the decoder."""
     normalize_decoder: bool = True
@@ -185,13 +198,22 @@ class SAEConfig:
     reconstruction from the code's entries on latents 0 … m − 1 alone (Matryoshka SAE, Bussmann et al. 2025), so
     early latents carry what every document needs; empty (default) trains the whole dictionary only."""
 
+    @property
+    def has_auto_sizes(self) -> bool:
+        """Whether ``n_latents`` or ``k`` still say ``auto`` (resolved from the training data by ``textsae.sae.sizing``)."""
+        return "auto" in (self.n_latents, self.k)
+
     def __post_init__(self) -> None:
         self.matryoshka_prefixes = list(self.matryoshka_prefixes)
         problems = []
-        if self.n_latents < 1:
-            problems.append(f"sae.n_latents must be an int >= 1. Got {self.n_latents!r} instead.")
-        if self.architecture in ("topk", "batchtopk") and not 1 <= self.k <= max(self.n_latents, 1):
-            problems.append(f"sae.k must be an int in [1, sae.n_latents={self.n_latents}]. Got {self.k!r} instead.")
+        n_latents = None if self.n_latents == "auto" else self.n_latents
+        k = None if self.k == "auto" else self.k
+        if n_latents is not None and n_latents < 1:
+            problems.append(f"sae.n_latents must be an int >= 1 or auto. Got {self.n_latents!r} instead.")
+        if self.architecture in ("topk", "batchtopk") and k is not None and not 1 <= k <= max(n_latents or k, 1):
+            problems.append(f"sae.k must be auto or an int in [1, sae.n_latents={self.n_latents}]. Got {self.k!r} instead.")
+        if self.adaptive_k == "input_nnz" and self.architecture != "topk":
+            problems.append(f"sae.adaptive_k=input_nnz needs sae.architecture=topk. Got {self.architecture!r} instead.")
         if self.l1 < 0:
             problems.append(f"sae.l1 must be >= 0. Got {self.l1!r} instead.")
         if self.beta < 0:
@@ -210,17 +232,21 @@ class SAEConfig:
             problems.append(f"sae.multi_topk needs sae.architecture=topk. Got {self.architecture!r} instead.")
         if self.dense_latents and self.architecture != "topk":
             problems.append(f"sae.dense_latents needs sae.architecture=topk. Got {self.architecture!r} instead.")
-        elif self.architecture == "topk" and 1 <= self.k and not 0 <= self.dense_latents < self.k:
-            problems.append(f"sae.dense_latents must be an int in [0, sae.k - 1 = {self.k - 1}]. Got {self.dense_latents!r} instead.")
+        elif self.architecture == "topk" and k is not None and 1 <= k and not 0 <= self.dense_latents < k:
+            problems.append(f"sae.dense_latents must be an int in [0, sae.k - 1 = {k - 1}]. Got {self.dense_latents!r} instead.")
+        elif self.dense_latents < 0:
+            problems.append(f"sae.dense_latents must be an int >= 0. Got {self.dense_latents!r} instead.")
         if self.reconstruction == "bce" and self.input_scaling != "none":
             problems.append("sae.reconstruction=bce needs inputs in [0, 1]: set sae.input_scaling=none.")
         prefixes = self.matryoshka_prefixes
         if prefixes and self.architecture not in ("topk", "batchtopk"):
             problems.append(f"sae.matryoshka_prefixes needs sae.architecture=topk or batchtopk. Got {self.architecture!r} instead.")
-        elif prefixes and not (all(0 < m < self.n_latents for m in prefixes) and all(a < b for a, b in zip(prefixes, prefixes[1:]))):
+        elif prefixes and n_latents is None:
+            problems.append("sae.matryoshka_prefixes needs a fixed sae.n_latents (an int, not auto).")
+        elif prefixes and not (all(0 < m < n_latents for m in prefixes) and all(a < b for a, b in zip(prefixes, prefixes[1:]))):
             problems.append(
-                f"sae.matryoshka_prefixes must be increasing sizes in [1, sae.n_latents - 1 = {self.n_latents - 1}], "
-                f"e.g. [{max(1, self.n_latents // 16)}, {max(1, self.n_latents // 4)}]. Got {prefixes!r} instead."
+                f"sae.matryoshka_prefixes must be increasing sizes in [1, sae.n_latents - 1 = {n_latents - 1}], "
+                f"e.g. [{max(1, n_latents // 16)}, {max(1, n_latents // 4)}]. Got {prefixes!r} instead."
             )
         if problems:
             raise ConfigError(problems)
@@ -230,10 +256,21 @@ class SAEConfig:
 class TrainConfig:
     """How the SAE is trained."""
 
-    epochs: float = 10.0
-    """Passes over the training documents (ignored when ``steps`` is set)."""
+    epochs: float | None = None
+    """Passes over the training documents (ignored when ``steps`` is set); ``null`` (default) with ``steps`` null uses
+    the automatic budget: train until the hold-out FVU levels off, between ``min_steps`` and ``max_steps``."""
     steps: int | None = None
-    """Optimiser steps; overrides ``epochs``."""
+    """Optimiser steps; overrides ``epochs`` and the automatic budget."""
+    min_steps: int = 500
+    """Automatic budget: never stop before this many steps (a small corpus is seen many times over)."""
+    max_steps: int = 5000
+    """Automatic budget: stop (after the decay) by this many steps even if the hold-out FVU still improves."""
+    eval_every: int = 100
+    """Automatic budget: measure the hold-out FVU (``val_fraction`` of the training split) every N steps."""
+    stop_tolerance: float = 0.01
+    """Automatic budget: an evaluation improves when its hold-out FVU is this fraction below the best so far."""
+    patience: int = 3
+    """Automatic budget: after this many evaluations in a row without improvement the rate decays and training ends."""
     batch_size: int = 256
     """Documents per step."""
     lr: float = 1e-3
@@ -253,7 +290,8 @@ class TrainConfig:
     autocast: Literal["auto", "bf16", "none"] = "auto"
     """Mixed precision: ``auto`` uses bf16 autocast on GPU (fp32 master weights) and fp32 on CPU."""
     val_fraction: float = 0.05
-    """Fraction of training documents held out to report validation FVU (never used by the classifier's test)."""
+    """Fraction of training documents held out from SAE training: its FVU stops the automatic budget and is reported
+    as validation FVU. The reported split is never used for either."""
     checkpoint_every: int = 500
     """Save a resumable checkpoint every N steps (and at the end)."""
     log_every: int = 50
@@ -283,8 +321,16 @@ class TrainConfig:
             problems.append(f"train.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")
         if self.steps is not None and self.steps < 1:
             problems.append(f"train.steps must be an int >= 1 or null. Got {self.steps!r} instead.")
-        if self.epochs <= 0:
-            problems.append(f"train.epochs must be > 0. Got {self.epochs!r} instead.")
+        if self.epochs is not None and self.epochs <= 0:
+            problems.append(f"train.epochs must be > 0 or null. Got {self.epochs!r} instead.")
+        if self.min_steps < 1 or self.max_steps < self.min_steps:
+            problems.append(f"train.min_steps and train.max_steps must be ints with 1 <= min_steps <= max_steps. Got {self.min_steps!r} and {self.max_steps!r} instead.")
+        if self.eval_every < 1:
+            problems.append(f"train.eval_every must be an int >= 1. Got {self.eval_every!r} instead.")
+        if not 0.0 <= self.stop_tolerance < 1.0:
+            problems.append(f"train.stop_tolerance must be in [0, 1). Got {self.stop_tolerance!r} instead.")
+        if self.patience < 1:
+            problems.append(f"train.patience must be an int >= 1. Got {self.patience!r} instead.")
         if self.lr <= 0:
             problems.append(f"train.lr must be > 0. Got {self.lr!r} instead.")
         if self.warmup_steps < 0:

@@ -332,10 +332,10 @@ def build_corpus(
     train_strata: np.ndarray | None = None,
     eval_strata: np.ndarray | None = None,
 ) -> Corpus:
-    """Check the class count, apply ``cfg.max_docs`` and assemble the :class:`Corpus`.
+    """Check the class count, apply ``cfg.max_docs`` and ``cfg.max_train_docs`` and assemble the :class:`Corpus`.
 
     Args:
-        cfg: Data settings (``max_docs``, ``seed``).
+        cfg: Data settings (``max_docs``, ``max_train_docs``, ``seed``).
         name: Corpus name.
         train: Training split (labeled).
         eval: Report split (labeled).
@@ -362,6 +362,9 @@ def build_corpus(
         eval_rows = stratified_subsample(_strata(eval, eval_strata), cfg.max_docs, _salted(cfg.seed, eval.name))
         train, eval = take(train, train_rows), take(eval, eval_rows)
         source = f"{source}; at most {cfg.max_docs} documents per split (stratified sample, seed {cfg.seed})"
+    if cfg.max_train_docs is not None and len(train) > cfg.max_train_docs:
+        train = take(train, stratified_subsample(_strata(train, train_strata), cfg.max_train_docs, _salted(cfg.seed, train.name)))
+        source = f"{source}; training split cut to {len(train)} documents (stratified sample, seed {cfg.seed}), {eval.name} whole"
     train.label_names = eval.label_names = label_names
     return Corpus(name=name, train=train, eval=eval, label_names=label_names, source=source)
 

@@ -31,8 +31,21 @@ BYTES_NOTE = (
 )
 """How sizes are counted; printed under the table."""
 
-_SAE_FIRST = ("fvu", "l0", "dead_fraction")
-_SAE_LABELS = {"fvu": "FVU (fraction of variance unexplained)", "l0": "L0 (active latents per document)", "dead_fraction": "Dead latents (fraction)"}
+_SAE_FIRST = ("fvu", "l0", "dead_fraction", "fvu_train", "l0_train", "top1_top2_median")
+_SAE_NOT_LISTED = ("warnings", "labels_shaped_codes")
+_SAE_LABELS = {
+    "fvu": "FVU on the reported split (fraction of variance unexplained)",
+    "l0": "L0 on the reported split (active latents per document)",
+    "dead_fraction": "Dead latents (fraction never active on the training split)",
+    "fvu_train": "FVU on the training split",
+    "l0_train": "L0 on the training split",
+    "top1_top2_median": "Median over live latents of top-1 / top-2 training activation",
+    "top1_top2_above_3": "Live latents whose top-1 / top-2 ratio exceeds 3 (fraction)",
+}
+_LABELS_NOTE = {
+    True: "Labels shaped the codes: a linear head on the codes was trained on the training split's labels (train.label_loss_weight > 0).",
+    False: "Labels did not shape the codes: the SAE was trained without labels (train.label_loss_weight = 0).",
+}
 
 
 def write_report(run_dir: str | os.PathLike[str], report: dict[str, Any]) -> None:
@@ -61,6 +74,10 @@ def render_report(report: dict[str, Any]) -> str:
     dataset = report.get("dataset") or {}
     if dataset:
         lines += [f"Dataset: {_dataset_line(dataset)}", ""]
+    sae = report.get("sae") or {}
+    notices = [f"> **Warning:** {line}" for line in sae.get("warnings") or []] + [f"> **Note:** {line}" for line in report.get("notes") or []]
+    if notices:
+        lines += [*notices, ""]
     eval_split = dataset.get("eval_split", "test")  # the pipeline reports on test, or validation when there is no test
     lines += [
         format_eval_table(report),
@@ -68,10 +85,11 @@ def render_report(report: dict[str, Any]) -> str:
         f"Logistic regression; C chosen by stratified K-fold CV accuracy on the training split only, scores on the {eval_split} split.",
         "",
     ]
-    sae = report.get("sae") or {}
     if sae:
         lines += ["## Sparse autoencoder", ""]
-        keys = [k for k in _SAE_FIRST if k in sae] + [k for k in sae if k not in _SAE_FIRST]
+        if "labels_shaped_codes" in sae:
+            lines += [_LABELS_NOTE[bool(sae["labels_shaped_codes"])], ""]
+        keys = [k for k in _SAE_FIRST if k in sae] + [k for k in sae if k not in _SAE_FIRST and k not in _SAE_NOT_LISTED]
         lines += [f"- {_SAE_LABELS.get(key, key)}: {_format_value(sae[key])}" for key in keys]
         lines.append("")
     lines += [f"_{BYTES_NOTE}_", ""]

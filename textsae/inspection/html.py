@@ -13,6 +13,8 @@ import html
 import os
 from collections.abc import Sequence
 
+import numpy as np
+
 from textsae._io import atomic_write_text
 from textsae.inspection.latents import Inspection, LatentSummary, Span
 
@@ -110,7 +112,7 @@ def _latent_html(latent: LatentSummary, max_chars: int) -> str:
     return (
         f'<section class="latent" id="latent-{latent.index}" data-index="{latent.index}" data-terms="{terms_attr}">'
         f"<h2>latent {latent.index} <span class=\"meta\">active on {100 * latent.frequency:.2f}% of training documents"
-        f" · mean activation {latent.mean_activation:.3g}</span></h2>"
+        f" · mean activation {latent.mean_activation:.3g} · top-1/top-2 activation {latent.top_ratio:.3g}</span></h2>"
         f"{terms}{docs}</section>"
     )
 
@@ -124,9 +126,13 @@ def render_page(inspection: Inspection, *, max_chars: int = 600) -> str:
     """
     title = f"textsae latents: {inspection.recipe}"
     what = "top-weighted terms and top-activating training documents" if inspection.has_vocabulary else "top-activating training documents"
+    ratios = [latent.top_ratio for latent in inspection.latents]
+    median = f"{float(np.median(ratios)):.3g}" if ratios else "–"
     summary = (
         f"{len(inspection.latents)} live latents of {inspection.n_latents} ({inspection.n_dead} never active on the "
-        f"{inspection.n_docs} training documents), most frequent first, with their {what}. Run: {inspection.run_dir}"
+        f"{inspection.n_docs} training documents), most frequent first, with their {what}. Median top-1/top-2 "
+        f"activation ratio {median} (near 1: latents shared by many documents; above 3: latents tied to single documents). "
+        f"Run: {inspection.run_dir}"
     )
     body = "\n".join(_latent_html(latent, max_chars) for latent in inspection.latents)
     return (

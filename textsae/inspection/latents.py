@@ -22,6 +22,7 @@ from textsae.artifacts import is_complete, load_featurizer_artifact, load_sae_ar
 from textsae.config.compose import build_config
 from textsae.config.schema import RecipeConfig
 from textsae.errors import UserError
+from textsae.eval.health import top1_top2_ratio
 from textsae.featurize.tfidf import TOKEN_PATTERN
 from textsae.paths import RunPaths
 from textsae.store.codes import load_codes
@@ -65,6 +66,9 @@ class LatentSummary:
     terms: list[tuple[str, float]] = field(default_factory=list)
     """Top-weighted vocabulary terms with their raw-space decoder weights, largest first."""
     docs: list[LatentDoc] = field(default_factory=list)
+    top_ratio: float = float("nan")
+    """Strongest training activation over the second strongest (``inf``: active on one document); far above 1
+    means the latent stands for one document rather than a feature several share."""
 
 
 @dataclass
@@ -139,7 +143,8 @@ def inspect_run(run_dir: str | Path, *, top_terms: int = 20, top_docs: int = 5) 
     latents = []
     for j in order:
         terms = _top_terms(weights[j], vocabulary, top_terms) if vocabulary is not None else []
-        summary = LatentSummary(int(j), float(counts[j] / n_docs), float(sums[j] / counts[j]), terms)
+        activations = codes.data[codes.indptr[j] : codes.indptr[j + 1]]
+        summary = LatentSummary(int(j), float(counts[j] / n_docs), float(sums[j] / counts[j]), terms, top_ratio=top1_top2_ratio(activations))
         if texts is not None:
             summary.docs = _top_docs(codes, int(j), texts, terms, top_docs, max_n=config.featurizer.ngram_range[1], lowercase=config.featurizer.lowercase)
         latents.append(summary)

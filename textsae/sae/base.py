@@ -8,6 +8,7 @@ densified on the way through the encoder.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from textsae._io import atomic_save_safetensors, atomic_write_json, library_vers
 from textsae.config.schema import SAEConfig, to_dict
 from textsae.errors import ConfigError, UserError
 from textsae.sae import losses
+from textsae.sae.neighbours import neighbourhood_means
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "ActiveCodes", "LossOutput", "SAEOutput", "SparseAutoencoder"]
 
@@ -29,6 +31,11 @@ CONFIG_NAME = "config.json"
 """File holding architecture, ``d_in``, the SAE config and library versions."""
 WEIGHTS_NAME = "model.safetensors"
 """File holding every parameter and buffer."""
+
+INIT_SAMPLE_ROWS = 8192
+"""Training rows that set the input scaling and b_dec (and at least this many for a data-initialised decoder)."""
+NEIGHBOURHOOD_SAMPLE_FACTOR = 8
+"""``decoder_init=neighbours``: sample rows per decoder row, among which each seed document's neighbours are found."""
 
 BCE_INIT_CLAMP = 1e-5
 """For ``bce``, b_dec starts at logit(clamp(mean(x), BCE_INIT_CLAMP, 1 − BCE_INIT_CLAMP)); never-seen terms get logit(1e-5) ≈ −11.5."""
@@ -60,6 +67,8 @@ class SAEOutput(NamedTuple):
     """Encoder pre-activations ``(B, n_latents)``."""
     active: ActiveCodes | None = None
     """The codes as a flat list of active entries when the architecture makes them (TopK; BatchTopK in training), else None."""
+    limit: Tensor | None = None
+    """Most entries each row's code may have ``(B,)`` (``sae.adaptive_k=input_nnz``), else None."""
 
 
 class LossOutput(NamedTuple):
@@ -120,6 +129,13 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
                 f"{type(self).__name__} needs sae.architecture={self.architecture!r}. Got {cfg.architecture!r} instead; "
                 "use textsae.sae.build_sae(cfg, d_in) to pick the class from the config."
             )
+        if cfg.has_auto_sizes:
+            raise UserError(
+                f"sae.n_latents={cfg.n_latents} and sae.k={cfg.k}: 'auto' sizes come from the training data; build the SAE with "
+                "textsae.sae.build_sae(cfg, d_in, data=DataShape.of(features))."
+            )
+        if cfg.adaptive_k == "auto":  # resolved from the training data by build_sae(..., data); without data: no cap
+            cfg = dataclasses.replace(cfg, adaptive_k="none")
         self.d_in = d_in
         self.n_latents = cfg.n_latents
         self.cfg = cfg
@@ -246,6 +262,17 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         self.b_dec.copy_(mean_in)
         if self.cfg.decoder_init == "data":
             self._init_decoder_from_rows(x)
+        elif self.cfg.decoder_init == "neighbours":
+            directions = neighbourhood_means(self.normalize(x), self._input_center(), self.n_latents)
+            self.W_dec.data.copy_(directions.to(self.W_dec.dtype))
+            if self.cfg.tied_init:
+                self.W_enc.data.copy_(self.W_dec.data.T)
+
+    def init_sample_rows(self) -> int:
+        """How many training rows :meth:`init_from_data` should see: at least ``INIT_SAMPLE_ROWS``, one per decoder
+        row for ``decoder_init=data``, ``NEIGHBOURHOOD_SAMPLE_FACTOR`` per row for ``decoder_init=neighbours``."""
+        per_latent = NEIGHBOURHOOD_SAMPLE_FACTOR if self.cfg.decoder_init == "neighbours" else 1
+        return max(INIT_SAMPLE_ROWS, per_latent * self.n_latents)
 
     def _init_decoder_from_rows(self, x: Tensor, chunk_rows: int = 1024) -> None:
         """Decoder rows = unit-norm centred rows of the sample (random rows where the sample is smaller).
@@ -323,13 +350,27 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         )  # (B, n_latents)
         return xW - center @ self.W_enc + self.b_enc
 
+    def entry_limit(self, x: Tensor) -> Tensor | None:
+        """Most code entries per row ``(B,)`` for raw input ``x``, or None when codes have no per-row limit.
+
+        With ``sae.adaptive_k=input_nnz`` a TopK row's code has at most as many entries as the row has
+        non-zeros (and at least ``sae.dense_latents``, which are always on): a short document never takes
+        more entries in its code than in its source. Dense and CSR input give the same limit.
+        """
+        if self.cfg.adaptive_k != "input_nnz":
+            return None
+        x = self._check_input(x, "x")
+        nnz = x.crow_indices().diff() if losses.is_sparse_csr(x) else (x != 0).sum(dim=1)
+        return nnz.clamp_min(self.cfg.dense_latents)
+
     @abc.abstractmethod
-    def _activate(self, pre_acts: Tensor, *, train: bool) -> tuple[Tensor, ActiveCodes | None]:
+    def _activate(self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes | None]:
         """Codes from pre-activations.
 
         Args:
             pre_acts: ``(B, n_latents)``.
             train: Training activation (True) or inference activation (False).
+            limit: Most entries per row ``(B,)`` (see :meth:`entry_limit`); only TopK supports it.
 
         Returns:
             Dense codes ``(B, n_latents)``, and the same codes as :class:`ActiveCodes` when they are
@@ -375,10 +416,11 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
             UserError: If ``x`` has the wrong type or shape.
         """
         x_in = self.normalize(x)
+        limit = self.entry_limit(x)
         pre_acts = self.pre_activations(x_in)  # (B, n_latents)
-        codes, active = self._activate(pre_acts, train=self.training)
+        codes, active = self._activate(pre_acts, train=self.training, limit=limit)
         recon_logits = self._decode_logits(codes, active)  # (B, d_in)
-        return SAEOutput(x_in, self._output(recon_logits), recon_logits, codes, pre_acts, active)
+        return SAEOutput(x_in, self._output(recon_logits), recon_logits, codes, pre_acts, active, limit)
 
     def active_mask(self, codes: Tensor) -> Tensor:
         """Which entries of training-time ``codes`` belong to the sparse code (for L0 and dead-latent counts)."""
@@ -403,11 +445,12 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         Raises:
             UserError: If ``x`` has the wrong type or shape, or ``k`` is not in [1, n_latents].
         """
+        limit = self.entry_limit(x)
         pre_acts = self.pre_activations(self.normalize(x))  # (B, n_latents)
         if k is None:
-            codes, _ = self._activate(pre_acts, train=False)
+            codes, _ = self._activate(pre_acts, train=False, limit=limit)
             return codes
-        return self._activate_k(pre_acts, self.check_inference_k(k))
+        return self._activate_k(pre_acts, self.check_inference_k(k), limit)
 
     def check_inference_k(self, k: int) -> int:
         """``k`` if it is a valid inference k (an int in [1, n_latents]), else a UserError."""
@@ -415,9 +458,9 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
             raise UserError(f"The inference 'k' of {type(self).__name__} must be an int in [1, n_latents={self.n_latents}]. Got {k!r} instead.")
         return k
 
-    def _activate_k(self, pre_acts: Tensor, k: int) -> Tensor:
+    def _activate_k(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> Tensor:
         """Inference codes with at most ``k`` active latents per row: the k largest of the usual code."""
-        codes, _ = self._activate(pre_acts, train=False)  # (B, n_latents)
+        codes, _ = self._activate(pre_acts, train=False, limit=limit)  # (B, n_latents)
         values, indices = codes.topk(k, dim=1, sorted=False)  # (B, k) each
         return torch.zeros_like(codes).scatter(1, indices, values)
 

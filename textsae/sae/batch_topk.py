@@ -38,7 +38,7 @@ class BatchTopKSAE(AuxKMixin):
         super().__init__(d_in, cfg)
         self.register_buffer("threshold", torch.zeros(()))
 
-    def _activate(self, pre_acts: Tensor, *, train: bool) -> tuple[Tensor, ActiveCodes | None]:
+    def _activate(self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes | None]:
         if not train:
             return pre_acts * (pre_acts > self.threshold), None
         n_rows, n_latents = pre_acts.shape

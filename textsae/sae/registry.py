@@ -9,6 +9,7 @@ from typing import TypeVar
 from textsae.config.schema import SAEConfig
 from textsae.errors import UserError
 from textsae.sae.base import SparseAutoencoder
+from textsae.sae.sizing import DataShape, resolve_sizes
 
 __all__ = ["SAE_REGISTRY", "build_sae", "load_sae", "register_sae"]
 
@@ -42,7 +43,7 @@ def register_sae(name: str) -> Callable[[_SAE], _SAE]:
     return decorator
 
 
-def build_sae(cfg: SAEConfig, d_in: int) -> SparseAutoencoder:
+def build_sae(cfg: SAEConfig, d_in: int, data: DataShape | None = None) -> SparseAutoencoder:
     """A freshly initialised SAE of the architecture ``cfg.architecture`` names.
 
     Initialisation draws from torch's global RNG (seed it with ``torch.manual_seed``).
@@ -50,16 +51,20 @@ def build_sae(cfg: SAEConfig, d_in: int) -> SparseAutoencoder:
     Args:
         cfg: SAE configuration.
         d_in: Input dimension.
+        data: The training rows' shape (``DataShape.of(features)``); needed when ``sae.n_latents`` or
+            ``sae.k`` is ``auto`` (see :mod:`textsae.sae.sizing`).
 
     Returns:
-        The SAE, on CPU, in training mode.
+        The SAE, on CPU, in training mode; its ``cfg`` holds the resolved sizes.
 
     Raises:
-        UserError: If the architecture is not registered or ``d_in`` < 1.
+        UserError: If the architecture is not registered, ``d_in`` < 1, or sizes are ``auto`` without ``data``.
     """
     sae_cls = SAE_REGISTRY.get(cfg.architecture)
     if sae_cls is None:
         raise UserError(f"Unknown sae.architecture {cfg.architecture!r}. Expected one of {sorted(SAE_REGISTRY)}.")
+    if data is not None:
+        cfg = resolve_sizes(cfg, data)
     return sae_cls(d_in, cfg)
 
 

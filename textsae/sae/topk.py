@@ -108,24 +108,36 @@ class TopKSAE(AuxKMixin):
     beat plain TopK beyond seed noise (docs/benchmarks.md).
     """
 
-    def _activate(self, pre_acts: Tensor, *, train: bool) -> tuple[Tensor, ActiveCodes | None]:
-        return self._topk(pre_acts, self.cfg.k)
+    def _activate(self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes | None]:
+        return self._topk(pre_acts, self.cfg.k, limit)
 
-    def _activate_k(self, pre_acts: Tensor, k: int) -> Tensor:
-        return self._topk(pre_acts, k)[0]
+    def _activate_k(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> Tensor:
+        return self._topk(pre_acts, k, limit)[0]
 
-    def _topk(self, pre_acts: Tensor, k: int) -> tuple[Tensor, ActiveCodes]:
-        """Codes with k entries per row: the ``cfg.dense_latents`` always-on latents (signed) and the k − m largest others (ReLU)."""
+    def _topk(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes]:
+        """Codes with k entries per row: the ``cfg.dense_latents`` always-on latents (signed) and the k − m largest others (ReLU).
+
+        With a per-row ``limit`` (B,), row b keeps only its min(k, limit_b) − m largest others, and the
+        :class:`ActiveCodes` list only the kept entries (the decoder reads min(k, limit_b) rows of W_dec).
+        """
         n_rows, m = pre_acts.shape[0], self.cfg.dense_latents
-        values, indices = pre_acts[:, m:].topk(k - m, dim=1, sorted=False)  # (B, k − m) each
+        values, indices = pre_acts[:, m:].topk(k - m, dim=1, sorted=limit is not None)  # (B, k − m) each
         values = values.relu()
+        keep = None
+        if limit is not None:
+            keep = torch.arange(k - m, device=pre_acts.device) < (limit - m).unsqueeze(1)  # (B, k − m)
+            values = values * keep.to(values.dtype)
         if m:
             always_on = torch.arange(m, device=pre_acts.device).expand(n_rows, m)  # (B, m)
             indices = torch.cat([always_on, indices + m], dim=1)  # (B, k)
             values = torch.cat([pre_acts[:, :m], values], dim=1)  # (B, k)
+            keep = None if keep is None else torch.cat([torch.ones_like(always_on, dtype=torch.bool), keep], dim=1)
         codes = torch.zeros_like(pre_acts).scatter(1, indices, values)  # (B, n_latents)
-        offsets = torch.arange(0, n_rows * k + 1, k, device=pre_acts.device)  # (B + 1,)
-        return codes, ActiveCodes(indices.reshape(-1), values.reshape(-1), offsets)
+        if keep is None:
+            offsets = torch.arange(0, n_rows * k + 1, k, device=pre_acts.device)  # (B + 1,)
+            return codes, ActiveCodes(indices.reshape(-1), values.reshape(-1), offsets)
+        offsets = torch.nn.functional.pad(keep.sum(dim=1).cumsum(dim=0), (1, 0))  # (B + 1,); boolean masks keep row order
+        return codes, ActiveCodes(indices[keep], values[keep], offsets)
 
     def check_inference_k(self, k: int) -> int:
         """As :meth:`SparseAutoencoder.check_inference_k`; with dense latents k must also exceed their number."""
@@ -148,6 +160,6 @@ class TopKSAE(AuxKMixin):
         if not self.cfg.multi_topk:
             return result
         target = self._loss_target(out, target)
-        codes, active = self._topk(out.pre_acts, self.multi_k)
+        codes, active = self._topk(out.pre_acts, self.multi_k, out.limit)
         extra = self._reconstruction_loss(target, self._decode_logits(codes, active))
         return result._replace(total=result.total + MULTI_TOPK_WEIGHT * extra)

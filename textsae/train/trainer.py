@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +24,11 @@ from textsae.errors import UserError
 from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.sae import SparseAutoencoder
 from textsae.train.batches import FeatureMatrix, check_finite, corrupt, drop_latents, epoch_permutation, rows_to_tensor
+from textsae.train.budget import StoppingState, TrainingBudget
 from textsae.train.checkpoint import load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
-from textsae.train.schedules import lr_factor
 
-_INIT_SAMPLE_ROWS = 8192
+_STOPPING_SAMPLE_ROWS = 2048
+"""Without a hold-out, the automatic budget watches the FVU of this many fixed training rows instead."""
 
 
 @dataclass
@@ -40,6 +40,10 @@ class TrainSummary:
     resumed_from: int
     final: dict[str, float] = field(default_factory=dict)
     validation: dict[str, float] = field(default_factory=dict)
+    budget: str = ""
+    """How the length was set (fixed, or where the automatic budget found the hold-out FVU levelling off)."""
+    converged_at: int | None = None
+    """Automatic budget: the step at which the hold-out FVU levelled off; ``None`` otherwise."""
 
 
 class Trainer:
@@ -51,7 +55,7 @@ class Trainer:
         features: Training features, ``(n_docs, d_in)``.
         checkpoint_path: Where the resumable state lives; ``None`` disables checkpoints.
         metrics_path: ``metrics.jsonl`` to append to; ``None`` disables the log.
-        val_features: Held-out rows for validation FVU/L0, or ``None``.
+        val_features: Held-out rows for validation FVU/L0 (and the automatic budget's stopping rule), or ``None``.
         labels: Class ids of the training rows; needed only when ``cfg.label_loss_weight`` > 0.
     """
 
@@ -85,7 +89,7 @@ class Trainer:
         self.n_rows = features.shape[0]
         # Full batches only (the short remainder differs every epoch): a 1-row batch has no FVU.
         self.steps_per_epoch = max(1, self.n_rows // cfg.batch_size)
-        self.total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
+        self.budget = TrainingBudget(cfg, self.steps_per_epoch)
         self.step = 0
         self.resumed_from = 0
 
@@ -96,7 +100,7 @@ class Trainer:
         self.device = torch.device(resolve_device(self.cfg.device))
         self.use_bf16 = self.cfg.autocast == "bf16" or (self.cfg.autocast == "auto" and self.device.type == "cuda")
         torch.manual_seed(self.cfg.seed)
-        sample_rows = np.sort(np.random.default_rng([self.cfg.seed, 1]).permutation(self.n_rows)[: max(_INIT_SAMPLE_ROWS, self.sae.n_latents)])
+        sample_rows = np.sort(np.random.default_rng([self.cfg.seed, 1]).permutation(self.n_rows)[: self.sae.init_sample_rows()])
         self.sae.init_from_data(rows_to_tensor(self.features, sample_rows, "cpu"))
         self.sae.normalize_decoder_()
         self.sae.to(self.device)
@@ -108,10 +112,16 @@ class Trainer:
         self.optimizer = torch.optim.Adam(parameters, lr=self.cfg.lr, betas=self.cfg.adam_betas, fused=fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         self.samples_since_fired = torch.zeros(self.sae.n_latents, dtype=torch.long, device=self.device)
+        self.budget.state = StoppingState()
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
             self._resume()
         else:
             self._truncate_metrics(0)  # a run killed before its first checkpoint starts its log afresh
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of this run as far as known now (the automatic budget's cap until it decides to stop)."""
+        return self.budget.total_steps
 
     def train(self) -> TrainSummary:
         """Run :meth:`setup` and every remaining step; returns a summary with validation metrics."""
@@ -124,6 +134,8 @@ class Trainer:
             self.step += 1
             kill_point("train-step")
             progress.update(1)
+            if self.budget.wants_evaluation(self.step):
+                self._check_convergence(progress)
             if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
                 running = {name: float(value) for name, value in metrics.items()}
                 progress.set_postfix(
@@ -135,10 +147,32 @@ class Trainer:
             if self.checkpoint_path is not None and (self.step % self.cfg.checkpoint_every == 0 or self.step == self.total_steps):
                 self.save_checkpoint()
         progress.close()
-        validation = self.evaluate(self.val_features) if self.val_features is not None and self.val_features.shape[0] else {}
+        validation = self.evaluate(self.val_features) if self._has_holdout() else {}
         if validation:
-            self._log({"step": self.step, **{f"val_{k}": v for k, v in validation.items()}})
-        return TrainSummary(self.total_steps, time.perf_counter() - start, self.resumed_from, running, validation)
+            self._log({"step": self.step, "final": True, **{f"val_{k}": v for k, v in validation.items()}})
+        return TrainSummary(
+            self.total_steps, time.perf_counter() - start, self.resumed_from, running, validation, self.budget.describe(), self.budget.state.converged_at
+        )
+
+    def _check_convergence(self, progress: Any) -> None:
+        """Automatic budget: measure the hold-out FVU, log it, and let the budget decide whether to start the cooldown."""
+        if self._has_holdout():
+            metrics = self.evaluate(self.val_features)
+        else:  # a corpus too small for a hold-out: watch fixed training rows instead
+            sample = np.sort(np.random.default_rng([self.cfg.seed, 3]).permutation(self.n_rows)[:_STOPPING_SAMPLE_ROWS])
+            metrics = self.evaluate(self.features[sample])
+        self._log({"step": self.step, **{f"val_{k}": v for k, v in metrics.items()}})
+        if self.budget.observe(self.step, metrics["fvu"]):
+            state = self.budget.state
+            logger.info(
+                "Hold-out FVU levelled off at step %d (best %.4g at step %d); decaying the learning rate until step %d",
+                self.step, state.best_fvu, state.best_step, self.total_steps,
+            )
+            progress.total = self.total_steps
+            progress.refresh()
+
+    def _has_holdout(self) -> bool:
+        return self.val_features is not None and self.val_features.shape[0] >= 2
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One optimiser step on the batch that belongs to ``self.step``; returns detached metrics."""
@@ -195,7 +229,7 @@ class Trainer:
         optim_tensors, optim_meta = optimizer_tensors(self.optimizer)
         tensors.update(optim_tensors)
         tensors["tracker.samples_since_fired"] = self.samples_since_fired
-        state = {"step": self.step, "fingerprint": self._fingerprint(), "optimizer": optim_meta}
+        state = {"step": self.step, "fingerprint": self._fingerprint(), "optimizer": optim_meta, "stopping": self.budget.state.to_dict()}
         save_checkpoint(self.checkpoint_path, tensors, state)
 
     # --- helpers ----------------------------------------------------------------------------
@@ -214,6 +248,7 @@ class Trainer:
                 head.load_state_dict({name[len(prefix) + 1 :]: value for name, value in tensors.items() if name.startswith(prefix + ".")})
             restore_optimizer(self.optimizer, tensors, state["optimizer"])
             self.samples_since_fired = tensors["tracker.samples_since_fired"].to(self.device)
+            self.budget.state = StoppingState.from_dict(state.get("stopping") or {})
         except (RuntimeError, KeyError, ValueError, TypeError) as error:
             detail = " ".join(str(error).split())[:240] or type(error).__name__
             raise UserError(
@@ -256,9 +291,7 @@ class Trainer:
         return np.sort(order[index * self.cfg.batch_size : (index + 1) * self.cfg.batch_size])
 
     def _lr_lambda(self, step: int) -> float:
-        return lr_factor(
-            max(step, 0), total_steps=self.total_steps, warmup_steps=self.cfg.warmup_steps, decay=self.cfg.decay, decay_start=self.cfg.decay_start
-        )
+        return self.budget.lr_factor(step)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.use_bf16:
@@ -269,7 +302,7 @@ class Trainer:
         train = to_dict(self.cfg)
         train.pop("progress", None)
         train.pop("device", None)
-        return stable_hash({"train": train, "sae": to_dict(self.sae.cfg), "shape": list(self.features.shape), "total_steps": self.total_steps})
+        return stable_hash({"train": train, "sae": to_dict(self.sae.cfg), "shape": list(self.features.shape), "total_steps": self.budget.fixed_steps})
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.metrics_path is None:
@@ -288,7 +321,7 @@ class Trainer:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by the interruption
-            if record.get("step", 0) <= step and not any(k.startswith("val_") for k in record):
+            if record.get("step", 0) <= step and not record.get("final"):
                 kept.append(line)
         atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
 
@@ -297,3 +330,15 @@ def _progress_bar(total: int, initial: int, *, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="train", unit="step", disable=None if enabled else True, dynamic_ncols=True, leave=False)
+
+
+def holdout_split(n_rows: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted row indices ``(train, holdout)``: ``cfg.val_fraction`` of the rows held out, seeded by ``cfg.seed``.
+
+    The hold-out gives the validation FVU and drives the automatic budget's stopping rule; fewer than two
+    held-out rows have no variance to explain, so then nothing is held out.
+    """
+    order = np.random.default_rng([cfg.seed, 2]).permutation(n_rows)
+    n_val = int(round(cfg.val_fraction * n_rows))
+    n_val = n_val if n_val >= 2 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
