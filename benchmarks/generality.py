@@ -39,12 +39,16 @@ SPARSE_BARS = {"mean_gap": 0.5, "worst_gap": 1.5, "max_fvu": 1.0}
 MAX_DEAD = 0.10
 
 
-def run_one(recipe: Path, data: Path, out: Path, train_docs: int | None, overrides: list[str]) -> dict[str, Any]:
-    """Run (or reuse) one recipe on one dataset; the row of the table."""
+def run_one(recipe: Path, data: Path, out: Path, train_docs: int | None, overrides: list[str]) -> dict[str, Any] | None:
+    """Run (or reuse) one recipe on one dataset; the row of the table, or None when the training split is
+    already no larger than ``train_docs`` (the cut would repeat the whole-corpus run)."""
     name = corpus_name(data) + (f"_{train_docs // 1000}k" if train_docs else "")
     run_dir = out / recipe.stem / name
     settings = [f"data.path={data}", f"run.dir={run_dir}", "train.progress=false", *overrides]
     if train_docs:
+        whole = Pipeline(load_recipe(recipe, [f"data.path={data}", *overrides])).corpus
+        if len(whole.train.texts) <= train_docs:
+            return None
         settings.append(f"data.max_train_docs={train_docs}")
     start = time.perf_counter()
     report = Pipeline(load_recipe(recipe, settings)).run()
@@ -127,11 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         for train_docs in (None, args.train_docs or None):
             for recipe in args.recipes:
                 try:
-                    rows.append(run_one(recipe, data, args.out, train_docs, args.overrides))
+                    row = run_one(recipe, data, args.out, train_docs, args.overrides)
                 except UserError as error:
                     print(f"{recipe.stem} on {data}: {error}", file=sys.stderr)
                     return 2
-                print(render(rows[-1:], "").splitlines()[2], flush=True)
+                if row is not None:
+                    rows.append(row)
+                    print(render([row], "").splitlines()[2], flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "generality.json").write_text(json.dumps(rows, indent=2))
     (args.out / "generality.md").write_text(render(rows, "python benchmarks/generality.py " + " ".join(sys.argv[1:])))

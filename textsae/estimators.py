@@ -56,7 +56,8 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         from pathlib import Path
 
         from textsae.artifacts import load_featurizer_artifact, load_sae_artifact
-        from textsae.config.schema import FeaturizerConfig, SAEConfig, TrainConfig
+        from textsae.config.schema import EvalConfig, FeaturizerConfig, SAEConfig, TrainConfig
+        from textsae.eval.classify import fit_probe
         from textsae.featurize.base import build_featurizer
         from textsae.paths import RunPaths
         from textsae.sae import DataShape, build_sae
@@ -73,17 +74,18 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         train_cfg = TrainConfig(**{"progress": False, "device": self.device, **(self.train or {})})
         import torch
 
+        supervised = train_cfg.label_loss_weight > 0 or train_cfg.dense_init == "probe"
+        if supervised and y is None:
+            raise UserError("train={'label_loss_weight': ...} > 0 or {'dense_init': 'probe'} needs labels: call fit(X, y).")
         train_rows, val_rows = holdout_split(features.shape[0], train_cfg)
         training = features[train_rows]
+        labels = np.unique(np.asarray(y), return_inverse=True)[1][train_rows] if y is not None else None
         torch.manual_seed(train_cfg.seed)
-        self.sae_ = build_sae(SAEConfig(**(self.sae or {})), features.shape[1], DataShape.of(training))
-        labels = None
-        if train_cfg.label_loss_weight > 0:
-            if y is None:
-                raise UserError("train={'label_loss_weight': ...} > 0 needs labels: call fit(X, y).")
-            labels = np.unique(np.asarray(y), return_inverse=True)[1][train_rows]
+        self.sae_ = build_sae(SAEConfig(**(self.sae or {})), features.shape[1], DataShape.of(training, labels))
+        dense_encoder = fit_probe(training, labels, EvalConfig())[:2] if train_cfg.dense_init == "probe" else None
         val_features = features[val_rows] if len(val_rows) else None
-        Trainer(self.sae_, train_cfg, training, val_features=val_features, labels=labels).train()
+        head_labels = labels if train_cfg.label_loss_weight > 0 else None
+        Trainer(self.sae_, train_cfg, training, val_features=val_features, labels=head_labels, dense_encoder=dense_encoder).train()
         self.sae_.cpu()
         return self
 

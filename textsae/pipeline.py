@@ -33,7 +33,7 @@ from textsae.config.schema import RecipeConfig, to_dict
 from textsae.data.corpus import Corpus, load_corpus
 from textsae.encode import encode_features
 from textsae.errors import UserError
-from textsae.eval.classify import evaluate_representation
+from textsae.eval.classify import evaluate_representation, fit_probe
 from textsae.eval.health import MAX_TOP_RATIO, health_warnings, top1_top2_ratios
 from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.eval.report import write_report
@@ -168,10 +168,11 @@ class Pipeline:
         features = features if features is not None else self.featurize()
         train_rows, val_rows = holdout_split(features.train.shape[0], self.config.train)
         training_rows = take_rows(features.train, train_rows)
+        labels = self.train_labels()[train_rows]
         torch.manual_seed(self.config.train.seed)
-        shape = DataShape.of(training_rows)
+        shape = DataShape.of(training_rows, labels)
         sae = build_sae(self.config.sae, features.train.shape[1], shape)
-        if "auto" in (self.config.sae.n_latents, self.config.sae.k, self.config.sae.adaptive_k):
+        if "auto" in (self.config.sae.n_latents, self.config.sae.k, self.config.sae.adaptive_k, self.config.sae.dense_latents):
             logger.info("Sizes: %s", describe_sizes(self.config.sae, sae.cfg, shape))
         trainer = Trainer(
             sae,
@@ -180,7 +181,8 @@ class Pipeline:
             checkpoint_path=self.paths.checkpoint,
             metrics_path=self.paths.metrics,
             val_features=take_rows(features.train, val_rows) if len(val_rows) else None,
-            labels=self.train_labels()[train_rows] if self.config.train.label_loss_weight > 0 else None,
+            labels=labels if self.config.train.label_loss_weight > 0 else None,
+            dense_encoder=self._dense_probe(training_rows, labels),
         )
         summary = trainer.train()
         save_sae_artifact(
@@ -264,6 +266,15 @@ class Pipeline:
 
     # --- helpers ----------------------------------------------------------------------------
 
+    def _dense_probe(self, training_rows: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``train.dense_init=probe``: the evaluation's logistic regression fit on the SAE's training rows."""
+        if self.config.train.dense_init != "probe":
+            return None
+        start = time.perf_counter()
+        weights, bias, C = fit_probe(as_matrix(training_rows), labels, self.config.eval)
+        logger.info("Dense latents fixed to a logistic regression of the training labels (C=%g, %d decision values) in %.1f s", C, len(bias), time.perf_counter() - start)
+        return weights, bias
+
     def train_labels(self) -> np.ndarray:
         """Class ids of the SAE's training rows (for the optional label-aware loss)."""
         return self.corpus.train.labels
@@ -333,7 +344,7 @@ class Pipeline:
             "l0_train": float(codes["train"].getnnz(axis=1).mean()),
             "top1_top2_median": ratio_median,
             "top1_top2_above_3": float((ratios > MAX_TOP_RATIO).mean()) if ratios.size else float("nan"),
-            "labels_shaped_codes": self.config.train.label_loss_weight > 0,
+            "labels_shaped_codes": self.config.train.label_loss_weight > 0 or self.config.train.dense_init == "probe",
             "training_steps": meta.get("steps"),
             "training_budget": meta.get("budget"),
             "warnings": health_warnings(fvu=recon["fvu"], dead_fraction=dead_fraction, top_ratio_median=ratio_median, eval_split=self.corpus.eval.name),

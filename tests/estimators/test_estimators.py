@@ -49,3 +49,18 @@ def test_fit_transform_clone_and_pipeline() -> None:
 def test_a_lone_string_is_refused() -> None:
     with pytest.raises(UserError, match="string object received"):
         SparseCodeTransformer(**_SETTINGS).fit("one document")
+
+
+def test_auto_sizes_and_probe_latents_fit_from_the_texts_and_labels() -> None:
+    texts, labels = make_texts(200, seed=4)
+    settings = {
+        **_SETTINGS,
+        "sae": {"n_latents": "auto", "k": "auto", "dense_latents": "auto", "decoder_init": "neighbours"},
+        "train": {**_SETTINGS["train"], "dense_init": "probe"},
+    }
+    model = SparseCodeTransformer(**settings).fit(texts, labels)
+    assert model.sae_.cfg.dense_latents == 1 and model.sae_.cfg.adaptive_k == "input_nnz"  # two classes: one decision value
+    codes = model.transform(texts).toarray()
+    assert ((codes[:, 0] > 0) == (labels == 1)).mean() > 0.9  # the always-on latent is the classifier's decision value
+    with pytest.raises(UserError, match="needs labels"):
+        SparseCodeTransformer(**settings).fit(texts)

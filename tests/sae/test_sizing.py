@@ -39,6 +39,7 @@ def test_sparse_sources_count_only_the_entries_a_short_document_can_have() -> No
     assert resolved.n_latents == 512  # 6000 docs · 10 entries / 64 = 937 -> 512
     long_docs = resolve_sizes(AUTO, DataShape.of(_sparse(6000, 500, nnz=100)))
     assert long_docs.n_latents == 4096  # 6000 · 64 / 64 = 6000 -> 4096
+    assert resolve_sizes(AUTO, DataShape(100_000, 20_000, np.full(100_000, 100))).n_latents == 1024  # 2^25 / 20,000 = 1677
 
 
 def test_explicit_sizes_are_kept_and_k_auto_fits_small_dictionaries() -> None:

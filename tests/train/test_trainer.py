@@ -275,3 +275,37 @@ def test_automatic_budget_resumes_to_the_same_stop(tmp_path: Path, offset: int) 
     for name, value in reference.sae.state_dict().items():
         assert torch.equal(value, resumed.sae.state_dict()[name]), name
     assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+
+
+def test_probe_fixed_dense_latents_hold_the_classifier_s_decision_values(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from textsae.config.schema import EvalConfig
+    from textsae.eval.classify import fit_probe
+
+    features = _features(n_rows=300)
+    labels = np.random.default_rng(0).integers(0, 3, 300)
+    weights, bias, C = fit_probe(features, labels, EvalConfig(C_grid=[0.5, 2.0], cv_folds=3))
+    assert weights.shape == (3, features.shape[1]) and bias.shape == (3,) and C in (0.5, 2.0)
+    reference = LogisticRegression(C=C, max_iter=2000).fit(features, labels).decision_function(features)
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(n_latents=32, k=6, dense_latents=3, decoder_init="neighbours"), features.shape[1])
+    cfg = TrainConfig(steps=20, batch_size=32, warmup_steps=2, progress=False, device="cpu", dense_init="probe", label_loss_weight=0.01)
+    trainer = Trainer(sae, cfg, features, labels=labels, dense_encoder=(weights, bias))
+    trainer.setup()
+    frozen = sae.W_enc.detach()[:, :3].clone()
+    trainer.train()
+    assert torch.equal(sae.W_enc.detach()[:, :3], frozen)  # b_enc follows b_dec, which the encoder subtracts
+    assert not torch.equal(sae.W_enc.detach()[:, 3:], sae.W_dec.detach()[3:].T)  # the rest of the encoder trained
+    with torch.no_grad():
+        codes = sae.encode(torch.from_numpy(features.toarray()))
+    np.testing.assert_allclose(codes[:, :3].numpy(), reference, rtol=1e-3, atol=1e-3)
+
+
+def test_probe_dense_init_without_a_classifier_is_a_user_error() -> None:
+    from textsae.errors import UserError
+
+    features = _features()
+    sae = build_sae(SAEConfig(n_latents=32, k=4, dense_latents=1), features.shape[1])
+    with pytest.raises(UserError, match="dense_init=probe needs the classifier"):
+        Trainer(sae, TrainConfig(steps=2, dense_init="probe", progress=False), features)

@@ -151,7 +151,7 @@ class SAEConfig:
     """``topk`` / ``batchtopk`` (k active latents), ``relu_l1`` (L1 penalty), ``sigmoid_kl`` (KL target sparsity)."""
     n_latents: int | Literal["auto"] = 4096
     """Number of latents (dictionary size); ``auto``: from the number of training documents and the code length, so
-    that each latent is active on about 64 of them, 512 … 4,096 (see ``textsae.sae.sizing``)."""
+    that each latent is active on about 64 of them, 64 … 4,096 and n_latents · d_in ≤ 2^25 (see ``textsae.sae.sizing``)."""
     k: int | Literal["auto"] = 32
     """Active latents per document (TopK family); with BatchTopK the batch average. ``auto``: 32 for a dense source
     (128 bytes per document), 64 for a sparse one (with ``adaptive_k``, each document at most its source non-zeros)."""
@@ -188,10 +188,12 @@ class SAEConfig:
     multi_topk: bool = False
     """``topk`` only: train on recon(k) + recon(4k)/8 (Multi-TopK, Gao et al. 2024) so that one SAE can be
     read at other k (``encode.k``); default trains for k alone."""
-    dense_latents: int = 0
+    dense_latents: int | Literal["auto"] = 0
     """``topk`` only: latents 0 … m−1 are always active and signed (no ReLU, no TopK), and TopK picks the other
-    k − m, so a code still has k entries. They give the code a few learned linear directions, which keep
-    low-variance information a classifier needs (with ``train.label_loss_weight``); 0 is a plain TopK SAE."""
+    k − m, so a code still has k entries. They give the code a few linear directions, which keep low-variance
+    information a classifier needs (with ``train.label_loss_weight`` or ``train.dense_init=probe``); 0 is a plain
+    TopK SAE. ``auto``: one per decision value of a classifier of the training labels (the number of classes, 1
+    for two classes), the size ``train.dense_init=probe`` needs; 0 without labels."""
 
     matryoshka_prefixes: list[int] = field(default_factory=list)
     """``topk`` / ``batchtopk``: nested dictionary sizes m_1 < … < m_G < n_latents. Training adds, for each m, the
@@ -200,8 +202,9 @@ class SAEConfig:
 
     @property
     def has_auto_sizes(self) -> bool:
-        """Whether ``n_latents`` or ``k`` still say ``auto`` (resolved from the training data by ``textsae.sae.sizing``)."""
-        return "auto" in (self.n_latents, self.k)
+        """Whether ``n_latents``, ``k`` or ``dense_latents`` still say ``auto`` (resolved from the training data by
+        ``textsae.sae.sizing``)."""
+        return "auto" in (self.n_latents, self.k, self.dense_latents)
 
     def __post_init__(self) -> None:
         self.matryoshka_prefixes = list(self.matryoshka_prefixes)
@@ -230,12 +233,13 @@ class SAEConfig:
             problems.append(f"sae.dead_after must be an int >= 1. Got {self.dead_after!r} instead.")
         if self.multi_topk and self.architecture != "topk":
             problems.append(f"sae.multi_topk needs sae.architecture=topk. Got {self.architecture!r} instead.")
+        dense = None if self.dense_latents == "auto" else self.dense_latents
         if self.dense_latents and self.architecture != "topk":
             problems.append(f"sae.dense_latents needs sae.architecture=topk. Got {self.architecture!r} instead.")
-        elif self.architecture == "topk" and k is not None and 1 <= k and not 0 <= self.dense_latents < k:
-            problems.append(f"sae.dense_latents must be an int in [0, sae.k - 1 = {k - 1}]. Got {self.dense_latents!r} instead.")
-        elif self.dense_latents < 0:
-            problems.append(f"sae.dense_latents must be an int >= 0. Got {self.dense_latents!r} instead.")
+        elif dense is not None and self.architecture == "topk" and k is not None and 1 <= k and not 0 <= dense < k:
+            problems.append(f"sae.dense_latents must be auto or an int in [0, sae.k - 1 = {k - 1}]. Got {self.dense_latents!r} instead.")
+        elif dense is not None and dense < 0:
+            problems.append(f"sae.dense_latents must be auto or an int >= 0. Got {self.dense_latents!r} instead.")
         if self.reconstruction == "bce" and self.input_scaling != "none":
             problems.append("sae.reconstruction=bce needs inputs in [0, 1]: set sae.input_scaling=none.")
         prefixes = self.matryoshka_prefixes
@@ -303,6 +307,11 @@ class TrainConfig:
     """Where the label loss reads: ``codes`` (a linear head on the whole code), ``dense`` (a head on the
     ``sae.dense_latents`` only, so those few always-on latents learn the class direction themselves) or ``both``
     (the sum of the two cross-entropies). ``dense`` and ``both`` need sae.dense_latents > 0."""
+    dense_init: Literal["learned", "probe"] = "learned"
+    """How the ``sae.dense_latents`` get their encoder: ``learned`` (trained with the rest), or ``probe`` (fixed to a
+    logistic regression of the training rows on their labels, C chosen by cross-validation on the training split like
+    the evaluation's probe: each code then stores that classifier's decision values). ``probe`` needs
+    ``sae.dense_latents`` = the number of decision values (``auto``)."""
     label_dropout: float = 0.0
     """Dropout on the codes the label heads read (reconstruction sees them whole): each latent is zeroed with this
     probability per document and step, so the class signal cannot rest on a few latents that fit the training
@@ -518,6 +527,8 @@ class RecipeConfig:
             problems.append("train_data.paths pools corpora into one feature space, which needs featurizer.kind=hidden_states (TF-IDF vocabularies differ per corpus).")
         if self.train.label_head != "codes" and not self.sae.dense_latents:
             problems.append(f"train.label_head={self.train.label_head} reads the always-on latents; set sae.dense_latents > 0 (with sae.architecture=topk) or use train.label_head=codes.")
+        if self.train.dense_init == "probe" and not self.sae.dense_latents:
+            problems.append("train.dense_init=probe puts a classifier's decision values in the always-on latents; set sae.dense_latents=auto (with sae.architecture=topk).")
         if self.featurizer.kind == "hidden_states" and self.featurizer.pooling == "none":
             problems.append(
                 "featurizer.pooling=none (one vector per token) is available from the Python API (HiddenStatesFeaturizer.transform_tokens) "

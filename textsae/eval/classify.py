@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 # scikit-learn is imported inside the functions: it takes ~2 s, which `import textsae.eval` should not cost.
 
-__all__ = ["CLASSIFIERS", "ClassifierResult", "evaluate_representation", "select_C"]
+__all__ = ["CLASSIFIERS", "ClassifierResult", "evaluate_representation", "fit_probe", "select_C"]
 
 Classifier = Literal["logreg", "linear_svc"]
 CLASSIFIERS: tuple[str, ...] = ("logreg", "linear_svc")
@@ -132,6 +132,26 @@ def evaluate_representation(
         n_test=X_test.shape[0],
         fit_seconds=fit_seconds,
     )
+
+
+def fit_probe(X_train: Any, y_train: Any, cfg: EvalConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """The evaluation's logistic regression on the training split: ``C`` by CV, then refit on all of it.
+
+    Args:
+        X_train: ``(n_train, n_features)`` sparse matrix or array.
+        y_train: ``(n_train,)`` class ids.
+        cfg: ``C_grid``, ``cv_folds``, ``max_iter`` and ``seed`` are used.
+
+    Returns:
+        ``(coef, intercept, C)``: ``coef`` is ``(m, n_features)`` and ``intercept`` ``(m,)``, with m = 1 for two
+        classes (the decision value of the second class) and one row per class otherwise, as scikit-learn's
+        ``decision_function`` computes them.
+    """
+    X_train, y_train = _as_features(X_train, "X_train"), _as_labels(y_train, "y_train")
+    _check_split(X_train, y_train, "train")
+    best_C, _ = select_C(X_train, y_train, cfg)
+    model = _make_model(best_C, cfg, scale=False, warm_start=False).fit(X_train, y_train)
+    return np.asarray(model.coef_, dtype=np.float64), np.asarray(model.intercept_, dtype=np.float64), best_C
 
 
 def select_C(

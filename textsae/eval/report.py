@@ -43,8 +43,9 @@ _SAE_LABELS = {
     "top1_top2_above_3": "Live latents whose top-1 / top-2 ratio exceeds 3 (fraction)",
 }
 _LABELS_NOTE = {
-    True: "Labels shaped the codes: a linear head on the codes was trained on the training split's labels (train.label_loss_weight > 0).",
-    False: "Labels did not shape the codes: the SAE was trained without labels (train.label_loss_weight = 0).",
+    True: "Labels shaped the codes: the SAE was trained with the training split's labels (train.label_loss_weight > 0, "
+    "or always-on latents fixed to a classifier of them, train.dense_init=probe).",
+    False: "Labels did not shape the codes: the SAE was trained without labels.",
 }
 
 

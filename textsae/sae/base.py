@@ -523,7 +523,13 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
                 f"'dead_mask' must be a bool tensor of shape ({self.n_latents},). "
                 f"Got dtype {dead_mask.dtype} and shape {tuple(dead_mask.shape)} instead."
             )
-        reconstruction = self._reconstruction_loss(target, out.recon_logits)
+        if self.cfg.reconstruction == "mse":  # the squared errors serve the loss and the FVU metric alike
+            errors = losses.squared_error_per_sample(target, out.x_hat)  # (B,)
+            reconstruction = errors.mean()
+            fvu = errors.detach().sum() / losses.total_variance(target)
+        else:
+            reconstruction = self._reconstruction_loss(target, out.recon_logits)
+            fvu = losses.fvu(target, out.x_hat)
         zero = torch.zeros((), dtype=reconstruction.dtype, device=reconstruction.device)
         total = reconstruction
         sparsity = auxk = zero
@@ -535,7 +541,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         if aux is not None:
             auxk = aux
             total = total + self.cfg.auxk_coefficient * auxk
-        return LossOutput(total, reconstruction, sparsity, auxk, losses.fvu(target, out.x_hat))
+        return LossOutput(total, reconstruction, sparsity, auxk, fvu)
 
     @staticmethod
     def _loss_target(out: SAEOutput, target: Tensor | None) -> Tensor:

@@ -23,6 +23,7 @@ __all__ = [
     "kl_sparsity_penalty",
     "l1_penalty",
     "squared_error_per_sample",
+    "total_variance",
 ]
 
 KL_CLAMP = 1e-6
@@ -119,18 +120,24 @@ def fvu(x: Tensor, y: Tensor) -> Tensor:
         Detached scalar tensor.
     """
     with torch.no_grad():
-        unexplained = squared_error_per_sample(x, y).sum()
-        if is_sparse_csr(x):
-            _, cols, values = csr_parts(x)
-            values = _acc(values)
-            n_rows = x.shape[0]
-            col_mean = torch.zeros(x.shape[1], dtype=values.dtype, device=values.device)
-            col_mean = col_mean.index_add_(0, cols, values) / n_rows  # (d,)
-            total = (values.square().sum() - n_rows * col_mean.square().sum()).clamp_min(0.0)
-        else:
+        return squared_error_per_sample(x, y).sum() / total_variance(x)
+
+
+def total_variance(x: Tensor) -> Tensor:
+    """Σ_b ‖x_b − x̄‖², x̄ the batch mean: the denominator of :func:`fvu` (detached scalar).
+
+    For a sparse ``x`` it is Σ‖x_b‖² − B‖x̄‖², exact up to rounding unless the rows are nearly identical.
+    """
+    with torch.no_grad():
+        if not is_sparse_csr(x):
             x = _acc(x)
-            total = (x - x.mean(dim=0)).square().sum()
-        return unexplained / total
+            return (x - x.mean(dim=0)).square().sum()
+        _, cols, values = csr_parts(x)
+        values = _acc(values)
+        n_rows = x.shape[0]
+        col_mean = torch.zeros(x.shape[1], dtype=values.dtype, device=values.device)
+        col_mean = col_mean.index_add_(0, cols, values) / n_rows  # (d,)
+        return (values.square().sum() - n_rows * col_mean.square().sum()).clamp_min(0.0)
 
 
 def l1_penalty(codes: Tensor) -> Tensor:

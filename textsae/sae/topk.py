@@ -139,6 +139,31 @@ class TopKSAE(AuxKMixin):
         offsets = torch.nn.functional.pad(keep.sum(dim=1).cumsum(dim=0), (1, 0))  # (B + 1,); boolean masks keep row order
         return codes, ActiveCodes(indices[keep], values[keep], offsets)
 
+    @torch.no_grad()
+    def set_dense_encoder(self, weights: Tensor, bias: Tensor) -> None:
+        """Make the dense latents linear functions of the raw input: z_j = x · weights[j] + bias[j].
+
+        Call after :meth:`init_from_data` (the input scaling and b_dec enter the encoder's weights and bias).
+
+        Args:
+            weights: ``(m, d_in)`` with m = ``cfg.dense_latents``.
+            bias: ``(m,)``.
+
+        Raises:
+            UserError: If the shapes do not match the dense latents.
+        """
+        m = self.cfg.dense_latents
+        if tuple(weights.shape) != (m, self.d_in) or tuple(bias.shape) != (m,):
+            raise UserError(
+                f"set_dense_encoder needs weights of shape ({m}, {self.d_in}) and bias of shape ({m},) for sae.dense_latents={m}. "
+                f"Got {tuple(weights.shape)} and {tuple(bias.shape)} instead."
+            )
+        # pre_j = ((x − shift)·scale − c) · W_enc[:, j] + b_enc[j]; with W_enc[:, j] = w_j / scale this is
+        # x·w_j − shift·w_j − c·W_enc[:, j] + b_enc[j], so b_enc[j] = b_j + shift·w_j + c·W_enc[:, j].
+        columns = (weights.to(self.W_enc.dtype) / self.input_scale).T  # (d_in, m)
+        self.W_enc[:, :m] = columns
+        self.b_enc[:m] = bias.to(self.b_enc.dtype) + weights.to(self.b_enc.dtype) @ self.input_shift + self._input_center() @ columns
+
     def check_inference_k(self, k: int) -> int:
         """As :meth:`SparseAutoencoder.check_inference_k`; with dense latents k must also exceed their number."""
         k = super().check_inference_k(k)

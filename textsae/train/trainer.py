@@ -57,6 +57,8 @@ class Trainer:
         metrics_path: ``metrics.jsonl`` to append to; ``None`` disables the log.
         val_features: Held-out rows for validation FVU/L0 (and the automatic budget's stopping rule), or ``None``.
         labels: Class ids of the training rows; needed only when ``cfg.label_loss_weight`` > 0.
+        dense_encoder: ``(weights (m, d_in), bias (m,))`` that fix the SAE's m dense latents to x·weights + bias
+            (``train.dense_init=probe``: a classifier's decision values); they get no gradient while training.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class Trainer:
         metrics_path: Path | None = None,
         val_features: FeatureMatrix | None = None,
         labels: np.ndarray | None = None,
+        dense_encoder: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         if features.shape[0] == 0:
             raise UserError("No training documents: the feature matrix has 0 rows.")
@@ -81,6 +84,9 @@ class Trainer:
         self.cfg = cfg
         if cfg.label_loss_weight > 0 and (labels is None or len(labels) != features.shape[0]):
             raise UserError("train.label_loss_weight > 0 needs one class label per training document; set it to 0 for unlabeled data.")
+        if cfg.dense_init == "probe" and dense_encoder is None:
+            raise UserError("train.dense_init=probe needs the classifier that fixes the dense latents (dense_encoder=...); the pipeline fits it from the training labels.")
+        self.dense_encoder = dense_encoder
         self.features = features
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.val_features = val_features
@@ -103,6 +109,10 @@ class Trainer:
         sample_rows = np.sort(np.random.default_rng([self.cfg.seed, 1]).permutation(self.n_rows)[: self.sae.init_sample_rows()])
         self.sae.init_from_data(rows_to_tensor(self.features, sample_rows, "cpu"))
         self.sae.normalize_decoder_()
+        if self.dense_encoder is not None:
+            weights, bias = (torch.as_tensor(array, dtype=torch.float32) for array in self.dense_encoder)
+            self.dense_encoder = weights, bias
+            self.sae.set_dense_encoder(weights, bias)
         self.sae.to(self.device)
         self.head, self.dense_head = self._build_heads()
         parameters = list(self.sae.parameters()) + [p for head in self._label_heads().values() for p in head.parameters()]
@@ -195,10 +205,16 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        if self.dense_encoder is not None:  # the fixed dense latents: no gradient, so Adam never moves their weights
+            m = sae.cfg.dense_latents
+            sae.W_enc.grad[:, :m] = 0.0
+            sae.b_enc.grad[:m] = 0.0
         sae.remove_parallel_grad_()
         self.optimizer.step()
         self.scheduler.step()
         sae.normalize_decoder_()
+        if self.dense_encoder is not None:  # b_dec moved, and the encoder subtracts it: re-fix the dense latents' bias
+            sae.set_dense_encoder(*(t.to(self.device) for t in self.dense_encoder))
         with torch.no_grad():
             active = sae.active_mask(out.codes)  # (B, n_latents)
             fired = active.any(dim=0)
