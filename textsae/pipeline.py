@@ -182,7 +182,7 @@ class Pipeline:
             metrics_path=self.paths.metrics,
             val_features=take_rows(features.train, val_rows) if len(val_rows) else None,
             labels=labels if self.config.train.label_loss_weight > 0 else None,
-            dense_encoder=self._dense_probe(training_rows, labels),
+            dense_encoder=self._dense_probe(training_rows, labels, sae.cfg.dense_latents, shape.n_decisions),
         )
         summary = trainer.train()
         save_sae_artifact(
@@ -266,10 +266,15 @@ class Pipeline:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _dense_probe(self, training_rows: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def _dense_probe(self, training_rows: Any, labels: np.ndarray, dense_latents: int, n_decisions: int) -> tuple[np.ndarray, np.ndarray] | None:
         """``train.dense_init=probe``: the evaluation's logistic regression fit on the SAE's training rows."""
         if self.config.train.dense_init != "probe":
             return None
+        if dense_latents != n_decisions:
+            raise UserError(
+                f"train.dense_init=probe needs sae.dense_latents=auto ({n_decisions} decision values for this corpus's "
+                f"classes); got sae.dense_latents={dense_latents}."
+            )
         start = time.perf_counter()
         weights, bias, C = fit_probe(as_matrix(training_rows), labels, self.config.eval)
         logger.info("Dense latents fixed to a logistic regression of the training labels (C=%g, %d decision values) in %.1f s", C, len(bias), time.perf_counter() - start)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from textsae.bench.anomaly import run_anomaly_bench
 from textsae.cli.bench import format_anomaly_table
 from textsae.config.compose import load_recipe
+from textsae.errors import UserError
 
 COMMON = "news report today people said".split()
 TOPICS = [[f"topic{t}word{i}" for i in range(6)] for t in range(4)]
@@ -36,3 +38,10 @@ def test_held_out_topics_are_detected(tmp_path: Path, tiny_recipe: Path) -> None
         assert half["sae"]["squared"] > 0.9 and half["lsa"]["2"]["squared"] > 0.9
     assert result["mean"]["sae"]["squared"] == np.mean([h["sae"]["squared"] for h in result["halves"]])
     assert "| SAE |" in format_anomaly_table(result)
+
+
+def test_a_recipe_that_trains_with_labels_is_refused_before_any_work(tmp_path: Path, tiny_recipe: Path) -> None:
+    _write_topics(tmp_path)
+    config = load_recipe(tiny_recipe, [f"data.path={tmp_path}", "sae.dense_latents=auto", "train.dense_init=probe"])
+    with pytest.raises(UserError, match="without labels.*train.dense_init=learned"):
+        run_anomaly_bench(config, lsa_widths=[2])

@@ -20,7 +20,7 @@ import pytest
 from textsae.config.schema import DataConfig
 from textsae.data import Corpus, Split, load_corpus, load_split
 from textsae.data import hub as hub_module
-from textsae.data.corpus import stratified_split, stratified_subsample
+from textsae.data.corpus import build_corpus, stratified_split, stratified_subsample
 from textsae.errors import HubUnreachableError, UserError
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -194,6 +194,21 @@ def test_max_train_docs_cuts_only_the_training_split(tmp_path: Path) -> None:
     assert np.bincount(corpus.train.labels).tolist() == [6, 2] and len(corpus.eval) == 40
     assert "training split cut to 8 documents" in corpus.source and "test whole" in corpus.source
     assert load_corpus(DataConfig(path=str(tmp_path), max_train_docs=8, seed=1)).train.texts == corpus.train.texts
+
+
+def test_max_docs_and_max_train_docs_together_follow_the_given_strata() -> None:
+    """The bundled corpus stratifies on (source, label): the second cut must use the strata of the first cut's rows."""
+    labels = np.array([0] * 30 + [1] * 30)
+    strata = np.arange(60) % 4
+    train = Split("train", _texts(60), labels)
+    test = Split("test", _texts(60, "t"), labels)
+    corpus = build_corpus(
+        DataConfig(max_docs=40, max_train_docs=12, seed=1), name="c", train=train, eval=test, label_names=None, source="s", train_strata=strata
+    )
+    assert len(corpus.train) == 12 and len(corpus.eval) == 40
+    kept_rows = [int(text.split()[2]) for text in corpus.train.texts]  # "doc number I words"
+    assert np.bincount(strata[kept_rows]).tolist() == [3, 3, 3, 3]
+    assert "whole" not in corpus.source
 
 
 def test_stratified_split_partitions_and_keeps_class_shares() -> None:

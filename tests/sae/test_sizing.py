@@ -67,7 +67,7 @@ def test_auto_sizes_are_validated_like_ints() -> None:
         SAEConfig(architecture="batchtopk", adaptive_k="input_nnz")
 
 
-@pytest.mark.parametrize("dense_latents", [0, 2])
+@pytest.mark.parametrize("dense_latents", [0, 2, 4])
 def test_input_nnz_caps_every_code_at_its_document_s_nonzeros(dense_latents: int) -> None:
     x = _sparse(40, 60, nnz=3)
     x = sp.vstack([x, _sparse(10, 60, nnz=20, seed=1), sp.csr_matrix((1, 60), dtype=np.float32)]).tocsr()
@@ -76,13 +76,19 @@ def test_input_nnz_caps_every_code_at_its_document_s_nonzeros(dense_latents: int
     assert sae.cfg.adaptive_k == "input_nnz"
     sae.init_from_data(rows_to_tensor(x, slice(None), "cpu"))
     nnz = np.diff(x.indptr)
-    expected = np.minimum(np.maximum(nnz, dense_latents), 8)
+    expected = np.minimum(nnz, 8)  # the always-on dense latents count too: 4 of them on a 3-term document keep 3
     for tensor in (rows_to_tensor(x, slice(None), "cpu"), torch.from_numpy(x.toarray())):  # CSR and dense agree
         codes = sae.encode(tensor)
         assert ((codes != 0).sum(dim=1).numpy() <= expected).all()
     out = sae.train()(rows_to_tensor(x, slice(None), "cpu"))
     assert ((out.codes != 0).sum(dim=1).numpy() <= expected).all()
     assert ((out.codes != 0).sum(dim=1).numpy()[40:50] >= 7).all()  # long documents keep (almost) all k
+    if dense_latents > 3:  # the short rows keep their 3 dense latents of largest magnitude
+        pre_dense = out.pre_acts[:40, :dense_latents].detach().abs()
+        kept = out.codes[:40, :dense_latents] != 0
+        assert (kept.sum(dim=1) == 3).all()
+        smallest_kept = pre_dense.masked_fill(~kept, float("inf")).min(dim=1).values
+        assert (smallest_kept >= pre_dense.masked_fill(kept, -1.0).max(dim=1).values).all()
     assert len(out.active.indices) == int(expected.sum())  # the decoder reads only the kept rows of W_dec ...
     torch.testing.assert_close(out.x_hat, out.codes @ sae.W_dec + sae.b_dec, rtol=1e-5, atol=1e-5)  # ... and loses nothing
     sae.loss(out).total.backward()

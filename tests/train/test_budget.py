@@ -88,6 +88,28 @@ def test_a_nan_fvu_counts_as_no_improvement() -> None:
     assert budget.observe(200, float("nan"))
 
 
+def test_without_decay_the_rule_watches_until_max_steps() -> None:
+    flat = _budget(min_steps=100, max_steps=1000, decay="none")
+    assert flat.wants_evaluation(900) and not flat.wants_evaluation(1000)
+
+
+def test_a_nan_first_fvu_is_replaced_by_the_first_finite_one() -> None:
+    budget = _budget(min_steps=100, patience=3)
+    budget.observe(100, float("nan"))
+    budget.observe(200, 0.7)
+    assert budget.state.best_fvu == 0.7 and budget.state.best_step == 200
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [{"best_step": -1}, {"end_step": "900"}, {"converged_at": 900, "end_step": None}, {"converged_at": 900, "end_step": 800}, {"recent_fvu": ["x"]}],
+)
+def test_a_damaged_stopping_state_is_refused(damage: dict) -> None:
+    values = {**StoppingState(best_fvu=0.4, best_step=700, recent_fvu=[0.5]).to_dict(), **damage}
+    with pytest.raises(ValueError, match="stopping state"):
+        StoppingState.from_dict(values)
+
+
 def test_stopping_state_round_trips_through_json() -> None:
     state = StoppingState(best_fvu=0.4, best_step=700, recent_fvu=[0.5, 0.45], converged_at=900, end_step=1125)
     assert StoppingState.from_dict({**state.to_dict(), "from_a_newer_version": 1}) == state

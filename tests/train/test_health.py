@@ -50,3 +50,10 @@ def test_codes_larger_than_the_source_are_noted(tiny_recipe: Path, tmp_path: Pat
     assert report["eval"]["codes"]["bytes_per_doc"] > report["eval"]["source"]["bytes_per_doc"]
     assert any("more than the source's" in note for note in report["notes"])
     assert "> **Note:** The codes take" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_probe_dense_latents_of_the_wrong_count_are_refused(tiny_recipe: Path, tmp_path: Path) -> None:
+    from textsae.errors import UserError
+
+    with pytest.raises(UserError, match=r"needs sae.dense_latents=auto \(1 decision values.*got sae.dense_latents=3"):
+        _run(tiny_recipe, tmp_path / "run", ["sae.dense_latents=3", "train.dense_init=probe", "train.steps=5"])

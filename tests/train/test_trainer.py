@@ -12,7 +12,7 @@ import torch
 
 from textsae.config.schema import SAEConfig, TrainConfig
 from textsae.sae import build_sae
-from textsae.train.batches import drop_latents
+from textsae.train.batches import drop_latents, rows_to_tensor
 from textsae.train.schedules import lr_factor
 from textsae.train.trainer import Trainer
 
@@ -300,6 +300,22 @@ def test_probe_fixed_dense_latents_hold_the_classifier_s_decision_values(tmp_pat
     with torch.no_grad():
         codes = sae.encode(torch.from_numpy(features.toarray()))
     np.testing.assert_allclose(codes[:, :3].numpy(), reference, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("sparse_input", [False, True])
+def test_a_loss_on_fixed_dense_latents_does_not_move_b_dec(sparse_input: bool) -> None:
+    features = _features(n_rows=64)
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(n_latents=32, k=6, dense_latents=2), features.shape[1])
+    sae.init_from_data(torch.from_numpy(features.toarray()))
+    x = rows_to_tensor(features, slice(None), "cpu") if sparse_input else torch.from_numpy(features.toarray())
+    before = sae.encode(x)[:, :2].detach()
+    sae.set_dense_encoder(torch.randn(2, features.shape[1]), torch.randn(2))
+    sae(x).codes[:, :2].sum().backward()
+    assert sae.b_dec.grad is None or not sae.b_dec.grad.any()
+    sae.zero_grad()
+    sae(x).codes[:, 2:].sum().backward()  # the learned latents still train the centring
+    assert sae.b_dec.grad.abs().sum() > 0 and not torch.equal(before, sae.encode(x)[:, :2].detach())
 
 
 def test_probe_dense_init_without_a_classifier_is_a_user_error() -> None:

@@ -47,8 +47,13 @@ def run_anomaly_bench(config: RecipeConfig, *, lsa_widths: Sequence[int] = (32, 
         "mean": {"sae": {kind: ..}, "lsa": {width: {kind: ..}}}}``, kinds as in :data:`ERROR_KINDS`.
 
     Raises:
-        UserError: The corpus has fewer than 4 classes.
+        UserError: The corpus has fewer than 4 classes, or the recipe trains with labels (this benchmark has none).
     """
+    if config.train.dense_init == "probe" or config.train.label_loss_weight > 0:
+        raise UserError(
+            "The anomaly benchmark trains the SAE without labels (the held-out groups must stay unseen): set "
+            "train.dense_init=learned train.label_loss_weight=0 sae.dense_latents=0, or use recipes/20newsgroups_anomaly.yaml."
+        )
     corpus = load_corpus(config.data)
     n_classes = int(max(corpus.train.labels.max(), corpus.eval.labels.max())) + 1
     if n_classes < 4:

@@ -265,17 +265,19 @@ class TrainConfig:
     the automatic budget: train until the hold-out FVU levels off, between ``min_steps`` and ``max_steps``."""
     steps: int | None = None
     """Optimiser steps; overrides ``epochs`` and the automatic budget."""
-    min_steps: int = 500
+    min_steps: int = 300
     """Automatic budget: never stop before this many steps (a small corpus is seen many times over)."""
     max_steps: int = 5000
     """Automatic budget: stop (after the decay) by this many steps even if the hold-out FVU still improves."""
     eval_every: int = 100
     """Automatic budget: measure the hold-out FVU (``val_fraction`` of the training split) every N steps."""
-    stop_tolerance: float = 0.01
-    """Automatic budget: an evaluation improves when its hold-out FVU is this fraction below the best so far."""
+    stop_tolerance: float = 0.02
+    """Automatic budget: training still improves while the hold-out FVU is at least this fraction below the FVU
+    ``patience`` evaluations earlier."""
     patience: int = 3
-    """Automatic budget: after this many evaluations in a row without improvement the rate decays and training ends."""
-    batch_size: int = 256
+    """Automatic budget: the window of evaluations the improvement is measured over; when the FVU gained less than
+    ``stop_tolerance`` across it (and ``min_steps`` ran), the rate decays over a quarter more steps and training ends."""
+    batch_size: int = 512
     """Documents per step."""
     lr: float = 1e-3
     """Peak Adam learning rate."""

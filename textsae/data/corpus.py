@@ -361,10 +361,12 @@ def build_corpus(
         train_rows = stratified_subsample(_strata(train, train_strata), cfg.max_docs, _salted(cfg.seed, train.name))
         eval_rows = stratified_subsample(_strata(eval, eval_strata), cfg.max_docs, _salted(cfg.seed, eval.name))
         train, eval = take(train, train_rows), take(eval, eval_rows)
+        train_strata = train_strata[train_rows] if train_strata is not None else None
         source = f"{source}; at most {cfg.max_docs} documents per split (stratified sample, seed {cfg.seed})"
     if cfg.max_train_docs is not None and len(train) > cfg.max_train_docs:
         train = take(train, stratified_subsample(_strata(train, train_strata), cfg.max_train_docs, _salted(cfg.seed, train.name)))
-        source = f"{source}; training split cut to {len(train)} documents (stratified sample, seed {cfg.seed}), {eval.name} whole"
+        eval_note = "" if cfg.max_docs is not None else f", {eval.name} whole"
+        source = f"{source}; training split cut to {len(train)} documents (stratified sample, seed {cfg.seed}){eval_note}"
     train.label_names = eval.label_names = label_names
     return Corpus(name=name, train=train, eval=eval, label_names=label_names, source=source)
 

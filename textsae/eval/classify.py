@@ -110,17 +110,11 @@ def evaluate_representation(
     _check_split(X_test, y_test, "test")
     if X_train.shape[1] != X_test.shape[1]:
         raise UserError(f"X_test has {X_test.shape[1]} columns; expected {X_train.shape[1]}, like X_train.")
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, f1_score
 
     _check_classifier(classifier)
     start = time.perf_counter()
-    best_C, cv_accuracy = select_C(X_train, y_train, cfg, scale=scale, n_jobs=n_jobs, classifier=classifier)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        model = _make_model(best_C, cfg, scale=scale, warm_start=False, classifier=classifier).fit(X_train, y_train)
-    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-        logger.warning("%s(C=%g) did not converge in eval.max_iter=%d iterations; raise eval.max_iter.", classifier, best_C, cfg.max_iter)
+    model, best_C, cv_accuracy = _fit_best(X_train, y_train, cfg, scale=scale, n_jobs=n_jobs, classifier=classifier)
     fit_seconds = time.perf_counter() - start
     predicted = model.predict(X_test)
     return ClassifierResult(
@@ -149,9 +143,27 @@ def fit_probe(X_train: Any, y_train: Any, cfg: EvalConfig) -> tuple[np.ndarray, 
     """
     X_train, y_train = _as_features(X_train, "X_train"), _as_labels(y_train, "y_train")
     _check_split(X_train, y_train, "train")
-    best_C, _ = select_C(X_train, y_train, cfg)
-    model = _make_model(best_C, cfg, scale=False, warm_start=False).fit(X_train, y_train)
+    model, best_C, _ = _fit_best(X_train, y_train, cfg)
     return np.asarray(model.coef_, dtype=np.float64), np.asarray(model.intercept_, dtype=np.float64), best_C
+
+
+def _fit_best(
+    X_train: Any, y_train: np.ndarray, cfg: EvalConfig, *, scale: bool = False, n_jobs: int | None = None, classifier: Classifier = "logreg"
+) -> tuple[Any, float, float]:
+    """``C`` by :func:`select_C`, then the model refit on the whole training split (warning when it did not converge).
+
+    Returns:
+        ``(fitted model, C, mean CV accuracy of C)``.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    best_C, cv_accuracy = select_C(X_train, y_train, cfg, scale=scale, n_jobs=n_jobs, classifier=classifier)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model = _make_model(best_C, cfg, scale=scale, warm_start=False, classifier=classifier).fit(X_train, y_train)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        logger.warning("%s(C=%g) did not converge in eval.max_iter=%d iterations; raise eval.max_iter.", classifier, best_C, cfg.max_iter)
+    return model, best_C, cv_accuracy
 
 
 def select_C(

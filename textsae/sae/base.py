@@ -152,6 +152,9 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         self.b_dec = torch.nn.Parameter(torch.zeros(d_in))
         self.register_buffer("input_scale", torch.ones(d_in))
         self.register_buffer("input_shift", torch.zeros(d_in))
+        self.fixed_columns = 0
+        """The first encoder columns that hold fixed functions of the input (TopK ``set_dense_encoder``): b_dec gets
+        no gradient through them. Set for training only; not saved (inference needs no gradient)."""
 
     def extra_repr(self) -> str:
         return f"architecture={self.architecture!r}, d_in={self.d_in}, n_latents={self.n_latents}"
@@ -338,8 +341,15 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
             Dense ``(B, n_latents)``.
         """
         center = self._input_center()  # (d_in,)
-        if not losses.is_sparse_csr(x_in):
+        m = self.fixed_columns
+        if not losses.is_sparse_csr(x_in) and not m:
             return (x_in - center) @ self.W_enc + self.b_enc  # (B, n_latents)
+        if m:  # fixed columns take no gradient into b_dec through the centring (see set_dense_encoder)
+            center_term = torch.cat([center.detach() @ self.W_enc[:, :m], center @ self.W_enc[:, m:]])  # (n_latents,)
+        else:
+            center_term = center @ self.W_enc
+        if not losses.is_sparse_csr(x_in):
+            return x_in @ self.W_enc - center_term + self.b_enc
         xW = F.embedding_bag(
             x_in.col_indices(),
             self.W_enc,
@@ -348,20 +358,19 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
             per_sample_weights=x_in.values().to(self.W_enc.dtype),
             include_last_offset=True,
         )  # (B, n_latents)
-        return xW - center @ self.W_enc + self.b_enc
+        return xW - center_term + self.b_enc
 
     def entry_limit(self, x: Tensor) -> Tensor | None:
         """Most code entries per row ``(B,)`` for raw input ``x``, or None when codes have no per-row limit.
 
         With ``sae.adaptive_k=input_nnz`` a TopK row's code has at most as many entries as the row has
-        non-zeros (and at least ``sae.dense_latents``, which are always on): a short document never takes
-        more entries in its code than in its source. Dense and CSR input give the same limit.
+        non-zeros, the always-on dense latents included: a document never takes more entries in its code
+        than in its source. Dense and CSR input give the same limit.
         """
         if self.cfg.adaptive_k != "input_nnz":
             return None
         x = self._check_input(x, "x")
-        nnz = x.crow_indices().diff() if losses.is_sparse_csr(x) else (x != 0).sum(dim=1)
-        return nnz.clamp_min(self.cfg.dense_latents)
+        return x.crow_indices().diff() if losses.is_sparse_csr(x) else (x != 0).sum(dim=1)
 
     @abc.abstractmethod
     def _activate(self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes | None]:

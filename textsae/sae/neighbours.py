@@ -39,8 +39,11 @@ def neighbourhood_means(x: Tensor, center: Tensor, n_directions: int, *, neighbo
         chunk_rows: Rows per block when computing similarities (bounds the ``(rows, n_directions)`` temporary).
 
     Returns:
-        ``(n_directions, d)`` float32 tensor with unit rows.
+        ``(n_directions, d)`` float32 tensor with unit rows, on ``x``'s device (computed on CPU with the CPU
+        generator, so a GPU run starts from the same directions as a CPU run).
     """
+    if x.device.type != "cpu":
+        return neighbourhood_means(x.cpu(), center.cpu(), n_directions, neighbours=neighbours, chunk_rows=chunk_rows).to(x.device)
     center = losses._acc(center).float()
     norms = _centred_norms(x, center)  # (N,)
     inv_norms = 1.0 / norms.clamp_min(torch.finfo(torch.float32).tiny)

@@ -117,8 +117,9 @@ class TopKSAE(AuxKMixin):
     def _topk(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes]:
         """Codes with k entries per row: the ``cfg.dense_latents`` always-on latents (signed) and the k − m largest others (ReLU).
 
-        With a per-row ``limit`` (B,), row b keeps only its min(k, limit_b) − m largest others, and the
-        :class:`ActiveCodes` list only the kept entries (the decoder reads min(k, limit_b) rows of W_dec).
+        With a per-row ``limit`` (B,), row b keeps at most limit_b entries: its min(k, limit_b) − m largest others,
+        and when limit_b < m only the limit_b dense latents of largest magnitude. The :class:`ActiveCodes` list only
+        the kept entries (the decoder reads that many rows of W_dec).
         """
         n_rows, m = pre_acts.shape[0], self.cfg.dense_latents
         values, indices = pre_acts[:, m:].topk(k - m, dim=1, sorted=limit is not None)  # (B, k − m) each
@@ -129,9 +130,14 @@ class TopKSAE(AuxKMixin):
             values = values * keep.to(values.dtype)
         if m:
             always_on = torch.arange(m, device=pre_acts.device).expand(n_rows, m)  # (B, m)
+            dense_values = pre_acts[:, :m]
+            if keep is not None:
+                rank = dense_values.abs().argsort(dim=1, descending=True, stable=True).argsort(dim=1)  # (B, m): 0 = largest
+                keep_dense = rank < limit.unsqueeze(1)
+                dense_values = dense_values * keep_dense.to(dense_values.dtype)
+                keep = torch.cat([keep_dense, keep], dim=1)
             indices = torch.cat([always_on, indices + m], dim=1)  # (B, k)
-            values = torch.cat([pre_acts[:, :m], values], dim=1)  # (B, k)
-            keep = None if keep is None else torch.cat([torch.ones_like(always_on, dtype=torch.bool), keep], dim=1)
+            values = torch.cat([dense_values, values], dim=1)  # (B, k)
         codes = torch.zeros_like(pre_acts).scatter(1, indices, values)  # (B, n_latents)
         if keep is None:
             offsets = torch.arange(0, n_rows * k + 1, k, device=pre_acts.device)  # (B + 1,)
@@ -163,6 +169,8 @@ class TopKSAE(AuxKMixin):
         columns = (weights.to(self.W_enc.dtype) / self.input_scale).T  # (d_in, m)
         self.W_enc[:, :m] = columns
         self.b_enc[:m] = bias.to(self.b_enc.dtype) + weights.to(self.b_enc.dtype) @ self.input_shift + self._input_center() @ columns
+        # Without this, a loss on the fixed latents would still move b_dec through the centring c, against reconstruction.
+        self.fixed_columns = m
 
     def check_inference_k(self, k: int) -> int:
         """As :meth:`SparseAutoencoder.check_inference_k`; with dense latents k must also exceed their number."""

@@ -54,9 +54,28 @@ class StoppingState:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StoppingState:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        """Inverse of :meth:`to_dict`; unknown keys are ignored.
+
+        Raises:
+            ValueError: A value has the wrong type or the steps contradict each other (a damaged checkpoint).
+        """
+        if not isinstance(values, dict):
+            raise ValueError(f"stopping state must be a mapping, got {type(values).__name__}")
         known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
-        return cls(**known)
+        state = cls(**known)
+        optional_steps = {"converged_at": state.converged_at, "end_step": state.end_step}
+        if not _is_count(state.best_step) or not all(step is None or _is_count(step) for step in optional_steps.values()):
+            raise ValueError(f"stopping state steps must be ints >= 0, got best_step={state.best_step!r}, {optional_steps}")
+        if (state.converged_at is None) != (state.end_step is None) or (state.end_step is not None and state.end_step < state.converged_at):
+            raise ValueError(f"stopping state has converged_at={state.converged_at!r} and end_step={state.end_step!r}")
+        numbers = [state.best_fvu, *state.recent_fvu] if isinstance(state.recent_fvu, list) else None
+        if numbers is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers if v is not None):
+            raise ValueError(f"stopping state FVU values must be numbers, got best_fvu={state.best_fvu!r}, recent_fvu={state.recent_fvu!r}")
+        return state
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class TrainingBudget:
@@ -104,12 +123,14 @@ class TrainingBudget:
 
     def wants_evaluation(self, step: int) -> bool:
         """Whether the hold-out FVU should be measured after ``step`` steps (automatic budget, still improving)."""
-        return self.automatic and self.state.converged_at is None and step % self.cfg.eval_every == 0 and step < self.decay_begin
+        # Once the rate decays on its own (a run that never levelled off), a stopping decision has nothing left to decide.
+        last = self.decay_begin if self.cfg.decay != "none" and self.cfg.decay_start > 0.0 else self.cfg.max_steps
+        return self.automatic and self.state.converged_at is None and step % self.cfg.eval_every == 0 and step < last
 
     def observe(self, step: int, fvu: float) -> bool:
         """Record the hold-out FVU after ``step`` steps; True when this evaluation ends the improving phase."""
         state = self.state
-        if state.best_fvu is None or (math.isfinite(fvu) and fvu < state.best_fvu):
+        if state.best_fvu is None or not math.isfinite(state.best_fvu) or (math.isfinite(fvu) and fvu < state.best_fvu):
             state.best_fvu, state.best_step = fvu, step
         state.recent_fvu = [*state.recent_fvu, fvu][-(self.cfg.patience + 1) :]
         oldest = state.recent_fvu[0]
