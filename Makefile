@@ -30,6 +30,8 @@ quickstart: install
 	$(BIN)/textsae run recipes/quickstart.yaml
 
 test: install
+	$(BIN)/ruff check textsae tests benchmarks
+	$(BIN)/ruff format --check textsae tests benchmarks
 	$(OFFLINE) $(BIN)/python -m pytest -q
 
 clean:

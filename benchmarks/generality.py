@@ -62,7 +62,19 @@ def run_one(recipe: Path, data: Path, out: Path, train_docs: int | None, overrid
         "n_classes": report["dataset"]["n_classes"],
         **{f"{rep}_accuracy": scores["accuracy"] for rep, scores in results.items()},
         **{f"{rep}_bytes": scores["bytes_per_doc"] for rep, scores in results.items()},
-        **{key: sae.get(key) for key in ("n_latents", "k", "fvu", "fvu_train", "dead_fraction", "top1_top2_median", "training_steps", "warnings")},
+        **{
+            key: sae.get(key)
+            for key in (
+                "n_latents",
+                "k",
+                "fvu",
+                "fvu_train",
+                "dead_fraction",
+                "top1_top2_median",
+                "training_steps",
+                "warnings",
+            )
+        },
         "seconds": seconds if seconds > 5 else None,  # a reused run says nothing about time
         "run_dir": str(run_dir),
     }
@@ -81,56 +93,118 @@ def bar_checks(rows: list[dict[str, Any]]) -> list[str]:
         checks = {
             f"mean gap {statistics.mean(gaps):+.2f} <= {bars['mean_gap']}": statistics.mean(gaps) <= bars["mean_gap"],
             f"worst gap {max(gaps):+.2f} <= {bars['worst_gap']}": max(gaps) <= bars["worst_gap"],
-            f"FVU < {bars['max_fvu']} (worst {max(r['fvu'] for r in mine):.3f})": all(r["fvu"] < bars["max_fvu"] for r in mine),
-            f"dead <= {MAX_DEAD:.0%} (worst {max(r['dead_fraction'] for r in mine):.1%})": all(r["dead_fraction"] <= MAX_DEAD for r in mine),
+            f"FVU < {bars['max_fvu']} (worst {max(r['fvu'] for r in mine):.3f})": all(
+                r["fvu"] < bars["max_fvu"] for r in mine
+            ),
+            f"dead <= {MAX_DEAD:.0%} (worst {max(r['dead_fraction'] for r in mine):.1%})": all(
+                r["dead_fraction"] <= MAX_DEAD for r in mine
+            ),
         }
         if dense:
             checks["codes above sign bits everywhere"] = all(r["codes_accuracy"] > r["binary_accuracy"] for r in mine)
             checks["codes <= 128 B"] = all(r["codes_bytes"] <= 128 for r in mine)
         else:
             checks["codes <= source bytes"] = all(r["codes_bytes"] <= r["source_bytes"] + 1e-9 for r in mine)
-        lines.append(f"- **{recipe}** ({len(mine)} runs): " + "; ".join(f"{text}: {'met' if ok else 'NOT met'}" for text, ok in checks.items()))
+        lines.append(
+            f"- **{recipe}** ({len(mine)} runs): "
+            + "; ".join(f"{text}: {'met' if ok else 'NOT met'}" for text, ok in checks.items())
+        )
     return lines
 
 
 def render(rows: list[dict[str, Any]], command: str) -> str:
     """The Markdown table of all runs, the bar checks, the machine and the command."""
-    header = ["recipe", "dataset", "train", "eval", "source", "codes", "gap (pts)", "truncated", "binary", "B/doc codes/source", "n_latents", "FVU", "dead", "top1/top2", "steps", "time (s)"]
+    header = [
+        "recipe",
+        "dataset",
+        "train",
+        "eval",
+        "source",
+        "codes",
+        "gap (pts)",
+        "truncated",
+        "binary",
+        "B/doc codes/source",
+        "n_latents",
+        "FVU",
+        "dead",
+        "top1/top2",
+        "steps",
+        "time (s)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [
-            r["recipe"], r["dataset"], f"{r['train_docs']:,}", f"{r['eval_split']} {r['eval_docs']:,}",
-            f"{r['source_accuracy']:.4f}", f"{r['codes_accuracy']:.4f}", f"{r['gap']:+.2f}",
-            f"{r.get('truncated_accuracy', float('nan')):.4f}", f"{r['binary_accuracy']:.4f}" if "binary_accuracy" in r else "–",
-            f"{r['codes_bytes']:.0f} / {r['source_bytes']:.0f}", str(r["n_latents"]), f"{r['fvu']:.3f}", f"{r['dead_fraction']:.1%}",
-            f"{r['top1_top2_median']:.2f}", str(r["training_steps"]), f"{r['seconds']:.0f}" if r["seconds"] else "–",
+            r["recipe"],
+            r["dataset"],
+            f"{r['train_docs']:,}",
+            f"{r['eval_split']} {r['eval_docs']:,}",
+            f"{r['source_accuracy']:.4f}",
+            f"{r['codes_accuracy']:.4f}",
+            f"{r['gap']:+.2f}",
+            f"{r.get('truncated_accuracy', float('nan')):.4f}",
+            f"{r['binary_accuracy']:.4f}" if "binary_accuracy" in r else "–",
+            f"{r['codes_bytes']:.0f} / {r['source_bytes']:.0f}",
+            str(r["n_latents"]),
+            f"{r['fvu']:.3f}",
+            f"{r['dead_fraction']:.1%}",
+            f"{r['top1_top2_median']:.2f}",
+            str(r["training_steps"]),
+            f"{r['seconds']:.0f}" if r["seconds"] else "–",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     warned = [f"- {r['recipe']} / {r['dataset']}: {w}" for r in rows for w in r["warnings"] or []]
     return "\n".join(
-        [*lines, "", "Bars:", *bar_checks(rows), "", "Health warnings:" if warned else "No health warnings.", *warned, "",
-         f"Machine: {platform.machine()}, {platform.processor() or platform.platform()}; command: `{command}`", ""]
+        [
+            *lines,
+            "",
+            "Bars:",
+            *bar_checks(rows),
+            "",
+            "Health warnings:" if warned else "No health warnings.",
+            *warned,
+            "",
+            f"Machine: {platform.machine()}, {platform.processor() or platform.platform()}; command: `{command}`",
+            "",
+        ]
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", nargs="+", type=Path, required=True, help="dataset folders or files (columns text, label)")
-    parser.add_argument("--recipes", nargs="+", type=Path, default=[Path("recipes/tfidf_auto.yaml"), Path("recipes/minilm_auto.yaml")])
-    parser.add_argument("--train-docs", type=int, default=3000, help="also run with the training split cut to this many documents (0: no)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", nargs="+", type=Path, required=True, help="dataset folders or files (columns text, label)"
+    )
+    parser.add_argument(
+        "--recipes", nargs="+", type=Path, default=[Path("recipes/tfidf_auto.yaml"), Path("recipes/minilm_auto.yaml")]
+    )
+    parser.add_argument(
+        "--train-docs",
+        type=int,
+        default=3000,
+        help="also run with the training split cut to this many documents (0: no)",
+    )
+    parser.add_argument("--cut-only", action="store_true", help="run only the cut training splits (a quick check)")
     parser.add_argument("--out", type=Path, default=Path("runs/generality"))
     parser.add_argument("overrides", nargs="*", help="key=value applied to every run (never per dataset)")
     args = parser.parse_args(argv)
     misplaced = [str(path) for path in args.data if "=" in path.name and not path.exists()]
     if misplaced:  # argparse hands everything after --data to it
         parser.error(f"--data got {misplaced}: put key=value overrides before --data")
+    if args.cut_only and not args.train_docs:
+        parser.error("--cut-only needs --train-docs N (> 0)")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("textsae: %(message)s"))
     logging.getLogger("textsae").addHandler(handler)
     logging.getLogger("textsae").setLevel(logging.INFO)
     rows = []
     for data in args.data:
-        for train_docs in dict.fromkeys((args.train_docs or None, None)):  # the cut first: cheaper; a sweep fills in sooner
+        sizes = (
+            (args.train_docs or None,) if args.cut_only else (args.train_docs or None, None)
+        )  # the cut first: cheaper
+        for train_docs in dict.fromkeys(sizes):
             for recipe in args.recipes:
                 try:
                     row = run_one(recipe, data, args.out, train_docs, args.overrides)

@@ -27,19 +27,25 @@ from textsae.config.schema import EvalConfig
 from textsae.data.corpus import load_corpus
 from textsae.encode import sparse_codes
 from textsae.eval.classify import evaluate_representation
-from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.eval.sizes import truncate_rows
 from textsae.paths import RunPaths
 from textsae.pipeline import Pipeline, as_matrix
+from textsae.rows import rows_to_tensor
 from textsae.sae import build_sae
-from textsae.train.batches import rows_to_tensor
+from textsae.sae.reconstruction import reconstruction_metrics
 from textsae.train.trainer import Trainer
 
 EVAL = EvalConfig(cv_folds=3, C_grid=[0.5, 2.0, 8.0])
 
 
 def encode_all(sae: torch.nn.Module, features: sp.csr_matrix, batch: int = 2048) -> sp.csr_matrix:
-    return sp.vstack([sparse_codes(sae, rows_to_tensor(features, slice(b, b + batch), "cpu")) for b in range(0, features.shape[0], batch)], format="csr")
+    return sp.vstack(
+        [
+            sparse_codes(sae, rows_to_tensor(features, slice(b, b + batch), "cpu"))
+            for b in range(0, features.shape[0], batch)
+        ],
+        format="csr",
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -62,11 +68,20 @@ def main(argv: list[str]) -> None:
     result = evaluate_representation(codes_train, y_train, codes_eval, y_eval, EVAL, scale=True)
     fired = np.zeros(sae.n_latents, dtype=bool)
     fired[np.unique(codes_train.indices)] = True
-    print(json.dumps({
-        "overrides": overrides, "accuracy": round(result.accuracy, 4), "C": result.C,
-        "fvu": round(reconstruction_metrics(sae, x_eval)["fvu"], 3), "l0": round(float(codes_eval.getnnz(axis=1).mean()), 1),
-        "dead": round(float(1 - fired.mean()), 3), "train_s": round(seconds),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "overrides": overrides,
+                "accuracy": round(result.accuracy, 4),
+                "C": result.C,
+                "fvu": round(reconstruction_metrics(sae, x_eval)["fvu"], 3),
+                "l0": round(float(codes_eval.getnnz(axis=1).mean()), 1),
+                "dead": round(float(1 - fired.mean()), 3),
+                "train_s": round(seconds),
+            }
+        ),
+        flush=True,
+    )
     if baselines:
         sparse_train, sparse_eval = sp.csr_matrix(x_train), sp.csr_matrix(x_eval)
         variants = {

@@ -57,7 +57,9 @@ def main() -> None:
     features = random_csr(n_rows, args.d_in, args.nnz)
     labels = np.random.default_rng(1).integers(0, 20, n_rows)
     sae = build_sae(SAEConfig(architecture="topk", n_latents=args.n_latents, k=args.k, decoder_init="data"), args.d_in)
-    train_cfg = TrainConfig(epochs=1, batch_size=args.batch, progress=False, label_loss_weight=args.label_loss_weight, device=args.device)
+    train_cfg = TrainConfig(
+        epochs=1, batch_size=args.batch, progress=False, label_loss_weight=args.label_loss_weight, device=args.device
+    )
     trainer = Trainer(sae, train_cfg, features, labels=labels)
     trainer.setup()
     seconds = []

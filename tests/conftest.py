@@ -15,9 +15,22 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-_POSITIVE = "great wonderful superb moving brilliant delightful charming excellent".split()
-_NEGATIVE = "awful boring dull terrible clumsy tedious bland dreadful".split()
-_NEUTRAL = "film movie plot actor scene story director music camera script ending cast".split()
+_POSITIVE = ["great", "wonderful", "superb", "moving", "brilliant", "delightful", "charming", "excellent"]
+_NEGATIVE = ["awful", "boring", "dull", "terrible", "clumsy", "tedious", "bland", "dreadful"]
+_NEUTRAL = [
+    "film",
+    "movie",
+    "plot",
+    "actor",
+    "scene",
+    "story",
+    "director",
+    "music",
+    "camera",
+    "script",
+    "ending",
+    "cast",
+]
 
 
 def make_texts(n_docs: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -69,10 +82,22 @@ def save_tiny_bert(folder: Path, *, safetensors: bool = True) -> Path:
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
     )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
     )
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     model = BertModel(config).eval()
     model.save_pretrained(folder)
     if not safetensors:

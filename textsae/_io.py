@@ -220,9 +220,13 @@ def resolve_device(device: str) -> str:
         raise UserError(f"device={device!r} is not a device; expected auto, cpu, cuda or cuda:N.") from None
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(f"device={device!r} was asked for, but no CUDA GPU is available; use device=auto or device=cpu.")
+            raise UserError(
+                f"device={device!r} was asked for, but no CUDA GPU is available; use device=auto or device=cpu."
+            )
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise UserError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ..); choose one of them.")
+            raise UserError(
+                f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ..); choose one of them."
+            )
     return device
 
 

@@ -27,7 +27,9 @@ def is_complete(directory: Path) -> bool:
 
 
 def _files_in(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith(".tmp-"))
+    return sorted(
+        p for p in directory.iterdir() if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith(".tmp-")
+    )
 
 
 def _start_rewrite(directory: Path) -> None:
@@ -88,7 +90,16 @@ def save_feature_matrices(directory: Path, matrices: dict[str, sp.csr_matrix | n
             if sp.issparse(matrix):
                 csr = sp.csr_matrix(matrix)
                 shape = np.array(csr.shape, dtype=np.int64)
-                write_npz(tmp, {"indices": csr.indices, "indptr": csr.indptr, "format": np.array(b"csr"), "shape": shape, "data": csr.data})
+                write_npz(
+                    tmp,
+                    {
+                        "indices": csr.indices,
+                        "indptr": csr.indptr,
+                        "format": np.array(b"csr"),
+                        "shape": shape,
+                        "data": csr.data,
+                    },
+                )
             else:
                 with open(tmp, "wb") as handle:  # a handle: np.save would append ".npy" to the temporary name
                     np.save(handle, matrix, allow_pickle=False)

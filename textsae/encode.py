@@ -16,9 +16,9 @@ from textsae._io import kill_point, logger
 from textsae.config.schema import EncodeConfig
 from textsae.errors import UserError
 from textsae.featurize.base import Featurizer
+from textsae.rows import FeatureMatrix, check_finite, rows_to_tensor
 from textsae.sae import SparseAutoencoder
 from textsae.store.codes import CodesWriter
-from textsae.train.batches import FeatureMatrix, check_finite, rows_to_tensor
 
 
 @torch.no_grad()
@@ -88,7 +88,14 @@ def encode_rows(
         start = writer.completed_docs
         if start:
             logger.info("Resuming encode of %s at document %d of %d", out_dir, start, n_rows)
-        bar = tqdm(total=n_rows, initial=start, desc=f"encode {out_dir.name}", unit="doc", disable=None if progress else True, leave=False)
+        bar = tqdm(
+            total=n_rows,
+            initial=start,
+            desc=f"encode {out_dir.name}",
+            unit="doc",
+            disable=None if progress else True,
+            leave=False,
+        )
         for begin in range(start, n_rows, cfg.batch_size):
             end = min(begin + cfg.batch_size, n_rows)
             block = get_rows(begin, end)
@@ -100,7 +107,9 @@ def encode_rows(
     return out_dir
 
 
-def encode_features(sae: SparseAutoencoder, features: FeatureMatrix, out_dir: Path, cfg: EncodeConfig, **kwargs: Any) -> Path:
+def encode_features(
+    sae: SparseAutoencoder, features: FeatureMatrix, out_dir: Path, cfg: EncodeConfig, **kwargs: Any
+) -> Path:
     """Encode an in-memory feature matrix (see :func:`encode_rows`)."""
     if features.ndim != 2 or features.shape[1] != sae.d_in:
         raise UserError(
@@ -112,7 +121,12 @@ def encode_features(sae: SparseAutoencoder, features: FeatureMatrix, out_dir: Pa
 
 
 def encode_texts(
-    featurizer: Featurizer, sae: SparseAutoencoder, texts: Sequence[str], out_dir: Path, cfg: EncodeConfig, **kwargs: Any
+    featurizer: Featurizer,
+    sae: SparseAutoencoder,
+    texts: Sequence[str],
+    out_dir: Path,
+    cfg: EncodeConfig,
+    **kwargs: Any,
 ) -> Path:
     """Featurize and encode ``texts`` one batch at a time, so memory stays bounded by the batch size (see :func:`encode_rows`)."""
     if featurizer.n_features != sae.d_in:
@@ -120,4 +134,6 @@ def encode_texts(
             f"The featurizer produces {featurizer.n_features} features but the SAE expects d_in={sae.d_in}: the run's featurizer/ "
             "and sae/ come from different runs. Use a run directory whose SAE was trained on its own featurizer's output."
         )
-    return encode_rows(sae, len(texts), lambda begin, end: featurizer.transform(list(texts[begin:end])), out_dir, cfg, **kwargs)
+    return encode_rows(
+        sae, len(texts), lambda begin, end: featurizer.transform(list(texts[begin:end])), out_dir, cfg, **kwargs
+    )

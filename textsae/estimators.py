@@ -56,7 +56,12 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         from pathlib import Path
 
         from textsae.artifacts import load_featurizer_artifact, load_sae_artifact
-        from textsae.config.schema import EvalConfig, FeaturizerConfig, SAEConfig, TrainConfig
+        from textsae.config.schema import (
+            EvalConfig,
+            FeaturizerConfig,
+            SAEConfig,
+            TrainConfig,
+        )
         from textsae.eval.classify import fit_probe
         from textsae.featurize.base import build_featurizer
         from textsae.paths import RunPaths
@@ -76,7 +81,9 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
 
         supervised = train_cfg.label_loss_weight > 0 or train_cfg.dense_init == "probe"
         if supervised and y is None:
-            raise UserError("train={'label_loss_weight': ...} > 0 or {'dense_init': 'probe'} needs labels: call fit(X, y).")
+            raise UserError(
+                "train={'label_loss_weight': ...} > 0 or {'dense_init': 'probe'} needs labels: call fit(X, y)."
+            )
         train_rows, val_rows = holdout_split(features.shape[0], train_cfg)
         training = features[train_rows]
         labels = np.unique(np.asarray(y), return_inverse=True)[1][train_rows] if y is not None else None
@@ -85,7 +92,9 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         dense_encoder = fit_probe(training, labels, EvalConfig())[:2] if train_cfg.dense_init == "probe" else None
         val_features = features[val_rows] if len(val_rows) else None
         head_labels = labels if train_cfg.label_loss_weight > 0 else None
-        Trainer(self.sae_, train_cfg, training, val_features=val_features, labels=head_labels, dense_encoder=dense_encoder).train()
+        Trainer(
+            self.sae_, train_cfg, training, val_features=val_features, labels=head_labels, dense_encoder=dense_encoder
+        ).train()
         self.sae_.cpu()
         return self
 
@@ -93,7 +102,7 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         """Sparse codes of ``X``: a ``(n_docs, n_latents)`` float32 CSR matrix."""
         from textsae._io import resolve_device
         from textsae.encode import sparse_codes
-        from textsae.train.batches import rows_to_tensor
+        from textsae.rows import rows_to_tensor
 
         check_is_fitted(self, "sae_")
         texts = _check_texts(X)

@@ -96,7 +96,10 @@ def store_root(config: RecipeConfig) -> Path:
 
 
 # Config sections that the artefacts in these folders depend on: a finished folder is reused as it is.
-_DEPENDENCIES = {("data", "featurizer"): ("featurizer", "features"), ("sae", "train", "train_data"): ("checkpoints", "sae")}
+_DEPENDENCIES = {
+    ("data", "featurizer"): ("featurizer", "features"),
+    ("sae", "train", "train_data"): ("checkpoints", "sae"),
+}
 
 
 def check_same_run(config: RecipeConfig, paths: RunPaths) -> None:
@@ -119,7 +122,9 @@ def check_same_run(config: RecipeConfig, paths: RunPaths) -> None:
     try:
         saved = yaml.safe_load(paths.config.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise UserError(f"{paths.config} is not readable YAML ({error}); delete {paths.root} or choose another run.dir.") from None
+        raise UserError(
+            f"{paths.config} is not readable YAML ({error}); delete {paths.root} or choose another run.dir."
+        ) from None
     current = to_dict(config)
     differing = []
     for sections, folders in _DEPENDENCIES.items():
@@ -127,7 +132,11 @@ def check_same_run(config: RecipeConfig, paths: RunPaths) -> None:
             continue  # nothing of these stages to reuse yet
         for section in sections:
             old, new = (saved or {}).get(section) or {}, current[section]
-            differing += [f"{section}.{key}" for key in sorted(set(old) & set(new)) if old[key] != new[key] and (section, key) not in _HASH_EXCLUDED]
+            differing += [
+                f"{section}.{key}"
+                for key in sorted(set(old) & set(new))
+                if old[key] != new[key] and (section, key) not in _HASH_EXCLUDED
+            ]
     if differing:
         raise UserError(
             f"{paths.root} holds a run with another config (it differs in {', '.join(differing)}), whose finished stages would be "

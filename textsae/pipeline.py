@@ -18,15 +18,21 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from textsae._io import atomic_write_json, atomic_write_text, logger, read_json_checked, resolve_device
+from textsae._io import (
+    atomic_write_json,
+    atomic_write_text,
+    logger,
+    read_json_checked,
+    resolve_device,
+)
 from textsae.artifacts import (
     is_complete,
     load_feature_matrices,
     load_sae_artifact,
+    sae_fingerprint,
     save_feature_matrices,
     save_featurizer_artifact,
     save_sae_artifact,
-    sae_fingerprint,
 )
 from textsae.config.compose import dump_yaml
 from textsae.config.schema import RecipeConfig, to_dict
@@ -35,15 +41,25 @@ from textsae.encode import encode_features
 from textsae.errors import UserError
 from textsae.eval.classify import evaluate_representation, fit_probe
 from textsae.eval.health import MAX_TOP_RATIO, health_warnings, top1_top2_ratios
-from textsae.eval.reconstruction import reconstruction_metrics
 from textsae.eval.report import write_report
-from textsae.eval.sizes import bytes_per_doc, entries_for_bytes, index_bytes_needed, truncate_rows
+from textsae.eval.sizes import (
+    bytes_per_doc,
+    entries_for_bytes,
+    index_bytes_needed,
+    truncate_rows,
+)
 from textsae.featurize.base import build_featurizer
 from textsae.paths import RunPaths, check_same_run, run_paths, store_root
 from textsae.sae import DataShape, SparseAutoencoder, build_sae
+from textsae.sae.reconstruction import reconstruction_metrics
 from textsae.sae.sizing import describe_sizes
 from textsae.store.codes import codes_info, load_codes
-from textsae.store.features import ShardedFeatures, extract_to_store, open_features, store_key
+from textsae.store.features import (
+    ShardedFeatures,
+    extract_to_store,
+    open_features,
+    store_key,
+)
 from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
 from textsae.train.trainer import Trainer, holdout_split
 
@@ -62,7 +78,9 @@ class Features:
     eval: sp.csr_matrix | ShardedFeatures
 
 
-def take_rows(matrix: sp.csr_matrix | ShardedFeatures | np.ndarray, rows: np.ndarray) -> sp.csr_matrix | ShardedFeatures | np.ndarray:
+def take_rows(
+    matrix: sp.csr_matrix | ShardedFeatures | np.ndarray, rows: np.ndarray
+) -> sp.csr_matrix | ShardedFeatures | np.ndarray:
     """Rows of a feature matrix; stored dense features give a view, so nothing is loaded yet."""
     return matrix.subset(rows) if isinstance(matrix, ShardedFeatures) else matrix[rows]
 
@@ -118,9 +136,17 @@ class Pipeline:
         train = featurizer.fit_transform(corpus.train.texts)
         evaluation = featurizer.transform(corpus.eval.texts)
         save_featurizer_artifact(featurizer, self.paths.featurizer)
-        save_feature_matrices(self.paths.features, {"train": train, "eval": evaluation}, {"n_features": featurizer.n_features, "corpus_sha256": self.corpus_fingerprint})
+        save_feature_matrices(
+            self.paths.features,
+            {"train": train, "eval": evaluation},
+            {"n_features": featurizer.n_features, "corpus_sha256": self.corpus_fingerprint},
+        )
         logger.info(
-            "Featurized %d + %d documents into %d features in %.1f s", train.shape[0], evaluation.shape[0], featurizer.n_features, time.perf_counter() - start
+            "Featurized %d + %d documents into %d features in %.1f s",
+            train.shape[0],
+            evaluation.shape[0],
+            featurizer.n_features,
+            time.perf_counter() - start,
         )
         return Features(train, evaluation)
 
@@ -135,10 +161,22 @@ class Pipeline:
             texts = getattr(self.corpus, split).texts
             entries[split] = stored_features_dir(self.config, featurizer, texts)
             logger.info("Features of %s (%d documents): %s", split, len(texts), entries[split])
-            extract_to_store(featurizer, texts, entries[split], shard_docs=self.config.store.shard_docs, meta={"featurizer": featurizer.get_params(), "model": featurizer.model_id})
+            extract_to_store(
+                featurizer,
+                texts,
+                entries[split],
+                shard_docs=self.config.store.shard_docs,
+                meta={"featurizer": featurizer.get_params(), "model": featurizer.model_id},
+            )
         self.paths.features.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.paths.features / STORE_POINTER_NAME, {split: str(path) for split, path in entries.items()})
-        write_manifest(self.paths.features, [self.paths.features / STORE_POINTER_NAME], {"kind": "features", "n_features": featurizer.n_features, "corpus_sha256": self.corpus_fingerprint})
+        atomic_write_json(
+            self.paths.features / STORE_POINTER_NAME, {split: str(path) for split, path in entries.items()}
+        )
+        write_manifest(
+            self.paths.features,
+            [self.paths.features / STORE_POINTER_NAME],
+            {"kind": "features", "n_features": featurizer.n_features, "corpus_sha256": self.corpus_fingerprint},
+        )
         return self.load_features()
 
     def _check_same_corpus(self) -> None:
@@ -172,7 +210,12 @@ class Pipeline:
         torch.manual_seed(self.config.train.seed)
         shape = DataShape.of(training_rows, labels)
         sae = build_sae(self.config.sae, features.train.shape[1], shape)
-        if "auto" in (self.config.sae.n_latents, self.config.sae.k, self.config.sae.adaptive_k, self.config.sae.dense_latents):
+        if "auto" in (
+            self.config.sae.n_latents,
+            self.config.sae.k,
+            self.config.sae.adaptive_k,
+            self.config.sae.dense_latents,
+        ):
             logger.info("Sizes: %s", describe_sizes(self.config.sae, sae.cfg, shape))
         trainer = Trainer(
             sae,
@@ -186,13 +229,28 @@ class Pipeline:
         )
         summary = trainer.train()
         save_sae_artifact(
-            sae.cpu(), self.paths.sae, {"steps": summary.steps, "budget": summary.budget, "converged_at": summary.converged_at, "validation": summary.validation}
+            sae.cpu(),
+            self.paths.sae,
+            {
+                "steps": summary.steps,
+                "budget": summary.budget,
+                "converged_at": summary.converged_at,
+                "validation": summary.validation,
+            },
         )
         _discard_checkpoint(self.paths)
-        logger.info("Trained %s SAE for %s in %.1f s; validation %s", self.config.sae.architecture, summary.budget, summary.seconds, _fmt(summary.validation))
+        logger.info(
+            "Trained %s SAE for %s in %.1f s; validation %s",
+            self.config.sae.architecture,
+            summary.budget,
+            summary.seconds,
+            _fmt(summary.validation),
+        )
         return sae
 
-    def encode(self, sae: SparseAutoencoder | None = None, features: Features | None = None) -> dict[str, sp.csr_matrix]:
+    def encode(
+        self, sae: SparseAutoencoder | None = None, features: Features | None = None
+    ) -> dict[str, sp.csr_matrix]:
         """Write the codes of both splits (skipping complete outputs) and load them back."""
         codes = {}
         for split in SPLITS:
@@ -200,9 +258,14 @@ class Pipeline:
             fingerprint = sae_fingerprint(self.paths.sae)
             damaged = (out_dir / MANIFEST_NAME).exists() and not is_complete(out_dir)
             info = codes_info(out_dir) if is_complete(out_dir) else None
-            stale = damaged or (info is not None and (info.get("sae_sha256"), info.get("k")) != (fingerprint, self.config.encode.k))
+            stale = damaged or (
+                info is not None and (info.get("sae_sha256"), info.get("k")) != (fingerprint, self.config.encode.k)
+            )
             if damaged:
-                logger.warning("Codes in %s are damaged (a shard listed in its manifest is missing or changed); encoding them again", out_dir)
+                logger.warning(
+                    "Codes in %s are damaged (a shard listed in its manifest is missing or changed); encoding them again",
+                    out_dir,
+                )
             elif stale:
                 logger.info("Codes in %s came from another SAE or encode.k; re-encoding", out_dir)
             if stale or not is_complete(out_dir):
@@ -211,13 +274,22 @@ class Pipeline:
                 device = resolve_device(self.config.train.device)
                 meta = {"split": split, "recipe": self.config.name, "sae_sha256": fingerprint}
                 encode_features(
-                    sae, getattr(features, split), out_dir, self.config.encode,
-                    device=device, meta=meta, progress=self.config.train.progress, overwrite=stale, bf16=self._use_bf16(device),
+                    sae,
+                    getattr(features, split),
+                    out_dir,
+                    self.config.encode,
+                    device=device,
+                    meta=meta,
+                    progress=self.config.train.progress,
+                    overwrite=stale,
+                    bf16=self._use_bf16(device),
                 )
             codes[split] = load_codes(out_dir)
         return codes
 
-    def evaluate(self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None) -> dict[str, Any]:
+    def evaluate(
+        self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None
+    ) -> dict[str, Any]:
         """Classify with the source features, the codes and the truncated baseline; write the report."""
         cfg = self.config.eval
         features = features if features is not None else self.featurize()
@@ -233,10 +305,14 @@ class Pipeline:
         for name in cfg.representations:
             x_train, x_eval, size = self._representation(name, source, codes, codes_bytes, source_index_bytes)
             logger.info("Evaluating %s (%d × %d)", name, *x_train.shape)
-            result = evaluate_representation(x_train, y_train, x_eval, y_eval, cfg, scale=name == "codes" and cfg.code_scaling == "maxabs")
+            result = evaluate_representation(
+                x_train, y_train, x_eval, y_eval, cfg, scale=name == "codes" and cfg.code_scaling == "maxabs"
+            )
             results[name] = {**vars(result), **size}
         if "codes" in results:
-            results["codes"]["disk_bytes_per_doc"] = codes_info(self.paths.codes("eval"))["disk_bytes"] / max(codes["eval"].shape[0], 1)
+            results["codes"]["disk_bytes_per_doc"] = codes_info(self.paths.codes("eval"))["disk_bytes"] / max(
+                codes["eval"].shape[0], 1
+            )
         report = {
             "recipe": self.config.name,
             "run_dir": str(self.paths.root),
@@ -246,7 +322,7 @@ class Pipeline:
                 "train_docs": len(corpus.train.texts),
                 "eval_split": corpus.eval.name,
                 "eval_docs": len(corpus.eval.texts),
-                "n_classes": int(len(np.unique(y_train))),
+                "n_classes": len(np.unique(y_train)),
             },
             "eval": results,
             "sae": self._sae_stats(sae, features, codes),
@@ -266,7 +342,9 @@ class Pipeline:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _dense_probe(self, training_rows: Any, labels: np.ndarray, dense_latents: int, n_decisions: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def _dense_probe(
+        self, training_rows: Any, labels: np.ndarray, dense_latents: int, n_decisions: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """``train.dense_init=probe``: the evaluation's logistic regression fit on the SAE's training rows."""
         if self.config.train.dense_init != "probe":
             return None
@@ -277,7 +355,12 @@ class Pipeline:
             )
         start = time.perf_counter()
         weights, bias, C = fit_probe(as_matrix(training_rows), labels, self.config.eval)
-        logger.info("Dense latents fixed to a logistic regression of the training labels (C=%g, %d decision values) in %.1f s", C, len(bias), time.perf_counter() - start)
+        logger.info(
+            "Dense latents fixed to a logistic regression of the training labels (C=%g, %d decision values) in %.1f s",
+            C,
+            len(bias),
+            time.perf_counter() - start,
+        )
         return weights, bias
 
     def train_labels(self) -> np.ndarray:
@@ -285,7 +368,12 @@ class Pipeline:
         return self.corpus.train.labels
 
     def _representation(
-        self, name: str, source: tuple[Any, Any] | None, codes: dict[str, sp.csr_matrix], codes_bytes: float, source_index_bytes: int
+        self,
+        name: str,
+        source: tuple[Any, Any] | None,
+        codes: dict[str, sp.csr_matrix],
+        codes_bytes: float,
+        source_index_bytes: int,
     ) -> tuple[Any, Any, dict[str, Any]]:
         """Train/eval matrices of one evaluated representation (from the in-memory source or the codes) and its size."""
         cfg = self.config.eval
@@ -296,7 +384,14 @@ class Pipeline:
         if name == "source":
             if not sp.issparse(x_train):
                 return x_train, x_eval, {"bytes_per_doc": float(4 * x_eval.shape[1]), "dtype": "float32"}
-            return x_train, x_eval, {"bytes_per_doc": bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes), "index_bytes": source_index_bytes}
+            return (
+                x_train,
+                x_eval,
+                {
+                    "bytes_per_doc": bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes),
+                    "index_bytes": source_index_bytes,
+                },
+            )
         if name == "binary":  # one sign bit per dimension; the classifier sees ±1
             signs = [np.where(x >= 0, 1.0, -1.0).astype(np.float32) for x in (x_train, x_eval)]
             return signs[0], signs[1], {"bytes_per_doc": float(-(-x_eval.shape[1] // 8)), "dtype": "sign bits"}
@@ -314,7 +409,9 @@ class Pipeline:
         """Says so when the codes of a sparse source take more bytes per document than the source itself."""
         if not sp.issparse(features.eval):
             return []
-        source_bytes = bytes_per_doc(features.eval, index_bytes=source_index_bytes, value_bytes=self.config.eval.value_bytes)
+        source_bytes = bytes_per_doc(
+            features.eval, index_bytes=source_index_bytes, value_bytes=self.config.eval.value_bytes
+        )
         if codes_bytes <= source_bytes:
             return []
         note = (
@@ -352,7 +449,12 @@ class Pipeline:
             "labels_shaped_codes": self.config.train.label_loss_weight > 0 or self.config.train.dense_init == "probe",
             "training_steps": meta.get("steps"),
             "training_budget": meta.get("budget"),
-            "warnings": health_warnings(fvu=recon["fvu"], dead_fraction=dead_fraction, top_ratio_median=ratio_median, eval_split=self.corpus.eval.name),
+            "warnings": health_warnings(
+                fvu=recon["fvu"],
+                dead_fraction=dead_fraction,
+                top_ratio_median=ratio_median,
+                eval_split=self.corpus.eval.name,
+            ),
         }
         for line in stats["warnings"]:
             logger.warning("%s", line)

@@ -85,7 +85,15 @@ class UniversalPipeline(Pipeline):
             "recipe": self.config.name,
             "run_dir": str(self.paths.root),
             "trained_on": [p.config.data.path for p in self.training_sets],
-            "datasets": {name: {"dataset": r["dataset"], "eval": r["eval"], "sae": r["sae"], "seen_in_training": self.datasets[name] in self.training_sets} for name, r in reports.items()},
+            "datasets": {
+                name: {
+                    "dataset": r["dataset"],
+                    "eval": r["eval"],
+                    "sae": r["sae"],
+                    "seen_in_training": self.datasets[name] in self.training_sets,
+                }
+                for name, r in reports.items()
+            },
         }
         atomic_write_json(self.paths.root / REPORT_JSON_NAME, summary)
         atomic_write_text(self.paths.root / REPORT_MD_NAME, render_summary(summary))
@@ -94,7 +102,12 @@ class UniversalPipeline(Pipeline):
 
 def render_summary(summary: dict[str, Any]) -> str:
     """``report.md`` of a universal run: one results table per dataset."""
-    lines = [f"# textsae universal codebook: {summary['recipe']}", "", f"SAE trained on the train splits of: {', '.join(summary['trained_on'])}", ""]
+    lines = [
+        f"# textsae universal codebook: {summary['recipe']}",
+        "",
+        f"SAE trained on the train splits of: {', '.join(summary['trained_on'])}",
+        "",
+    ]
     for name, entry in summary["datasets"].items():
         seen = "seen in training" if entry["seen_in_training"] else "NOT seen in training"
         lines += [f"## {name} ({seen}; reported on {entry['dataset']['eval_split']})", "", format_eval_table(entry), ""]

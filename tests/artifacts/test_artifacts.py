@@ -22,5 +22,7 @@ def test_interrupted_rewrite_is_not_complete(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(artifacts, "write_manifest", killed)  # killed after the files, before the manifest
     with pytest.raises(KeyboardInterrupt):
         # Same byte size as before: the old manifest's size check alone would accept the new file.
-        artifacts.save_feature_matrices(folder, {"train": sp.csr_matrix(2 * np.eye(3, dtype=np.float32))}, {"n_features": 3})
+        artifacts.save_feature_matrices(
+            folder, {"train": sp.csr_matrix(2 * np.eye(3, dtype=np.float32))}, {"n_features": 3}
+        )
     assert not artifacts.is_complete(folder)

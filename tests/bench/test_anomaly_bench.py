@@ -13,7 +13,7 @@ from textsae.cli.bench import format_anomaly_table
 from textsae.config.compose import load_recipe
 from textsae.errors import UserError
 
-COMMON = "news report today people said".split()
+COMMON = ["news", "report", "today", "people", "said"]
 TOPICS = [[f"topic{t}word{i}" for i in range(6)] for t in range(4)]
 """Every document mixes common words with words of its own topic; a held-out topic's own words are outside
 the vocabulary fitted on the training topics, so only its common words remain: a vector unlike any

@@ -15,10 +15,19 @@ PROTOCOL = "fit on train (400 documents), scored once on test (200 documents)"
 
 
 def _row(family: str, name: str, size: float, accuracy: float) -> dict:
-    return {"family": family, "name": name, "bytes_per_doc": size, "l0": None, "fvu": None, "logreg": {"accuracy": accuracy}}
+    return {
+        "family": family,
+        "name": name,
+        "bytes_per_doc": size,
+        "l0": None,
+        "fvu": None,
+        "logreg": {"accuracy": accuracy},
+    }
 
 
-def _report(kind: str, rows: list[dict], *, model: str | None = None, dataset: str = "imdb", protocol: str = PROTOCOL) -> dict:
+def _report(
+    kind: str, rows: list[dict], *, model: str | None = None, dataset: str = "imdb", protocol: str = PROTOCOL
+) -> dict:
     """The keys of a report that ``run_quality_bench`` writes and the combination reads."""
     return {
         "recipe": f"{kind}_recipe",
@@ -32,14 +41,28 @@ def _report(kind: str, rows: list[dict], *, model: str | None = None, dataset: s
     }
 
 
-TFIDF = _report("tfidf", [
-    _row("tfidf", "tfidf", 700, 0.90), _row("tfidf_top", "tfidf_top-12", 48, 0.79), _row("lsa", "lsa-24", 48, 0.82),
-    _row("lsa", "lsa-48", 96, 0.84), _row("sae", "sae-k12", 48, 0.80), _row("sae", "sae-k24", 96, 0.83),
-])
-MINILM = _report("hidden_states", [
-    _row("fp32", "fp32", 1536, 0.91), _row("binary", "binary", 48, 0.78), _row("pca", "pca-24", 48, 0.81),
-    _row("pca", "pca-48", 96, 0.88), _row("sae", "sae-k12", 48, 0.86), _row("sae_per_k", "sae_per_k-k24", 96, 0.87),
-])
+TFIDF = _report(
+    "tfidf",
+    [
+        _row("tfidf", "tfidf", 700, 0.90),
+        _row("tfidf_top", "tfidf_top-12", 48, 0.79),
+        _row("lsa", "lsa-24", 48, 0.82),
+        _row("lsa", "lsa-48", 96, 0.84),
+        _row("sae", "sae-k12", 48, 0.80),
+        _row("sae", "sae-k24", 96, 0.83),
+    ],
+)
+MINILM = _report(
+    "hidden_states",
+    [
+        _row("fp32", "fp32", 1536, 0.91),
+        _row("binary", "binary", 48, 0.78),
+        _row("pca", "pca-24", 48, 0.81),
+        _row("pca", "pca-48", 96, 0.88),
+        _row("sae", "sae-k12", 48, 0.86),
+        _row("sae_per_k", "sae_per_k-k24", 96, 0.87),
+    ],
+)
 
 
 def test_either_source_table_by_hand() -> None:
@@ -47,12 +70,20 @@ def test_either_source_table_by_hand() -> None:
     table = {entry["budget"]: entry for entry in combined["budgets"]}
     assert table[20]["best"] == {} and table[20]["sae_wins"] is None
     # 48 B: MiniLM's codes (0.86) beat TF-IDF's LSA (0.82), which beats TF-IDF's own codes (0.80)
-    assert table[48]["best"]["sae"] == {"name": "minilm/sae-k12", "accuracy": 0.86, "bytes_per_doc": 48, "source": "minilm"}
+    assert table[48]["best"]["sae"] == {
+        "name": "minilm/sae-k12",
+        "accuracy": 0.86,
+        "bytes_per_doc": 48,
+        "source": "minilm",
+    }
     assert set(table[48]["best"]) == {"sae", "tfidf/tfidf_top", "tfidf/lsa", "minilm/binary", "minilm/pca"}
     assert table[48]["best"]["tfidf/lsa"]["name"] == "tfidf/lsa-24" and table[48]["sae_wins"] is True
     assert budget_table(TFIDF["rows"], [48])[0]["sae_wins"] is False  # TF-IDF alone does not make it
     # 96 B: per-k SAE codes count as SAE codes, but MiniLM's PCA (0.88) beats them (0.87)
-    assert table[96]["best"]["sae"]["name"] == "minilm/sae_per_k-k24" and table[96]["best"]["minilm/pca"]["accuracy"] == 0.88
+    assert (
+        table[96]["best"]["sae"]["name"] == "minilm/sae_per_k-k24"
+        and table[96]["best"]["minilm/pca"]["accuracy"] == 0.88
+    )
     assert table[96]["sae_wins"] is False
     assert [s["label"] for s in combined["sources"]] == ["tfidf", "minilm"]
     assert {row["source"] for row in combined["rows"]} == {"tfidf", "minilm"} and len(combined["rows"]) == 12
@@ -61,7 +92,10 @@ def test_either_source_table_by_hand() -> None:
 def test_source_labels_and_duplicates() -> None:
     assert source_label(TFIDF) == "tfidf" and source_label(MINILM) == "minilm"
     assert source_label(_report("hidden_states", [], model="/models/bert-base-uncased/")) == "bert-base-uncased"
-    assert source_label(_report("hidden_states", [], model="sentence-transformers/all-mpnet-base-v2")) == "all-mpnet-base-v2"
+    assert (
+        source_label(_report("hidden_states", [], model="sentence-transformers/all-mpnet-base-v2"))
+        == "all-mpnet-base-v2"
+    )
     combined = combine_reports([(Path("a"), MINILM), (Path("b"), MINILM)], [48])
     assert [s["label"] for s in combined["sources"]] == ["minilm", "minilm-2"]
 
@@ -79,7 +113,25 @@ def test_bench_budgets_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- textsae:budgets-table -->\nold\n<!-- /textsae:budgets-table -->\nend\n")
     out = tmp_path / "out"
-    assert main(["bench", "budgets", str(run_dir), str(minilm), "--out", str(out), "--budgets", "48", "96", "--readme", str(readme), "-q"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "budgets",
+                str(run_dir),
+                str(minilm),
+                "--out",
+                str(out),
+                "--budgets",
+                "48",
+                "96",
+                "--readme",
+                str(readme),
+                "-q",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| 48 | 0.8600 (minilm/sae-k12) |" in printed and "best tfidf/lsa" in printed
     report = json.loads((out / "report.json").read_text())
@@ -88,12 +140,22 @@ def test_bench_budgets_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (out / "accuracy_vs_bytes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| budget B" in (out / "report.md").read_text()
     text = readme.read_text()
-    assert "\nold\n" not in text and "minilm/sae-k12" in text and text.endswith("<!-- /textsae:budgets-table -->\nend\n")
+    assert (
+        "\nold\n" not in text and "minilm/sae-k12" in text and text.endswith("<!-- /textsae:budgets-table -->\nend\n")
+    )
     assert (tmp_path / "docs" / "budgets_imdb.png").is_file()
 
 
-@pytest.mark.parametrize("other", [_report("hidden_states", [], dataset="sst2"), _report("hidden_states", [], protocol="fit on train (10 documents), scored once on test (5 documents)")])
-def test_bench_budgets_refuses_different_datasets(other: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "other",
+    [
+        _report("hidden_states", [], dataset="sst2"),
+        _report("hidden_states", [], protocol="fit on train (10 documents), scored once on test (5 documents)"),
+    ],
+)
+def test_bench_budgets_refuses_different_datasets(
+    other: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     first, second = _write(tmp_path / "a.json", TFIDF), _write(tmp_path / "b.json", other)
     assert main(["bench", "budgets", str(first), str(second), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
@@ -121,7 +183,9 @@ def test_bench_budgets_names_what_is_missing(tmp_path: Path, capsys: pytest.Capt
         (["score", "RUN", "docs.csv", "--batch-size", "0"], "--batch-size"),
     ],
 )
-def test_count_options_below_one_stop_before_any_work(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_count_options_below_one_stop_before_any_work(
+    argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"argument {flag}: expected an int >= 1, got 0" in err, err

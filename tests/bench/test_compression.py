@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from textsae.bench.compression import compressed_sizes, files_bytes, save_stored, text_bytes, zstd_available
+from textsae.bench.compression import (
+    compressed_sizes,
+    files_bytes,
+    save_stored,
+    text_bytes,
+    zstd_available,
+)
 from textsae.store.codes import load_codes
 
 

@@ -82,7 +82,9 @@ def test_show_and_validate(recipe: Path, capsys: pytest.CaptureFixture[str]) -> 
         (["encode", "/no/such/run", "{recipe}", "--out", "x"], "No fitted featurizer"),
     ],
 )
-def test_user_errors_are_one_line_and_exit_2(args: list[str], message: str, recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_user_errors_are_one_line_and_exit_2(
+    args: list[str], message: str, recipe: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = [a.replace("{recipe}", str(recipe)) for a in args]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -124,7 +126,14 @@ def test_a_corpus_edited_in_place_is_refused_instead_of_reusing_stale_stages(
     for split in ("train", "test"):
         (data / f"{split}.parquet").write_bytes((tiny_corpus_dir / f"{split}.parquet").read_bytes())
     run_dir = tmp_path / "run"
-    fast = [f"data.path={data}", f"run.dir={run_dir}", "train.epochs=1", "eval.representations=[codes]", "eval.C_grid=[1.0]", "-q"]
+    fast = [
+        f"data.path={data}",
+        f"run.dir={run_dir}",
+        "train.epochs=1",
+        "eval.representations=[codes]",
+        "eval.C_grid=[1.0]",
+        "-q",
+    ]
     assert main(["run", str(recipe), *fast]) == 0
     assert main(["run", str(recipe), *fast]) == 0  # unchanged corpus: every stage is reused
     report = (run_dir / "report.json").read_bytes()
@@ -135,5 +144,10 @@ def test_a_corpus_edited_in_place_is_refused_instead_of_reusing_stale_stages(
     test.to_parquet(data / "test.parquet")
     assert main(["run", str(recipe), *fast]) == 2
     err = capsys.readouterr().err
-    assert "changed since the run" in err and str(run_dir) in err and "run.dir=" in err and len(err.strip().splitlines()) == 1
+    assert (
+        "changed since the run" in err
+        and str(run_dir) in err
+        and "run.dir=" in err
+        and len(err.strip().splitlines()) == 1
+    )
     assert (run_dir / "report.json").read_bytes() == report  # nothing of the old run was touched

@@ -57,14 +57,18 @@ def test_dense_run_reports_source_codes_truncated_binary_and_reuses_the_store(
     assert codes.shape == (2, 64) and np.all(codes.getnnz(axis=1) <= 4)
 
 
-def test_binary_with_tfidf_and_token_pooling_are_refused_before_any_work(tiny_corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_binary_with_tfidf_and_token_pooling_are_refused_before_any_work(
+    tiny_corpus_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["validate", "recipes/quickstart.yaml", "eval.representations=[source,binary]"]) == 2
     assert "'binary' (sign bits) needs a dense source" in capsys.readouterr().err
     assert main(["validate", "recipes/sst2_minilm_topk.yaml", "featurizer.pooling=none"]) == 2
     assert "featurizer.pooling=none" in capsys.readouterr().err
 
 
-def test_universal_codebook_trains_once_and_evaluates_a_dataset_it_never_saw(tmp_path: Path, tiny_corpus_dir: Path, tiny_bert_dir: Path) -> None:
+def test_universal_codebook_trains_once_and_evaluates_a_dataset_it_never_saw(
+    tmp_path: Path, tiny_corpus_dir: Path, tiny_bert_dir: Path
+) -> None:
     from tests.conftest import make_texts
 
     other, unseen = tmp_path / "other", tmp_path / "unseen.csv"
@@ -84,7 +88,10 @@ def test_universal_codebook_trains_once_and_evaluates_a_dataset_it_never_saw(tmp
         "eval:\n  cv_folds: 3\n  C_grid: [1.0]\n"
     )
     run = tmp_path / "run"
-    assert main(["run", str(recipe), f"run.dir={run}", f"store.dir={tmp_path / 'store'}", f"data.path={unseen}", "-q"]) == 0
+    assert (
+        main(["run", str(recipe), f"run.dir={run}", f"store.dir={tmp_path / 'store'}", f"data.path={unseen}", "-q"])
+        == 0
+    )
     summary = json.loads((run / "report.json").read_text())
     assert list(summary["datasets"]) == [tiny_corpus_dir.name, "other", "unseen"]
     assert [d["seen_in_training"] for d in summary["datasets"].values()] == [True, True, False]
@@ -94,9 +101,32 @@ def test_universal_codebook_trains_once_and_evaluates_a_dataset_it_never_saw(tmp
     assert (run / "sae" / "manifest.json").exists() and "NOT seen in training" in (run / "report.md").read_text()
 
 
-def test_bench_featurize_reports_both_sides_and_agreement(tiny_corpus_dir: Path, tiny_bert_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_featurize_reports_both_sides_and_agreement(
+    tiny_corpus_dir: Path, tiny_bert_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = str(tiny_corpus_dir / "train.parquet")
-    assert main(["bench", "featurize", "--data", data, "--max-docs", "40", "--model", str(tiny_bert_dir), "--max-length", "32", "--batch-size", "8", "--device", "cpu", "--json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "featurize",
+                "--data",
+                data,
+                "--max-docs",
+                "40",
+                "--model",
+                str(tiny_bert_dir),
+                "--max-length",
+                "32",
+                "--batch-size",
+                "8",
+                "--device",
+                "cpu",
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["n_docs"] == 40 and result["textsae_dtype"] == "fp32"
     assert result["plain"]["docs_per_s"] > 0 and result["textsae"]["docs_per_s"] > 0
@@ -123,8 +153,18 @@ def test_bench_featurize_repeats_take_turns_and_keep_each_sides_fastest_round(
     monkeypatch.setattr(bench, "plain_loop", plain)
     monkeypatch.setattr(bench, "extract_to_store", extract)
     texts = pd.read_parquet(tiny_corpus_dir / "train.parquet")["text"].tolist()[:16]
-    result = bench.run_featurize_bench(texts, model=str(tiny_bert_dir), max_length=16, batch_size=8, device="cpu", repeats=3)
-    assert calls == ["plain", "plain", "textsae", "textsae", "plain", "plain", "textsae"]  # warm-up plain, then rounds P-T, T-P, P-T
+    result = bench.run_featurize_bench(
+        texts, model=str(tiny_bert_dir), max_length=16, batch_size=8, device="cpu", repeats=3
+    )
+    assert calls == [
+        "plain",
+        "plain",
+        "textsae",
+        "textsae",
+        "plain",
+        "plain",
+        "textsae",
+    ]  # warm-up plain, then rounds P-T, T-P, P-T
     for name in ("plain", "textsae"):
         assert len(result[name]["rounds_s"]) == 3 and result[name]["seconds"] == min(result[name]["rounds_s"])
     assert result["speedup"] == pytest.approx(result["plain"]["seconds"] / result["textsae"]["seconds"])

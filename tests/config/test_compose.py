@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from textsae.config.compose import apply_overrides, build_config, compose_tree, config_keys, dump_yaml, load_recipe
+from textsae.config.compose import (
+    apply_overrides,
+    build_config,
+    compose_tree,
+    config_keys,
+    dump_yaml,
+    load_recipe,
+)
 from textsae.config.schema import RecipeConfig, SAEConfig
 from textsae.errors import ConfigError
 
@@ -49,7 +56,9 @@ def test_delete_override_restores_default(project: Path) -> None:
 
 def test_all_problems_reported_at_once_with_closest_key(project: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        load_recipe(project / "recipes" / "r.yaml", ["sae.kk=3", "train.batch_size=0", "sae.architecture=topkk", "sae.rho=1.5"])
+        load_recipe(
+            project / "recipes" / "r.yaml", ["sae.kk=3", "train.batch_size=0", "sae.architecture=topkk", "sae.rho=1.5"]
+        )
     problems = info.value.problems
     assert any("'sae.kk'" in p and "did you mean 'sae.k'" in p for p in problems)
     assert any("train.batch_size" in p for p in problems)

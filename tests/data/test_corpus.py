@@ -203,7 +203,13 @@ def test_max_docs_and_max_train_docs_together_follow_the_given_strata() -> None:
     train = Split("train", _texts(60), labels)
     test = Split("test", _texts(60, "t"), labels)
     corpus = build_corpus(
-        DataConfig(max_docs=40, max_train_docs=12, seed=1), name="c", train=train, eval=test, label_names=None, source="s", train_strata=strata
+        DataConfig(max_docs=40, max_train_docs=12, seed=1),
+        name="c",
+        train=train,
+        eval=test,
+        label_names=None,
+        source="s",
+        train_strata=strata,
     )
     assert len(corpus.train) == 12 and len(corpus.eval) == 40
     kept_rows = [int(text.split()[2]) for text in corpus.train.texts]  # "doc number I words"
@@ -478,11 +484,11 @@ def test_shared_sst2_and_ag_news() -> None:
 
 
 def test_corpus_fingerprint_changes_with_any_text_label_or_order() -> None:
-    def corpus(train_texts: list[str], train_labels: list[int], eval_texts: list[str] = ["c"]) -> Corpus:
+    def corpus(train_texts: list[str], train_labels: list[int], eval_texts: tuple[str, ...] = ("c",)) -> Corpus:
         return Corpus(
             "toy",
             Split("train", train_texts, np.array(train_labels, dtype=np.int64)),
-            Split("test", eval_texts, np.array([0] * len(eval_texts), dtype=np.int64)),
+            Split("test", list(eval_texts), np.array([0] * len(eval_texts), dtype=np.int64)),
             None,
             "toy",
         )
@@ -492,4 +498,6 @@ def test_corpus_fingerprint_changes_with_any_text_label_or_order() -> None:
     assert corpus(["a", "B"], [0, 1]).fingerprint() != base  # a text
     assert corpus(["a", "b"], [1, 1]).fingerprint() != base  # a label
     assert corpus(["b", "a"], [1, 0]).fingerprint() != base  # the order
-    assert corpus(["a"], [0], ["b", "c"]).fingerprint() != corpus(["a", "b"], [0, 0], ["c"]).fingerprint()  # the split boundary
+    assert (
+        corpus(["a"], [0], ["b", "c"]).fingerprint() != corpus(["a", "b"], [0, 0], ["c"]).fingerprint()
+    )  # the split boundary

@@ -12,12 +12,13 @@ from sklearn.pipeline import make_pipeline
 from textsae import SparseCodeTransformer
 from textsae.errors import UserError
 
+
 def make_texts(n_docs: int, seed: int) -> tuple[list[str], np.ndarray]:
     """Short texts whose label is carried by one of two word sets."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, size=n_docs)
-    polar = ("great superb brilliant charming".split(), "awful dull tedious bland".split())
-    neutral = "film plot actor scene story music cast ending".split()
+    polar = (["great", "superb", "brilliant", "charming"], ["awful", "dull", "tedious", "bland"])
+    neutral = ["film", "plot", "actor", "scene", "story", "music", "cast", "ending"]
     texts = [" ".join([*rng.choice(neutral, size=6), *rng.choice(polar[label], size=2)]) for label in labels]
     return texts, labels
 
@@ -59,7 +60,9 @@ def test_auto_sizes_and_probe_latents_fit_from_the_texts_and_labels() -> None:
         "train": {**_SETTINGS["train"], "dense_init": "probe"},
     }
     model = SparseCodeTransformer(**settings).fit(texts, labels)
-    assert model.sae_.cfg.dense_latents == 1 and model.sae_.cfg.adaptive_k == "input_nnz"  # two classes: one decision value
+    assert (
+        model.sae_.cfg.dense_latents == 1 and model.sae_.cfg.adaptive_k == "input_nnz"
+    )  # two classes: one decision value
     codes = model.transform(texts).toarray()
     assert ((codes[:, 0] > 0) == (labels == 1)).mean() > 0.9  # the always-on latent is the classifier's decision value
     with pytest.raises(UserError, match="needs labels"):

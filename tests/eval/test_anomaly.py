@@ -10,10 +10,14 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from textsae.artifacts import load_feature_matrices, load_featurizer_artifact, load_sae_artifact
+from textsae.artifacts import (
+    load_feature_matrices,
+    load_featurizer_artifact,
+    load_sae_artifact,
+)
 from textsae.cli.main import main
 from textsae.eval.anomaly import lsa_errors, reconstruction_errors
-from textsae.eval.reconstruction import reconstruction_metrics
+from textsae.sae.reconstruction import reconstruction_metrics
 
 
 def test_lsa_errors_by_hand() -> None:
@@ -42,13 +46,23 @@ def test_sae_errors_add_up_to_the_fvu(tiny_run_dir: Path) -> None:
     assert np.allclose(relative, errors / (dense**2).sum(axis=1))
     support = reconstruction_errors(sae, features, kind="support")
     with torch.no_grad():
-        x_hat = sae.decode(sae.encode(torch.from_numpy(features.toarray()).float())).double().numpy() * sae.input_scale.numpy()
+        x_hat = (
+            sae.decode(sae.encode(torch.from_numpy(features.toarray()).float())).double().numpy()
+            * sae.input_scale.numpy()
+        )
     assert np.allclose(support, (((dense - x_hat) ** 2) * (dense != 0)).sum(axis=1), rtol=1e-4)
     assert (support <= errors + 1e-9).all()
 
 
-def test_score_cli_writes_one_score_per_document(tiny_run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    docs = pd.DataFrame({"text": ["great film superb cast", "boring plot dull script", "quantum film chromodynamics"], "label": [1, 0, 0]})
+def test_score_cli_writes_one_score_per_document(
+    tiny_run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = pd.DataFrame(
+        {
+            "text": ["great film superb cast", "boring plot dull script", "quantum film chromodynamics"],
+            "label": [1, 0, 0],
+        }
+    )
     docs.to_csv(tmp_path / "docs.csv", index=False)
     out = tmp_path / "scores.parquet"
     assert main(["score", str(tiny_run_dir), str(tmp_path / "docs.csv"), "--out", str(out), "-q"]) == 0
@@ -56,8 +70,24 @@ def test_score_cli_writes_one_score_per_document(tiny_run_dir: Path, tmp_path: P
     assert list(table.columns) == ["doc", "score", "label"] and table["doc"].tolist() == [0, 1, 2]
     sae = load_sae_artifact(tiny_run_dir / "sae")
     featurizer = load_featurizer_artifact(tiny_run_dir / "featurizer")
-    assert np.allclose(table["score"], reconstruction_errors(sae, featurizer.transform(docs["text"].tolist()), kind="support"))
-    assert main(["score", str(tiny_run_dir), str(tmp_path / "docs.csv"), "--out", str(tmp_path / "s.csv"), "--batch-size", "2", "-q"]) == 0
+    assert np.allclose(
+        table["score"], reconstruction_errors(sae, featurizer.transform(docs["text"].tolist()), kind="support")
+    )
+    assert (
+        main(
+            [
+                "score",
+                str(tiny_run_dir),
+                str(tmp_path / "docs.csv"),
+                "--out",
+                str(tmp_path / "s.csv"),
+                "--batch-size",
+                "2",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert np.allclose(pd.read_csv(tmp_path / "s.csv")["score"], table["score"])
     assert main(["score", str(tiny_run_dir), str(tmp_path / "docs.csv"), "--out", str(tmp_path / "s.txt"), "-q"]) == 2
     assert "--out must end in" in capsys.readouterr().err

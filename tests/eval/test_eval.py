@@ -59,7 +59,9 @@ def test_truncate_rows_by_hand():
             dtype=np.float32,
         )
     )
-    expected = np.array([[0, -3.0, 0, 2.0, 0], [1.0, 0, -1.0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 7.0, 0, 0]], dtype=np.float32)
+    expected = np.array(
+        [[0, -3.0, 0, 2.0, 0], [1.0, 0, -1.0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 7.0, 0, 0]], dtype=np.float32
+    )
     before = X.copy()
     truncated = truncate_rows(X, 2)
     assert np.array_equal(truncated.toarray(), expected)
@@ -67,14 +69,16 @@ def test_truncate_rows_by_hand():
     assert np.diff(truncated.indptr).tolist() == [2, 2, 0, 1]
     assert np.array_equal(truncate_rows(X, 5).toarray(), X.toarray())  # max_entries >= row nnz: nothing dropped
     assert truncate_rows(X, 0).nnz == 0
-    assert (X != before).nnz == 0 and X.nnz == 8  # input untouched
+    assert (before != X).nnz == 0 and X.nnz == 8  # input untouched
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])  # float32 has its own fast path
 def test_truncate_rows_matches_a_row_loop(dtype):
     rng = np.random.default_rng(0)
     X = sp.random(60, 40, density=0.3, format="csr", random_state=rng, dtype=np.float64)
-    X.data = np.where(rng.random(X.nnz) < 0.5, np.round(X.data * 4) - 2, X.data * 1e-3 - 5e-4)  # ties, zeros, tiny values
+    X.data = np.where(
+        rng.random(X.nnz) < 0.5, np.round(X.data * 4) - 2, X.data * 1e-3 - 5e-4
+    )  # ties, zeros, tiny values
     X = X.astype(dtype)
     for k in (1, 3, 8):
         reference = np.zeros(X.shape)
@@ -119,7 +123,9 @@ def test_linear_svc_solves_the_separable_problem_and_unknown_classifier_is_refus
 
 def test_random_labels_score_near_chance():
     X, y = blobs(300, 30, seed=1, separable=False)
-    result = evaluate_representation(X[:200].toarray(), y[:200], X[200:].toarray(), y[200:], CFG, n_jobs=1)  # dense input
+    result = evaluate_representation(
+        X[:200].toarray(), y[:200], X[200:].toarray(), y[200:], CFG, n_jobs=1
+    )  # dense input
     assert 0.15 < result.accuracy < 0.55 and 0.15 < result.cv_accuracy < 0.55  # chance is 1/3
 
 
@@ -127,7 +133,9 @@ def test_test_labels_never_reach_model_selection():
     X, y = blobs(120, 20, seed=2, separable=False)
     y_test = y[80:]
     first = evaluate_representation(X[:80], y[:80], X[80:], y_test, CFG, n_jobs=1)
-    second = evaluate_representation(X[:80], y[:80], X[80:], np.random.default_rng(0).permutation(y_test), CFG, n_jobs=1)
+    second = evaluate_representation(
+        X[:80], y[:80], X[80:], np.random.default_rng(0).permutation(y_test), CFG, n_jobs=1
+    )
     assert (first.C, first.cv_accuracy) == (second.C, second.cv_accuracy)
 
 
@@ -149,8 +157,22 @@ def sample_report() -> dict:
         "recipe": "quickstart",
         "dataset": {"name": "movie_reviews", "n_train": 1600, "n_test": 400, "n_classes": 2},
         "eval": {
-            "source": {"accuracy": 0.8725, "macro_f1": 0.8719, "bytes_per_doc": 612.5, "C": 16.0, "cv_accuracy": 0.86, "n_train": 1600, "n_test": 400},
-            "codes": {"accuracy": 0.8312, "macro_f1": 0.8301, "bytes_per_doc": 128.0, "disk_bytes_per_doc": 131.7, "C": 0.25},
+            "source": {
+                "accuracy": 0.8725,
+                "macro_f1": 0.8719,
+                "bytes_per_doc": 612.5,
+                "C": 16.0,
+                "cv_accuracy": 0.86,
+                "n_train": 1600,
+                "n_test": 400,
+            },
+            "codes": {
+                "accuracy": 0.8312,
+                "macro_f1": 0.8301,
+                "bytes_per_doc": 128.0,
+                "disk_bytes_per_doc": 131.7,
+                "C": 0.25,
+            },
             "truncated": {"accuracy": 0.7999, "macro_f1": 0.7990, "bytes_per_doc": 128.0, "C": 4.0},
         },
         "sae": {"fvu": 0.2345, "l0": 32.0, "dead_fraction": 0.01, "n_latents": 4096},
@@ -162,7 +184,14 @@ def test_report_files_and_table(tmp_path):
     report = sample_report()
     table = format_eval_table(report)
     lines = table.splitlines()
-    assert [cell.strip() for cell in lines[0].split("|")[1:-1]] == ["representation", "accuracy", "macro-F1", "bytes/doc", "on-disk bytes/doc", "C"]
+    assert [cell.strip() for cell in lines[0].split("|")[1:-1]] == [
+        "representation",
+        "accuracy",
+        "macro-F1",
+        "bytes/doc",
+        "on-disk bytes/doc",
+        "C",
+    ]
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["source", "codes", "truncated"]
     for number in ("0.8725", "0.8719", "612.5", "16", "0.8312", "131.7", "0.25", "0.7999"):
         assert number in table
@@ -174,7 +203,10 @@ def test_report_files_and_table(tmp_path):
     assert markdown.startswith("# textsae report: quickstart")
     assert "Dataset: movie_reviews (n_train=1,600, n_test=400, n_classes=2)" in markdown
     assert table in markdown and BYTES_NOTE in markdown
-    assert "FVU on the reported split (fraction of variance unexplained): 0.2345" in markdown and "n_latents: 4,096" in markdown
+    assert (
+        "FVU on the reported split (fraction of variance unexplained): 0.2345" in markdown
+        and "n_latents: 4,096" in markdown
+    )
     assert not list((tmp_path / "run").glob(".tmp-*"))
 
 

@@ -106,7 +106,9 @@ def test_unreachable_hub_model_fails_fast_naming_the_local_alternative() -> None
     import time
 
     start = time.perf_counter()
-    with pytest.raises(UserError, match="Cannot reach the Hugging Face Hub to load model 'someone/some-model'.*featurizer.model=DIR"):
+    with pytest.raises(
+        UserError, match="Cannot reach the Hugging Face Hub to load model 'someone/some-model'.*featurizer.model=DIR"
+    ):
         HiddenStatesFeaturizer(model="someone/some-model", progress=False).fit()
     assert time.perf_counter() - start < 5.0
 

@@ -17,7 +17,12 @@ from sklearn.pipeline import Pipeline
 
 from textsae.config.schema import FeaturizerConfig
 from textsae.errors import UserError
-from textsae.featurize import Featurizer, TfidfFeaturizer, build_featurizer, load_featurizer
+from textsae.featurize import (
+    Featurizer,
+    TfidfFeaturizer,
+    build_featurizer,
+    load_featurizer,
+)
 from textsae.featurize import tfidf as tfidf_module
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -35,7 +40,7 @@ CORPUS = [
 ]
 
 TRICKY = [
-    "Don't stop: it's rock’n’roll, l'été, O'Neil's",  # ASCII and U+2019 apostrophes  # noqa: RUF001
+    "Don't stop: it's rock’n’roll, l'été, O'Neil's",  # ASCII and U+2019 apostrophes
     "3.14 1,000,000 x2 42nd 2x 007 0x1F",  # digits
     "snake_case __init__ _a a_ __ _",  # underscores
     "café cafe\u0301 naïve nai\u0308ve Ångström",  # precomposed vs combining marks (Mn is not \\w)
@@ -101,14 +106,18 @@ def fit_both(texts: list[str], **params: object) -> tuple[TfidfFeaturizer, sp.sp
 @pytest.mark.parametrize("norm", ["l2", "l1", "none"])
 @pytest.mark.parametrize("sublinear_tf", [False, True])
 def test_matches_sklearn(weighting: str, ngram_range: tuple[int, int], norm: str, sublinear_tf: bool) -> None:
-    params = dict(weighting=weighting, ngram_range=ngram_range, norm=norm, sublinear_tf=sublinear_tf, min_df=1, max_features=None)
+    params = dict(
+        weighting=weighting, ngram_range=ngram_range, norm=norm, sublinear_tf=sublinear_tf, min_df=1, max_features=None
+    )
     ours, x_ours, theirs, x_theirs = fit_both(CORPUS, **params)
     assert_same(ours, x_ours, theirs, x_theirs)
     new = ["good movie, bad film", "unseen words only", "the the end"]
     assert_close(ours.transform(new), theirs.transform(new))
 
 
-@pytest.mark.parametrize("min_df, max_df", [(2, 1.0), (0.25, 0.75), (1, 3), (0, 5), (3, 0.9), (0.0, 1), (0.5, 1.0), (2, 2)])
+@pytest.mark.parametrize(
+    "min_df, max_df", [(2, 1.0), (0.25, 0.75), (1, 3), (0, 5), (3, 0.9), (0.0, 1), (0.5, 1.0), (2, 2)]
+)
 @pytest.mark.parametrize("weighting", ["tfidf", "binary"])
 def test_document_frequency_pruning_matches_sklearn(min_df: float, max_df: float, weighting: str) -> None:
     params = dict(weighting=weighting, ngram_range=(1, 2), min_df=min_df, max_df=max_df, max_features=None)
@@ -120,7 +129,9 @@ def test_document_frequency_pruning_matches_sklearn(min_df: float, max_df: float
     assert_same(*fit_both(CORPUS, **params))
 
 
-@pytest.mark.parametrize("params", [dict(smooth_idf=False), dict(lowercase=False), dict(smooth_idf=False, sublinear_tf=True, norm="l1")])
+@pytest.mark.parametrize(
+    "params", [dict(smooth_idf=False), dict(lowercase=False), dict(smooth_idf=False, sublinear_tf=True, norm="l1")]
+)
 def test_idf_and_case_options_match_sklearn(params: dict) -> None:
     ours, x_ours, theirs, x_theirs = fit_both(CORPUS, ngram_range=(1, 2), min_df=1, max_features=None, **params)
     assert_same(ours, x_ours, theirs, x_theirs)
@@ -129,7 +140,9 @@ def test_idf_and_case_options_match_sklearn(params: dict) -> None:
 
 
 def test_counts_without_norm_equal_count_vectorizer() -> None:
-    ours = TfidfFeaturizer(weighting="counts", ngram_range=(1, 2), min_df=1, max_features=None, sublinear_tf=False, norm="none")
+    ours = TfidfFeaturizer(
+        weighting="counts", ngram_range=(1, 2), min_df=1, max_features=None, sublinear_tf=False, norm="none"
+    )
     theirs = CountVectorizer(ngram_range=(1, 2))
     x_ours, x_theirs = ours.fit_transform(CORPUS), theirs.fit_transform(CORPUS)
     assert ours.get_feature_names_out().tolist() == theirs.get_feature_names_out().tolist()
@@ -145,7 +158,9 @@ def test_fit_transform_equals_fit_then_transform() -> None:
 
 
 def test_hand_checked_values() -> None:
-    featurizer = TfidfFeaturizer(weighting="tfidf", ngram_range=(1, 1), min_df=1, max_features=None, sublinear_tf=False, norm="none")
+    featurizer = TfidfFeaturizer(
+        weighting="tfidf", ngram_range=(1, 1), min_df=1, max_features=None, sublinear_tf=False, norm="none"
+    )
     x = featurizer.fit_transform(["aa bb", "aa aa"])
     # idf(aa) = ln(3/3) + 1 = 1, idf(bb) = ln(3/2) + 1; row 2 holds aa twice.
     assert featurizer.get_feature_names_out().tolist() == ["aa", "bb"]
@@ -159,7 +174,9 @@ def test_max_features_keeps_most_frequent_terms_without_ties() -> None:
     # Totals: ee 5, dd 4, cc 3, bb 2, aa 1: no ties, so the kept set is fixed by the counts alone.
     texts = ["aa bb cc dd ee", "bb cc dd ee", "cc dd ee", "dd ee", "ee"]
     for weighting in ("tfidf", "counts", "binary"):
-        ours, x_ours, theirs, x_theirs = fit_both(texts, weighting=weighting, ngram_range=(1, 1), min_df=1, max_features=3)
+        ours, x_ours, theirs, x_theirs = fit_both(
+            texts, weighting=weighting, ngram_range=(1, 1), min_df=1, max_features=3
+        )
         assert ours.get_feature_names_out().tolist() == ["cc", "dd", "ee"]
         assert_same(ours, x_ours, theirs, x_theirs)
 
@@ -167,7 +184,9 @@ def test_max_features_keeps_most_frequent_terms_without_ties() -> None:
 def test_max_features_ranks_binary_by_document_frequency() -> None:
     # aa: 1 document, 4 occurrences; bb, cc: 2 documents, 2 occurrences each.
     texts = ["aa aa aa aa bb", "bb cc", "cc"]
-    assert TfidfFeaturizer(weighting="counts", ngram_range=(1, 1), min_df=1, max_features=1).fit(texts).get_feature_names_out().tolist() == ["aa"]
+    assert TfidfFeaturizer(weighting="counts", ngram_range=(1, 1), min_df=1, max_features=1).fit(
+        texts
+    ).get_feature_names_out().tolist() == ["aa"]
     assert_same(*fit_both(texts, weighting="binary", ngram_range=(1, 1), min_df=1, max_features=2))
 
 
@@ -201,7 +220,9 @@ def test_tricky_corpus_matches_sklearn() -> None:
 def test_random_code_points_match_python_re() -> None:
     # Characters drawn across all of Unicode plus ASCII and separators; tokens must equal re's.
     rng = np.random.default_rng(1)
-    pool = np.concatenate([rng.integers(0, 0x110000, 3000), rng.integers(0x20, 0x7F, 3000), [0x20, 0x0A, 0x27, 0x5F, 0x2D] * 200])
+    pool = np.concatenate(
+        [rng.integers(0, 0x110000, 3000), rng.integers(0x20, 0x7F, 3000), [0x20, 0x0A, 0x27, 0x5F, 0x2D] * 200]
+    )
     pool = pool[(pool < 0xD800) | (pool > 0xDFFF)]
     docs = ["".join(map(chr, rng.choice(pool, size=int(rng.integers(0, 60))))) for _ in range(300)]
     fast = tfidf_module._tokenize_fast(docs)
@@ -211,7 +232,9 @@ def test_random_code_points_match_python_re() -> None:
     assert [fast.words[w] for w in fast.word.tolist()] == [reference.words[w] for w in reference.word.tolist()]
 
 
-def test_hash_collision_falls_back_to_exact_tokenizer(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_hash_collision_falls_back_to_exact_tokenizer(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     real = tfidf_module._run_hash
 
     def colliding(cp: np.ndarray, starts: np.ndarray, ends: np.ndarray, family: int) -> np.ndarray:
@@ -258,7 +281,10 @@ def test_save_load_round_trip(tmp_path: Path, weighting: str) -> None:
         (lambda d: (d / "config.json").unlink(), r"config\.json: file is missing"),
         (lambda d: (d / "config.json").write_text("{not json"), r"config\.json: cannot be read as JSON"),
         (lambda d: (d / "vocab.json").unlink(), r"vocab\.json: file is missing"),
-        (lambda d: (d / "vocab.json").write_text('["good", 3]'), r"vocab\.json: expected a non-empty JSON list of strings"),
+        (
+            lambda d: (d / "vocab.json").write_text('["good", 3]'),
+            r"vocab\.json: expected a non-empty JSON list of strings",
+        ),
         (lambda d: (d / "vocab.json").write_text('["good", "bad-movie"]'), r"vocab\.json: term 1 \('bad-movie'\)"),
         (lambda d: (d / "idf.safetensors").write_bytes(b"garbage"), r"idf\.safetensors: cannot be read as safetensors"),
         (lambda d: (d / "idf.safetensors").unlink(), r"idf\.safetensors: file is missing"),
@@ -273,7 +299,9 @@ def test_load_names_the_bad_file(tmp_path: Path, damage, match: str) -> None:
 
 def test_load_featurizer_rejects_unknown_kind_and_missing_dir(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"kind": "bagofwords", "params": {}}))
-    with pytest.raises(UserError, match=r"unknown featurizer kind 'bagofwords'. Expected one of \['hidden_states', 'tfidf'\]"):
+    with pytest.raises(
+        UserError, match=r"unknown featurizer kind 'bagofwords'. Expected one of \['hidden_states', 'tfidf'\]"
+    ):
         load_featurizer(tmp_path)
     with pytest.raises(UserError, match="does not exist"):
         load_featurizer(tmp_path / "nowhere")
@@ -283,7 +311,14 @@ def test_load_featurizer_rejects_unknown_kind_and_missing_dir(tmp_path: Path) ->
 
 
 def test_clone_and_pipeline_with_logistic_regression() -> None:
-    texts = ["good great fine film", "great good acting", "fine good plot", "bad awful film", "awful bad plot", "bad worst acting"] * 3
+    texts = [
+        "good great fine film",
+        "great good acting",
+        "fine good plot",
+        "bad awful film",
+        "awful bad plot",
+        "bad worst acting",
+    ] * 3
     labels = [1, 1, 1, 0, 0, 0] * 3
     featurizer = TfidfFeaturizer(ngram_range=(1, 2), min_df=1)
     copy = clone(featurizer.fit(texts))
@@ -354,12 +389,18 @@ def test_transform_before_fit() -> None:
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(weighting="tf"), r"The 'weighting' parameter of TfidfFeaturizer must be one of \['tfidf', 'counts', 'binary'\]\. Got 'tf' instead\."),
+        (
+            dict(weighting="tf"),
+            r"The 'weighting' parameter of TfidfFeaturizer must be one of \['tfidf', 'counts', 'binary'\]\. Got 'tf' instead\.",
+        ),
         (dict(norm="max"), r"The 'norm' parameter of TfidfFeaturizer must be one of"),
         (dict(ngram_range=(2, 1)), r"The 'ngram_range' parameter of TfidfFeaturizer must be a tuple \(min_n, max_n\)"),
         (dict(min_df=2.0), r"The 'min_df' parameter of TfidfFeaturizer must be an int >= 0 .* Got 2\.0 instead\."),
         (dict(max_df=0), r"The 'max_df' parameter of TfidfFeaturizer must be an int >= 1"),
-        (dict(max_features=0), r"The 'max_features' parameter of TfidfFeaturizer must be an int >= 1 or None\. Got 0 instead\."),
+        (
+            dict(max_features=0),
+            r"The 'max_features' parameter of TfidfFeaturizer must be an int >= 1 or None\. Got 0 instead\.",
+        ),
         (dict(lowercase="yes"), r"The 'lowercase' parameter of TfidfFeaturizer must be a bool"),
     ],
 )
@@ -380,7 +421,16 @@ def test_bench_reports_agreement() -> None:
     from textsae.bench.tfidf import run_tfidf_bench
 
     result = run_tfidf_bench(CORPUS * 3, min_df=1, max_features=10)
-    assert set(result) == {"n_docs", "n_features", "textsae_s", "sklearn_s", "speedup", "max_abs_diff", "vocab_overlap", "threads"}
+    assert set(result) == {
+        "n_docs",
+        "n_features",
+        "textsae_s",
+        "sklearn_s",
+        "speedup",
+        "max_abs_diff",
+        "vocab_overlap",
+        "threads",
+    }
     assert result["n_docs"] == 27 and result["n_features"] == 10 and result["vocab_overlap"] == 1.0
     assert result["max_abs_diff"] < 1e-6 and result["textsae_s"] > 0 and result["sklearn_s"] > 0
 
@@ -394,6 +444,8 @@ def test_imdb_sample_matches_sklearn() -> None:
 
     texts = pd.read_parquet(path, columns=["text"])["text"].tolist()
     train, held_out = texts[::12][:2000], texts[5::50][:300]  # both classes (rows are sorted by label)
-    ours, x_ours, theirs, x_theirs = fit_both(train, ngram_range=(1, 2), min_df=3, max_features=20000, sublinear_tf=True)
+    ours, x_ours, theirs, x_theirs = fit_both(
+        train, ngram_range=(1, 2), min_df=3, max_features=20000, sublinear_tf=True
+    )
     assert_same(ours, x_ours, theirs, x_theirs)
     assert_close(ours.transform(held_out), theirs.transform(held_out))

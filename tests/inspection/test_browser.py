@@ -29,7 +29,9 @@ def _required() -> bool:
 def browser() -> str:
     found = next((path for name in BROWSERS if (path := shutil.which(name))), None)
     if found is None:
-        message = f"no headless browser found (looked for {', '.join(BROWSERS)} on PATH); install Debian's `chromium` package"
+        message = (
+            f"no headless browser found (looked for {', '.join(BROWSERS)} on PATH); install Debian's `chromium` package"
+        )
         if _required():
             pytest.fail(message + " (required because CI or TEXTSAE_REQUIRE_BROWSER is set)")
         pytest.skip(message)
@@ -39,9 +41,23 @@ def browser() -> str:
 def render_in_browser(browser: str, page: Path, profile: Path, fragment: str = "") -> tuple[str, list[str]]:
     """The DOM after the page's script ran, and the browser's console messages (errors, CSP violations)."""
     result = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={profile}",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri() + fragment],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.resolve().as_uri() + fragment,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
@@ -56,7 +72,10 @@ def _body_tag(dom: str) -> str:
 
 def _sections(dom: str) -> dict[str, bool]:
     """Latent id → whether the section is shown."""
-    return {m.group(1): "hidden" not in m.group(0) for m in re.finditer(r'<section class="latent" id="(latent-\d+)"[^>]*>', dom)}
+    return {
+        m.group(1): "hidden" not in m.group(0)
+        for m in re.finditer(r'<section class="latent" id="(latent-\d+)"[^>]*>', dom)
+    }
 
 
 def test_page_of_a_run_renders_and_filters_without_errors(browser: str, tiny_run_dir: Path, tmp_path: Path) -> None:
@@ -69,7 +88,9 @@ def test_page_of_a_run_renders_and_filters_without_errors(browser: str, tiny_run
     assert all(_sections(dom).values()) and len(_sections(dom)) == len(inspection.latents)
 
     term = inspection.latents[0].terms[0][0]
-    expected = {f"latent-{latent.index}" for latent in inspection.latents if any(term in t.lower() for t, _ in latent.terms)}
+    expected = {
+        f"latent-{latent.index}" for latent in inspection.latents if any(term in t.lower() for t, _ in latent.terms)
+    }
     dom, console = render_in_browser(browser, page, tmp_path / "profile", f"#q={term}")
     assert console == []
     shown = {name for name, visible in _sections(dom).items() if visible}

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from textsae.cli.main import main
-from textsae.inspection import Inspection, LatentDoc, LatentSummary, Span, highlight_html, inspect_run, render_page, term_spans
+from textsae.inspection import (
+    Inspection,
+    LatentDoc,
+    LatentSummary,
+    Span,
+    highlight_html,
+    inspect_run,
+    render_page,
+    term_spans,
+)
 from textsae.store.codes import load_codes
 
 HOSTILE = '</script><script>document.body.setAttribute("data-pwned","1")</script><img src=x onerror="document.body.setAttribute(\'data-pwned\',\'1\')">'
@@ -29,7 +38,12 @@ def hostile_inspection(tmp_path: Path) -> Inspection:
 def test_term_spans_cover_unigrams_and_bigrams_with_their_largest_weight() -> None:
     text = "A great film, truly GREAT acting."
     spans = term_spans(text, {"great": 1.0, "great acting": 0.5, "film": 0.25})
-    assert [(text[s.start : s.end], s.weight) for s in spans] == [("great", 1.0), ("film", 0.25), ("GREAT", 1.0), ("acting", 0.5)]
+    assert [(text[s.start : s.end], s.weight) for s in spans] == [
+        ("great", 1.0),
+        ("film", 0.25),
+        ("GREAT", 1.0),
+        ("acting", 0.5),
+    ]
     assert term_spans(text, {"great": 1.0}, lowercase=False) == [Span(2, 7, 1.0)]
     assert term_spans(text, {"great acting": 1.0}, max_n=1) == []
 
@@ -62,7 +76,9 @@ def test_inspect_run_summarises_live_latents(tiny_run_dir: Path) -> None:
     fired = np.asarray((codes != 0).sum(axis=0)).ravel()
     assert inspection.n_docs == codes.shape[0] and inspection.n_latents == codes.shape[1] == 64
     assert inspection.n_dead == int((fired == 0).sum())
-    assert [latent.frequency for latent in inspection.latents] == sorted((latent.frequency for latent in inspection.latents), reverse=True)
+    assert [latent.frequency for latent in inspection.latents] == sorted(
+        (latent.frequency for latent in inspection.latents), reverse=True
+    )
     first = inspection.latents[0]
     assert first.frequency == pytest.approx(fired[first.index] / codes.shape[0])
     for latent in inspection.latents:
@@ -80,7 +96,9 @@ def test_inspect_run_summarises_live_latents(tiny_run_dir: Path) -> None:
             assert all(doc.text[s.start : s.end].lower() in " ".join(terms) for s in doc.spans)
 
 
-def test_cli_writes_page_into_run_dir_and_to_out(tiny_run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_page_into_run_dir_and_to_out(
+    tiny_run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "page.html"
     assert main(["inspect", str(tiny_run_dir), "--out", str(out), "--top-docs", "1", "-q"]) == 0
     page = out.read_text(encoding="utf-8")

@@ -95,7 +95,12 @@ def copy_run(trained_run: Path, tmp_path: Path) -> Path:
 GOOD = pd.DataFrame({"text": ["good film", "bad film", "great plot", "awful plot"] * 3, "label": [1, 0, 1, 0] * 3})
 
 
-def split_folder(root: Path, train: pd.DataFrame | bytes | str, suffix: str = ".parquet", test: pd.DataFrame | bytes | str | None = None) -> Path:
+def split_folder(
+    root: Path,
+    train: pd.DataFrame | bytes | str,
+    suffix: str = ".parquet",
+    test: pd.DataFrame | bytes | str | None = None,
+) -> Path:
     """A corpus folder whose train file is ``train`` (a frame, or raw bytes/text) and whose test file is good."""
     folder = root / "corpus"
     folder.mkdir()
@@ -129,16 +134,32 @@ def _texts_with_blanks() -> pd.DataFrame:
 
 DATA_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], tuple[str, ...]]] = {
     # name: (make the data.path, extra overrides, fragments of the message)
-    "missing folder": (lambda tmp: tmp / "no_such_folder", (), ("No such file or folder", "no_such_folder", "data.path")),
-    "empty folder": (lambda tmp: _folder_with(tmp / "empty"), (), ("has no 'train' split", "it holds no files", "train.{")),
+    "missing folder": (
+        lambda tmp: tmp / "no_such_folder",
+        (),
+        ("No such file or folder", "no_such_folder", "data.path"),
+    ),
+    "empty folder": (
+        lambda tmp: _folder_with(tmp / "empty"),
+        (),
+        ("has no 'train' split", "it holds no files", "train.{"),
+    ),
     "directory of the wrong files": (
         lambda tmp: _folder_with(tmp / "odd", "notes.md"),
         (),
         ("has no 'train' split", "notes.md"),
     ),
     "empty csv file": (lambda tmp: split_folder(tmp, b"", ".csv"), (), ("train.csv is empty", "header line")),
-    "csv with a header only": (lambda tmp: split_folder(tmp, "text,label\n", ".csv"), (), ("train.csv holds no documents (0 rows)",)),
-    "parquet with zero rows": (lambda tmp: split_folder(tmp, GOOD.iloc[:0]), (), ("train.parquet holds no documents (0 rows)",)),
+    "csv with a header only": (
+        lambda tmp: split_folder(tmp, "text,label\n", ".csv"),
+        (),
+        ("train.csv holds no documents (0 rows)",),
+    ),
+    "parquet with zero rows": (
+        lambda tmp: split_folder(tmp, GOOD.iloc[:0]),
+        (),
+        ("train.parquet holds no documents (0 rows)",),
+    ),
     "empty texts under empty_text=error": (
         lambda tmp: split_folder(tmp, _texts_with_blanks()),
         ("data.empty_text=error",),
@@ -170,13 +191,27 @@ DATA_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], tuple[str, 
         ("mixes numbers and strings", "1 at line 2", "'neg' at line 3"),
     ),
     "mixed label types (jsonl)": (
-        lambda tmp: split_folder(tmp, '{"text": "good film", "label": 1}\n{"text": "bad film", "label": "neg"}\n', ".jsonl"),
+        lambda tmp: split_folder(
+            tmp, '{"text": "good film", "label": 1}\n{"text": "bad film", "label": "neg"}\n', ".jsonl"
+        ),
         (),
         ("mixes numbers and strings", "line 2"),
     ),
-    "single class": (lambda tmp: split_folder(tmp, GOOD.assign(label=1)), (), ("training split has 1 class(es)", "at least 2")),
-    "labels all NaN": (lambda tmp: split_folder(tmp, GOOD.assign(label=np.nan)), (), ("label column 'label' is missing (None/NaN/empty) in 12 rows",)),
-    "non-integral labels": (lambda tmp: split_folder(tmp, GOOD.assign(label=0.5)), (), ("holds 0.5 at row 1", "not whole numbers")),
+    "single class": (
+        lambda tmp: split_folder(tmp, GOOD.assign(label=1)),
+        (),
+        ("training split has 1 class(es)", "at least 2"),
+    ),
+    "labels all NaN": (
+        lambda tmp: split_folder(tmp, GOOD.assign(label=np.nan)),
+        (),
+        ("label column 'label' is missing (None/NaN/empty) in 12 rows",),
+    ),
+    "non-integral labels": (
+        lambda tmp: split_folder(tmp, GOOD.assign(label=0.5)),
+        (),
+        ("holds 0.5 at row 1", "not whole numbers"),
+    ),
     "negative labels": (lambda tmp: split_folder(tmp, GOOD.assign(label=-1)), (), ("holds -1 at row 1", "ints >= 0")),
     "non-UTF-8 csv": (
         lambda tmp: split_folder(tmp, "text,label\ncafé crème,1\nbad,0\n".encode("latin-1"), ".csv"),
@@ -193,11 +228,31 @@ DATA_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], tuple[str, 
         (),
         ("train.csv: line 3 has 1 fields but the header has 2",),
     ),
-    "duplicate csv header": (lambda tmp: split_folder(tmp, "text,text,label\na,b,1\n", ".csv"), (), ("names the columns ['text'] more than once",)),
-    "corrupt parquet": (lambda tmp: split_folder(tmp, b"PAR1 not parquet at all"), (), ("Cannot read Parquet file", "train.parquet", "corrupt")),
-    "jsonl line that is not an object": (lambda tmp: split_folder(tmp, '[1, 2]\n', ".jsonl"), (), ("line 1 holds a JSON list", "one object per line")),
-    "unsupported file type": (lambda tmp: (tmp / "data.xlsx").write_bytes(b"PK") and tmp / "data.xlsx", (), ("Unsupported file type '.xlsx'",)),
-    "txt file for a labeled recipe": (lambda tmp: (tmp / "docs.txt").write_text("a\nb\n") and tmp / "docs.txt", (), ("is a .txt file", "no labels")),
+    "duplicate csv header": (
+        lambda tmp: split_folder(tmp, "text,text,label\na,b,1\n", ".csv"),
+        (),
+        ("names the columns ['text'] more than once",),
+    ),
+    "corrupt parquet": (
+        lambda tmp: split_folder(tmp, b"PAR1 not parquet at all"),
+        (),
+        ("Cannot read Parquet file", "train.parquet", "corrupt"),
+    ),
+    "jsonl line that is not an object": (
+        lambda tmp: split_folder(tmp, "[1, 2]\n", ".jsonl"),
+        (),
+        ("line 1 holds a JSON list", "one object per line"),
+    ),
+    "unsupported file type": (
+        lambda tmp: (tmp / "data.xlsx").write_bytes(b"PK") and tmp / "data.xlsx",
+        (),
+        ("Unsupported file type '.xlsx'",),
+    ),
+    "txt file for a labeled recipe": (
+        lambda tmp: (tmp / "docs.txt").write_text("a\nb\n") and tmp / "docs.txt",
+        (),
+        ("is a .txt file", "no labels"),
+    ),
     "two files for one split": (
         lambda tmp: (split_folder(tmp, GOOD), GOOD.to_csv(tmp / "corpus" / "train.csv", index=False))[0],
         (),
@@ -210,22 +265,33 @@ DATA_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], tuple[str, 
 def test_bad_corpus(case: str, recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make, overrides, fragments = DATA_CASES[case]
     data_path = make(tmp_path)
-    assert_one_error(capsys, ["featurize", recipe, f"data.path={data_path}", f"run.dir={tmp_path / 'run'}", *overrides], *fragments)
+    assert_one_error(
+        capsys, ["featurize", recipe, f"data.path={data_path}", f"run.dir={tmp_path / 'run'}", *overrides], *fragments
+    )
     assert not (tmp_path / "run" / "features").exists()
 
 
-def test_empty_texts_are_dropped_with_one_warning_and_the_run_goes_on(recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_texts_are_dropped_with_one_warning_and_the_run_goes_on(
+    recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The default policy (data.empty_text=drop): one warning line with the count over every split, then success."""
     data_path = split_folder(tmp_path, _texts_with_blanks(), test=_texts_with_blanks())
     code, out, err = run_cli(capsys, "featurize", recipe, f"data.path={data_path}", f"run.dir={tmp_path / 'run'}", "-q")
     assert code == 0, err
     assert len(err) == 1, err
     assert err[0].startswith("textsae: Dropped 6 rows with missing, empty or whitespace-only text")
-    assert "3 from" in err[0] and "train.parquet" in err[0] and "test.parquet" in err[0] and "data.empty_text=error" in err[0]
+    assert (
+        "3 from" in err[0]
+        and "train.parquet" in err[0]
+        and "test.parquet" in err[0]
+        and "data.empty_text=error" in err[0]
+    )
     assert "train (9," in out  # 12 - 3 documents featurized
 
 
-def test_unreachable_hub_is_answered_fast(recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_hub_is_answered_fast(
+    recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Offline flags set (as in CI), and unset with a hub endpoint that refuses connections: both fail in < 5 s."""
     argv = ["featurize", recipe, "~data.path", "data.name=nobody/no_such_dataset", f"run.dir={tmp_path / 'run'}"]
     for offline in (True, False):
@@ -256,10 +322,16 @@ CONFIG_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "unknown section": (["trian.epochs=3"], ("Unknown config key 'trian'", "did you mean 'train'?")),
     "unknown top-level key": (["colour=red"], ("Unknown config key 'colour'", "valid keys here: name, data")),
     "mistyped value": (["sae.k=abc"], ("The 'sae.k' value must be an int or one of ['auto']. Got 'abc'",)),
-    "float for an int": (["sae.n_latents=3.5"], ("The 'sae.n_latents' value must be an int or one of ['auto']. Got 3.5",)),
+    "float for an int": (
+        ["sae.n_latents=3.5"],
+        ("The 'sae.n_latents' value must be an int or one of ['auto']. Got 3.5",),
+    ),
     "NaN learning rate": (["train.lr=.nan"], ("The 'train.lr' value must be a finite number",)),
     "infinite epochs": (["train.epochs=inf"], ("The 'train.epochs' value must be a finite number",)),
-    "misspelled choice": (["sae.architecture=topkk"], ("'sae.architecture' value must be one of", "did you mean 'topk'?")),
+    "misspelled choice": (
+        ["sae.architecture=topkk"],
+        ("'sae.architecture' value must be one of", "did you mean 'topk'?"),
+    ),
     "section given a scalar": (["sae=3"], ("sae must be a mapping of keys to values. Got 3",)),
     "override without =": (["sae.k"], ("overrides must be in the form key=value", "'sae.k'")),
     "unknown key to reset": (["~sae.kk"], ("Unknown config key 'sae.kk'",)),
@@ -279,14 +351,26 @@ def test_every_config_problem_gets_its_own_line(recipe: Path, capsys: pytest.Cap
 
 
 RECIPE_FILES: dict[str, tuple[bytes, tuple[str, ...]]] = {
-    "YAML that is not a mapping": (b"- a\n- b\n", ("must hold a mapping of keys to values at the top level. Got list",)),
+    "YAML that is not a mapping": (
+        b"- a\n- b\n",
+        ("must hold a mapping of keys to values at the top level. Got list",),
+    ),
     "invalid YAML": (b"sae: [1,\n", ("is not valid YAML", "line 2")),
-    "YAML that asks for Python objects": (b"data: !!python/object/apply:os.system ['echo hi']\n", ("is not valid YAML", "python/object/apply")),
+    "YAML that asks for Python objects": (
+        b"data: !!python/object/apply:os.system ['echo hi']\n",
+        ("is not valid YAML", "python/object/apply"),
+    ),
     "not UTF-8": (b"\xff\xfe\x00 garbage", ("is not UTF-8 text",)),
     "empty recipe": (b"", ("data: no corpus given",)),
-    "recipe that includes itself": (b"defaults: [../recipes/self]\n", ("defaults entry '../recipes/self' is not a preset name", "cannot include another recipe")),
+    "recipe that includes itself": (
+        b"defaults: [../recipes/self]\n",
+        ("defaults entry '../recipes/self' is not a preset name", "cannot include another recipe"),
+    ),
     "preset outside configs/": (b"defaults: [sae/../../../../etc/passwd]\n", ("is not a preset name",)),
-    "unknown preset": (b"defaults: [sae/topkk]\ndata: {bundled: movie_reviews}\n", ("preset 'sae/topkk' not found", "sae/topk")),
+    "unknown preset": (
+        b"defaults: [sae/topkk]\ndata: {bundled: movie_reviews}\n",
+        ("preset 'sae/topkk' not found", "sae/topk"),
+    ),
     "defaults not a list": (b"defaults: {sae: topk}\n", ("defaults must be a list of preset names",)),
 }
 
@@ -340,7 +424,9 @@ CHECKPOINT_CASES = {
 
 
 @pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
-def test_damaged_checkpoint(case: str, recipe: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_damaged_checkpoint(
+    case: str, recipe: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     damage, fragments = CHECKPOINT_CASES[case]
     run_dir = copy_run(trained_run, tmp_path)
     shutil.rmtree(run_dir / "sae")  # so that train resumes from the checkpoint
@@ -362,8 +448,16 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_leaves_no_file(
 
     monkeypatch.setattr("safetensors.torch.save_file", disk_full)
     checkpoint = run_dir / "checkpoints" / "checkpoint.safetensors"
-    assert_one_error(capsys, ["train", recipe, f"run.dir={run_dir}"], f"No space left on device: {checkpoint}", "the disk is full", "re-run the same command")
-    assert list(checkpoint.parent.iterdir()) == []  # the partial temporary file is gone, no checkpoint pretends to be complete
+    assert_one_error(
+        capsys,
+        ["train", recipe, f"run.dir={run_dir}"],
+        f"No space left on device: {checkpoint}",
+        "the disk is full",
+        "re-run the same command",
+    )
+    assert (
+        list(checkpoint.parent.iterdir()) == []
+    )  # the partial temporary file is gone, no checkpoint pretends to be complete
     assert not (run_dir / "sae").exists()
 
 
@@ -388,33 +482,52 @@ def _bad_config(sae_dir: Path) -> None:
 
 
 SAE_CASES = {
-    "truncated weights": (lambda d: _truncate(d / "model.safetensors"), ("model.safetensors has 100 bytes; manifest.json expects", "delete")),
+    "truncated weights": (
+        lambda d: _truncate(d / "model.safetensors"),
+        ("model.safetensors has 100 bytes; manifest.json expects", "delete"),
+    ),
     "same-size garbage weights": (_same_size_garbage, ("model.safetensors: not a readable safetensors file",)),
     "foreign safetensors": (_foreign_weights, ("does not hold the tensors of a TopKSAE", "unexpected ['weight']")),
     "config without keys": (_bad_config, ("config.json: expected a JSON object with keys",)),
-    "no manifest (interrupted)": (lambda d: (d / MANIFEST_NAME).unlink(), ("sae is incomplete", "Re-run `textsae train`")),
+    "no manifest (interrupted)": (
+        lambda d: (d / MANIFEST_NAME).unlink(),
+        ("sae is incomplete", "Re-run `textsae train`"),
+    ),
     "missing folder": (lambda d: shutil.rmtree(d), ("No trained SAE at", "run `textsae train`")),
 }
 
 
 @pytest.mark.parametrize("case", list(SAE_CASES))
-def test_damaged_sae(case: str, trained_run: Path, tiny_corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_damaged_sae(
+    case: str, trained_run: Path, tiny_corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     damage, fragments = SAE_CASES[case]
     run_dir = copy_run(trained_run, tmp_path)
     damage(run_dir / "sae")
-    assert_one_error(capsys, ["encode", run_dir, tiny_corpus_dir / "test.parquet", "--out", tmp_path / "codes"], *fragments)
+    assert_one_error(
+        capsys, ["encode", run_dir, tiny_corpus_dir / "test.parquet", "--out", tmp_path / "codes"], *fragments
+    )
     assert not (tmp_path / "codes" / MANIFEST_NAME).exists()
 
 
-def test_dimension_mismatch_between_sae_and_features(recipe: Path, trained_run: Path, tiny_corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dimension_mismatch_between_sae_and_features(
+    recipe: Path, trained_run: Path, tiny_corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_dir = copy_run(trained_run, tmp_path)
     shutil.rmtree(run_dir / "sae")
     save_sae_artifact(build_sae(SAEConfig(n_latents=8, k=2), d_in=5), run_dir / "sae", {"steps": 0, "validation": {}})
-    assert_one_error(capsys, ["encode", run_dir, tiny_corpus_dir / "test.parquet", "--out", tmp_path / "codes"], "expects d_in=5", "different runs")
+    assert_one_error(
+        capsys,
+        ["encode", run_dir, tiny_corpus_dir / "test.parquet", "--out", tmp_path / "codes"],
+        "expects d_in=5",
+        "different runs",
+    )
     assert_one_error(capsys, ["eval", recipe, f"run.dir={run_dir}"], "have shape (400,", "expects d_in=5", "sae/")
 
 
-def test_nan_and_inf_in_features(recipe: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_nan_and_inf_in_features(
+    recipe: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_dir = copy_run(trained_run, tmp_path)
     shutil.rmtree(run_dir / "sae")
     shutil.rmtree(run_dir / "checkpoints")
@@ -425,27 +538,48 @@ def test_nan_and_inf_in_features(recipe: Path, trained_run: Path, tmp_path: Path
     sp.save_npz(features / "train.npz", matrix, compressed=False)
     (features / MANIFEST_NAME).unlink()
     write_manifest(features, [features / "train.npz", features / "eval.npz"], {"kind": "features"})
-    assert_one_error(capsys, ["train", recipe, f"run.dir={run_dir}"], "training features hold NaN or inf values in 2 row(s)", "rows 5, 9", "features/")
+    assert_one_error(
+        capsys,
+        ["train", recipe, f"run.dir={run_dir}"],
+        "training features hold NaN or inf values in 2 row(s)",
+        "rows 5, 9",
+        "features/",
+    )
 
 
-def test_damaged_feature_cache(recipe: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_damaged_feature_cache(
+    recipe: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_dir = copy_run(trained_run, tmp_path)
     shutil.rmtree(run_dir / "sae")
     train = run_dir / "features" / "train.npz"
     train.write_bytes(b"\x00" * train.stat().st_size)
-    assert_one_error(capsys, ["train", recipe, f"run.dir={run_dir}"], "train.npz cannot be read as a feature matrix", "textsae featurize")
+    assert_one_error(
+        capsys,
+        ["train", recipe, f"run.dir={run_dir}"],
+        "train.npz cannot be read as a feature matrix",
+        "textsae featurize",
+    )
 
 
-def test_codes_folder_with_a_missing_shard(recipe: Path, trained_run: Path, tiny_corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_codes_folder_with_a_missing_shard(
+    recipe: Path, trained_run: Path, tiny_corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_dir = copy_run(trained_run, tmp_path)
     out = tmp_path / "codes"
-    code, _, _ = run_cli(capsys, "encode", run_dir, tiny_corpus_dir / "test.parquet", "--out", out, "--shard-docs", "64", "-q")
+    code, _, _ = run_cli(
+        capsys, "encode", run_dir, tiny_corpus_dir / "test.parquet", "--out", out, "--shard-docs", "64", "-q"
+    )
     assert code == 0
     (out / "shard-00001.npz").unlink()
     with pytest.raises(IncompleteArtifactError, match="shard-00001.npz is listed in manifest.json but missing"):
         load_codes(out)
     # Encoding into it again says what is wrong and how to fix it ...
-    assert_one_error(capsys, ["encode", run_dir, tiny_corpus_dir / "test.parquet", "--out", out], "shard-00001.npz is listed in manifest.json but missing")
+    assert_one_error(
+        capsys,
+        ["encode", run_dir, tiny_corpus_dir / "test.parquet", "--out", out],
+        "shard-00001.npz is listed in manifest.json but missing",
+    )
     # ... and the pipeline, whose codes are its own derived data, warns once and encodes them again.
     assert run_cli(capsys, "eval", recipe, f"run.dir={run_dir}", "-q")[0] == 0
     (run_dir / "codes" / "eval" / "shard-00000.npz").unlink()
@@ -466,12 +600,22 @@ def test_codes_folder_with_a_missing_shard(recipe: Path, trained_run: Path, tiny
         (["--shard-docs", "x"], ("argument --shard-docs: expected an int >= 1, got 'x'",)),
         (["--device", "tpu"], ("device='tpu' is not a device",)),
         (["--format", "csv"], ("argument --format: invalid choice",)),
-        (["--text-column", "body"], ("no text column 'body'", "Columns present: ['text', 'label']", "Set --text-column NAME")),
+        (
+            ["--text-column", "body"],
+            ("no text column 'body'", "Columns present: ['text', 'label']", "Set --text-column NAME"),
+        ),
         (["--text-column", "Text"], ("Closest match: 'text'. Set --text-column text",)),
         (["--empty-text", "error", "--text-column", "text"], ()),  # good data: no error expected (checked below)
     ],
 )
-def test_encode_options(extra: list[str], fragments: tuple[str, ...], trained_run: Path, tiny_corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_encode_options(
+    extra: list[str],
+    fragments: tuple[str, ...],
+    trained_run: Path,
+    tiny_corpus_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     argv = ["encode", trained_run, tiny_corpus_dir / "test.parquet", "--out", tmp_path / "codes", "-q", *extra]
     if not fragments:
         assert run_cli(capsys, *argv)[0] == 0
@@ -483,14 +627,25 @@ def test_encode_paths(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureF
     docs = tmp_path / "docs.txt"
     docs.write_text("good film\n\n   \nbad plot\n")
     out = tmp_path / "codes"
-    assert_one_error(capsys, ["encode", trained_run, tmp_path / "nope.csv", "--out", out], "No such file or folder", "nope.csv")
+    assert_one_error(
+        capsys, ["encode", trained_run, tmp_path / "nope.csv", "--out", out], "No such file or folder", "nope.csv"
+    )
     assert_one_error(capsys, ["encode", trained_run, docs, "--out", docs], "is a file; expected a folder")
-    assert_one_error(capsys, ["encode", tmp_path / "not_a_run", docs, "--out", out], "No fitted featurizer", "textsae featurize")
-    assert_one_error(capsys, ["encode", trained_run, tmp_path, "--out", out], "has no split file for 'test' or 'validation'")
+    assert_one_error(
+        capsys, ["encode", tmp_path / "not_a_run", docs, "--out", out], "No fitted featurizer", "textsae featurize"
+    )
+    assert_one_error(
+        capsys, ["encode", trained_run, tmp_path, "--out", out], "has no split file for 'test' or 'validation'"
+    )
     latin = tmp_path / "latin.txt"
     latin.write_bytes("café\n".encode("latin-1"))
     assert_one_error(capsys, ["encode", trained_run, latin, "--out", out], "latin.txt is not valid UTF-8")
-    assert_one_error(capsys, ["encode", trained_run, docs, "--out", out, "--empty-text", "error"], "line 2, line 3", "--empty-text drop")
+    assert_one_error(
+        capsys,
+        ["encode", trained_run, docs, "--out", out, "--empty-text", "error"],
+        "line 2, line 3",
+        "--empty-text drop",
+    )
     code, _, err = run_cli(capsys, "encode", trained_run, docs, "--out", out, "-q")
     assert code == 0 and len(err) == 1 and "Dropped 2 rows" in err[0] and "--empty-text error" in err[0], err
     assert load_codes(out).shape[0] == 2
@@ -499,18 +654,27 @@ def test_encode_paths(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureF
 def test_run_dir_that_is_a_file(recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert_one_error(capsys, ["featurize", recipe, f"run.dir={blocker}"], "File exists", "a file stands where a folder is expected")
+    assert_one_error(
+        capsys, ["featurize", recipe, f"run.dir={blocker}"], "File exists", "a file stands where a folder is expected"
+    )
 
 
-def test_run_dir_of_another_config(recipe: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_dir_of_another_config(
+    recipe: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Reusing run.dir with another featurizer or SAE would mix two configs' artefacts: refused, naming the keys."""
     run_dir = copy_run(trained_run, tmp_path)
     before = sorted(p.name for p in run_dir.rglob("*"))
     assert_one_error(
-        capsys, ["train", recipe, f"run.dir={run_dir}", "featurizer.max_features=5", "sae.k=2"], "differs in featurizer.max_features, sae.k", "another run.dir"
+        capsys,
+        ["train", recipe, f"run.dir={run_dir}", "featurizer.max_features=5", "sae.k=2"],
+        "differs in featurizer.max_features, sae.k",
+        "another run.dir",
     )
     assert sorted(p.name for p in run_dir.rglob("*")) == before
-    assert run_cli(capsys, "train", recipe, f"run.dir={run_dir}", "eval.cv_folds=3", "-q")[0] == 0  # eval settings do not matter here
+    assert (
+        run_cli(capsys, "train", recipe, f"run.dir={run_dir}", "eval.cv_folds=3", "-q")[0] == 0
+    )  # eval settings do not matter here
 
 
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -524,10 +688,11 @@ def test_subprocess_prints_no_traceback(recipe: Path, tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "textsae", "validate", str(recipe), "sae.k=0"]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, check=False)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"{ERROR}{recipe}: sae.k must be auto or an int in [1, sae.n_latents=32]. Got 0 instead."]
+    assert result.stderr.splitlines() == [
+        f"{ERROR}{recipe}: sae.k must be auto or an int in [1, sae.n_latents=32]. Got 0 instead."
+    ]
     debug = subprocess.run([*argv, "--debug"], capture_output=True, text=True, cwd=tmp_path, check=False)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
-
 
 
 def test_nan_in_dense_features_through_the_python_api(tmp_path: Path) -> None:
@@ -549,23 +714,30 @@ def test_nan_in_dense_features_through_the_python_api(tmp_path: Path) -> None:
     assert not (tmp_path / "codes" / MANIFEST_NAME).exists()
 
 
-def test_run_dir_check_compares_only_what_is_reused(recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_dir_check_compares_only_what_is_reused(
+    recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """After featurize alone, SAE and training settings may still change; the featurizer may not."""
     run_dir = tmp_path / "run"
     assert run_cli(capsys, "featurize", recipe, f"run.dir={run_dir}", "-q")[0] == 0
     assert run_cli(capsys, "featurize", recipe, f"run.dir={run_dir}", "sae.k=2", "train.epochs=2", "-q")[0] == 0
-    assert_one_error(capsys, ["featurize", recipe, f"run.dir={run_dir}", "featurizer.min_df=2"], "differs in featurizer.min_df")
+    assert_one_error(
+        capsys, ["featurize", recipe, f"run.dir={run_dir}", "featurizer.min_df=2"], "differs in featurizer.min_df"
+    )
 
 
 def test_eval_before_train(recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert_one_error(capsys, ["eval", recipe, f"run.dir={tmp_path / 'run'}"], "No trained SAE at", "run `textsae train`")
+    assert_one_error(
+        capsys, ["eval", recipe, f"run.dir={tmp_path / 'run'}"], "No trained SAE at", "run `textsae train`"
+    )
 
 
 def test_a_mistyped_value_is_one_problem(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A bad data.path is not also reported as "no corpus given"; a bad n_latents not also as a k out of range."""
     assert_one_error(capsys, ["show", recipe, "data.path=[a, b]"], "The 'data.path' value must be a string or null")
-    assert_one_error(capsys, ["show", recipe, "sae.n_latents=many", "sae.k=5000"], "The 'sae.n_latents' value must be an int")
-
+    assert_one_error(
+        capsys, ["show", recipe, "sae.n_latents=many", "sae.k=5000"], "The 'sae.n_latents' value must be an int"
+    )
 
 
 def test_interrupted_encode_does_not_resume_on_edited_documents(
@@ -586,5 +758,7 @@ def test_interrupted_encode_does_not_resume_on_edited_documents(
     monkeypatch.setattr(textsae.encode, "kill_point", interrupt_at_third_batch)
     assert run_cli(capsys, *argv)[0] == 130  # Ctrl-C: two full shards stay on disk
     monkeypatch.undo()
-    pd.DataFrame({"text": [f"bad plot number {i}" for i in range(40)]}).to_csv(docs, index=False)  # same count, other texts
+    pd.DataFrame({"text": [f"bad plot number {i}" for i in range(40)]}).to_csv(
+        docs, index=False
+    )  # same count, other texts
     assert_one_error(capsys, argv, "interrupted run written with different settings", "texts_sha256", "--overwrite")

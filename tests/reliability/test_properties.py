@@ -23,7 +23,9 @@ from textsae.data.corpus import load_split
 from textsae.errors import ConfigError, UserError
 from textsae.store.codes import CodesWriter, load_codes
 
-FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FAST = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 # --------------------------------------------------------------------------------------------
 # Config overrides
@@ -64,7 +66,14 @@ def test_valid_overrides_land_in_the_config_and_survive_a_yaml_round_trip(
     n_latents: int, k_fraction: float, l1: float, rho: float, lr: float, batch_size: int, name: str
 ) -> None:
     k = max(1, round(k_fraction * n_latents))
-    overrides = [f"sae.n_latents={n_latents}", f"sae.k={k}", f"sae.l1={l1!r}", f"sae.rho={rho!r}", f"train.lr={lr!r}", f"train.batch_size={batch_size}"]
+    overrides = [
+        f"sae.n_latents={n_latents}",
+        f"sae.k={k}",
+        f"sae.l1={l1!r}",
+        f"sae.rho={rho!r}",
+        f"train.lr={lr!r}",
+        f"train.batch_size={batch_size}",
+    ]
     tree = json.loads(json.dumps(BASE))
     tree["name"] = name  # the recipe name comes from the file, never from a YAML-parsed override
     apply_overrides(tree, overrides)
@@ -76,7 +85,7 @@ def test_valid_overrides_land_in_the_config_and_survive_a_yaml_round_trip(
 
 
 @FAST
-@given(k=st.integers(-10**6, 10**6), n_latents=st.integers(-5, 10**4))
+@given(k=st.integers(-(10**6), 10**6), n_latents=st.integers(-5, 10**4))
 def test_k_outside_one_to_n_latents_is_always_refused(k: int, n_latents: int) -> None:
     valid = n_latents >= 1 and 1 <= k <= n_latents
     if valid:
@@ -90,7 +99,9 @@ def test_k_outside_one_to_n_latents_is_always_refused(k: int, n_latents: int) ->
 # Corpus loaders: random texts and labels through Parquet, CSV and JSONL files
 # --------------------------------------------------------------------------------------------
 
-_TEXT_CHARS = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00") | st.sampled_from(list(',"\n\t \r;\'\u2028\x85'))
+_TEXT_CHARS = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00") | st.sampled_from(
+    list(",\"\n\t \r;'\u2028\x85")
+)
 TEXTS = st.text(_TEXT_CHARS, min_size=1, max_size=30).filter(lambda t: t.strip() != "")
 LABEL_NAMES = st.sampled_from(["pos", "neg", "neutral", "NA", "null", "Ünïcode"])
 
@@ -108,9 +119,13 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
 
 @FAST
 @given(data=st.data(), suffix=st.sampled_from([".parquet", ".csv", ".jsonl"]), string_labels=st.booleans())
-def test_texts_and_labels_round_trip_through_files(data: st.DataObject, suffix: str, string_labels: bool, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_texts_and_labels_round_trip_through_files(
+    data: st.DataObject, suffix: str, string_labels: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     texts = data.draw(st.lists(TEXTS, min_size=1, max_size=15))
-    labels = data.draw(st.lists(LABEL_NAMES if string_labels else st.integers(0, 5), min_size=len(texts), max_size=len(texts)))
+    labels = data.draw(
+        st.lists(LABEL_NAMES if string_labels else st.integers(0, 5), min_size=len(texts), max_size=len(texts))
+    )
     # pandas' CSV writer leaves a bare \r unquoted, which any CSV reader takes for a line end: not a loader bug.
     assume(suffix != ".csv" or all("\r" not in t for t in texts))
     path = tmp_path_factory.mktemp("roundtrip") / f"split{suffix}"
@@ -125,7 +140,9 @@ def test_texts_and_labels_round_trip_through_files(data: st.DataObject, suffix: 
 
 @FAST
 @given(data=st.data(), suffix=st.sampled_from([".parquet", ".csv", ".jsonl"]))
-def test_drop_policy_keeps_exactly_the_non_blank_texts_in_order(data: st.DataObject, suffix: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_drop_policy_keeps_exactly_the_non_blank_texts_in_order(
+    data: st.DataObject, suffix: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     texts = data.draw(st.lists(TEXTS | st.sampled_from(["", " ", "\t", "  \n "]) | st.none(), min_size=1, max_size=15))
     expected = [t for t in texts if t is not None and t.strip()]
     assume(suffix != ".csv" or all(t is None or "\r" not in t for t in texts))  # see above
@@ -166,8 +183,15 @@ def _fp16(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 
 @FAST
-@given(codes=sparse_codes(), shard_docs=st.integers(1, 50), batch=st.integers(1, 50), fmt=st.sampled_from(["npz", "parquet"]))
-def test_codes_round_trip(codes: sp.csr_matrix, shard_docs: int, batch: int, fmt: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+@given(
+    codes=sparse_codes(),
+    shard_docs=st.integers(1, 50),
+    batch=st.integers(1, 50),
+    fmt=st.sampled_from(["npz", "parquet"]),
+)
+def test_codes_round_trip(
+    codes: sp.csr_matrix, shard_docs: int, batch: int, fmt: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     out = tmp_path_factory.mktemp("codes")
     with CodesWriter(out, n_latents=codes.shape[1], fmt=fmt, shard_docs=shard_docs) as writer:
         for begin in range(0, codes.shape[0], batch):
@@ -178,14 +202,24 @@ def test_codes_round_trip(codes: sp.csr_matrix, shard_docs: int, batch: int, fmt
 
 
 @FAST
-@given(codes=sparse_codes(), shard_docs=st.integers(1, 20), stop_fraction=st.floats(0.0, 1.0), fmt=st.sampled_from(["npz", "parquet"]))
-def test_an_interrupted_writer_resumes_to_the_same_bytes(codes: sp.csr_matrix, shard_docs: int, stop_fraction: float, fmt: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+@given(
+    codes=sparse_codes(),
+    shard_docs=st.integers(1, 20),
+    stop_fraction=st.floats(0.0, 1.0),
+    fmt=st.sampled_from(["npz", "parquet"]),
+)
+def test_an_interrupted_writer_resumes_to_the_same_bytes(
+    codes: sp.csr_matrix, shard_docs: int, stop_fraction: float, fmt: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     reference, resumed = tmp_path_factory.mktemp("reference"), tmp_path_factory.mktemp("resumed")
     n_docs, n_latents = codes.shape
     with CodesWriter(reference, n_latents=n_latents, fmt=fmt, shard_docs=shard_docs) as writer:
         writer.write(codes)
     stop = int(stop_fraction * n_docs)
-    with pytest.raises(KeyboardInterrupt), CodesWriter(resumed, n_latents=n_latents, fmt=fmt, shard_docs=shard_docs) as writer:
+    with (
+        pytest.raises(KeyboardInterrupt),
+        CodesWriter(resumed, n_latents=n_latents, fmt=fmt, shard_docs=shard_docs) as writer,
+    ):
         writer.write(codes[:stop])
         raise KeyboardInterrupt  # an interruption: no manifest
     with CodesWriter(resumed, n_latents=n_latents, fmt=fmt, shard_docs=shard_docs) as writer:

@@ -23,7 +23,9 @@ import pytest
 
 from textsae._io import KILL_POINT_ENV
 
-pytestmark = pytest.mark.slow  # about 30 s of child processes on two CPU cores; CI runs it (``make test`` runs every marker)
+pytestmark = (
+    pytest.mark.slow
+)  # about 30 s of child processes on two CPU cores; CI runs it (``make test`` runs every marker)
 
 SEED = 6
 _RNG = np.random.default_rng(SEED)
@@ -47,11 +49,20 @@ def _cli(argv: Sequence[str], cwd: str, kill_at: str | None) -> None:
 def context() -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     # torch._dynamo is what torch.optim.Adam imports on first use: seconds that each child would pay again.
-    ctx.set_forkserver_preload(["textsae.cli.main", "textsae.cli.stages", "textsae.cli.encode", "textsae.pipeline", "torch._dynamo"])
+    ctx.set_forkserver_preload(
+        ["textsae.cli.main", "textsae.cli.stages", "textsae.cli.encode", "textsae.pipeline", "torch._dynamo"]
+    )
     return ctx
 
 
-def run(ctx: multiprocessing.context.BaseContext, argv: Sequence[str | Path], cwd: Path, *, kill_at: str | None = None, kill_after_s: float | None = None) -> int:
+def run(
+    ctx: multiprocessing.context.BaseContext,
+    argv: Sequence[str | Path],
+    cwd: Path,
+    *,
+    kill_at: str | None = None,
+    kill_after_s: float | None = None,
+) -> int:
     """Run the CLI in a child process; returns its exit code (``-9`` when SIGKILLed)."""
     cwd.mkdir(parents=True, exist_ok=True)
     process = ctx.Process(target=_cli, args=([str(a) for a in argv], str(cwd), kill_at))
@@ -94,7 +105,12 @@ def recipe(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> P
 
 
 @pytest.fixture(scope="module")
-def reference(context: multiprocessing.context.BaseContext, recipe: Path, tiny_corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def reference(
+    context: multiprocessing.context.BaseContext,
+    recipe: Path,
+    tiny_corpus_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Path]:
     """Uninterrupted featurize, train and encode, each in its own working directory."""
     root = tmp_path_factory.mktemp("reference")
     for stage in ("featurize", "train"):
@@ -126,7 +142,9 @@ ENCODE_POINTS = [
     f"write:shard-0000{_RNG.integers(0, 4)}.npz",  # during a shard write
     "manifest",  # every shard in place, manifest not yet written
 ]
-RANDOM_DELAYS = {stage: _RNG.uniform(0.02, 1.0, size=2).round(3).tolist() for stage in ("featurize", "train", "encode")}  # seconds
+RANDOM_DELAYS = {
+    stage: _RNG.uniform(0.02, 1.0, size=2).round(3).tolist() for stage in ("featurize", "train", "encode")
+}  # seconds
 
 
 @pytest.mark.parametrize("kill_at", FEATURIZE_POINTS)
@@ -146,7 +164,9 @@ def test_train_resumes(kill_at: str, context, recipe: Path, reference: dict[str,
 
 
 @pytest.mark.parametrize("kill_at", ENCODE_POINTS)
-def test_encode_resumes(kill_at: str, context, reference: dict[str, Path], tiny_corpus_dir: Path, tmp_path: Path) -> None:
+def test_encode_resumes(
+    kill_at: str, context, reference: dict[str, Path], tiny_corpus_dir: Path, tmp_path: Path
+) -> None:
     argv = encode_argv(trained_run_dir(reference["train"]), tiny_corpus_dir, tmp_path / "codes")
     assert run(context, argv, tmp_path, kill_at=kill_at) == -signal.SIGKILL
     assert run(context, argv, tmp_path) == 0
@@ -154,7 +174,9 @@ def test_encode_resumes(kill_at: str, context, reference: dict[str, Path], tiny_
 
 
 @pytest.mark.parametrize("stage", ["featurize", "train", "encode"])
-def test_kill_after_a_random_delay(stage: str, context, recipe: Path, reference: dict[str, Path], tiny_corpus_dir: Path, tmp_path: Path) -> None:
+def test_kill_after_a_random_delay(
+    stage: str, context, recipe: Path, reference: dict[str, Path], tiny_corpus_dir: Path, tmp_path: Path
+) -> None:
     """Kills wherever the seeded delays land (maybe after the command finished); each time the rerun completes the work."""
     if stage == "encode":
         argv = encode_argv(trained_run_dir(reference["train"]), tiny_corpus_dir, tmp_path / "codes")

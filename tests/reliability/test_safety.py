@@ -16,8 +16,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "textsae"
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 
 FORBIDDEN = {
-    "pickle": re.compile(r"\bimport (c?pickle|dill|joblib)\b|\b(c?pickle|dill|joblib)\.(loads?|dumps?)\b|\bto_pickle\(|\bread_pickle\("),
-    "unsafe YAML": re.compile(r"\byaml\.(load|unsafe_load|full_load|load_all)\(|Loader\s*=\s*yaml\.(Unsafe|Full)?Loader\b"),
+    "pickle": re.compile(
+        r"\bimport (c?pickle|dill|joblib)\b|\b(c?pickle|dill|joblib)\.(loads?|dumps?)\b|\bto_pickle\(|\bread_pickle\("
+    ),
+    "unsafe YAML": re.compile(
+        r"\byaml\.(load|unsafe_load|full_load|load_all)\(|Loader\s*=\s*yaml\.(Unsafe|Full)?Loader\b"
+    ),
     "allow_pickle=True": re.compile(r"allow_pickle\s*=\s*True"),
     "trust_remote_code=True": re.compile(r"trust_remote_code\s*=\s*True"),
     "use_safetensors=False": re.compile(r"use_safetensors\s*=\s*False"),
@@ -39,7 +43,12 @@ def _code_lines(path: Path) -> list[tuple[int, str]]:
 @pytest.mark.parametrize("rule", list(FORBIDDEN))
 def test_no_forbidden_patterns(rule: str) -> None:
     pattern = FORBIDDEN[rule]
-    hits = [f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}" for path in SOURCES for number, line in _code_lines(path) if pattern.search(line)]
+    hits = [
+        f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}"
+        for path in SOURCES
+        for number, line in _code_lines(path)
+        if pattern.search(line)
+    ]
     assert not hits, f"{rule}:\n" + "\n".join(hits)
 
 
@@ -92,14 +101,32 @@ _RAW_WRITE_HELPERS = {
     ("store/codes.py", "_write_parquet_shard"),
     ("train/trainer.py", "_log"),  # metrics.jsonl: append-only; a resume cuts it back atomically to the checkpoint
 }
-_WRITE_ATTRIBUTES = {"write_text", "write_bytes", "savez", "savez_compressed", "save_npz", "save_file", "to_parquet", "write_table", "to_csv", "to_json"}
+_WRITE_ATTRIBUTES = {
+    "write_text",
+    "write_bytes",
+    "savez",
+    "savez_compressed",
+    "save_npz",
+    "save_file",
+    "to_parquet",
+    "write_table",
+    "to_csv",
+    "to_json",
+}
 
 
 def _is_raw_write(call: ast.Call) -> bool:
     base, attr = _name(call)
     if attr in _WRITE_ATTRIBUTES:
         return True
-    if (base, attr) in {("np", "save"), ("numpy", "save"), ("torch", "save"), ("json", "dump"), ("yaml", "dump"), ("yaml", "safe_dump")}:
+    if (base, attr) in {
+        ("np", "save"),
+        ("numpy", "save"),
+        ("torch", "save"),
+        ("json", "dump"),
+        ("yaml", "dump"),
+        ("yaml", "safe_dump"),
+    }:
         return bool(call.args[1:]) or any(k.arg == "stream" for k in call.keywords)
     if attr == "open" and base in (None, "io", "os"):
         mode = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "mode"), None)

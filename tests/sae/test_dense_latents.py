@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.sae.test_multi_topk import identity_topk
 from textsae.config.schema import SAEConfig
 from textsae.errors import ConfigError, UserError
 from textsae.sae import build_sae
 from textsae.sae.base import SparseAutoencoder
-from tests.sae.test_multi_topk import identity_topk
 
 
 def test_dense_latents_are_always_on_and_signed_by_hand() -> None:
@@ -81,7 +81,9 @@ def test_a_label_head_on_dense_latents_needs_dense_latents() -> None:
     from textsae.config.compose import load_recipe
 
     recipe = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
-    with pytest.raises(ConfigError, match="train.label_head=dense reads the always-on latents; set sae.dense_latents > 0"):
+    with pytest.raises(
+        ConfigError, match="train.label_head=dense reads the always-on latents; set sae.dense_latents > 0"
+    ):
         load_recipe(recipe, ["train.label_head=dense"])
     assert load_recipe(recipe, ["train.label_head=both", "sae.dense_latents=2"]).train.label_head == "both"
     with pytest.raises(ConfigError, match="train.label_head"):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.sae.test_multi_topk import identity_topk
 from textsae.config.schema import SAEConfig
 from textsae.errors import ConfigError
 from textsae.sae import build_sae
-
-from tests.sae.test_multi_topk import identity_topk
 
 
 def test_matryoshka_loss_by_hand() -> None:

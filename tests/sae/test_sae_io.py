@@ -94,7 +94,10 @@ def test_bad_weights_file_raises_user_error_naming_it(damage, message: str, tmp_
         (None, "config file not found"),
         ("{not json", "not a readable JSON"),
         (json.dumps({"architecture": "topk"}), "expected a JSON object with keys"),
-        (json.dumps({"architecture": "nope", "d_in": 6, "sae": {"architecture": "nope"}}), "unknown SAE architecture|sae.architecture"),
+        (
+            json.dumps({"architecture": "nope", "d_in": 6, "sae": {"architecture": "nope"}}),
+            "unknown SAE architecture|sae.architecture",
+        ),
     ],
     ids=["missing", "not_json", "missing_keys", "unknown_arch"],
 )

@@ -86,7 +86,9 @@ def test_wrong_input_raises_user_error() -> None:
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("reconstruction", ["mse", "bce"])
 @pytest.mark.parametrize("training", [True, False])
-def test_sparse_and_dense_input_give_same_codes_losses_and_grads(arch: str, reconstruction: str, training: bool) -> None:
+def test_sparse_and_dense_input_give_same_codes_losses_and_grads(
+    arch: str, reconstruction: str, training: bool
+) -> None:
     scaling = "mean_norm" if reconstruction == "mse" else "none"
     x = _sparse_batch()
     dead_mask = torch.arange(N_LATENTS) % 3 == 0
@@ -324,7 +326,10 @@ def test_auxk_zero_without_dead_latents_and_matches_reference_with_some(arch: st
     out = sae(x)
     assert sae.loss(out).auxk.item() == 0.0
     assert sae.loss(out, dead_mask=torch.zeros(N_LATENTS, dtype=torch.bool)).auxk.item() == 0.0
-    assert _make(arch, auxk_coefficient=0.0).loss(out, dead_mask=torch.ones(N_LATENTS, dtype=torch.bool)).auxk.item() == 0.0
+    assert (
+        _make(arch, auxk_coefficient=0.0).loss(out, dead_mask=torch.ones(N_LATENTS, dtype=torch.bool)).auxk.item()
+        == 0.0
+    )
     dead_mask = torch.arange(N_LATENTS) >= N_LATENTS - n_dead
     loss = sae.loss(out, dead_mask=dead_mask)
     assert loss.auxk.item() > 0

@@ -10,10 +10,10 @@ import torch
 from textsae.config.schema import SAEConfig
 from textsae.errors import ConfigError, UserError
 from textsae.eval.health import top1_top2_ratios
+from textsae.rows import rows_to_tensor
 from textsae.sae import DataShape, build_sae
 from textsae.sae.neighbours import neighbourhood_means
 from textsae.sae.sizing import MAX_LATENTS, MIN_LATENTS, describe_sizes, resolve_sizes
-from textsae.train.batches import rows_to_tensor
 
 AUTO = SAEConfig(n_latents="auto", k="auto")
 
@@ -39,14 +39,22 @@ def test_sparse_sources_count_only_the_entries_a_short_document_can_have() -> No
     assert resolved.n_latents == 512  # 6000 docs · 10 entries / 64 = 937 -> 512
     long_docs = resolve_sizes(AUTO, DataShape.of(_sparse(6000, 500, nnz=100)))
     assert long_docs.n_latents == 4096  # 6000 · 64 / 64 = 6000 -> 4096
-    assert resolve_sizes(AUTO, DataShape(100_000, 20_000, np.full(100_000, 100))).n_latents == 1024  # 2^25 / 20,000 = 1677
+    assert (
+        resolve_sizes(AUTO, DataShape(100_000, 20_000, np.full(100_000, 100))).n_latents == 1024
+    )  # 2^25 / 20,000 = 1677
 
 
 def test_explicit_sizes_are_kept_and_k_auto_fits_small_dictionaries() -> None:
     shape = DataShape(3000, 384)
     assert resolve_sizes(SAEConfig(n_latents=256, k=8), shape).n_latents == 256
     assert resolve_sizes(SAEConfig(n_latents=128, k="auto"), shape).k == 16  # at most n_latents / 8
-    assert resolve_sizes(SAEConfig(n_latents=2048, k=16, adaptive_k="auto", architecture="batchtopk"), DataShape.of(_sparse(10, 50, 5))).adaptive_k == "none"
+    assert (
+        resolve_sizes(
+            SAEConfig(n_latents=2048, k=16, adaptive_k="auto", architecture="batchtopk"),
+            DataShape.of(_sparse(10, 50, 5)),
+        ).adaptive_k
+        == "none"
+    )
     line = describe_sizes(AUTO, resolve_sizes(AUTO, shape), shape)
     assert "n_latents=1024" in line and "k=32" in line and "3000 training documents" in line
 
@@ -90,10 +98,14 @@ def test_input_nnz_caps_every_code_at_its_document_s_nonzeros(dense_latents: int
         smallest_kept = pre_dense.masked_fill(~kept, float("inf")).min(dim=1).values
         assert (smallest_kept >= pre_dense.masked_fill(kept, -1.0).max(dim=1).values).all()
     assert len(out.active.indices) == int(expected.sum())  # the decoder reads only the kept rows of W_dec ...
-    torch.testing.assert_close(out.x_hat, out.codes @ sae.W_dec + sae.b_dec, rtol=1e-5, atol=1e-5)  # ... and loses nothing
+    torch.testing.assert_close(
+        out.x_hat, out.codes @ sae.W_dec + sae.b_dec, rtol=1e-5, atol=1e-5
+    )  # ... and loses nothing
     sae.loss(out).total.backward()
     assert torch.isfinite(sae.W_enc.grad).all()
-    uncapped = build_sae(SAEConfig(n_latents=64, k=8, dense_latents=dense_latents, adaptive_k="none"), 60, DataShape.of(x))
+    uncapped = build_sae(
+        SAEConfig(n_latents=64, k=8, dense_latents=dense_latents, adaptive_k="none"), 60, DataShape.of(x)
+    )
     assert uncapped.entry_limit(rows_to_tensor(x, slice(None), "cpu")) is None
 
 

@@ -9,13 +9,23 @@ import pytest
 import scipy.sparse as sp
 
 from textsae.errors import IncompleteArtifactError, UserError
-from textsae.store import MANIFEST_NAME, WRITER_STATE_NAME, CodesWriter, codes_info, load_codes, read_manifest, write_manifest
+from textsae.store import (
+    MANIFEST_NAME,
+    WRITER_STATE_NAME,
+    CodesWriter,
+    codes_info,
+    load_codes,
+    read_manifest,
+    write_manifest,
+)
 
 
 def random_codes(n_docs: int, n_latents: int, seed: int = 0) -> sp.csr_matrix:
     """Random CSR codes with every third row empty and values in a range float16 holds."""
     rng = np.random.default_rng(seed)
-    codes = sp.random(n_docs, n_latents, density=min(1.0, 6 / n_latents), format="csr", random_state=rng, dtype=np.float32)
+    codes = sp.random(
+        n_docs, n_latents, density=min(1.0, 6 / n_latents), format="csr", random_state=rng, dtype=np.float32
+    )
     codes.data = (codes.data * 20 - 10).astype(np.float32)
     mask = np.ones(n_docs)
     mask[::3] = 0
@@ -92,7 +102,9 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, fmt):
         assert writer.completed_docs == 2 * shard_docs
         writer.write(codes[writer.completed_docs :])
     assert shard_bytes(tmp_path / "resumed") == shard_bytes(tmp_path / "once")
-    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == sorted(p.name for p in (tmp_path / "once").iterdir())
+    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == sorted(
+        p.name for p in (tmp_path / "once").iterdir()
+    )
     files = lambda d: read_manifest(d, verify_hashes=True)["files"]  # noqa: E731
     assert files(tmp_path / "resumed") == files(tmp_path / "once")
 
@@ -113,10 +125,9 @@ def test_kill_inside_close_redoes_short_last_shard(tmp_path):
 
 def test_exception_inside_block_leaves_folder_resumable(tmp_path):
     codes = random_codes(12, 30)
-    with pytest.raises(KeyboardInterrupt):
-        with CodesWriter(tmp_path, n_latents=30, shard_docs=5) as writer:
-            writer.write(codes[:7])
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), CodesWriter(tmp_path, n_latents=30, shard_docs=5) as writer:
+        writer.write(codes[:7])
+        raise KeyboardInterrupt
     assert not (tmp_path / MANIFEST_NAME).exists()
     assert CodesWriter(tmp_path, n_latents=30, shard_docs=5).completed_docs == 5
 
@@ -183,7 +194,9 @@ def test_changed_shard_of_same_size_needs_hash_check(tmp_path):
 
 def test_missing_manifest_gives_resume_hint(tmp_path):
     (tmp_path / "a.bin").write_bytes(b"123")
-    with pytest.raises(IncompleteArtifactError, match="has no manifest.json.*interrupted. Re-run `textsae encode r.yaml` to resume."):
+    with pytest.raises(
+        IncompleteArtifactError, match="has no manifest.json.*interrupted. Re-run `textsae encode r.yaml` to resume."
+    ):
         read_manifest(tmp_path, resume_hint="re-run `textsae encode r.yaml` to resume")  # capitalised in the message
     write_manifest(tmp_path, [tmp_path / "a.bin"], {"kind": "test"})
     manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())

@@ -16,7 +16,12 @@ import pytest
 from tests.conftest import REPO, make_texts
 from textsae.errors import IncompleteArtifactError
 from textsae.featurize.hidden_states import HiddenStatesFeaturizer
-from textsae.store.features import ShardedFeatures, extract_to_store, open_features, store_key
+from textsae.store.features import (
+    ShardedFeatures,
+    extract_to_store,
+    open_features,
+    store_key,
+)
 from textsae.store.manifest import MANIFEST_NAME
 
 TEXTS, _ = make_texts(50, seed=9)

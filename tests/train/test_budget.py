@@ -102,7 +102,13 @@ def test_a_nan_first_fvu_is_replaced_by_the_first_finite_one() -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    [{"best_step": -1}, {"end_step": "900"}, {"converged_at": 900, "end_step": None}, {"converged_at": 900, "end_step": 800}, {"recent_fvu": ["x"]}],
+    [
+        {"best_step": -1},
+        {"end_step": "900"},
+        {"converged_at": 900, "end_step": None},
+        {"converged_at": 900, "end_step": 800},
+        {"recent_fvu": ["x"]},
+    ],
 )
 def test_a_damaged_stopping_state_is_refused(damage: dict) -> None:
     values = {**StoppingState(best_fvu=0.4, best_step=700, recent_fvu=[0.5]).to_dict(), **damage}

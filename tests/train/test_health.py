@@ -11,8 +11,16 @@ from textsae.config.compose import load_recipe
 from textsae.pipeline import Pipeline
 
 AUTO = [
-    "sae.n_latents=auto", "sae.k=auto", "sae.decoder_init=neighbours", "train.epochs=null", "train.min_steps=60",
-    "train.eval_every=20", "train.patience=2", "train.val_fraction=0.1", "train.max_steps=2000", "train.warmup_steps=10",
+    "sae.n_latents=auto",
+    "sae.k=auto",
+    "sae.decoder_init=neighbours",
+    "train.epochs=null",
+    "train.min_steps=60",
+    "train.eval_every=20",
+    "train.patience=2",
+    "train.val_fraction=0.1",
+    "train.max_steps=2000",
+    "train.warmup_steps=10",
 ]
 
 
@@ -20,7 +28,9 @@ def _run(tiny_recipe: Path, run_dir: Path, overrides: list[str]) -> dict:
     return Pipeline(load_recipe(tiny_recipe, [f"run.dir={run_dir}", *overrides])).run()
 
 
-def test_a_converged_run_stops_by_itself_and_raises_no_warning(tiny_recipe: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_converged_run_stops_by_itself_and_raises_no_warning(
+    tiny_recipe: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     report = _run(tiny_recipe, tmp_path / "run", AUTO)
     sae = report["sae"]
     assert "levelled off at step" in sae["training_budget"], sae["training_budget"]
@@ -30,7 +40,9 @@ def test_a_converged_run_stops_by_itself_and_raises_no_warning(tiny_recipe: Path
     assert sae["l0_train"] <= sae["k"] and sae["adaptive_k"] == "input_nnz"
     assert sae["labels_shaped_codes"] is False
     assert "Warning" not in (tmp_path / "run" / "report.md").read_text()
-    evaluations = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if "val_fvu" in line]
+    evaluations = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if "val_fvu" in line
+    ]
     assert len(evaluations) >= 3
 
 
@@ -46,7 +58,9 @@ def test_a_forced_five_step_run_warns(tiny_recipe: Path, tmp_path: Path, caplog:
 
 
 def test_codes_larger_than_the_source_are_noted(tiny_recipe: Path, tmp_path: Path) -> None:
-    report = _run(tiny_recipe, tmp_path / "run", ["sae.k=40", "sae.n_latents=64", "sae.adaptive_k=none", "train.steps=5"])
+    report = _run(
+        tiny_recipe, tmp_path / "run", ["sae.k=40", "sae.n_latents=64", "sae.adaptive_k=none", "train.steps=5"]
+    )
     assert report["eval"]["codes"]["bytes_per_doc"] > report["eval"]["source"]["bytes_per_doc"]
     assert any("more than the source's" in note for note in report["notes"])
     assert "> **Note:** The codes take" in (tmp_path / "run" / "report.md").read_text()

@@ -11,8 +11,9 @@ import scipy.sparse as sp
 import torch
 
 from textsae.config.schema import SAEConfig, TrainConfig
+from textsae.rows import rows_to_tensor
 from textsae.sae import build_sae
-from textsae.train.batches import drop_latents, rows_to_tensor
+from textsae.train.batches import drop_latents
 from textsae.train.schedules import lr_factor
 from textsae.train.trainer import Trainer
 
@@ -38,11 +39,26 @@ def _trainer(
     features = _features() if features is None else features
     sae = build_sae(SAEConfig(**{"n_latents": 32, "k": 4, **sae_kwargs}), features.shape[1])
     cfg = TrainConfig(
-        steps=steps, batch_size=32, warmup_steps=2, checkpoint_every=checkpoint_every, log_every=1, progress=False, device="cpu",
-        label_loss_weight=label_loss_weight, label_head=label_head, label_dropout=label_dropout,
+        steps=steps,
+        batch_size=32,
+        warmup_steps=2,
+        checkpoint_every=checkpoint_every,
+        log_every=1,
+        progress=False,
+        device="cpu",
+        label_loss_weight=label_loss_weight,
+        label_head=label_head,
+        label_dropout=label_dropout,
     )
     labels = (np.asarray(features[:, 0].todense()).ravel() > 0).astype(np.int64) if label_loss_weight else None
-    return Trainer(sae, cfg, features, checkpoint_path=tmp_path / "ckpt.safetensors", metrics_path=tmp_path / "metrics.jsonl", labels=labels)
+    return Trainer(
+        sae,
+        cfg,
+        features,
+        checkpoint_path=tmp_path / "ckpt.safetensors",
+        metrics_path=tmp_path / "metrics.jsonl",
+        labels=labels,
+    )
 
 
 def test_lr_schedule_warmup_flat_decay() -> None:
@@ -66,8 +82,15 @@ def test_lr_schedule_warmup_flat_decay() -> None:
         ("topk", 0.01, "data", {"label_dropout": 0.5}),
     ],
 )
-def test_resume_after_interruption_is_bit_identical(tmp_path: Path, architecture: str, label_loss_weight: float, decoder_init: str, extra: dict) -> None:
-    kwargs = {"architecture": architecture, "label_loss_weight": label_loss_weight, "decoder_init": decoder_init, **extra}
+def test_resume_after_interruption_is_bit_identical(
+    tmp_path: Path, architecture: str, label_loss_weight: float, decoder_init: str, extra: dict
+) -> None:
+    kwargs = {
+        "architecture": architecture,
+        "label_loss_weight": label_loss_weight,
+        "decoder_init": decoder_init,
+        **extra,
+    }
     reference = _trainer(tmp_path / "a", **kwargs)
     reference.train()
 
@@ -226,12 +249,26 @@ def _auto_trainer(tmp_path: Path, features: sp.csr_matrix | None = None, **train
     features = _features(n_rows=400) if features is None else features
     sae = build_sae(SAEConfig(n_latents=32, k=4, decoder_init="neighbours"), features.shape[1])
     settings = {
-        "batch_size": 32, "warmup_steps": 2, "checkpoint_every": 4, "log_every": 2, "progress": False, "device": "cpu",
-        "min_steps": 8, "max_steps": 400, "eval_every": 4, "patience": 2, "stop_tolerance": 0.01, **train_kwargs,
+        "batch_size": 32,
+        "warmup_steps": 2,
+        "checkpoint_every": 4,
+        "log_every": 2,
+        "progress": False,
+        "device": "cpu",
+        "min_steps": 8,
+        "max_steps": 400,
+        "eval_every": 4,
+        "patience": 2,
+        "stop_tolerance": 0.01,
+        **train_kwargs,
     }
     return Trainer(
-        sae, TrainConfig(**settings), features[:360], val_features=features[360:],
-        checkpoint_path=tmp_path / "ckpt.safetensors", metrics_path=tmp_path / "metrics.jsonl",
+        sae,
+        TrainConfig(**settings),
+        features[:360],
+        val_features=features[360:],
+        checkpoint_path=tmp_path / "ckpt.safetensors",
+        metrics_path=tmp_path / "metrics.jsonl",
     )
 
 
@@ -241,7 +278,9 @@ def test_automatic_budget_stops_on_the_holdout_and_decays(tmp_path: Path) -> Non
     converged = summary.converged_at
     assert converged is not None and 8 <= converged < 300  # levelled off long before max_steps
     assert summary.steps == converged + -(-converged // 4)  # then a quarter of that as decay
-    evaluations = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if "val_fvu" in line]
+    evaluations = [
+        json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if "val_fvu" in line
+    ]
     steps = [r["step"] for r in evaluations if not r.get("final")]
     assert steps == list(range(4, converged + 1, 4))  # every eval_every steps until it converged, none after
     assert evaluations[-1].get("final") and evaluations[-1]["step"] == summary.steps
@@ -290,7 +329,15 @@ def test_probe_fixed_dense_latents_hold_the_classifier_s_decision_values(tmp_pat
     reference = LogisticRegression(C=C, max_iter=2000).fit(features, labels).decision_function(features)
     torch.manual_seed(0)
     sae = build_sae(SAEConfig(n_latents=32, k=6, dense_latents=3, decoder_init="neighbours"), features.shape[1])
-    cfg = TrainConfig(steps=20, batch_size=32, warmup_steps=2, progress=False, device="cpu", dense_init="probe", label_loss_weight=0.01)
+    cfg = TrainConfig(
+        steps=20,
+        batch_size=32,
+        warmup_steps=2,
+        progress=False,
+        device="cpu",
+        dense_init="probe",
+        label_loss_weight=0.01,
+    )
     trainer = Trainer(sae, cfg, features, labels=labels, dense_encoder=(weights, bias))
     trainer.setup()
     frozen = sae.W_enc.detach()[:, :3].clone()

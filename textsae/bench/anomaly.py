@@ -27,13 +27,15 @@ from textsae.featurize.base import build_featurizer
 from textsae.sae import DataShape, build_sae
 from textsae.train.trainer import Trainer
 
-__all__ = ["run_anomaly_bench", "HALVES"]
+__all__ = ["HALVES", "run_anomaly_bench"]
 
 HALVES = (("even", 0), ("odd", 1))
 """Name and label-id parity of the in-distribution groups of each half."""
 
 
-def run_anomaly_bench(config: RecipeConfig, *, lsa_widths: Sequence[int] = (32, 64, 128, 256), device: str = "cpu") -> dict[str, Any]:
+def run_anomaly_bench(
+    config: RecipeConfig, *, lsa_widths: Sequence[int] = (32, 64, 128, 256), device: str = "cpu"
+) -> dict[str, Any]:
     """Both halves of the protocol with the featurizer, SAE and training settings of ``config``.
 
     Args:
@@ -57,16 +59,23 @@ def run_anomaly_bench(config: RecipeConfig, *, lsa_widths: Sequence[int] = (32, 
     corpus = load_corpus(config.data)
     n_classes = int(max(corpus.train.labels.max(), corpus.eval.labels.max())) + 1
     if n_classes < 4:
-        raise UserError(f"The anomaly benchmark needs a corpus with >= 4 classes (even and odd ids); {corpus.name} has {n_classes}.")
+        raise UserError(
+            f"The anomaly benchmark needs a corpus with >= 4 classes (even and odd ids); {corpus.name} has {n_classes}."
+        )
     halves = [_half(config, corpus, name, parity, lsa_widths, device) for name, parity in HALVES]
     mean = {
         "sae": {kind: float(np.mean([h["sae"][kind] for h in halves])) for kind in ERROR_KINDS},
-        "lsa": {str(w): {kind: float(np.mean([h["lsa"][str(w)][kind] for h in halves])) for kind in ERROR_KINDS} for w in lsa_widths},
+        "lsa": {
+            str(w): {kind: float(np.mean([h["lsa"][str(w)][kind] for h in halves])) for kind in ERROR_KINDS}
+            for w in lsa_widths
+        },
     }
     return {"dataset": corpus.name, "source": corpus.source, "halves": halves, "mean": mean}
 
 
-def _half(config: RecipeConfig, corpus: Corpus, name: str, parity: int, lsa_widths: Sequence[int], device: str) -> dict[str, Any]:
+def _half(
+    config: RecipeConfig, corpus: Corpus, name: str, parity: int, lsa_widths: Sequence[int], device: str
+) -> dict[str, Any]:
     start = time.perf_counter()
     in_train = corpus.train.labels % 2 == parity
     train_texts = [text for text, keep in zip(corpus.train.texts, in_train) if keep]
@@ -83,12 +92,16 @@ def _half(config: RecipeConfig, corpus: Corpus, name: str, parity: int, lsa_widt
         "train_docs": int(in_train.sum()),
         "test_docs": len(held_out),
         "held_out_test_docs": int(held_out.sum()),
-        "sae": {kind: _auroc(held_out, reconstruction_errors(sae, x_test, kind=kind, device=device)) for kind in ERROR_KINDS},
+        "sae": {
+            kind: _auroc(held_out, reconstruction_errors(sae, x_test, kind=kind, device=device)) for kind in ERROR_KINDS
+        },
         "lsa": {},
     }
     for width in lsa_widths:
         svd = TruncatedSVD(n_components=min(width, x_train.shape[1] - 1), random_state=config.train.seed).fit(x_train)
-        result["lsa"][str(width)] = {kind: _auroc(held_out, lsa_errors(svd.components_, x_test, kind=kind)) for kind in ERROR_KINDS}
+        result["lsa"][str(width)] = {
+            kind: _auroc(held_out, lsa_errors(svd.components_, x_test, kind=kind)) for kind in ERROR_KINDS
+        }
     result["seconds"] = round(time.perf_counter() - start, 1)
     logger.info("Anomaly half %s: SAE %s, LSA %s (%.0f s)", name, result["sae"], result["lsa"], result["seconds"])
     return result

@@ -20,7 +20,12 @@ from typing import Any
 
 from textsae._io import atomic_write_json, atomic_write_text, read_json_checked
 from textsae.bench.plots import ACCURACY_PLOT, write_accuracy_plot
-from textsae.bench.quality import QUALITY_DIR, SAE_FAMILIES, budget_table, format_budget_table
+from textsae.bench.quality import (
+    QUALITY_DIR,
+    SAE_FAMILIES,
+    budget_table,
+    format_budget_table,
+)
 from textsae.errors import UserError
 
 __all__ = ["combine_reports", "load_quality_report", "render_budgets_report", "source_label", "write_budgets_report"]
@@ -43,11 +48,19 @@ def load_quality_report(path: str | Path) -> tuple[Path, dict[str, Any]]:
     candidates = [path] if path.is_file() else [path / REPORT, path / QUALITY_DIR / REPORT]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
-        raise UserError(f"{path}: no quality report; expected {' or '.join(str(c) for c in candidates)} (run `textsae bench quality RECIPE` first).")
+        raise UserError(
+            f"{path}: no quality report; expected {' or '.join(str(c) for c in candidates)} (run `textsae bench quality RECIPE` first)."
+        )
     report = read_json_checked(found, _EXPECTED)
-    missing = [key for key in ("dataset", "protocol", "featurizer", "rows", "bench") if not isinstance(report, dict) or key not in report]
+    missing = [
+        key
+        for key in ("dataset", "protocol", "featurizer", "rows", "bench")
+        if not isinstance(report, dict) or key not in report
+    ]
     if missing:
-        raise UserError(f"{found}: not a `textsae bench quality` report (no {', '.join(missing)}). Expected {_EXPECTED}.")
+        raise UserError(
+            f"{found}: not a `textsae bench quality` report (no {', '.join(missing)}). Expected {_EXPECTED}."
+        )
     return found, report
 
 
@@ -60,7 +73,9 @@ def source_label(report: dict[str, Any]) -> str:
     return "minilm" if not model else Path(str(model).rstrip("/\\")).name or str(model)
 
 
-def combine_reports(reports: list[tuple[Path, dict[str, Any]]], budgets: list[int], *, metric: str = "logreg", command: str = "") -> dict[str, Any]:
+def combine_reports(
+    reports: list[tuple[Path, dict[str, Any]]], budgets: list[int], *, metric: str = "logreg", command: str = ""
+) -> dict[str, Any]:
     """The combined report: labelled rows of every report and the either-source byte-budget table.
 
     Args:
@@ -87,9 +102,15 @@ def combine_reports(reports: list[tuple[Path, dict[str, Any]]], budgets: list[in
                 f"{report['dataset']['name']!r} ({report['protocol']}); combine reports run on the same data settings."
             )
         if metric not in report["bench"].get("classifiers", []):
-            raise UserError(f"{path}: the report has no {metric} accuracy (its bench.classifiers: {report['bench'].get('classifiers')}); choose --metric from those.")
+            raise UserError(
+                f"{path}: the report has no {metric} accuracy (its bench.classifiers: {report['bench'].get('classifiers')}); choose --metric from those."
+            )
     labels = _unique([source_label(report) for _, report in reports])
-    rows = [{**row, "source": label, "name": f"{label}/{row['name']}"} for label, (_, report) in zip(labels, reports) for row in report["rows"]]
+    rows = [
+        {**row, "source": label, "name": f"{label}/{row['name']}"}
+        for label, (_, report) in zip(labels, reports)
+        for row in report["rows"]
+    ]
     return {
         "dataset": first["dataset"],
         "protocol": first["protocol"],
@@ -112,7 +133,9 @@ def write_budgets_report(combined: dict[str, Any], out_dir: str | Path) -> dict[
     out_dir.mkdir(parents=True, exist_ok=True)
     title = f"{combined['dataset']['name']}: " + " vs ".join(source["label"] for source in combined["sources"])
     rows = [row for row in combined["rows"] if combined["metric"] in row]
-    plot = write_accuracy_plot(rows, out_dir / ACCURACY_PLOT, title=title, budgets=combined["budget_bytes"], metric=combined["metric"])
+    plot = write_accuracy_plot(
+        rows, out_dir / ACCURACY_PLOT, title=title, budgets=combined["budget_bytes"], metric=combined["metric"]
+    )
     combined = {**combined, "out_dir": str(out_dir), "plots": [plot]}
     atomic_write_json(out_dir / REPORT, combined)
     atomic_write_text(out_dir / "report.md", render_budgets_report(combined))
@@ -123,21 +146,23 @@ def render_budgets_report(combined: dict[str, Any]) -> str:
     """``report.md``: the sources, the either-source byte-budget table and the plot."""
     wins = [entry["budget"] for entry in combined["budgets"] if entry["sae_wins"]]
     lines = [
-        f"# Byte budgets: {combined['dataset']['name']}, " + " and ".join(source["label"] for source in combined["sources"]),
+        f"# Byte budgets: {combined['dataset']['name']}, "
+        + " and ".join(source["label"] for source in combined["sources"]),
         "",
         f"- Protocol (the same in every report): {combined['protocol']}.",
         f"- Accuracy: test accuracy of {combined['metric']}. bytes/doc: stored entries per document, uncompressed, as in `bench quality`.",
         "- The SAE column is the best SAE code of either source within the budget; every other family competes per source.",
-        f"- SAE code ≥ every other family and source at {len(wins)} of {len(combined['budgets'])} budgets" + (f" ({', '.join(map(str, wins))} B)." if wins else "."),
+        f"- SAE code ≥ every other family and source at {len(wins)} of {len(combined['budgets'])} budgets"
+        + (f" ({', '.join(map(str, wins))} B)." if wins else "."),
         f"- Command: `{combined['command']}`.",
         "",
         "## Sources",
         "",
     ]
-    for source in combined["sources"]:
-        lines.append(
-            f"- **{source['label']}**: {source['featurizer']} ({source['source_kind']}), SAE {source['sae']}; recipe {source['recipe']}; report `{source['report']}`."
-        )
+    lines.extend(
+        f"- **{source['label']}**: {source['featurizer']} ({source['source_kind']}), SAE {source['sae']}; recipe {source['recipe']}; report `{source['report']}`."
+        for source in combined["sources"]
+    )
     lines += ["", "## Best point within each budget", "", format_budget_table(combined["budgets"]), "", "## Plot", ""]
     lines += [f"![{name}]({name})" for name in combined.get("plots", [])]
     return "\n".join(lines) + "\n"
@@ -166,7 +191,18 @@ def _unique(labels: list[str]) -> list[str]:
 def _describe(label: str, path: Path, report: dict[str, Any]) -> dict[str, Any]:
     featurizer = report["featurizer"]
     kind = featurizer.get("kind", "tfidf")
-    what = kind if kind == "tfidf" else f"hidden_states of {featurizer.get('model') or 'all-MiniLM-L6-v2 (bundled)'}, layers {featurizer.get('layers')}"
+    what = (
+        kind
+        if kind == "tfidf"
+        else f"hidden_states of {featurizer.get('model') or 'all-MiniLM-L6-v2 (bundled)'}, layers {featurizer.get('layers')}"
+    )
     sae = report.get("sae", {})
     sae_text = f"{sae.get('config', {}).get('architecture', '?')}, {sae.get('n_latents', '?')} latents, trained at k = {sae.get('train_k', '?')}"
-    return {"label": label, "report": str(path), "recipe": report.get("recipe"), "featurizer": what, "source_kind": report.get("source_kind"), "sae": sae_text}
+    return {
+        "label": label,
+        "report": str(path),
+        "recipe": report.get("recipe"),
+        "featurizer": what,
+        "source_kind": report.get("source_kind"),
+        "sae": sae_text,
+    }

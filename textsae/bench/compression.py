@@ -31,7 +31,11 @@ def zstd_available() -> bool:
 
 def compressed_sizes(data: bytes) -> dict[str, int | None]:
     """``{"raw": len, "gzip": gzip -9 size, "zstd": zstd -19 size or None}`` of one byte string."""
-    sizes: dict[str, int | None] = {"raw": len(data), "gzip": len(gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)), "zstd": None}
+    sizes: dict[str, int | None] = {
+        "raw": len(data),
+        "gzip": len(gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)),
+        "zstd": None,
+    }
     if zstd_available():
         import zstandard
 
@@ -61,9 +65,13 @@ def save_stored(stored: Any, path: Path, *, n_columns: int | None = None) -> lis
 
     if sp.issparse(stored):
         matrix = sp.csr_matrix(stored)
-        with CodesWriter(path, n_latents=n_columns or matrix.shape[1], shard_docs=max(matrix.shape[0], 1), overwrite=path.exists()) as writer:
+        with CodesWriter(
+            path, n_latents=n_columns or matrix.shape[1], shard_docs=max(matrix.shape[0], 1), overwrite=path.exists()
+        ) as writer:
             writer.write(matrix)
-        return sorted(p for p in path.iterdir() if p.is_file() and p.name != MANIFEST_NAME)  # the shards: the manifest is bookkeeping
+        return sorted(
+            p for p in path.iterdir() if p.is_file() and p.name != MANIFEST_NAME
+        )  # the shards: the manifest is bookkeeping
     target = path.with_suffix(".npy")
     with atomic_path(target) as tmp, open(tmp, "wb") as handle:
         np.save(handle, np.ascontiguousarray(stored))

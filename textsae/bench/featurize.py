@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,14 +26,22 @@ from textsae.store.features import extract_to_store
 __all__ = ["plain_loop", "run_featurize_bench"]
 
 
-def plain_loop(model: Any, tokenizer: Any, texts: list[str], *, max_length: int, batch_size: int, device: str) -> np.ndarray:
+def plain_loop(
+    model: Any, tokenizer: Any, texts: list[str], *, max_length: int, batch_size: int, device: str
+) -> np.ndarray:
     """Mean-pooled, L2-normalised last-layer states: corpus order, padded to ``max_length``, fp32."""
     import torch
 
     out = []
     with torch.inference_mode():
         for begin in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[begin : begin + batch_size], padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+            batch = tokenizer(
+                texts[begin : begin + batch_size],
+                padding="max_length",
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             batch = {key: value.to(device) for key, value in batch.items()}
             hidden = model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).float()
@@ -66,7 +75,9 @@ def run_featurize_bench(
     """
     if repeats < 1:
         raise UserError(f"The 'repeats' parameter of run_featurize_bench must be an int >= 1. Got {repeats!r} instead.")
-    featurizer = HiddenStatesFeaturizer(model=model, max_length=max_length, batch_size=batch_size, dtype=dtype, device=device, progress=False).fit()
+    featurizer = HiddenStatesFeaturizer(
+        model=model, max_length=max_length, batch_size=batch_size, dtype=dtype, device=device, progress=False
+    ).fit()
     hf_model, tokenizer, resolved_device = featurizer.load_model()
     n_tokens = int(sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]))
     warmup = texts[:batch_size]
@@ -74,7 +85,9 @@ def run_featurize_bench(
     featurizer.transform(warmup)
 
     def run_plain() -> np.ndarray:
-        return plain_loop(hf_model, tokenizer, texts, max_length=max_length, batch_size=batch_size, device=resolved_device)
+        return plain_loop(
+            hf_model, tokenizer, texts, max_length=max_length, batch_size=batch_size, device=resolved_device
+        )
 
     def run_ours() -> np.ndarray:
         with tempfile.TemporaryDirectory() as store:
@@ -93,7 +106,12 @@ def run_featurize_bench(
 
     def side(name: str) -> dict[str, Any]:
         seconds = min(rounds[name])
-        return {"seconds": seconds, "rounds_s": rounds[name], "docs_per_s": len(texts) / seconds, "tokens_per_s": n_tokens / seconds}
+        return {
+            "seconds": seconds,
+            "rounds_s": rounds[name],
+            "docs_per_s": len(texts) / seconds,
+            "tokens_per_s": n_tokens / seconds,
+        }
 
     return {
         "n_docs": len(texts),

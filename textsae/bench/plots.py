@@ -24,8 +24,14 @@ _LABELS = {
     "fp16": "fp16",
 }
 _COLORS = {
-    "sae": "tab:red", "sae_per_k": "tab:orange", "tfidf_top": "tab:blue", "lsa": "tab:green",
-    "pca": "tab:purple", "int8": "tab:brown", "binary": "tab:gray", "fp16": "tab:olive",
+    "sae": "tab:red",
+    "sae_per_k": "tab:orange",
+    "tfidf_top": "tab:blue",
+    "lsa": "tab:green",
+    "pca": "tab:purple",
+    "int8": "tab:brown",
+    "binary": "tab:gray",
+    "fp16": "tab:olive",
 }
 _STYLES = (("-", "*"), ("--", "X"), ("-.", "P"), (":", "D"))
 """Line style and reference-point marker of the first, second, ... source in one plot."""
@@ -36,12 +42,25 @@ def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg"
     plt = _pyplot()
     rows = [row for row in report["rows"] if metric in row]
     title = f"{report['dataset']['name']}: {report['source_kind']} source"
-    names = [write_accuracy_plot(rows, out_dir / ACCURACY_PLOT, title=title, budgets=report["bench"]["budgets"], metric=metric)]
+    names = [
+        write_accuracy_plot(
+            rows, out_dir / ACCURACY_PLOT, title=title, budgets=report["bench"]["budgets"], metric=metric
+        )
+    ]
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=100)
     for family, points in _by_family(rows).items():
-        points = [p for p in points if p.get("fvu") is not None and p.get("l0") is not None and family not in _REFERENCE]
+        points = [
+            p for p in points if p.get("fvu") is not None and p.get("l0") is not None and family not in _REFERENCE
+        ]
         if points:
-            ax.plot([p["l0"] for p in points], [p["fvu"] for p in points], marker="o", markersize=4, color=_COLORS.get(family), label=_LABELS.get(family, family))
+            ax.plot(
+                [p["l0"] for p in points],
+                [p["fvu"] for p in points],
+                marker="o",
+                markersize=4,
+                color=_COLORS.get(family),
+                label=_LABELS.get(family, family),
+            )
     _log_x(ax)
     ax.set_xlabel("L0: stored entries per document (log scale)")
     ax.set_ylabel("FVU of the reconstruction (test)")
@@ -53,7 +72,9 @@ def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg"
     return names
 
 
-def write_accuracy_plot(rows: list[dict[str, Any]], path: Path, *, title: str, budgets: list[int], metric: str = "logreg") -> str:
+def write_accuracy_plot(
+    rows: list[dict[str, Any]], path: Path, *, title: str, budgets: list[int], metric: str = "logreg"
+) -> str:
     """Accuracy against bytes per document (log x), one line per family, dotted lines at the budgets.
 
     Rows that carry a ``source`` (combined reports, :mod:`textsae.bench.budgets`) get one line per
@@ -70,11 +91,25 @@ def write_accuracy_plot(rows: list[dict[str, Any]], path: Path, *, title: str, b
             xs = [p["bytes_per_doc"] for p in points]
             ys = [p[metric]["accuracy"] for p in points]
             if family in _REFERENCE:
-                ax.scatter(xs, ys, marker=marker, s=220 if marker == "*" else 90, color="black", zorder=5, label=prefix + _REFERENCE[family])
+                ax.scatter(
+                    xs,
+                    ys,
+                    marker=marker,
+                    s=220 if marker == "*" else 90,
+                    color="black",
+                    zorder=5,
+                    label=prefix + _REFERENCE[family],
+                )
             else:
                 ax.plot(
-                    xs, ys, linestyle=style, marker="o", markersize=4, linewidth=2.5 if family == "sae" else 1.5,
-                    color=_COLORS.get(family), label=prefix + _LABELS.get(family, family),
+                    xs,
+                    ys,
+                    linestyle=style,
+                    marker="o",
+                    markersize=4,
+                    linewidth=2.5 if family == "sae" else 1.5,
+                    color=_COLORS.get(family),
+                    label=prefix + _LABELS.get(family, family),
                 )
     for budget in budgets:
         ax.axvline(budget, color="grey", linestyle=":", linewidth=0.8)

@@ -30,7 +30,14 @@ import scipy.sparse as sp
 
 from textsae._io import atomic_path, atomic_write_json, atomic_write_text, logger
 from textsae.artifacts import is_complete, load_featurizer_artifact
-from textsae.bench.compression import compressed_sizes, files_bytes, save_stored, text_bytes, zstd_available
+from textsae.bench.compression import (
+    compressed_sizes,
+    files_bytes,
+    save_stored,
+    text_bytes,
+    zstd_available,
+)
+from textsae.bench.machine import machine_description
 from textsae.config.schema import RecipeConfig, to_dict
 from textsae.data.corpus import Corpus, Split, take
 from textsae.eval import representations as reps
@@ -60,7 +67,6 @@ def run_quality_bench(config: RecipeConfig, out_dir: Path | None = None, *, comm
         The report (also written to ``out_dir/report.json``).
     """
     from textsae.bench.plots import write_plots
-    from textsae.cli.bench import machine_description
     from textsae.pipeline import Pipeline
 
     pipeline = Pipeline(config)
@@ -71,7 +77,12 @@ def run_quality_bench(config: RecipeConfig, out_dir: Path | None = None, *, comm
     start = time.perf_counter()
     if config.bench.cv_folds:
         folds = _cv_corpora(corpus, config.bench.cv_folds, config.eval.seed)
-        results = [_evaluate(Pipeline(config, RunPaths(out_dir / f"fold{i}"), corpus=fold), out_dir / f"fold{i}", compression=i == 0) for i, fold in enumerate(folds)]
+        results = [
+            _evaluate(
+                Pipeline(config, RunPaths(out_dir / f"fold{i}"), corpus=fold), out_dir / f"fold{i}", compression=i == 0
+            )
+            for i, fold in enumerate(folds)
+        ]
         rows = _aggregate([r["rows"] for r in results])
         protocol = (
             f"stratified {config.bench.cv_folds}-fold cross-validation over the {len(corpus.train) + len(corpus.eval)} pooled documents; "
@@ -83,7 +94,11 @@ def run_quality_bench(config: RecipeConfig, out_dir: Path | None = None, *, comm
         protocol = f"fit on {corpus.train.name} ({len(corpus.train)} documents), scored once on {corpus.eval.name} ({len(corpus.eval)} documents)"
     report = {
         "recipe": config.name,
-        "dataset": {"name": corpus.name, "source": corpus.source, "n_classes": len(corpus.label_names or np.unique(corpus.train.labels))},
+        "dataset": {
+            "name": corpus.name,
+            "source": corpus.source,
+            "n_classes": len(corpus.label_names or np.unique(corpus.train.labels)),
+        },
         "protocol": protocol,
         "source_kind": results[0]["source_kind"],
         "rows": rows,
@@ -115,7 +130,9 @@ def _evaluate(pipeline: Any, work: Path, *, compression: bool) -> dict[str, Any]
     config = pipeline.config
     corpus = pipeline.corpus
     stored = pipeline.featurize()
-    features = Features(as_matrix(stored.train), as_matrix(stored.eval))  # dense hidden states are read into memory once
+    features = Features(
+        as_matrix(stored.train), as_matrix(stored.eval)
+    )  # dense hidden states are read into memory once
     y_train, y_test = corpus.train.labels, corpus.eval.labels
     sparse = sp.issparse(features.train)
     reused = is_complete(pipeline.paths.sae)
@@ -131,13 +148,28 @@ def _evaluate(pipeline: Any, work: Path, *, compression: bool) -> dict[str, Any]
             row["encode_docs_per_s"] = source_rate
         rows.append(row)
         stored_files[rep.name] = files
-        logger.info("%-16s %8.1f B/doc  accuracy %s", rep.name, row["bytes_per_doc"], {c: round(row[c]["accuracy"], 4) for c in config.bench.classifiers})
-    table = _compression_table(corpus.eval.texts, features.eval, rows, stored_files, work / "stored") if compression else []
-    sae_facts = {"n_latents": sae.n_latents, "d_in": sae.d_in, "train_k": sae.cfg.k, "multi_topk": sae.cfg.multi_topk, "train_seconds": sae_seconds}
+        logger.info(
+            "%-16s %8.1f B/doc  accuracy %s",
+            rep.name,
+            row["bytes_per_doc"],
+            {c: round(row[c]["accuracy"], 4) for c in config.bench.classifiers},
+        )
+    table = (
+        _compression_table(corpus.eval.texts, features.eval, rows, stored_files, work / "stored") if compression else []
+    )
+    sae_facts = {
+        "n_latents": sae.n_latents,
+        "d_in": sae.d_in,
+        "train_k": sae.cfg.k,
+        "multi_topk": sae.cfg.multi_topk,
+        "train_seconds": sae_seconds,
+    }
     return {"rows": rows, "compression": table, "source_kind": "sparse" if sparse else "dense", "sae": sae_facts}
 
 
-def _representations(pipeline: Any, features: Any, sae: Any, sparse: bool, work: Path) -> Iterator[Callable[[], Representation]]:
+def _representations(
+    pipeline: Any, features: Any, sae: Any, sparse: bool, work: Path
+) -> Iterator[Callable[[], Representation]]:
     """Thunks, so that only one representation is held in memory at a time."""
     bench = pipeline.config.bench
     train, test = features.train, features.eval
@@ -159,7 +191,11 @@ def _representations(pipeline: Any, features: Any, sae: Any, sparse: bool, work:
     dense_latents = sae.cfg.dense_latents
     for k in bench.ks:
         if k <= dense_latents:
-            logger.warning("bench.ks: k = %d skipped, a code needs more entries than its sae.dense_latents = %d always-on latents", k, dense_latents)
+            logger.warning(
+                "bench.ks: k = %d skipped, a code needs more entries than its sae.dense_latents = %d always-on latents",
+                k,
+                dense_latents,
+            )
         elif k <= sae.n_latents:
             yield lambda k=k: reps.sae_codes(sae, train, test, k, batch_size=pipeline.config.encode.batch_size)
     for k in bench.per_k:
@@ -177,7 +213,9 @@ def _per_k_codes(pipeline: Any, features: Any, k: int, root: Path) -> Representa
     return dataclasses.replace(rep, family="sae_per_k", name=f"sae_per_k-k{k}", params={**rep.params, "k": k})
 
 
-def _score(rep: Representation, y_train: np.ndarray, y_test: np.ndarray, config: RecipeConfig, stored_dir: Path) -> tuple[dict[str, Any], list[Path]]:
+def _score(
+    rep: Representation, y_train: np.ndarray, y_test: np.ndarray, config: RecipeConfig, stored_dir: Path
+) -> tuple[dict[str, Any], list[Path]]:
     """Classifier scores, sizes and reconstruction of one representation; its stored test rows are written to disk."""
     scale = rep.family in SAE_FAMILIES and config.eval.code_scaling == "maxabs"
     row: dict[str, Any] = {
@@ -191,8 +229,15 @@ def _score(rep: Representation, y_train: np.ndarray, y_test: np.ndarray, config:
         "params": rep.params,
     }
     for classifier in config.bench.classifiers:
-        result = evaluate_representation(rep.train, y_train, rep.test, y_test, config.eval, scale=scale, classifier=classifier)
-        row[classifier] = {"accuracy": result.accuracy, "macro_f1": result.macro_f1, "C": result.C, "cv_accuracy": result.cv_accuracy}
+        result = evaluate_representation(
+            rep.train, y_train, rep.test, y_test, config.eval, scale=scale, classifier=classifier
+        )
+        row[classifier] = {
+            "accuracy": result.accuracy,
+            "macro_f1": result.macro_f1,
+            "C": result.C,
+            "cv_accuracy": result.cv_accuracy,
+        }
     files: list[Path] = []
     if rep.stored is not None:
         stored_dir.mkdir(parents=True, exist_ok=True)
@@ -216,35 +261,68 @@ def _source_throughput(pipeline: Any, n_docs: int) -> float | None:
 # ------------------------------------------------------------------------------------ compression
 
 
-def _compression_table(texts: list[str], source: Any, rows: list[dict[str, Any]], stored: dict[str, list[Path]], work: Path) -> list[dict[str, Any]]:
+def _compression_table(
+    texts: list[str], source: Any, rows: list[dict[str, Any]], stored: dict[str, list[Path]], work: Path
+) -> list[dict[str, Any]]:
     """Bytes per document of the eval split as raw text, the source arrays and the stored codes; raw, gzip -9, zstd -19."""
     n = len(texts)
     accuracy = {row["name"]: row.get("logreg", {}).get("accuracy") for row in rows}
     reference = "tfidf" if sp.issparse(source) else "fp32"
-    table = [_compression_row("raw text (UTF-8, one document per line)", "text", compressed_sizes(text_bytes(texts)), n, None)]
+    table = [
+        _compression_row(
+            "raw text (UTF-8, one document per line)", "text", compressed_sizes(text_bytes(texts)), n, None
+        )
+    ]
     if sp.issparse(source):
         work.mkdir(parents=True, exist_ok=True)
         npz = work / "source_scipy.npz"
         with atomic_path(npz) as tmp, open(tmp, "wb") as handle:
             sp.save_npz(handle, sp.csr_matrix(source), compressed=False)
-        table.append(_compression_row("TF-IDF CSR .npz (scipy: float32 values, int32 indices)", "tfidf", compressed_sizes(npz.read_bytes()), n, accuracy.get(reference)))
+        table.append(
+            _compression_row(
+                "TF-IDF CSR .npz (scipy: float32 values, int32 indices)",
+                "tfidf",
+                compressed_sizes(npz.read_bytes()),
+                n,
+                accuracy.get(reference),
+            )
+        )
     for row in rows:
         if row["family"] in COMPRESSED_FAMILIES and stored.get(row["name"]):
-            what = {"tfidf": "TF-IDF, codes format (uint16 index + fp16 value)", "fp16": "dense fp16 .npy"}.get(row["family"], f"SAE codes folder, {row['name']}")
-            table.append(_compression_row(what, row["name"], compressed_sizes(files_bytes(stored[row["name"]])), n, accuracy.get(row["name"])))
+            what = {"tfidf": "TF-IDF, codes format (uint16 index + fp16 value)", "fp16": "dense fp16 .npy"}.get(
+                row["family"], f"SAE codes folder, {row['name']}"
+            )
+            table.append(
+                _compression_row(
+                    what, row["name"], compressed_sizes(files_bytes(stored[row["name"]])), n, accuracy.get(row["name"])
+                )
+            )
     return table
 
 
-def _compression_row(what: str, name: str, sizes: dict[str, int | None], n_docs: int, accuracy: float | None) -> dict[str, Any]:
+def _compression_row(
+    what: str, name: str, sizes: dict[str, int | None], n_docs: int, accuracy: float | None
+) -> dict[str, Any]:
     per_doc = {key: (None if value is None else value / n_docs) for key, value in sizes.items()}
-    return {"what": what, "name": name, "bytes_per_doc": per_doc["raw"], "gzip_bytes_per_doc": per_doc["gzip"], "zstd_bytes_per_doc": per_doc["zstd"], "accuracy": accuracy}
+    return {
+        "what": what,
+        "name": name,
+        "bytes_per_doc": per_doc["raw"],
+        "gzip_bytes_per_doc": per_doc["gzip"],
+        "zstd_bytes_per_doc": per_doc["zstd"],
+        "accuracy": accuracy,
+    }
 
 
 # ---------------------------------------------------------------------------------------- summary
 
 
 def budget_table(
-    rows: list[dict[str, Any]], budgets: list[int], *, metric: str = "logreg", family_key: Callable[[dict[str, Any]], str] | None = None
+    rows: list[dict[str, Any]],
+    budgets: list[int],
+    *,
+    metric: str = "logreg",
+    family_key: Callable[[dict[str, Any]], str] | None = None,
 ) -> list[dict[str, Any]]:
     """For each budget B: the best SAE code with ``bytes_per_doc <= B`` and the best point of every other family within B.
 
@@ -294,13 +372,15 @@ def _multi_vs_per_k(rows: list[dict[str, Any]], per_k: list[int]) -> list[dict[s
     for k in per_k:
         multi, single = by_name.get(f"sae-k{k}"), by_name.get(f"sae_per_k-k{k}")
         if multi and single:
-            out.append({
-                "k": k,
-                "multi_accuracy": multi["logreg"]["accuracy"] if "logreg" in multi else None,
-                "per_k_accuracy": single["logreg"]["accuracy"] if "logreg" in single else None,
-                "multi_fvu": multi["fvu"],
-                "per_k_fvu": single["fvu"],
-            })
+            out.append(
+                {
+                    "k": k,
+                    "multi_accuracy": multi["logreg"]["accuracy"] if "logreg" in multi else None,
+                    "per_k_accuracy": single["logreg"]["accuracy"] if "logreg" in single else None,
+                    "multi_fvu": multi["fvu"],
+                    "per_k_fvu": single["fvu"],
+                }
+            )
     return out
 
 
@@ -312,10 +392,16 @@ def _cv_corpora(corpus: Corpus, n_folds: int, seed: int) -> list[Corpus]:
     labels = np.concatenate([corpus.train.labels, corpus.eval.labels])
     pool = Split("pool", texts, labels, label_names=corpus.label_names)
     folds = []
-    for i, (train_rows, test_rows) in enumerate(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)):
+    for i, (train_rows, test_rows) in enumerate(
+        StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+    ):
         train, test = take(pool, train_rows), take(pool, test_rows)
         train.name, test.name = "train", "test"
-        folds.append(Corpus(f"{corpus.name}-fold{i}", train, test, corpus.label_names, f"{corpus.source}; CV fold {i + 1}/{n_folds}"))
+        folds.append(
+            Corpus(
+                f"{corpus.name}-fold{i}", train, test, corpus.label_names, f"{corpus.source}; CV fold {i + 1}/{n_folds}"
+            )
+        )
     return folds
 
 
@@ -326,7 +412,7 @@ def _aggregate(fold_rows: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         for row in rows:
             by_name.setdefault(row["name"], []).append(row)
     out = []
-    for name, rows in by_name.items():
+    for rows in by_name.values():
         merged = _mean_dicts(rows)
         for key, value in merged.items():
             if isinstance(value, dict) and "accuracy" in value:
@@ -342,7 +428,11 @@ def _mean_dicts(items: list[dict[str, Any]]) -> dict[str, Any]:
         values = [item.get(key) for item in items]
         if isinstance(first, dict):
             merged[key] = _mean_dicts(values)
-        elif isinstance(first, (int, float)) and not isinstance(first, bool) and all(isinstance(v, (int, float)) for v in values):
+        elif (
+            isinstance(first, (int, float))
+            and not isinstance(first, bool)
+            and all(isinstance(v, (int, float)) for v in values)
+        ):
             merged[key] = float(np.mean(values))
         else:
             merged[key] = first
@@ -363,8 +453,16 @@ def render_quality_report(report: dict[str, Any]) -> str:
         f"- Protocol: {report['protocol']}.",
         f"- Source: {report['source_kind']} ({report['featurizer'].get('kind')}); SAE: {report['sae']['config']['architecture']}, "
         f"{report['sae']['n_latents']} latents, trained at k = {report['sae']['train_k']}"
-        + (" with Multi-TopK (loss recon(k) + recon(4k)/8), read at each k below" if report["sae"]["multi_topk"] else "")
-        + (f"; label-aware loss γ = {report['train']['label_loss_weight']} (training labels only)" if report["train"].get("label_loss_weight") else "")
+        + (
+            " with Multi-TopK (loss recon(k) + recon(4k)/8), read at each k below"
+            if report["sae"]["multi_topk"]
+            else ""
+        )
+        + (
+            f"; label-aware loss γ = {report['train']['label_loss_weight']} (training labels only)"
+            if report["train"].get("label_loss_weight")
+            else ""
+        )
         + ".",
         f"- Classifiers: {', '.join(classifiers)}; C from {report['eval']['C_grid']} by {report['eval']['cv_folds']}-fold CV on the training part only.",
         "- bytes/doc: stored entries per document, uncompressed (sparse: non-zeros × (index + fp16 value) bytes; dense: values × "
@@ -372,7 +470,8 @@ def render_quality_report(report: dict[str, Any]) -> str:
         "- FVU = Σ‖x − x̂‖² / Σ‖x − x̄‖² of the stored form's reconstruction against the source test rows; cosine: mean cos(x, x̂). "
         "docs/s: turning source features into the stored form (for the source row: featurizing text).",
         f"- Command: `{report['command']}`; {report['seconds']:.0f} s on {report['machine']['machine']} with {report['machine']['cpu_count']} cores"
-        + (f", GPU {report['machine']['gpu']}" if report["machine"].get("gpu") else ", no GPU") + ".",
+        + (f", GPU {report['machine']['gpu']}" if report["machine"].get("gpu") else ", no GPU")
+        + ".",
         "",
         "## Every representation",
         "",
@@ -383,24 +482,66 @@ def render_quality_report(report: dict[str, Any]) -> str:
     header += ["FVU", "cosine", "docs/s"]
     lines += [_md_row(header), _md_row(["---"] * len(header))]
     for row in sorted(report["rows"], key=lambda r: (r["family"], r["bytes_per_doc"])):
-        cells = [row["family"], row["name"], _num(row["bytes_per_doc"], 1), _num(row.get("disk_bytes_per_doc"), 1), _num(row["l0"], 1)]
+        cells = [
+            row["family"],
+            row["name"],
+            _num(row["bytes_per_doc"], 1),
+            _num(row.get("disk_bytes_per_doc"), 1),
+            _num(row["l0"], 1),
+        ]
         for c in classifiers:
-            acc = _num(row[c]["accuracy"], 4) + (f" ± {row[c]['accuracy_std']:.4f}" if cv and "accuracy_std" in row[c] else "")
+            acc = _num(row[c]["accuracy"], 4) + (
+                f" ± {row[c]['accuracy_std']:.4f}" if cv and "accuracy_std" in row[c] else ""
+            )
             cells += [acc, _num(row[c]["macro_f1"], 4)]
         cells += [_num(row["fvu"], 3), _num(row["cosine"], 3), _num(row["encode_docs_per_s"], 0)]
         lines.append(_md_row(cells))
-    lines += ["", "## Byte budgets: best SAE code vs the best point of each other family", "", format_budget_table(report["budgets"]), ""]
+    lines += [
+        "",
+        "## Byte budgets: best SAE code vs the best point of each other family",
+        "",
+        format_budget_table(report["budgets"]),
+        "",
+    ]
     if report["multi_vs_per_k"]:
-        lines += ["## One Multi-TopK SAE read at k vs an SAE trained at k", "", _md_row(["k", "multi-k accuracy", "per-k accuracy", "multi-k FVU", "per-k FVU"]), _md_row(["---"] * 5)]
+        lines += [
+            "## One Multi-TopK SAE read at k vs an SAE trained at k",
+            "",
+            _md_row(["k", "multi-k accuracy", "per-k accuracy", "multi-k FVU", "per-k FVU"]),
+            _md_row(["---"] * 5),
+        ]
         for item in report["multi_vs_per_k"]:
-            lines.append(_md_row([str(item["k"]), _num(item["multi_accuracy"], 4), _num(item["per_k_accuracy"], 4), _num(item["multi_fvu"], 3), _num(item["per_k_fvu"], 3)]))
+            lines.append(
+                _md_row(
+                    [
+                        str(item["k"]),
+                        _num(item["multi_accuracy"], 4),
+                        _num(item["per_k_accuracy"], 4),
+                        _num(item["multi_fvu"], 3),
+                        _num(item["per_k_fvu"], 3),
+                    ]
+                )
+            )
         lines.append("")
     if report["compression"]:
         zstd_note = "" if report["zstd"] else " (zstandard not installed: `pip install zstandard` for the zstd column)"
         lines += [f"## Corpus compression (the reported split{', first fold' if cv else ''}){zstd_note}", ""]
-        lines += [_md_row(["stored form", "B/doc", "gzip -9 B/doc", "zstd -19 B/doc", "logreg accuracy"]), _md_row(["---"] * 5)]
+        lines += [
+            _md_row(["stored form", "B/doc", "gzip -9 B/doc", "zstd -19 B/doc", "logreg accuracy"]),
+            _md_row(["---"] * 5),
+        ]
         for item in report["compression"]:
-            lines.append(_md_row([item["what"], _num(item["bytes_per_doc"], 1), _num(item["gzip_bytes_per_doc"], 1), _num(item["zstd_bytes_per_doc"], 1), _num(item["accuracy"], 4)]))
+            lines.append(
+                _md_row(
+                    [
+                        item["what"],
+                        _num(item["bytes_per_doc"], 1),
+                        _num(item["gzip_bytes_per_doc"], 1),
+                        _num(item["zstd_bytes_per_doc"], 1),
+                        _num(item["accuracy"], 4),
+                    ]
+                )
+            )
         lines.append("")
     lines += ["## Plots", ""] + [f"![{name}]({name})" for name in report.get("plots", [])]
     return "\n".join(lines) + "\n"
@@ -412,7 +553,8 @@ def format_budget_table(budgets: list[dict[str, Any]]) -> str:
     header = ["budget B (bytes/doc)", "best SAE code"] + [f"best {f}" for f in families] + ["SAE ≥ every other family?"]
     lines = [_md_row(header), _md_row(["---"] * len(header))]
     for entry in budgets:
-        def cell(family: str) -> str:
+
+        def cell(family: str, entry: dict[str, Any] = entry) -> str:
             best = entry["best"].get(family)
             return "–" if best is None else f"{best['accuracy']:.4f} ({best['name']})"
 

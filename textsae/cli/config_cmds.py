@@ -35,7 +35,13 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     validate.add_argument("overrides", nargs="*", help="config overrides key=value")
     validate.set_defaults(handler=_validate)
 
-    ls = subparsers.add_parser("ls", help="list recipes and presets", description="Lists shipped recipes and presets.", parents=[common], formatter_class=formatter)
+    ls = subparsers.add_parser(
+        "ls",
+        help="list recipes and presets",
+        description="Lists shipped recipes and presets.",
+        parents=[common],
+        formatter_class=formatter,
+    )
     ls.set_defaults(handler=_ls)
 
 
@@ -72,7 +78,9 @@ def _ls(args: argparse.Namespace) -> int:
     configs = find_configs_dir(Path.cwd())
     print("RECIPES")
     for recipe in sorted(_recipes_dir().rglob("*.yaml")):
-        print(f"  {recipe.relative_to(Path.cwd()) if recipe.is_relative_to(Path.cwd()) else recipe}    {_first_comment(recipe)}")
+        print(
+            f"  {recipe.relative_to(Path.cwd()) if recipe.is_relative_to(Path.cwd()) else recipe}    {_first_comment(recipe)}"
+        )
     print("PRESETS (configs/<group>/<name>.yaml, used in a recipe's `defaults:` list)")
     for preset in sorted(configs.glob("*/*.yaml")):
         print(f"  {preset.parent.name}/{preset.stem:<24} {_first_comment(preset)}")

@@ -24,11 +24,15 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "  textsae encode RUN_DIR ../shared/data/imdb/test.parquet --out imdb_test_codes --format parquet",
     )
     parser.add_argument("run_dir", help="a run directory holding featurizer/ and sae/ (printed by `textsae run`)")
-    parser.add_argument("data", help="documents: a .parquet/.csv/.jsonl/.txt file, or a dataset folder (its reported split)")
+    parser.add_argument(
+        "data", help="documents: a .parquet/.csv/.jsonl/.txt file, or a dataset folder (its reported split)"
+    )
     parser.add_argument("--out", required=True, help="output folder for the codes")
     parser.add_argument("--text-column", default="text", help="column holding the text (default: text)")
     parser.add_argument("--format", choices=["npz", "parquet"], default="npz", help="shard format (default: npz)")
-    parser.add_argument("--batch-size", type=positive_int, default=1024, help="documents encoded at once (default: 1024)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=1024, help="documents encoded at once (default: 1024)"
+    )
     parser.add_argument("--shard-docs", type=positive_int, default=50_000, help="documents per shard (default: 50000)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
     parser.add_argument(
@@ -38,14 +42,23 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         help="documents that are empty, whitespace-only or missing: drop them with one warning (default; the codes then "
         "have fewer rows than DATA) or stop with an error",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace earlier codes in --out (finished, or interrupted with other settings)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace earlier codes in --out (finished, or interrupted with other settings)",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     """Encode ``args.data`` with the run in ``args.run_dir`` into ``args.out``; returns the exit code."""
     from textsae._io import resolve_device
-    from textsae.artifacts import is_complete, load_featurizer_artifact, load_sae_artifact, sae_fingerprint
+    from textsae.artifacts import (
+        is_complete,
+        load_featurizer_artifact,
+        load_sae_artifact,
+        sae_fingerprint,
+    )
     from textsae.config.schema import EncodeConfig
     from textsae.data.corpus import load_split
     from textsae.encode import encode_texts
@@ -59,14 +72,22 @@ def handle(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; expected a folder for the codes (it is created if missing).")
     if is_complete(out):
-        codes_info(out)  # refuses a finished folder that is not codes (e.g. a run's sae/): --overwrite must not touch it
+        codes_info(
+            out
+        )  # refuses a finished folder that is not codes (e.g. a run's sae/): --overwrite must not touch it
         if not args.overwrite:
-            raise UserError(f"{out} already holds finished codes; pass --overwrite to replace them or choose another --out.")
+            raise UserError(
+                f"{out} already holds finished codes; pass --overwrite to replace them or choose another --out."
+            )
     featurizer = load_featurizer_artifact(paths.featurizer)
     sae = load_sae_artifact(paths.sae)
     split = load_split(
-        args.data, text_column=args.text_column, require_labels=False, empty_text=args.empty_text,
-        empty_text_option="--empty-text", text_column_option="--text-column",
+        args.data,
+        text_column=args.text_column,
+        require_labels=False,
+        empty_text=args.empty_text,
+        empty_text_option="--empty-text",
+        text_column_option="--text-column",
     )
     cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format)
     meta = {
@@ -77,7 +98,15 @@ def handle(args: argparse.Namespace) -> int:
         "texts_sha256": _texts_fingerprint(split.texts),  # an interrupted encode never resumes on edited documents
     }
     encode_texts(
-        featurizer, sae, split.texts, out, cfg, device=device, meta=meta, progress=not args.quiet, overwrite=args.overwrite
+        featurizer,
+        sae,
+        split.texts,
+        out,
+        cfg,
+        device=device,
+        meta=meta,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(f"wrote codes for {len(split.texts)} documents to {out}")
     return 0

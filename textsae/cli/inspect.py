@@ -26,7 +26,9 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     parser.add_argument("run_dir", help="a finished run directory (printed by `textsae run`)")
     parser.add_argument("--out", help=f"output HTML file (default: RUN_DIR/{INSPECT_PAGE_NAME})")
     parser.add_argument("--top-terms", type=int, default=20, help="terms shown per latent (default: 20)")
-    parser.add_argument("--top-docs", type=int, default=3, help="top-activating documents shown per latent (default: 3; 0 for none)")
+    parser.add_argument(
+        "--top-docs", type=int, default=3, help="top-activating documents shown per latent (default: 3; 0 for none)"
+    )
     parser.add_argument("--max-chars", type=int, default=600, help="longest document excerpt shown (default: 600)")
     parser.set_defaults(handler=handle)
 

@@ -120,9 +120,13 @@ _OS_ADVICE = {
 def _environment_message(error: OSError | MemoryError) -> str:
     """One line for an error of the machine rather than of the input (a full disk, no permission, no memory)."""
     if isinstance(error, MemoryError):
-        return "out of memory; use fewer documents (data.max_docs=N) or smaller batches (train.batch_size, --batch-size)."
+        return (
+            "out of memory; use fewer documents (data.max_docs=N) or smaller batches (train.batch_size, --batch-size)."
+        )
     where = f": {error.filename}" if error.filename else ""
-    advice = _OS_ADVICE.get(error.errno or -1, "check the path and re-run the same command; add --debug for the traceback")
+    advice = _OS_ADVICE.get(
+        error.errno or -1, "check the path and re-run the same command; add --debug for the traceback"
+    )
     return f"{error.strerror or type(error).__name__}{where}; {advice}."
 
 

@@ -25,11 +25,17 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "  textsae score RUN_DIR docs.csv --out scores.csv --kind squared",
     )
     parser.add_argument("run_dir", help="a run directory holding featurizer/ and sae/ (printed by `textsae run`)")
-    parser.add_argument("data", help="documents: a .parquet/.csv/.jsonl/.txt file, or a dataset folder (its reported split)")
+    parser.add_argument(
+        "data", help="documents: a .parquet/.csv/.jsonl/.txt file, or a dataset folder (its reported split)"
+    )
     parser.add_argument("--out", help="output .parquet or .csv file (default: RUN_DIR/scores/<INPUT name>.parquet)")
-    parser.add_argument("--kind", choices=["support", "squared", "relative"], default="support", help="error measure (default: support)")
+    parser.add_argument(
+        "--kind", choices=["support", "squared", "relative"], default="support", help="error measure (default: support)"
+    )
     parser.add_argument("--text-column", default="text", help="column holding the text (default: text)")
-    parser.add_argument("--batch-size", type=positive_int, default=1024, help="documents featurized and scored at once (default: 1024)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=1024, help="documents featurized and scored at once (default: 1024)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
     parser.set_defaults(handler=handle)
 
@@ -47,18 +53,26 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.paths import RunPaths
 
     paths = RunPaths(Path(args.run_dir))
-    out = Path(args.out) if args.out else paths.root / "scores" / f"{Path(args.data).name.split('.')[0] or 'input'}.parquet"
+    out = (
+        Path(args.out)
+        if args.out
+        else paths.root / "scores" / f"{Path(args.data).name.split('.')[0] or 'input'}.parquet"
+    )
     if out.suffix not in SCORE_SUFFIXES:
         raise UserError(f"--out must end in {' or '.join(SCORE_SUFFIXES)}. Got {str(out)!r} instead.")
     featurizer = load_featurizer_artifact(paths.featurizer)
     sae = load_sae_artifact(paths.sae)
     if featurizer.n_features != sae.d_in:
-        raise UserError(f"{paths.root}: the featurizer produces {featurizer.n_features} features but the SAE expects d_in={sae.d_in}.")
+        raise UserError(
+            f"{paths.root}: the featurizer produces {featurizer.n_features} features but the SAE expects d_in={sae.d_in}."
+        )
     split = load_split(args.data, text_column=args.text_column, require_labels=False)
     device = resolve_device(args.device)
     scores = np.concatenate(
         [
-            reconstruction_errors(sae, featurizer.transform(split.texts[begin : begin + args.batch_size]), kind=args.kind, device=device)
+            reconstruction_errors(
+                sae, featurizer.transform(split.texts[begin : begin + args.batch_size]), kind=args.kind, device=device
+            )
             for begin in range(0, len(split.texts), args.batch_size)
         ]
     )
@@ -67,5 +81,7 @@ def handle(args: argparse.Namespace) -> int:
         table["label"] = split.labels
     with atomic_path(out) as tmp:
         table.to_parquet(tmp, index=False) if out.suffix == ".parquet" else table.to_csv(tmp, index=False)
-    print(f"wrote {args.kind} reconstruction errors of {len(scores)} documents to {out} (mean {scores.mean():.4g}, max {scores.max():.4g})")
+    print(
+        f"wrote {args.kind} reconstruction errors of {len(scores)} documents to {out} (mean {scores.mean():.4g}, max {scores.max():.4g})"
+    )
     return 0

@@ -11,11 +11,23 @@ _RECIPE_HELP = "recipe YAML file (see `textsae ls`)"
 _OVERRIDE_HELP = "config overrides key=value (e.g. sae.k=64 data.path=../shared/data/imdb); ~key resets a key"
 
 _STAGES = {
-    "run": ("run every stage: featurize, train, encode, evaluate", "Runs a recipe end to end and prints the table of codes vs source accuracy.\n"
-            "Finished stages in the run directory are reused; an interrupted run resumes."),
-    "featurize": ("fit the featurizer and cache the source features", "Fits the recipe's featurizer on the training split and stores both splits' features."),
-    "train": ("train the SAE (featurizing first if needed)", "Trains the recipe's SAE, resuming from the last checkpoint after an interruption."),
-    "eval": ("encode both splits and evaluate codes vs source", "Writes codes for the training and reported splits, then report.json and report.md."),
+    "run": (
+        "run every stage: featurize, train, encode, evaluate",
+        "Runs a recipe end to end and prints the table of codes vs source accuracy.\n"
+        "Finished stages in the run directory are reused; an interrupted run resumes.",
+    ),
+    "featurize": (
+        "fit the featurizer and cache the source features",
+        "Fits the recipe's featurizer on the training split and stores both splits' features.",
+    ),
+    "train": (
+        "train the SAE (featurizing first if needed)",
+        "Trains the recipe's SAE, resuming from the last checkpoint after an interruption.",
+    ),
+    "eval": (
+        "encode both splits and evaluate codes vs source",
+        "Writes codes for the training and reported splits, then report.json and report.md.",
+    ),
 }
 
 

@@ -26,8 +26,18 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     parser.add_argument("recipe", help="recipe YAML file (see `textsae ls`)")
     parser.add_argument("overrides", nargs="*", help="key=[a,b,...] grid axes and key=value fixed overrides")
     parser.add_argument("--out", help="sweep directory (default: <run.root>/<recipe name>/sweep-<hash>)")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of the training split held out for scoring (default: 0.2)")
-    parser.add_argument("--metric", choices=["accuracy", "macro_f1", "fvu"], default="accuracy", help="how the best point is chosen (default: accuracy)")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="share of the training split held out for scoring (default: 0.2)",
+    )
+    parser.add_argument(
+        "--metric",
+        choices=["accuracy", "macro_f1", "fvu"],
+        default="accuracy",
+        help="how the best point is chosen (default: accuracy)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -44,8 +54,12 @@ def handle(args: argparse.Namespace) -> int:
     best = result["best"]
     m = best["metrics"]
     print(f"sweep of {len(result['points'])} points: {folder / SWEEP_MD_NAME}")
-    print(f"best by validation {args.metric}: point {best['index']} ({' '.join(f'{k}={v}' for k, v in best['assignments'].items()) or 'no axes'})")
-    print(f"  accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, {m['bytes_per_doc']:.1f} bytes/doc, FVU {m['fvu']:.4f}, L0 {m['l0']:.1f}")
+    print(
+        f"best by validation {args.metric}: point {best['index']} ({' '.join(f'{k}={v}' for k, v in best['assignments'].items()) or 'no axes'})"
+    )
+    print(
+        f"  accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, {m['bytes_per_doc']:.1f} bytes/doc, FVU {m['fvu']:.4f}, L0 {m['l0']:.1f}"
+    )
     print(f"  run directory: {Path(best['run_dir'])}")
     print("resolved config of the best point:")
     print(best["config"], end="")

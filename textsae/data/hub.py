@@ -142,7 +142,7 @@ def forced_offline() -> Iterator[None]:
     try:
         for module, attr in patched:
             setattr(module, attr, True)
-        os.environ.update({var: "1" for var in OFFLINE_VARIABLES})
+        os.environ.update(dict.fromkeys(OFFLINE_VARIABLES, "1"))
         yield
     finally:
         for (module, attr), value in zip(patched, saved_attrs, strict=True):

@@ -198,14 +198,28 @@ def _read_csv(path: Path) -> Table:
             rows.append([field or None for field in record])  # only an empty field is missing: "NA" stays text
             line_numbers.append(start)
     except csv.Error as err:
-        raise UserError(f"Cannot parse CSV file {path}: {err} (near line {reader.line_num}). Check its quoting.") from None
+        raise UserError(
+            f"Cannot parse CSV file {path}: {err} (near line {reader.line_num}). Check its quoting."
+        ) from None
     if header is None:
         raise UserError(f"{path} is empty: expected a header line (e.g. `text,label`) and data rows.")
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
-        raise UserError(f"{path}: the header names the columns {duplicates} more than once; column names must be unique.")
-    frame = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame({name: pd.Series(dtype=object) for name in header})
-    return Table(origin=str(path), frame=frame, columns=list(header), line_numbers=np.asarray(line_numbers, dtype=np.int64), untyped=True)
+        raise UserError(
+            f"{path}: the header names the columns {duplicates} more than once; column names must be unique."
+        )
+    frame = (
+        pd.DataFrame(rows, columns=header, dtype=object)
+        if rows
+        else pd.DataFrame({name: pd.Series(dtype=object) for name in header})
+    )
+    return Table(
+        origin=str(path),
+        frame=frame,
+        columns=list(header),
+        line_numbers=np.asarray(line_numbers, dtype=np.int64),
+        untyped=True,
+    )
 
 
 def _read_jsonl(path: Path, text: str) -> Table:
@@ -345,7 +359,9 @@ def extract_texts(
             "or store the column as text."
         )
     if not values:
-        raise UserError(f"{table.origin} holds no documents (0 rows): expected a header and at least one row per split.")
+        raise UserError(
+            f"{table.origin} holds no documents (0 rows): expected a header and at least one row per split."
+        )
     empty = [i for i, v in enumerate(values) if _is_missing(v) or not v.strip()]
     if empty and empty_text == "error":
         raise UserError(
@@ -362,7 +378,9 @@ def extract_texts(
     return [values[i] for i in positions], positions
 
 
-_DROPPED: contextvars.ContextVar[list[tuple[str, int, str]] | None] = contextvars.ContextVar("textsae_dropped", default=None)
+_DROPPED: contextvars.ContextVar[list[tuple[str, int, str]] | None] = contextvars.ContextVar(
+    "textsae_dropped", default=None
+)
 
 
 def _setting(option: str, value: str) -> str:

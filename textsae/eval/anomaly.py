@@ -14,10 +14,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from textsae.rows import FeatureMatrix, rows_to_tensor
 from textsae.sae import SparseAutoencoder
-from textsae.train.batches import FeatureMatrix, rows_to_tensor
 
-__all__ = ["ErrorKind", "ERROR_KINDS", "reconstruction_errors", "lsa_errors"]
+__all__ = ["ERROR_KINDS", "ErrorKind", "lsa_errors", "reconstruction_errors"]
 
 ErrorKind = Literal["squared", "relative", "support"]
 ERROR_KINDS: tuple[str, ...] = ("squared", "relative", "support")
@@ -65,7 +65,11 @@ def reconstruction_errors(
     sae.eval().to(device)
     n_rows = features.shape[0]
     errors, norms, support = np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)
-    autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    autocast = (
+        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+        if bf16
+        else contextlib.nullcontext()
+    )
     for begin in range(0, n_rows, batch_size):
         end = min(begin + batch_size, n_rows)
         x = rows_to_tensor(features, slice(begin, end), device)
@@ -81,7 +85,9 @@ def reconstruction_errors(
     return _finish(errors, norms, support, kind)
 
 
-def lsa_errors(components: np.ndarray, features: FeatureMatrix, *, kind: ErrorKind = "squared", chunk_rows: int = 512) -> np.ndarray:
+def lsa_errors(
+    components: np.ndarray, features: FeatureMatrix, *, kind: ErrorKind = "squared", chunk_rows: int = 512
+) -> np.ndarray:
     """Per-document error of projecting onto LSA directions: ‖x − x Vᵀ V‖² = ‖x‖² − ‖x Vᵀ‖².
 
     Args:
@@ -106,5 +112,7 @@ def lsa_errors(components: np.ndarray, features: FeatureMatrix, *, kind: ErrorKi
             block = csr[begin : begin + chunk_rows]
             rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
             x_hat = np.einsum("nr,nr->n", projected[begin + rows], components.T[block.indices])  # (nnz,)
-            support[begin : begin + block.shape[0]] = np.bincount(rows, (block.data - x_hat) ** 2, minlength=block.shape[0])
+            support[begin : begin + block.shape[0]] = np.bincount(
+                rows, (block.data - x_hat) ** 2, minlength=block.shape[0]
+            )
     return _finish(errors, norms, support, kind)

@@ -148,7 +148,13 @@ def fit_probe(X_train: Any, y_train: Any, cfg: EvalConfig) -> tuple[np.ndarray, 
 
 
 def _fit_best(
-    X_train: Any, y_train: np.ndarray, cfg: EvalConfig, *, scale: bool = False, n_jobs: int | None = None, classifier: Classifier = "logreg"
+    X_train: Any,
+    y_train: np.ndarray,
+    cfg: EvalConfig,
+    *,
+    scale: bool = False,
+    n_jobs: int | None = None,
+    classifier: Classifier = "logreg",
 ) -> tuple[Any, float, float]:
     """``C`` by :func:`select_C`, then the model refit on the whole training split (warning when it did not converge).
 
@@ -162,12 +168,23 @@ def _fit_best(
         warnings.simplefilter("always", ConvergenceWarning)
         model = _make_model(best_C, cfg, scale=scale, warm_start=False, classifier=classifier).fit(X_train, y_train)
     if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-        logger.warning("%s(C=%g) did not converge in eval.max_iter=%d iterations; raise eval.max_iter.", classifier, best_C, cfg.max_iter)
+        logger.warning(
+            "%s(C=%g) did not converge in eval.max_iter=%d iterations; raise eval.max_iter.",
+            classifier,
+            best_C,
+            cfg.max_iter,
+        )
     return model, best_C, cv_accuracy
 
 
 def select_C(
-    X_train: Any, y_train: Any, cfg: EvalConfig, *, scale: bool = False, n_jobs: int | None = None, classifier: Classifier = "logreg"
+    X_train: Any,
+    y_train: Any,
+    cfg: EvalConfig,
+    *,
+    scale: bool = False,
+    n_jobs: int | None = None,
+    classifier: Classifier = "logreg",
 ) -> tuple[float, float]:
     """Pick ``C`` from ``cfg.C_grid`` by stratified K-fold CV accuracy on the training split.
 
@@ -196,12 +213,15 @@ def select_C(
     folds = StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(np.zeros(len(y_train)), y_train)
     jobs = _n_jobs(n_jobs, X_train, cfg.cv_folds)
     results = Parallel(n_jobs=jobs)(
-        delayed(_fold_accuracies)(X_train, y_train, train_rows, val_rows, grid, cfg, scale, classifier) for train_rows, val_rows in folds
+        delayed(_fold_accuracies)(X_train, y_train, train_rows, val_rows, grid, cfg, scale, classifier)
+        for train_rows, val_rows in folds
     )
     accuracies = np.array([fold[0] for fold in results])  # (cv_folds, len(grid))
     unconverged = sorted({c for fold in results for c in fold[1]})
     if unconverged:
-        logger.warning("%s did not converge for C in %s on some CV folds; raise eval.max_iter.", classifier, unconverged)
+        logger.warning(
+            "%s did not converge for C in %s on some CV folds; raise eval.max_iter.", classifier, unconverged
+        )
     mean = accuracies.mean(axis=0)
     best = int(np.argmax(mean))  # first maximum = smallest C among ties
     logger.debug("CV accuracy by C: %s", dict(zip(grid, mean.round(4).tolist())))
@@ -209,7 +229,14 @@ def select_C(
 
 
 def _fold_accuracies(
-    X: Any, y: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray, grid: list[float], cfg: EvalConfig, scale: bool, classifier: Classifier
+    X: Any,
+    y: np.ndarray,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    grid: list[float],
+    cfg: EvalConfig,
+    scale: bool,
+    classifier: Classifier,
 ) -> tuple[list[float], list[float]]:
     """Validation accuracy of each ``C`` (ascending, warm-started) on one fold; and the ``C`` that did not converge."""
     from sklearn.exceptions import ConvergenceWarning
@@ -263,7 +290,9 @@ def _as_features(X: Any, name: str) -> Any:
         return sp.csr_matrix(X)
     array = np.asarray(X)
     if array.ndim != 2:
-        raise UserError(f"{name} must be a 2-D sparse matrix or array (documents × features). Got shape {array.shape!r} instead.")
+        raise UserError(
+            f"{name} must be a 2-D sparse matrix or array (documents × features). Got shape {array.shape!r} instead."
+        )
     return array.astype(np.float32) if array.dtype == np.float16 else array
 
 
@@ -276,7 +305,9 @@ def _as_labels(y: Any, name: str) -> np.ndarray:
 
 def _check_split(X: Any, y: np.ndarray, split: str) -> None:
     if X.shape[0] != len(y):
-        raise UserError(f"X_{split} has {X.shape[0]} rows but y_{split} has {len(y)} labels; expected one label per row.")
+        raise UserError(
+            f"X_{split} has {X.shape[0]} rows but y_{split} has {len(y)} labels; expected one label per row."
+        )
     if X.shape[0] == 0:
         raise UserError(f"The {split} split is empty; expected at least one document.")
     if split == "train" and len(np.unique(y)) < 2:

@@ -22,7 +22,7 @@ from typing import Any
 from textsae._io import atomic_write_json, atomic_write_text
 from textsae.paths import REPORT_JSON_NAME, REPORT_MD_NAME
 
-__all__ = ["REPORT_JSON_NAME", "REPORT_MD_NAME", "BYTES_NOTE", "write_report", "render_report", "format_eval_table"]
+__all__ = ["BYTES_NOTE", "REPORT_JSON_NAME", "REPORT_MD_NAME", "format_eval_table", "render_report", "write_report"]
 
 
 BYTES_NOTE = (
@@ -76,7 +76,9 @@ def render_report(report: dict[str, Any]) -> str:
     if dataset:
         lines += [f"Dataset: {_dataset_line(dataset)}", ""]
     sae = report.get("sae") or {}
-    notices = [f"> **Warning:** {line}" for line in sae.get("warnings") or []] + [f"> **Note:** {line}" for line in report.get("notes") or []]
+    notices = [f"> **Warning:** {line}" for line in sae.get("warnings") or []] + [
+        f"> **Note:** {line}" for line in report.get("notes") or []
+    ]
     if notices:
         lines += [*notices, ""]
     eval_split = dataset.get("eval_split", "test")  # the pipeline reports on test, or validation when there is no test
@@ -90,7 +92,9 @@ def render_report(report: dict[str, Any]) -> str:
         lines += ["## Sparse autoencoder", ""]
         if "labels_shaped_codes" in sae:
             lines += [_LABELS_NOTE[bool(sae["labels_shaped_codes"])], ""]
-        keys = [k for k in _SAE_FIRST if k in sae] + [k for k in sae if k not in _SAE_FIRST and k not in _SAE_NOT_LISTED]
+        keys = [k for k in _SAE_FIRST if k in sae] + [
+            k for k in sae if k not in _SAE_FIRST and k not in _SAE_NOT_LISTED
+        ]
         lines += [f"- {_SAE_LABELS.get(key, key)}: {_format_value(sae[key])}" for key in keys]
         lines.append("")
     lines += [f"_{BYTES_NOTE}_", ""]
@@ -108,18 +112,30 @@ def format_eval_table(report: dict[str, Any]) -> str:
     """
     results = report.get("eval")
     if not isinstance(results, dict):
-        raise ValueError(f"The report needs an 'eval' mapping of representation -> scores. Got {type(results).__name__} instead.")
+        raise ValueError(
+            f"The report needs an 'eval' mapping of representation -> scores. Got {type(results).__name__} instead."
+        )
     with_disk = any(isinstance(r, dict) and r.get("disk_bytes_per_doc") is not None for r in results.values())
-    columns = [("accuracy", "accuracy", "{:.4f}"), ("macro-F1", "macro_f1", "{:.4f}"), ("bytes/doc", "bytes_per_doc", "{:.1f}")]
+    columns = [
+        ("accuracy", "accuracy", "{:.4f}"),
+        ("macro-F1", "macro_f1", "{:.4f}"),
+        ("bytes/doc", "bytes_per_doc", "{:.1f}"),
+    ]
     if with_disk:
         columns.append(("on-disk bytes/doc", "disk_bytes_per_doc", "{:.1f}"))
     columns.append(("C", "C", "{:g}"))
     header = ["representation"] + [title for title, _, _ in columns]
-    rows = [[name] + [_cell((scores or {}).get(key), fmt) for _, key, fmt in columns] for name, scores in results.items()]
+    rows = [
+        [name] + [_cell((scores or {}).get(key), fmt) for _, key, fmt in columns] for name, scores in results.items()
+    ]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths))) + " |"
+        return (
+            "| "
+            + " | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths)))
+            + " |"
+        )
 
     rule = "|" + "|".join(("-" * (w + 2)) if i == 0 else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|"
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
@@ -144,7 +160,11 @@ def _format_value(value: Any) -> str:
 
 def _dataset_line(dataset: dict[str, Any]) -> str:
     name = dataset.get("name")
-    details = ", ".join(f"{key}={_format_value(value)}" for key, value in dataset.items() if key != "name" and not isinstance(value, (dict, list)))
+    details = ", ".join(
+        f"{key}={_format_value(value)}"
+        for key, value in dataset.items()
+        if key != "name" and not isinstance(value, (dict, list))
+    )
     if name and details:
         return f"{name} ({details})"
     return str(name or details)

@@ -131,7 +131,9 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 def _check_dense(train: Any, test: Any, caller: str) -> tuple[np.ndarray, np.ndarray]:
     if sp.issparse(train) or sp.issparse(test):
-        raise UserError(f"{caller} needs dense feature arrays (hidden states); got a sparse matrix. Use lsa/truncated_sparse for TF-IDF.")
+        raise UserError(
+            f"{caller} needs dense feature arrays (hidden states); got a sparse matrix. Use lsa/truncated_sparse for TF-IDF."
+        )
     train, test = np.asarray(train, dtype=np.float32), np.asarray(test, dtype=np.float32)
     if train.ndim != 2 or test.ndim != 2 or train.shape[1] != test.shape[1] or 0 in train.shape or 0 in test.shape:
         raise UserError(
@@ -165,12 +167,22 @@ def dense_fp16(train: np.ndarray, test: np.ndarray) -> Representation:
     fvu, cosine = reconstruction_quality(test, lambda b, e: test_hat[b:e])
     d = train.shape[1]
     return Representation(
-        "fp16", "fp16", train.astype(np.float16).astype(np.float32), test_hat, 2.0 * d,
-        stored=stored, fvu=fvu, cosine=cosine, l0=float(d), encode_seconds=seconds,
+        "fp16",
+        "fp16",
+        train.astype(np.float16).astype(np.float32),
+        test_hat,
+        2.0 * d,
+        stored=stored,
+        fvu=fvu,
+        cosine=cosine,
+        l0=float(d),
+        encode_seconds=seconds,
     )
 
 
-def int8_quantized(train: np.ndarray, test: np.ndarray, *, scale: Literal["dimension", "vector"] = "dimension") -> Representation:
+def int8_quantized(
+    train: np.ndarray, test: np.ndarray, *, scale: Literal["dimension", "vector"] = "dimension"
+) -> Representation:
     """Symmetric int8 quantisation: q = clip(round(x / s), −127, 127), x̂ = q · s.
 
     ``dimension``: s_j = max_i |x_ij| / 127 over the *training* rows (one fp32 per dimension for the
@@ -179,7 +191,9 @@ def int8_quantized(train: np.ndarray, test: np.ndarray, *, scale: Literal["dimen
     """
     train, test = _check_dense(train, test, "int8_quantized")
     if scale not in ("dimension", "vector"):
-        raise UserError(f"The 'scale' parameter of int8_quantized must be 'dimension' or 'vector'. Got {scale!r} instead.")
+        raise UserError(
+            f"The 'scale' parameter of int8_quantized must be 'dimension' or 'vector'. Got {scale!r} instead."
+        )
     d = train.shape[1]
     if scale == "dimension":
         s = np.abs(train).max(axis=0) / 127.0  # (d,)
@@ -202,8 +216,17 @@ def int8_quantized(train: np.ndarray, test: np.ndarray, *, scale: Literal["dimen
     test_hat = (q_test * s_test).astype(np.float32)
     fvu, cosine = reconstruction_quality(test, lambda b, e: test_hat[b:e])
     return Representation(
-        "int8", f"int8-{scale}", (q_train * s_train).astype(np.float32), test_hat, float(d + (4 if scale == "vector" else 0)),
-        stored=q_test, fvu=fvu, cosine=cosine, l0=float(d), encode_seconds=seconds, params={"scale": scale},
+        "int8",
+        f"int8-{scale}",
+        (q_train * s_train).astype(np.float32),
+        test_hat,
+        float(d + (4 if scale == "vector" else 0)),
+        stored=q_test,
+        fvu=fvu,
+        cosine=cosine,
+        l0=float(d),
+        encode_seconds=seconds,
+        params={"scale": scale},
     )
 
 
@@ -221,8 +244,16 @@ def binary_sign(train: np.ndarray, test: np.ndarray) -> Representation:
     fvu, cosine = reconstruction_quality(test, lambda b, e: mu + signs_test[b:e] * level)
     d = train.shape[1]
     return Representation(
-        "binary", "binary", (2.0 * bits_train - 1.0).astype(np.float32), signs_test.astype(np.float32), float(math.ceil(d / 8)),
-        stored=packed, fvu=fvu, cosine=cosine, l0=float(d), encode_seconds=seconds,
+        "binary",
+        "binary",
+        (2.0 * bits_train - 1.0).astype(np.float32),
+        signs_test.astype(np.float32),
+        float(math.ceil(d / 8)),
+        stored=packed,
+        fvu=fvu,
+        cosine=cosine,
+        l0=float(d),
+        encode_seconds=seconds,
     )
 
 
@@ -243,8 +274,17 @@ def pca(train: np.ndarray, test: np.ndarray, n_components: int, *, seed: int = 0
     test_scores = scores.astype(np.float32)
     fvu, cosine = reconstruction_quality(test, lambda b, e: model.inverse_transform(test_scores[b:e]))
     return Representation(
-        "pca", f"pca-{width}", train_scores, test_scores, 2.0 * width,
-        stored=scores, fvu=fvu, cosine=cosine, l0=float(width), encode_seconds=seconds, params={"n_components": width},
+        "pca",
+        f"pca-{width}",
+        train_scores,
+        test_scores,
+        2.0 * width,
+        stored=scores,
+        fvu=fvu,
+        cosine=cosine,
+        l0=float(width),
+        encode_seconds=seconds,
+        params={"n_components": width},
     )
 
 
@@ -257,21 +297,39 @@ def sparse_source(train: sp.csr_matrix, test: sp.csr_matrix, *, value_bytes: int
     index_bytes = index_bytes_needed(train.shape[1])
     size = bytes_per_doc(test, index_bytes=index_bytes, value_bytes=value_bytes)
     return Representation(
-        "tfidf", "tfidf", train, test, size, stored=test, fvu=0.0, cosine=1.0,
-        l0=float(test.getnnz(axis=1).mean()), params={"index_bytes": index_bytes},
+        "tfidf",
+        "tfidf",
+        train,
+        test,
+        size,
+        stored=test,
+        fvu=0.0,
+        cosine=1.0,
+        l0=float(test.getnnz(axis=1).mean()),
+        params={"index_bytes": index_bytes},
     )
 
 
-def truncated_sparse(train: sp.csr_matrix, test: sp.csr_matrix, max_entries: int, *, value_bytes: int = 2) -> Representation:
+def truncated_sparse(
+    train: sp.csr_matrix, test: sp.csr_matrix, max_entries: int, *, value_bytes: int = 2
+) -> Representation:
     """Each row's ``max_entries`` largest-magnitude entries (:func:`~textsae.eval.sizes.truncate_rows`)."""
     train, test = _check_sparse(train, test, "truncated_sparse")
     kept, seconds = _timed(lambda: truncate_rows(test, max_entries))
     index_bytes = index_bytes_needed(train.shape[1])
     fvu, cosine = reconstruction_quality(test, lambda b, e: kept[b:e].toarray())
     return Representation(
-        "tfidf_top", f"tfidf_top-{max_entries}", truncate_rows(train, max_entries), kept,
-        bytes_per_doc(kept, index_bytes=index_bytes, value_bytes=value_bytes), stored=kept, fvu=fvu, cosine=cosine,
-        l0=float(kept.getnnz(axis=1).mean()), encode_seconds=seconds, params={"max_entries": max_entries, "index_bytes": index_bytes},
+        "tfidf_top",
+        f"tfidf_top-{max_entries}",
+        truncate_rows(train, max_entries),
+        kept,
+        bytes_per_doc(kept, index_bytes=index_bytes, value_bytes=value_bytes),
+        stored=kept,
+        fvu=fvu,
+        cosine=cosine,
+        l0=float(kept.getnnz(axis=1).mean()),
+        encode_seconds=seconds,
+        params={"max_entries": max_entries, "index_bytes": index_bytes},
     )
 
 
@@ -287,23 +345,38 @@ def lsa(train: sp.csr_matrix, test: sp.csr_matrix, n_components: int, *, seed: i
     test_scores = scores.astype(np.float32)
     fvu, cosine = reconstruction_quality(test, lambda b, e: test_scores[b:e] @ model.components_)
     return Representation(
-        "lsa", f"lsa-{width}", train_scores, test_scores, 2.0 * width,
-        stored=scores, fvu=fvu, cosine=cosine, l0=float(width), encode_seconds=seconds, params={"n_components": width},
+        "lsa",
+        f"lsa-{width}",
+        train_scores,
+        test_scores,
+        2.0 * width,
+        stored=scores,
+        fvu=fvu,
+        cosine=cosine,
+        l0=float(width),
+        encode_seconds=seconds,
+        params={"n_components": width},
     )
 
 
 def _check_sparse(train: Any, test: Any, caller: str) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     if not (sp.issparse(train) and sp.issparse(test)):
-        raise UserError(f"{caller} needs sparse (CSR) feature matrices such as TF-IDF; got a dense array. Use pca/int8/binary for dense features.")
+        raise UserError(
+            f"{caller} needs sparse (CSR) feature matrices such as TF-IDF; got a dense array. Use pca/int8/binary for dense features."
+        )
     if train.shape[1] != test.shape[1] or 0 in train.shape or 0 in test.shape:
-        raise UserError(f"{caller} needs non-empty train and test matrices with the same columns. Got shapes {train.shape} and {test.shape}.")
+        raise UserError(
+            f"{caller} needs non-empty train and test matrices with the same columns. Got shapes {train.shape} and {test.shape}."
+        )
     return sp.csr_matrix(train), sp.csr_matrix(test)
 
 
 # -------------------------------------------------------------------------------------- SAE codes
 
 
-def sae_codes(sae: Any, train: Matrix, test: Matrix, k: int | None, *, batch_size: int = 1024, value_bytes: int = 2) -> Representation:
+def sae_codes(
+    sae: Any, train: Matrix, test: Matrix, k: int | None, *, batch_size: int = 1024, value_bytes: int = 2
+) -> Representation:
     """An SAE's sparse codes read at inference ``k`` (see ``SparseAutoencoder.encode``), on CPU.
 
     Bytes count the non-zeros as (index, fp16 value) pairs, with uint16 indices up to 65,536
@@ -312,10 +385,13 @@ def sae_codes(sae: Any, train: Matrix, test: Matrix, k: int | None, *, batch_siz
     import torch
 
     from textsae.encode import sparse_codes
-    from textsae.train.batches import rows_to_tensor
+    from textsae.rows import rows_to_tensor
 
     def encode(X: Matrix) -> sp.csr_matrix:
-        blocks = [sparse_codes(sae, rows_to_tensor(X, slice(b, min(b + batch_size, X.shape[0])), "cpu"), k=k) for b in range(0, X.shape[0], batch_size)]
+        blocks = [
+            sparse_codes(sae, rows_to_tensor(X, slice(b, min(b + batch_size, X.shape[0])), "cpu"), k=k)
+            for b in range(0, X.shape[0], batch_size)
+        ]
         codes = sp.vstack(blocks, format="csr")
         codes.data = codes.data.astype(np.float16).astype(np.float32)  # the stored values are fp16
         return codes
@@ -332,7 +408,15 @@ def sae_codes(sae: Any, train: Matrix, test: Matrix, k: int | None, *, batch_siz
     index_bytes = index_bytes_needed(sae.n_latents)
     label = k if k is not None else "sae"
     return Representation(
-        "sae", f"sae-k{label}", train_codes, test_codes, bytes_per_doc(test_codes, index_bytes=index_bytes, value_bytes=value_bytes),
-        stored=test_codes, fvu=fvu, cosine=cosine, l0=float(test_codes.getnnz(axis=1).mean()), encode_seconds=seconds,
+        "sae",
+        f"sae-k{label}",
+        train_codes,
+        test_codes,
+        bytes_per_doc(test_codes, index_bytes=index_bytes, value_bytes=value_bytes),
+        stored=test_codes,
+        fvu=fvu,
+        cosine=cosine,
+        l0=float(test_codes.getnnz(axis=1).mean()),
+        encode_seconds=seconds,
         params={"k": k, "n_latents": sae.n_latents, "index_bytes": index_bytes},
     )

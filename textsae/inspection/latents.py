@@ -27,7 +27,7 @@ from textsae.featurize.tfidf import TOKEN_PATTERN
 from textsae.paths import RunPaths
 from textsae.store.codes import load_codes
 
-__all__ = ["Span", "LatentDoc", "LatentSummary", "Inspection", "inspect_run", "term_spans"]
+__all__ = ["Inspection", "LatentDoc", "LatentSummary", "Span", "inspect_run", "term_spans"]
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
@@ -126,9 +126,13 @@ def inspect_run(run_dir: str | Path, *, top_terms: int = 20, top_docs: int = 5) 
     """
     paths = RunPaths(Path(run_dir).resolve())
     if not paths.config.is_file():
-        raise UserError(f"{paths.root} is not a run directory (no config.yaml); pass the folder that `textsae run` printed.")
+        raise UserError(
+            f"{paths.root} is not a run directory (no config.yaml); pass the folder that `textsae run` printed."
+        )
     if not is_complete(paths.codes("train")):
-        raise UserError(f"{paths.codes('train')} holds no finished training codes; run `textsae eval` on the recipe first.")
+        raise UserError(
+            f"{paths.codes('train')} holds no finished training codes; run `textsae eval` on the recipe first."
+        )
     config = _read_run_config(paths)
     sae = load_sae_artifact(paths.sae)
     codes = load_codes(paths.codes("train")).tocsc()  # (n_docs, n_latents); columns are latents
@@ -144,11 +148,23 @@ def inspect_run(run_dir: str | Path, *, top_terms: int = 20, top_docs: int = 5) 
     for j in order:
         terms = _top_terms(weights[j], vocabulary, top_terms) if vocabulary is not None else []
         activations = codes.data[codes.indptr[j] : codes.indptr[j + 1]]
-        summary = LatentSummary(int(j), float(counts[j] / n_docs), float(sums[j] / counts[j]), terms, top_ratio=top1_top2_ratio(activations))
+        summary = LatentSummary(
+            int(j), float(counts[j] / n_docs), float(sums[j] / counts[j]), terms, top_ratio=top1_top2_ratio(activations)
+        )
         if texts is not None:
-            summary.docs = _top_docs(codes, int(j), texts, terms, top_docs, max_n=config.featurizer.ngram_range[1], lowercase=config.featurizer.lowercase)
+            summary.docs = _top_docs(
+                codes,
+                int(j),
+                texts,
+                terms,
+                top_docs,
+                max_n=config.featurizer.ngram_range[1],
+                lowercase=config.featurizer.lowercase,
+            )
         latents.append(summary)
-    return Inspection(paths.root, config.name, sae.n_latents, n_docs, int(sae.n_latents - len(alive)), latents, vocabulary is not None)
+    return Inspection(
+        paths.root, config.name, sae.n_latents, n_docs, int(sae.n_latents - len(alive)), latents, vocabulary is not None
+    )
 
 
 def _read_run_config(paths: RunPaths) -> RecipeConfig:
@@ -157,7 +173,9 @@ def _read_run_config(paths: RunPaths) -> RecipeConfig:
     try:
         tree = yaml.safe_load(paths.config.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{paths.config}: cannot be read as YAML ({exc}). Expected the resolved config a run saves.") from exc
+        raise UserError(
+            f"{paths.config}: cannot be read as YAML ({exc}). Expected the resolved config a run saves."
+        ) from exc
     return build_config(tree)
 
 
@@ -187,13 +205,24 @@ def _training_texts(config: RecipeConfig, n_docs: int) -> list[str] | None:
         logger.warning("Top documents left out: the run's corpus cannot be loaded (%s)", str(error).splitlines()[0])
         return None
     if len(texts) != n_docs:
-        logger.warning("Top documents left out: the corpus now has %d training documents but the codes have %d.", len(texts), n_docs)
+        logger.warning(
+            "Top documents left out: the corpus now has %d training documents but the codes have %d.",
+            len(texts),
+            n_docs,
+        )
         return None
     return texts
 
 
 def _top_docs(
-    codes: sp.csc_matrix, j: int, texts: Sequence[str], terms: list[tuple[str, float]], n: int, *, max_n: int, lowercase: bool
+    codes: sp.csc_matrix,
+    j: int,
+    texts: Sequence[str],
+    terms: list[tuple[str, float]],
+    n: int,
+    *,
+    max_n: int,
+    lowercase: bool,
 ) -> list[LatentDoc]:
     rows = codes.indices[codes.indptr[j] : codes.indptr[j + 1]]
     values = codes.data[codes.indptr[j] : codes.indptr[j + 1]].astype(np.float64)
@@ -201,6 +230,11 @@ def _top_docs(
     top_weight = terms[0][1] if terms else 1.0
     term_weights = {term: weight / top_weight for term, weight in terms}
     return [
-        LatentDoc(int(rows[i]), float(values[i]), texts[rows[i]], term_spans(texts[rows[i]], term_weights, lowercase=lowercase, max_n=max_n))
+        LatentDoc(
+            int(rows[i]),
+            float(values[i]),
+            texts[rows[i]],
+            term_spans(texts[rows[i]], term_weights, lowercase=lowercase, max_n=max_n),
+        )
         for i in best
     ]

@@ -10,6 +10,6 @@ from textsae.sae.registry import SAE_REGISTRY, build_sae, load_sae
 from textsae.sae.sizing import DataShape
 
 # Imported for their @register_sae side effect.
-from textsae.sae import batch_topk, relu_l1, sigmoid_kl, topk  # noqa: E402,F401  isort: skip
+from textsae.sae import batch_topk, relu_l1, sigmoid_kl, topk  # noqa: F401  isort: skip
 
 __all__ = ["SAE_REGISTRY", "DataShape", "LossOutput", "SAEOutput", "SparseAutoencoder", "build_sae", "load_sae"]

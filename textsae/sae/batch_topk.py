@@ -38,7 +38,9 @@ class BatchTopKSAE(AuxKMixin):
         super().__init__(d_in, cfg)
         self.register_buffer("threshold", torch.zeros(()))
 
-    def _activate(self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes | None]:
+    def _activate(
+        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None
+    ) -> tuple[Tensor, ActiveCodes | None]:
         if not train:
             return pre_acts * (pre_acts > self.threshold), None
         n_rows, n_latents = pre_acts.shape
@@ -59,5 +61,7 @@ class BatchTopKSAE(AuxKMixin):
         inf = torch.full((), float("inf"), dtype=kept.dtype, device=kept.device)
         batch_min = torch.where(kept > 0, kept, inf).min().to(self.threshold.dtype)
         first = self.threshold <= 0  # θ is 0 until the first update, and an EMA of positives after it
-        updated = torch.where(first, batch_min, THRESHOLD_MOMENTUM * self.threshold + (1 - THRESHOLD_MOMENTUM) * batch_min)
+        updated = torch.where(
+            first, batch_min, THRESHOLD_MOMENTUM * self.threshold + (1 - THRESHOLD_MOMENTUM) * batch_min
+        )
         self.threshold.copy_(torch.where(torch.isfinite(batch_min), updated, self.threshold))

@@ -24,7 +24,9 @@ NEIGHBOURS = 8
 """Documents averaged per decoder row: a random seed document and its 7 nearest neighbours."""
 
 
-def neighbourhood_means(x: Tensor, center: Tensor, n_directions: int, *, neighbours: int = NEIGHBOURS, chunk_rows: int = 4096) -> Tensor:
+def neighbourhood_means(
+    x: Tensor, center: Tensor, n_directions: int, *, neighbours: int = NEIGHBOURS, chunk_rows: int = 4096
+) -> Tensor:
     """Unit directions, each the normalised mean of a random row's direction and those of its nearest neighbours.
 
     A row's direction is u_i = (x_i − c) / ‖x_i − c‖; "nearest" is by cosine, among all rows of ``x``
@@ -43,7 +45,9 @@ def neighbourhood_means(x: Tensor, center: Tensor, n_directions: int, *, neighbo
         generator, so a GPU run starts from the same directions as a CPU run).
     """
     if x.device.type != "cpu":
-        return neighbourhood_means(x.cpu(), center.cpu(), n_directions, neighbours=neighbours, chunk_rows=chunk_rows).to(x.device)
+        return neighbourhood_means(
+            x.cpu(), center.cpu(), n_directions, neighbours=neighbours, chunk_rows=chunk_rows
+        ).to(x.device)
     center = losses._acc(center).float()
     norms = _centred_norms(x, center)  # (N,)
     inv_norms = 1.0 / norms.clamp_min(torch.finfo(torch.float32).tiny)
@@ -54,14 +58,18 @@ def neighbourhood_means(x: Tensor, center: Tensor, n_directions: int, *, neighbo
         return out
     seeds = usable[torch.randperm(len(usable))[:n_seeded]]
     seed_directions = (_dense(_select_rows(x, seeds)) - center) * inv_norms[seeds, None]  # (n, d) unit rows
-    members = _nearest_rows(x, seed_directions, center, norms, inv_norms, min(neighbours, len(usable)), chunk_rows)  # (n, m)
+    members = _nearest_rows(
+        x, seed_directions, center, norms, inv_norms, min(neighbours, len(usable)), chunk_rows
+    )  # (n, m)
     flat = members.reshape(-1)
     owner = torch.arange(n_seeded).repeat_interleave(members.shape[1])
     out[:n_seeded] = _unit_rows(_group_sums(_select_rows(x, flat), owner, inv_norms[flat], center, n_seeded))
     return out
 
 
-def _nearest_rows(x: Tensor, directions: Tensor, center: Tensor, norms: Tensor, inv_norms: Tensor, m: int, chunk_rows: int) -> Tensor:
+def _nearest_rows(
+    x: Tensor, directions: Tensor, center: Tensor, norms: Tensor, inv_norms: Tensor, m: int, chunk_rows: int
+) -> Tensor:
     """For each direction, the ``m`` rows of ``x`` whose centred directions are most similar to it ``(n, m)``."""
     n = directions.shape[0]
     offset = center @ directions.T  # (n,)
@@ -94,7 +102,9 @@ def _group_sums(x: Tensor, group: Tensor, weights: Tensor, center: Tensor, n_gro
     d = x.shape[1]
     if losses.is_sparse_csr(x):
         rows, cols, values = losses.csr_parts(x)
-        flat = torch.zeros(n_groups * d).index_add_(0, group[rows] * d + cols, losses._acc(values).float() * weights[rows])
+        flat = torch.zeros(n_groups * d).index_add_(
+            0, group[rows] * d + cols, losses._acc(values).float() * weights[rows]
+        )
         sums = flat.view(n_groups, d)
     else:
         sums = torch.zeros(n_groups, d).index_add_(0, group, _dense(x) * weights[:, None])
@@ -108,7 +118,10 @@ def _row_block(x: Tensor, begin: int, end: int) -> Tensor:
     crow = x.crow_indices()
     lo, hi = int(crow[begin]), int(crow[end])
     return torch.sparse_csr_tensor(
-        crow[begin : end + 1] - lo, x.col_indices()[lo:hi], losses._acc(x.values()[lo:hi]).float(), size=(end - begin, x.shape[1])
+        crow[begin : end + 1] - lo,
+        x.col_indices()[lo:hi],
+        losses._acc(x.values()[lo:hi]).float(),
+        size=(end - begin, x.shape[1]),
     )
 
 

@@ -35,7 +35,9 @@ def register_sae(name: str) -> Callable[[_SAE], _SAE]:
     def decorator(cls: _SAE) -> _SAE:
         existing = SAE_REGISTRY.get(name)
         if existing is not None and existing.__qualname__ != cls.__qualname__:
-            raise ValueError(f"SAE architecture {name!r} is already registered to {existing.__qualname__}; got {cls.__qualname__}.")
+            raise ValueError(
+                f"SAE architecture {name!r} is already registered to {existing.__qualname__}; got {cls.__qualname__}."
+            )
         cls.architecture = name
         SAE_REGISTRY[name] = cls
         return cls

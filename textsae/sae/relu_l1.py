@@ -23,7 +23,9 @@ class ReLUL1SAE(SparseAutoencoder):
     shrinking z and growing W_dec. Training and inference codes are the same.
     """
 
-    def _activate(self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes | None]:
+    def _activate(
+        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None
+    ) -> tuple[Tensor, ActiveCodes | None]:
         return pre_acts.relu(), None
 
     def _sparsity_penalty(self, out: SAEOutput) -> tuple[Tensor, float] | None:

@@ -29,7 +29,9 @@ class SigmoidKLSAE(SparseAutoencoder):
     a = sigmoid(pre), in either mode.
     """
 
-    def _activate(self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes | None]:
+    def _activate(
+        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None
+    ) -> tuple[Tensor, ActiveCodes | None]:
         a = torch.sigmoid(pre_acts)  # (B, n_latents)
         if train:
             return a, None

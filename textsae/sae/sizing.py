@@ -30,7 +30,17 @@ import scipy.sparse as sp
 
 from textsae.config.schema import SAEConfig
 
-__all__ = ["DENSE_K", "DOCS_PER_LATENT", "MAX_DECODER_WEIGHTS", "MAX_LATENTS", "MIN_LATENTS", "SPARSE_K", "DataShape", "describe_sizes", "resolve_sizes"]
+__all__ = [
+    "DENSE_K",
+    "DOCS_PER_LATENT",
+    "MAX_DECODER_WEIGHTS",
+    "MAX_LATENTS",
+    "MIN_LATENTS",
+    "SPARSE_K",
+    "DataShape",
+    "describe_sizes",
+    "resolve_sizes",
+]
 
 DENSE_K = 32
 """``k=auto`` for a dense source: 32 entries (128 bytes per document at 4 bytes per entry)."""

@@ -57,7 +57,9 @@ class AuxKMixin(SparseAutoencoder):
         if not self.cfg.matryoshka_prefixes:
             return result
         target = self._loss_target(out, target)
-        nested = sum(self._reconstruction_loss(target, self._decode_prefix(out, m)) for m in self.cfg.matryoshka_prefixes)
+        nested = sum(
+            self._reconstruction_loss(target, self._decode_prefix(out, m)) for m in self.cfg.matryoshka_prefixes
+        )
         return result._replace(total=result.total + nested)
 
     def _decode_prefix(self, out: SAEOutput, n_prefix: int) -> Tensor:
@@ -108,7 +110,9 @@ class TopKSAE(AuxKMixin):
     beat plain TopK beyond seed noise (docs/benchmarks.md).
     """
 
-    def _activate(self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes | None]:
+    def _activate(
+        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None
+    ) -> tuple[Tensor, ActiveCodes | None]:
         return self._topk(pre_acts, self.cfg.k, limit)
 
     def _activate_k(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> Tensor:
@@ -132,7 +136,9 @@ class TopKSAE(AuxKMixin):
             always_on = torch.arange(m, device=pre_acts.device).expand(n_rows, m)  # (B, m)
             dense_values = pre_acts[:, :m]
             if keep is not None:
-                rank = dense_values.abs().argsort(dim=1, descending=True, stable=True).argsort(dim=1)  # (B, m): 0 = largest
+                rank = (
+                    dense_values.abs().argsort(dim=1, descending=True, stable=True).argsort(dim=1)
+                )  # (B, m): 0 = largest
                 keep_dense = rank < limit.unsqueeze(1)
                 dense_values = dense_values * keep_dense.to(dense_values.dtype)
                 keep = torch.cat([keep_dense, keep], dim=1)
@@ -142,7 +148,9 @@ class TopKSAE(AuxKMixin):
         if keep is None:
             offsets = torch.arange(0, n_rows * k + 1, k, device=pre_acts.device)  # (B + 1,)
             return codes, ActiveCodes(indices.reshape(-1), values.reshape(-1), offsets)
-        offsets = torch.nn.functional.pad(keep.sum(dim=1).cumsum(dim=0), (1, 0))  # (B + 1,); boolean masks keep row order
+        offsets = torch.nn.functional.pad(
+            keep.sum(dim=1).cumsum(dim=0), (1, 0)
+        )  # (B + 1,); boolean masks keep row order
         return codes, ActiveCodes(indices[keep], values[keep], offsets)
 
     @torch.no_grad()
@@ -168,7 +176,9 @@ class TopKSAE(AuxKMixin):
         # x·w_j − shift·w_j − c·W_enc[:, j] + b_enc[j], so b_enc[j] = b_j + shift·w_j + c·W_enc[:, j].
         columns = (weights.to(self.W_enc.dtype) / self.input_scale).T  # (d_in, m)
         self.W_enc[:, :m] = columns
-        self.b_enc[:m] = bias.to(self.b_enc.dtype) + weights.to(self.b_enc.dtype) @ self.input_shift + self._input_center() @ columns
+        self.b_enc[:m] = (
+            bias.to(self.b_enc.dtype) + weights.to(self.b_enc.dtype) @ self.input_shift + self._input_center() @ columns
+        )
         # Without this, a loss on the fixed latents would still move b_dec through the centring c, against reconstruction.
         self.fixed_columns = m
 
@@ -176,7 +186,9 @@ class TopKSAE(AuxKMixin):
         """As :meth:`SparseAutoencoder.check_inference_k`; with dense latents k must also exceed their number."""
         k = super().check_inference_k(k)
         if k <= self.cfg.dense_latents:
-            raise UserError(f"The inference 'k' of {type(self).__name__} must exceed sae.dense_latents={self.cfg.dense_latents}. Got {k!r} instead.")
+            raise UserError(
+                f"The inference 'k' of {type(self).__name__} must exceed sae.dense_latents={self.cfg.dense_latents}. Got {k!r} instead."
+            )
         return k
 
     @property

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from textsae.store.codes import CODES_FORMAT_VERSION, WRITER_STATE_NAME, CodesWriter, codes_info, load_codes, shard_name
-from textsae.store.manifest import DEFAULT_RESUME_HINT, MANIFEST_FORMAT_VERSION, MANIFEST_NAME, read_manifest, write_manifest
+from textsae.store.codes import (
+    CODES_FORMAT_VERSION,
+    WRITER_STATE_NAME,
+    CodesWriter,
+    codes_info,
+    load_codes,
+    shard_name,
+)
+from textsae.store.manifest import (
+    DEFAULT_RESUME_HINT,
+    MANIFEST_FORMAT_VERSION,
+    MANIFEST_NAME,
+    read_manifest,
+    write_manifest,
+)
 
 __all__ = [
     "CODES_FORMAT_VERSION",

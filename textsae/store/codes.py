@@ -41,12 +41,24 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from textsae._io import _json_default, atomic_path, atomic_write_json, logger, read_json, write_npz
+from textsae._io import (
+    _json_default,
+    atomic_path,
+    atomic_write_json,
+    logger,
+    read_json,
+    write_npz,
+)
 from textsae.errors import IncompleteArtifactError, UserError
 from textsae.store.manifest import _RESERVED_KEYS as _MANIFEST_KEYS
-from textsae.store.manifest import DEFAULT_RESUME_HINT, MANIFEST_NAME, read_manifest, write_manifest
+from textsae.store.manifest import (
+    DEFAULT_RESUME_HINT,
+    MANIFEST_NAME,
+    read_manifest,
+    write_manifest,
+)
 
-__all__ = ["CODES_FORMAT_VERSION", "WRITER_STATE_NAME", "CodesWriter", "load_codes", "codes_info", "shard_name"]
+__all__ = ["CODES_FORMAT_VERSION", "WRITER_STATE_NAME", "CodesWriter", "codes_info", "load_codes", "shard_name"]
 
 CODES_FORMAT_VERSION = 1
 """Version of the shard layout (recorded in the manifest as ``codes_format_version``)."""
@@ -59,7 +71,17 @@ _UINT16_COLUMNS = 1 << 16  # uint16 indices address columns 0 .. 65535
 _MAX_LATENTS = np.iinfo(np.int32).max
 _SHARD_RE = re.compile(r"shard-(\d{5,})\.(npz|parquet)")
 _WRITER_KEYS = frozenset(
-    {"codes_format_version", "n_docs", "n_latents", "format", "index_dtype", "value_dtype", "shard_docs", "nnz", "shards"}
+    {
+        "codes_format_version",
+        "n_docs",
+        "n_latents",
+        "format",
+        "index_dtype",
+        "value_dtype",
+        "shard_docs",
+        "nnz",
+        "shards",
+    }
 )
 
 
@@ -131,7 +153,9 @@ class CodesWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         manifest = self.directory / MANIFEST_NAME
         if manifest.exists() and not overwrite:
-            read_manifest(self.directory, resume_hint="Pass overwrite=True (`textsae encode --overwrite`) to encode again")
+            read_manifest(
+                self.directory, resume_hint="Pass overwrite=True (`textsae encode --overwrite`) to encode again"
+            )
             raise UserError(
                 f"{self.directory} already holds complete codes ({manifest} exists). Use them as they are, "
                 f"or pass overwrite=True to delete them and write new ones."
@@ -196,7 +220,9 @@ class CodesWriter:
                 f"Pass overwrite=True to start again."
             ) from None
         differences = [
-            f"{key}={state.get(key)!r} (this writer: {value!r})" for key, value in self._state().items() if state.get(key) != value
+            f"{key}={state.get(key)!r} (this writer: {value!r})"
+            for key, value in self._state().items()
+            if state.get(key) != value
         ]
         if differences:
             raise UserError(
@@ -206,17 +232,26 @@ class CodesWriter:
         for position, path in enumerate(shards):
             rows, n_columns, nnz = _shard_header(path)
             if n_columns != self.n_latents:
-                raise UserError(f"{path} has {n_columns} columns; expected n_latents={self.n_latents}. Pass overwrite=True to start again.")
+                raise UserError(
+                    f"{path} has {n_columns} columns; expected n_latents={self.n_latents}. Pass overwrite=True to start again."
+                )
             if rows < self.shard_docs and position == len(shards) - 1:
                 # Only close() writes a short shard; it was killed before the manifest. Redo it.
                 logger.info("Deleting %s (%d rows, the unfinished last shard); it will be written again.", path, rows)
                 path.unlink()
                 break
             if rows != self.shard_docs:
-                raise UserError(f"{path} has {rows} rows; expected shard_docs={self.shard_docs}. Pass overwrite=True to start again.")
+                raise UserError(
+                    f"{path} has {rows} rows; expected shard_docs={self.shard_docs}. Pass overwrite=True to start again."
+                )
             self._shards.append({"name": path.name, "rows": rows, "nnz": nnz})
         if self._shards:
-            logger.info("Resuming codes in %s: %d documents already in %d shards.", self.directory, self.completed_docs, len(self._shards))
+            logger.info(
+                "Resuming codes in %s: %d documents already in %d shards.",
+                self.directory,
+                self.completed_docs,
+                len(self._shards),
+            )
 
     # ------------------------------------------------------------------------------- writing
 
@@ -239,9 +274,13 @@ class CodesWriter:
         if self._closed:
             raise RuntimeError(f"CodesWriter for {self.directory} is closed; create a new one to write more.")
         if not sp.issparse(codes) and not (isinstance(codes, np.ndarray) and codes.ndim == 2):
-            raise TypeError(f"CodesWriter.write expects a 2-D scipy sparse matrix or numpy array. Got {type(codes).__name__} instead.")
+            raise TypeError(
+                f"CodesWriter.write expects a 2-D scipy sparse matrix or numpy array. Got {type(codes).__name__} instead."
+            )
         if codes.shape[1] != self.n_latents:
-            raise UserError(f"Codes passed to CodesWriter have {codes.shape[1]} columns; expected n_latents={self.n_latents}.")
+            raise UserError(
+                f"Codes passed to CodesWriter have {codes.shape[1]} columns; expected n_latents={self.n_latents}."
+            )
         if codes.shape[0] == 0:
             return
         chunk = sp.csr_matrix(codes, copy=True)  # a copy: the caller may reuse its buffers
@@ -309,12 +348,16 @@ class CodesWriter:
         write_manifest(self.directory, [self.directory / shard["name"] for shard in self._shards], meta)
         (self.directory / WRITER_STATE_NAME).unlink(missing_ok=True)
         self._closed = True
-        logger.info("Wrote codes for %d documents in %d shards to %s.", meta["n_docs"], len(self._shards), self.directory)
+        logger.info(
+            "Wrote codes for %d documents in %d shards to %s.", meta["n_docs"], len(self._shards), self.directory
+        )
 
     def __enter__(self) -> CodesWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.close()
             return
@@ -336,8 +379,14 @@ def _check_fp16_range(values: np.ndarray, directory: Path) -> None:
 
 
 def _check_writer_args(*, n_latents: int, fmt: str, shard_docs: int, meta: dict[str, Any]) -> None:
-    if isinstance(n_latents, bool) or not isinstance(n_latents, (int, np.integer)) or not 1 <= n_latents <= _MAX_LATENTS:
-        raise UserError(f"The 'n_latents' parameter of CodesWriter must be an int in [1, {_MAX_LATENTS}]. Got {n_latents!r} instead.")
+    if (
+        isinstance(n_latents, bool)
+        or not isinstance(n_latents, (int, np.integer))
+        or not 1 <= n_latents <= _MAX_LATENTS
+    ):
+        raise UserError(
+            f"The 'n_latents' parameter of CodesWriter must be an int in [1, {_MAX_LATENTS}]. Got {n_latents!r} instead."
+        )
     if fmt not in ("npz", "parquet"):
         raise UserError(f"The 'fmt' parameter of CodesWriter must be 'npz' or 'parquet'. Got {fmt!r} instead.")
     if isinstance(shard_docs, bool) or not isinstance(shard_docs, (int, np.integer)) or shard_docs < 1:
@@ -348,7 +397,9 @@ def _check_writer_args(*, n_latents: int, fmt: str, shard_docs: int, meta: dict[
 def _check_meta_keys(meta: dict[str, Any], what: str) -> None:
     clashing = sorted((_WRITER_KEYS | _MANIFEST_KEYS).intersection(meta))
     if clashing:
-        raise UserError(f"CodesWriter {what} may not use the keys {clashing}: the writer sets them itself. Rename them.")
+        raise UserError(
+            f"CodesWriter {what} may not use the keys {clashing}: the writer sets them itself. Rename them."
+        )
 
 
 # --------------------------------------------------------------------------------- shard I/O
@@ -359,7 +410,9 @@ def _write_npz_shard(path: Path, *, data: np.ndarray, indices: np.ndarray, indpt
     write_npz(path, {"indices": indices, "indptr": indptr, "format": np.array(b"csr"), "shape": shape, "data": data})
 
 
-def _write_parquet_shard(path: Path, *, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_latents: int) -> None:
+def _write_parquet_shard(
+    path: Path, *, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_latents: int
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -411,7 +464,9 @@ def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         data = np.asarray(table.column("values").combine_chunks().flatten())
         return data, indices, offsets - offsets[0], int(extra[b"textsae.n_latents"])
     except Exception as exc:  # a corrupt file of the right size: name it rather than fail deep in numpy
-        raise IncompleteArtifactError(f"{path} could not be read as a codes shard ({type(exc).__name__}: {exc}).") from exc
+        raise IncompleteArtifactError(
+            f"{path} could not be read as a codes shard ({type(exc).__name__}: {exc})."
+        ) from exc
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -435,7 +490,9 @@ def codes_info(directory: str | os.PathLike[str], *, resume_hint: str = DEFAULT_
     """
     manifest = read_manifest(directory, resume_hint=resume_hint)
     if "shards" not in manifest or "n_latents" not in manifest:
-        raise UserError(f"{directory} holds a manifest but not one of sparse codes (no 'shards'/'n_latents'). Expected a folder written by CodesWriter.")
+        raise UserError(
+            f"{directory} holds a manifest but not one of sparse codes (no 'shards'/'n_latents'). Expected a folder written by CodesWriter."
+        )
     info = {key: value for key, value in manifest.items() if key not in _MANIFEST_KEYS}
     info["disk_bytes"] = sum(entry["bytes"] for entry in manifest["files"])
     return info
@@ -473,7 +530,11 @@ def load_codes(
         path = root / shard["name"]  # codes_info has checked that it exists with the recorded size
         shard_data, shard_indices, shard_indptr, n_columns = _read_shard(path)
         rows, nnz = len(shard_indptr) - 1, len(shard_data)
-        if (rows, nnz, n_columns) != (shard["rows"], shard["nnz"], n_latents) or row + rows > n_docs or entry + nnz > total_nnz:
+        if (
+            (rows, nnz, n_columns) != (shard["rows"], shard["nnz"], n_latents)
+            or row + rows > n_docs
+            or entry + nnz > total_nnz
+        ):
             raise IncompleteArtifactError(
                 f"{path} holds {rows} rows, {nnz} entries and {n_columns} columns; {MANIFEST_NAME} expects "
                 f"{shard['rows']}, {shard['nnz']} and {n_latents}. Delete {root} and run the command again."
@@ -483,5 +544,7 @@ def load_codes(
         indptr[row + 1 : row + rows + 1] = shard_indptr[1:] + entry
         row, entry = row + rows, entry + nnz
     if row != n_docs:
-        raise IncompleteArtifactError(f"{root}: shards hold {row} rows; {MANIFEST_NAME} expects n_docs={n_docs}. Delete {root} and run the command again.")
+        raise IncompleteArtifactError(
+            f"{root}: shards hold {row} rows; {MANIFEST_NAME} expects n_docs={n_docs}. Delete {root} and run the command again."
+        )
     return sp.csr_matrix((data, indices, indptr), shape=(n_docs, n_latents), copy=False)

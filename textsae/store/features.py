@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from textsae._io import atomic_path, atomic_write_json, hash_texts, logger, read_json_checked, stable_hash
+from textsae._io import (
+    atomic_path,
+    atomic_write_json,
+    hash_texts,
+    logger,
+    read_json_checked,
+    stable_hash,
+)
 from textsae.errors import IncompleteArtifactError, UserError
 from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
 
@@ -44,7 +51,9 @@ def texts_fingerprint(texts: Sequence[str]) -> str:
 
 def store_key(texts: Sequence[str], featurizer_params: dict[str, Any], model_id: str) -> str:
     """Cache key of one split's features: its texts, the featurizer's parameters and the model location."""
-    params = {k: v for k, v in featurizer_params.items() if k not in ("progress", "device", "batch_size", "sort_by_length")}
+    params = {
+        k: v for k, v in featurizer_params.items() if k not in ("progress", "device", "batch_size", "sort_by_length")
+    }
     return stable_hash({"texts": texts_fingerprint(texts), "params": params, "model": model_id}, length=16)
 
 
@@ -79,7 +88,9 @@ class ShardedFeatures:
         """A view on ``rows`` (indices into this object)."""
         rows = np.asarray(rows, dtype=np.int64)
         base = rows if self.rows is None else self.rows[rows]
-        return ShardedFeatures(self.shards, self.offsets, base, None if self.doc_ids is None else self.doc_ids[rows], self.stats)
+        return ShardedFeatures(
+            self.shards, self.offsets, base, None if self.doc_ids is None else self.doc_ids[rows], self.stats
+        )
 
     def __getitem__(self, index: Any) -> np.ndarray:
         n = self.shape[0]
@@ -104,7 +115,14 @@ class ShardedFeatures:
         return self[slice(None)]
 
 
-def extract_to_store(featurizer: Any, texts: Sequence[str], directory: Path, *, shard_docs: int = 4096, meta: dict[str, Any] | None = None) -> ShardedFeatures:
+def extract_to_store(
+    featurizer: Any,
+    texts: Sequence[str],
+    directory: Path,
+    *,
+    shard_docs: int = 4096,
+    meta: dict[str, Any] | None = None,
+) -> ShardedFeatures:
     """Extract features of ``texts`` into ``directory`` (resuming after the last complete shard) and open them.
 
     A complete entry is reused as it is (and logged). ``featurizer`` needs ``iter_chunks(texts,
@@ -134,7 +152,9 @@ def extract_to_store(featurizer: Any, texts: Sequence[str], directory: Path, *, 
     done = _complete_shards(directory)
     expected_shards = -(-len(texts) // shard_docs)
     if len(done) > expected_shards:
-        raise UserError(f"{directory}: holds {len(done)} shards but {len(texts)} documents make {expected_shards}. Delete the folder and re-run.")
+        raise UserError(
+            f"{directory}: holds {len(done)} shards but {len(texts)} documents make {expected_shards}. Delete the folder and re-run."
+        )
     if done:
         logger.info("Resuming extraction in %s after %d complete shards", directory, len(done))
     chunks = featurizer.iter_chunks(list(texts), chunk_docs=shard_docs, start=len(done) * shard_docs)
@@ -142,11 +162,17 @@ def extract_to_store(featurizer: Any, texts: Sequence[str], directory: Path, *, 
         token_level = not np.array_equal(doc_ids, np.arange(index * shard_docs, index * shard_docs + len(vectors)))
         if token_level:
             _save_npy(directory / f"docids-{index:05d}.npy", doc_ids.astype(np.int64))
-        _save_npy(directory / f"shard-{index:05d}.npy", np.ascontiguousarray(vectors, dtype=np.float32))  # the shard last: it marks the pair complete
+        _save_npy(
+            directory / f"shard-{index:05d}.npy", np.ascontiguousarray(vectors, dtype=np.float32)
+        )  # the shard last: it marks the pair complete
     files = sorted(p for p in directory.iterdir() if p.suffix == ".npy" and not p.name.startswith(".tmp-"))
     stats = _stats([np.load(p, mmap_mode="r") for p in files if p.name.startswith("shard-")])
     atomic_write_json(directory / STATS_NAME, stats)
-    write_manifest(directory, [*files, directory / STATS_NAME], {"kind": "features", "n_docs": len(texts), "shard_docs": shard_docs, **(meta or {})})
+    write_manifest(
+        directory,
+        [*files, directory / STATS_NAME],
+        {"kind": "features", "n_docs": len(texts), "shard_docs": shard_docs, **(meta or {})},
+    )
     return open_features(directory)
 
 
@@ -166,9 +192,13 @@ def open_features(directory: Path) -> ShardedFeatures:
         try:
             array = np.load(directory / name, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
-            raise UserError(f"{directory / name}: not a readable .npy array ({exc}). Delete {directory} and re-run to extract again.") from None
+            raise UserError(
+                f"{directory / name}: not a readable .npy array ({exc}). Delete {directory} and re-run to extract again."
+            ) from None
         if array.ndim != 2 or array.dtype != np.float32 or (shards and array.shape[1] != shards[0].shape[1]):
-            raise UserError(f"{directory / name}: expected a 2-D float32 array as wide as the other shards. Got {array.dtype} {array.shape}.")
+            raise UserError(
+                f"{directory / name}: expected a 2-D float32 array as wide as the other shards. Got {array.dtype} {array.shape}."
+            )
         shards.append(array)
     if not shards:
         raise UserError(f"{directory}: the manifest lists no feature shards. Delete the folder and re-run.")

@@ -23,7 +23,7 @@ from typing import Any
 from textsae._io import atomic_write_json, kill_point, read_json, sha256_file
 from textsae.errors import IncompleteArtifactError, UserError
 
-__all__ = ["MANIFEST_NAME", "MANIFEST_FORMAT_VERSION", "DEFAULT_RESUME_HINT", "write_manifest", "read_manifest"]
+__all__ = ["DEFAULT_RESUME_HINT", "MANIFEST_FORMAT_VERSION", "MANIFEST_NAME", "read_manifest", "write_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 """File name of the manifest inside an artefact folder."""
@@ -64,7 +64,9 @@ def write_manifest(directory: str | os.PathLike[str], files: list[Path], meta: d
         try:
             name = path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
-            raise ValueError(f"write_manifest: {path} is not inside {root}; manifest files must lie in the artefact folder.") from None
+            raise ValueError(
+                f"write_manifest: {path} is not inside {root}; manifest files must lie in the artefact folder."
+            ) from None
         entries.append({"name": name, "bytes": path.stat().st_size, "sha256": sha256_file(path)})
     manifest = {"format_version": MANIFEST_FORMAT_VERSION, "complete": True, "files": entries, **meta}
     atomic_write_json(root / MANIFEST_NAME, manifest)
@@ -98,7 +100,9 @@ def read_manifest(
     """
     root = Path(directory)
     if not root.is_dir():
-        raise UserError(f"Artefact folder {root} does not exist (or is not a folder). Expected a folder holding {MANIFEST_NAME}.")
+        raise UserError(
+            f"Artefact folder {root} does not exist (or is not a folder). Expected a folder holding {MANIFEST_NAME}."
+        )
     hint = resume_hint.strip().rstrip(".")
     hint = hint[:1].upper() + hint[1:]  # it follows a full stop
     path = root / MANIFEST_NAME
@@ -109,7 +113,9 @@ def read_manifest(
     try:
         manifest = read_json(path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IncompleteArtifactError(f"{path} could not be read as JSON ({exc}). {hint}, or delete {root} and run it again.") from exc
+        raise IncompleteArtifactError(
+            f"{path} could not be read as JSON ({exc}). {hint}, or delete {root} and run it again."
+        ) from exc
     _check_header(path, manifest, hint)
     for entry in manifest["files"]:
         _check_file(root, entry, verify_hashes=verify_hashes)
@@ -118,14 +124,18 @@ def read_manifest(
 
 def _check_header(path: Path, manifest: Any, hint: str) -> None:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
-        raise IncompleteArtifactError(f"{path} is not a textsae manifest: expected a JSON object with a 'files' list. Delete {path.parent} and run the command again.")
+        raise IncompleteArtifactError(
+            f"{path} is not a textsae manifest: expected a JSON object with a 'files' list. Delete {path.parent} and run the command again."
+        )
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > MANIFEST_FORMAT_VERSION:
         raise IncompleteArtifactError(
             f"{path} has format_version={version!r}; this textsae reads format_version <= {MANIFEST_FORMAT_VERSION}. Upgrade textsae or re-create the folder."
         )
     if manifest.get("complete") is not True:
-        raise IncompleteArtifactError(f"{path} is not marked complete (got complete={manifest.get('complete')!r}, expected true). {hint}.")
+        raise IncompleteArtifactError(
+            f"{path} is not marked complete (got complete={manifest.get('complete')!r}, expected true). {hint}."
+        )
 
 
 def _check_file(root: Path, entry: dict[str, Any], *, verify_hashes: bool) -> None:

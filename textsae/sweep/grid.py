@@ -13,7 +13,7 @@ import yaml
 from textsae.config.compose import key_type
 from textsae.errors import ConfigError
 
-__all__ = ["Axis", "GridPoint", "parse_grid", "expand_grid"]
+__all__ = ["Axis", "GridPoint", "expand_grid", "parse_grid"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,9 @@ def parse_grid(overrides: Sequence[str]) -> tuple[list[str], list[Axis]]:
         except yaml.YAMLError:
             value = None
         annotation = key_type(key.strip())
-        is_axis = isinstance(value, list) and (not _is_list_key(annotation) or (value and all(isinstance(v, list) for v in value)))
+        is_axis = isinstance(value, list) and (
+            not _is_list_key(annotation) or (value and all(isinstance(v, list) for v in value))
+        )
         if not is_axis:
             fixed.append(item)
         elif not value:

@@ -11,7 +11,14 @@ import numpy as np
 
 from textsae._io import atomic_path, atomic_write_json, atomic_write_text
 
-__all__ = ["SWEEP_JSON_NAME", "SWEEP_MD_NAME", "PARETO_PNG_NAME", "pareto_front", "render_sweep_md", "write_sweep_outputs"]
+__all__ = [
+    "PARETO_PNG_NAME",
+    "SWEEP_JSON_NAME",
+    "SWEEP_MD_NAME",
+    "pareto_front",
+    "render_sweep_md",
+    "write_sweep_outputs",
+]
 
 SWEEP_JSON_NAME = "sweep.json"
 SWEEP_MD_NAME = "sweep.md"
@@ -31,9 +38,7 @@ def pareto_front(costs: Sequence[float], values: Sequence[float], *, maximize: b
     """
     c = np.asarray(costs, dtype=float)
     v = np.asarray(values, dtype=float) * (1.0 if maximize else -1.0)
-    front = [
-        i for i in range(len(c)) if not np.any((c <= c[i]) & (v >= v[i]) & ((c < c[i]) | (v > v[i])))
-    ]
+    front = [i for i in range(len(c)) if not np.any((c <= c[i]) & (v >= v[i]) & ((c < c[i]) | (v > v[i])))]
     return sorted(front, key=lambda i: (c[i], -v[i]))
 
 
@@ -55,9 +60,26 @@ def render_sweep_md(result: dict[str, Any]) -> str:
         m = point["metrics"]
         cells = [f"**{point['index']}**" if point["index"] == best else str(point["index"])]
         cells += [json.dumps(point["assignments"][key]) for key in keys]
-        cells += [f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", f"{m['bytes_per_doc']:.1f}", f"{m['fvu']:.4f}", f"{m['l0']:.1f}", f"{m['dead_fraction']:.3f}"]
+        cells += [
+            f"{m['accuracy']:.4f}",
+            f"{m['macro_f1']:.4f}",
+            f"{m['bytes_per_doc']:.1f}",
+            f"{m['fvu']:.4f}",
+            f"{m['l0']:.1f}",
+            f"{m['dead_fraction']:.3f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"![Pareto fronts]({PARETO_PNG_NAME})", "", "## Best point: resolved config", "", "```yaml", result["best"]["config"].rstrip(), "```", ""]
+    lines += [
+        "",
+        f"![Pareto fronts]({PARETO_PNG_NAME})",
+        "",
+        "## Best point: resolved config",
+        "",
+        "```yaml",
+        result["best"]["config"].rstrip(),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -79,7 +101,9 @@ def _plot(result: dict[str, Any], path: Path) -> None:
         ax.scatter(xs, ys, color="#9aa9c2", label="grid point")
         ax.plot([xs[i] for i in front], [ys[i] for i in front], "o-", color="#c2412d", label="Pareto front")
         best = result["best"]["index"]
-        ax.scatter([xs[best]], [ys[best]], marker="*", s=220, color="#f2b705", edgecolor="black", zorder=3, label="best")
+        ax.scatter(
+            [xs[best]], [ys[best]], marker="*", s=220, color="#f2b705", edgecolor="black", zorder=3, label="best"
+        )
         for i, point in enumerate(result["points"]):
             ax.annotate(str(point["index"]), (xs[i], ys[i]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         if min(xs) > 0 and max(xs) / min(xs) > 8:

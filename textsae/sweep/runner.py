@@ -28,7 +28,7 @@ from textsae.pipeline import Pipeline
 from textsae.store.manifest import MANIFEST_NAME
 from textsae.sweep.grid import GridPoint, expand_grid, parse_grid
 
-__all__ = ["METRICS", "run_sweep", "validation_corpus", "point_metrics", "best_point"]
+__all__ = ["METRICS", "best_point", "point_metrics", "run_sweep", "validation_corpus"]
 
 METRICS = {"accuracy": max, "macro_f1": max, "fvu": min}
 """Selection metrics and whether larger (``max``) or smaller (``min``) is better."""
@@ -120,7 +120,14 @@ def run_sweep(
         pipeline.corpus = corpora[data_key]  # the validation corpus, never the reported split
         pipeline.prepare()
         report = pipeline.run()
-        results.append({"index": point.index, "assignments": point.assignments, "run_dir": str(paths.root), "metrics": point_metrics(report)})
+        results.append(
+            {
+                "index": point.index,
+                "assignments": point.assignments,
+                "run_dir": str(paths.root),
+                "metrics": point_metrics(report),
+            }
+        )
     best = best_point(results, metric)
     return {
         "sweep_dir": str(sweep_dir),
@@ -134,7 +141,9 @@ def run_sweep(
     }
 
 
-def _point_configs(recipe: str | os.PathLike[str], fixed: list[str], points: list[GridPoint], sweep_dir: Path, val_fraction: float) -> list[RecipeConfig]:
+def _point_configs(
+    recipe: str | os.PathLike[str], fixed: list[str], points: list[GridPoint], sweep_dir: Path, val_fraction: float
+) -> list[RecipeConfig]:
     """Validated configs, each with its run directory ``point-NNN-<hash of config and validation split>``.
 
     The hash keeps a re-used ``--out`` from resuming a point that was trained with other settings.
@@ -143,7 +152,9 @@ def _point_configs(recipe: str | os.PathLike[str], fixed: list[str], points: lis
     for point in points:
         try:
             config = load_recipe(recipe, [*fixed, *point.overrides, "~run.dir"])
-            config.run.dir = str(sweep_dir / f"point-{point.index:03d}-{stable_hash([config_hash(config), val_fraction], 8)}")
+            config.run.dir = str(
+                sweep_dir / f"point-{point.index:03d}-{stable_hash([config_hash(config), val_fraction], 8)}"
+            )
             configs.append(config)
         except ConfigError as error:
             problems.extend(f"sweep point {point.label}: {line}" for line in error.problems)
@@ -176,5 +187,3 @@ def _link_tree(source: Path, target: Path) -> None:
             os.link(path, destination)
         except OSError:
             shutil.copy2(path, destination)
-
-

@@ -64,13 +64,23 @@ class StoppingState:
         known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
         state = cls(**known)
         optional_steps = {"converged_at": state.converged_at, "end_step": state.end_step}
-        if not _is_count(state.best_step) or not all(step is None or _is_count(step) for step in optional_steps.values()):
-            raise ValueError(f"stopping state steps must be ints >= 0, got best_step={state.best_step!r}, {optional_steps}")
-        if (state.converged_at is None) != (state.end_step is None) or (state.end_step is not None and state.end_step < state.converged_at):
+        if not _is_count(state.best_step) or not all(
+            step is None or _is_count(step) for step in optional_steps.values()
+        ):
+            raise ValueError(
+                f"stopping state steps must be ints >= 0, got best_step={state.best_step!r}, {optional_steps}"
+            )
+        if (state.converged_at is None) != (state.end_step is None) or (
+            state.end_step is not None and state.end_step < state.converged_at
+        ):
             raise ValueError(f"stopping state has converged_at={state.converged_at!r} and end_step={state.end_step!r}")
         numbers = [state.best_fvu, *state.recent_fvu] if isinstance(state.recent_fvu, list) else None
-        if numbers is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers if v is not None):
-            raise ValueError(f"stopping state FVU values must be numbers, got best_fvu={state.best_fvu!r}, recent_fvu={state.recent_fvu!r}")
+        if numbers is None or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers if v is not None
+        ):
+            raise ValueError(
+                f"stopping state FVU values must be numbers, got best_fvu={state.best_fvu!r}, recent_fvu={state.recent_fvu!r}"
+            )
         return state
 
 
@@ -119,7 +129,13 @@ class TrainingBudget:
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of the peak learning rate for the 0-based ``step``."""
-        return lr_factor(max(step, 0), total_steps=self.total_steps, warmup_steps=self.warmup_steps, decay=self.cfg.decay, decay_begin=self.decay_begin)
+        return lr_factor(
+            max(step, 0),
+            total_steps=self.total_steps,
+            warmup_steps=self.warmup_steps,
+            decay=self.cfg.decay,
+            decay_begin=self.decay_begin,
+        )
 
     def wants_evaluation(self, step: int) -> bool:
         """Whether the hold-out FVU should be measured after ``step`` steps (automatic budget, still improving)."""
@@ -152,7 +168,9 @@ class TrainingBudget:
     def describe(self) -> str:
         """One line on how the run's length was set, for logs and the SAE's metadata."""
         if self.fixed_steps is not None:
-            source = f"train.steps={self.cfg.steps}" if self.cfg.steps is not None else f"train.epochs={self.cfg.epochs:g}"
+            source = (
+                f"train.steps={self.cfg.steps}" if self.cfg.steps is not None else f"train.epochs={self.cfg.epochs:g}"
+            )
             return f"{self.fixed_steps} steps ({source})"
         state = self.state
         if state.converged_at is None:

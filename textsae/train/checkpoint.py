@@ -33,15 +33,27 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             metadata = handle.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise UserError(f"Checkpoint {path} is corrupt or truncated ({error}); delete it to restart training from scratch.") from None
+        raise UserError(
+            f"Checkpoint {path} is corrupt or truncated ({error}); delete it to restart training from scratch."
+        ) from None
     if _STATE_KEY not in metadata:
-        raise UserError(f"{path} is not a textsae training checkpoint (no {_STATE_KEY!r} metadata); delete it to restart training.")
+        raise UserError(
+            f"{path} is not a textsae training checkpoint (no {_STATE_KEY!r} metadata); delete it to restart training."
+        )
     try:
         state = json.loads(metadata[_STATE_KEY])
     except json.JSONDecodeError as error:
-        raise UserError(f"Checkpoint {path} has unreadable {_STATE_KEY!r} metadata ({error}); delete it to restart training from scratch.") from None
-    if not isinstance(state, dict) or not isinstance(state.get("step"), int) or not isinstance(state.get("optimizer"), dict):
-        raise UserError(f"{path} is not a textsae training checkpoint (its {_STATE_KEY!r} lacks 'step' or 'optimizer'); delete it to restart training.")
+        raise UserError(
+            f"Checkpoint {path} has unreadable {_STATE_KEY!r} metadata ({error}); delete it to restart training from scratch."
+        ) from None
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("step"), int)
+        or not isinstance(state.get("optimizer"), dict)
+    ):
+        raise UserError(
+            f"{path} is not a textsae training checkpoint (its {_STATE_KEY!r} lacks 'step' or 'optimizer'); delete it to restart training."
+        )
     return tensors, state
 
 

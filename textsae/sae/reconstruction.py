@@ -6,8 +6,8 @@ import contextlib
 
 import torch
 
-from textsae.sae import SparseAutoencoder
-from textsae.train.batches import FeatureMatrix, rows_to_tensor
+from textsae.rows import FeatureMatrix, rows_to_tensor
+from textsae.sae.base import SparseAutoencoder
 
 
 @torch.no_grad()
@@ -30,7 +30,11 @@ def reconstruction_metrics(
     n_rows = features.shape[0]
     error_sum = square_sum = l0_sum = 0.0
     column_sum: torch.Tensor | None = None
-    autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    autocast = (
+        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+        if bf16
+        else contextlib.nullcontext()
+    )
     for begin in range(0, n_rows, batch_size):
         x = rows_to_tensor(features, slice(begin, min(begin + batch_size, n_rows)), device)
         with autocast:
