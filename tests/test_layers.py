@@ -53,4 +53,6 @@ def test_imports_follow_the_layers(path: Path) -> None:
     part = _part(path)
     forbidden = set(FORBIDDEN.get(part, set())) | ({"cli"} if part not in ("cli", "__main__") else set())
     leaks = sorted((target, line) for target, line in _imported_parts(path) if target in forbidden and target != part)
-    assert not leaks, f"{path.relative_to(PACKAGE.parent)} imports {', '.join(f'textsae.{t} (line {n})' for t, n in leaks)}"
+    assert not leaks, (
+        f"{path.relative_to(PACKAGE.parent)} imports {', '.join(f'textsae.{t} (line {n})' for t, n in leaks)}"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -92,12 +93,19 @@ def test_user_errors_are_one_line_and_exit_2(
     assert err[0].startswith("textsae: error:") and message in err[0]
 
 
-def test_help_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    out = capsys.readouterr().out
-    for verb in ("run", "featurize", "train", "encode", "eval", "bench", "validate", "show", "ls"):
-        assert verb in out
+def test_every_verb_is_a_subcommand_with_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each verb must parse as a subcommand (its name in the top-level help epilog alone is not enough)."""
+    from textsae.cli.main import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    verbs = ("run", "featurize", "train", "encode", "eval", "bench", "validate", "show", "ls", "inspect", "score")
+    assert set(verbs) <= set(subparsers.choices), sorted(subparsers.choices)
+    for verb in verbs:
+        with pytest.raises(SystemExit) as exit_info:
+            main([verb, "--help"])
+        assert exit_info.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: textsae {verb}")
 
 
 def test_run_with_relative_default_run_dir(recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

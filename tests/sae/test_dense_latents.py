@@ -84,7 +84,7 @@ def test_a_label_head_on_dense_latents_needs_dense_latents() -> None:
     with pytest.raises(
         ConfigError, match="train.label_head=dense reads the always-on latents; set sae.dense_latents > 0"
     ):
-        load_recipe(recipe, ["train.label_head=dense"])
+        load_recipe(recipe, ["train.label_head=dense", "sae.dense_latents=0", "train.dense_init=learned"])
     assert load_recipe(recipe, ["train.label_head=both", "sae.dense_latents=2"]).train.label_head == "both"
     with pytest.raises(ConfigError, match="train.label_head"):
         load_recipe(recipe, ["train.label_head=dens", "sae.dense_latents=2"])

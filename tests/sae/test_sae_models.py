@@ -390,3 +390,18 @@ def test_auxk_loss_sync_free_picks_match_picks_trimmed_to_the_dead_count(n_dead:
     for full, trimmed in zip(*results):
         torch.testing.assert_close(full, trimmed)
     assert (results[0][0].item() > 0) == (n_dead > 0)
+
+
+def test_one_fvu_for_batches_and_chunked_sums() -> None:
+    """The batch FVU of the loss and the chunked FVU of the metrics agree; no variance gives nan, not a huge number."""
+    import numpy as np
+
+    from textsae.sae.losses import fvu, fvu_from_sums
+
+    rng = np.random.default_rng(0)
+    x, x_hat = rng.normal(size=(50, 8)), rng.normal(size=(50, 8))
+    chunked = fvu_from_sums(float(((x - x_hat) ** 2).sum()), float((x**2).sum()), float((x.sum(0) ** 2).sum()), 50)
+    assert chunked == pytest.approx(float(fvu(torch.from_numpy(x), torch.from_numpy(x_hat))), rel=1e-9)
+    same = np.ones((4, 3))
+    assert math.isnan(fvu_from_sums(1.0, float((same**2).sum()), float((same.sum(0) ** 2).sum()), 4))
+    assert math.isnan(fvu_from_sums(0.0, 0.0, 0.0, 0))

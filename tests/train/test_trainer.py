@@ -149,8 +149,28 @@ def test_denoising_masks_the_input_but_reconstructs_clean(tmp_path: Path) -> Non
     sae = build_sae(SAEConfig(n_latents=32, k=4), features.shape[1])
     cfg = TrainConfig(steps=5, batch_size=32, corruption="mask", corruption_p=0.5, progress=False, device="cpu")
     trainer = Trainer(sae, cfg, features)
+    inputs: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    forward, loss = sae.forward, sae.loss
+
+    def recording_forward(x: torch.Tensor):
+        inputs.append(x)
+        return forward(x)
+
+    def recording_loss(out, target=None, **options):
+        targets.append(target)
+        return loss(out, target=target, **options)
+
+    sae.forward, sae.loss = recording_forward, recording_loss  # type: ignore[method-assign]
     trainer.train()
-    assert torch.isfinite(sae.W_dec).all()
+    assert len(inputs) == len(targets) == 5 and torch.isfinite(sae.W_dec).all()
+    for step, (x_in, target) in enumerate(zip(inputs, targets)):
+        clean = rows_to_tensor(features, trainer._batch_rows(step), "cpu")
+        kept = x_in.values().count_nonzero().item() / clean.values().count_nonzero().item()
+        assert 0.35 < kept < 0.65, kept  # about half the entries masked ...
+        torch.testing.assert_close(
+            target.to_dense(), sae.normalize(clean).to_dense()
+        )  # ... the target is the clean row
 
 
 def test_dense_features_train(tmp_path: Path) -> None:

@@ -160,8 +160,8 @@ class SAEConfig:
     """Active latents per document (TopK family); with BatchTopK the batch average. ``auto``: 32 for a dense source
     (128 bytes per document), 64 for a sparse one (with ``adaptive_k``, each document at most its source non-zeros)."""
     adaptive_k: Literal["auto", "none", "input_nnz"] = "auto"
-    """``topk``: ``input_nnz`` caps each document's code at its number of input non-zeros (but at least
-    ``dense_latents``), so a code never takes more entries than the sparse vector it encodes; ``none`` gives every
+    """``topk``: ``input_nnz`` caps each document's code at its number of input non-zeros (the always-on
+    ``dense_latents`` included), so a code never takes more entries than the sparse vector it encodes; ``none`` gives every
     document k entries; ``auto`` = ``input_nnz`` when a run trains a TopK SAE on a sparse (TF-IDF) source, else ``none``."""
     l1: float = 1.0
     """λ, the L1 activation-penalty coefficient (``relu_l1``)."""

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 
 from textsae.errors import UserError
 from textsae.eval.sizes import bytes_per_doc, index_bytes_needed, truncate_rows
+from textsae.sae.losses import fvu_from_sums
 
 __all__ = [
     "Representation",
@@ -113,8 +114,7 @@ def reconstruction_quality(X: Matrix, reconstruct: Callable[[int, int], np.ndarr
         norms = np.linalg.norm(x, axis=1) * np.linalg.norm(x_hat, axis=1)
         ok = norms > 0
         cosines.append((x[ok] * x_hat[ok]).sum(axis=1) / norms[ok])
-    total = squares - float(np.square(column_sum).sum()) / max(n, 1)
-    fvu = error / total if total > 1e-12 else float("nan")
+    fvu = fvu_from_sums(error, squares, float(np.square(column_sum).sum()), n)
     cosine_values = np.concatenate(cosines) if cosines else np.zeros(0)
     return fvu, float(cosine_values.mean()) if cosine_values.size else float("nan")
 

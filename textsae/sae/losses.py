@@ -123,6 +123,22 @@ def fvu(x: Tensor, y: Tensor) -> Tensor:
         return squared_error_per_sample(x, y).sum() / total_variance(x)
 
 
+def fvu_from_sums(error: float, square_sum: float, column_sum_sq: float, n_rows: int) -> float:
+    """FVU of a whole matrix from sums gathered in row chunks: Σ‖x − x̂‖² / (Σ‖x‖² − ‖Σ_b x_b‖² / n).
+
+    Args:
+        error: Σ_b ‖x_b − x̂_b‖².
+        square_sum: Σ_b ‖x_b‖².
+        column_sum_sq: ‖Σ_b x_b‖², the squared norm of the column sums.
+        n_rows: Number of rows.
+
+    Returns:
+        The FVU; ``nan`` when there are no rows or all rows are (numerically) equal, so no variance to explain.
+    """
+    total = square_sum - column_sum_sq / n_rows if n_rows else 0.0
+    return error / total if total > 1e-12 * max(square_sum, 1.0) else float("nan")
+
+
 def total_variance(x: Tensor) -> Tensor:
     """Σ_b ‖x_b − x̄‖², x̄ the batch mean: the denominator of :func:`fvu` (detached scalar).
 

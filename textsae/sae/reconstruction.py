@@ -8,6 +8,7 @@ import torch
 
 from textsae.rows import FeatureMatrix, rows_to_tensor
 from textsae.sae.base import SparseAutoencoder
+from textsae.sae.losses import fvu_from_sums
 
 
 @torch.no_grad()
@@ -49,5 +50,4 @@ def reconstruction_metrics(
     sae.train(was_training)
     if column_sum is None:
         return {"fvu": float("nan"), "l0": float("nan")}
-    total_variance = square_sum - float(column_sum.pow(2).sum()) / n_rows
-    return {"fvu": error_sum / max(total_variance, 1e-12), "l0": l0_sum / n_rows}
+    return {"fvu": fvu_from_sums(error_sum, square_sum, float(column_sum.pow(2).sum()), n_rows), "l0": l0_sum / n_rows}
