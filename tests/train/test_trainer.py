@@ -185,24 +185,25 @@ def test_label_loss_trains_a_head_on_the_codes(tmp_path: Path) -> None:
     trainer.train()
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert np.mean([r["label_ce"] for r in lines[-5:]]) < np.mean([r["label_ce"] for r in lines[:5]])
-    assert trainer.head is not None and trainer.head.out_features == 2
+    assert trainer.label_heads is not None and trainer.label_heads.head.out_features == 2
 
 
 @pytest.mark.parametrize("label_head", ["codes", "dense", "both"])
 def test_label_head_reads_the_whole_code_the_dense_latents_or_both(tmp_path: Path, label_head: str) -> None:
     trainer = _trainer(tmp_path, label_loss_weight=0.01, label_head=label_head, dense_latents=3)
     trainer.setup()
-    assert (trainer.head is not None) == (label_head in ("codes", "both"))
-    assert (trainer.dense_head is None) == (label_head == "codes")
+    heads = trainer.label_heads
+    assert (heads.head is not None) == (label_head in ("codes", "both"))
+    assert (heads.dense_head is None) == (label_head == "codes")
     codes = torch.randn(8, 32, requires_grad=True)
     y = torch.tensor([0, 1] * 4)
     expected = torch.zeros(())
-    if trainer.head is not None:
-        expected = expected + torch.nn.functional.cross_entropy(trainer.head(codes), y)
-    if trainer.dense_head is not None:
-        assert trainer.dense_head.in_features == 3
-        expected = expected + torch.nn.functional.cross_entropy(trainer.dense_head(codes[:, :3]), y)
-    ce = trainer._label_ce(codes, y)
+    if heads.head is not None:
+        expected = expected + torch.nn.functional.cross_entropy(heads.head(codes), y)
+    if heads.dense_head is not None:
+        assert heads.dense_head.in_features == 3
+        expected = expected + torch.nn.functional.cross_entropy(heads.dense_head(codes[:, :3]), y)
+    ce = heads.loss(codes, y)
     assert ce.item() == pytest.approx(expected.item())
     ce.backward()
     reaches_sparse_latents = bool(codes.grad[:, 3:].abs().sum() > 0)

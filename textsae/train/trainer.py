@@ -38,6 +38,7 @@ from textsae.train.checkpoint import (
     restore_optimizer,
     save_checkpoint,
 )
+from textsae.train.label_heads import LabelHeads
 
 _STOPPING_SAMPLE_ROWS = 2048
 """Without a hold-out, the automatic budget watches the FVU of this many fixed training rows instead."""
@@ -132,10 +133,8 @@ class Trainer:
             self.dense_encoder = weights, bias
             self.sae.set_dense_encoder(weights, bias)
         self.sae.to(self.device)
-        self.head, self.dense_head = self._build_heads()
-        parameters = list(self.sae.parameters()) + [
-            p for head in self._label_heads().values() for p in head.parameters()
-        ]
+        self.label_heads = self._build_label_heads()
+        parameters = list(self.sae.parameters()) + (list(self.label_heads.parameters()) if self.label_heads else [])
         # The fused kernel is ~8x the default foreach Adam on CPU at 30k × 4,096 (one pass over p, g, m, v
         # instead of a temporary per op); same update rule. Other device types keep the default.
         fused = True if self.device.type in ("cpu", "cuda") else None
@@ -241,9 +240,9 @@ class Trainer:
             losses = sae.loss(out, target=target, dead_mask=self.samples_since_fired >= sae.cfg.dead_after)
             total = losses.total
             label_ce = torch.zeros((), device=self.device)
-            if self._label_heads():
+            if self.label_heads is not None and self.labels is not None:
                 head_input = drop_latents(out.codes, self.cfg.label_dropout, generator)
-                label_ce = self._label_ce(head_input, self.labels[torch.from_numpy(rows)].to(self.device))
+                label_ce = self.label_heads.loss(head_input, self.labels[torch.from_numpy(rows)].to(self.device))
                 total = total + self.cfg.label_loss_weight * sae.d_in * label_ce
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
         self.optimizer.zero_grad(set_to_none=True)
@@ -283,8 +282,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write model, optimizer and dead-latent state for resuming; atomic."""
         tensors = {f"model.{name}": value for name, value in self.sae.state_dict().items()}
-        for prefix, head in self._label_heads().items():
-            tensors.update({f"{prefix}.{name}": value for name, value in head.state_dict().items()})
+        if self.label_heads is not None:
+            tensors.update(self.label_heads.state_dict())  # head.* and dense_head.*
         optim_tensors, optim_meta = optimizer_tensors(self.optimizer)
         tensors.update(optim_tensors)
         tensors["tracker.samples_since_fired"] = self.samples_since_fired
@@ -308,9 +307,9 @@ class Trainer:
         model_state = {name[len("model.") :]: value for name, value in tensors.items() if name.startswith("model.")}
         try:
             self.sae.load_state_dict(model_state)
-            for prefix, head in self._label_heads().items():
-                head.load_state_dict(
-                    {name[len(prefix) + 1 :]: value for name, value in tensors.items() if name.startswith(prefix + ".")}
+            if self.label_heads is not None:
+                self.label_heads.load_state_dict(
+                    {name: value for name, value in tensors.items() if name.startswith(("head.", "dense_head."))}
                 )
             restore_optimizer(self.optimizer, tensors, state["optimizer"])
             self.samples_since_fired = tensors["tracker.samples_since_fired"].to(self.device)
@@ -326,38 +325,13 @@ class Trainer:
         self._truncate_metrics(self.step)
         logger.info("Resumed training from step %d of %d (%s)", self.step, self.total_steps, self.checkpoint_path)
 
-    def _build_heads(self) -> tuple[torch.nn.Linear | None, torch.nn.Linear | None]:
-        """The linear classifiers of the optional label loss (not part of the saved SAE): on the whole code, on its dense latents."""
+    def _build_label_heads(self) -> LabelHeads | None:
+        """The classifiers of the optional label loss (not part of the saved SAE), or None without it."""
         if self.cfg.label_loss_weight <= 0 or self.labels is None:
-            return None, None
+            return None
         n_classes = int(self.labels.max()) + 1
-        m = self.sae.cfg.dense_latents
-        if self.cfg.label_head != "codes" and not m:
-            raise UserError(
-                f"train.label_head={self.cfg.label_head} reads the always-on latents, but this SAE has sae.dense_latents=0; set it > 0 or use train.label_head=codes."
-            )
-        on_codes = (
-            torch.nn.Linear(self.sae.n_latents, n_classes).to(self.device) if self.cfg.label_head != "dense" else None
-        )
-        on_dense = torch.nn.Linear(m, n_classes).to(self.device) if self.cfg.label_head != "codes" else None
-        return on_codes, on_dense
-
-    def _label_heads(self) -> dict[str, torch.nn.Linear]:
-        """The label heads that exist, by their checkpoint prefix."""
-        return {
-            prefix: head for prefix, head in (("head", self.head), ("dense_head", self.dense_head)) if head is not None
-        }
-
-    def _label_ce(self, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of each label head, summed: the head on the code, and the one on its dense latents."""
-        ce = torch.zeros((), device=self.device)
-        if self.head is not None:
-            ce = ce + torch.nn.functional.cross_entropy(self.head(codes).float(), y)
-        if self.dense_head is not None:
-            ce = ce + torch.nn.functional.cross_entropy(
-                self.dense_head(codes[:, : self.dense_head.in_features]).float(), y
-            )
-        return ce
+        heads = LabelHeads(self.sae.n_latents, self.sae.cfg.dense_latents, n_classes, self.cfg.label_head)
+        return heads.to(self.device)
 
     def _batch_rows(self, step: int) -> np.ndarray:
         epoch, index = divmod(step, self.steps_per_epoch)
