@@ -190,6 +190,7 @@ class Trainer:
             ):
                 self.save_checkpoint()
         progress.close()
+        self.sae.fixed_columns = 0  # trained: encode exactly as the saved and reloaded SAE will (no gradient needed)
         validation = self.evaluate(self.val_features) if self._has_holdout() else {}
         if validation:
             self._log({"step": self.step, "final": True, **{f"val_{k}": v for k, v in validation.items()}})
