@@ -1,0 +1,130 @@
+"""The SAE encoder's affine map with a backward pass that follows the sparsity of its gradient.
+
+    pre = x @ W_enc − c @ W_enc + b_enc        (x dense (B, d_in) or sparse CSR; c the input centre)
+    ∂W_enc = xᵀ G − c ⊗ Σ_b G_b,  G = ∂loss/∂pre
+
+A TopK-family loss reads only the k kept pre-activations of each row (plus the AuxK and Multi-TopK picks), so the
+gradient G = ∂loss/∂pre is zero almost everywhere. Autograd would still form ∂W_enc = xᵀ G as a dense
+d_in × B × n_latents product (and, for sparse x, zero-fill and scatter a dense d_in × n_latents tensor). This backward
+looks at G once and multiplies through its non-zeros only when they are few:
+
+- dense x: ∂W_enc = xᵀ G with G as CSR, B·nnz(G)/B·d_in multiply-adds instead of B·n_latents·d_in;
+- sparse x: xᵀ G as a sparse × sparse product whose non-zeros are the (term, latent) pairs that met in a document,
+  instead of autograd's dense scatter of every input non-zero over all n_latents.
+
+The centring adds −c ⊗ Σ_b G_b, a rank-one term over the latents that fired, written in one pass.
+The result is the same gradient as autograd's to rounding (tested for every architecture). Architectures whose loss
+reads every pre-activation (ReLU-L1, sigmoid-KL) take the dense path automatically.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["SPARSE_GRAD_MAX_DENSITY", "encoder_pre_activations"]
+
+# torch prints this once per process for the first CSR tensor; the backward builds one every step by design.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+
+SPARSE_GRAD_MAX_DENSITY = 0.05
+"""Largest fraction of non-zeros in ∂loss/∂pre for which the sparse backward is used. On this project's 2-core AVX2
+CPU (one thread, d_in 384, 4,096 latents, batch 1,024) xᵀG with G as CSR took 7.8 ms at 0.8% density against 42 ms
+dense; a dense matmul wins again somewhere above a few percent."""
+
+
+class _EncoderFunction(torch.autograd.Function):
+    """pre = x·W − c·W + b with a backward that multiplies through the non-zeros of ∂pre only when they are few."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+        center: Tensor,
+        fixed_columns: int,
+    ) -> Tensor:
+        sparse = x.layout == torch.sparse_csr
+        if sparse:
+            xw = F.embedding_bag(
+                x.col_indices(),
+                weight,
+                x.crow_indices(),
+                mode="sum",
+                per_sample_weights=x.values().to(weight.dtype),
+                include_last_offset=True,
+            )  # (B, n_latents)
+        else:
+            xw = x @ weight  # (B, n_latents); autocast applies here as to any matmul
+        pre = xw - (center.to(weight.dtype) @ weight).to(xw.dtype) + bias.to(xw.dtype)
+        ctx.save_for_backward(x, weight, center)
+        ctx.fixed_columns = fixed_columns
+        return pre
+
+    @staticmethod
+    def backward(ctx: Any, grad_pre: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        x, weight, center = ctx.saved_tensors
+        need_weight, need_bias, need_center = ctx.needs_input_grad[1], ctx.needs_input_grad[2], ctx.needs_input_grad[3]
+        grad_weight = grad_bias = grad_center = None
+        column_sums = grad_pre.sum(dim=0)  # (n_latents,)
+        if need_bias:
+            grad_bias = column_sums
+        if need_center:
+            m = ctx.fixed_columns  # fixed columns send no gradient into the centre (see TopKSAE.set_dense_encoder)
+            grad_center = -(weight[:, m:] @ column_sums[m:].to(weight.dtype))  # (d_in,)
+        if need_weight:
+            grad_weight = _weight_gradient(x, grad_pre, center.to(weight.dtype), column_sums.to(weight.dtype))
+        return None, grad_weight, grad_bias, grad_center, None
+
+
+def _weight_gradient(x: Tensor, grad_pre: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
+    """xᵀ G − c ⊗ Σ_b G_b as a dense ``(d_in, n_latents)`` tensor, written in one pass over its memory.
+
+    Through the non-zeros of G when they are few (a CSR product, added into the rank-one term in place), else dense.
+    """
+    dtype = center.dtype
+    sparse_x = x.layout == torch.sparse_csr
+    g = grad_pre.to(dtype).to_sparse_csr()  # (B, n_latents), only the non-zeros
+    if g.values().numel() > SPARSE_GRAD_MAX_DENSITY * grad_pre.numel():
+        if sparse_x:
+            product = torch.sparse.mm(_transpose_csr(x).to(grad_pre.dtype), grad_pre).to(dtype)
+        else:
+            product = (x.to(grad_pre.dtype).T @ grad_pre).to(dtype)
+        return product.addr_(center, column_sums, alpha=-1.0)
+    if not sparse_x:
+        return (x.to(dtype).T @ g).addr_(center, column_sums, alpha=-1.0)  # dense (d_in, B) @ CSR (B, n_latents)
+    product = torch.sparse.mm(_transpose_csr(x).to(dtype), g)  # CSR (d_in, n_latents): terms × latents that met
+    grad = torch.outer(-center, column_sums)  # (d_in, n_latents)
+    rows = torch.repeat_interleave(
+        torch.arange(product.shape[0], device=g.device),
+        product.crow_indices().diff(),
+        output_size=product.values().numel(),
+    )
+    grad.view(-1).index_add_(0, rows * product.shape[1] + product.col_indices(), product.values())
+    return grad
+
+
+def _transpose_csr(x: Tensor) -> Tensor:
+    """xᵀ as a CSR tensor: the CSC form of x read as CSR."""
+    csc = x.to_sparse_csc()
+    return torch.sparse_csr_tensor(
+        csc.ccol_indices(), csc.row_indices(), csc.values(), size=(x.shape[1], x.shape[0]), check_invariants=False
+    )
+
+
+def encoder_pre_activations(x: Tensor, weight: Tensor, bias: Tensor, center: Tensor, fixed_columns: int = 0) -> Tensor:
+    """Encoder pre-activations ``(B, n_latents)`` = x·W − c·W + b, with the sparsity-following backward.
+
+    Args:
+        x: Normalised input, dense ``(B, d_in)`` or sparse CSR (never densified).
+        weight: W_enc ``(d_in, n_latents)``.
+        bias: b_enc ``(n_latents,)``.
+        center: c ``(d_in,)``, subtracted from the input (b_dec, or sigmoid(b_dec) for ``bce``).
+        fixed_columns: The first columns that hold fixed functions of the input: c gets no gradient through them.
+    """
+    return _EncoderFunction.apply(x, weight, bias, center, fixed_columns)
