@@ -14,7 +14,14 @@ REPORT_MD_NAME = "report.md"
 """Report file for people (the results table)."""
 
 # Keys that do not change results and so do not change the default run directory.
-_HASH_EXCLUDED = {("run",), ("store",), ("bench",), ("train", "progress")}
+_HASH_EXCLUDED = {
+    ("run",),
+    ("store",),
+    ("bench",),
+    ("train", "progress"),
+    ("train", "threads"),
+    ("train", "reuse_memory"),
+}
 
 
 @dataclass(frozen=True)

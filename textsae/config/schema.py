@@ -307,6 +307,14 @@ class TrainConfig:
     """``auto`` (cuda when present), ``cpu``, ``cuda`` or ``cuda:N``."""
     autocast: Literal["auto", "bf16", "none"] = "auto"
     """Mixed precision: ``auto`` uses bf16 autocast on GPU (fp32 master weights) and fp32 on CPU."""
+    threads: int | Literal["auto"] = "auto"
+    """Intra-op CPU threads for training (``torch.set_num_threads``); ``auto`` keeps torch's default, one per
+    physical core. On a machine that other jobs share, 1 can beat more (docs/benchmarks.md)."""
+    reuse_memory: bool = True
+    """On CPU (glibc), keep freed memory in the process for reuse instead of mapping fresh pages for every
+    weight-sized tensor of every step (:func:`textsae.runtime.keep_freed_memory`): about 2× faster steps on large
+    TF-IDF SAEs, at the price of a higher peak (30,000 × 8,192: 8.0 GiB against 7.4 GiB). ``false`` when memory is
+    tighter than time."""
     val_fraction: float = 0.05
     """Fraction of training documents held out from SAE training: its FVU stops the automatic budget and is reported
     as validation FVU. The reported split is never used for either."""
@@ -342,6 +350,10 @@ class TrainConfig:
         problems = []
         if self.batch_size < 1:
             problems.append(f"train.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")
+        if self.threads != "auto" and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            problems.append(f"train.threads must be 'auto' or an int >= 1. Got {self.threads!r} instead.")
         if self.steps is not None and self.steps < 1:
             problems.append(f"train.steps must be an int >= 1 or null. Got {self.steps!r} instead.")
         if self.epochs is not None and self.epochs <= 0:

@@ -28,7 +28,8 @@ from textsae._io import (
 from textsae.config.schema import TrainConfig, to_dict
 from textsae.errors import UserError
 from textsae.rows import FeatureMatrix, check_finite, rows_to_tensor
-from textsae.sae import SparseAutoencoder
+from textsae.runtime import keep_freed_memory, set_threads
+from textsae.sae import SAEOutput, SparseAutoencoder
 from textsae.sae.reconstruction import reconstruction_metrics
 from textsae.train.batches import corrupt, drop_latents, epoch_permutation
 from textsae.train.budget import StoppingState, TrainingBudget
@@ -39,6 +40,7 @@ from textsae.train.checkpoint import (
     save_checkpoint,
 )
 from textsae.train.label_heads import LabelHeads
+from textsae.train.step_in_backward import StepInBackward
 
 _STOPPING_SAMPLE_ROWS = 2048
 """Without a hold-out, the automatic budget watches the FVU of this many fixed training rows instead."""
@@ -115,12 +117,16 @@ class Trainer:
         self.budget = TrainingBudget(cfg, self.steps_per_epoch)
         self.step = 0
         self.resumed_from = 0
+        self.stepper: StepInBackward | None = None
 
     # --- phases ---------------------------------------------------------------------------------
 
     def setup(self) -> None:
         """Pick the device, initialise the SAE from data, build the optimizer, and resume if possible."""
         self.device = torch.device(resolve_device(self.cfg.device))
+        set_threads(self.cfg.threads)
+        if self.device.type == "cpu" and self.cfg.reuse_memory:
+            keep_freed_memory()  # weight-sized gradients are reused from the heap, not mapped afresh every step
         self.use_bf16 = self.cfg.autocast == "bf16" or (self.cfg.autocast == "auto" and self.device.type == "cuda")
         torch.manual_seed(self.cfg.seed)
         sample_rows = np.sort(
@@ -140,6 +146,10 @@ class Trainer:
         fused = True if self.device.type in ("cpu", "cuda") else None
         self.optimizer = torch.optim.Adam(parameters, lr=self.cfg.lr, betas=self.cfg.adam_betas, fused=fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
+        fixed = self.sae.cfg.dense_latents if self.dense_encoder is not None else 0
+        if self.stepper is not None:  # setup() again: one set of hooks only
+            self.stepper.remove()
+        self.stepper = StepInBackward(self.sae, self.optimizer, parameters, fixed_dense_latents=fixed)
         self.samples_since_fired = torch.zeros(self.sae.n_latents, dtype=torch.long, device=self.device)
         self.budget.state = StoppingState()
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
@@ -190,6 +200,7 @@ class Trainer:
             ):
                 self.save_checkpoint()
         progress.close()
+        self.stepper.remove()
         self.sae.fixed_columns = 0  # trained: encode exactly as the saved and reloaded SAE will (no gradient needed)
         validation = self.evaluate(self.val_features) if self._has_holdout() else {}
         if validation:
@@ -247,21 +258,13 @@ class Trainer:
                 total = total + self.cfg.label_loss_weight * sae.d_in * label_ce
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if self.dense_encoder is not None:  # the fixed dense latents: no gradient, so Adam never moves their weights
-            m = sae.cfg.dense_latents
-            sae.W_enc.grad[:, :m] = 0.0
-            sae.b_enc.grad[:m] = 0.0
-        sae.remove_parallel_grad_()
-        self.optimizer.step()
+        total.backward()  # StepInBackward updates each parameter as soon as its gradient is complete
         self.scheduler.step()
-        sae.normalize_decoder_()
         if self.dense_encoder is not None:  # b_dec moved, and the encoder subtracts it: re-fix the dense latents' bias
             sae.set_dense_encoder(*(t.to(self.device) for t in self.dense_encoder))
         with torch.no_grad():
-            active = sae.active_mask(out.codes)  # (B, n_latents)
-            fired = active.any(dim=0)
-            self.samples_since_fired += active.shape[0]
+            fired, l0 = _fired_latents(sae, out)
+            self.samples_since_fired += out.codes.shape[0]
             self.samples_since_fired[fired] = 0
             dead_fraction = (self.samples_since_fired >= sae.cfg.dead_after).float().mean()
         return {
@@ -271,7 +274,7 @@ class Trainer:
             "sparsity": losses.sparsity.detach(),
             "auxk": losses.auxk.detach(),
             "fvu": losses.fvu.detach(),
-            "l0": active.sum(dim=1).float().mean(),
+            "l0": l0,
             "dead_fraction": dead_fraction,
             "lr": torch.tensor(lr),
         }
@@ -349,8 +352,8 @@ class Trainer:
 
     def _fingerprint(self) -> str:
         train = to_dict(self.cfg)
-        train.pop("progress", None)
-        train.pop("device", None)
+        for how_not_what in ("progress", "device", "threads", "reuse_memory"):  # a resume may change these
+            train.pop(how_not_what, None)
         return stable_hash(
             {
                 "train": train,
@@ -380,6 +383,18 @@ class Trainer:
             if record.get("step", 0) <= step and not record.get("final"):
                 kept.append(line)
         atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+
+
+def _fired_latents(sae: SparseAutoencoder, out: SAEOutput) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which latents fired in the batch ``(n_latents,)`` bool, and the mean L0; from the active-entry list when the
+    architecture makes one (no pass over the dense ``(B, n_latents)`` codes)."""
+    if out.active is None:
+        active = sae.active_mask(out.codes)  # (B, n_latents)
+        return active.any(dim=0), active.sum(dim=1).float().mean()
+    nonzero = out.active.values != 0
+    fired = torch.zeros(sae.n_latents, dtype=torch.bool, device=nonzero.device)
+    fired[out.active.indices[nonzero]] = True
+    return fired, nonzero.sum().float() / out.codes.shape[0]
 
 
 def _progress_bar(total: int, initial: int, *, enabled: bool) -> Any:

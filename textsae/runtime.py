@@ -1,0 +1,68 @@
+"""Process-wide settings for CPU work: intra-op threads and how the C allocator keeps freed memory.
+
+Both are global to the process (as ``torch.set_num_threads`` is), so they are applied by the entry points that run
+long CPU jobs (the trainer's ``setup``), never at import.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import platform
+
+import torch
+
+from textsae.errors import UserError
+
+__all__ = ["keep_freed_memory", "set_threads"]
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_TRIM_THRESHOLD_BYTES = 2**31 - 1  # glibc's largest; freed blocks below it stay in the heap
+_kept = False
+
+
+def set_threads(threads: int | str) -> int:
+    """Set torch's intra-op thread count; ``"auto"`` keeps torch's default (one per physical core).
+
+    Args:
+        threads: An int >= 1, or ``"auto"``.
+
+    Returns:
+        The thread count now in effect.
+
+    Raises:
+        UserError: If ``threads`` is neither ``"auto"`` nor an int >= 1.
+    """
+    if threads == "auto":
+        return torch.get_num_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise UserError(f"train.threads must be 'auto' or an int >= 1. Got {threads!r} instead.")
+    torch.set_num_threads(threads)
+    return threads
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse instead of handing large blocks back to the kernel.
+
+    By default glibc serves every block above 32 MiB with ``mmap`` and unmaps it when freed, so a training step that
+    creates weight-sized tensors (a gradient, a densified batch) pays the kernel to map and zero fresh pages every
+    step: at 30,000 × 4,096 floats, ``torch.zeros`` took 265 ms on this project's CPU, against 22 ms once freed
+    blocks are reused (``mallopt(M_MMAP_MAX, 0)`` with the largest trim threshold). The cost is that memory freed by
+    the process is not returned to the system until it exits, which suits a training process. PyTorch's CPU tuning
+    guide reaches the same result by preloading jemalloc or tcmalloc.
+
+    Returns:
+        True when the setting is in effect (glibc on Linux), False elsewhere (nothing changes).
+    """
+    global _kept
+    if _kept:
+        return True
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        _kept = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES))
+    except (OSError, AttributeError):
+        return False
+    return _kept
