@@ -5,6 +5,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# EleutherAI sparsify, the peer `textsae bench train` measures against, and what it imports; without its own
+# dependency pins (it would pull another torch). Optional for users; the tests run the bench with it.
+BENCH_PEERS := eai-sparsify==1.3.3 einops==0.8.2 accelerate==1.15.0 simple-parsing==0.1.9 docstring-parser==0.18.0 natsort==8.4.0 schedulefree==1.4.1
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --no-input
 INSTALL_LOG := $(VENV)/install.log
@@ -19,7 +22,8 @@ $(BIN)/.installed: pyproject.toml
 	@echo "Installing pip, $(TORCH_SPEC) and textsae[dev] into $(VENV) (about a minute; log: $(INSTALL_LOG))"
 	@{ $(PIP) install --upgrade pip \
 	  && $(PIP) install "$(TORCH_SPEC)" \
-	  && $(PIP) install -e ".[dev]"; } > $(INSTALL_LOG) 2>&1 || { \
+	  && $(PIP) install -e ".[dev]" \
+	  && $(PIP) install --no-deps $(BENCH_PEERS); } > $(INSTALL_LOG) 2>&1 || { \
 	  tail -n 30 $(INSTALL_LOG) >&2; echo "Set-up failed; full log: $(INSTALL_LOG)" >&2; exit 1; }
 	@$(BIN)/python -c 'import torch, textsae; print(f"Installed textsae with torch {torch.__version__}")'
 	@touch $@

@@ -8,14 +8,16 @@ import sys
 from typing import Any
 
 from textsae.bench.machine import machine_description
+from textsae.bench.training import SIDES
 from textsae.cli.main import positive_int
+from textsae.errors import UserError
 
 
 def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
     """Add the ``bench`` verb and its benchmarks to ``subparsers`` (``common``: the shared ``--debug``/``--quiet`` options)."""
     bench = subparsers.add_parser(
         "bench",
-        help="benchmarks: tfidf (vs scikit-learn), featurize (vs a plain HF loop), quality (representations at their stored size), budgets (quality reports of several sources in one table), anomaly (SAE vs LSA)",
+        help="benchmarks: tfidf (vs scikit-learn), featurize (vs a plain HF loop), quality (representations at their stored size), budgets (quality reports of several sources in one table), anomaly (SAE vs LSA), train (SAE training step vs sparsify)",
         description="Benchmarks that print what they measured, the machine, and the command to reproduce it.",
         parents=[common],
         formatter_class=formatter,
@@ -174,6 +176,37 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         help=f"also copy the plot to docs/ beside PATH and rewrite the block between {BUDGETS_MARKERS[0]} and {BUDGETS_MARKERS[1]} in PATH",
     )
     budgets.set_defaults(handler=_budgets)
+
+    train = which.add_parser(
+        "train",
+        help="SAE training-step speed: textsae vs EleutherAI sparsify and plain PyTorch TopK SAEs",
+        description="Times one TopK SAE training step (forward, loss, backward, decoder-gradient projection, Adam,\n"
+        "decoder renormalisation) of textsae, EleutherAI sparsify (optional), a plain PyTorch TopK SAE that densifies\n"
+        "sparse input, and one whose encoder uses torch.sparse.mm on CSR input: same weights, batch, optimiser and\n"
+        "threads, interleaved rounds. It first checks that every side picks the same active latents. With no shape\n"
+        "option it runs two shapes: dense (d_in 384, 4,096 latents, k 32, batch 1,024) and sparse (d_in 30,000,\n"
+        "4,096 latents, k 64, batch 512, 200 non-zeros per row).",
+        parents=[common],
+        formatter_class=formatter,
+        epilog="examples:\n  textsae bench train\n  textsae bench train --input sparse --d-in 10000 --n-latents 1024,16384 --json\n"
+        "  textsae bench train --input dense --d-in 768 --n-latents 24576 --k 32 --batch 8192 --device cuda\n"
+        "sparsify is optional: pip install --no-deps eai-sparsify einops accelerate",
+    )
+    train.add_argument("--input", choices=["dense", "sparse"], help="one shape with this input (default: both shapes)")
+    train.add_argument("--d-in", type=positive_int, help="input dimension (default: 384 dense, 30000 sparse)")
+    train.add_argument(
+        "--n-latents", help="latents; a comma-separated list runs one case each, e.g. 1024,16384 (default: 4096)"
+    )
+    train.add_argument("--k", type=positive_int, help="active latents per row (default: 32 dense, 64 sparse)")
+    train.add_argument("--batch", type=positive_int, help="rows per step (default: 1024 dense, 512 sparse)")
+    train.add_argument("--nnz", type=positive_int, default=200, help="non-zeros per sparse row (default: 200)")
+    train.add_argument("--sides", help=f"comma-separated sides to run (default: all installed of {','.join(SIDES)})")
+    train.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing rounds (default: 3)")
+    train.add_argument("--steps", type=positive_int, default=5, help="timed steps per side and round (default: 5)")
+    train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    train.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's, one per core)")
+    train.add_argument("--json", action="store_true", help="print only one JSON object to stdout")
+    train.set_defaults(handler=_train)
     bench.set_defaults(handler=lambda args: bench.print_help() or 2)
 
 
@@ -245,6 +278,61 @@ def _featurize(args: argparse.Namespace) -> int:
         f"  machine: {result['machine']}, {result['cpu_count']} CPUs, torch {result['torch']}, GPU {result['gpu'] or 'none'}"
     )
     print(f"  command: {result['command']}")
+    return 0
+
+
+def _train_shapes(args: argparse.Namespace) -> list[Any]:
+    from textsae.bench.training import TrainShape, default_shapes
+
+    given = [args.input, args.d_in, args.n_latents, args.k, args.batch]
+    if all(value is None for value in given):
+        return default_shapes()
+    kind = args.input or "dense"
+    base = next(shape for shape in default_shapes() if shape.input == kind)
+    try:
+        latents = [int(v) for v in args.n_latents.split(",")] if args.n_latents else [base.n_latents]
+    except ValueError:
+        latents = []
+    if not latents or min(latents) < 1:
+        raise UserError(
+            f"--n-latents must be ints >= 1, comma-separated (e.g. 1024,16384). Got {args.n_latents!r} instead."
+        )
+    shapes = [
+        TrainShape(kind, args.d_in or base.d_in, n, args.k or base.k, args.batch or base.batch, nnz=args.nnz)
+        for n in latents
+    ]
+    for shape in shapes:
+        if shape.k > shape.n_latents:
+            raise UserError(f"--k {shape.k} exceeds --n-latents {shape.n_latents}.")
+    return shapes
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from textsae.bench.training import format_train_table, run_train_bench
+    from textsae.runtime import keep_freed_memory
+
+    shapes = _train_shapes(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if torch.device(args.device).type == "cpu":
+        keep_freed_memory()  # as textsae's trainer does; it applies to every side alike
+    sides = args.sides.split(",") if args.sides else None
+    log = None if args.json else (lambda line: print(f"  {line}", file=sys.stderr))
+    result = run_train_bench(
+        shapes, device=args.device, sides=sides, rounds=args.rounds, steps=args.steps, progress=log
+    )
+    if _printed_as_json(result, "synthetic batches", args):
+        return 0
+    print(format_train_table(result))
+    for side, why in result["skipped"].items():
+        print(f"{side}: not run, {why}")
+    print(
+        f"machine: {result['machine']}, {result['cpu_count']} CPUs, {result['threads']} torch threads, torch {result['torch']}, "
+        f"GPU {result['gpu'] or 'none'}; device {result['device']}"
+    )
+    print(f"command: {result['command']}")
     return 0
 
 

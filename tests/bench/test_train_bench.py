@@ -1,0 +1,106 @@
+"""``textsae bench train``: every side trains from the same weights, picks the same latents, and the JSON has its shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from textsae.bench import training
+from textsae.bench.training import SIDES, TrainShape, run_train_bench, sparsify_available
+from textsae.cli.main import main
+from textsae.errors import UserError
+
+TINY = [TrainShape("dense", 24, 64, 4, 32), TrainShape("sparse", 200, 64, 4, 32, nnz=12)]
+CASE_KEYS = {"input", "d_in", "n_latents", "k", "batch", "vec_per_s", "ratio_vs_sparsify", "ratio_vs_plain"}
+
+
+def _sides_run() -> list[str]:
+    return [side for side in SIDES if side != "sparsify" or sparsify_available()]
+
+
+def test_every_side_agrees_and_trains() -> None:
+    result = run_train_bench(TINY, rounds=2, steps=1)
+    assert [case["input"] for case in result["cases"]] == ["dense", "sparse"]
+    for case in result["cases"]:
+        assert CASE_KEYS | {"ratio_vs_plain_sparse"} <= set(case)
+        assert case["same_active_latents"] == {side: 1.0 for side in _sides_run() if side != "textsae"}
+        for side in SIDES:
+            rate = case["vec_per_s"][side]
+            assert (rate is not None and rate > 0) == (side in _sides_run())
+        spread = case["ratio_spread"]["ratio_vs_plain"]
+        assert spread["min"] <= case["ratio_vs_plain"] == spread["median"] <= spread["max"]
+        assert 0 < case["flop_utilisation"]["textsae"]
+
+
+def test_agreement_check_sees_a_side_that_differs() -> None:
+    shape = TINY[0]
+    sides = training._build_sides(shape, ["textsae", "plain"], torch.device("cpu"), seed=0)
+    with torch.no_grad():
+        sides[1].params["b_enc"][:8] += 100.0  # these latents now win every row
+    x = training.make_batch(shape, 0, torch.device("cpu"))
+    assert training._agreement(sides, x)["plain"] == 0.0
+
+
+def test_each_side_changes_its_weights() -> None:
+    """A step is a real training step: the optimiser moves the encoder of every side."""
+    shape = TINY[1]
+    sides = training._build_sides(shape, _sides_run(), torch.device("cpu"), seed=0)
+    x = training.make_batch(shape, 0, torch.device("cpu"))
+    for side in sides:
+        before = side.active(x).clone()
+        for _ in range(30):
+            side.step(x)
+        weights = {
+            "textsae": lambda s: s.sae.W_enc,
+            "sparsify": lambda s: s.coder.encoder.weight.T,
+            "plain": lambda s: s.params["W_enc"],
+            "plain_sparse": lambda s: s.params["W_enc"],
+        }[side.name](side)
+        assert torch.isfinite(weights).all()
+        assert not torch.equal(side.active(x), before), side.name
+
+
+def test_json_prints_one_object(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "train", "--input", "sparse", "--d-in", "300", "--n-latents", "32,64", "--k", "4"]
+    code = main([*argv, "--batch", "16", "--nnz", "10", "--rounds", "1", "--steps", "1", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [(c["input"], c["n_latents"], c["k"], c["batch"]) for c in result["cases"]] == [
+        ("sparse", 32, 4, 16),
+        ("sparse", 64, 4, 16),
+    ]
+    assert all(CASE_KEYS <= set(case) for case in result["cases"])
+    assert result["command"].startswith("textsae ")
+
+
+def test_table_names_machine_and_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "train", "--input", "dense", "--d-in", "16", "--n-latents", "32", "--k", "4", "--batch", "8"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| dense | 16 | 32 | 4 | 8 |" in out
+    assert "machine:" in out and "command: textsae " in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--sides", "textsae,fast"], "unknown ['fast']"),
+        (["--n-latents", "1k"], "--n-latents must be ints"),
+        (["--k", "99", "--n-latents", "64"], "exceeds --n-latents"),
+        (["--input", "sparse", "--d-in", "50", "--nnz", "60"], "--nnz must be in [1, d_in=50]"),
+    ],
+)
+def test_bad_options_name_themselves(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "train", "--rounds", "1", "--steps", "1", "--batch", "8", *argv]) != 0
+    assert message in capsys.readouterr().err
+
+
+def test_sparsify_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training, "sparsify_available", lambda: False)
+    result = run_train_bench(TINY[:1], rounds=1, steps=1)
+    assert "pip install --no-deps eai-sparsify" in result["skipped"]["sparsify"]
+    assert result["cases"][0]["vec_per_s"]["sparsify"] is None and result["cases"][0]["ratio_vs_sparsify"] is None
+    with pytest.raises(UserError, match="not installed"):
+        run_train_bench(TINY[:1], sides=["textsae", "sparsify"], rounds=1, steps=1)

@@ -1,0 +1,398 @@
+"""``textsae bench train``: the speed of one TopK SAE training step, textsae against its peers, measured side by side.
+
+Sides (each does forward, loss, backward, the decoder-gradient projection, an Adam step and the decoder
+renormalisation on the same batch, with the same optimiser, thread count and device):
+
+- ``textsae``: :class:`~textsae.sae.topk.TopKSAE`, stepped as the trainer steps it (sparse CSR input stays sparse,
+  each parameter updated inside backward);
+- ``sparsify``: EleutherAI sparsify's ``SparseCoder`` (optional: ``pip install --no-deps eai-sparsify einops
+  accelerate``), which needs dense input, so a sparse batch is densified for it;
+- ``plain``: a TopK SAE in a few lines of PyTorch with dense matmuls (sparse input densified);
+- ``plain_sparse``: the same, its encoder a ``torch.sparse.mm`` on the CSR batch.
+
+Every side starts from the same weights, and the bench first checks that all sides pick the same active latents for
+the same batch. Timing runs in interleaved rounds (each round times every side in turn), so a change in the machine's
+load hits every side alike; each ratio is taken per round and reported as median and spread. The dead-latent mask is
+empty (a healthy SAE), so no side computes its AuxK term. FLOP utilisation is the FLOPs a TopK step cannot avoid
+(encoder forward over all latents, everything else over the k active ones) per second, against a dense matmul of the
+encoder's shape timed in the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from textsae.config.schema import SAEConfig
+from textsae.errors import UserError
+from textsae.sae import build_sae
+from textsae.sae.topk import TopKSAE
+from textsae.train.step_in_backward import StepInBackward
+
+__all__ = ["SIDES", "TrainShape", "default_shapes", "run_train_bench", "sparsify_available"]
+
+SIDES = ("textsae", "sparsify", "plain", "plain_sparse")
+WARMUP_STEPS = 4
+"""Untimed steps per side first: on glibc the first few steps still map fresh pages for weight-sized tensors."""
+SPARSIFY_INSTALL = "pip install --no-deps eai-sparsify einops accelerate"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainShape:
+    """One benchmark case."""
+
+    input: Literal["dense", "sparse"]
+    d_in: int
+    n_latents: int
+    k: int
+    batch: int
+    nnz: int = 200
+    """Non-zeros per row of a sparse batch."""
+
+    def describe(self) -> str:
+        nnz = f", {self.nnz} nnz/row" if self.input == "sparse" else ""
+        return f"{self.input} d_in={self.d_in} latents={self.n_latents} k={self.k} batch={self.batch}{nnz}"
+
+
+def default_shapes() -> list[TrainShape]:
+    """The two shapes of the training-speed issue: MiniLM-sized dense input and TF-IDF-sized sparse input."""
+    return [TrainShape("dense", 384, 4096, 32, 1024), TrainShape("sparse", 30_000, 4096, 64, 512, nnz=200)]
+
+
+def sparsify_available() -> bool:
+    """Whether EleutherAI sparsify imports (it is optional). Its import-time notice goes to stderr, so that
+    ``--json`` keeps stdout to one JSON object."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            import sparsify  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ batches
+
+
+def make_batch(shape: TrainShape, seed: int, device: torch.device) -> Tensor:
+    """A batch like the inputs the shape stands for: Gaussian rows (dense), or L2-normalised TF-IDF-like CSR rows."""
+    gen = torch.Generator().manual_seed(seed)
+    if shape.input == "dense":
+        return torch.randn(shape.batch, shape.d_in, generator=gen).to(device)
+    if not 1 <= shape.nnz <= shape.d_in:
+        raise UserError(f"--nnz must be in [1, d_in={shape.d_in}]. Got {shape.nnz} instead.")
+    cols = torch.rand(shape.batch, shape.d_in, generator=gen).argsort(dim=1)[:, : shape.nnz].sort(dim=1).values
+    values = torch.rand(shape.batch, shape.nnz, generator=gen)
+    values = values / values.norm(dim=1, keepdim=True)
+    crow = torch.arange(0, shape.batch * shape.nnz + 1, shape.nnz)
+    return torch.sparse_csr_tensor(
+        crow, cols.reshape(-1), values.reshape(-1), size=(shape.batch, shape.d_in), check_invariants=False
+    ).to(device)
+
+
+def _dense(x: Tensor) -> Tensor:
+    return x.to_dense() if x.layout == torch.sparse_csr else x
+
+
+# -------------------------------------------------------------------------------------------------- sides
+
+
+@dataclasses.dataclass
+class _Weights:
+    W_enc: Tensor  # (d_in, n_latents)
+    b_enc: Tensor
+    W_dec: Tensor  # (n_latents, d_in)
+    b_dec: Tensor
+
+
+class _Side:
+    """One implementation: ``step(x)`` trains on a batch, ``active(x)`` returns each row's active latents (sorted)."""
+
+    name = ""
+
+    def step(self, x: Tensor) -> None:
+        raise NotImplementedError
+
+    def active(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+def _adam(params: list[Tensor], device: torch.device) -> torch.optim.Optimizer:
+    fused = True if device.type in ("cpu", "cuda") else None
+    return torch.optim.Adam(params, lr=1e-4, fused=fused)
+
+
+class _TextsaeSide(_Side):
+    name = "textsae"
+
+    def __init__(self, shape: TrainShape, weights: _Weights, device: torch.device) -> None:
+        cfg = SAEConfig(
+            architecture="topk", n_latents=shape.n_latents, k=shape.k, input_scaling="none", decoder_init="random"
+        )
+        sae: TopKSAE = build_sae(cfg, shape.d_in)  # type: ignore[assignment]
+        with torch.no_grad():
+            for name, value in dataclasses.asdict(weights).items():
+                getattr(sae, name).copy_(value)
+        self.sae = sae.to(device).train()
+        parameters = list(self.sae.parameters())
+        self.optimizer = _adam(parameters, device)
+        StepInBackward(self.sae, self.optimizer, parameters)  # as the trainer steps
+        self.dead = torch.zeros(shape.n_latents, dtype=torch.bool, device=device)
+
+    def step(self, x: Tensor) -> None:
+        sae = self.sae
+        out = sae(x)
+        loss = sae.loss(out, dead_mask=self.dead).total
+        loss.backward()  # projection, Adam and renormalisation run inside, one parameter at a time
+        with torch.no_grad():  # the trainer's dead-latent bookkeeping
+            fired = torch.zeros_like(self.dead)
+            fired[out.active.indices] = True
+
+    def active(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            out = self.sae(x)
+        return out.active.indices.view(x.shape[0], -1).sort(dim=1).values
+
+
+class _SparsifySide(_Side):
+    name = "sparsify"
+
+    def __init__(self, shape: TrainShape, weights: _Weights, device: torch.device) -> None:
+        from sparsify import SparseCoder, SparseCoderConfig
+
+        coder = SparseCoder(shape.d_in, SparseCoderConfig(num_latents=shape.n_latents, k=shape.k), device=device)
+        with torch.no_grad():
+            coder.encoder.weight.copy_(weights.W_enc.T)
+            coder.encoder.bias.copy_(weights.b_enc)
+            coder.W_dec.copy_(weights.W_dec)
+            coder.b_dec.copy_(weights.b_dec)
+        self.coder = coder.train()
+        self.optimizer = _adam(list(coder.parameters()), device)
+        self.dead = torch.zeros(shape.n_latents, dtype=torch.bool, device=device)
+        self.sparse_input = shape.input == "sparse"
+
+    def step(self, x: Tensor) -> None:
+        x = _dense(x)  # sparsify takes dense activations only
+        out = self.coder(x, dead_mask=self.dead)
+        loss = out.fvu + out.auxk_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.coder.remove_gradient_parallel_to_decoder_directions()
+        self.optimizer.step()
+        self.coder.set_decoder_norm_to_unit_norm()
+        with torch.no_grad():
+            fired = torch.zeros_like(self.dead)
+            fired[out.latent_indices.flatten()] = True
+
+    def active(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.coder.encode(_dense(x)).top_indices.sort(dim=1).values
+
+
+class _PlainSide(_Side):
+    """A TopK SAE as one would write it in plain PyTorch; ``sparse_encoder`` uses torch.sparse.mm on CSR input."""
+
+    def __init__(self, shape: TrainShape, weights: _Weights, device: torch.device, *, sparse_encoder: bool) -> None:
+        self.name = "plain_sparse" if sparse_encoder else "plain"
+        self.params = {
+            name: value.clone().to(device).requires_grad_() for name, value in dataclasses.asdict(weights).items()
+        }
+        self.optimizer = _adam(list(self.params.values()), device)
+        self.k = shape.k
+        self.sparse_encoder = sparse_encoder and shape.input == "sparse"
+
+    def _pre(self, x: Tensor) -> Tensor:
+        p = self.params
+        if self.sparse_encoder:
+            return torch.sparse.mm(x, p["W_enc"]) - p["b_dec"] @ p["W_enc"] + p["b_enc"]
+        return (_dense(x) - p["b_dec"]) @ p["W_enc"] + p["b_enc"]
+
+    def step(self, x: Tensor) -> None:
+        p = self.params
+        values, indices = self._pre(x).topk(self.k, dim=1, sorted=False)
+        codes = torch.zeros(x.shape[0], p["W_enc"].shape[1], device=values.device).scatter(1, indices, values.relu())
+        x_hat = codes @ p["W_dec"] + p["b_dec"]
+        loss = (_dense(x) - x_hat).square().sum(dim=1).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            W, grad = p["W_dec"], p["W_dec"].grad
+            grad -= (grad * W).sum(dim=1, keepdim=True) / W.square().sum(dim=1, keepdim=True) * W
+            self.optimizer.step()
+            W /= W.norm(dim=1, keepdim=True)
+            _ = codes != 0  # dead-latent bookkeeping on the dense codes
+
+    def active(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self._pre(x).topk(self.k, dim=1).indices.sort(dim=1).values
+
+
+def _build_sides(shape: TrainShape, names: list[str], device: torch.device, seed: int) -> list[_Side]:
+    torch.manual_seed(seed)
+    W_dec = F.normalize(torch.randn(shape.n_latents, shape.d_in), dim=1)
+    weights = _Weights(W_dec.T.contiguous(), torch.randn(shape.n_latents) * 0.01, W_dec, torch.randn(shape.d_in) * 0.01)
+    sides: list[_Side] = []
+    for name in names:
+        if name == "textsae":
+            sides.append(_TextsaeSide(shape, weights, device))
+        elif name == "sparsify":
+            sides.append(_SparsifySide(shape, weights, device))
+        else:
+            sides.append(_PlainSide(shape, weights, device, sparse_encoder=name == "plain_sparse"))
+    return sides
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _seconds(fn: Callable[[], None], repeats: int, device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def matmul_gflops(shape: TrainShape, device: torch.device, repeats: int = 3) -> float:
+    """Dense fp32 matmul speed at the encoder's shape (batch × d_in @ d_in × n_latents), in GFLOP/s."""
+    a = torch.randn(shape.batch, shape.d_in, device=device)
+    b = torch.randn(shape.d_in, shape.n_latents, device=device)
+    a @ b  # warm-up
+    seconds = min(_seconds(lambda: a @ b, 1, device) for _ in range(repeats))
+    return 2 * shape.batch * shape.d_in * shape.n_latents / seconds / 1e9
+
+
+def topk_step_flops(shape: TrainShape) -> float:
+    """FLOPs a TopK SAE step cannot avoid: encoder forward over every latent (over the non-zeros for sparse input),
+    encoder backward and decoder forward and backward over the k active latents only."""
+    inputs = shape.batch * (shape.nnz if shape.input == "sparse" else shape.d_in)
+    active = shape.batch * shape.k
+    return 2.0 * inputs * shape.n_latents + 2.0 * (inputs / shape.batch) * active + 6.0 * active * shape.d_in
+
+
+def _agreement(sides: list[_Side], x: Tensor) -> dict[str, float]:
+    """Fraction of rows on which each side picks exactly textsae's active latents from the same weights."""
+    reference = sides[0].active(x)
+    return {side.name: float((side.active(x) == reference).all(dim=1).float().mean()) for side in sides[1:]}
+
+
+def _ratio_summary(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def bench_case(
+    shape: TrainShape,
+    names: list[str],
+    *,
+    device: torch.device,
+    rounds: int,
+    steps: int,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measure one shape: agreement check, then ``rounds`` interleaved rounds of ``steps`` steps per side."""
+    sides = _build_sides(shape, names, device, seed)
+    x = make_batch(shape, seed, device)
+    agreement = _agreement(sides, x)
+    for side in sides:  # warm-up: optimiser state, kernels, and the allocator's reuse of freed blocks (a few steps)
+        for _ in range(WARMUP_STEPS):
+            side.step(x)
+    per_round: dict[str, list[float]] = {side.name: [] for side in sides}
+    for r in range(rounds):
+        order = sides[r % len(sides) :] + sides[: r % len(sides)]
+        for side in order:
+            seconds = _seconds(lambda side=side: side.step(x), steps, device)
+            per_round[side.name].append(shape.batch / seconds)
+        if progress:
+            progress(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:,.0f} vec/s" for n, v in per_round.items()))
+    peak = matmul_gflops(shape, device)
+    vec_per_s = {name: (statistics.median(per_round[name]) if name in per_round else None) for name in SIDES}
+    ratios = {}
+    for other in ("sparsify", "plain", "plain_sparse"):
+        values = [a / b for a, b in zip(per_round["textsae"], per_round.get(other, []))]
+        ratios[f"ratio_vs_{other}"] = _ratio_summary(values)
+    flops = topk_step_flops(shape)
+    return {
+        **dataclasses.asdict(shape),
+        "vec_per_s": vec_per_s,
+        **{key: (value["median"] if value else None) for key, value in ratios.items()},
+        "ratio_spread": {key: value for key, value in ratios.items() if value},
+        "same_active_latents": agreement,
+        "matmul_gflops": peak,
+        "flop_utilisation": {
+            name: flops * value / shape.batch / 1e9 / peak for name, value in vec_per_s.items() if value is not None
+        },
+        "rounds": rounds,
+        "steps_per_round": steps,
+    }
+
+
+def run_train_bench(
+    shapes: list[TrainShape],
+    *,
+    device: str = "cpu",
+    sides: list[str] | None = None,
+    rounds: int = 3,
+    steps: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run every shape; returns ``{"cases": [...], "skipped": {side: why}}``.
+
+    Raises:
+        UserError: If a side is unknown, or a requested ``sparsify`` side cannot be imported.
+    """
+    wanted = list(SIDES) if sides is None else sides
+    unknown = sorted(set(wanted) - set(SIDES))
+    if unknown:
+        raise UserError(f"--sides: unknown {unknown}. Expected some of {list(SIDES)}.")
+    skipped = {}
+    if "sparsify" in wanted and not sparsify_available():
+        if sides is not None:
+            raise UserError(f"--sides asks for sparsify, which is not installed; install it with: {SPARSIFY_INSTALL}")
+        wanted.remove("sparsify")
+        skipped["sparsify"] = f"not installed ({SPARSIFY_INSTALL})"
+    if "textsae" not in wanted:
+        wanted.insert(0, "textsae")
+    wanted.sort(key=SIDES.index)
+    torch_device = torch.device(device)
+    cases = []
+    for shape in shapes:
+        if progress:
+            progress(shape.describe())
+        cases.append(bench_case(shape, wanted, device=torch_device, rounds=rounds, steps=steps, progress=progress))
+    return {"cases": cases, "skipped": skipped, "threads": torch.get_num_threads(), "device": device}
+
+
+def format_train_table(result: dict[str, Any]) -> str:
+    """Markdown table: one row per shape, vectors per second per side and the median ratios."""
+    header = "| input | d_in | latents | k | batch | " + " | ".join(f"{s} vec/s" for s in SIDES)
+    header += " | vs sparsify | vs plain | vs plain_sparse | same latents |"
+    lines = [header, "|" + "---|" * (5 + len(SIDES) + 4)]
+    for case in result["cases"]:
+        rates = " | ".join("–" if case["vec_per_s"][s] is None else f"{case['vec_per_s'][s]:,.0f}" for s in SIDES)
+        ratios = " | ".join(
+            "–" if case[key] is None else f"{case[key]:.2f}×"
+            for key in ("ratio_vs_sparsify", "ratio_vs_plain", "ratio_vs_plain_sparse")
+        )
+        agree = min(case["same_active_latents"].values(), default=1.0)
+        lines.append(
+            f"| {case['input']} | {case['d_in']:,} | {case['n_latents']:,} | {case['k']} | {case['batch']:,} | {rates} | "
+            f"{ratios} | {100 * agree:.0f}% |"
+        )
+    return "\n".join(lines)
