@@ -31,7 +31,7 @@ def test_every_side_agrees_and_trains() -> None:
             assert (rate is not None and rate > 0) == (side in _sides_run())
         spread = case["ratio_spread"]["ratio_vs_plain"]
         assert spread["min"] <= case["ratio_vs_plain"] == spread["median"] <= spread["max"]
-        assert 0 < case["flop_utilisation"]["textsae"]
+        assert case["flop_utilisation"]["textsae"] > 0
 
 
 def test_agreement_check_sees_a_side_that_differs() -> None:
@@ -71,7 +71,7 @@ def test_json_prints_one_object(capsys: pytest.CaptureFixture[str]) -> None:
         ("sparse", 32, 4, 16),
         ("sparse", 64, 4, 16),
     ]
-    assert all(CASE_KEYS <= set(case) for case in result["cases"])
+    assert all(set(case) >= CASE_KEYS for case in result["cases"])
     assert result["command"].startswith("textsae ")
 
 
