@@ -122,12 +122,13 @@ def check_same_run(config: RecipeConfig, paths: RunPaths) -> None:
     """
     import yaml
 
+    from textsae.config.safe_yaml import load_yaml
     from textsae.errors import UserError
 
     if not paths.config.is_file():
         return
     try:
-        saved = yaml.safe_load(paths.config.read_text(encoding="utf-8"))
+        saved = load_yaml(paths.config.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise UserError(
             f"{paths.config} is not readable YAML ({error}); delete {paths.root} or choose another run.dir."

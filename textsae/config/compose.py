@@ -22,6 +22,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
+from textsae.config.safe_yaml import YamlLimitError, load_yaml
 from textsae.config.schema import RecipeConfig, to_dict
 from textsae.errors import ConfigError
 
@@ -113,7 +114,10 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
             problems.append(f"Command-line overrides must be in the form key=value (or ~key), got {item!r}.")
             continue
         try:
-            value = yaml.safe_load(text) if text != "" else None
+            value = load_yaml(text) if text != "" else None
+        except YamlLimitError as error:
+            problems.append(f"Override {item!r} refused: {error}.")
+            continue
         except yaml.YAMLError:
             value = text
         parts = key.strip().split(".")
@@ -283,7 +287,9 @@ def _describe(annotation: Any) -> str:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except YamlLimitError as error:
+        raise ConfigError(f"{path}: refused: {error}.") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

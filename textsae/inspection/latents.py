@@ -170,8 +170,10 @@ def inspect_run(run_dir: str | Path, *, top_terms: int = 20, top_docs: int = 5) 
 def _read_run_config(paths: RunPaths) -> RecipeConfig:
     import yaml
 
+    from textsae.config.safe_yaml import load_yaml
+
     try:
-        tree = yaml.safe_load(paths.config.read_text(encoding="utf-8"))
+        tree = load_yaml(paths.config.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(
             f"{paths.config}: cannot be read as YAML ({exc}). Expected the resolved config a run saves."

@@ -11,6 +11,7 @@ from typing import Any, get_args, get_origin
 import yaml
 
 from textsae.config.compose import key_type
+from textsae.config.safe_yaml import load_yaml
 from textsae.errors import ConfigError
 
 __all__ = ["Axis", "GridPoint", "expand_grid", "parse_grid"]
@@ -68,7 +69,7 @@ def parse_grid(overrides: Sequence[str]) -> tuple[list[str], list[Axis]]:
     for item in overrides:
         key, sep, text = item.partition("=")
         try:
-            value = yaml.safe_load(text) if sep and text.strip().startswith("[") else None
+            value = load_yaml(text) if sep and text.strip().startswith("[") else None
         except yaml.YAMLError:
             value = None
         annotation = key_type(key.strip())
