@@ -159,3 +159,14 @@ def test_a_corpus_edited_in_place_is_refused_instead_of_reusing_stale_stages(
         and len(err.strip().splitlines()) == 1
     )
     assert (run_dir / "report.json").read_bytes() == report  # nothing of the old run was touched
+
+
+def test_a_diverging_run_exits_2_and_saves_no_sae(
+    recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "diverged"
+    code = main(["run", str(recipe), f"run.dir={run_dir}", "train.lr=1e12", "train.checkpoint_every=1"])
+    assert code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("textsae: error")]
+    assert len(err) == 1 and "Training diverged at step" in err[0] and "train.lr=1e+12" in err[0]
+    assert not (run_dir / "sae").exists() and not list(run_dir.glob("checkpoints/*"))

@@ -68,3 +68,28 @@ def test_bad_threads_are_named(bad: object) -> None:
 def test_keep_freed_memory_reports_whether_it_applies() -> None:
     assert isinstance(runtime.keep_freed_memory(), bool)
     assert runtime.keep_freed_memory() == runtime.keep_freed_memory()  # idempotent
+
+
+@pytest.mark.parametrize("how", ["lr", "nan_weights"])
+def test_divergence_stops_with_one_line_and_saves_nothing(tmp_path: Path, how: str) -> None:
+    features = np.random.default_rng(0).standard_normal((96, 12)).astype(np.float32)
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(n_latents=24, k=3), 12)
+    lr = 1e12 if how == "lr" else 1e-3
+    cfg = TrainConfig(steps=40, batch_size=32, warmup_steps=1, lr=lr, checkpoint_every=2, progress=False, device="cpu")
+    checkpoint = tmp_path / "ckpt.safetensors"
+    trainer = Trainer(sae, cfg, features, checkpoint_path=checkpoint)
+    if how == "nan_weights":
+        original = trainer.train_step
+
+        def poisoned_step() -> dict[str, torch.Tensor]:
+            if trainer.step == 5:
+                with torch.no_grad():
+                    sae.W_dec[0, 0] = float("nan")
+            return original()
+
+        trainer.train_step = poisoned_step  # type: ignore[method-assign]
+    with pytest.raises(UserError, match=r"Training diverged at step \d+: .*train\.lr=") as caught:
+        trainer.train()
+    assert "\n" not in str(caught.value)
+    assert not checkpoint.exists()

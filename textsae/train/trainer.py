@@ -171,6 +171,8 @@ class Trainer:
         while self.step < self.total_steps:
             metrics = self.train_step()
             self.step += 1
+            if self.device.type == "cpu" or self.step % self.cfg.log_every == 0:  # on GPU, no sync every step
+                self._stop_if_diverged(metrics["loss"])
             kill_point("train-step")
             progress.update(1)
             if self.budget.wants_evaluation(self.step):
@@ -198,8 +200,10 @@ class Trainer:
             if self.checkpoint_path is not None and (
                 self.step % self.cfg.checkpoint_every == 0 or self.step == self.total_steps
             ):
+                self._stop_if_diverged(metrics["loss"], weights=True)
                 self.save_checkpoint()
         progress.close()
+        self._stop_if_diverged(torch.zeros(()), weights=True)
         self.stepper.remove()
         self.sae.fixed_columns = 0  # trained: encode exactly as the saved and reloaded SAE will (no gradient needed)
         validation = self.evaluate(self.val_features) if self._has_holdout() else {}
@@ -213,6 +217,26 @@ class Trainer:
             validation,
             self.budget.describe(),
             self.budget.state.converged_at,
+        )
+
+    def _stop_if_diverged(self, loss: torch.Tensor, *, weights: bool = False) -> None:
+        """Raise a UserError when the loss (or, with ``weights``, any parameter) is not finite.
+
+        Nothing is saved then, and the checkpoint goes too: resuming the same settings would diverge the same way, and
+        with changed ones it would be refused as another config's.
+        """
+        finite = bool(torch.isfinite(loss))
+        if finite and weights:
+            finite = all(bool(torch.isfinite(p).all()) for p in self.sae.parameters())
+        if finite:
+            return
+        if self.checkpoint_path is not None:
+            self.checkpoint_path.unlink(missing_ok=True)
+        what = f"the loss is {float(loss)}" if not bool(torch.isfinite(loss)) else "the SAE's weights are not finite"
+        raise UserError(
+            f"Training diverged at step {self.step}: {what}. Likely causes: train.lr={self.cfg.lr:g} is too high "
+            f"(try {self.cfg.lr / 10:g}), or features with extreme values. Nothing was saved as trained and the "
+            "checkpoint was removed; re-run with changed settings."
         )
 
     def _check_convergence(self, progress: Any) -> None:
