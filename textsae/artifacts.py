@@ -71,12 +71,14 @@ def save_featurizer_artifact(featurizer: Featurizer, directory: Path) -> None:
     write_manifest(directory, _files_in(directory), {"kind": "featurizer"})
 
 
-def load_featurizer_artifact(directory: Path) -> Featurizer:
-    """Load a fitted featurizer folder, checking its manifest first."""
+def load_featurizer_artifact(
+    directory: Path, *, trust_remote_code: bool = False, allow_pickle: bool = False
+) -> Featurizer:
+    """Load a fitted featurizer folder, checking its manifest first; the opt-ins come from the caller only."""
     if not directory.exists():
         raise UserError(f"No fitted featurizer at {directory}; run `textsae featurize` (or `textsae run`) first.")
     read_manifest(directory, resume_hint="re-run `textsae featurize` with the same recipe")
-    return load_featurizer(directory)
+    return load_featurizer(directory, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
 
 def save_feature_matrices(directory: Path, matrices: dict[str, sp.csr_matrix | np.ndarray], meta: dict) -> None:

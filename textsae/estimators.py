@@ -27,6 +27,9 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
             SAE training to stop the automatic budget.
         batch_size: Documents encoded at once in :meth:`transform`.
         device: ``auto``, ``cpu`` or ``cuda``.
+        trust_remote_code: Let a ``pretrained`` hidden-states run's model execute code from its repository. Only
+            this argument grants it: what the run directory says is never taken as permission.
+        allow_pickle: Let a ``pretrained`` hidden-states run load pickle-only model weights (likewise).
 
     Examples:
         >>> from sklearn.pipeline import make_pipeline
@@ -43,6 +46,8 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         train: dict[str, Any] | None = None,
         batch_size: int = 1024,
         device: str = "auto",
+        trust_remote_code: bool = False,
+        allow_pickle: bool = False,
     ) -> None:
         self.pretrained = pretrained
         self.featurizer = featurizer
@@ -50,6 +55,8 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         self.train = train
         self.batch_size = batch_size
         self.device = device
+        self.trust_remote_code = trust_remote_code
+        self.allow_pickle = allow_pickle
 
     def fit(self, X: Sequence[str], y: Any = None) -> SparseCodeTransformer:
         """Load the pretrained run, or fit the featurizer and train the SAE on ``X``."""
@@ -70,7 +77,9 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
 
         if self.pretrained is not None:
             paths = RunPaths(Path(self.pretrained))
-            self.featurizer_ = load_featurizer_artifact(paths.featurizer)
+            self.featurizer_ = load_featurizer_artifact(
+                paths.featurizer, trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle
+            )
             self.sae_ = load_sae_artifact(paths.sae)
             return self
         texts = _check_texts(X)

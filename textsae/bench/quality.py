@@ -250,7 +250,10 @@ def _source_throughput(pipeline: Any, n_docs: int) -> float | None:
     """Documents per second of the fitted featurizer's ``transform`` on up to ``n_docs`` eval texts."""
     if not is_complete(pipeline.paths.featurizer):
         return None
-    featurizer = load_featurizer_artifact(pipeline.paths.featurizer)
+    recipe = pipeline.config.featurizer  # the recipe, not the run directory, grants the opt-ins
+    featurizer = load_featurizer_artifact(
+        pipeline.paths.featurizer, trust_remote_code=recipe.trust_remote_code, allow_pickle=recipe.allow_pickle
+    )
     texts = pipeline.corpus.eval.texts[:n_docs]
     start = time.perf_counter()
     featurizer.transform(texts)

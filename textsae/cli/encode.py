@@ -36,6 +36,16 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     parser.add_argument("--shard-docs", type=positive_int, default=50_000, help="documents per shard (default: 50000)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
     parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let a hidden-states run's model execute code from its repository (a run directory cannot grant this)",
+    )
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="let a hidden-states run load pickle-only model weights (a run directory cannot grant this)",
+    )
+    parser.add_argument(
         "--empty-text",
         choices=["drop", "error"],
         default="drop",
@@ -79,7 +89,9 @@ def handle(args: argparse.Namespace) -> int:
             raise UserError(
                 f"{out} already holds finished codes; pass --overwrite to replace them or choose another --out."
             )
-    featurizer = load_featurizer_artifact(paths.featurizer)
+    featurizer = load_featurizer_artifact(
+        paths.featurizer, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle
+    )
     sae = load_sae_artifact(paths.sae)
     split = load_split(
         args.data,

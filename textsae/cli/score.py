@@ -37,6 +37,16 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "--batch-size", type=positive_int, default=1024, help="documents featurized and scored at once (default: 1024)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let a hidden-states run's model execute code from its repository (a run directory cannot grant this)",
+    )
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="let a hidden-states run load pickle-only model weights (a run directory cannot grant this)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -60,7 +70,9 @@ def handle(args: argparse.Namespace) -> int:
     )
     if out.suffix not in SCORE_SUFFIXES:
         raise UserError(f"--out must end in {' or '.join(SCORE_SUFFIXES)}. Got {str(out)!r} instead.")
-    featurizer = load_featurizer_artifact(paths.featurizer)
+    featurizer = load_featurizer_artifact(
+        paths.featurizer, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle
+    )
     sae = load_sae_artifact(paths.sae)
     if featurizer.n_features != sae.d_in:
         raise UserError(

@@ -75,8 +75,14 @@ class Featurizer(Protocol):
         ...
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str]) -> Self:
-        """Rebuild a fitted featurizer saved by :meth:`save_pretrained`."""
+    def from_pretrained(
+        cls, directory: str | os.PathLike[str], *, trust_remote_code: bool = False, allow_pickle: bool = False
+    ) -> Self:
+        """Rebuild a fitted featurizer saved by :meth:`save_pretrained`.
+
+        ``trust_remote_code`` and ``allow_pickle`` are opt-ins only the caller can give: a saved folder is data, and
+        what it says about them is never taken as permission (featurizers that load no model ignore them).
+        """
         ...
 
     @property
@@ -153,11 +159,16 @@ def read_featurizer_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return config
 
 
-def load_featurizer(directory: str | os.PathLike[str]) -> Featurizer:
+def load_featurizer(
+    directory: str | os.PathLike[str], *, trust_remote_code: bool = False, allow_pickle: bool = False
+) -> Featurizer:
     """Load a saved featurizer of any kind.
 
     Args:
         directory: A directory written by ``save_pretrained``.
+        trust_remote_code: Let a hidden-states featurizer run its model repository's own code (the saved folder's
+            setting is never taken as permission).
+        allow_pickle: Let it load pickle-only model weights (likewise).
 
     Returns:
         The fitted featurizer.
@@ -171,7 +182,9 @@ def load_featurizer(directory: str | os.PathLike[str]) -> Featurizer:
         raise UserError(
             f"{Path(directory) / CONFIG_NAME}: unknown featurizer kind {kind!r}. Expected one of {sorted(_KINDS)}."
         )
-    return featurizer_class(kind).from_pretrained(directory)
+    return featurizer_class(kind).from_pretrained(
+        directory, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
+    )
 
 
 def _short(obj: Any, limit: int = 80) -> str:

@@ -163,6 +163,8 @@ class HiddenStatesFeaturizer:
         self.trust_remote_code = trust_remote_code
         self.progress = progress
         self._loaded: tuple[Any, Any, str] | None = None
+        self._missing_opt_ins: tuple[Path | None, list[str]] = (None, [])
+        """Set by :meth:`from_pretrained`: the folder, and the opt-ins it was saved with that the caller did not give."""
 
     @classmethod
     def from_config(cls, cfg: FeaturizerConfig) -> HiddenStatesFeaturizer:
@@ -312,6 +314,7 @@ class HiddenStatesFeaturizer:
         if self._loaded is not None:
             return self._loaded
         self._check_params()
+        self._refuse_missing_opt_ins()
         location, is_local = resolve_model(self.model)
         device = resolve_device(self.device)
         if is_local:
@@ -329,6 +332,19 @@ class HiddenStatesFeaturizer:
         logger.info("Loaded %s (%s layers, hidden %d) on %s", location, n_hidden - 1, model.config.hidden_size, device)
         self._loaded = (model, tokenizer, device)
         return self._loaded
+
+    def _refuse_missing_opt_ins(self) -> None:
+        """A UserError when this featurizer was loaded from a folder saved with an opt-in the caller did not give."""
+        path, missing = self._missing_opt_ins
+        if missing:
+            flags = " and ".join(f"--{name.replace('_', '-')}" for name in missing)
+            keys = " and ".join(f"featurizer.{name}=true" for name in missing)
+            raise UserError(
+                f"{path} was saved with {keys}: loading model {self.model!r} would "
+                f"{'run code from its repository' if 'trust_remote_code' in missing else 'unpickle its weights'}. "
+                f"textsae takes that permission only from you: pass {flags} (encode, score) or "
+                f"{', '.join(f'{name}=True' for name in missing)} (load_featurizer, SparseCodeTransformer) if you trust it."
+            )
 
     def _check_params(self) -> None:
         problems = []
@@ -365,8 +381,15 @@ class HiddenStatesFeaturizer:
         )
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str]) -> HiddenStatesFeaturizer:
-        """Rebuild from a folder written by :meth:`save_pretrained` (the model loads on first use)."""
+    def from_pretrained(
+        cls, directory: str | os.PathLike[str], *, trust_remote_code: bool = False, allow_pickle: bool = False
+    ) -> HiddenStatesFeaturizer:
+        """Rebuild from a folder written by :meth:`save_pretrained` (the model loads on first use).
+
+        The saved ``trust_remote_code`` and ``allow_pickle`` are not permissions: the folder may have been edited by
+        anyone who can write it. The featurizer gets the caller's; when the folder was saved with an opt-in the
+        caller did not give, loading the model (not the folder) refuses with one line saying how to opt in.
+        """
         config = read_featurizer_config(directory)
         path = Path(directory) / CONFIG_NAME
         if config["kind"] != KIND:
@@ -376,7 +399,11 @@ class HiddenStatesFeaturizer:
         if unknown:
             raise UserError(f"{path}: unknown params {unknown}. Expected a subset of {list(_PARAMS)}.")
         params["layers"] = tuple(params.get("layers", (-1,)))
-        return cls(**params)
+        given = {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
+        missing = [name for name, value in given.items() if params.get(name) is True and not value]
+        featurizer = cls(**{**params, **given})
+        featurizer._missing_opt_ins = (path, missing)
+        return featurizer
 
 
 _PARAMS = (

@@ -628,11 +628,15 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator):
         atomic_write_json(target / CONFIG_NAME, config)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str]) -> TfidfFeaturizer:
+    def from_pretrained(
+        cls, directory: str | os.PathLike[str], *, trust_remote_code: bool = False, allow_pickle: bool = False
+    ) -> TfidfFeaturizer:
         """Load a featurizer written by :meth:`save_pretrained`.
 
         Args:
             directory: The saved directory.
+            trust_remote_code: Ignored (TF-IDF loads no model); accepted like every featurizer's.
+            allow_pickle: Ignored; the vocabulary and idf are read with ``allow_pickle=False``.
 
         Returns:
             The fitted featurizer.
