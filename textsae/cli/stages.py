@@ -44,36 +44,50 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         )
         parser.add_argument("recipe", help=_RECIPE_HELP)
         parser.add_argument("overrides", nargs="*", help=_OVERRIDE_HELP)
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="if another job is using the run directory, wait for it (default: exit 2)",
+        )
         parser.set_defaults(handler=_handler(name))
 
 
 def _handler(stage: str) -> Any:
     def handle(args: argparse.Namespace) -> int:
-        from textsae.eval.report import format_eval_table
+        from textsae.locks import directory_lock
         from textsae.pipeline import Pipeline
-        from textsae.universal import UniversalPipeline, render_summary
+        from textsae.universal import UniversalPipeline
 
         config = load_recipe(args.recipe, args.overrides)
         if args.quiet:
             config.train.progress = False
         universal = bool(config.train_data.paths)
         pipeline = UniversalPipeline(config) if universal else Pipeline(config)
-        pipeline.prepare()
-        print(f"run directory: {pipeline.paths.root}")
-        if universal and stage in ("run", "eval"):
-            print(render_summary(pipeline.run()))
-            print(f"report: {pipeline.paths.report_md}")
-            return 0
-        if stage == "featurize":
-            features = pipeline.featurize()
-            print(f"features: train {features.train.shape}, eval {features.eval.shape} in {pipeline.paths.features}")
-        elif stage == "train":
-            pipeline.train()
-            print(f"trained SAE: {pipeline.paths.sae}")
-        else:
-            report = pipeline.run() if stage == "run" else pipeline.evaluate()
-            print(format_eval_table(report))
-            print(f"report: {pipeline.paths.report_md}")
-        return 0
+        with directory_lock(pipeline.paths.root, what=f"run directory {pipeline.paths.root}", wait=args.wait):
+            return _run_stage(stage, pipeline, universal)
 
     return handle
+
+
+def _run_stage(stage: str, pipeline: Any, universal: bool) -> int:
+    """Prepare the run directory, run ``stage`` and print its outcome (the caller holds the run directory's lock)."""
+    from textsae.eval.report import format_eval_table
+    from textsae.universal import render_summary
+
+    pipeline.prepare()
+    print(f"run directory: {pipeline.paths.root}")
+    if universal and stage in ("run", "eval"):
+        print(render_summary(pipeline.run()))
+        print(f"report: {pipeline.paths.report_md}")
+        return 0
+    if stage == "featurize":
+        features = pipeline.featurize()
+        print(f"features: train {features.train.shape}, eval {features.eval.shape} in {pipeline.paths.features}")
+    elif stage == "train":
+        pipeline.train()
+        print(f"trained SAE: {pipeline.paths.sae}")
+    else:
+        report = pipeline.run() if stage == "run" else pipeline.evaluate()
+        print(format_eval_table(report))
+        print(f"report: {pipeline.paths.report_md}")
+    return 0
