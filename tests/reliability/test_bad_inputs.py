@@ -471,6 +471,21 @@ def _same_size_garbage(sae_dir: Path) -> None:
     weights.write_bytes(b"\x01" * weights.stat().st_size)
 
 
+def _same_size_garbage_manifest_rewritten(sae_dir: Path) -> None:
+    _same_size_garbage(sae_dir)
+    _rewrite_manifest(sae_dir)
+
+
+def _flipped_signs(sae_dir: Path) -> None:
+    """Valid safetensors, same size, every W_enc sign flipped: only the hash can tell."""
+    from safetensors.torch import load_file, save_file
+
+    weights = sae_dir / "model.safetensors"
+    tensors = load_file(str(weights))
+    tensors["W_enc"] = -tensors["W_enc"]
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+
+
 def _foreign_weights(sae_dir: Path) -> None:
     _foreign(sae_dir / "model.safetensors")
     _rewrite_manifest(sae_dir)
@@ -486,7 +501,15 @@ SAE_CASES = {
         lambda d: _truncate(d / "model.safetensors"),
         ("model.safetensors has 100 bytes; manifest.json expects", "delete"),
     ),
-    "same-size garbage weights": (_same_size_garbage, ("model.safetensors: not a readable safetensors file",)),
+    "same-size garbage weights": (
+        _same_size_garbage,
+        ("model.safetensors has SHA-256", "changed after it was written"),
+    ),
+    "flipped signs, same size": (_flipped_signs, ("model.safetensors has SHA-256", "delete")),
+    "garbage with a rewritten manifest": (
+        _same_size_garbage_manifest_rewritten,
+        ("model.safetensors: not a readable safetensors file",),
+    ),
     "foreign safetensors": (_foreign_weights, ("does not hold the tensors of a TopKSAE", "unexpected ['weight']")),
     "config without keys": (_bad_config, ("config.json: expected a JSON object with keys",)),
     "no manifest (interrupted)": (

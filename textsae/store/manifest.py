@@ -138,9 +138,14 @@ def _check_header(path: Path, manifest: Any, hint: str) -> None:
         )
 
 
-def _check_file(root: Path, entry: dict[str, Any], *, verify_hashes: bool) -> None:
-    name = entry.get("name")
-    file = root / str(name)
+def _check_file(root: Path, entry: Any, *, verify_hashes: bool) -> None:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise IncompleteArtifactError(
+            f"{root / MANIFEST_NAME} lists a file entry {entry!r}; expected a plain file name inside {root}. "
+            f"Delete {root} and run the command again."
+        )
+    file = root / name
     if not file.is_file():
         raise IncompleteArtifactError(
             f"{root} is incomplete: {name} is listed in {MANIFEST_NAME} but missing, so files were removed after it was written. "
