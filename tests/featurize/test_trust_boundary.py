@@ -14,6 +14,7 @@ from textsae.cli.main import main
 from textsae.errors import UserError
 from textsae.featurize import load_featurizer
 from textsae.featurize.hidden_states import HiddenStatesFeaturizer
+from textsae.store.manifest import MANIFEST_NAME, write_manifest
 
 PAYLOAD = """
 from pathlib import Path
@@ -92,14 +93,12 @@ def test_encode_of_a_planted_run_refuses_and_runs_nothing(
     assert main(["run", str(recipe), f"run.dir={run_dir}", f"store.dir={tmp_path / 'store'}", "-q"]) == 0
     config_path = run_dir / "featurizer" / "config.json"
     text = config_path.read_text(encoding="utf-8").replace(json.dumps(str(tiny_bert_dir)), json.dumps(str(model)))
-    config_path.write_text(text, encoding="utf-8")  # the attacker's model (the manifest is rewritten below)
-    manifest_path = run_dir / "featurizer" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    config_path.write_text(text, encoding="utf-8")  # the attacker's model
     _plant(config_path)
-    for entry in manifest.get("files", []):
-        if entry.get("name") == "config.json" or entry.get("path") == "config.json":
-            entry["bytes"] = entry["size"] = config_path.stat().st_size
-    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    # A manifest is a checksum, not a signature: whoever can write the folder can rewrite it too.
+    (run_dir / "featurizer" / MANIFEST_NAME).unlink()
+    files = sorted(p for p in (run_dir / "featurizer").iterdir() if p.name != MANIFEST_NAME)
+    write_manifest(run_dir / "featurizer", files, {"kind": "featurizer"})
     docs = tmp_path / "docs.txt"
     docs.write_text("a good film\na bad film\n", encoding="utf-8")
     capsys.readouterr()
