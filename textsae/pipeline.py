@@ -52,7 +52,7 @@ from textsae.featurize.base import build_featurizer
 from textsae.paths import RunPaths, check_same_run, run_paths, store_root
 from textsae.sae import DataShape, SparseAutoencoder, build_sae
 from textsae.sae.reconstruction import reconstruction_metrics
-from textsae.sae.sizing import describe_sizes
+from textsae.sae.sizing import describe_sizes, resolve_sizes
 from textsae.store.codes import codes_info, load_codes
 from textsae.store.features import (
     ShardedFeatures,
@@ -61,6 +61,7 @@ from textsae.store.features import (
     store_key,
 )
 from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from textsae.train.footprint import check_fits, estimate
 from textsae.train.trainer import Trainer, holdout_split
 
 SPLITS = ("train", "eval")
@@ -209,7 +210,16 @@ class Pipeline:
         labels = self.train_labels()[train_rows]
         torch.manual_seed(self.config.train.seed)
         shape = DataShape.of(training_rows, labels)
-        sae = build_sae(self.config.sae, features.train.shape[1], shape)
+        d_in = features.train.shape[1]
+        resolved = resolve_sizes(self.config.sae, shape)
+        check_fits(
+            estimate(resolved, d_in, self.config.train),
+            device=resolve_device(self.config.train.device),
+            run_dir=self.paths.root,
+            n_latents=int(resolved.n_latents),
+            d_in=d_in,
+        )  # before any weight is allocated
+        sae = build_sae(self.config.sae, d_in, shape)
         if "auto" in (
             self.config.sae.n_latents,
             self.config.sae.k,
