@@ -170,3 +170,14 @@ def test_a_diverging_run_exits_2_and_saves_no_sae(
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("textsae: error")]
     assert len(err) == 1 and "Training diverged at step" in err[0] and "train.lr=1e+12" in err[0]
     assert not (run_dir / "sae").exists() and not list(run_dir.glob("checkpoints/*"))
+
+
+def test_output_into_a_closed_pipe_is_quiet(recipe: Path) -> None:
+    """`textsae show RECIPE | head -1`: the reader leaves early; no "Broken pipe" error, exit 0."""
+    import shlex
+    import subprocess
+    import sys
+
+    command = f"{shlex.quote(sys.executable)} -m textsae show {shlex.quote(str(recipe))} | true"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.stderr == "" and done.returncode == 0

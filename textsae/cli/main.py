@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -89,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(debug=args.debug, quiet=args.quiet)
     try:
         return int(args.handler(args) or 0)
+    except BrokenPipeError:  # `textsae show ... | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit-time flush of stdout stays quiet
+        return 0
     except UserError as error:
         if args.debug:
             raise
