@@ -40,6 +40,13 @@ def _reference_pre_activations(
     return dense @ weight - center_term + bias
 
 
+def _reference_gather(pre: torch.Tensor, *args: object) -> torch.Tensor:
+    """Plain autograd: the gradient flows back through the dense pre-activations."""
+    indices = args[4]
+    assert isinstance(indices, torch.Tensor)
+    return pre.gather(1, indices)
+
+
 def _batch(sparse: bool, seed: int = 3) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(B, D_IN, generator=gen)
@@ -82,27 +89,33 @@ def test_gradients_equal_autograd(
     monkeypatch.setattr(encoder, "SPARSE_GRAD_MAX_DENSITY", max_density)
     ours = _gradients(sae, x, fixed=fixed)
     monkeypatch.setattr("textsae.sae.base.encoder_pre_activations", _reference_pre_activations)
+    monkeypatch.setattr("textsae.sae.base.gathered_pre_activations", _reference_gather)
     reference = _gradients(_build(arch, variant), x, fixed=fixed)
     for name, grad in reference.items():
         scale = float(grad.abs().max()) or 1.0
         torch.testing.assert_close(ours[name], grad, rtol=1e-5, atol=1e-5 * scale, msg=f"{arch}/{variant}: {name}")
 
 
-def test_topk_loss_takes_the_sparse_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """At a realistic shape the TopK gradient is sparse enough that the dense xᵀG product never runs."""
-    calls: list[float] = []
-    original = encoder._weight_gradient
+def test_topk_gradient_goes_through_the_kept_entries_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TopK training never forms a dense ∂pre: its kept values carry the gradient as a CSR of B·k entries."""
+    dense_calls: list[int] = []
+    csr_entries: list[int] = []
+    original_dense, original_csr = encoder._weight_gradient, encoder._weight_gradient_csr
 
-    def spy(x: torch.Tensor, grad_pre: torch.Tensor, center: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
-        calls.append(float((grad_pre != 0).float().mean()))
-        return original(x, grad_pre, center, sums)
+    def dense_spy(*args: torch.Tensor) -> torch.Tensor:
+        dense_calls.append(1)
+        return original_dense(*args)
 
-    monkeypatch.setattr(encoder, "_weight_gradient", spy)
+    def csr_spy(x: torch.Tensor, g: torch.Tensor, center: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
+        csr_entries.append(g.values().numel())
+        return original_csr(x, g, center, sums)
+
+    monkeypatch.setattr(encoder, "_weight_gradient", dense_spy)
+    monkeypatch.setattr(encoder, "_weight_gradient_csr", csr_spy)
     torch.manual_seed(0)
     sae = build_sae(SAEConfig(architecture="topk", n_latents=1024, k=8), 32)
     x = torch.randn(64, 32)
     sae.init_from_data(x)
     sae.train()
     sae.loss(sae(x)).total.backward()
-    assert calls and calls[0] <= encoder.SPARSE_GRAD_MAX_DENSITY
-    assert calls[0] == pytest.approx(8 / 1024)
+    assert dense_calls == [] and csr_entries == [64 * 8]

@@ -120,7 +120,7 @@ def test_active_row_decoder_matches_dense_reference(arch: str) -> None:
     fast = _make(arch)
     reference = _make(arch)
     activate = reference._activate
-    reference._activate = lambda pre, train, limit=None: (activate(pre, train=train, limit=limit)[0], None)  # type: ignore[method-assign]
+    reference._activate = lambda pre, train, limit=None, x_in=None: (activate(pre, train=train, limit=limit)[0], None)  # type: ignore[method-assign]
     outputs = []
     for sae in (fast, reference):
         out = sae(x)

@@ -23,7 +23,7 @@ from textsae._io import atomic_save_safetensors, atomic_write_json, library_vers
 from textsae.config.schema import SAEConfig, to_dict
 from textsae.errors import ConfigError, UserError
 from textsae.sae import losses
-from textsae.sae.encoder import encoder_pre_activations
+from textsae.sae.encoder import encoder_pre_activations, gathered_pre_activations
 from textsae.sae.neighbours import neighbourhood_means
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "ActiveCodes", "LossOutput", "SAEOutput", "SparseAutoencoder"]
@@ -345,6 +345,18 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         """
         return encoder_pre_activations(x_in, self.W_enc, self.b_enc, self._input_center(), self.fixed_columns)
 
+    def gather_pre_activations(self, pre_acts: Tensor, x_in: Tensor, indices: Tensor) -> Tensor:
+        """``pre_acts.gather(1, indices)`` with the encoder gradient through those entries only (no dense ∂pre).
+
+        Args:
+            pre_acts: Output of :meth:`pre_activations` for ``x_in``.
+            x_in: Normalised input.
+            indices: ``(B, S)`` latents per row, distinct within a row.
+        """
+        return gathered_pre_activations(
+            pre_acts, x_in, self.W_enc, self.b_enc, self._input_center(), indices, self.fixed_columns
+        )
+
     def entry_limit(self, x: Tensor) -> Tensor | None:
         """Most code entries per row ``(B,)`` for raw input ``x``, or None when codes have no per-row limit.
 
@@ -359,7 +371,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def _activate(
-        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None
+        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None
     ) -> tuple[Tensor, ActiveCodes | None]:
         """Codes from pre-activations.
 
@@ -367,6 +379,8 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
             pre_acts: ``(B, n_latents)``.
             train: Training activation (True) or inference activation (False).
             limit: Most entries per row ``(B,)`` (see :meth:`entry_limit`); only TopK supports it.
+            x_in: The normalised input ``pre_acts`` came from, in training; an architecture that keeps few entries
+                may route their gradient through :func:`~textsae.sae.encoder.gathered_pre_activations`.
 
         Returns:
             Dense codes ``(B, n_latents)``, and the same codes as :class:`ActiveCodes` when they are
@@ -414,7 +428,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         x_in = self.normalize(x)
         limit = self.entry_limit(x)
         pre_acts = self.pre_activations(x_in)  # (B, n_latents)
-        codes, active = self._activate(pre_acts, train=self.training, limit=limit)
+        codes, active = self._activate(pre_acts, train=self.training, limit=limit, x_in=x_in)
         recon_logits = self._decode_logits(codes, active)  # (B, d_in)
         return SAEOutput(x_in, self._output(recon_logits), recon_logits, codes, pre_acts, active, limit)
 

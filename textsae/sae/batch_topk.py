@@ -39,7 +39,7 @@ class BatchTopKSAE(AuxKMixin):
         self.register_buffer("threshold", torch.zeros(()))
 
     def _activate(
-        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None
+        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None
     ) -> tuple[Tensor, ActiveCodes | None]:
         if not train:
             return pre_acts * (pre_acts > self.threshold), None

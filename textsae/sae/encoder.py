@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["SPARSE_GRAD_MAX_DENSITY", "encoder_pre_activations"]
+__all__ = ["SPARSE_GRAD_MAX_DENSITY", "encoder_pre_activations", "gathered_pre_activations"]
 
 # torch prints this once per process for the first CSR tensor; the backward builds one every step by design.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
@@ -82,6 +82,74 @@ class _EncoderFunction(torch.autograd.Function):
         return None, grad_weight, grad_bias, grad_center, None
 
 
+class _GatheredEncoderFunction(torch.autograd.Function):
+    """pre[b, indices[b, s]] for chosen latents, with the gradient of x·W − c·W + b through those entries only.
+
+    The forward reads the already computed pre-activations; the backward builds ∂pre as CSR straight from the indices,
+    so no dense (B × n_latents) gradient is formed or scanned.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        pre: Tensor,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+        center: Tensor,
+        indices: Tensor,
+        fixed_columns: int,
+    ) -> Tensor:
+        ctx.save_for_backward(x, weight, center, indices)
+        ctx.fixed_columns = fixed_columns
+        return pre.gather(1, indices)
+
+    @staticmethod
+    def backward(ctx: Any, grad_values: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        x, weight, center, indices = ctx.saved_tensors
+        n_rows, per_row = indices.shape
+        n_latents = weight.shape[1]
+        dtype = weight.dtype
+        grad_values = grad_values.to(dtype)
+        column_sums = torch.zeros(n_latents, dtype=dtype, device=weight.device)
+        column_sums.index_add_(0, indices.reshape(-1), grad_values.reshape(-1))
+        grad_weight = grad_bias = grad_center = None
+        if ctx.needs_input_grad[3]:
+            grad_bias = column_sums
+        if ctx.needs_input_grad[4]:
+            m = ctx.fixed_columns
+            grad_center = -(weight[:, m:] @ column_sums[m:])
+        if ctx.needs_input_grad[2]:
+            order = indices.argsort(dim=1)  # CSR wants each row's columns in order
+            crow = torch.arange(0, n_rows * per_row + 1, per_row, device=indices.device)
+            g = torch.sparse_csr_tensor(
+                crow,
+                indices.gather(1, order).reshape(-1),
+                grad_values.gather(1, order).reshape(-1),
+                size=(n_rows, n_latents),
+                check_invariants=False,
+            )
+            grad_weight = _weight_gradient_csr(x, g, center.to(dtype), column_sums)
+        return None, None, grad_weight, grad_bias, grad_center, None, None
+
+
+def gathered_pre_activations(
+    pre: Tensor, x: Tensor, weight: Tensor, bias: Tensor, center: Tensor, indices: Tensor, fixed_columns: int = 0
+) -> Tensor:
+    """``pre.gather(1, indices)`` whose gradient reaches W_enc, b_enc and the centre through those entries only.
+
+    Args:
+        pre: The pre-activations already computed from the same ``x`` and weights ``(B, n_latents)``.
+        x: Normalised input, dense or sparse CSR.
+        weight: W_enc ``(d_in, n_latents)``.
+        bias: b_enc.
+        center: c.
+        indices: ``(B, S)`` latents per row, distinct within a row.
+        fixed_columns: As for :func:`encoder_pre_activations`.
+    """
+    return _GatheredEncoderFunction.apply(pre.detach(), x, weight, bias, center, indices, fixed_columns)
+
+
 def _weight_gradient(x: Tensor, grad_pre: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
     """xᵀ G − c ⊗ Σ_b G_b as a dense ``(d_in, n_latents)`` tensor, written in one pass over its memory.
 
@@ -96,7 +164,13 @@ def _weight_gradient(x: Tensor, grad_pre: Tensor, center: Tensor, column_sums: T
         else:
             product = (x.to(grad_pre.dtype).T @ grad_pre).to(dtype)
         return product.addr_(center, column_sums, alpha=-1.0)
-    if not sparse_x:
+    return _weight_gradient_csr(x, g, center, column_sums)
+
+
+def _weight_gradient_csr(x: Tensor, g: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
+    """xᵀ G − c ⊗ Σ_b G_b for G given as CSR ``(B, n_latents)``: dense × CSR, or CSR × CSR for sparse x."""
+    dtype = center.dtype
+    if x.layout != torch.sparse_csr:
         return (x.to(dtype).T @ g).addr_(center, column_sums, alpha=-1.0)  # dense (d_in, B) @ CSR (B, n_latents)
     product = torch.sparse.mm(_transpose_csr(x).to(dtype), g)  # CSR (d_in, n_latents): terms × latents that met
     grad = torch.outer(-center, column_sums)  # (d_in, n_latents)

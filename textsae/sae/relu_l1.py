@@ -24,7 +24,7 @@ class ReLUL1SAE(SparseAutoencoder):
     """
 
     def _activate(
-        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None
+        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None
     ) -> tuple[Tensor, ActiveCodes | None]:
         return pre_acts.relu(), None
 

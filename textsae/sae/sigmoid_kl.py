@@ -30,7 +30,7 @@ class SigmoidKLSAE(SparseAutoencoder):
     """
 
     def _activate(
-        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None
+        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None
     ) -> tuple[Tensor, ActiveCodes | None]:
         a = torch.sigmoid(pre_acts)  # (B, n_latents)
         if train:

@@ -111,22 +111,33 @@ class TopKSAE(AuxKMixin):
     """
 
     def _activate(
-        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None
+        self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None
     ) -> tuple[Tensor, ActiveCodes | None]:
-        return self._topk(pre_acts, self.cfg.k, limit)
+        return self._topk(pre_acts, self.cfg.k, limit, x_in=x_in if train and torch.is_grad_enabled() else None)
 
     def _activate_k(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> Tensor:
         return self._topk(pre_acts, k, limit)[0]
 
-    def _topk(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> tuple[Tensor, ActiveCodes]:
+    def _topk(
+        self, pre_acts: Tensor, k: int, limit: Tensor | None = None, *, x_in: Tensor | None = None
+    ) -> tuple[Tensor, ActiveCodes]:
         """Codes with k entries per row: the ``cfg.dense_latents`` always-on latents (signed) and the k − m largest others (ReLU).
 
         With a per-row ``limit`` (B,), row b keeps at most limit_b entries: its min(k, limit_b) − m largest others,
         and when limit_b < m only the limit_b dense latents of largest magnitude. The :class:`ActiveCodes` list only
-        the kept entries (the decoder reads that many rows of W_dec).
+        the kept entries (the decoder reads that many rows of W_dec). With ``x_in`` (training), the kept values are
+        gathered so that their gradient reaches the encoder through these k entries only.
         """
         n_rows, m = pre_acts.shape[0], self.cfg.dense_latents
-        values, indices = pre_acts[:, m:].topk(k - m, dim=1, sorted=limit is not None)  # (B, k − m) each
+        if x_in is None:
+            values, indices = pre_acts[:, m:].topk(k - m, dim=1, sorted=limit is not None)  # (B, k − m) each
+            dense_values = pre_acts[:, :m]
+        else:
+            with torch.no_grad():
+                indices = pre_acts[:, m:].topk(k - m, dim=1, sorted=limit is not None).indices  # (B, k − m)
+            always = torch.arange(m, device=pre_acts.device).expand(n_rows, m)
+            gathered = self.gather_pre_activations(pre_acts, x_in, torch.cat([always, indices + m], dim=1))
+            dense_values, values = gathered[:, :m], gathered[:, m:]
         values = values.relu()
         keep = None
         if limit is not None:
@@ -134,7 +145,6 @@ class TopKSAE(AuxKMixin):
             values = values * keep.to(values.dtype)
         if m:
             always_on = torch.arange(m, device=pre_acts.device).expand(n_rows, m)  # (B, m)
-            dense_values = pre_acts[:, :m]
             if keep is not None:
                 rank = (
                     dense_values.abs().argsort(dim=1, descending=True, stable=True).argsort(dim=1)
