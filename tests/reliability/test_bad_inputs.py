@@ -7,6 +7,8 @@ run (``trained_run``) and damage a copy of it.
 
 from __future__ import annotations
 
+import gzip
+import os
 import shutil
 import subprocess
 import sys
@@ -253,6 +255,32 @@ DATA_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], tuple[str, 
         (),
         ("is a .txt file", "no labels"),
     ),
+    "labels beyond int64": (
+        lambda tmp: split_folder(tmp, "text,label\ngood film,100000000000000000000\nbad film,1\n", ".csv"),
+        (),
+        ("holds 100000000000000000000 at line 2", "too large for a class id"),
+    ),
+    "lone surrogate in jsonl": (
+        lambda tmp: split_folder(tmp, '{"text": "abc \\ud800 d", "label": 0}\n{"text": "b", "label": 1}\n', ".jsonl"),
+        (),
+        ("line 1: field 'text' holds a lone surrogate (U+D800)",),
+    ),
+    "tab-separated csv": (
+        lambda tmp: split_folder(tmp, "text\tlabel\ngood film\t1\nbad film\t0\n", ".csv"),
+        (),
+        ("looks tab-separated", "read comma-separated"),
+    ),
+    "gzip named .csv": (
+        lambda tmp: split_folder(tmp, gzip.compress(b"text,label\ngood,1\nbad,0\n"), ".csv"),
+        (),
+        ("train.csv is gzip-compressed", "gunzip -c train.csv > plain.csv"),
+    ),
+    "a FIFO behind data.path": (
+        lambda tmp: (os.mkfifo(tmp / "pipe.csv"), tmp / "pipe.csv")[1],
+        (),
+        ("pipe.csv is not a regular file",),
+    ),
+    "/dev/zero behind data.path": (lambda tmp: Path("/dev/zero"), (), ("/dev/zero is not a regular file",)),
     "two files for one split": (
         lambda tmp: (split_folder(tmp, GOOD), GOOD.to_csv(tmp / "corpus" / "train.csv", index=False))[0],
         (),
@@ -335,6 +363,11 @@ CONFIG_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "section given a scalar": (["sae=3"], ("sae must be a mapping of keys to values. Got 3",)),
     "override without =": (["sae.k"], ("overrides must be in the form key=value", "'sae.k'")),
     "unknown key to reset": (["~sae.kk"], ("Unknown config key 'sae.kk'",)),
+    "name escaping the runs root": (["name=../../x"], ("name must be a plain folder name", "'../../x'")),
+    "empty run.dir": (
+        ["run.dir="],
+        ("'run.dir=': a path cannot be empty", "~run.dir"),
+    ),
 }
 
 

