@@ -123,3 +123,32 @@ def test_default_model_matches_sentence_transformers_encode() -> None:
     theirs = model.encode(texts, normalize_embeddings=True)
     assert ours.shape == (3, 384)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_config_of_another_architecture_is_refused_not_run_with_random_weights(
+    tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(tiny_bert_dir, folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config.update(
+        model_type="distilbert", architectures=["DistilBertModel"], dim=32, n_layers=2, n_heads=2, hidden_dim=64
+    )
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(UserError, match=r"weights of a DistilBertModel .* are missing from its weights file") as caught:
+        HiddenStatesFeaturizer(model=str(folder), device="cpu").transform(["a good film"])
+    assert "\n" not in str(caught.value)
+
+
+def test_truncated_weights_file_is_one_line(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "truncated"
+    shutil.copytree(tiny_bert_dir, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(UserError, match="Cannot load model .*(not readable safetensors|truncated|corrupt|incomplete)"):
+        HiddenStatesFeaturizer(model=str(folder), device="cpu").transform(["a good film"])

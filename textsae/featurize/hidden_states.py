@@ -423,7 +423,12 @@ _PARAMS = (
 
 
 def _load_model(location: str, *, is_local: bool, allow_pickle: bool, trust_remote_code: bool) -> tuple[Any, Any]:
-    """``AutoModel`` + fast ``AutoTokenizer``; a hub id fails fast with one line when the hub is unreachable."""
+    """``AutoModel`` + fast ``AutoTokenizer``; a hub id fails fast with one line when the hub is unreachable.
+
+    Refuses weights files that are not readable and checkpoints that lack weights the model needs (a config of another
+    architecture than its weights would otherwise run a randomly initialised encoder).
+    """
+    from safetensors import SafetensorError
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -435,9 +440,18 @@ def _load_model(location: str, *, is_local: bool, allow_pickle: bool, trust_remo
     try:
         with forced_offline() if offline or is_local else contextlib.nullcontext():
             tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True, **kwargs)
-            model = AutoModel.from_pretrained(
-                location, use_safetensors=None if allow_pickle else True, dtype="float32", **kwargs
+            model, loading = AutoModel.from_pretrained(
+                location,
+                use_safetensors=None if allow_pickle else True,
+                dtype="float32",
+                output_loading_info=True,
+                **kwargs,
             )
+    except SafetensorError as exc:
+        raise UserError(
+            f"Cannot load model {location!r}: its weights file is not readable safetensors (truncated or corrupt?): "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     except OSError as exc:
         if offline:
             raise HubUnreachableError(
@@ -457,7 +471,27 @@ def _load_model(location: str, *, is_local: bool, allow_pickle: bool, trust_remo
         raise UserError(
             f"Model {location!r} has no fast (Rust) tokenizer (tokenizer.json). Expected a model folder with tokenizer.json."
         )
+    _refuse_missing_weights(location, model, loading)
     return model, tokenizer
+
+
+UNTRAINED_OK = ("pooler.",)
+"""Weights a checkpoint may lack without changing the hidden states textsae reads (the pooler head is never used)."""
+
+
+def _refuse_missing_weights(location: str, model: Any, loading: dict[str, Any]) -> None:
+    """A UserError when weights the hidden states depend on were not in the checkpoint (they would be random)."""
+    missing = sorted(key for key in loading.get("missing_keys", ()) if not key.startswith(UNTRAINED_OK))
+    mismatched = sorted(
+        str(item[0]) if isinstance(item, tuple) else str(item) for item in loading.get("mismatched_keys", ())
+    )
+    if missing or mismatched:
+        bad = missing or mismatched
+        raise UserError(
+            f"Model {location!r}: {len(bad)} weights of a {type(model).__name__} (as config.json describes it) are "
+            f"{'missing from' if missing else 'shaped differently in'} its weights file, e.g. {bad[0]!r}; they would "
+            "run with random values. The config and the weights belong to different models: use a consistent folder."
+        )
 
 
 def _in_input_order(pieces: list[tuple[np.ndarray, np.ndarray]], pooling: str) -> tuple[np.ndarray, np.ndarray]:
