@@ -9,12 +9,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import platform
+from pathlib import Path
 
 import torch
 
 from textsae.errors import UserError
 
-__all__ = ["keep_freed_memory", "set_threads"]
+__all__ = ["available_memory", "keep_freed_memory", "set_threads"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -66,3 +67,19 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     return _kept
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes free for a new allocation on ``device`` (CUDA: free device memory; CPU: Linux's MemAvailable), or None
+    when the system does not say."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -230,3 +230,44 @@ def test_manifest_accepts_paths_joined_with_a_relative_folder(tmp_path, monkeypa
     (folder / "a.bin").write_bytes(b"abc")
     write_manifest(folder, [folder / "a.bin", Path("a.bin")], {})
     assert [f["name"] for f in read_manifest(folder)["files"]] == ["a.bin", "a.bin"]
+
+
+def _tampered(tmp_path, change) -> object:
+    folder = tmp_path / "codes"
+    with CodesWriter(folder, n_latents=16, shard_docs=10) as writer:
+        writer.write(random_codes(25, 16))
+    manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    change(manifest)
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def _swap_first_shards(manifest: dict) -> None:
+    shards = manifest["shards"]
+    shards[0], shards[1] = shards[1], shards[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m.update(nnz=-5), "must be ints >= 0"),
+        (lambda m: m.update(n_docs=10**15), "the shards hold 25 rows"),
+        (lambda m: m["shards"][0].update(rows=10**15), "the shards hold"),
+        (lambda m: m["shards"][1].update(nnz="many"), "shard entry 1"),
+        (_swap_first_shards, "shard entry 0 is named 'shard-00001.npz'; expected shard-00000.npz"),
+        (lambda m: m.update(n_latents=0), "more than n_docs × n_latents"),
+    ],
+)
+def test_manifest_numbers_are_checked_before_allocating(tmp_path, change, message):
+    folder = _tampered(tmp_path, change)
+    with pytest.raises(IncompleteArtifactError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_codes(folder)
+
+
+def test_counts_that_add_up_but_exceed_memory_are_refused(tmp_path, monkeypatch):
+    import textsae.store.codes as codes_module
+
+    folder = _tampered(tmp_path, lambda m: None)
+    monkeypatch.setattr(codes_module, "available_memory", lambda device: 100)
+    with pytest.raises(UserError, match="GiB in memory, but 0.0 GiB is free"):
+        load_codes(folder)

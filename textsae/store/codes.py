@@ -50,6 +50,7 @@ from textsae._io import (
     write_npz,
 )
 from textsae.errors import IncompleteArtifactError, UserError
+from textsae.runtime import available_memory
 from textsae.store.manifest import _RESERVED_KEYS as _MANIFEST_KEYS
 from textsae.store.manifest import (
     DEFAULT_RESUME_HINT,
@@ -494,8 +495,41 @@ def codes_info(directory: str | os.PathLike[str], *, resume_hint: str = DEFAULT_
             f"{directory} holds a manifest but not one of sparse codes (no 'shards'/'n_latents'). Expected a folder written by CodesWriter."
         )
     info = {key: value for key, value in manifest.items() if key not in _MANIFEST_KEYS}
+    _check_codes_numbers(Path(directory), info)
     info["disk_bytes"] = sum(entry["bytes"] for entry in manifest["files"])
     return info
+
+
+def _check_codes_numbers(root: Path, info: dict[str, Any]) -> None:
+    """The manifest's counts are data: non-negative ints that add up, shards named in writing order, and no more
+    than the entries a ``n_docs × n_latents`` matrix can hold, all before anything is allocated from them."""
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    def refuse(what: str) -> IncompleteArtifactError:
+        return IncompleteArtifactError(f"{root / MANIFEST_NAME}: {what}. Delete {root} and run the command again.")
+
+    n_docs, n_latents, nnz, shards = info.get("n_docs"), info.get("n_latents"), info.get("nnz"), info.get("shards")
+    if not (whole(n_docs) and whole(n_latents) and whole(nnz) and isinstance(shards, list)):
+        raise refuse(
+            f"n_docs, n_latents and nnz must be ints >= 0 and shards a list; got {n_docs!r}, {n_latents!r}, {nnz!r}"
+        )
+    for index, shard in enumerate(shards):
+        if not isinstance(shard, dict) or not whole(shard.get("rows")) or not whole(shard.get("nnz")):
+            raise refuse(f"shard entry {index} is {shard!r}; expected rows and nnz as ints >= 0")
+        match = _SHARD_RE.fullmatch(str(shard.get("name")))
+        if match is None or int(match.group(1)) != index:
+            raise refuse(
+                f"shard entry {index} is named {shard.get('name')!r}; expected {shard_name(index, 'npz')} (or .parquet)"
+            )
+    if sum(s["rows"] for s in shards) != n_docs or sum(s["nnz"] for s in shards) != nnz:
+        raise refuse(
+            f"the shards hold {sum(s['rows'] for s in shards)} rows and {sum(s['nnz'] for s in shards)} entries; "
+            f"n_docs={n_docs} and nnz={nnz} say otherwise"
+        )
+    if nnz > n_docs * n_latents:
+        raise refuse(f"nnz={nnz} is more than n_docs × n_latents = {n_docs * n_latents}")
 
 
 def load_codes(
@@ -522,6 +556,13 @@ def load_codes(
         read_manifest(root, verify_hashes=True, resume_hint=resume_hint)
     n_docs, n_latents, total_nnz = int(info["n_docs"]), int(info["n_latents"]), int(info["nnz"])
     index_dtype = np.int32 if total_nnz <= np.iinfo(np.int32).max else np.int64
+    needed = (n_docs + 1 + total_nnz) * np.dtype(index_dtype).itemsize + 4 * total_nnz
+    free = available_memory("cpu")
+    if free is not None and needed > free:
+        raise UserError(
+            f"{root}: its manifest says {n_docs:,} documents and {total_nnz:,} entries, {needed / 2**30:.1f} GiB in memory, "
+            f"but {free / 2**30:.1f} GiB is free; read it shard by shard, or check the folder."
+        )
     data = np.empty(total_nnz, dtype=np.float32)
     indices = np.empty(total_nnz, dtype=index_dtype)
     indptr = np.zeros(n_docs + 1, dtype=index_dtype)

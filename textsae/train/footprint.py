@@ -14,8 +14,9 @@ from pathlib import Path
 
 from textsae.config.schema import SAEConfig, TrainConfig
 from textsae.errors import UserError
+from textsae.runtime import available_memory
 
-__all__ = ["Footprint", "available_memory", "check_fits", "estimate"]
+__all__ = ["Footprint", "check_fits", "estimate"]
 
 GIB = 1 << 30
 _BATCH_TEMPORARIES = 6
@@ -44,22 +45,6 @@ def estimate(sae: SAEConfig, d_in: int, train: TrainConfig) -> Footprint:
     parameters = 2 * weight + 4 * (n + d_in)
     batch = 4 * train.batch_size * (n + d_in) * _BATCH_TEMPORARIES
     return Footprint(parameters, 2 * parameters, weight, batch, disk=7 * parameters)
-
-
-def available_memory(device: str) -> int | None:
-    """Bytes free for a new allocation on ``device`` (CUDA: free device memory; CPU: Linux's MemAvailable), or None
-    when the system does not say."""
-    if device.startswith("cuda"):
-        import torch
-
-        return int(torch.cuda.mem_get_info(torch.device(device))[0])
-    try:
-        for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def check_fits(footprint: Footprint, *, device: str, run_dir: Path | None, n_latents: int, d_in: int) -> None:
