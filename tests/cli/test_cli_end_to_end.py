@@ -181,3 +181,18 @@ def test_output_into_a_closed_pipe_is_quiet(recipe: Path) -> None:
     command = f"{shlex.quote(sys.executable)} -m textsae show {shlex.quote(str(recipe))} | true"
     done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120)
     assert done.stderr == "" and done.returncode == 0
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before", "after"])
+def test_debug_before_or_after_the_verb_shows_the_traceback(before: bool, tmp_path: Path) -> None:
+    from textsae.errors import ConfigError
+
+    missing = str(tmp_path / "missing.yaml")
+    argv = ["--debug", "show", missing] if before else ["show", missing, "--debug"]
+    with pytest.raises(ConfigError, match="Recipe file not found"):
+        main(argv)
+
+
+def test_quiet_before_the_verb_is_accepted(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-q", "show", str(recipe)]) == 0
+    assert "name:" in capsys.readouterr().out

@@ -67,9 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"textsae {__version__}")
+    # Accepted before the verb (`textsae --debug run ...`) and after it; SUPPRESS keeps a verb's parser from resetting
+    # what was given before the verb.
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
-    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks and debug logs"
+    )
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="only warnings and errors; no progress bars",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (stages, sweep, encode, score, inspect, bench, config_cmds):
         module.add_parsers(subparsers, common, _Formatter)
