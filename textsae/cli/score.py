@@ -16,9 +16,11 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     parser = subparsers.add_parser(
         "score",
         help="score documents by their reconstruction error under a trained run (anomaly score)",
-        description="Featurizes INPUT with the run's fitted featurizer and writes, per document, the SAE's reconstruction\n"
-        "error ‖x − decode(encode(x))‖² in the SAE's normalised space: documents unlike the training documents\n"
-        "score higher. Output columns: doc (0-based row of INPUT), score, and label when INPUT has labels.",
+        description="Featurizes INPUT with the run's fitted featurizer and writes, per document, how badly the SAE\n"
+        "reconstructs it, x̂ = decode(encode(x)) in the SAE's normalised space: documents unlike the training\n"
+        "documents score higher. --kind support (the default): Σ (x_i − x̂_i)² over the document's own non-zero\n"
+        "entries, the part of the document the SAE fails to reproduce; squared: ‖x − x̂‖²; relative: ‖x − x̂‖² / ‖x‖².\n"
+        "Output columns: doc (0-based row of INPUT), score, and label when INPUT has labels.",
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae score runs/20newsgroups_anomaly/1a2b3c4d5e new_posts.parquet --out scores.parquet\n"
@@ -30,7 +32,10 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     )
     parser.add_argument("--out", help="output .parquet or .csv file (default: RUN_DIR/scores/<INPUT name>.parquet)")
     parser.add_argument(
-        "--kind", choices=["support", "squared", "relative"], default="support", help="error measure (default: support)"
+        "--kind",
+        choices=["support", "squared", "relative"],
+        default="support",
+        help="error measure, see above (default: support)",
     )
     parser.add_argument("--text-column", default="text", help="column holding the text (default: text)")
     parser.add_argument(
