@@ -67,3 +67,13 @@ def test_auto_sizes_and_probe_latents_fit_from_the_texts_and_labels() -> None:
     assert ((codes[:, 0] > 0) == (labels == 1)).mean() > 0.9  # the always-on latent is the classifier's decision value
     with pytest.raises(UserError, match="needs labels"):
         SparseCodeTransformer(**settings).fit(texts)
+
+
+def test_documents_without_text_get_empty_codes_in_place() -> None:
+    texts, _ = make_texts(160, seed=4)
+    model = SparseCodeTransformer(**_SETTINGS).fit(texts)
+    codes = model.transform([texts[0], "", "   ", texts[1]])
+    assert codes.shape == (4, 32)
+    assert codes.getnnz(axis=1).tolist()[1:3] == [0, 0]
+    assert codes[0].nnz > 0 and codes[3].nnz > 0
+    assert (codes[[0, 3]] != model.transform([texts[0], texts[1]])).nnz == 0  # the others are unchanged
