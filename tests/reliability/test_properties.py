@@ -60,7 +60,9 @@ def test_any_override_is_accepted_or_refused_with_a_config_error(key: str, value
     rho=st.floats(1e-6, 1 - 1e-6),
     lr=st.floats(1e-8, 10.0),
     batch_size=st.integers(1, 4096),
-    name=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=10),
+    name=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=10).filter(
+        lambda text: text not in (".", "..") and not any(sep in text for sep in "/\\")  # a name is a folder name
+    ),
 )
 def test_valid_overrides_land_in_the_config_and_survive_a_yaml_round_trip(
     n_latents: int, k_fraction: float, l1: float, rho: float, lr: float, batch_size: int, name: str

@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from textsae.cli.main import positive_int
+from textsae.cli.main import add_model_trust_options, positive_int
 
 
 def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
@@ -35,16 +35,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     )
     parser.add_argument("--shard-docs", type=positive_int, default=50_000, help="documents per shard (default: 50000)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="let a hidden-states run's model execute code from its repository (a run directory cannot grant this)",
-    )
-    parser.add_argument(
-        "--allow-pickle",
-        action="store_true",
-        help="let a hidden-states run load pickle-only model weights (a run directory cannot grant this)",
-    )
+    add_model_trust_options(parser)
     parser.add_argument(
         "--empty-text",
         choices=["drop", "error"],

@@ -46,6 +46,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_model_trust_options(parser: argparse.ArgumentParser) -> None:
+    """``--trust-remote-code`` and ``--allow-pickle``: opt-ins that only the command line can give a saved run."""
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let a hidden-states run's model execute code from its repository (a run directory cannot grant this)",
+    )
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="let a hidden-states run load pickle-only model weights (a run directory cannot grant this)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render ``--help`` in the docs)."""
     from textsae.cli import bench, config_cmds, encode, inspect, score, stages, sweep

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from textsae.cli.main import positive_int
+from textsae.cli.main import add_model_trust_options, positive_int
 
 SCORE_SUFFIXES = (".parquet", ".csv")
 
@@ -42,16 +42,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "--batch-size", type=positive_int, default=1024, help="documents featurized and scored at once (default: 1024)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="let a hidden-states run's model execute code from its repository (a run directory cannot grant this)",
-    )
-    parser.add_argument(
-        "--allow-pickle",
-        action="store_true",
-        help="let a hidden-states run load pickle-only model weights (a run directory cannot grant this)",
-    )
+    add_model_trust_options(parser)
     parser.set_defaults(handler=handle)
 
 

@@ -75,8 +75,7 @@ class _EncoderFunction(torch.autograd.Function):
         if need_bias:
             grad_bias = column_sums
         if need_center:
-            m = ctx.fixed_columns  # fixed columns send no gradient into the centre (see TopKSAE.set_dense_encoder)
-            grad_center = -(weight[:, m:] @ column_sums[m:].to(weight.dtype))  # (d_in,)
+            grad_center = _center_gradient(weight, column_sums.to(weight.dtype), ctx.fixed_columns)
         if need_weight:
             grad_weight = _weight_gradient(x, grad_pre, center.to(weight.dtype), column_sums.to(weight.dtype))
         return None, grad_weight, grad_bias, grad_center, None
@@ -117,8 +116,7 @@ class _GatheredEncoderFunction(torch.autograd.Function):
         if ctx.needs_input_grad[3]:
             grad_bias = column_sums
         if ctx.needs_input_grad[4]:
-            m = ctx.fixed_columns
-            grad_center = -(weight[:, m:] @ column_sums[m:])
+            grad_center = _center_gradient(weight, column_sums, ctx.fixed_columns)
         if ctx.needs_input_grad[2]:
             order = indices.argsort(dim=1)  # CSR wants each row's columns in order
             crow = torch.arange(0, n_rows * per_row + 1, per_row, device=indices.device)
@@ -150,6 +148,11 @@ def gathered_pre_activations(
     return _GatheredEncoderFunction.apply(pre.detach(), x, weight, bias, center, indices, fixed_columns)
 
 
+def _center_gradient(weight: Tensor, column_sums: Tensor, fixed_columns: int) -> Tensor:
+    """∂loss/∂c = −W · Σ_b G_b ``(d_in,)``; the fixed columns send none (see ``TopKSAE.set_dense_encoder``)."""
+    return -(weight[:, fixed_columns:] @ column_sums[fixed_columns:])
+
+
 def _weight_gradient(x: Tensor, grad_pre: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
     """xᵀ G − c ⊗ Σ_b G_b as a dense ``(d_in, n_latents)`` tensor, written in one pass over its memory.
 
@@ -157,14 +160,13 @@ def _weight_gradient(x: Tensor, grad_pre: Tensor, center: Tensor, column_sums: T
     """
     dtype = center.dtype
     sparse_x = x.layout == torch.sparse_csr
-    g = grad_pre.to(dtype).to_sparse_csr()  # (B, n_latents), only the non-zeros
-    if g.values().numel() > SPARSE_GRAD_MAX_DENSITY * grad_pre.numel():
+    if int(torch.count_nonzero(grad_pre)) > SPARSE_GRAD_MAX_DENSITY * grad_pre.numel():
         if sparse_x:
             product = torch.sparse.mm(_transpose_csr(x).to(grad_pre.dtype), grad_pre).to(dtype)
         else:
             product = (x.to(grad_pre.dtype).T @ grad_pre).to(dtype)
         return product.addr_(center, column_sums, alpha=-1.0)
-    return _weight_gradient_csr(x, g, center, column_sums)
+    return _weight_gradient_csr(x, grad_pre.to(dtype).to_sparse_csr(), center, column_sums)
 
 
 def _weight_gradient_csr(x: Tensor, g: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
