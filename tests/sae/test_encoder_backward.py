@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from textsae.config.schema import SAEConfig
 from textsae.sae import SAE_REGISTRY, SparseAutoencoder, build_sae, encoder
@@ -119,3 +120,53 @@ def test_topk_gradient_goes_through_the_kept_entries_only(monkeypatch: pytest.Mo
     sae.train()
     sae.loss(sae(x)).total.backward()
     assert dense_calls == [] and csr_entries == [64 * 8]
+
+
+@pytest.mark.parametrize("arch", sorted(SAE_REGISTRY))
+@pytest.mark.parametrize("sparse_input", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("backward_inside", [False, True], ids=["backward_after", "backward_inside"])
+def test_bf16_autocast_forward_gives_fp32_gradients_close_to_fp32(
+    arch: str, sparse_input: bool, backward_inside: bool
+) -> None:
+    """An autocast forward hands ∂pre over in bf16; the backward still works on CSR input (the CPU has no bf16 sparse
+    kernels), also when called inside the autocast block, and gives fp32 gradients near the fp32 ones (by cosine: bf16
+    rounding may flip a near-tie of TopK's selection in a row, which moves a few columns of ∂W_enc a lot)."""
+    x = _batch(sparse_input)
+    reference = _gradients(_build(arch, "plain"), x, fixed=False)
+    sae = _build(arch, "plain")
+    sae.train()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+    with autocast:
+        out = sae(x)
+        dead = torch.zeros(sae.n_latents, dtype=torch.bool)
+        dead[::3] = True  # as in _gradients
+        loss = sae.loss(out, dead_mask=dead).total + out.codes.float().square().sum() * 1e-3
+        if backward_inside:
+            loss.backward()
+    if not backward_inside:
+        loss.backward()
+    for name, param in sae.named_parameters():
+        assert param.grad is not None and param.grad.dtype == torch.float32, name
+        assert torch.isfinite(param.grad).all(), name
+        cosine = float(F.cosine_similarity(param.grad.flatten(), reference[name].flatten(), dim=0))
+        assert cosine > 0.95, f"{arch}: {name} has cosine {cosine:.3f} to the fp32 gradient"
+
+
+def test_sparse_input_never_multiplies_two_csr_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's CPU CSR × CSR matmul does not free its output (a TF-IDF run grew to 24 GB): sparse input takes CSR ×
+    dense products only, on every path of the backward."""
+    products: list[tuple[torch.layout, torch.layout]] = []
+    real_mm = torch.sparse.mm
+
+    def spy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        products.append((a.layout, b.layout))
+        return real_mm(a, b)
+
+    monkeypatch.setattr(torch.sparse, "mm", spy)
+    x = _batch(sparse=True)
+    for arch in sorted(SAE_REGISTRY):
+        for max_density in (1.0, 0.0):
+            monkeypatch.setattr(encoder, "SPARSE_GRAD_MAX_DENSITY", max_density)
+            _gradients(_build(arch, "plain"), x, fixed=False)
+    assert products, "the sparse-input backward ran no sparse product"
+    assert all(b == torch.strided for _, b in products), products

@@ -9,8 +9,8 @@ d_in × B × n_latents product (and, for sparse x, zero-fill and scatter a dense
 looks at G once and multiplies through its non-zeros only when they are few:
 
 - dense x: ∂W_enc = xᵀ G with G as CSR, B·nnz(G)/B·d_in multiply-adds instead of B·n_latents·d_in;
-- sparse x: xᵀ G as a sparse × sparse product whose non-zeros are the (term, latent) pairs that met in a document,
-  instead of autograd's dense scatter of every input non-zero over all n_latents.
+- sparse x: xᵀ G as xᵀ in CSR times G, written straight into the rank-one term's memory, instead of autograd's
+  `embedding_bag` backward (which sorts the input's non-zeros and zero-fills a fresh dense gradient).
 
 The centring adds −c ⊗ Σ_b G_b, a rank-one term over the latents that fired, written in one pass.
 The result is the same gradient as autograd's to rounding (tested for every architecture). Architectures whose loss
@@ -32,7 +32,7 @@ __all__ = ["SPARSE_GRAD_MAX_DENSITY", "encoder_pre_activations", "gathered_pre_a
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 SPARSE_GRAD_MAX_DENSITY = 0.05
-"""Largest fraction of non-zeros in ∂loss/∂pre for which the sparse backward is used. On this project's 2-core AVX2
+"""Largest fraction of non-zeros in ∂loss/∂pre for which the sparse backward is used (dense input). On this project's 2-core AVX2
 CPU (one thread, d_in 384, 4,096 latents, batch 1,024) xᵀG with G as CSR took 7.8 ms at 0.8% density against 42 ms
 dense; a dense matmul wins again somewhere above a few percent."""
 
@@ -69,6 +69,13 @@ class _EncoderFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_pre: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         x, weight, center = ctx.saved_tensors
+        # On CPU the backward runs in the caller's thread, so a backward() called inside autocast would run these
+        # products in bf16, which the CPU's sparse kernels lack; they follow the dtypes given here instead.
+        with torch.autocast(weight.device.type, enabled=False):
+            return _EncoderFunction._backward(ctx, grad_pre, x, weight, center)
+
+    @staticmethod
+    def _backward(ctx: Any, grad_pre: Tensor, x: Tensor, weight: Tensor, center: Tensor) -> tuple[Tensor | None, ...]:
         need_weight, need_bias, need_center = ctx.needs_input_grad[1], ctx.needs_input_grad[2], ctx.needs_input_grad[3]
         grad_weight = grad_bias = grad_center = None
         column_sums = grad_pre.sum(dim=0)  # (n_latents,)
@@ -106,6 +113,13 @@ class _GatheredEncoderFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_values: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         x, weight, center, indices = ctx.saved_tensors
+        with torch.autocast(weight.device.type, enabled=False):  # as in _EncoderFunction.backward
+            return _GatheredEncoderFunction._backward(ctx, grad_values, x, weight, center, indices)
+
+    @staticmethod
+    def _backward(
+        ctx: Any, grad_values: Tensor, x: Tensor, weight: Tensor, center: Tensor, indices: Tensor
+    ) -> tuple[Tensor | None, ...]:
         n_rows, per_row = indices.shape
         n_latents = weight.shape[1]
         dtype = weight.dtype
@@ -117,7 +131,11 @@ class _GatheredEncoderFunction(torch.autograd.Function):
             grad_bias = column_sums
         if ctx.needs_input_grad[4]:
             grad_center = _center_gradient(weight, column_sums, ctx.fixed_columns)
-        if ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2] and x.layout == torch.sparse_csr:
+            g_dense = torch.zeros(n_rows, n_latents, dtype=dtype, device=weight.device)
+            g_dense.scatter_(1, indices, grad_values)
+            grad_weight = _sparse_input_weight_gradient(x, g_dense, center.to(dtype), column_sums)
+        elif ctx.needs_input_grad[2]:
             order = indices.argsort(dim=1)  # CSR wants each row's columns in order
             crow = torch.arange(0, n_rows * per_row + 1, per_row, device=indices.device)
             g = torch.sparse_csr_tensor(
@@ -156,37 +174,35 @@ def _center_gradient(weight: Tensor, column_sums: Tensor, fixed_columns: int) ->
 def _weight_gradient(x: Tensor, grad_pre: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
     """xᵀ G − c ⊗ Σ_b G_b as a dense ``(d_in, n_latents)`` tensor, written in one pass over its memory.
 
-    Through the non-zeros of G when they are few (a CSR product, added into the rank-one term in place), else dense.
+    Dense x: through the non-zeros of G when they are few (dense × CSR, added into the rank-one term in place), else
+    a dense matmul. Sparse x: CSR × dense G (:func:`_sparse_input_weight_gradient`).
     """
     dtype = center.dtype
-    sparse_x = x.layout == torch.sparse_csr
+    if x.layout == torch.sparse_csr:
+        return _sparse_input_weight_gradient(x, grad_pre.to(dtype), center, column_sums)
     if int(torch.count_nonzero(grad_pre)) > SPARSE_GRAD_MAX_DENSITY * grad_pre.numel():
-        if sparse_x:
-            product = torch.sparse.mm(_transpose_csr(x).to(grad_pre.dtype), grad_pre).to(dtype)
-        else:
-            product = (x.to(grad_pre.dtype).T @ grad_pre).to(dtype)
-        return product.addr_(center, column_sums, alpha=-1.0)
+        return (x.to(grad_pre.dtype).T @ grad_pre).to(dtype).addr_(center, column_sums, alpha=-1.0)
     return _weight_gradient_csr(x, grad_pre.to(dtype).to_sparse_csr(), center, column_sums)
 
 
 def _weight_gradient_csr(x: Tensor, g: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
-    """xᵀ G − c ⊗ Σ_b G_b for G given as CSR ``(B, n_latents)``: dense × CSR, or CSR × CSR for sparse x."""
-    dtype = center.dtype
-    if x.layout != torch.sparse_csr:
-        return (x.to(dtype).T @ g).addr_(center, column_sums, alpha=-1.0)  # dense (d_in, B) @ CSR (B, n_latents)
-    product = torch.sparse.mm(_transpose_csr(x).to(dtype), g)  # CSR (d_in, n_latents): terms × latents that met
-    grad = torch.outer(-center, column_sums)  # (d_in, n_latents)
-    rows = torch.repeat_interleave(
-        torch.arange(product.shape[0], device=g.device),
-        product.crow_indices().diff(),
-        output_size=product.values().numel(),
-    )
-    grad.view(-1).index_add_(0, rows * product.shape[1] + product.col_indices(), product.values())
-    return grad
+    """xᵀ G − c ⊗ Σ_b G_b for dense x and G given as CSR ``(B, n_latents)``: a dense × CSR product."""
+    return (x.to(center.dtype).T @ g).addr_(center, column_sums, alpha=-1.0)  # dense (d_in, B) @ CSR (B, n_latents)
 
 
-def _transpose_csr(x: Tensor) -> Tensor:
-    """xᵀ as a CSR tensor: the CSC form of x read as CSR."""
+def _sparse_input_weight_gradient(x: Tensor, g: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
+    """xᵀ G − c ⊗ Σ_b G_b for CSR x and dense G ``(B, n_latents)``: xᵀ as CSR times dense G, nnz(x)·n_latents
+    multiply-adds (the forward's own cost), written into the rank-one term's memory in one pass.
+
+    Not a CSR × CSR product through G's non-zeros: torch's CPU CSR × CSR matmul (2.13, MKL) does not free its output
+    (about 45 MB a step at 20,000 terms × 1,024 latents; a 1,000-step run grew to 24 GB and was killed).
+    """
+    product = torch.sparse.mm(transpose_csr(x).to(center.dtype), g)  # (d_in, n_latents), dense
+    return product.addr_(center, column_sums, alpha=-1.0)
+
+
+def transpose_csr(x: Tensor) -> Tensor:
+    """xᵀ as a CSR tensor (values and all): the CSC form of x read as CSR."""
     csc = x.to_sparse_csc()
     return torch.sparse_csr_tensor(
         csc.ccol_indices(), csc.row_indices(), csc.values(), size=(x.shape[1], x.shape[0]), check_invariants=False
