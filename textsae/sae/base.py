@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from textsae._io import atomic_save_safetensors, atomic_write_json, library_versions
 from textsae.config.schema import SAEConfig, to_dict
 from textsae.errors import ConfigError, UserError
 from textsae.sae import losses
+from textsae.sae.decoder import sparse_decode
 from textsae.sae.encoder import encoder_pre_activations, gathered_pre_activations
 from textsae.sae.neighbours import neighbourhood_means
 
@@ -390,21 +390,14 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
     def _decode_logits(self, codes: Tensor, active: ActiveCodes | None = None) -> Tensor:
         """Decoder output before the output non-linearity, in model space ``(B, d_in)``.
 
-        With ``active`` (TopK family), an ``embedding_bag`` over the B·k active rows of W_dec
-        replaces the dense ``codes @ W_dec``: O(B·k·d_in) instead of O(B·n_latents·d_in). Both
-        give the same values and gradients (tested).
+        With ``active`` (TopK family), a sum over the B·k active rows of W_dec
+        (:func:`~textsae.sae.decoder.sparse_decode`) replaces the dense ``codes @ W_dec``: O(B·k·d_in) instead of
+        O(B·n_latents·d_in). Both give the same values and gradients (tested).
         """
         if active is None:
             return codes @ self.W_dec + self.b_dec  # (B, d_in)
-        recon = F.embedding_bag(
-            active.indices,
-            self.W_dec,
-            active.offsets,
-            mode="sum",
-            per_sample_weights=active.values.to(self.W_dec.dtype),
-            include_last_offset=True,
-        )  # (B, d_in)
-        return recon + self.b_dec
+        recon = sparse_decode(active.indices, active.values.to(self.W_dec.dtype), active.offsets, self.W_dec)
+        return recon + self.b_dec  # (B, d_in)
 
     def _output(self, recon_logits: Tensor) -> Tensor:
         return torch.sigmoid(recon_logits) if self.cfg.reconstruction == "bce" else recon_logits

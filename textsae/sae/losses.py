@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from textsae.sae.decoder import sparse_decode
+
 __all__ = [
     "auxk_loss",
     "bce_with_logits_per_sample",
@@ -211,7 +213,8 @@ def auxk_loss(pre_acts: Tensor, residual: Tensor, W_dec: Tensor, dead_mask: Tens
     masked = pre_acts.masked_fill(~dead_mask, float("-inf"))  # (B, n_latents)
     values, indices = masked.topk(k_aux, dim=1, sorted=False)  # (B, k_aux) each
     values = values.relu().to(W_dec.dtype)
-    e_hat = F.embedding_bag(indices, W_dec, mode="sum", per_sample_weights=values)  # (B, d_in)
+    offsets = torch.arange(0, indices.numel() + 1, k_aux, device=indices.device)
+    e_hat = sparse_decode(indices.reshape(-1), values.reshape(-1), offsets, W_dec)  # (B, d_in)
     e = _acc(residual)
     unexplained = (e - _acc(e_hat)).square().sum()
     # The denominator holds no parameter (e is built from a detached x̂); clamping it keeps the

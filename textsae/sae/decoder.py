@@ -1,0 +1,102 @@
+"""The TopK decoder's sparse product, Σ_j c_bj · W_dec[j] over each row's active latents, blocked for the CPU cache.
+
+`embedding_bag` computes it by reading one whole row of W_dec (d_in floats) per active entry: with B·k entries of
+a W_dec larger than the cache (20,000 terms × 1,024 latents = 82 MB) every read goes to memory, and its backward
+(per-entry dot products for the code values, a scatter for W_dec) reads and writes those rows twice more. Done one
+block of columns at a time, the W_dec block and the matching gradient block stay in cache while every entry uses
+them, so each weight is read from memory about once per pass:
+
+- forward: `embedding_bag` on each column block of W_dec;
+- ∂values: the sampled product (G_block · W_blockᵀ) at the active (row, latent) pairs (`sampled_addmm`);
+- ∂W_dec: Cᵀ · G_block with C the codes as CSR.
+
+On this project's 2-core AVX2 CPU (2 threads, batch 512, k 64, 1,024 latents, d_in 20,000) forward and backward
+took 292 ms against `embedding_bag`'s 487 ms. Small decoders (cache-resident) and GPUs keep `embedding_bag`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from textsae.sae.encoder import transpose_csr
+
+__all__ = ["BLOCK_BYTES", "sparse_decode"]
+
+BLOCK_BYTES = 8 << 20
+"""Bytes of W_dec per column block (and the size above which, twice over, the blocked product is used)."""
+MIN_BLOCK_COLUMNS = 128
+
+
+def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
+    """``out[b] = Σ_{e in row b} values[e] · weight[indices[e]]``, rows given by ``offsets`` (``include_last_offset``).
+
+    Args:
+        indices: Latent of each active entry, grouped by row ``(nnz,)``.
+        values: Code value of each entry ``(nnz,)``, in ``weight``'s dtype.
+        offsets: Row starts and the end, ``(B + 1,)``.
+        weight: W_dec ``(n_latents, d_in)``.
+
+    Returns:
+        ``(B, d_in)``, differentiable in ``values`` and ``weight``; the same values and gradients as
+        ``F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True)``.
+    """
+    if weight.device.type != "cpu" or weight.numel() * weight.element_size() <= 2 * BLOCK_BYTES:
+        return F.embedding_bag(
+            indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True
+        )
+    return _BlockedDecode.apply(indices, values, offsets, weight)
+
+
+def _column_blocks(weight: Tensor) -> list[slice]:
+    n_latents, d_in = weight.shape
+    width = max(MIN_BLOCK_COLUMNS, BLOCK_BYTES // (n_latents * weight.element_size()))
+    return [slice(start, min(start + width, d_in)) for start in range(0, d_in, width)]
+
+
+class _BlockedDecode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
+        out = torch.empty(offsets.numel() - 1, weight.shape[1], dtype=weight.dtype, device=weight.device)
+        for block in _column_blocks(weight):
+            out[:, block] = F.embedding_bag(
+                indices, weight[:, block], offsets, mode="sum", per_sample_weights=values, include_last_offset=True
+            )
+        ctx.save_for_backward(indices, values, offsets, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        indices, values, offsets, weight = ctx.saved_tensors
+        need_values, need_weight = ctx.needs_input_grad[1], ctx.needs_input_grad[3]
+        grad_out = grad_out.to(weight.dtype).contiguous()
+        codes, order = _codes_csr(indices, values, offsets, weight.shape[0])
+        blocks = _column_blocks(weight)
+        grad_values = grad_weight = None
+        if need_values:
+            dots = torch.zeros(indices.numel(), dtype=weight.dtype, device=weight.device)
+            for block in blocks:
+                sampled = torch.sparse.sampled_addmm(codes, grad_out[:, block], weight[:, block].T, beta=0.0)
+                dots += sampled.values()
+            grad_values = torch.empty_like(dots).index_copy_(0, order, dots)  # back to the caller's entry order
+        if need_weight:
+            codes_t = transpose_csr(codes)  # (n_latents, B)
+            grad_weight = torch.empty_like(weight)
+            for block in blocks:
+                grad_weight[:, block] = torch.sparse.mm(codes_t, grad_out[:, block])
+        return None, grad_values, None, grad_weight
+
+
+def _codes_csr(indices: Tensor, values: Tensor, offsets: Tensor, n_latents: int) -> tuple[Tensor, Tensor]:
+    """The entries as a CSR ``(B, n_latents)`` with each row's columns in order, and each CSR slot's entry index."""
+    rows = torch.repeat_interleave(
+        torch.arange(offsets.numel() - 1, device=indices.device), offsets.diff(), output_size=indices.numel()
+    )
+    order = torch.argsort(rows * n_latents + indices)  # within a row by latent; rows stay grouped
+    csr = torch.sparse_csr_tensor(
+        offsets, indices[order], values[order], size=(offsets.numel() - 1, n_latents), check_invariants=False
+    )
+    return csr, order
