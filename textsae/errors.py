@@ -1,13 +1,14 @@
 """Exceptions that textsae raises for problems a user can fix.
 
 The CLI turns a :class:`UserError` into one line on stderr and exit code 2; anything else is a bug
-and keeps its traceback.
+and keeps its traceback. ``UserError`` is a ``ValueError``, as scikit-learn and most Python libraries raise for bad
+arguments, so ``except ValueError`` in user code catches textsae's refusals too.
 """
 
 from __future__ import annotations
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """A problem with the user's input, config or files: the message says what is wrong and what would be right."""
 
 

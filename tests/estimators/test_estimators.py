@@ -50,6 +50,8 @@ def test_fit_transform_clone_and_pipeline() -> None:
 def test_a_lone_string_is_refused() -> None:
     with pytest.raises(UserError, match="string object received"):
         SparseCodeTransformer(**_SETTINGS).fit("one document")
+    with pytest.raises(ValueError, match="string object received"):  # scikit-learn's convention for bad input
+        SparseCodeTransformer(**_SETTINGS).fit("one document")
 
 
 def test_auto_sizes_and_probe_latents_fit_from_the_texts_and_labels() -> None:

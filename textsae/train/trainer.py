@@ -342,6 +342,8 @@ class Trainer:
             restore_optimizer(self.optimizer, tensors, state["optimizer"])
             self.samples_since_fired = tensors["tracker.samples_since_fired"].to(self.device)
             self.budget.state = StoppingState.from_dict(state.get("stopping") or {})
+        except UserError:
+            raise  # already names the checkpoint's problem (a UserError is a ValueError too)
         except (RuntimeError, KeyError, ValueError, TypeError) as error:
             detail = " ".join(str(error).split())[:240] or type(error).__name__
             raise UserError(
