@@ -141,3 +141,17 @@ def tiny_run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_recipe: Path) ->
     run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
     Pipeline(load_recipe(tiny_recipe, [f"run.dir={run_dir}"])).run()
     return run_dir
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked ``gpu`` with a reason when this machine has no CUDA device (torch is imported only then)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: torch.cuda.is_available() is false on this machine")
+    for item in gpu_items:
+        item.add_marker(skip)
