@@ -104,3 +104,22 @@ def test_sparsify_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result["cases"][0]["vec_per_s"]["sparsify"] is None and result["cases"][0]["ratio_vs_sparsify"] is None
     with pytest.raises(UserError, match="not installed"):
         run_train_bench(TINY[:1], sides=["textsae", "sparsify"], rounds=1, steps=1)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_bf16_autocast_runs_every_sides_forward_under_it(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, list[bool]] = {}
+    real_autocast = training._Side._autocast
+
+    def autocast(self, x):  # type: ignore[no-untyped-def]
+        seen.setdefault(self.name, []).append(self.bf16)
+        return real_autocast(self, x)
+
+    monkeypatch.setattr(training._Side, "_autocast", autocast)
+    result = run_train_bench(TINY, device=device, rounds=1, steps=1, autocast="bf16")
+    assert set(seen) == set(_sides_run()) and all(all(flags) for flags in seen.values())
+    assert all(case["autocast"] == "bf16" and case["vec_per_s"]["textsae"] > 0 for case in result["cases"])
+    default = run_train_bench(TINY[:1], device=device, rounds=1, steps=1)
+    assert default["cases"][0]["autocast"] == ("bf16" if device == "cuda" else "none")
+    with pytest.raises(UserError, match="--autocast"):
+        run_train_bench(TINY[:1], device=device, autocast="fp8")

@@ -154,19 +154,60 @@ def test_bench_featurize_repeats_take_turns_and_keep_each_sides_fastest_round(
     monkeypatch.setattr(bench, "extract_to_store", extract)
     texts = pd.read_parquet(tiny_corpus_dir / "train.parquet")["text"].tolist()[:16]
     result = bench.run_featurize_bench(
-        texts, model=str(tiny_bert_dir), max_length=16, batch_size=8, device="cpu", repeats=3
+        texts, model=str(tiny_bert_dir), max_length=16, batch_size=8, device="cpu", repeats=3, sides=("plain",)
     )
     assert calls == [
         "plain",
+        "textsae",
         "plain",
         "textsae",
         "textsae",
         "plain",
         "plain",
         "textsae",
-    ]  # warm-up plain, then rounds P-T, T-P, P-T
+    ]  # warm-up of each, then rounds P-T, T-P, P-T
+    assert result["sentence_transformers"] is None and result["skipped"] == {}
     for name in ("plain", "textsae"):
         assert len(result[name]["rounds_s"]) == 3 and result[name]["seconds"] == min(result[name]["rounds_s"])
     assert result["speedup"] == pytest.approx(result["plain"]["seconds"] / result["textsae"]["seconds"])
     with pytest.raises(UserError, match="repeats"):
         bench.run_featurize_bench(texts, model=str(tiny_bert_dir), device="cpu", repeats=0)
+
+
+def test_bench_featurize_runs_sentence_transformers_on_the_same_folder(
+    tiny_corpus_dir: Path, tiny_bert_dir: Path
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    import textsae.bench.featurize as bench
+
+    texts = pd.read_parquet(tiny_corpus_dir / "train.parquet")["text"].tolist()[:24]
+    result = bench.run_featurize_bench(
+        texts, model=str(tiny_bert_dir), max_length=16, batch_size=8, device="cpu", repeats=2
+    )
+    peer = result["sentence_transformers"]
+    assert len(peer["rounds_s"]) == 2 and peer["docs_per_s"] > 0
+    assert peer["min_cosine"] > 0.9999  # the same mean pooling of the same model in fp32
+    assert result["speedup_vs_sentence_transformers"] == pytest.approx(peer["seconds"] / result["textsae"]["seconds"])
+    with pytest.raises(UserError, match="Unknown featurize bench side"):
+        bench.run_featurize_bench(texts, model=str(tiny_bert_dir), device="cpu", sides=("sparsify",))
+
+
+def test_bench_featurize_names_a_missing_sentence_transformers(
+    tiny_corpus_dir: Path, tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    import textsae.bench.featurize as bench
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        bench.importlib.util,
+        "find_spec",
+        lambda name: None if name == "sentence_transformers" else real_find_spec(name),
+    )
+    texts = pd.read_parquet(tiny_corpus_dir / "train.parquet")["text"].tolist()[:8]
+    result = bench.run_featurize_bench(texts, model=str(tiny_bert_dir), max_length=16, batch_size=8, device="cpu")
+    assert result["sentence_transformers"] is None
+    assert "pip install sentence-transformers" in result["skipped"]["sentence_transformers"]
+    with pytest.raises(UserError, match="pip install sentence-transformers"):
+        bench.run_featurize_bench(texts, model=str(tiny_bert_dir), device="cpu", sides=("sentence_transformers",))

@@ -1,16 +1,20 @@
-"""Hidden-states extraction speed: textsae's featurizer (into the feature store) vs a plain Hugging Face loop.
+"""Hidden-states extraction speed: textsae's featurizer (into the feature store) vs a plain Hugging Face loop and
+``SentenceTransformer.encode``.
 
 The plain loop is what most scripts do: batches in corpus order, every batch padded to
-``max_length``, fp32, mean pooling. textsae tokenizes each chunk in one call, batches by length,
-uses the requested autocast dtype, and writes shards to a feature store. Both run in the same
-process on the same documents, after one warm-up batch each; their outputs are compared by cosine.
-With ``repeats`` > 1 the two sides take turns going first (plain first in odd rounds, textsae
-first in even ones), so neither always meets a cold cache or a busier machine, and each side's
-fastest round counts.
+``max_length``, fp32, mean pooling. ``SentenceTransformer.encode`` (when sentence-transformers is
+installed) is the strongest common peer: it sorts by length and pads per batch; it runs the same
+folder with its weights cast to textsae's compute dtype (bf16 on CUDA) and the same batch size.
+textsae tokenizes each chunk in one call, batches by length, uses the requested autocast dtype,
+and writes shards to a feature store. All sides run in the same process on the same documents,
+after one warm-up batch each; their outputs are compared by cosine to textsae's. With ``repeats``
+> 1 the order of the sides rotates every round, so none always meets a cold cache or a busier
+machine, and each side's fastest round counts.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,7 +27,10 @@ from textsae.errors import UserError
 from textsae.featurize.hidden_states import HiddenStatesFeaturizer
 from textsae.store.features import extract_to_store
 
-__all__ = ["plain_loop", "run_featurize_bench"]
+__all__ = ["FEATURIZE_SIDES", "plain_loop", "run_featurize_bench", "sentence_transformers_encoder"]
+
+FEATURIZE_SIDES = ("plain", "textsae", "sentence_transformers")
+ST_INSTALL_HINT = "pip install sentence-transformers"
 
 
 def plain_loop(
@@ -50,6 +57,27 @@ def plain_loop(
     return np.concatenate(out)
 
 
+def sentence_transformers_encoder(
+    folder: str, *, max_length: int, batch_size: int, device: str, dtype: str
+) -> Callable[[list[str]], np.ndarray]:
+    """``SentenceTransformer(folder).encode`` at ``max_length`` tokens, weights in ``dtype`` (``fp32``/``bf16``/``fp16``).
+
+    A folder without a sentence-transformers ``modules.json`` gets its default mean pooling.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(folder, device=device)
+    model.max_seq_length = max_length
+    model.to({"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype, torch.float32))
+
+    def encode(texts: list[str]) -> np.ndarray:
+        embeddings = model.encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+        return embeddings.float().cpu().numpy()
+
+    return encode
+
+
 def run_featurize_bench(
     texts: list[str],
     *,
@@ -59,59 +87,83 @@ def run_featurize_bench(
     dtype: str = "auto",
     device: str = "auto",
     repeats: int = 1,
+    sides: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """Time the plain loop and textsae's extraction on ``texts``; nothing is printed.
+    """Time the plain loop, textsae's extraction and ``SentenceTransformer.encode`` on ``texts``; nothing is printed.
 
     Args:
-        repeats: Rounds of both sides, alternating which goes first; each side's fastest round counts.
+        repeats: Rounds of all sides, the order rotating every round; each side's fastest round counts.
+        sides: Which of :data:`FEATURIZE_SIDES` to run; default: all, sentence-transformers only when installed
+            (``skipped`` in the result then says why). ``textsae`` always runs.
 
     Returns:
-        ``{"n_docs", "n_tokens", "plain": {...}, "textsae": {...}, "speedup", "min_cosine", ...}``
-        where each side has ``seconds`` (fastest round), ``rounds_s`` (every round),
-        ``docs_per_s`` and ``tokens_per_s`` (real, non-padding tokens).
+        ``{"n_docs", "n_tokens", "plain": {...}, "textsae": {...}, "sentence_transformers": {...} or None,
+        "speedup", "speedup_vs_sentence_transformers", "min_cosine", "skipped", ...}`` where each side has
+        ``seconds`` (fastest round), ``rounds_s`` (every round), ``docs_per_s``, ``tokens_per_s`` (real,
+        non-padding tokens) and ``min_cosine`` (lowest cosine of its outputs to textsae's).
 
     Raises:
-        UserError: ``repeats`` < 1.
+        UserError: ``repeats`` < 1, an unknown side, or sentence-transformers asked for but not installed.
     """
     if repeats < 1:
         raise UserError(f"The 'repeats' parameter of run_featurize_bench must be an int >= 1. Got {repeats!r} instead.")
+    unknown = sorted(set(sides or ()) - set(FEATURIZE_SIDES))
+    if unknown:
+        raise UserError(f"Unknown featurize bench side(s) {unknown}; expected some of {', '.join(FEATURIZE_SIDES)}.")
+    skipped: dict[str, str] = {}
+    wanted = ["textsae", *[name for name in FEATURIZE_SIDES if name != "textsae" and (sides is None or name in sides)]]
+    if "sentence_transformers" in wanted and importlib.util.find_spec("sentence_transformers") is None:
+        if sides is not None:
+            raise UserError(f"The sentence_transformers side needs sentence-transformers: {ST_INSTALL_HINT}.")
+        wanted.remove("sentence_transformers")
+        skipped["sentence_transformers"] = f"not installed ({ST_INSTALL_HINT})"
     featurizer = HiddenStatesFeaturizer(
         model=model, max_length=max_length, batch_size=batch_size, dtype=dtype, device=device, progress=False
     ).fit()
     hf_model, tokenizer, resolved_device = featurizer.load_model()
     n_tokens = int(sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]))
     warmup = texts[:batch_size]
-    plain_loop(hf_model, tokenizer, warmup, max_length=max_length, batch_size=batch_size, device=resolved_device)
-    featurizer.transform(warmup)
+    dtype_used = featurizer.compute_dtype(resolved_device)
 
-    def run_plain() -> np.ndarray:
+    def run_plain(batch: list[str]) -> np.ndarray:
         return plain_loop(
-            hf_model, tokenizer, texts, max_length=max_length, batch_size=batch_size, device=resolved_device
+            hf_model, tokenizer, batch, max_length=max_length, batch_size=batch_size, device=resolved_device
         )
 
-    def run_ours() -> np.ndarray:
+    def run_ours(batch: list[str]) -> np.ndarray:
         with tempfile.TemporaryDirectory() as store:
-            return extract_to_store(featurizer, texts, Path(store) / "entry").to_array()
+            return extract_to_store(featurizer, batch, Path(store) / "entry").to_array()
 
-    sides: dict[str, Callable[[], np.ndarray]] = {"plain": run_plain, "textsae": run_ours}
-    rounds: dict[str, list[float]] = {"plain": [], "textsae": []}
+    runners: dict[str, Callable[[list[str]], np.ndarray]] = {"plain": run_plain, "textsae": run_ours}
+    if "sentence_transformers" in wanted:
+        runners["sentence_transformers"] = sentence_transformers_encoder(
+            featurizer.model_id, max_length=max_length, batch_size=batch_size, device=resolved_device, dtype=dtype_used
+        )
+    order = [name for name in FEATURIZE_SIDES if name in wanted]
+    for name in order:
+        runners[name](warmup)
+    rounds: dict[str, list[float]] = {name: [] for name in order}
     outputs: dict[str, np.ndarray] = {}
     for round_index in range(repeats):
-        order = ("plain", "textsae") if round_index % 2 == 0 else ("textsae", "plain")
-        for name in order:
-            outputs[name], seconds = _timed(sides[name], resolved_device)
+        shift = round_index % len(order)
+        for name in order[shift:] + order[:shift]:
+            outputs[name], seconds = _timed(lambda run=runners[name]: run(texts), resolved_device)
             rounds[name].append(seconds)
-    plain, ours = outputs["plain"], outputs["textsae"]
-    cosine = np.sum(plain * ours, axis=1) / (np.linalg.norm(plain, axis=1) * np.linalg.norm(ours, axis=1))
 
-    def side(name: str) -> dict[str, Any]:
+    def side(name: str) -> dict[str, Any] | None:
+        if name not in rounds:
+            return None
         seconds = min(rounds[name])
         return {
             "seconds": seconds,
             "rounds_s": rounds[name],
             "docs_per_s": len(texts) / seconds,
             "tokens_per_s": n_tokens / seconds,
+            "min_cosine": _min_cosine(outputs[name], outputs["textsae"]),
         }
+
+    def speedup(over: str) -> float | None:
+        return min(rounds[over]) / min(rounds["textsae"]) if over in rounds else None
 
     return {
         "n_docs": len(texts),
@@ -120,13 +172,21 @@ def run_featurize_bench(
         "max_length": max_length,
         "batch_size": batch_size,
         "device": resolved_device,
-        "textsae_dtype": featurizer.compute_dtype(resolved_device),
+        "textsae_dtype": dtype_used,
         "repeats": repeats,
         "plain": side("plain"),
         "textsae": side("textsae"),
-        "speedup": min(rounds["plain"]) / min(rounds["textsae"]),
-        "min_cosine": float(cosine.min()),
+        "sentence_transformers": side("sentence_transformers"),
+        "speedup": speedup("plain"),
+        "speedup_vs_sentence_transformers": speedup("sentence_transformers"),
+        "min_cosine": _min_cosine(outputs["plain"], outputs["textsae"]) if "plain" in outputs else None,
+        "skipped": skipped,
     }
+
+
+def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    cosine = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return float(cosine.min())
 
 
 def _timed(run: Callable[[], np.ndarray], device: str) -> tuple[np.ndarray, float]:

@@ -117,9 +117,14 @@ class _Side:
     """One implementation: ``step(x)`` trains on a batch, ``active(x)`` returns each row's active latents (sorted)."""
 
     name = ""
+    bf16 = False
+    """Run the forward pass under bf16 autocast (the backward and the update stay outside it, as in both trainers)."""
 
     def step(self, x: Tensor) -> None:
         raise NotImplementedError
+
+    def _autocast(self, x: Tensor) -> torch.autocast:
+        return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def active(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -149,8 +154,9 @@ class _TextsaeSide(_Side):
 
     def step(self, x: Tensor) -> None:
         sae = self.sae
-        out = sae(x)
-        loss = sae.loss(out, dead_mask=self.dead).total
+        with self._autocast(x):
+            out = sae(x)
+            loss = sae.loss(out, dead_mask=self.dead).total
         loss.backward()  # projection, Adam and renormalisation run inside, one parameter at a time
         with torch.no_grad():  # the trainer's dead-latent bookkeeping
             fired = torch.zeros_like(self.dead)
@@ -181,8 +187,9 @@ class _SparsifySide(_Side):
 
     def step(self, x: Tensor) -> None:
         x = _dense(x)  # sparsify takes dense activations only
-        out = self.coder(x, dead_mask=self.dead)
-        loss = out.fvu + out.auxk_loss
+        with self._autocast(x):
+            out = self.coder(x, dead_mask=self.dead)
+            loss = out.fvu + out.auxk_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.coder.remove_gradient_parallel_to_decoder_directions()
@@ -212,15 +219,19 @@ class _PlainSide(_Side):
     def _pre(self, x: Tensor) -> Tensor:
         p = self.params
         if self.sparse_encoder:
-            return torch.sparse.mm(x, p["W_enc"]) - p["b_dec"] @ p["W_enc"] + p["b_enc"]
+            with torch.autocast(x.device.type, enabled=False):  # the CPU's sparse kernels have no bf16
+                product = torch.sparse.mm(x, p["W_enc"])
+            return product - p["b_dec"] @ p["W_enc"] + p["b_enc"]
         return (_dense(x) - p["b_dec"]) @ p["W_enc"] + p["b_enc"]
 
     def step(self, x: Tensor) -> None:
         p = self.params
-        values, indices = self._pre(x).topk(self.k, dim=1, sorted=False)
-        codes = torch.zeros(x.shape[0], p["W_enc"].shape[1], device=values.device).scatter(1, indices, values.relu())
-        x_hat = codes @ p["W_dec"] + p["b_dec"]
-        loss = (_dense(x) - x_hat).square().sum(dim=1).mean()
+        with self._autocast(x):
+            values, indices = self._pre(x).topk(self.k, dim=1, sorted=False)
+            codes = torch.zeros(x.shape[0], p["W_enc"].shape[1], device=values.device, dtype=values.dtype)
+            codes = codes.scatter(1, indices, values.relu())
+            x_hat = codes @ p["W_dec"] + p["b_dec"]
+            loss = (_dense(x) - x_hat).float().square().sum(dim=1).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
@@ -267,10 +278,12 @@ def _seconds(fn: Callable[[], None], repeats: int, device: torch.device) -> floa
     return (time.perf_counter() - start) / repeats
 
 
-def matmul_gflops(shape: TrainShape, device: torch.device, repeats: int = 3) -> float:
-    """Dense fp32 matmul speed at the encoder's shape (batch × d_in @ d_in × n_latents), in GFLOP/s."""
-    a = torch.randn(shape.batch, shape.d_in, device=device)
-    b = torch.randn(shape.d_in, shape.n_latents, device=device)
+def matmul_gflops(
+    shape: TrainShape, device: torch.device, repeats: int = 3, dtype: torch.dtype = torch.float32
+) -> float:
+    """Dense matmul speed in ``dtype`` at the encoder's shape (batch × d_in @ d_in × n_latents), in GFLOP/s."""
+    a = torch.randn(shape.batch, shape.d_in, device=device, dtype=dtype)
+    b = torch.randn(shape.d_in, shape.n_latents, device=device, dtype=dtype)
     a @ b  # warm-up
     seconds = min(_seconds(lambda: a @ b, 1, device) for _ in range(repeats))
     return 2 * shape.batch * shape.d_in * shape.n_latents / seconds / 1e9
@@ -304,13 +317,20 @@ def bench_case(
     rounds: int,
     steps: int,
     seed: int = 0,
+    bf16: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Measure one shape: agreement check, then ``rounds`` interleaved rounds of ``steps`` steps per side."""
+    """Measure one shape: agreement check (fp32), then ``rounds`` interleaved rounds of ``steps`` steps per side.
+
+    ``bf16``: every side's forward pass runs under bf16 autocast (fp32 master weights), as sparsify's trainer and
+    textsae's run on a GPU; FLOP utilisation is then measured against a bf16 matmul.
+    """
     sides = _build_sides(shape, names, device, seed)
     x = make_batch(shape, seed, device)
     agreement = _agreement(sides, x)
+
     for side in sides:  # warm-up: optimiser state, kernels, and the allocator's reuse of freed blocks (a few steps)
+        side.bf16 = bf16
         for _ in range(WARMUP_STEPS):
             side.step(x)
     per_round: dict[str, list[float]] = {side.name: [] for side in sides}
@@ -321,7 +341,7 @@ def bench_case(
             per_round[side.name].append(shape.batch / seconds)
         if progress:
             progress(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:,.0f} vec/s" for n, v in per_round.items()))
-    peak = matmul_gflops(shape, device)
+    peak = matmul_gflops(shape, device, dtype=torch.bfloat16 if bf16 else torch.float32)
     vec_per_s = {name: (statistics.median(per_round[name]) if name in per_round else None) for name in SIDES}
     ratios = {}
     for other in ("sparsify", "plain", "plain_sparse"):
@@ -340,6 +360,7 @@ def bench_case(
         },
         "rounds": rounds,
         "steps_per_round": steps,
+        "autocast": "bf16" if bf16 else "none",
     }
 
 
@@ -350,13 +371,19 @@ def run_train_bench(
     sides: list[str] | None = None,
     rounds: int = 3,
     steps: int = 5,
+    autocast: str = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run every shape; returns ``{"cases": [...], "skipped": {side: why}}``.
 
+    ``autocast``: ``bf16`` runs every side's step under bf16 autocast, ``none`` in fp32, ``auto`` = bf16 on CUDA
+    (as both trainers run there) and fp32 elsewhere.
+
     Raises:
-        UserError: If a side is unknown, or a requested ``sparsify`` side cannot be imported.
+        UserError: If a side or ``autocast`` is unknown, or a requested ``sparsify`` side cannot be imported.
     """
+    if autocast not in ("auto", "bf16", "none"):
+        raise UserError(f"--autocast must be auto, bf16 or none. Got {autocast!r} instead.")
     wanted = list(SIDES) if sides is None else sides
     unknown = sorted(set(wanted) - set(SIDES))
     if unknown:
@@ -371,11 +398,14 @@ def run_train_bench(
         wanted.insert(0, "textsae")
     wanted.sort(key=SIDES.index)
     torch_device = torch.device(device)
+    bf16 = autocast == "bf16" or (autocast == "auto" and torch_device.type == "cuda")
     cases = []
     for shape in shapes:
         if progress:
             progress(shape.describe())
-        cases.append(bench_case(shape, wanted, device=torch_device, rounds=rounds, steps=steps, progress=progress))
+        cases.append(
+            bench_case(shape, wanted, device=torch_device, rounds=rounds, steps=steps, bf16=bf16, progress=progress)
+        )
     return {"cases": cases, "skipped": skipped, "threads": torch.get_num_threads(), "device": device}
 
 

@@ -44,10 +44,11 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     tfidf.set_defaults(handler=_tfidf)
     featurize = which.add_parser(
         "featurize",
-        help="hidden-states extraction speed: textsae (sorted batches, autocast, feature store) vs a plain HF loop",
-        description="Extracts mean-pooled hidden states of the same documents twice in one process: with a plain Hugging Face\n"
-        "loop (corpus order, padded to --max-length, fp32) and with textsae's featurizer writing to a feature store.\n"
-        "Prints documents/s and tokens/s (non-padding tokens) of both, the speed-up and the lowest cosine between them.",
+        help="hidden-states extraction speed: textsae (sorted batches, autocast, feature store) vs a plain HF loop and SentenceTransformer.encode",
+        description="Extracts mean-pooled hidden states of the same documents in one process: with a plain Hugging Face loop\n"
+        "(corpus order, padded to --max-length, fp32), with SentenceTransformer.encode (when sentence-transformers is\n"
+        "installed; weights in textsae's dtype, same batch size) and with textsae's featurizer writing to a feature store.\n"
+        "Prints documents/s and tokens/s (non-padding tokens) of each, the speed-ups and the lowest cosine to textsae's output.",
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae bench featurize --data ../shared/data/imdb/test.parquet --max-docs 20000 --dtype bf16\n"
@@ -77,7 +78,11 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "--repeats",
         type=positive_int,
         default=1,
-        help="rounds of both sides, taking turns going first; the fastest round of each counts (default: 1)",
+        help="rounds of all sides, the order rotating each round; the fastest round of each counts (default: 1)",
+    )
+    featurize.add_argument(
+        "--sides",
+        help="comma-separated peers to run beside textsae (default: plain and, when installed, sentence_transformers)",
     )
     featurize.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     featurize.set_defaults(handler=_featurize)
@@ -204,6 +209,12 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     train.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing rounds (default: 3)")
     train.add_argument("--steps", type=positive_int, default=5, help="timed steps per side and round (default: 5)")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    train.add_argument(
+        "--autocast",
+        choices=["auto", "bf16", "none"],
+        default="auto",
+        help="precision of every side's step: auto = bf16 autocast on CUDA (as both trainers run there), fp32 on CPU",
+    )
     train.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's, one per core)")
     train.add_argument("--json", action="store_true", help="print only one JSON object to stdout")
     train.set_defaults(handler=_train)
@@ -257,6 +268,7 @@ def _featurize(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         device=args.device,
         repeats=args.repeats,
+        sides=tuple(args.sides.split(",")) if args.sides else None,
     )
     if _printed_as_json(result, source, args):
         return 0
@@ -267,13 +279,25 @@ def _featurize(args: argparse.Namespace) -> int:
     print(f"  {'':<34}{'seconds':>9}{'docs/s':>10}{'tokens/s':>12}")
     for key, label in (
         ("plain", "plain HF loop (pad, fp32, in order)"),
+        ("sentence_transformers", f"SentenceTransformer.encode ({result['textsae_dtype']})"),
         ("textsae", f"textsae ({result['textsae_dtype']}, sorted, store)"),
     ):
         side = result[key]
-        print(f"  {label:<34}{side['seconds']:>9.2f}{side['docs_per_s']:>10.1f}{side['tokens_per_s']:>12,.0f}")
+        if side is not None:
+            print(f"  {label:<34}{side['seconds']:>9.2f}{side['docs_per_s']:>10.1f}{side['tokens_per_s']:>12,.0f}")
     if result["repeats"] > 1:
-        print(f"  fastest of {result['repeats']} rounds per side (taking turns going first)")
-    print(f"  speed-up {result['speedup']:.2f}x; lowest cosine between the two outputs {result['min_cosine']:.6f}")
+        print(f"  fastest of {result['repeats']} rounds per side (the order rotating each round)")
+    peers = (
+        ("plain", "the plain loop", result["speedup"]),
+        ("sentence_transformers", "SentenceTransformer.encode", result["speedup_vs_sentence_transformers"]),
+    )
+    for key, label, speedup in peers:
+        if result[key] is not None:
+            print(
+                f"  textsae {speedup:.2f}x {label}; lowest cosine to textsae's output {result[key]['min_cosine']:.6f}"
+            )
+    for key, why in result["skipped"].items():
+        print(f"  {key} not run: {why}")
     print(
         f"  machine: {result['machine']}, {result['cpu_count']} CPUs, torch {result['torch']}, GPU {result['gpu'] or 'none'}"
     )
@@ -321,7 +345,13 @@ def _train(args: argparse.Namespace) -> int:
     sides = args.sides.split(",") if args.sides else None
     log = None if args.json else (lambda line: print(f"  {line}", file=sys.stderr))
     result = run_train_bench(
-        shapes, device=args.device, sides=sides, rounds=args.rounds, steps=args.steps, progress=log
+        shapes,
+        device=args.device,
+        sides=sides,
+        rounds=args.rounds,
+        steps=args.steps,
+        autocast=args.autocast,
+        progress=log,
     )
     if _printed_as_json(result, "synthetic batches", args):
         return 0
@@ -330,7 +360,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"{side}: not run, {why}")
     print(
         f"machine: {result['machine']}, {result['cpu_count']} CPUs, {result['threads']} torch threads, torch {result['torch']}, "
-        f"GPU {result['gpu'] or 'none'}; device {result['device']}"
+        f"GPU {result['gpu'] or 'none'}; device {result['device']}, autocast {result['cases'][0]['autocast']}"
     )
     print(f"command: {result['command']}")
     return 0
