@@ -59,6 +59,11 @@ def test_run_writes_report_and_prints_table(recipe: Path, tmp_path: Path, capsys
     assert main(["encode", str(run_dir), str(docs), "--out", str(out_dir), "-q"]) == 2  # exists: needs --overwrite
     assert main(["encode", str(run_dir), str(docs), "--out", str(out_dir), "--overwrite", "-q"]) == 0
     assert (load_codes(out_dir) != codes).nnz == 0
+    # --k keeps the k largest entries of each code.
+    assert main(["encode", str(run_dir), str(docs), "--out", str(tmp_path / "k2"), "--k", "2", "-q"]) == 0
+    top2 = load_codes(tmp_path / "k2")
+    assert top2.getnnz(axis=1).max() <= 2 and (top2 - codes.multiply(top2 != 0)).nnz == 0
+    assert main(["encode", str(run_dir), str(docs), "--out", str(tmp_path / "k0"), "--k", "0", "-q"]) == 2
     # A finished folder that is not codes is refused, even with --overwrite, and left as it was.
     sae_files = sorted(p.name for p in (run_dir / "sae").iterdir())
     assert main(["encode", str(run_dir), str(docs), "--out", str(run_dir / "sae"), "--overwrite", "-q"]) == 2

@@ -108,7 +108,11 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         default="32,64,128,256,512,1024",
         help="LSA components tried, comma-separated (default: 32,64,128,256,512,1024)",
     )
-    anomaly.add_argument("--device", default="cpu", help="where the SAE trains: cpu, cuda, auto (default: cpu)")
+    anomaly.add_argument(
+        "--device",
+        default="auto",
+        help="where the SAE trains: auto (CUDA when present), cpu, cuda or cuda:N (default: auto)",
+    )
     anomaly.add_argument("--out", help="also write the results as JSON to this file")
     anomaly.set_defaults(handler=_anomaly)
 
@@ -208,7 +212,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     train.add_argument("--sides", help=f"comma-separated sides to run (default: all installed of {','.join(SIDES)})")
     train.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing rounds (default: 3)")
     train.add_argument("--steps", type=positive_int, default=5, help="timed steps per side and round (default: 5)")
-    train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     train.add_argument(
         "--autocast",
         choices=["auto", "bf16", "none"],
@@ -334,19 +338,21 @@ def _train_shapes(args: argparse.Namespace) -> list[Any]:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
+    from textsae._io import resolve_device
     from textsae.bench.training import format_train_table, run_train_bench
     from textsae.runtime import keep_freed_memory
 
     shapes = _train_shapes(args)
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if torch.device(args.device).type == "cpu":
+    if torch.device(device).type == "cpu":
         keep_freed_memory()  # as textsae's trainer does; it applies to every side alike
     sides = args.sides.split(",") if args.sides else None
     log = None if args.json else (lambda line: print(f"  {line}", file=sys.stderr))
     result = run_train_bench(
         shapes,
-        device=args.device,
+        device=device,
         sides=sides,
         rounds=args.rounds,
         steps=args.steps,

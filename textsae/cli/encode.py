@@ -34,6 +34,12 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "--batch-size", type=positive_int, default=1024, help="documents encoded at once (default: 1024)"
     )
     parser.add_argument("--shard-docs", type=positive_int, default=50_000, help="documents per shard (default: 50000)")
+    parser.add_argument(
+        "--k",
+        type=positive_int,
+        help="active latents per document in the written codes, the k largest (default: the SAE's own code); a TopK "
+        "SAE may be read at a larger k than it was trained with (made for sae.multi_topk=true)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default: auto)")
     add_model_trust_options(parser)
     parser.add_argument(
@@ -92,7 +98,7 @@ def handle(args: argparse.Namespace) -> int:
         empty_text_option="--empty-text",
         text_column_option="--text-column",
     )
-    cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format)
+    cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format, k=args.k)
     meta = {
         "run_dir": str(paths.root.resolve()),
         "data": str(Path(args.data).resolve()),
