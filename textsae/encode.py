@@ -48,6 +48,8 @@ def encode_rows(
     progress: bool = True,
     overwrite: bool = False,
     bf16: bool | None = None,
+    doc_ids: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
 ) -> Path:
     """Encode ``n_rows`` documents, fetched in slices by ``get_rows(begin, end)``, into ``out_dir``.
 
@@ -66,6 +68,8 @@ def encode_rows(
         progress: Show a progress bar (on a terminal).
         overwrite: Delete earlier codes (complete or not) in ``out_dir`` first.
         bf16: bf16 autocast while encoding; default: on CUDA only (match what the SAE was trained with).
+        doc_ids: Each document's id, stored beside the codes (``load_codes(out_dir, with_ids=True)``).
+        labels: Each document's class id, stored likewise.
 
     Returns:
         ``out_dir``.
@@ -76,6 +80,9 @@ def encode_rows(
     """
     from tqdm.auto import tqdm
 
+    for name, values in (("doc_ids", doc_ids), ("labels", labels)):
+        if values is not None and len(values) != n_rows:
+            raise UserError(f"encode_rows: {name} has {len(values)} entries for {n_rows} documents; expected one each.")
     sae.eval().to(device)
     bf16 = device.startswith("cuda") if bf16 is None else bf16
     meta = {**(meta or {}), "input_docs": int(n_rows)}
@@ -104,6 +111,7 @@ def encode_rows(
             kill_point("encode-batch")
             bar.update(end - begin)
         bar.close()
+        writer.close(doc_ids=doc_ids, labels=labels)
     return out_dir
 
 

@@ -59,6 +59,15 @@ def test_run_writes_report_and_prints_table(recipe: Path, tmp_path: Path, capsys
     assert main(["encode", str(run_dir), str(docs), "--out", str(out_dir), "-q"]) == 2  # exists: needs --overwrite
     assert main(["encode", str(run_dir), str(docs), "--out", str(out_dir), "--overwrite", "-q"]) == 0
     assert (load_codes(out_dir) != codes).nnz == 0
+    # Rows keep their identity: an empty text is dropped, and the ids and labels say which row each code is.
+    labelled = tmp_path / "labelled.csv"
+    pd.DataFrame({"text": ["great film", " ", "dull plot", "superb"], "label": [1, 0, 0, 1]}).to_csv(
+        labelled, index=False
+    )
+    assert main(["encode", str(run_dir), str(labelled), "--out", str(tmp_path / "ids"), "-q"]) == 0
+    with_ids = load_codes(tmp_path / "ids", with_ids=True)
+    assert with_ids.codes.shape[0] == 3
+    assert with_ids.doc_ids.tolist() == [0, 2, 3] and with_ids.labels.tolist() == [1, 0, 1]
     # --k keeps the k largest entries of each code.
     assert main(["encode", str(run_dir), str(docs), "--out", str(tmp_path / "k2"), "--k", "2", "-q"]) == 0
     top2 = load_codes(tmp_path / "k2")

@@ -271,3 +271,46 @@ def test_counts_that_add_up_but_exceed_memory_are_refused(tmp_path, monkeypatch)
     monkeypatch.setattr(codes_module, "available_memory", lambda device: 100)
     with pytest.raises(UserError, match="GiB in memory, but 0.0 GiB is free"):
         load_codes(folder)
+
+
+def test_doc_ids_and_labels_travel_with_the_codes(tmp_path):
+    codes = random_codes(12, 40)
+    doc_ids = np.array([0, 1, 3, 4, 5, 6, 8, 9, 10, 11, 12, 14])  # rows 2, 7 and 13 of the input were dropped
+    labels = np.arange(12) % 3
+    with CodesWriter(tmp_path / "codes", n_latents=40, shard_docs=5) as writer:
+        writer.write(codes)
+        writer.close(doc_ids=doc_ids, labels=labels)
+    loaded = load_codes(tmp_path / "codes", with_ids=True, verify_hashes=True)
+    assert (loaded.codes != fp16(codes)).nnz == 0
+    assert loaded.doc_ids.dtype == np.int64 and np.array_equal(loaded.doc_ids, doc_ids)
+    assert np.array_equal(loaded.labels, labels)
+    assert codes_info(tmp_path / "codes")["row_files"] == ["doc_ids.npy", "labels.npy"]
+
+    with CodesWriter(tmp_path / "plain", n_latents=40) as writer:  # written without ids: rows are their own ids
+        writer.write(codes)
+    plain = load_codes(tmp_path / "plain", with_ids=True)
+    assert np.array_equal(plain.doc_ids, np.arange(12)) and plain.labels is None
+
+
+@pytest.mark.parametrize(
+    ("doc_ids", "message"),
+    [(np.arange(11), "one int per code row"), (np.arange(12) - 1, "ints >= 0"), (np.zeros(12) + 0.5, "one int")],
+)
+def test_doc_ids_that_do_not_fit_the_rows_are_refused(tmp_path, doc_ids, message):
+    with pytest.raises(UserError, match=message), CodesWriter(tmp_path / "codes", n_latents=40) as writer:
+        writer.write(random_codes(12, 40))
+        writer.close(doc_ids=doc_ids)
+    assert not (tmp_path / "codes" / MANIFEST_NAME).exists()
+
+
+def test_a_doc_ids_file_of_the_wrong_length_is_refused_on_load(tmp_path):
+    with CodesWriter(tmp_path / "codes", n_latents=40) as writer:
+        writer.write(random_codes(12, 40))
+        writer.close(doc_ids=np.arange(12))
+    path = tmp_path / "codes" / "doc_ids.npy"
+    np.save(path, np.arange(10, dtype=np.int64))
+    with pytest.raises(IncompleteArtifactError, match="doc_ids.npy"):
+        load_codes(tmp_path / "codes", with_ids=True)  # a size check (or, same size, the row count) catches it
+    with CodesWriter(tmp_path / "codes", n_latents=40, overwrite=True) as writer:  # overwrite removes old row files
+        writer.write(random_codes(12, 40))
+    assert not path.exists()

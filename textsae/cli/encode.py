@@ -17,7 +17,9 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         help="encode a corpus into sparse codes with a trained run",
         description="Featurizes DATA with the run's fitted featurizer and writes the SAE's sparse codes in\n"
         "shards plus a manifest (written last). An interrupted encode resumes from the last complete shard.\n"
-        "Load the result in Python with textsae.load_codes(OUT) -> scipy.sparse.csr_matrix.",
+        "Load the result in Python with textsae.load_codes(OUT) -> scipy.sparse.csr_matrix, or\n"
+        "textsae.load_codes(OUT, with_ids=True) -> (codes, doc_ids, labels): doc_ids are the 0-based data rows of DATA\n"
+        "(rows dropped for empty text leave gaps), labels its class ids when it has a label column.",
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae encode runs/quickstart/1a2b3c4d5e reviews.parquet --out codes/reviews\n"
@@ -116,6 +118,8 @@ def handle(args: argparse.Namespace) -> int:
         meta=meta,
         progress=not args.quiet,
         overwrite=args.overwrite,
+        doc_ids=split.doc_ids,
+        labels=split.labels,
     )
     print(f"wrote codes for {len(split.texts)} documents to {out}")
     return 0

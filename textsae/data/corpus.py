@@ -65,16 +65,20 @@ class Split:
         texts: The documents, each a non-empty string.
         labels: ``int64`` class ids, shape ``(n,)``; ``None`` for unlabeled data.
         label_names: Name of each class id (index = id) when known, else ``None``.
+        doc_ids: ``int64`` 0-based data row (header excluded) of each text in the file it was read from, so rows
+            dropped for empty text leave gaps; ``None`` when not read from one file.
     """
 
     name: str
     texts: list[str]
     labels: np.ndarray | None
     label_names: list[str] | None = field(default=None, kw_only=True)
+    doc_ids: np.ndarray | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
-        if self.labels is not None and len(self.labels) != len(self.texts):
-            raise ValueError(f"Split {self.name!r}: {len(self.texts)} texts but {len(self.labels)} labels.")
+        for what, values in (("labels", self.labels), ("doc_ids", self.doc_ids)):
+            if values is not None and len(values) != len(self.texts):
+                raise ValueError(f"Split {self.name!r}: {len(self.texts)} texts but {len(values)} {what}.")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -231,18 +235,18 @@ def load_split(
             raise UserError(
                 f"{path} is plain text (one document per line) and has no labels; labels are required here."
             )
-        texts, _ = extract_texts(table, "text", empty_text, policy_option=empty_text_option)
-        return Split(path.stem, texts, None)
+        texts, positions = extract_texts(table, "text", empty_text, policy_option=empty_text_option)
+        return Split(path.stem, texts, None, doc_ids=positions)
     if label_column not in table.frame.columns:
         if require_labels:
             require_column(table, label_column, "label", "data.label_column")
-        texts, _ = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
+        texts, positions = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
         logger.info("%s has no label column %r (columns %s): loaded as unlabeled.", path, label_column, table.columns)
-        return Split(path.stem, texts, None)
+        return Split(path.stem, texts, None, doc_ids=positions)
     texts, positions = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
     raw = extract_labels(table, label_column, positions)
     (ids,), names = encode_labels([raw], names, remap=False)
-    return Split(path.stem, texts, ids, label_names=names)
+    return Split(path.stem, texts, ids, label_names=names, doc_ids=positions)
 
 
 # ----------------------------------------------------------------------------------------------

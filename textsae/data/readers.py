@@ -407,7 +407,7 @@ def extract_texts(
     if len(empty) == len(values):
         raise UserError(f"{table.origin}: no non-empty text in column {column!r} ({len(values)} rows).")
     if empty:
-        _report_dropped(table.origin, len(empty), policy_option)
+        _report_dropped(f"{table.origin} ({table.rows_ref(empty)})", len(empty), policy_option)
     keep = np.ones(len(values), dtype=bool)
     keep[empty] = False
     positions = np.flatnonzero(keep).astype(np.int64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from textsae.store.codes import (
     CODES_FORMAT_VERSION,
     WRITER_STATE_NAME,
+    CodesWithIds,
     CodesWriter,
     codes_info,
     load_codes,
@@ -24,6 +25,7 @@ __all__ = [
     "MANIFEST_FORMAT_VERSION",
     "MANIFEST_NAME",
     "WRITER_STATE_NAME",
+    "CodesWithIds",
     "CodesWriter",
     "codes_info",
     "load_codes",

@@ -6,6 +6,8 @@ A codes folder looks like::
       shard-00000.npz      # rows 0 .. shard_docs-1
       shard-00001.npz      # the next shard_docs rows; only the last shard may be shorter
       ...
+      doc_ids.npy          # optional: each code row's document id (e.g. its 0-based row in the input file)
+      labels.npy           # optional: each code row's class id, when the input had labels
       manifest.json        # written last: n_docs, n_latents, format, dtypes, shards, sizes, hashes
       writer.json          # only while writing: the writer's settings, removed after the manifest
 
@@ -36,7 +38,7 @@ import os
 import re
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,13 +61,37 @@ from textsae.store.manifest import (
     write_manifest,
 )
 
-__all__ = ["CODES_FORMAT_VERSION", "WRITER_STATE_NAME", "CodesWriter", "codes_info", "load_codes", "shard_name"]
+__all__ = [
+    "CODES_FORMAT_VERSION",
+    "WRITER_STATE_NAME",
+    "CodesWithIds",
+    "CodesWriter",
+    "codes_info",
+    "load_codes",
+    "shard_name",
+]
 
 CODES_FORMAT_VERSION = 1
 """Version of the shard layout (recorded in the manifest as ``codes_format_version``)."""
 
 WRITER_STATE_NAME = "writer.json"
 """Settings of an unfinished writer; present only while a folder is incomplete."""
+
+ROW_FILES = {"doc_ids": "doc_ids.npy", "labels": "labels.npy"}
+"""Optional per-row arrays written beside the shards (int64, one entry per code row)."""
+
+
+class CodesWithIds(NamedTuple):
+    """What ``load_codes(..., with_ids=True)`` returns."""
+
+    codes: sp.csr_matrix
+    """``(n_docs, n_latents)`` codes."""
+    doc_ids: np.ndarray
+    """``int64 (n_docs,)``: each row's document id (``textsae encode``: its 0-based data row in the input file, the
+    header excluded); ``0 … n_docs − 1`` for codes written without ids."""
+    labels: np.ndarray | None
+    """``int64 (n_docs,)`` class ids when the input had labels, else ``None``."""
+
 
 _FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 _UINT16_COLUMNS = 1 << 16  # uint16 indices address columns 0 .. 65535
@@ -82,6 +108,7 @@ _WRITER_KEYS = frozenset(
         "shard_docs",
         "nnz",
         "shards",
+        "row_files",
     }
 )
 
@@ -183,7 +210,7 @@ class CodesWriter:
 
     def _clear(self) -> None:
         # The manifest goes first: from then on the folder reads as incomplete, even if we are killed.
-        for name in (MANIFEST_NAME, WRITER_STATE_NAME):
+        for name in (MANIFEST_NAME, WRITER_STATE_NAME, *ROW_FILES.values()):
             (self.directory / name).unlink(missing_ok=True)
         for path in self.directory.iterdir():
             if _SHARD_RE.fullmatch(path.name) and path.is_file():
@@ -318,14 +345,23 @@ class CodesWriter:
         self._shards.append({"name": name, "rows": rows.shape[0], "nnz": int(indptr[-1])})
         logger.debug("Wrote %s (%d documents).", self.directory / name, rows.shape[0])
 
-    def close(self, *, extra_meta: dict[str, Any] | None = None) -> None:
-        """Write the last (possibly short) shard and then the manifest; a second call does nothing.
+    def close(
+        self,
+        *,
+        extra_meta: dict[str, Any] | None = None,
+        doc_ids: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+    ) -> None:
+        """Write the last (possibly short) shard, the optional row arrays and then the manifest; a second call does nothing.
 
         Args:
             extra_meta: Keys added to the manifest that need not match on resume (e.g. timings).
+            doc_ids: Each written row's document id (ints >= 0, one per row); stored as ``doc_ids.npy``.
+            labels: Each written row's class id (ints, one per row); stored as ``labels.npy``.
 
         Raises:
-            UserError: ``extra_meta`` uses a key the writer sets itself.
+            UserError: ``extra_meta`` uses a key the writer sets itself, or ``doc_ids``/``labels`` do not hold one
+                int per written row.
         """
         if self._closed:
             return
@@ -333,6 +369,17 @@ class CodesWriter:
         _check_meta_keys(extra, "extra_meta")
         if self._buffered_rows:
             self._flush(final=True)
+        row_files = []
+        for key, values in (("doc_ids", doc_ids), ("labels", labels)):
+            if values is None:
+                continue
+            array = _row_array(
+                values, self.completed_docs, f"CodesWriter.close({key}=...)", non_negative=key == "doc_ids"
+            )
+            path = self.directory / ROW_FILES[key]
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, array, allow_pickle=False)
+            row_files.append(path)
         meta = {
             **self.meta,
             **extra,
@@ -345,8 +392,10 @@ class CodesWriter:
             "shard_docs": self.shard_docs,
             "nnz": sum(shard["nnz"] for shard in self._shards),
             "shards": list(self._shards),
+            "row_files": [path.name for path in row_files],
         }
-        write_manifest(self.directory, [self.directory / shard["name"] for shard in self._shards], meta)
+        shard_paths = [self.directory / shard["name"] for shard in self._shards]
+        write_manifest(self.directory, shard_paths + row_files, meta)
         (self.directory / WRITER_STATE_NAME).unlink(missing_ok=True)
         self._closed = True
         logger.info(
@@ -532,15 +581,37 @@ def _check_codes_numbers(root: Path, info: dict[str, Any]) -> None:
         raise refuse(f"nnz={nnz} is more than n_docs × n_latents = {n_docs * n_latents}")
 
 
+@overload
 def load_codes(
-    directory: str | os.PathLike[str], *, verify_hashes: bool = False, resume_hint: str = DEFAULT_RESUME_HINT
-) -> sp.csr_matrix:
+    directory: str | os.PathLike[str],
+    *,
+    verify_hashes: bool = ...,
+    resume_hint: str = ...,
+    with_ids: Literal[False] = ...,
+) -> sp.csr_matrix: ...
+
+
+@overload
+def load_codes(
+    directory: str | os.PathLike[str], *, verify_hashes: bool = ..., resume_hint: str = ..., with_ids: Literal[True]
+) -> CodesWithIds: ...
+
+
+def load_codes(
+    directory: str | os.PathLike[str],
+    *,
+    verify_hashes: bool = False,
+    resume_hint: str = DEFAULT_RESUME_HINT,
+    with_ids: bool = False,
+) -> sp.csr_matrix | CodesWithIds:
     """Read all shards of a complete codes folder into one CSR matrix.
 
     Args:
         directory: A folder written by :class:`CodesWriter`.
         verify_hashes: Also check each shard's SHA-256 against the manifest (reads every byte twice).
         resume_hint: How to finish the folder if it turns out incomplete.
+        with_ids: Return :class:`CodesWithIds` ``(codes, doc_ids, labels)`` instead of the codes alone, so rows can
+            be matched to the input they came from (``textsae encode`` drops empty texts).
 
     Returns:
         ``(n_docs, n_latents)`` CSR matrix with float32 values (the stored float16 values, exactly)
@@ -588,4 +659,38 @@ def load_codes(
         raise IncompleteArtifactError(
             f"{root}: shards hold {row} rows; {MANIFEST_NAME} expects n_docs={n_docs}. Delete {root} and run the command again."
         )
-    return sp.csr_matrix((data, indices, indptr), shape=(n_docs, n_latents), copy=False)
+    codes = sp.csr_matrix((data, indices, indptr), shape=(n_docs, n_latents), copy=False)
+    if not with_ids:
+        return codes
+    arrays = {key: _read_row_file(root, info, key, n_docs) for key in ROW_FILES}
+    doc_ids = arrays["doc_ids"] if arrays["doc_ids"] is not None else np.arange(n_docs, dtype=np.int64)
+    return CodesWithIds(codes, doc_ids, arrays["labels"])
+
+
+def _row_array(values: Any, n_rows: int, what: str, *, non_negative: bool) -> np.ndarray:
+    array = np.asarray(values)
+    if array.shape != (n_rows,) or not np.issubdtype(array.dtype, np.integer):
+        raise UserError(
+            f"{what} must hold one int per code row ({n_rows}); got {array.dtype} of shape {array.shape} instead."
+        )
+    if non_negative and n_rows and int(array.min()) < 0:
+        raise UserError(f"{what} must be ints >= 0; got {int(array.min())}.")
+    return array.astype(np.int64)
+
+
+def _read_row_file(root: Path, info: dict[str, Any], key: str, n_docs: int) -> np.ndarray | None:
+    """A per-row array named in the manifest (checked: int64, one per row), or None when the folder has none."""
+    name = ROW_FILES[key]
+    if name not in (info.get("row_files") or []):
+        return None
+    path = root / name  # codes_info has checked that it exists with the recorded size
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise IncompleteArtifactError(
+            f"{path} is not a readable .npy array ({error}). Delete {root} and run the command again."
+        ) from None
+    try:
+        return _row_array(array, n_docs, str(path), non_negative=key == "doc_ids")
+    except UserError as error:
+        raise IncompleteArtifactError(f"{error} Delete {root} and run the command again.") from None
