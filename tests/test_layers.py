@@ -18,6 +18,7 @@ FORBIDDEN = {
     "store": {"sae", "train", "eval", "featurize", "data", "pipeline", "cli", "bench", "config"},
     "featurize": {"sae", "train", "eval", "pipeline", "cli", "bench"},
     "eval": {"train", "pipeline", "cli", "bench", "estimators"},
+    "export": {"train", "eval", "data", "pipeline", "cli", "bench", "estimators"},
 }
 """Per part of the package (a subpackage or a top-level module), the parts it must never import. Everything
 that is not ``cli`` must also never import ``cli`` (checked separately)."""

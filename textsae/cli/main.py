@@ -62,7 +62,7 @@ def add_model_trust_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render ``--help`` in the docs)."""
-    from textsae.cli import bench, config_cmds, encode, inspect, score, stages, sweep
+    from textsae.cli import bench, config_cmds, encode, export, inspect, score, stages, sweep
 
     parser = _Parser(
         prog="textsae",
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  textsae encode runs/quickstart/<hash> my_docs.parquet --out codes/\n"
         "  textsae inspect runs/quickstart/<hash>\n"
         "  textsae score runs/quickstart/<hash> my_docs.parquet --out scores.parquet\n"
+        "  textsae export runs/minilm_auto/<hash> --to sentence-transformers --out my-sparse-encoder\n"
         "  textsae ls\n\n"
         "Run `textsae COMMAND --help` for the options of one command.",
         formatter_class=_Formatter,
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only warnings and errors; no progress bars",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (stages, sweep, encode, score, inspect, bench, config_cmds):
+    for module in (stages, sweep, encode, export, score, inspect, bench, config_cmds):
         module.add_parsers(subparsers, common, _Formatter)
     return parser
 

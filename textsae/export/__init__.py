@@ -1,0 +1,1 @@
+"""Trained runs in other libraries' formats (sentence-transformers); imported only when exporting."""
