@@ -18,8 +18,8 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "SparseEncoder(OUT).encode(texts) then gives the run's codes (the same active latents; values equal to float\n"
         "rounding). Only hidden-states runs with a TopK SAE export; a TF-IDF run is refused (its bag-of-words input\n"
         "has no sentence-transformers module). An SAE with always-on dense latents (recipes/minilm_auto.yaml) exports\n"
-        "with textsae's module class: load that folder where textsae is installed, with SparseEncoder(OUT,\n"
-        "trust_remote_code=True); without dense latents it needs sentence-transformers only.",
+        "with textsae's module class: load that folder where textsae is installed, with SparseEncoder's\n"
+        "trust_remote_code set to True; without dense latents it needs sentence-transformers only.",
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae export runs/minilm_auto/1a2b3c4d5e --to sentence-transformers --out minilm-sae\n"
@@ -53,6 +53,10 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.export.sentence_transformers import export_sentence_transformers
 
     export_sentence_transformers(featurizer, sae, out)  # type: ignore[arg-type]
-    trust = ", trust_remote_code=True" if sae.cfg.dense_latents else ""
-    print(f"wrote a sentence-transformers SparseEncoder to {out}; load it with SparseEncoder({str(out)!r}{trust})")
+    how = f"SparseEncoder({str(out)!r})"
+    if (
+        sae.cfg.dense_latents
+    ):  # the folder names textsae's module class, which sentence-transformers must be told to import
+        how += " with trust_remote_code set to True and textsae installed"
+    print(f"wrote a sentence-transformers SparseEncoder to {out}; load it with {how}")
     return 0

@@ -9,7 +9,7 @@ d_in × B × n_latents product (and, for sparse x, zero-fill and scatter a dense
 looks at G once and multiplies through its non-zeros only when they are few:
 
 - dense x: ∂W_enc = xᵀ G with G as CSR, B·nnz(G)/B·d_in multiply-adds instead of B·n_latents·d_in;
-- sparse x: xᵀ G as xᵀ in CSR times G, written straight into the rank-one term's memory, instead of autograd's
+- sparse x: xᵀ G as xᵀ in CSR times G, with the rank-one term added in place, instead of autograd's
   `embedding_bag` backward (which sorts the input's non-zeros and zero-fills a fresh dense gradient).
 
 The centring adds −c ⊗ Σ_b G_b, a rank-one term over the latents that fired, written in one pass.
@@ -32,9 +32,9 @@ __all__ = ["SPARSE_GRAD_MAX_DENSITY", "encoder_pre_activations", "gathered_pre_a
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 SPARSE_GRAD_MAX_DENSITY = 0.05
-"""Largest fraction of non-zeros in ∂loss/∂pre for which the sparse backward is used (dense input). On this project's 2-core AVX2
-CPU (one thread, d_in 384, 4,096 latents, batch 1,024) xᵀG with G as CSR took 7.8 ms at 0.8% density against 42 ms
-dense; a dense matmul wins again somewhere above a few percent."""
+"""Largest fraction of non-zeros in ∂loss/∂pre for which the sparse backward is used (dense input). On this
+project's 2-core AVX2 CPU (one thread, d_in 384, 4,096 latents, batch 1,024) xᵀG with G as CSR took 7.8 ms at 0.8%
+density against 42 ms dense; a dense matmul wins again somewhere above a few percent."""
 
 
 class _EncoderFunction(torch.autograd.Function):
@@ -192,7 +192,7 @@ def _weight_gradient_csr(x: Tensor, g: Tensor, center: Tensor, column_sums: Tens
 
 def _sparse_input_weight_gradient(x: Tensor, g: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
     """xᵀ G − c ⊗ Σ_b G_b for CSR x and dense G ``(B, n_latents)``: xᵀ as CSR times dense G, nnz(x)·n_latents
-    multiply-adds (the forward's own cost), written into the rank-one term's memory in one pass.
+    multiply-adds (the forward's own cost), then the rank-one term added in place.
 
     Not a CSR × CSR product through G's non-zeros: torch's CPU CSR × CSR matmul (2.13, MKL) does not free its output
     (about 45 MB a step at 20,000 terms × 1,024 latents; a 1,000-step run grew to 24 GB and was killed).
