@@ -1,0 +1,64 @@
+"""Forward + backward of the TopK decoder's sparse product: `embedding_bag` against the cache-blocked version.
+
+Usage:
+
+    python benchmarks/decoder_blocks.py [--batch 512] [--n-latents 1024] [--d-in 20000] [--k 64] [--blocks-mb 2,8,32]
+
+Random W_dec, k distinct latents per row and a random output gradient; one warm-up, then the mean of 3 runs of
+forward + backward (∂values and ∂W_dec) for `embedding_bag` and for `textsae.sae.decoder` at each block size.
+Prints one JSON line with the machine, torch's threads and the milliseconds of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+
+from textsae.sae import decoder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--n-latents", type=int, default=1024)
+    parser.add_argument("--d-in", type=int, default=20_000)
+    parser.add_argument("--k", type=int, default=64)
+    parser.add_argument("--blocks-mb", default="2,8,32", help="comma-separated block sizes in MB")
+    args = parser.parse_args()
+    weight = (torch.randn(args.n_latents, args.d_in) / 100).requires_grad_()
+    indices = torch.stack([torch.randperm(args.n_latents)[: args.k] for _ in range(args.batch)]).reshape(-1)
+    values = torch.rand(args.batch * args.k).requires_grad_()
+    offsets = torch.arange(0, args.batch * args.k + 1, args.k)
+    grad = torch.randn(args.batch, args.d_in)
+
+    def embedding_bag(i, v, o, w):  # type: ignore[no-untyped-def]
+        return F.embedding_bag(i, w, o, mode="sum", per_sample_weights=v, include_last_offset=True)
+
+    def milliseconds(decode) -> float:  # type: ignore[no-untyped-def]
+        def once() -> None:
+            weight.grad = values.grad = None
+            decode(indices, values, offsets, weight).backward(grad)
+
+        once()
+        start = time.perf_counter()
+        for _ in range(3):
+            once()
+        return round((time.perf_counter() - start) / 3 * 1000, 1)
+
+    result = {"embedding_bag_ms": milliseconds(embedding_bag), "blocked_ms": {}}
+    for mb in (int(part) for part in args.blocks_mb.split(",")):
+        decoder.BLOCK_BYTES = mb << 20
+        result["blocked_ms"][f"{mb} MB ({len(decoder._column_blocks(weight))} blocks)"] = milliseconds(
+            decoder._BlockedDecode.apply
+        )
+    result.update(vars(args), machine=platform.machine(), threads=torch.get_num_threads(), torch=torch.__version__)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
