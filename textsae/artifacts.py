@@ -114,8 +114,10 @@ def save_feature_matrices(directory: Path, matrices: dict[str, sp.csr_matrix | n
 
 
 def load_feature_matrices(directory: Path) -> dict[str, sp.csr_matrix | np.ndarray]:
-    """Inverse of :func:`save_feature_matrices`."""
-    manifest = read_manifest(directory, resume_hint="re-run `textsae featurize` with the same recipe")
+    """Inverse of :func:`save_feature_matrices`, after checking every file's SHA-256 against the manifest."""
+    manifest = read_manifest(
+        directory, verify_hashes=True, resume_hint="re-run `textsae featurize` with the same recipe"
+    )
     out: dict[str, sp.csr_matrix | np.ndarray] = {}
     for entry in manifest["files"]:
         path = directory / entry["name"]

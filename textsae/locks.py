@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from textsae._io import logger
 from textsae.errors import UserError
 
 __all__ = ["LOCK_NAME", "BusyError", "directory_lock"]
@@ -42,7 +43,7 @@ def directory_lock(directory: Path, *, what: str, wait: bool = False, poll_secon
     """Hold ``directory``'s lock for the block (the directory is created when missing).
 
     Args:
-        directory: The folder to lock (a run directory, an ``encode --out`` folder).
+        directory: The folder to lock (a run directory, an ``encode --out`` folder, a store entry being written).
         what: How the error names it, e.g. ``"run directory runs/x"``.
         wait: Wait for the holder to finish instead of failing.
         poll_seconds: How often a waiting process tries again.
@@ -56,6 +57,7 @@ def directory_lock(directory: Path, *, what: str, wait: bool = False, poll_secon
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        told = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,6 +68,9 @@ def directory_lock(directory: Path, *, what: str, wait: bool = False, poll_secon
                         f"{what} is in use by {_holder(fd)} (another textsae job); wait for it to finish, pass --wait "
                         "to wait here, or choose another directory."
                     ) from None
+                if not told:
+                    logger.info("Waiting for %s, which is writing %s", _holder(fd), what)
+                    told = True
                 time.sleep(poll_seconds)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)

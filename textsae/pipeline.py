@@ -39,7 +39,7 @@ from textsae.config.schema import RecipeConfig, to_dict
 from textsae.data.corpus import Corpus, load_corpus
 from textsae.encode import encode_features
 from textsae.errors import UserError
-from textsae.eval.classify import evaluate_representation, fit_probe
+from textsae.eval.classify import evaluate_representation, fit_probe, require_fold_sizes
 from textsae.eval.health import MAX_TOP_RATIO, health_warnings, top1_top2_ratios
 from textsae.eval.report import write_report
 from textsae.eval.sizes import (
@@ -114,7 +114,10 @@ class Pipeline:
 
     @cached_property
     def corpus(self) -> Corpus:
-        return load_corpus(self.config.data)
+        corpus = load_corpus(self.config.data)
+        if corpus.train.labels is not None:
+            require_fold_sizes(corpus.train.labels, self.config.eval.cv_folds)  # before featurizing, not after
+        return corpus
 
     @cached_property
     def corpus_fingerprint(self) -> str:

@@ -70,16 +70,38 @@ def keep_freed_memory() -> bool:
 
 
 def available_memory(device: str) -> int | None:
-    """Bytes free for a new allocation on ``device`` (CUDA: free device memory; CPU: Linux's MemAvailable), or None
-    when the system does not say."""
+    """Bytes free for a new allocation on ``device`` (CUDA: free device memory; CPU: Linux's MemAvailable, or less
+    when an address-space limit such as ``ulimit -v`` leaves less), or None when the system does not say."""
     if device.startswith("cuda"):
         import torch
 
         return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    free = _proc_number(Path("/proc/meminfo"), "MemAvailable:")
+    room = _address_space_left()
+    if free is None or room is None:
+        return free if room is None else room
+    return min(free, room)
+
+
+def _proc_number(path: Path, key: str) -> int | None:
+    """A ``key: N kB`` line of a /proc file, in bytes."""
     try:
-        for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
-            if line.startswith("MemAvailable:"):
+        for line in path.read_text(encoding="ascii").splitlines():
+            if line.startswith(key):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _address_space_left() -> int | None:
+    """What ``RLIMIT_AS`` (``ulimit -v``) leaves above this process's current virtual size, or None without a limit."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return None
+    used = _proc_number(Path("/proc/self/status"), "VmSize:")
+    return None if used is None else max(limit - used, 0)

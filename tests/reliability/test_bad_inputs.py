@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 import torch
@@ -32,6 +34,7 @@ from textsae.errors import IncompleteArtifactError
 from textsae.sae import build_sae
 from textsae.store.codes import load_codes
 from textsae.store.manifest import MANIFEST_NAME, write_manifest
+from textsae.train.checkpoint import tensors_digest
 
 REPO = Path(__file__).resolve().parents[2]
 ERROR = "textsae: error: "
@@ -95,6 +98,9 @@ def copy_run(trained_run: Path, tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------------------------
 
 GOOD = pd.DataFrame({"text": ["good film", "bad film", "great plot", "awful plot"] * 3, "label": [1, 0, 1, 0] * 3})
+
+
+TWINS = GOOD.assign(label=["caf\u00e9", "cafe\u0301", "tea", "tea"] * 3)
 
 
 def split_folder(
@@ -281,6 +287,35 @@ DATA_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], tuple[str, 
         ("pipe.csv is not a regular file",),
     ),
     "/dev/zero behind data.path": (lambda tmp: Path("/dev/zero"), (), ("/dev/zero is not a regular file",)),
+    "duplicate parquet column names": (
+        lambda tmp: (
+            pq.write_table(
+                pa.table([["good film", "bad film"], [1, 0], ["x", "y"]], names=["text", "label", "text"]),
+                tmp / "d.parquet",
+            ),
+            tmp / "d.parquet",
+        )[1],
+        (),
+        ("d.parquet: column name 'text' is used by columns [0, 2]",),
+    ),
+    "one document per class": (
+        lambda tmp: (
+            GOOD.head(4).assign(label=["a", "b", "c", "d"]).to_csv(tmp / "one.csv", index=False),
+            tmp / "one.csv",
+        )[1],
+        (),
+        ("the test split has no documents", "at least 2 documents"),
+    ),
+    "too few documents for the cv folds": (
+        lambda tmp: (pd.concat([GOOD] * 2).to_csv(tmp / "few.csv", index=False), tmp / "few.csv")[1],
+        ("eval.cv_folds=20",),
+        ("eval.cv_folds=20 needs a class with at least 20 training documents",),
+    ),
+    "class names that differ in Unicode normalisation": (
+        lambda tmp: split_folder(tmp, TWINS, test=TWINS),
+        (),
+        ("class names", "differ only in Unicode normalisation"),
+    ),
     "two files for one split": (
         lambda tmp: (split_folder(tmp, GOOD), GOOD.to_csv(tmp / "corpus" / "train.csv", index=False))[0],
         (),
@@ -440,7 +475,14 @@ def _drop_tensor(path: Path) -> None:
         metadata = handle.metadata()
     tensors = load_file(str(path))
     tensors.pop("model.W_enc")
+    metadata["textsae_tensors_sha256"] = tensors_digest(tensors)  # rewritten as an attacker would: a checksum only
     save_file(tensors, str(path), metadata=metadata)
+
+
+def _flip_bits(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x80  # a sign bit in the last tensor's data: same size, still a valid file
+    path.write_bytes(bytes(data))
 
 
 def _bad_state(path: Path) -> None:
@@ -452,6 +494,7 @@ CHECKPOINT_CASES = {
     "foreign safetensors": (_foreign, ("is not a textsae training checkpoint", "delete it")),
     "zeros": (lambda p: p.write_bytes(bytes(1000)), ("is corrupt or truncated",)),
     "missing tensor": (_drop_tensor, ("does not match this SAE and optimizer", "W_enc", "delete it")),
+    "flipped sign bit": (_flip_bits, ("was changed after it was written", "delete it")),
     "bad state": (_bad_state, ("unreadable 'textsae_state' metadata", "delete it")),
 }
 

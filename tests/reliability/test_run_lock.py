@@ -76,3 +76,23 @@ def recipe_for_lock(tmp_path: Path, tiny_corpus_dir: Path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+def test_encode_into_a_busy_out_folder_exits_2_naming_the_holder(
+    recipe_for_lock: Path, tiny_corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    assert main(["train", str(recipe_for_lock), f"run.dir={run_dir}", "-q"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "codes"
+    holder = _holder(out, 30)
+    try:
+        code = main(["encode", str(run_dir), str(tiny_corpus_dir / "test.parquet"), "--out", str(out), "-q"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2
+        assert len(err) == 1 and f"--out folder {out} is in use by PID {holder.pid}" in err[0], err
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing of the second job was written
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["encode", str(run_dir), str(tiny_corpus_dir / "test.parquet"), "--out", str(out), "-q"]) == 0

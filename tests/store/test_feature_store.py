@@ -136,3 +136,53 @@ def test_sigkill_midway_then_rerun_gives_an_identical_store(tiny_bert_dir: Path,
     assert ref_manifest["files"] == new_manifest["files"]  # same names, sizes and SHA-256
     assert sorted(p.name for p in killed.iterdir()) == sorted(p.name for p in reference.iterdir())
     assert isinstance(open_features(killed), ShardedFeatures)
+
+
+SLOW_WRITER = """
+import sys, time
+import numpy as np
+from pathlib import Path
+from textsae.store.features import extract_to_store
+
+class Slow:
+    def iter_chunks(self, docs, *, chunk_docs, start=0):
+        for lo in range(start, len(docs), chunk_docs):
+            print("extracting", flush=True)
+            time.sleep(0.5)
+            ids = np.arange(lo, min(lo + chunk_docs, len(docs)))
+            yield np.repeat(ids[:, None].astype(np.float32), 3, axis=1), ids
+
+extract_to_store(Slow(), [f"doc {i}" for i in range(50)], Path(sys.argv[1]), shard_docs=16)
+"""
+
+
+class MustNotExtract:
+    def iter_chunks(self, docs, *, chunk_docs, start=0):
+        raise AssertionError("the second writer extracted although the first finished the entry")
+
+
+def test_a_second_writer_waits_for_the_first_and_reuses_its_entry(tmp_path: Path) -> None:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "extracting"
+        features = extract_to_store(MustNotExtract(), [f"doc {i}" for i in range(50)], tmp_path, shard_docs=16)
+        assert writer.wait(timeout=60) == 0
+    finally:
+        writer.kill()
+    np.testing.assert_array_equal(features.to_array()[:, 0], np.arange(50))
+
+
+def test_a_same_size_edit_of_a_shard_is_refused_and_the_entry_extracted_again(tmp_path: Path) -> None:
+    extract_to_store(ArrayFeaturizer(), TEXTS, tmp_path, shard_docs=16)
+    shard = tmp_path / "shard-00001.npy"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0x80  # a sign bit: same size, still a valid array
+    shard.write_bytes(bytes(data))
+    with pytest.raises(IncompleteArtifactError, match="shard-00001.npy has SHA-256"):
+        open_features(tmp_path)
+    featurizer = ArrayFeaturizer()
+    features = extract_to_store(featurizer, TEXTS, tmp_path, shard_docs=16)
+    assert featurizer.chunks_extracted == 4  # every shard again: which of them was edited is not known
+    np.testing.assert_array_equal(features.to_array()[:, 0], np.arange(50))

@@ -68,7 +68,7 @@ def _validate(args: argparse.Namespace) -> int:
             load_recipe(recipe, args.overrides if args.recipe else [])
             print(f"ok      {recipe}")
         except ConfigError as error:
-            failures.extend(f"{recipe}: {line}" for line in error.problems)
+            failures.extend(line if line.startswith(str(recipe)) else f"{recipe}: {line}" for line in error.problems)
     if failures:
         raise ConfigError(failures)
     return 0

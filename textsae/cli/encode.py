@@ -56,6 +56,11 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         action="store_true",
         help="replace earlier codes in --out (finished, or interrupted with other settings)",
     )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another job is writing to --out, wait for it (default: exit 2 naming its PID)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -72,6 +77,7 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.data.corpus import load_split
     from textsae.encode import encode_texts
     from textsae.errors import UserError
+    from textsae.locks import directory_lock
     from textsae.paths import RunPaths
     from textsae.store.codes import codes_info
 
@@ -81,13 +87,8 @@ def handle(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; expected a folder for the codes (it is created if missing).")
     if is_complete(out):
-        codes_info(
-            out
-        )  # refuses a finished folder that is not codes (e.g. a run's sae/): --overwrite must not touch it
-        if not args.overwrite:
-            raise UserError(
-                f"{out} already holds finished codes; pass --overwrite to replace them or choose another --out."
-            )
+        codes_info(out)  # refuses a finished folder that is not codes (e.g. a run's sae/) before touching it
+    _refuse_finished(out, args.overwrite)  # before the models load; again under the lock
     featurizer = load_featurizer_artifact(
         paths.featurizer, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle
     )
@@ -108,21 +109,33 @@ def handle(args: argparse.Namespace) -> int:
         "sae_sha256": sae_fingerprint(paths.sae),
         "texts_sha256": _texts_fingerprint(split.texts),  # an interrupted encode never resumes on edited documents
     }
-    encode_texts(
-        featurizer,
-        sae,
-        split.texts,
-        out,
-        cfg,
-        device=device,
-        meta=meta,
-        progress=not args.quiet,
-        overwrite=args.overwrite,
-        doc_ids=split.doc_ids,
-        labels=split.labels,
-    )
+    with directory_lock(out, what=f"--out folder {out}", wait=args.wait):
+        _refuse_finished(out, args.overwrite)
+        encode_texts(
+            featurizer,
+            sae,
+            split.texts,
+            out,
+            cfg,
+            device=device,
+            meta=meta,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            doc_ids=split.doc_ids,
+            labels=split.labels,
+        )
     print(f"wrote codes for {len(split.texts)} documents to {out}")
     return 0
+
+
+def _refuse_finished(out: Path, overwrite: bool) -> None:
+    from textsae.artifacts import is_complete
+    from textsae.errors import UserError
+
+    if is_complete(out) and not overwrite:
+        raise UserError(
+            f"{out} already holds finished codes; pass --overwrite to replace them or choose another --out."
+        )
 
 
 def _texts_fingerprint(texts: list[str]) -> str:

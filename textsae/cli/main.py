@@ -10,6 +10,7 @@ import argparse
 import errno
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -132,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"textsae: error: {_environment_message(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Exception as error:  # torch (CPU or CUDA) and pandas report a failed allocation in their own types
+        if args.debug or not _is_out_of_memory(error):
+            raise
+        print(f"textsae: error: {_environment_message(MemoryError(str(error)))}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("textsae: interrupted; re-run the same command to resume where it stopped.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -149,11 +155,22 @@ _OS_ADVICE = {
 }
 
 
+_ALLOCATION = re.compile(r"(?:tried to allocate|Tried to allocate) ([\d.]+ ?(?:bytes|[KMGT]i?B))")
+
+
+def _is_out_of_memory(error: Exception) -> bool:
+    text = str(error)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
 def _environment_message(error: OSError | MemoryError) -> str:
     """One line for an error of the machine rather than of the input (a full disk, no permission, no memory)."""
     if isinstance(error, MemoryError):
+        tried = _ALLOCATION.search(str(error))
+        size = f" (an allocation of {tried.group(1)} failed)" if tried else ""
         return (
-            "out of memory; use fewer documents (data.max_docs=N) or smaller batches (train.batch_size, --batch-size)."
+            f"out of memory{size}; use fewer documents (data.max_docs=N), smaller batches (train.batch_size, "
+            "--batch-size), a smaller dictionary (sae.n_latents) or fewer features (featurizer.max_features)."
         )
     where = f": {error.filename}" if error.filename else ""
     advice = _OS_ADVICE.get(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -315,6 +316,7 @@ def encode_labels(
 def _encode_names(raws: Sequence[RawLabels], names: list[str] | None) -> tuple[list[np.ndarray], list[str]]:
     if names is None:
         names = sorted({str(v) for raw in raws for v in raw.values})
+        _refuse_unnormalised_twins(names, raws)
     index = {name: i for i, name in enumerate(names)}
     encoded = []
     for raw in raws:
@@ -326,6 +328,20 @@ def _encode_names(raws: Sequence[RawLabels], names: list[str] | None) -> tuple[l
             )
         encoded.append(np.fromiter((index[v] for v in raw.values), dtype=np.int64, count=len(raw.values)))
     return encoded, names
+
+
+def _refuse_unnormalised_twins(names: Sequence[str], raws: Sequence[RawLabels]) -> None:
+    """Two class names that print alike but differ in Unicode normalisation (``é`` as one code point or as ``e`` plus
+    a combining accent) would silently become two classes."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(unicodedata.normalize("NFC", name), name)
+        if other != name:
+            origin = next((raw.origin for raw in raws if name in set(raw.values)), "the labels")
+            raise UserError(
+                f"{origin}: class names {other!a} and {name!a} differ only in Unicode normalisation, so they "
+                "would be two classes; normalise the label column to one form (e.g. NFC) first."
+            )
 
 
 def build_corpus(
@@ -360,6 +376,11 @@ def build_corpus(
         raise UserError(
             f"Corpus {name!r}: the training split has {train_classes.size} class(es) {shown}; a classifier needs "
             f"at least 2 ({source})."
+        )
+    if len(eval) == 0:
+        raise UserError(
+            f"Corpus {name!r}: the {eval.name} split has no documents ({source}). A class needs at least 2 documents "
+            "for one to be held out; add documents, or point data.path at a folder holding train and test files."
         )
     unseen = np.setdiff1d(np.unique(eval.labels), train_classes) if eval.labels is not None else np.zeros(0)
     if unseen.size:

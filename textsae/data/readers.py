@@ -173,6 +173,13 @@ def _read_parquet(path: Path, columns: Sequence[str] | None) -> Table:
 
     try:
         names = list(pq.read_schema(path).names)
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            where = [i for i, name in enumerate(names) if name == repeated[0]]
+            raise UserError(
+                f"Parquet file {path}: column name {repeated[0]!r} is used by columns {where} (counting from 0); "
+                "every column needs its own name. Rename or drop the extra one."
+            )
         wanted = [c for c in columns if c in names] if columns is not None else None
         frame = pq.read_table(path, columns=wanted).to_pandas()
     except (pa.ArrowException, OSError) as err:

@@ -210,7 +210,10 @@ def select_C(
     _check_split(X_train, y_train, "train")
     _check_folds(y_train, cfg.cv_folds)
     grid = sorted(float(c) for c in set(cfg.C_grid))  # ascending: warm starts go from strong to weak regularisation
-    folds = StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(np.zeros(len(y_train)), y_train)
+    with warnings.catch_warnings():  # _check_folds has said so in one line; sklearn's warning shows source lines
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        splitter = StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed)
+        folds = list(splitter.split(np.zeros(len(y_train)), y_train))
     jobs = _n_jobs(n_jobs, X_train, cfg.cv_folds)
     results = Parallel(n_jobs=jobs)(
         delayed(_fold_accuracies)(X_train, y_train, train_rows, val_rows, grid, cfg, scale, classifier)
@@ -314,17 +317,27 @@ def _check_split(X: Any, y: np.ndarray, split: str) -> None:
         raise UserError(f"y_train holds a single class ({np.unique(y)!r}); a classifier needs at least two.")
 
 
-def _check_folds(y: np.ndarray, cv_folds: int) -> None:
-    classes, counts = np.unique(y, return_counts=True)
-    if counts.max() < cv_folds:
+def require_fold_sizes(y: np.ndarray, cv_folds: int) -> None:
+    """Refuse training labels that ``cv_folds`` stratified folds cannot split (checked before any work is done).
+
+    Raises:
+        UserError: No class has ``cv_folds`` documents.
+    """
+    counts = np.unique(y, return_counts=True)[1]
+    if counts.size and counts.max() < cv_folds:
         raise UserError(
             f"eval.cv_folds={cv_folds} needs a class with at least {cv_folds} training documents; the largest has {counts.max()}. "
             f"Lower eval.cv_folds or use more data."
         )
+
+
+def _check_folds(y: np.ndarray, cv_folds: int) -> None:
+    require_fold_sizes(y, cv_folds)
+    classes, counts = np.unique(y, return_counts=True)
     if counts.min() < cv_folds:
         logger.warning(
             "Class %r has %d training documents, fewer than eval.cv_folds=%d: some CV folds will not see it.",
-            classes[np.argmin(counts)],
-            counts.min(),
+            classes[np.argmin(counts)].item(),
+            int(counts.min()),
             cv_folds,
         )

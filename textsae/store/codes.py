@@ -600,7 +600,7 @@ def load_codes(
 def load_codes(
     directory: str | os.PathLike[str],
     *,
-    verify_hashes: bool = False,
+    verify_hashes: bool = True,
     resume_hint: str = DEFAULT_RESUME_HINT,
     with_ids: bool = False,
 ) -> sp.csr_matrix | CodesWithIds:
@@ -608,7 +608,8 @@ def load_codes(
 
     Args:
         directory: A folder written by :class:`CodesWriter`.
-        verify_hashes: Also check each shard's SHA-256 against the manifest (reads every byte twice).
+        verify_hashes: Also check every file's SHA-256 against the manifest (on by default: a same-size edit is
+            refused; it reads each file once more, about 1 s per GB, and False skips it for trusted folders).
         resume_hint: How to finish the folder if it turns out incomplete.
         with_ids: Return :class:`CodesWithIds` ``(codes, doc_ids, labels)`` instead of the codes alone, so rows can
             be matched to the input they came from (``textsae encode`` drops empty texts).

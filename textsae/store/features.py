@@ -15,6 +15,7 @@ only on its own documents, ends with the same files as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Sequence
@@ -33,11 +34,13 @@ from textsae._io import (
     stable_hash,
 )
 from textsae.errors import IncompleteArtifactError, UserError
+from textsae.locks import directory_lock
 from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
 
 __all__ = ["ShardedFeatures", "extract_to_store", "open_features", "store_key", "texts_fingerprint"]
 
 SHARD_PATTERN = re.compile(r"^shard-(\d{5})\.npy$")
+DOCIDS_PATTERN = re.compile(r"^docids-(\d{5})\.npy$")
 STATS_NAME = "stats.json"
 RESUME_HINT = "re-run the same command to finish the extraction (complete shards are kept)"
 
@@ -140,14 +143,36 @@ def extract_to_store(
     """
     directory = Path(directory)
     if (directory / MANIFEST_NAME).exists():
-        try:
-            features = open_features(directory)
-        except IncompleteArtifactError:
-            logger.warning("Store entry %s is damaged; extracting it again", directory)
-            (directory / MANIFEST_NAME).unlink()
-        else:
-            logger.info("Reusing stored features in %s (%d rows)", directory, features.shape[0])
-            return features
+        with contextlib.suppress(IncompleteArtifactError, UserError):  # damaged: repaired below, under the lock
+            return _reuse(open_features(directory), directory)
+    with directory_lock(directory, what=f"store entry {directory}", wait=True):
+        if (directory / MANIFEST_NAME).exists():  # finished or damaged, maybe by the writer we waited for
+            try:
+                return _reuse(open_features(directory), directory)
+            except (IncompleteArtifactError, UserError) as error:
+                logger.warning("Store entry %s is damaged (%s); extracting it again", directory, error)
+                _remove_entry_files(directory)
+        _extract(featurizer, texts, directory, shard_docs=shard_docs, meta=meta)
+        return open_features(directory)
+
+
+def _reuse(features: ShardedFeatures, directory: Path) -> ShardedFeatures:
+    logger.info("Reusing stored features in %s (%d rows)", directory, features.shape[0])
+    return features
+
+
+def _remove_entry_files(directory: Path) -> None:
+    """Delete what an entry's writer writes (the manifest first, so the entry reads as incomplete meanwhile)."""
+    (directory / MANIFEST_NAME).unlink(missing_ok=True)
+    for path in directory.iterdir():
+        if SHARD_PATTERN.match(path.name) or DOCIDS_PATTERN.match(path.name) or path.name == STATS_NAME:
+            path.unlink()
+
+
+def _extract(
+    featurizer: Any, texts: Sequence[str], directory: Path, *, shard_docs: int, meta: dict[str, Any] | None
+) -> None:
+    """Write the entry's shards (resuming after the last complete one), its statistics and, last, its manifest."""
     directory.mkdir(parents=True, exist_ok=True)
     done = _complete_shards(directory)
     expected_shards = -(-len(texts) // shard_docs)
@@ -173,18 +198,18 @@ def extract_to_store(
         [*files, directory / STATS_NAME],
         {"kind": "features", "n_docs": len(texts), "shard_docs": shard_docs, **(meta or {})},
     )
-    return open_features(directory)
 
 
 def open_features(directory: Path) -> ShardedFeatures:
-    """Open a complete store entry (checking its manifest), memory-mapped.
+    """Open a complete store entry, memory-mapped, after checking every file's size and SHA-256 against its manifest
+    (about 1 s per GB; the pages read stay cached for training).
 
     Raises:
         IncompleteArtifactError: The manifest is missing or does not match the files.
         UserError: A shard is not a 2-D float32 array, or shards disagree in width.
     """
     directory = Path(directory)
-    manifest = read_manifest(directory, resume_hint=RESUME_HINT)
+    manifest = read_manifest(directory, verify_hashes=True, resume_hint=RESUME_HINT)
     names = sorted(e["name"] for e in manifest["files"])
     shard_names = [n for n in names if SHARD_PATTERN.match(n)]
     shards = []

@@ -1,7 +1,12 @@
-"""Resumable training state in one safetensors file, written atomically."""
+"""Resumable training state in one safetensors file, written atomically.
+
+The file's metadata holds the JSON state and a SHA-256 over every tensor's name, dtype, shape and bytes, so a
+checkpoint edited or damaged in place (same size) is refused on resume instead of training on from altered weights.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,19 +19,32 @@ from textsae._io import atomic_save_safetensors
 from textsae.errors import UserError
 
 _STATE_KEY = "textsae_state"
+_DIGEST_KEY = "textsae_tensors_sha256"
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the tensors in name order: each name, dtype, shape and raw bytes (about 1 s per GB)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
     """Write tensors plus a JSON ``state`` (in the safetensors metadata) to ``path`` atomically."""
     contiguous = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    atomic_save_safetensors(path, contiguous, {_STATE_KEY: json.dumps(state)})
+    metadata = {_STATE_KEY: json.dumps(state), _DIGEST_KEY: tensors_digest(contiguous)}
+    atomic_save_safetensors(path, contiguous, metadata)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
     Raises:
-        UserError: If the file is truncated, corrupt or not a textsae checkpoint.
+        UserError: If the file is truncated, corrupt, changed since it was written (its tensors no longer match the
+            recorded SHA-256) or not a textsae checkpoint.
     """
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -53,6 +71,16 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     ):
         raise UserError(
             f"{path} is not a textsae training checkpoint (its {_STATE_KEY!r} lacks 'step' or 'optimizer'); delete it to restart training."
+        )
+    if _DIGEST_KEY not in metadata:
+        raise UserError(
+            f"Checkpoint {path} records no SHA-256 of its tensors (an older textsae wrote it, or it was edited); "
+            "delete it to restart training from scratch."
+        )
+    if metadata[_DIGEST_KEY] != tensors_digest(tensors):
+        raise UserError(
+            f"Checkpoint {path} was changed after it was written (its tensors do not match the recorded SHA-256); "
+            "delete it to restart training from scratch."
         )
     return tensors, state
 
