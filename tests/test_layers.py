@@ -19,6 +19,8 @@ FORBIDDEN = {
     "featurize": {"sae", "train", "eval", "pipeline", "cli", "bench"},
     "eval": {"train", "pipeline", "cli", "bench", "estimators"},
     "export": {"train", "eval", "data", "pipeline", "cli", "bench", "estimators"},
+    "codebook": {"train", "eval", "pipeline", "cli", "bench", "estimators"},
+    "model_card": {"sae", "train", "eval", "featurize", "data", "pipeline", "cli", "bench", "encode", "store"},
 }
 """Per part of the package (a subpackage or a top-level module), the parts it must never import. Everything
 that is not ``cli`` must also never import ``cli`` (checked separately)."""

@@ -3,13 +3,23 @@
 Public API::
 
     from textsae import load_recipe, Pipeline, SparseCodeTransformer, load_codes, load_sae
+    from textsae import from_pretrained, Codebook   # share and reuse a trained codebook (folder or hub id)
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Pipeline", "SparseCodeTransformer", "__version__", "load_codes", "load_recipe", "load_sae"]
+__all__ = [
+    "Codebook",
+    "Pipeline",
+    "SparseCodeTransformer",
+    "__version__",
+    "from_pretrained",
+    "load_codes",
+    "load_recipe",
+    "load_sae",
+]
 
 
 def __getattr__(name: str):  # lazy: `import textsae` stays fast and torch-free until needed
@@ -21,6 +31,10 @@ def __getattr__(name: str):  # lazy: `import textsae` stays fast and torch-free 
         from textsae.estimators import SparseCodeTransformer
 
         return SparseCodeTransformer
+    if name in ("Codebook", "from_pretrained"):
+        import textsae.codebook
+
+        return getattr(textsae.codebook, name)
     if name == "load_codes":
         from textsae.store.codes import load_codes
 

@@ -36,6 +36,41 @@ def sparse_codes(sae: SparseAutoencoder, x: torch.Tensor, *, bf16: bool = False,
     )
 
 
+def encode_in_memory(
+    featurizer: Featurizer,
+    sae: SparseAutoencoder,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 1024,
+    device: str = "auto",
+    k: int | None = None,
+) -> sp.csr_matrix:
+    """Sparse codes of ``texts`` in memory: ``(n_texts, n_latents)`` float32 CSR, one row per text in order.
+
+    A text with no words (empty or whitespace) gets an empty row, not what the SAE makes of a zero or special-token
+    row. ``k``: see ``SparseAutoencoder.encode``.
+    """
+    from textsae._io import resolve_device
+
+    texts = list(texts)
+    target = resolve_device(device)
+    sae.eval().to(target)
+    blocks = []
+    for begin in range(0, len(texts), batch_size):
+        features = featurizer.transform(texts[begin : begin + batch_size])
+        blocks.append(sparse_codes(sae, rows_to_tensor(features, slice(None), target), k=k))
+    if not blocks:
+        return sp.csr_matrix((0, sae.n_latents), dtype=np.float32)
+    codes = sp.vstack(blocks, format="csr")
+    empty = [i for i, text in enumerate(texts) if not text.strip()]
+    if empty:
+        keep = np.ones(len(texts), dtype=np.float32)
+        keep[empty] = 0.0
+        codes = sp.csr_matrix(sp.diags(keep) @ codes)
+        codes.eliminate_zeros()
+    return codes
+
+
 def encode_rows(
     sae: SparseAutoencoder,
     n_rows: int,

@@ -110,30 +110,12 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
     def transform(self, X: Sequence[str]) -> sp.csr_matrix:
         """Sparse codes of ``X``: a ``(n_docs, n_latents)`` float32 CSR matrix, one row per document in order; a
         document with no text (empty or whitespace) gets an empty row."""
-        import numpy as np
-
-        from textsae._io import resolve_device
-        from textsae.encode import sparse_codes
-        from textsae.rows import rows_to_tensor
+        from textsae.encode import encode_in_memory
 
         check_is_fitted(self, "sae_")
-        texts = _check_texts(X)
-        device = resolve_device(self.device)
-        self.sae_.eval().to(device)
-        blocks = []
-        for begin in range(0, len(texts), self.batch_size):
-            features = self.featurizer_.transform(texts[begin : begin + self.batch_size])
-            blocks.append(sparse_codes(self.sae_, rows_to_tensor(features, slice(None), device)))
-        if not blocks:
-            return sp.csr_matrix((0, self.sae_.n_latents), dtype="float32")
-        codes = sp.vstack(blocks, format="csr")
-        empty = [i for i, text in enumerate(texts) if not text.strip()]
-        if empty:  # no text, no features: its code is empty too (not what the SAE makes of a zero or special-token row)
-            keep = np.ones(len(texts), dtype=np.float32)
-            keep[empty] = 0.0
-            codes = sp.csr_matrix(sp.diags(keep) @ codes)
-            codes.eliminate_zeros()
-        return codes
+        return encode_in_memory(
+            self.featurizer_, self.sae_, _check_texts(X), batch_size=self.batch_size, device=self.device
+        )
 
     def get_feature_names_out(self, input_features: Any = None) -> Any:
         """Names ``latent0 … latent{n-1}``."""

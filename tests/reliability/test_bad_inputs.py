@@ -8,6 +8,7 @@ run (``trained_run``) and damage a copy of it.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -646,19 +647,28 @@ def test_nan_and_inf_in_features(
     )
 
 
+@pytest.mark.parametrize("manifest_rewritten", [False, True], ids=["same-size edit", "manifest rewritten too"])
 def test_damaged_feature_cache(
-    recipe: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    recipe: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], manifest_rewritten: bool
 ) -> None:
     run_dir = copy_run(trained_run, tmp_path)
     shutil.rmtree(run_dir / "sae")
-    train = run_dir / "features" / "train.npz"
+    features = run_dir / "features"
+    train = features / "train.npz"
     train.write_bytes(b"\x00" * train.stat().st_size)
-    assert_one_error(
-        capsys,
-        ["train", recipe, f"run.dir={run_dir}"],
-        "train.npz cannot be read as a feature matrix",
-        "textsae featurize",
+    if manifest_rewritten:  # the hash check passes; reading the file is what fails
+        meta = {
+            k: v
+            for k, v in json.loads((features / MANIFEST_NAME).read_text()).items()
+            if k not in ("format_version", "complete", "files")
+        }
+        write_manifest(features, [features / "train.npz", features / "eval.npz"], meta)
+    fragments = (
+        ("train.npz cannot be read as a feature matrix", "textsae featurize")
+        if manifest_rewritten
+        else ("train.npz has SHA-256", "delete")
     )
+    assert_one_error(capsys, ["train", recipe, f"run.dir={run_dir}"], *fragments)
 
 
 def test_codes_folder_with_a_missing_shard(

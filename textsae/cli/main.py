@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="textsae",
-        description="Turn text into sparse codes: featurize a corpus (TF-IDF), train a sparse autoencoder,\n"
-        "encode documents into sparse codes, and compare how well codes and source features classify.",
+        description="Turn text into sparse codes: featurize a corpus (TF-IDF or transformer hidden states), train a sparse\n"
+        "autoencoder, encode documents into sparse codes, compare how well codes and source features classify, and\n"
+        "share the trained codebook.",
         epilog="examples:\n"
         "  textsae run recipes/quickstart.yaml\n"
         "  textsae run recipes/imdb_tfidf_topk.yaml data.path=../shared/data/imdb sae.k=64\n"
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  textsae inspect runs/quickstart/<hash>\n"
         "  textsae score runs/quickstart/<hash> my_docs.parquet --out scores.parquet\n"
         "  textsae export runs/minilm_auto/<hash> --to sentence-transformers --out my-sparse-encoder\n"
+        "  textsae push runs/quickstart/<hash> me/my-codebook\n"
         "  textsae ls\n\n"
         "Run `textsae COMMAND --help` for the options of one command.",
         formatter_class=_Formatter,

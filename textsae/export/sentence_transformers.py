@@ -26,6 +26,7 @@ except ImportError:
     from sentence_transformers.sparse_encoder.models import SparseAutoEncoder
 
 from textsae.errors import UserError
+from textsae.export.sae_libraries import export_problems, raw_space_weights
 from textsae.featurize.hidden_states import HiddenStatesFeaturizer
 from textsae.sae import SparseAutoencoder
 
@@ -68,12 +69,11 @@ def to_sparse_encoder(featurizer: HiddenStatesFeaturizer, sae: SparseAutoencoder
     m = int(sae.cfg.dense_latents)
     settings = {"input_dim": sae.d_in, "hidden_dim": sae.n_latents, "k": int(sae.cfg.k), "k_aux": 0}
     module = DenseLatentsSparseAutoEncoder(**settings, dense_latents=m) if m else SparseAutoEncoder(**settings)
+    weights = raw_space_weights(sae, target="sentence-transformers", allow_dense_latents=True)
     with torch.no_grad():
-        scale = sae.input_scale.detach().float().expand(sae.d_in)
-        shift = sae.input_shift.detach().float().expand(sae.d_in)
-        module.pre_bias.copy_(shift + sae._input_center().detach().float() / scale)
-        module.encoder.weight.copy_((scale[:, None] * sae.W_enc.detach().float()).T)
-        module.latent_bias.copy_(sae.b_enc.detach().float())
+        module.pre_bias.copy_(weights["b_dec"])
+        module.encoder.weight.copy_(weights["W_enc"].T)
+        module.latent_bias.copy_(weights["b_enc"])
     modules.append(module)
     return SparseEncoder(modules=modules, device="cpu")
 
@@ -97,11 +97,6 @@ def _check_exportable(featurizer: object, sae: SparseAutoencoder) -> None:
         )
     if featurizer.pooling not in ("mean", "cls", "max"):
         problems.append(f"featurizer.pooling={featurizer.pooling!r} (one vector per document is needed)")
-    if sae.cfg.architecture != "topk":
-        problems.append(f"sae.architecture={sae.cfg.architecture!r} (only a TopK SAE maps onto its SparseAutoEncoder)")
-    if sae.cfg.adaptive_k != "none":
-        problems.append(f"sae.adaptive_k={sae.cfg.adaptive_k!r} (the code size must be k for every document)")
-    if not bool(torch.all(sae.input_scale > 0)):
-        problems.append("an input scale of 0 (the SAE ignores an input dimension; the export divides by the scale)")
+    problems += export_problems(sae, allow_dense_latents=True)
     if problems:
         raise UserError("This run cannot be exported to sentence-transformers: " + "; ".join(problems) + ".")

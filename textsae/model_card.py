@@ -1,0 +1,150 @@
+"""The model card (README.md) of a shared codebook: hub metadata in YAML front matter, then what it is and how well
+its codes did in the run that trained it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+__all__ = ["BUNDLED_MODEL_HUB_ID", "render_model_card"]
+
+BUNDLED_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+"""The hub id of the model a hidden-states featurizer uses when ``featurizer.model`` is unset."""
+
+_REPRESENTATIONS = ("codes", "source", "truncated", "binary")
+
+
+def render_model_card(
+    marker: dict[str, Any], config: dict[str, Any], report: dict[str, Any] | None, *, repo_id: str | None = None
+) -> str:
+    """README.md text for a codebook.
+
+    Args:
+        marker: The codebook's ``codebook.json`` (featurizer kind, model, architecture, sizes).
+        config: The resolved recipe that trained it.
+        report: Its ``report.json``, or None.
+        repo_id: The hub id it is published as, for the usage snippet (default: a placeholder).
+    """
+    data = config.get("data") or {}
+    metadata: dict[str, Any] = {
+        "library_name": "textsae",
+        "tags": ["textsae", "sparse-autoencoder", "sparse-coding", "feature-extraction"],
+        "pipeline_tag": "feature-extraction",
+    }
+    base_model = _base_model(marker)
+    if base_model:
+        metadata["base_model"] = base_model
+    if data.get("name"):
+        metadata["datasets"] = [str(data["name"])]
+    results = _results(report, data)
+    if results:
+        metadata["model-index"] = [{"name": repo_id or "textsae-codebook", "results": results}]
+    front = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
+    return f"---\n{front}---\n\n" + "\n".join(_body(marker, config, report, repo_id))
+
+
+def _base_model(marker: dict[str, Any]) -> str | None:
+    if marker.get("featurizer_kind") != "hidden_states":
+        return None
+    model = marker.get("model")
+    if model is None:
+        return BUNDLED_MODEL_HUB_ID
+    return model if isinstance(model, str) and not model.startswith((".", "/", "~")) else None
+
+
+def _dataset_name(report: dict[str, Any] | None, data: dict[str, Any]) -> str:
+    dataset = (report or {}).get("dataset") or {}
+    return str(data.get("name") or dataset.get("name") or data.get("bundled") or "local data")
+
+
+def _results(report: dict[str, Any] | None, data: dict[str, Any]) -> list[dict[str, Any]]:
+    evaluation = (report or {}).get("eval") or {}
+    codes = evaluation.get("codes")
+    if not isinstance(codes, dict) or not isinstance(codes.get("accuracy"), (int, float)):
+        return []
+    dataset = (report or {}).get("dataset") or {}
+    metrics = [{"type": "accuracy", "value": round(float(codes["accuracy"]), 4), "name": "Linear probe on the codes"}]
+    if isinstance(codes.get("macro_f1"), (int, float)):
+        metrics.append({"type": "f1", "value": round(float(codes["macro_f1"]), 4), "name": "Macro F1 on the codes"})
+    return [
+        {
+            "task": {"type": "text-classification", "name": "Text classification (linear probe on the codes)"},
+            "dataset": {
+                "name": _dataset_name(report, data),
+                "type": str(data.get("name") or _dataset_name(report, data)),
+                "split": str(dataset.get("eval_split") or "test"),
+            },
+            "metrics": metrics,
+        }
+    ]
+
+
+def _body(
+    marker: dict[str, Any], config: dict[str, Any], report: dict[str, Any] | None, repo_id: str | None
+) -> list[str]:
+    source = (
+        f"mean-pooled hidden states of `{_base_model(marker) or marker.get('model')}`"
+        if marker.get("featurizer_kind") == "hidden_states"
+        else "TF-IDF vectors of the text"
+    )
+    lines = [
+        f"# {config.get('name') or 'textsae'} codebook",
+        "",
+        f"A [textsae](https://pypi.org/project/textsae/) codebook: a {marker.get('architecture')} sparse autoencoder "
+        f"with {marker.get('n_latents')} latents over {marker.get('d_in')} inputs ({source}), "
+        f"k = {marker.get('k')} active latents per text. Texts in, sparse codes out.",
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "import textsae",
+        "",
+        f'codebook = textsae.from_pretrained("{repo_id or "REPO_ID_OR_FOLDER"}")',
+        'codes = codebook.encode(["a quietly moving film", "tedious and far too long"])  # scipy CSR',
+        "```",
+        "",
+        "or from the command line: `textsae encode FOLDER docs.csv --out codes/`.",
+    ]
+    lines += _quality(report, config.get("data") or {})
+    lines += [
+        "",
+        "## Files",
+        "",
+        "`featurizer/` and `sae/` hold the fitted featurizer and the SAE weights (safetensors), each with a manifest of "
+        "SHA-256 hashes checked on load; `config.yaml` is the recipe that trained it; `report.json` its evaluation.",
+        "",
+    ]
+    return lines
+
+
+def _quality(report: dict[str, Any] | None, data: dict[str, Any]) -> list[str]:
+    evaluation = (report or {}).get("eval") or {}
+    rows = [(name, evaluation[name]) for name in _REPRESENTATIONS if isinstance(evaluation.get(name), dict)]
+    if not rows:
+        return ["", "## Quality", "", "This codebook was saved without an evaluation report."]
+    dataset = (report or {}).get("dataset") or {}
+    sae = (report or {}).get("sae") or {}
+    lines = [
+        "",
+        "## Quality",
+        "",
+        f"Measured by the run that trained it on {_dataset_name(report, data)} ({dataset.get('train_docs', '?')} training "
+        f"texts, {dataset.get('eval_docs', '?')} in the {dataset.get('eval_split', 'reported')} split): a logistic "
+        "regression on each representation.",
+        "",
+        "| representation | accuracy | macro F1 | bytes per text |",
+        "|---|---|---|---|",
+    ]
+    for name, row in rows:
+        lines.append(
+            f"| {name} | {_number(row.get('accuracy'))} | {_number(row.get('macro_f1'))} | "
+            f"{_number(row.get('bytes_per_doc'), 1)} |"
+        )
+    if isinstance(sae.get("fvu"), (int, float)):
+        lines += ["", f"Fraction of variance unexplained on that split: {float(sae['fvu']):.3f}."]
+    return lines
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return f"{float(value):.{digits}f}" if isinstance(value, (int, float)) else "–"
