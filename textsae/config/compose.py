@@ -90,12 +90,51 @@ def compose_tree(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) 
                 f"{recipe_path}: preset {preset!r} not found (looked for {preset_path}); {_list_presets(configs_dir, group)}"
             )
             continue
-        _merge(tree, {group: _resolve_paths(_read_yaml(preset_path), preset_path.parent, (group,))})
+        preset_tree = {group: _resolve_paths(_read_yaml(preset_path), preset_path.parent, (group,))}
+        problems += _take_data_source(tree, _sources_set(preset_tree.get("data")), f"preset {preset}")
+        _merge(tree, preset_tree)
+    problems += _take_data_source(tree, _sources_set(raw.get("data")), str(recipe_path))
     if problems:
         raise ConfigError(problems)
     _merge(tree, _resolve_paths(raw, recipe_path.resolve().parent, ()))
+    problems += _take_data_source(tree, _override_sources(overrides), "the command line")
+    if problems:
+        raise ConfigError(problems)
     apply_overrides(tree, overrides)
     return tree
+
+
+DATA_SOURCES = ("path", "name", "bundled")
+"""The ``data`` keys that each name a whole corpus: one level (a preset, the recipe, the command line) sets at most
+one, and the level that sets one replaces what lower levels chose."""
+
+
+def _sources_set(data: Any) -> list[str]:
+    if not isinstance(data, dict):
+        return []
+    return [key for key in DATA_SOURCES if data.get(key) not in (None, "")]
+
+
+def _override_sources(overrides: Sequence[str]) -> list[str]:
+    found = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        source = key.strip().removeprefix("data.")
+        if sep and key.strip().startswith("data.") and source in DATA_SOURCES and text.strip() not in ("", "null", "~"):
+            found.append(source)
+    return sorted(set(found), key=DATA_SOURCES.index)
+
+
+def _take_data_source(tree: dict[str, Any], sources: list[str], level: str) -> list[str]:
+    """Clear the corpus sources lower levels set when ``level`` sets one; a problem line when it sets several."""
+    if len(sources) > 1:
+        named = " and ".join(f"data.{key}" for key in sources)
+        return [f"{level}: {named} are both set, but a corpus comes from one source; keep one of them."]
+    if sources and isinstance(tree.get("data"), dict):
+        for key in DATA_SOURCES:
+            if key != sources[0]:
+                tree["data"].pop(key, None)
+    return []
 
 
 def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
