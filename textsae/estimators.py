@@ -6,14 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from textsae.errors import UserError
 
 
-class SparseCodeTransformer(TransformerMixin, BaseEstimator):
+class SparseCodeTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Texts → sparse SAE codes, usable in a scikit-learn ``Pipeline`` and with ``clone``.
 
     Either loads a trained run (``pretrained``) or, in :meth:`fit`, fits a featurizer and trains an SAE
@@ -107,15 +106,48 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator):
         self.sae_.cpu()
         return self
 
-    def transform(self, X: Sequence[str]) -> sp.csr_matrix:
+    def transform(self, X: Sequence[str]) -> Any:
         """Sparse codes of ``X``: a ``(n_docs, n_latents)`` float32 CSR matrix, one row per document in order; a
-        document with no text (empty or whitespace) gets an empty row."""
+        document with no text (empty or whitespace) gets an empty row. After ``set_output(transform="pandas")``
+        (or ``sklearn.set_config(transform_output="pandas")``): a DataFrame with sparse columns ``latent0 …``, indexed
+        like ``X`` when ``X`` is a pandas Series."""
         from textsae.encode import encode_in_memory
 
         check_is_fitted(self, "sae_")
-        return encode_in_memory(
+        codes = encode_in_memory(
             self.featurizer_, self.sae_, _check_texts(X), batch_size=self.batch_size, device=self.device
         )
+        if self._output_container() != "pandas":
+            return codes
+        import pandas as pd
+
+        index = X.index if isinstance(X, pd.Series) else None
+        return pd.DataFrame.sparse.from_spmatrix(codes, index=index, columns=self.get_feature_names_out())
+
+    def set_output(self, *, transform: str | None = None) -> SparseCodeTransformer:
+        """Choose what :meth:`transform` returns: ``"default"`` (CSR), ``"pandas"`` (a DataFrame with sparse
+        columns, so the codes stay sparse), or None (unchanged). polars has no sparse columns and is refused."""
+        if transform is None:
+            return self
+        if transform not in ("default", "pandas"):
+            raise UserError(
+                f"SparseCodeTransformer.set_output(transform={transform!r}): the codes are sparse; use 'default' (CSR) "
+                "or 'pandas' (sparse columns). polars has no sparse columns: convert a pandas result if you need it."
+            )
+        self._sklearn_output_config = {"transform": transform}  # the attribute sklearn's clone carries over
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True  # raw documents, not a numeric 2-D array
+        tags.input_tags.two_d_array = False
+        return tags
+
+    def _output_container(self) -> str:
+        import sklearn
+
+        chosen = getattr(self, "_sklearn_output_config", {}).get("transform", "default")
+        return sklearn.get_config()["transform_output"] if chosen == "default" else chosen
 
     def get_feature_names_out(self, input_features: Any = None) -> Any:
         """Names ``latent0 … latent{n-1}``."""

@@ -8,9 +8,11 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from textsae import SparseCodeTransformer
 from textsae.errors import UserError
+from textsae.featurize.tfidf import TfidfFeaturizer
 
 
 def make_texts(n_docs: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -79,3 +81,31 @@ def test_documents_without_text_get_empty_codes_in_place() -> None:
     assert codes.getnnz(axis=1).tolist()[1:3] == [0, 0]
     assert codes[0].nnz > 0 and codes[3].nnz > 0
     assert (codes[[0, 3]] != model.transform([texts[0], texts[1]])).nnz == 0  # the others are unchanged
+
+
+@parametrize_with_checks([SparseCodeTransformer(**_SETTINGS), TfidfFeaturizer(min_df=1)])
+def test_scikit_learn_checks(estimator: object, check: object) -> None:
+    """sklearn's own checks. Both declare string input (like sklearn's text vectorizers), for which sklearn runs only
+    the API checks that need no numeric array (today: cloning); the tests above cover the text-specific contract."""
+    check(estimator)  # type: ignore[operator]
+
+
+def test_set_output_pandas_keeps_the_codes_sparse_and_the_index() -> None:
+    import pandas as pd
+    import sklearn
+
+    texts, labels = make_texts(120, seed=3)
+    series = pd.Series(texts, index=range(1000, 1120))
+    model = SparseCodeTransformer(**_SETTINGS).fit(series)
+    frame = model.set_output(transform="pandas").transform(series[:5])
+    assert frame.index.tolist() == list(range(1000, 1005)) and list(frame.columns[:2]) == ["latent0", "latent1"]
+    assert isinstance(frame.dtypes.iloc[0], pd.SparseDtype) and frame.shape == (5, 32)
+    np.testing.assert_array_equal(
+        frame.sparse.to_coo().toarray(), model.set_output(transform="default").transform(series[:5]).toarray()
+    )
+    assert clone(model.set_output(transform="pandas"))._sklearn_output_config == {"transform": "pandas"}
+    with sklearn.config_context(transform_output="pandas"):  # the global setting too, through a Pipeline
+        pipeline = make_pipeline(SparseCodeTransformer(**_SETTINGS), LogisticRegression()).fit(series, labels)
+        assert isinstance(pipeline[0].transform(series[:3]), pd.DataFrame) and pipeline.score(series, labels) > 0.5
+    with pytest.raises(UserError, match="polars has no sparse columns"):
+        model.set_output(transform="polars")

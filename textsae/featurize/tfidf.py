@@ -417,7 +417,7 @@ def _transform_ngrams(
 # --------------------------------------------------------------------------- the estimator
 
 
-class TfidfFeaturizer(TransformerMixin, BaseEstimator):
+class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # sparse out: no pandas wrap
     """Bag of word n-grams weighted by TF-IDF, raw counts or presence, as a float32 CSR matrix.
 
     Equal to scikit-learn's ``TfidfVectorizer`` (token pattern ``(?u)\\b\\w\\w+\\b``,
