@@ -108,3 +108,35 @@ def test_cli_writes_page_into_run_dir_and_to_out(
     assert (tiny_run_dir / "inspect.html").is_file()
     assert main(["inspect", str(tmp_path), "-q"]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_histograms_and_label_associations_follow_the_codes_and_labels(
+    tiny_run_dir: Path, tiny_corpus_dir: Path
+) -> None:
+    import pandas as pd
+
+    inspection = inspect_run(tiny_run_dir, top_terms=5, top_docs=0)
+    codes = load_codes(tiny_run_dir / "codes" / "train").tocsc()
+    labels = pd.read_parquet(tiny_corpus_dir / "train.parquet")["label"].to_numpy()
+    assert len(labels) == codes.shape[0]  # the tiny corpus has its own test file: train is the whole train file
+    base = np.bincount(labels) / len(labels)
+    for latent in inspection.latents:
+        values = codes.data[codes.indptr[latent.index] : codes.indptr[latent.index + 1]]
+        rows = codes.indices[codes.indptr[latent.index] : codes.indptr[latent.index + 1]]
+        assert sum(latent.histogram) == values.size and len(latent.histogram) == 12
+        assert latent.histogram_max == pytest.approx(values.max())
+        share = np.bincount(labels[rows], minlength=2) / rows.size
+        best = int(np.argmax(share / base))
+        assert latent.label is not None and latent.label.name == str(best)
+        assert latent.label.share == pytest.approx(share[best]) and latent.label.base_rate == pytest.approx(base[best])
+    # The corpus's labels are carried by a few sentiment words: some latents must lean hard towards one class.
+    assert max(latent.label.lift for latent in inspection.latents if latent.label) > 1.5
+    page = render_page(inspection)
+    assert "fires most on class" in page and 'class="hist"' in page
+
+
+def test_sparkline_scales_to_the_largest_count() -> None:
+    from textsae.inspection.html import sparkline
+
+    assert sparkline([0, 1, 2, 4, 8]) == " ▁▂▄█"
+    assert sparkline([0, 0]) == "" and sparkline([]) == ""

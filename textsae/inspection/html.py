@@ -35,6 +35,7 @@ main{padding:8px 16px}
 .doc{border-left:3px solid #ccc;margin:4px 0;padding:2px 8px;font-size:13px;color:#333;white-space:pre-wrap}
 .doc .act{color:#888;font-size:11px}
 mark{color:inherit;border-radius:2px;padding:0 1px}
+.hist{font-family:monospace;color:#4a78c2;letter-spacing:1px;white-space:pre}
 """
 
 _JS = """
@@ -115,7 +116,39 @@ def _latent_html(latent: LatentSummary, max_chars: int) -> str:
         f'<section class="latent" id="latent-{latent.index}" data-index="{latent.index}" data-terms="{terms_attr}">'
         f'<h2>latent {latent.index} <span class="meta">active on {100 * latent.frequency:.2f}% of training documents'
         f" · mean activation {latent.mean_activation:.3g} · top-1/top-2 activation {latent.top_ratio:.3g}</span></h2>"
-        f"{terms}{docs}</section>"
+        f"{_histogram_html(latent)}{_label_html(latent)}{terms}{docs}</section>"
+    )
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: Sequence[int]) -> str:
+    """Counts as a row of block characters, the tallest bar for the largest count (blank for zero)."""
+    top = max(counts, default=0)
+    if top <= 0:
+        return ""
+    return "".join(" " if c == 0 else _BARS[min(len(_BARS) - 1, (len(_BARS) * c - 1) // top)] for c in counts)
+
+
+def _histogram_html(latent: LatentSummary) -> str:
+    if not latent.histogram:
+        return ""
+    counts = ", ".join(str(c) for c in latent.histogram)
+    title = f"documents per activation bin from 0 to {latent.histogram_max:.3g}: {counts}"
+    return (
+        f'<div class="meta">activations 0 <span class="hist" title="{html.escape(title, quote=True)}">'
+        f"{sparkline(latent.histogram)}</span> {latent.histogram_max:.3g}</div>"
+    )
+
+
+def _label_html(latent: LatentSummary) -> str:
+    label = latent.label
+    if label is None:
+        return ""
+    return (
+        f'<div class="meta">fires most on class <b>{html.escape(label.name)}</b>: {100 * label.share:.0f}% of its '
+        f"documents against {100 * label.base_rate:.0f}% of all (×{label.lift:.2f})</div>"
     )
 
 

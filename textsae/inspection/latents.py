@@ -1,4 +1,5 @@
-"""What each latent of a trained run stands for: how often it fires, its top terms and its top documents.
+"""What each latent of a trained run stands for: how often and how strongly it fires (a histogram), the class it
+fires on most, its top terms and its top documents.
 
 Frequencies and top documents come from the run's training codes (``codes/train``). Top terms
 exist for bag-of-words featurizers only: each latent's decoder row, mapped back to the raw feature
@@ -27,9 +28,10 @@ from textsae.featurize.tfidf import TOKEN_PATTERN
 from textsae.paths import RunPaths
 from textsae.store.codes import load_codes
 
-__all__ = ["Inspection", "LatentDoc", "LatentSummary", "Span", "inspect_run", "term_spans"]
+__all__ = ["Inspection", "LabelAssociation", "LatentDoc", "LatentSummary", "Span", "inspect_run", "term_spans"]
 
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
+HISTOGRAM_BINS = 12
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,28 @@ class LatentSummary:
     top_ratio: float = float("nan")
     """Strongest training activation over the second strongest (``inf``: active on one document); far above 1
     means the latent stands for one document rather than a feature several share."""
+    histogram: list[int] = field(default_factory=list)
+    """How many active documents fall in each of ``HISTOGRAM_BINS`` equal bins from 0 to the largest activation."""
+    histogram_max: float = 0.0
+    """The largest activation (the right edge of the last bin)."""
+    label: LabelAssociation | None = None
+    """The class the latent fires on most, relative to how common the class is; None without labels."""
+
+
+@dataclass(frozen=True)
+class LabelAssociation:
+    """The class most over-represented among the documents a latent fires on."""
+
+    name: str
+    share: float
+    """Fraction of the latent's documents in that class."""
+    base_rate: float
+    """Fraction of all training documents in that class."""
+
+    @property
+    def lift(self) -> float:
+        """``share / base_rate``: 1 means the latent ignores the labels."""
+        return self.share / self.base_rate
 
 
 @dataclass
@@ -141,16 +165,28 @@ def inspect_run(run_dir: str | Path, *, top_terms: int = 20, top_docs: int = 5) 
     sums = np.asarray(codes.sum(axis=0)).ravel()
     vocabulary = _vocabulary(paths)
     weights = (sae.W_dec.detach().double() / sae.input_scale.detach().double()).numpy()  # (n_latents, d_in), raw space
-    texts = _training_texts(config, n_docs) if top_docs > 0 else None
+    texts, labels, label_names = _training_split(config, n_docs)
+    texts = texts if top_docs > 0 else None
+    base_rates = np.bincount(labels) / len(labels) if labels is not None else None
     alive = np.flatnonzero(counts > 0)
     order = alive[np.lexsort((alive, -counts[alive]))]
     latents = []
     for j in order:
         terms = _top_terms(weights[j], vocabulary, top_terms) if vocabulary is not None else []
         activations = codes.data[codes.indptr[j] : codes.indptr[j + 1]]
+        histogram, top_activation = _histogram(activations)
         summary = LatentSummary(
-            int(j), float(counts[j] / n_docs), float(sums[j] / counts[j]), terms, top_ratio=top1_top2_ratio(activations)
+            int(j),
+            float(counts[j] / n_docs),
+            float(sums[j] / counts[j]),
+            terms,
+            top_ratio=top1_top2_ratio(activations),
+            histogram=histogram,
+            histogram_max=top_activation,
         )
+        if labels is not None and base_rates is not None:
+            rows = codes.indices[codes.indptr[j] : codes.indptr[j + 1]]
+            summary.label = _label_association(labels[rows], base_rates, label_names)
         if texts is not None:
             summary.docs = _top_docs(
                 codes,
@@ -197,23 +233,49 @@ def _top_terms(row: np.ndarray, vocabulary: np.ndarray, n: int) -> list[tuple[st
     return [(str(vocabulary[i]), float(row[i])) for i in top if row[i] > 0]
 
 
-def _training_texts(config: RecipeConfig, n_docs: int) -> list[str] | None:
-    """The run's training documents (same order as its codes), or ``None`` with a warning when unavailable."""
+def _training_split(config: RecipeConfig, n_docs: int) -> tuple[list[str] | None, np.ndarray | None, list[str] | None]:
+    """The run's training documents, labels and class names (same order as its codes), or Nones with a warning when
+    the corpus is unavailable or no longer matches the codes."""
     from textsae.data.corpus import load_corpus
 
     try:
-        texts = load_corpus(config.data).train.texts
+        corpus = load_corpus(config.data)
     except UserError as error:
-        logger.warning("Top documents left out: the run's corpus cannot be loaded (%s)", str(error).splitlines()[0])
-        return None
-    if len(texts) != n_docs:
         logger.warning(
-            "Top documents left out: the corpus now has %d training documents but the codes have %d.",
-            len(texts),
+            "Top documents and label association left out: the run's corpus cannot be loaded (%s)",
+            str(error).splitlines()[0],
+        )
+        return None, None, None
+    train = corpus.train
+    if len(train.texts) != n_docs:
+        logger.warning(
+            "Top documents and label association left out: the corpus now has %d training documents but the codes have %d.",
+            len(train.texts),
             n_docs,
         )
+        return None, None, None
+    labels = np.asarray(train.labels, dtype=np.int64) if train.labels is not None and len(train.labels) else None
+    return train.texts, labels, corpus.label_names
+
+
+def _histogram(activations: np.ndarray) -> tuple[list[int], float]:
+    top = float(activations.max()) if activations.size else 0.0
+    if top <= 0:
+        return [int(activations.size)] + [0] * (HISTOGRAM_BINS - 1), top
+    counts, _ = np.histogram(activations, bins=HISTOGRAM_BINS, range=(0.0, top))
+    return counts.astype(int).tolist(), top
+
+
+def _label_association(fired: np.ndarray, base_rates: np.ndarray, names: list[str] | None) -> LabelAssociation | None:
+    """The class whose share among ``fired`` (the labels of the documents a latent is active on) most exceeds its
+    base rate."""
+    if not fired.size:
         return None
-    return texts
+    share = np.bincount(fired, minlength=len(base_rates)) / fired.size
+    lift = np.divide(share, base_rates, out=np.zeros_like(share), where=base_rates > 0)
+    best = int(np.argmax(lift))
+    name = names[best] if names is not None and best < len(names) else str(best)
+    return LabelAssociation(name, float(share[best]), float(base_rates[best]))
 
 
 def _top_docs(
