@@ -48,7 +48,8 @@ def encode_in_memory(
     """Sparse codes of ``texts`` in memory: ``(n_texts, n_latents)`` float32 CSR, one row per text in order.
 
     A text with no words (empty or whitespace) gets an empty row, not what the SAE makes of a zero or special-token
-    row. ``k``: see ``SparseAutoencoder.encode``.
+    row. For a ``vectors`` featurizer, ``texts`` are the vectors (a ``(n, dim)`` array). ``k``: see
+    ``SparseAutoencoder.encode``.
     """
     from textsae._io import resolve_device
 
@@ -62,7 +63,7 @@ def encode_in_memory(
     if not blocks:
         return sp.csr_matrix((0, sae.n_latents), dtype=np.float32)
     codes = sp.vstack(blocks, format="csr")
-    empty = [i for i, text in enumerate(texts) if not text.strip()]
+    empty = [i for i, text in enumerate(texts) if isinstance(text, str) and not text.strip()]
     if empty:
         keep = np.ones(len(texts), dtype=np.float32)
         keep[empty] = 0.0

@@ -83,11 +83,11 @@ def _results(report: dict[str, Any] | None, data: dict[str, Any]) -> list[dict[s
 def _body(
     marker: dict[str, Any], config: dict[str, Any], report: dict[str, Any] | None, repo_id: str | None
 ) -> list[str]:
-    source = (
-        f"mean-pooled hidden states of `{_base_model(marker) or marker.get('model')}`"
-        if marker.get("featurizer_kind") == "hidden_states"
-        else "TF-IDF vectors of the text"
-    )
+    kind = marker.get("featurizer_kind")
+    source = {
+        "hidden_states": f"mean-pooled hidden states of `{_base_model(marker) or marker.get('model')}`",
+        "vectors": "precomputed vectors given with the data; `encode` takes the same kind of vectors",
+    }.get(str(kind), "TF-IDF vectors of the text")
     lines = [
         f"# {config.get('name') or 'textsae'} codebook",
         "",

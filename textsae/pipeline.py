@@ -36,7 +36,7 @@ from textsae.artifacts import (
 )
 from textsae.config.compose import dump_yaml
 from textsae.config.schema import RecipeConfig, to_dict
-from textsae.data.corpus import Corpus, load_corpus
+from textsae.data.corpus import Corpus, Split, load_corpus
 from textsae.encode import encode_features
 from textsae.errors import UserError
 from textsae.eval.classify import evaluate_representation, fit_probe, require_fold_sizes
@@ -114,7 +114,10 @@ class Pipeline:
 
     @cached_property
     def corpus(self) -> Corpus:
-        corpus = load_corpus(self.config.data)
+        featurizer = self.config.featurizer
+        corpus = load_corpus(
+            self.config.data, vector_column=featurizer.vector_column if featurizer.kind == "vectors" else None
+        )
         if corpus.train.labels is not None:
             require_fold_sizes(corpus.train.labels, self.config.eval.cv_folds)  # before featurizing, not after
         return corpus
@@ -137,8 +140,8 @@ class Pipeline:
         corpus = self.corpus
         start = time.perf_counter()
         featurizer = build_featurizer(self.config.featurizer)
-        train = featurizer.fit_transform(corpus.train.texts)
-        evaluation = featurizer.transform(corpus.eval.texts)
+        train = featurizer.fit_transform(featurizer_inputs(corpus.train))
+        evaluation = featurizer.transform(featurizer_inputs(corpus.eval))
         save_featurizer_artifact(featurizer, self.paths.featurizer)
         save_feature_matrices(
             self.paths.features,
@@ -477,6 +480,11 @@ class Pipeline:
 def stored_features_dir(config: RecipeConfig, featurizer: Any, texts: list[str]) -> Path:
     """The feature-store entry of ``texts`` under ``featurizer`` (hash of both)."""
     return store_root(config) / store_key(texts, featurizer.get_params(), featurizer.model_id)
+
+
+def featurizer_inputs(split: Split) -> Any:
+    """What a featurizer reads from a split: its own vectors (``featurizer.kind=vectors``), else its texts."""
+    return split.vectors if split.vectors is not None else split.texts
 
 
 def _discard_checkpoint(paths: RunPaths) -> None:

@@ -300,7 +300,8 @@ def test_load_names_the_bad_file(tmp_path: Path, damage, match: str) -> None:
 def test_load_featurizer_rejects_unknown_kind_and_missing_dir(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"kind": "bagofwords", "params": {}}))
     with pytest.raises(
-        UserError, match=r"unknown featurizer kind 'bagofwords'. Expected one of \['hidden_states', 'tfidf'\]"
+        UserError,
+        match=r"unknown featurizer kind 'bagofwords'. Expected one of \['hidden_states', 'tfidf', 'vectors'\]",
     ):
         load_featurizer(tmp_path)
     with pytest.raises(UserError, match="does not exist"):

@@ -77,6 +77,7 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.data.corpus import load_split
     from textsae.encode import encode_texts
     from textsae.errors import UserError
+    from textsae.featurize.vectors import VectorsFeaturizer
     from textsae.locks import directory_lock
     from textsae.paths import RunPaths
     from textsae.store.codes import codes_info
@@ -93,6 +94,7 @@ def handle(args: argparse.Namespace) -> int:
         paths.featurizer, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle
     )
     sae = load_sae_artifact(paths.sae)
+    vector_column = featurizer.vector_column if isinstance(featurizer, VectorsFeaturizer) else None
     split = load_split(
         args.data,
         text_column=args.text_column,
@@ -100,6 +102,7 @@ def handle(args: argparse.Namespace) -> int:
         empty_text=args.empty_text,
         empty_text_option="--empty-text",
         text_column_option="--text-column",
+        vector_column=vector_column,
     )
     cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format, k=args.k)
     meta = {
@@ -114,7 +117,7 @@ def handle(args: argparse.Namespace) -> int:
         encode_texts(
             featurizer,
             sae,
-            split.texts,
+            split.vectors if split.vectors is not None else split.texts,
             out,
             cfg,
             device=device,

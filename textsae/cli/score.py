@@ -56,6 +56,7 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.data.corpus import load_split
     from textsae.errors import UserError
     from textsae.eval.anomaly import reconstruction_errors
+    from textsae.featurize.vectors import VectorsFeaturizer
     from textsae.paths import RunPaths
 
     paths = RunPaths(Path(args.run_dir))
@@ -74,12 +75,14 @@ def handle(args: argparse.Namespace) -> int:
         raise UserError(
             f"{paths.root}: the featurizer produces {featurizer.n_features} features but the SAE expects d_in={sae.d_in}."
         )
-    split = load_split(args.data, text_column=args.text_column, require_labels=False)
+    vector_column = featurizer.vector_column if isinstance(featurizer, VectorsFeaturizer) else None
+    split = load_split(args.data, text_column=args.text_column, require_labels=False, vector_column=vector_column)
+    inputs = split.vectors if split.vectors is not None else split.texts
     device = resolve_device(args.device)
     scores = np.concatenate(
         [
             reconstruction_errors(
-                sae, featurizer.transform(split.texts[begin : begin + args.batch_size]), kind=args.kind, device=device
+                sae, featurizer.transform(inputs[begin : begin + args.batch_size]), kind=args.kind, device=device
             )
             for begin in range(0, len(split.texts), args.batch_size)
         ]

@@ -74,13 +74,17 @@ class DataConfig:
 
 @dataclass
 class FeaturizerConfig:
-    """How text becomes vectors: ``tfidf`` (bag-of-words, sparse) or ``hidden_states`` (transformer, dense).
+    """How text becomes vectors: ``tfidf`` (bag-of-words, sparse), ``hidden_states`` (transformer, dense) or
+    ``vectors`` (your own precomputed vectors, dense, read from a column of the data files).
 
     The TF-IDF options apply to ``tfidf`` only; the model options to ``hidden_states`` only.
     """
 
-    kind: Literal["tfidf", "hidden_states"] = "tfidf"
+    kind: Literal["tfidf", "hidden_states", "vectors"] = "tfidf"
     """Featurizer family."""
+    vector_column: str = "vector"
+    """``vectors``: the column holding one list of numbers per document (Parquet list, JSON array, or a JSON list in
+    a CSV cell); every vector has the same length. ``textsae encode`` reads the same column."""
     weighting: Literal["tfidf", "counts", "binary"] = "tfidf"
     """Term weights: TF-IDF (smooth idf), raw counts, or 0/1 presence."""
     lowercase: bool = True

@@ -43,6 +43,7 @@ from textsae.data.readers import (
     cwd_hint,
     extract_labels,
     extract_texts,
+    extract_vectors,
     one_drop_warning,
     read_table,
     require_column,
@@ -68,6 +69,8 @@ class Split:
         label_names: Name of each class id (index = id) when known, else ``None``.
         doc_ids: ``int64`` 0-based data row (header excluded) of each text in the file it was read from, so rows
             dropped for empty text leave gaps; ``None`` when not read from one file.
+        vectors: ``float32`` ``(n, dim)`` precomputed vectors of the documents (``featurizer.kind=vectors``), else
+            ``None``.
     """
 
     name: str
@@ -75,9 +78,10 @@ class Split:
     labels: np.ndarray | None
     label_names: list[str] | None = field(default=None, kw_only=True)
     doc_ids: np.ndarray | None = field(default=None, kw_only=True)
+    vectors: np.ndarray | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
-        for what, values in (("labels", self.labels), ("doc_ids", self.doc_ids)):
+        for what, values in (("labels", self.labels), ("doc_ids", self.doc_ids), ("vectors", self.vectors)):
             if values is not None and len(values) != len(self.texts):
                 raise ValueError(f"Split {self.name!r}: {len(self.texts)} texts but {len(values)} {what}.")
 
@@ -112,6 +116,8 @@ class Corpus:
             labels = b"" if split.labels is None else np.ascontiguousarray(split.labels, dtype=np.int64).tobytes()
             digest.update(len(labels).to_bytes(8, "little"))
             digest.update(labels)
+            if split.vectors is not None:  # own vectors are part of the corpus: an edited vector is another corpus
+                digest.update(np.ascontiguousarray(split.vectors, dtype=np.float32).tobytes())
         return digest.hexdigest()
 
 
@@ -120,7 +126,7 @@ class Corpus:
 # ----------------------------------------------------------------------------------------------
 
 
-def load_corpus(cfg: DataConfig) -> Corpus:
+def load_corpus(cfg: DataConfig, *, vector_column: str | None = None) -> Corpus:
     """Load the corpus that ``cfg`` names (``path`` > ``name`` > ``bundled``).
 
     Local folder (``data.path=DIR``): split files ``<split>.parquet|.csv|.jsonl|.json``. It must hold
@@ -133,6 +139,8 @@ def load_corpus(cfg: DataConfig) -> Corpus:
 
     Args:
         cfg: The data section of a recipe.
+        vector_column: Also read this column of precomputed vectors into each split's ``vectors``
+            (``featurizer.kind=vectors``; local files only).
 
     Returns:
         The corpus, with at most ``cfg.max_docs`` documents per split (a seeded stratified sample).
@@ -143,7 +151,7 @@ def load_corpus(cfg: DataConfig) -> Corpus:
             but cannot be reached.
     """
     with one_drop_warning():
-        corpus = _load_source(cfg)
+        corpus = _load_source(cfg, vector_column)
     logger.info(
         "Corpus %s: train %d, %s %d documents, %d classes (%s).",
         corpus.name,
@@ -156,12 +164,17 @@ def load_corpus(cfg: DataConfig) -> Corpus:
     return corpus
 
 
-def _load_source(cfg: DataConfig) -> Corpus:
+def _load_source(cfg: DataConfig, vector_column: str | None = None) -> Corpus:
     if cfg.path:
         path = Path(cfg.path)
         if not path.exists():
             raise UserError(f"No such file or folder: {path}{cwd_hint(path)} (data.path).")
-        return _load_folder(path, cfg) if path.is_dir() else _load_file(path, cfg)
+        return _load_folder(path, cfg, vector_column) if path.is_dir() else _load_file(path, cfg, vector_column)
+    if vector_column:
+        raise UserError(
+            "featurizer.kind=vectors reads its vectors from local files: set data.path=DIR or FILE (Parquet, JSONL or CSV "
+            f"with a {vector_column!r} column), not data.name or data.bundled."
+        )
     if cfg.name:  # before bundled: a recipe's bundled default must not win over a dataset the user named
         from textsae.data.hub import load_hub_corpus
 
@@ -186,6 +199,7 @@ def load_split(
     label_names: Sequence[str] | None = None,
     empty_text_option: str = "empty_text",
     text_column_option: str = "text_column",
+    vector_column: str | None = None,
 ) -> Split:
     """Load one split: a whole file, or one split file of a corpus folder.
 
@@ -208,6 +222,7 @@ def load_split(
         label_names: Class names that string labels are mapped onto (index = id).
         empty_text_option: What to call the ``empty_text`` setting in messages (e.g. ``--empty-text``).
         text_column_option: What to call the ``text_column`` setting in messages (e.g. ``--text-column``).
+        vector_column: Also read this column of precomputed vectors (``featurizer.kind=vectors`` runs).
 
     Returns:
         The split, named after the file stem (``test`` for ``test.parquet``).
@@ -230,8 +245,10 @@ def load_split(
             )
         names = names if names is not None else _read_meta_label_names(path)
         path = files[chosen]
-    table = read_table(path, columns=[text_column, label_column])
+    table = read_table(path, columns=[text_column, label_column, *([vector_column] if vector_column else [])])
     if table.plain_text:
+        if vector_column:
+            raise UserError(f"{path} is plain text (one document per line); its run needs a {vector_column!r} column.")
         if require_labels:
             raise UserError(
                 f"{path} is plain text (one document per line) and has no labels; labels are required here."
@@ -243,11 +260,13 @@ def load_split(
             require_column(table, label_column, "label", "data.label_column")
         texts, positions = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
         logger.info("%s has no label column %r (columns %s): loaded as unlabeled.", path, label_column, table.columns)
-        return Split(path.stem, texts, None, doc_ids=positions)
+        vectors = extract_vectors(table, vector_column, positions, option=None) if vector_column else None
+        return Split(path.stem, texts, None, doc_ids=positions, vectors=vectors)
     texts, positions = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
     raw = extract_labels(table, label_column, positions)
     (ids,), names = encode_labels([raw], names, remap=False)
-    return Split(path.stem, texts, ids, label_names=names, doc_ids=positions)
+    vectors = extract_vectors(table, vector_column, positions, option=None) if vector_column else None
+    return Split(path.stem, texts, ids, label_names=names, doc_ids=positions, vectors=vectors)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -255,8 +274,11 @@ def load_split(
 # ----------------------------------------------------------------------------------------------
 
 
-def labeled_columns(table: Table, cfg: DataConfig) -> tuple[list[str], RawLabels]:
-    """Read the texts (empty-text policy applied) and the raw labels of a labeled table.
+def labeled_columns(
+    table: Table, cfg: DataConfig, vector_column: str | None = None
+) -> tuple[list[str], RawLabels, np.ndarray | None]:
+    """Read the texts (empty-text policy applied), the raw labels and, with ``vector_column``, the precomputed
+    vectors of a labeled table.
 
     Raises:
         UserError: A ``.txt`` table (no labels), a missing column, or bad texts or labels.
@@ -270,7 +292,8 @@ def labeled_columns(table: Table, cfg: DataConfig) -> tuple[list[str], RawLabels
     require_column(table, cfg.text_column, "text", "data.text_column")
     require_column(table, cfg.label_column, "label", "data.label_column")
     texts, positions = extract_texts(table, cfg.text_column, cfg.empty_text)
-    return texts, extract_labels(table, cfg.label_column, positions)
+    vectors = extract_vectors(table, vector_column, positions) if vector_column else None
+    return texts, extract_labels(table, cfg.label_column, positions), vectors
 
 
 def encode_labels(
@@ -406,7 +429,14 @@ def build_corpus(
 def take(split: Split, indices: np.ndarray) -> Split:
     """The rows ``indices`` (0-based, in the given order) of ``split``."""
     labels = split.labels[indices] if split.labels is not None else None
-    return Split(split.name, [split.texts[i] for i in indices], labels, label_names=split.label_names)
+    return Split(
+        split.name,
+        [split.texts[i] for i in indices],
+        labels,
+        label_names=split.label_names,
+        doc_ids=split.doc_ids[indices] if split.doc_ids is not None else None,
+        vectors=split.vectors[indices] if split.vectors is not None else None,
+    )
 
 
 def _strata(split: Split, strata: np.ndarray | None) -> np.ndarray:
@@ -561,7 +591,7 @@ def choose_eval_split(available: Sequence[str], cfg: DataConfig, where: str, hav
     )
 
 
-def _load_folder(folder: Path, cfg: DataConfig) -> Corpus:
+def _load_folder(folder: Path, cfg: DataConfig, vector_column: str | None = None) -> Corpus:
     files = _split_files(folder)
     suffixes = "|".join(s.lstrip(".") for s in FOLDER_SUFFIXES[:-1])
     if cfg.train_split not in files:
@@ -572,15 +602,22 @@ def _load_folder(folder: Path, cfg: DataConfig) -> Corpus:
         )
     eval_name = choose_eval_split(list(files), cfg, str(folder), _listing(folder))
     names = _read_meta_label_names(folder)
-    columns = [cfg.text_column, cfg.label_column]
-    train_texts, train_raw = labeled_columns(read_table(files[cfg.train_split], columns), cfg)
-    eval_texts, eval_raw = labeled_columns(read_table(files[eval_name], columns), cfg)
+    columns = [cfg.text_column, cfg.label_column, *([vector_column] if vector_column else [])]
+    train_texts, train_raw, train_vectors = labeled_columns(
+        read_table(files[cfg.train_split], columns), cfg, vector_column
+    )
+    eval_texts, eval_raw, eval_vectors = labeled_columns(read_table(files[eval_name], columns), cfg, vector_column)
+    if train_vectors is not None and eval_vectors is not None and train_vectors.shape[1] != eval_vectors.shape[1]:
+        raise UserError(
+            f"{folder}: vectors in {files[cfg.train_split].name} have {train_vectors.shape[1]} numbers but those in "
+            f"{files[eval_name].name} have {eval_vectors.shape[1]}; both splits need vectors of one model."
+        )
     (train_ids, eval_ids), names = encode_labels([train_raw, eval_raw], names, remap=True)
     return build_corpus(
         cfg,
         name=corpus_name(folder),
-        train=Split(cfg.train_split, train_texts, train_ids),
-        eval=Split(eval_name, eval_texts, eval_ids),
+        train=Split(cfg.train_split, train_texts, train_ids, vectors=train_vectors),
+        eval=Split(eval_name, eval_texts, eval_ids, vectors=eval_vectors),
         label_names=names,
         source=f"local folder {folder} ({files[cfg.train_split].name} + {files[eval_name].name})",
     )
@@ -596,7 +633,7 @@ def check_train_test_names(cfg: DataConfig, what: str) -> None:
         )
 
 
-def _load_file(path: Path, cfg: DataConfig) -> Corpus:
+def _load_file(path: Path, cfg: DataConfig, vector_column: str | None = None) -> Corpus:
     if not path.is_file():  # a FIFO would block for ever, a device such as /dev/zero never ends
         raise UserError(f"{path} is not a regular file (a pipe, socket or device); save the data to a file first.")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -604,9 +641,10 @@ def _load_file(path: Path, cfg: DataConfig) -> Corpus:
             f"Unsupported file type {path.suffix!r} for {path}. Expected one of {', '.join(SUPPORTED_SUFFIXES)}."
         )
     check_train_test_names(cfg, f"data.path={path} (one file)")
-    texts, raw = labeled_columns(read_table(path, [cfg.text_column, cfg.label_column]), cfg)
+    columns = [cfg.text_column, cfg.label_column, *([vector_column] if vector_column else [])]
+    texts, raw, vectors = labeled_columns(read_table(path, columns), cfg, vector_column)
     (ids,), names = encode_labels([raw], None, remap=True)
-    whole = Split("all", texts, ids)
+    whole = Split("all", texts, ids, vectors=vectors)
     train_idx, test_idx = stratified_split(ids, cfg.test_fraction, cfg.seed)
     train, test = take(whole, train_idx), take(whole, test_idx)
     train.name, test.name = "train", "test"

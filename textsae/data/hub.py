@@ -263,8 +263,8 @@ def load_hub_corpus(cfg: DataConfig) -> Corpus:
         tables[eval_name] = _hub_table(dataset_dict[eval_name], where, eval_name, cfg)
     feature = dataset_dict[cfg.train_split].features.get(cfg.label_column)
     names = list(feature.names) if getattr(feature, "names", None) else None
-    train_texts, train_raw = labeled_columns(tables[cfg.train_split], cfg)
-    eval_texts, eval_raw = labeled_columns(tables[eval_name], cfg)
+    train_texts, train_raw, _ = labeled_columns(tables[cfg.train_split], cfg)
+    eval_texts, eval_raw, _ = labeled_columns(tables[eval_name], cfg)
     (train_ids, eval_ids), names = encode_labels([train_raw, eval_raw], names, remap=True)
     return build_corpus(
         cfg,

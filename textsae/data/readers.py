@@ -463,6 +463,66 @@ def one_drop_warning() -> Iterator[None]:
         _warn_dropped(dropped)
 
 
+def extract_vectors(
+    table: Table, column: str, positions: np.ndarray, option: str | None = "featurizer.vector_column"
+) -> np.ndarray:
+    """The precomputed vectors of the kept rows: a list column of equal-length, finite numbers.
+
+    Parquet list columns and JSON arrays are read as they are; a CSV cell holds a JSON list such as ``[0.1, 0.2]``.
+
+    Args:
+        table: The table.
+        column: The vector column's name.
+        positions: The kept rows (from :func:`extract_texts`).
+        option: The setting that names the column (for messages); None when a trained run fixes it.
+
+    Returns:
+        ``float32`` array ``(len(positions), dim)``.
+
+    Raises:
+        UserError: The column is missing, a cell is not a list of numbers, lengths differ, or a value is not finite;
+            naming the row.
+    """
+    if column not in table.frame.columns:
+        present = table.columns or [str(c) for c in table.frame.columns]
+        advice = (
+            f"Set {_setting(option, 'NAME')} to the column holding one list of numbers per row."
+            if option
+            else f"The run was trained on vectors from a column named {column!r}: give yours that name."
+        )
+        raise UserError(f"{table.origin} has no vector column {column!r}. Columns present: {present}. {advice}")
+    values = table.frame[column].tolist()
+    rows = []
+    for position in positions:
+        cell = values[position]
+        if isinstance(cell, str):
+            try:
+                cell = json.loads(cell)
+            except ValueError:
+                cell = None
+        try:
+            row = np.asarray(cell, dtype=np.float64)
+        except (TypeError, ValueError):
+            row = np.zeros((0, 0))
+        if row.ndim != 1 or row.size == 0:
+            raise UserError(
+                f"{table.origin}: {table.row_ref(int(position))}: vector column {column!r} holds {str(cell)[:60]!r}; "
+                "expected a list of numbers, e.g. [0.12, -0.5, 0.33]."
+            )
+        if rows and row.size != rows[0].size:
+            raise UserError(
+                f"{table.origin}: {table.row_ref(int(position))}: vector column {column!r} holds {row.size} numbers, "
+                f"but earlier rows hold {rows[0].size}; every vector needs the same length."
+            )
+        if not np.isfinite(row).all() or np.abs(row).max() > np.finfo(np.float32).max:
+            raise UserError(
+                f"{table.origin}: {table.row_ref(int(position))}: vector column {column!r} holds NaN, inf or a value "
+                "beyond float32; fix or drop that row."
+            )
+        rows.append(row)
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), rows[0].size if rows else 0)
+
+
 def extract_labels(table: Table, column: str, positions: np.ndarray, option: str = "data.label_column") -> RawLabels:
     """Check a label column (at the kept ``positions``) and classify its values as ids or names.
 

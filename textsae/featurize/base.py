@@ -46,6 +46,7 @@ CONFIG_NAME = "config.json"
 _KINDS: dict[str, str] = {
     "tfidf": "textsae.featurize.tfidf:TfidfFeaturizer",
     "hidden_states": "textsae.featurize.hidden_states:HiddenStatesFeaturizer",
+    "vectors": "textsae.featurize.vectors:VectorsFeaturizer",
 }
 
 
