@@ -65,6 +65,12 @@ def encode_in_memory(
     codes = sp.vstack(blocks, format="csr")
     empty = [i for i, text in enumerate(texts) if isinstance(text, str) and not text.strip()]
     if empty:
+        logger.warning(
+            "%d of %d texts have no words (first: position %d); their codes are empty rows.",
+            len(empty),
+            len(texts),
+            empty[0],
+        )
         keep = np.ones(len(texts), dtype=np.float32)
         keep[empty] = 0.0
         codes = sp.csr_matrix(sp.diags(keep) @ codes)

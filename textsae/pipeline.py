@@ -8,6 +8,7 @@ where it stopped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,7 +36,7 @@ from textsae.artifacts import (
     save_sae_artifact,
 )
 from textsae.config.compose import dump_yaml
-from textsae.config.schema import RecipeConfig, to_dict
+from textsae.config.schema import RecipeConfig, TrainConfig, to_dict
 from textsae.data.corpus import Corpus, Split, load_corpus
 from textsae.encode import encode_features
 from textsae.errors import UserError
@@ -211,16 +212,18 @@ class Pipeline:
             logger.info("Reusing trained SAE in %s", self.paths.sae)
             return load_sae_artifact(self.paths.sae)
         features = features if features is not None else self.featurize()
-        train_rows, val_rows = holdout_split(features.train.shape[0], self.config.train)
+        train_cfg = self.train_config
+        train_rows, val_rows = holdout_split(features.train.shape[0], train_cfg)
         training_rows = take_rows(features.train, train_rows)
-        labels = self.train_labels()[train_rows]
-        torch.manual_seed(self.config.train.seed)
+        all_labels = self.train_labels()
+        labels = all_labels[train_rows] if all_labels is not None else None
+        torch.manual_seed(train_cfg.seed)
         shape = DataShape.of(training_rows, labels)
         d_in = features.train.shape[1]
         resolved = resolve_sizes(self.config.sae, shape)
         check_fits(
-            estimate(resolved, d_in, self.config.train),
-            device=resolve_device(self.config.train.device),
+            estimate(resolved, d_in, train_cfg),
+            device=resolve_device(train_cfg.device),
             run_dir=self.paths.root,
             n_latents=int(resolved.n_latents),
             d_in=d_in,
@@ -235,12 +238,12 @@ class Pipeline:
             logger.info("Sizes: %s", describe_sizes(self.config.sae, sae.cfg, shape))
         trainer = Trainer(
             sae,
-            self.config.train,
+            train_cfg,
             training_rows,
             checkpoint_path=self.paths.checkpoint,
             metrics_path=self.paths.metrics,
             val_features=take_rows(features.train, val_rows) if len(val_rows) else None,
-            labels=labels if self.config.train.label_loss_weight > 0 else None,
+            labels=labels if train_cfg.label_loss_weight > 0 else None,
             dense_encoder=self._dense_probe(training_rows, labels, sae.cfg.dense_latents, shape.n_decisions),
         )
         summary = trainer.train()
@@ -318,7 +321,11 @@ class Pipeline:
         codes_bytes = bytes_per_doc(codes["eval"], index_bytes=index_bytes, value_bytes=cfg.value_bytes)
         source_index_bytes = max(cfg.index_bytes, index_bytes_needed(features.train.shape[1]))
         source = (as_matrix(features.train), as_matrix(features.eval)) if set(cfg.representations) - {"codes"} else None
-        for name in cfg.representations:
+        notes = self._size_notes(features, codes_bytes, source_index_bytes)
+        if y_train is None or y_eval is None:
+            notes.append("The corpus has no labels, so the classifier evaluation was skipped; the codes are in codes/.")
+            logger.warning("%s", notes[-1])
+        for name in cfg.representations if y_train is not None and y_eval is not None else ():
             x_train, x_eval, size = self._representation(name, source, codes, codes_bytes, source_index_bytes)
             logger.info("Evaluating %s (%d × %d)", name, *x_train.shape)
             result = evaluate_representation(
@@ -338,11 +345,11 @@ class Pipeline:
                 "train_docs": len(corpus.train.texts),
                 "eval_split": corpus.eval.name,
                 "eval_docs": len(corpus.eval.texts),
-                "n_classes": len(np.unique(y_train)),
+                "n_classes": len(np.unique(y_train)) if y_train is not None else 0,
             },
             "eval": results,
             "sae": self._sae_stats(sae, features, codes),
-            "notes": self._size_notes(features, codes_bytes, source_index_bytes),
+            "notes": notes,
             "config": to_dict(self.config),
         }
         write_report(self.paths.root, report)
@@ -362,7 +369,7 @@ class Pipeline:
         self, training_rows: Any, labels: np.ndarray, dense_latents: int, n_decisions: int
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """``train.dense_init=probe``: the evaluation's logistic regression fit on the SAE's training rows."""
-        if self.config.train.dense_init != "probe":
+        if self.train_config.dense_init != "probe":
             return None
         if dense_latents != n_decisions:
             raise UserError(
@@ -379,9 +386,20 @@ class Pipeline:
         )
         return weights, bias
 
-    def train_labels(self) -> np.ndarray:
-        """Class ids of the SAE's training rows (for the optional label-aware loss)."""
+    def train_labels(self) -> np.ndarray | None:
+        """Class ids of the SAE's training rows (for the optional label-aware loss); None for an unlabeled corpus."""
         return self.corpus.train.labels
+
+    @cached_property
+    def train_config(self) -> TrainConfig:
+        """``config.train``, less what needs labels when the corpus has none (the label loss, the probe's latents)."""
+        cfg = self.config.train
+        if self.train_labels() is not None or (cfg.label_loss_weight <= 0 and cfg.dense_init != "probe"):
+            return cfg
+        logger.warning(
+            "The corpus has no labels: the SAE trains without them (train.label_loss_weight=0, train.dense_init=learned)."
+        )
+        return dataclasses.replace(cfg, label_loss_weight=0.0, dense_init="learned")
 
     def _representation(
         self,
@@ -462,7 +480,7 @@ class Pipeline:
             "l0_train": float(codes["train"].getnnz(axis=1).mean()),
             "top1_top2_median": ratio_median,
             "top1_top2_above_3": float((ratios > MAX_TOP_RATIO).mean()) if ratios.size else float("nan"),
-            "labels_shaped_codes": self.config.train.label_loss_weight > 0 or self.config.train.dense_init == "probe",
+            "labels_shaped_codes": self.train_config.label_loss_weight > 0 or self.train_config.dense_init == "probe",
             "training_steps": meta.get("steps"),
             "training_budget": meta.get("budget"),
             "warnings": health_warnings(

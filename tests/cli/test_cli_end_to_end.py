@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from textsae.cli.main import main
-from textsae.store.codes import load_codes
+from textsae.store.codes import codes_info, load_codes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,6 +68,7 @@ def test_run_writes_report_and_prints_table(recipe: Path, tmp_path: Path, capsys
     with_ids = load_codes(tmp_path / "ids", with_ids=True)
     assert with_ids.codes.shape[0] == 3
     assert with_ids.doc_ids.tolist() == [0, 2, 3] and with_ids.labels.tolist() == [1, 0, 1]
+    assert codes_info(tmp_path / "ids")["dropped_rows"] == [1]  # the manifest lists what was dropped
     # --k keeps the k largest entries of each code.
     assert main(["encode", str(run_dir), str(docs), "--out", str(tmp_path / "k2"), "--k", "2", "-q"]) == 0
     top2 = load_codes(tmp_path / "k2")
@@ -210,3 +211,26 @@ def test_debug_before_or_after_the_verb_shows_the_traceback(before: bool, tmp_pa
 def test_quiet_before_the_verb_is_accepted(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-q", "show", str(recipe)]) == 0
     assert "name:" in capsys.readouterr().out
+
+
+def test_a_corpus_without_labels_trains_encodes_and_skips_the_classifier(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """recipes/tfidf_auto.yaml uses the label loss and the probe's latents: without labels it trains without them."""
+    import json
+
+    from tests.conftest import REPO, make_texts
+
+    texts, _ = make_texts(300, seed=7)
+    data = tmp_path / "unlabelled.csv"
+    pd.DataFrame({"text": texts}).to_csv(data, index=False)
+    run = tmp_path / "run"
+    argv = ["run", str(REPO / "recipes" / "tfidf_auto.yaml"), f"data.path={data}", f"run.dir={run}", "-q"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "no classifier evaluation: the corpus has no labels" in out
+    report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    assert report["eval"] == {} and report["dataset"]["n_classes"] == 0
+    assert report["sae"]["labels_shaped_codes"] is False and report["sae"]["fvu"] < 1
+    assert any("classifier evaluation was skipped" in note for note in report["notes"])
+    assert load_codes(run / "codes" / "train").shape[0] == 240 and load_codes(run / "codes" / "eval").shape[0] == 60

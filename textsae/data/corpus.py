@@ -40,6 +40,7 @@ from textsae.data.readers import (
     SUPPORTED_SUFFIXES,
     RawLabels,
     Table,
+    closest_column,
     cwd_hint,
     extract_labels,
     extract_texts,
@@ -71,6 +72,8 @@ class Split:
             dropped for empty text leave gaps; ``None`` when not read from one file.
         vectors: ``float32`` ``(n, dim)`` precomputed vectors of the documents (``featurizer.kind=vectors``), else
             ``None``.
+        dropped: ``int64`` 0-based data rows of the file that were dropped for empty text (:func:`load_split`
+            only), else ``None``.
     """
 
     name: str
@@ -79,6 +82,7 @@ class Split:
     label_names: list[str] | None = field(default=None, kw_only=True)
     doc_ids: np.ndarray | None = field(default=None, kw_only=True)
     vectors: np.ndarray | None = field(default=None, kw_only=True)
+    dropped: np.ndarray | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         for what, values in (("labels", self.labels), ("doc_ids", self.doc_ids), ("vectors", self.vectors)):
@@ -254,19 +258,32 @@ def load_split(
                 f"{path} is plain text (one document per line) and has no labels; labels are required here."
             )
         texts, positions = extract_texts(table, "text", empty_text, policy_option=empty_text_option)
-        return Split(path.stem, texts, None, doc_ids=positions)
+        return Split(path.stem, texts, None, doc_ids=positions, dropped=_dropped(table, positions))
     if label_column not in table.frame.columns:
         if require_labels:
             require_column(table, label_column, "label", "data.label_column")
         texts, positions = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
         logger.info("%s has no label column %r (columns %s): loaded as unlabeled.", path, label_column, table.columns)
         vectors = extract_vectors(table, vector_column, positions, option=None) if vector_column else None
-        return Split(path.stem, texts, None, doc_ids=positions, vectors=vectors)
+        return Split(path.stem, texts, None, doc_ids=positions, vectors=vectors, dropped=_dropped(table, positions))
     texts, positions = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
     raw = extract_labels(table, label_column, positions)
     (ids,), names = encode_labels([raw], names, remap=False)
     vectors = extract_vectors(table, vector_column, positions, option=None) if vector_column else None
-    return Split(path.stem, texts, ids, label_names=names, doc_ids=positions, vectors=vectors)
+    return Split(
+        path.stem,
+        texts,
+        ids,
+        label_names=names,
+        doc_ids=positions,
+        vectors=vectors,
+        dropped=_dropped(table, positions),
+    )
+
+
+def _dropped(table: Table, kept: np.ndarray) -> np.ndarray:
+    """The 0-based data rows of ``table`` not in ``kept``."""
+    return np.setdiff1d(np.arange(len(table.frame), dtype=np.int64), kept)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -276,24 +293,53 @@ def load_split(
 
 def labeled_columns(
     table: Table, cfg: DataConfig, vector_column: str | None = None
-) -> tuple[list[str], RawLabels, np.ndarray | None]:
+) -> tuple[list[str], RawLabels | None, np.ndarray | None]:
     """Read the texts (empty-text policy applied), the raw labels and, with ``vector_column``, the precomputed
-    vectors of a labeled table.
+    vectors of a table. A table without the label column (or a ``.txt`` file) is unlabeled: its labels are None and
+    a warning names the columns present, in case the labels are in a column of another name.
 
     Raises:
-        UserError: A ``.txt`` table (no labels), a missing column, or bad texts or labels.
+        UserError: A missing text column, or bad texts, labels or vectors.
     """
     if table.plain_text:
-        raise UserError(
-            f"{table.origin} is a .txt file: one document per line, with no labels. Recipes need labeled data: "
-            "use a .csv, .jsonl or .parquet file with text and label columns (set data.text_column / "
-            "data.label_column). `textsae encode` reads .txt files."
-        )
+        texts, positions = extract_texts(table, "text", cfg.empty_text)
+        logger.warning("%s is plain text (one document per line): unlabeled.", table.origin)
+        return texts, None, extract_vectors(table, vector_column, positions) if vector_column else None
     require_column(table, cfg.text_column, "text", "data.text_column")
-    require_column(table, cfg.label_column, "label", "data.label_column")
     texts, positions = extract_texts(table, cfg.text_column, cfg.empty_text)
     vectors = extract_vectors(table, vector_column, positions) if vector_column else None
+    if cfg.label_column not in table.frame.columns and closest_column(table, cfg.label_column) is not None:
+        require_column(table, cfg.label_column, "label", "data.label_column")  # a likely typo: say so, do not guess
+    if cfg.label_column not in table.frame.columns:
+        present = table.columns or [str(c) for c in table.frame.columns]
+        logger.warning(
+            "%s has no label column %r (columns %s): unlabeled, so the SAE trains without labels and the classifier "
+            "evaluation is skipped. Set data.label_column=NAME if the labels are in another column.",
+            table.origin,
+            cfg.label_column,
+            present,
+        )
+        return texts, None, vectors
     return texts, extract_labels(table, cfg.label_column, positions), vectors
+
+
+def split_labels(
+    raws: Sequence[RawLabels | None], origins: Sequence[str], label_names: Sequence[str] | None
+) -> tuple[list[np.ndarray | None], list[str] | None]:
+    """:func:`encode_labels` for splits that are all labeled, ``None`` labels when none is.
+
+    Raises:
+        UserError: Some splits have labels and others do not.
+    """
+    if all(raw is None for raw in raws):
+        return [None] * len(raws), None
+    missing = [origin for raw, origin in zip(raws, origins, strict=True) if raw is None]
+    if missing:
+        raise UserError(
+            f"{', '.join(missing)} has no label column but the other split files have one: label every split, or none."
+        )
+    ids, names = encode_labels([raw for raw in raws if raw is not None], label_names, remap=True)
+    return list(ids), names
 
 
 def encode_labels(
@@ -394,7 +440,7 @@ def build_corpus(
         UserError: The training split has fewer than 2 classes.
     """
     train_classes = np.unique(train.labels) if train.labels is not None else np.zeros(0)
-    if train_classes.size < 2:
+    if train.labels is not None and train_classes.size < 2:
         shown = [label_names[int(c)] if label_names else int(c) for c in train_classes]
         raise UserError(
             f"Corpus {name!r}: the training split has {train_classes.size} class(es) {shown}; a classifier needs "
@@ -402,10 +448,19 @@ def build_corpus(
         )
     if len(eval) == 0:
         raise UserError(
-            f"Corpus {name!r}: the {eval.name} split has no documents ({source}). A class needs at least 2 documents "
-            "for one to be held out; add documents, or point data.path at a folder holding train and test files."
+            f"Corpus {name!r}: the {eval.name} split has no documents ({source}). "
+            + (
+                "A class needs at least 2 documents for one to be held out"
+                if train.labels is not None
+                else "Too few documents to hold one out"
+            )
+            + "; add documents, or point data.path at a folder holding train and test files."
         )
-    unseen = np.setdiff1d(np.unique(eval.labels), train_classes) if eval.labels is not None else np.zeros(0)
+    unseen = (
+        np.setdiff1d(np.unique(eval.labels), train_classes)
+        if eval.labels is not None and train.labels is not None
+        else np.zeros(0)
+    )
     if unseen.size:
         logger.warning("Corpus %s: classes %s occur in %s but not in train.", name, unseen.tolist(), eval.name)
     if cfg.max_docs is not None and max(len(train), len(eval)) > cfg.max_docs:
@@ -612,7 +667,9 @@ def _load_folder(folder: Path, cfg: DataConfig, vector_column: str | None = None
             f"{folder}: vectors in {files[cfg.train_split].name} have {train_vectors.shape[1]} numbers but those in "
             f"{files[eval_name].name} have {eval_vectors.shape[1]}; both splits need vectors of one model."
         )
-    (train_ids, eval_ids), names = encode_labels([train_raw, eval_raw], names, remap=True)
+    (train_ids, eval_ids), names = split_labels(
+        [train_raw, eval_raw], [files[cfg.train_split].name, files[eval_name].name], names
+    )
     return build_corpus(
         cfg,
         name=corpus_name(folder),
@@ -643,9 +700,10 @@ def _load_file(path: Path, cfg: DataConfig, vector_column: str | None = None) ->
     check_train_test_names(cfg, f"data.path={path} (one file)")
     columns = [cfg.text_column, cfg.label_column, *([vector_column] if vector_column else [])]
     texts, raw, vectors = labeled_columns(read_table(path, columns), cfg, vector_column)
-    (ids,), names = encode_labels([raw], None, remap=True)
+    (ids,), names = split_labels([raw], [path.name], None)
     whole = Split("all", texts, ids, vectors=vectors)
-    train_idx, test_idx = stratified_split(ids, cfg.test_fraction, cfg.seed)
+    strata = ids if ids is not None else np.zeros(len(texts), dtype=np.int64)
+    train_idx, test_idx = stratified_split(strata, cfg.test_fraction, cfg.seed)
     train, test = take(whole, train_idx), take(whole, test_idx)
     train.name, test.name = "train", "test"
     return build_corpus(
@@ -654,7 +712,7 @@ def _load_file(path: Path, cfg: DataConfig, vector_column: str | None = None) ->
         train=train,
         eval=test,
         label_names=names,
-        source=f"local file {path}, stratified split {len(train_idx)} train / {len(test_idx)} test "
+        source=f"local file {path}, {'stratified ' if ids is not None else ''}split {len(train_idx)} train / {len(test_idx)} test "
         f"(test_fraction {cfg.test_fraction}, seed {cfg.seed})",
     )
 

@@ -28,8 +28,8 @@ from textsae.data.corpus import (
     Split,
     build_corpus,
     choose_eval_split,
-    encode_labels,
     labeled_columns,
+    split_labels,
 )
 from textsae.data.readers import Table
 from textsae.errors import HubUnreachableError, UserError
@@ -265,7 +265,7 @@ def load_hub_corpus(cfg: DataConfig) -> Corpus:
     names = list(feature.names) if getattr(feature, "names", None) else None
     train_texts, train_raw, _ = labeled_columns(tables[cfg.train_split], cfg)
     eval_texts, eval_raw, _ = labeled_columns(tables[eval_name], cfg)
-    (train_ids, eval_ids), names = encode_labels([train_raw, eval_raw], names, remap=True)
+    (train_ids, eval_ids), names = split_labels([train_raw, eval_raw], [cfg.train_split, eval_name], names)
     return build_corpus(
         cfg,
         name=cfg.name,

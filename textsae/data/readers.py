@@ -331,6 +331,15 @@ def _read_txt(path: Path) -> Table:
 # ----------------------------------------------------------------------------------------------
 
 
+def closest_column(table: Table, column: str) -> str | None:
+    """The column of ``table`` whose name is closest to ``column`` (a likely typo), or None."""
+    present = table.columns or [str(c) for c in table.frame.columns]
+    close = difflib.get_close_matches(column, present, n=1, cutoff=0.5)
+    if not close:  # case-insensitive fallback, e.g. 'Text' for 'text'
+        close = [c for c in present if c.lower() == column.lower()][:1]
+    return close[0] if close else None
+
+
 def require_column(table: Table, column: str, role: Literal["text", "label"], option: str) -> None:
     """Raise if ``column`` is not in ``table``, naming the columns present and the closest match.
 
@@ -346,11 +355,9 @@ def require_column(table: Table, column: str, role: Literal["text", "label"], op
     if column in table.frame.columns:
         return
     present = table.columns or [str(c) for c in table.frame.columns]
-    close = difflib.get_close_matches(column, present, n=1, cutoff=0.5)
-    if not close:  # case-insensitive fallback, e.g. 'Text' for 'text'
-        close = [c for c in present if c.lower() == column.lower()][:1]
+    close = closest_column(table, column)
     if close:
-        advice = f"Closest match: {close[0]!r}. Set {_setting(option, close[0])}."
+        advice = f"Closest match: {close!r}. Set {_setting(option, close)}."
     else:
         advice = f"Set {_setting(option, 'NAME')} to one of the columns present."
     raise UserError(f"{table.origin} has no {role} column {column!r}. Columns present: {present}. {advice}")

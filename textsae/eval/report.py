@@ -82,12 +82,13 @@ def render_report(report: dict[str, Any]) -> str:
     if notices:
         lines += [*notices, ""]
     eval_split = dataset.get("eval_split", "test")  # the pipeline reports on test, or validation when there is no test
-    lines += [
-        format_eval_table(report),
-        "",
-        f"Logistic regression; C chosen by stratified K-fold CV accuracy on the training split only, scores on the {eval_split} split.",
-        "",
-    ]
+    lines += [format_eval_table(report), ""]
+    if report.get("eval"):
+        lines += [
+            f"Logistic regression; C chosen by stratified K-fold CV accuracy on the training split only, scores on the "
+            f"{eval_split} split.",
+            "",
+        ]
     if sae:
         lines += ["## Sparse autoencoder", ""]
         if "labels_shaped_codes" in sae:
@@ -115,6 +116,8 @@ def format_eval_table(report: dict[str, Any]) -> str:
         raise ValueError(
             f"The report needs an 'eval' mapping of representation -> scores. Got {type(results).__name__} instead."
         )
+    if not results:
+        return "(no classifier evaluation: the corpus has no labels)"
     with_disk = any(isinstance(r, dict) and r.get("disk_bytes_per_doc") is not None for r in results.values())
     columns = [
         ("accuracy", "accuracy", "{:.4f}"),
