@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -69,6 +70,38 @@ def test_run_writes_report_and_prints_table(recipe: Path, tmp_path: Path, capsys
     assert with_ids.codes.shape[0] == 3
     assert with_ids.doc_ids.tolist() == [0, 2, 3] and with_ids.labels.tolist() == [1, 0, 1]
     assert codes_info(tmp_path / "ids")["dropped_rows"] == [1]  # the manifest lists what was dropped
+    # Or the ids of a column the user names: text or integers, unique.
+    named = tmp_path / "named.csv"
+    pd.DataFrame({"doc_id": ["a7", "b2", "c9", "d1"], "text": ["great film", " ", "dull plot", "superb"]}).to_csv(
+        named, index=False
+    )
+    argv = ["encode", str(run_dir), str(named), "--id-column", "doc_id", "-q"]
+    assert main([*argv, "--out", str(tmp_path / "named")]) == 0
+    assert load_codes(tmp_path / "named", with_ids=True).doc_ids.tolist() == ["a7", "c9", "d1"]
+    pd.DataFrame({"doc_id": [10, 20, 30], "text": ["great film", "dull plot", "superb"]}).to_parquet(
+        tmp_path / "n.parquet"
+    )
+    assert (
+        main(
+            [
+                "encode",
+                str(run_dir),
+                str(tmp_path / "n.parquet"),
+                "--id-column",
+                "doc_id",
+                "--out",
+                str(tmp_path / "n"),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    loaded_ids = load_codes(tmp_path / "n", with_ids=True).doc_ids
+    assert loaded_ids.dtype == np.int64 and loaded_ids.tolist() == [10, 20, 30]
+    pd.DataFrame({"doc_id": ["x", "x"], "text": ["great film", "superb"]}).to_csv(named, index=False)
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "dup")]) == 2
+    assert "id 'x' in column 'doc_id' is used by line 2 and line 3" in capsys.readouterr().err
     # --k keeps the k largest entries of each code.
     assert main(["encode", str(run_dir), str(docs), "--out", str(tmp_path / "k2"), "--k", "2", "-q"]) == 0
     top2 = load_codes(tmp_path / "k2")

@@ -19,7 +19,8 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "shards plus a manifest (written last). An interrupted encode resumes from the last complete shard.\n"
         "Load the result in Python with textsae.load_codes(OUT) -> scipy.sparse.csr_matrix, or\n"
         "textsae.load_codes(OUT, with_ids=True) -> (codes, doc_ids, labels): doc_ids are the 0-based data rows of DATA\n"
-        "(rows dropped for empty text leave gaps), labels its class ids when it has a label column.",
+        "(rows dropped for empty text leave gaps, and the manifest lists them), or the values of --id-column; labels its\n"
+        "class ids when it has a label column.",
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae encode runs/quickstart/1a2b3c4d5e reviews.parquet --out codes/reviews\n"
@@ -31,6 +32,10 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     )
     parser.add_argument("--out", required=True, help="output folder for the codes")
     parser.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    parser.add_argument(
+        "--id-column",
+        help="column holding each document's id, stored with its code (unique; default: the 0-based data row)",
+    )
     parser.add_argument("--format", choices=["npz", "parquet"], default="npz", help="shard format (default: npz)")
     parser.add_argument(
         "--batch-size", type=positive_int, default=1024, help="documents encoded at once (default: 1024)"
@@ -103,6 +108,7 @@ def handle(args: argparse.Namespace) -> int:
         empty_text_option="--empty-text",
         text_column_option="--text-column",
         vector_column=vector_column,
+        id_column=args.id_column,
     )
     cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format, k=args.k)
     meta = {

@@ -42,6 +42,7 @@ from textsae.data.readers import (
     Table,
     closest_column,
     cwd_hint,
+    extract_ids,
     extract_labels,
     extract_texts,
     extract_vectors,
@@ -204,6 +205,7 @@ def load_split(
     empty_text_option: str = "empty_text",
     text_column_option: str = "text_column",
     vector_column: str | None = None,
+    id_column: str | None = None,
 ) -> Split:
     """Load one split: a whole file, or one split file of a corpus folder.
 
@@ -227,6 +229,7 @@ def load_split(
         empty_text_option: What to call the ``empty_text`` setting in messages (e.g. ``--empty-text``).
         text_column_option: What to call the ``text_column`` setting in messages (e.g. ``--text-column``).
         vector_column: Also read this column of precomputed vectors (``featurizer.kind=vectors`` runs).
+        id_column: Take each document's id from this column (unique; ``int64`` or text) instead of its row.
 
     Returns:
         The split, named after the file stem (``test`` for ``test.parquet``).
@@ -249,7 +252,8 @@ def load_split(
             )
         names = names if names is not None else _read_meta_label_names(path)
         path = files[chosen]
-    table = read_table(path, columns=[text_column, label_column, *([vector_column] if vector_column else [])])
+    wanted = [text_column, label_column, *(c for c in (vector_column, id_column) if c)]
+    table = read_table(path, columns=wanted)
     if table.plain_text:
         if vector_column:
             raise UserError(f"{path} is plain text (one document per line); its run needs a {vector_column!r} column.")
@@ -258,6 +262,8 @@ def load_split(
                 f"{path} is plain text (one document per line) and has no labels; labels are required here."
             )
         texts, positions = extract_texts(table, "text", empty_text, policy_option=empty_text_option)
+        if id_column:
+            raise UserError(f"{path} is plain text (one document per line): it has no id column {id_column!r}.")
         return Split(path.stem, texts, None, doc_ids=positions, dropped=_dropped(table, positions))
     if label_column not in table.frame.columns:
         if require_labels:
@@ -265,7 +271,8 @@ def load_split(
         texts, positions = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
         logger.info("%s has no label column %r (columns %s): loaded as unlabeled.", path, label_column, table.columns)
         vectors = extract_vectors(table, vector_column, positions, option=None) if vector_column else None
-        return Split(path.stem, texts, None, doc_ids=positions, vectors=vectors, dropped=_dropped(table, positions))
+        doc_ids = extract_ids(table, id_column, positions) if id_column else positions
+        return Split(path.stem, texts, None, doc_ids=doc_ids, vectors=vectors, dropped=_dropped(table, positions))
     texts, positions = extract_texts(table, text_column, empty_text, text_column_option, empty_text_option)
     raw = extract_labels(table, label_column, positions)
     (ids,), names = encode_labels([raw], names, remap=False)
@@ -275,7 +282,7 @@ def load_split(
         texts,
         ids,
         label_names=names,
-        doc_ids=positions,
+        doc_ids=extract_ids(table, id_column, positions) if id_column else positions,
         vectors=vectors,
         dropped=_dropped(table, positions),
     )

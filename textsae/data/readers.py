@@ -470,6 +470,37 @@ def one_drop_warning() -> Iterator[None]:
         _warn_dropped(dropped)
 
 
+def extract_ids(table: Table, column: str, positions: np.ndarray, option: str = "--id-column") -> np.ndarray:
+    """The document ids of the kept rows from a column the user names: ``int64`` for an integer column, else text.
+
+    Raises:
+        UserError: The column is missing, an id is missing, or two rows share an id (naming both rows).
+    """
+    if column not in table.frame.columns:
+        present = table.columns or [str(c) for c in table.frame.columns]
+        raise UserError(f"{table.origin} has no id column {column!r} ({option}). Columns present: {present}.")
+    series = table.frame[column]
+    values = series.tolist()
+    missing = [int(p) for p in positions if _is_missing(values[p])]
+    if missing:
+        raise UserError(
+            f"{table.origin}: id column {column!r} is missing in {table.rows_ref(missing)}; every row needs an id."
+        )
+    kept = series.iloc[positions]
+    ids = kept.to_numpy(dtype=np.int64) if pd.api.types.is_integer_dtype(series) else np.asarray([str(v) for v in kept])
+    seen: dict[Any, int] = {}
+    for position, value in zip(positions, ids.tolist(), strict=True):
+        if value in seen:
+            raise UserError(
+                f"{table.origin}: id {value!r} in column {column!r} is used by {table.row_ref(seen[value])} and "
+                f"{table.row_ref(int(position))}; ids must be unique."
+            )
+        seen[value] = int(position)
+    if ids.dtype.kind == "i" and ids.size and int(ids.min()) < 0:
+        return np.asarray([str(v) for v in ids.tolist()])  # negative ints are kept, as text
+    return ids
+
+
 def extract_vectors(
     table: Table, column: str, positions: np.ndarray, option: str | None = "featurizer.vector_column"
 ) -> np.ndarray:

@@ -87,8 +87,9 @@ class CodesWithIds(NamedTuple):
     codes: sp.csr_matrix
     """``(n_docs, n_latents)`` codes."""
     doc_ids: np.ndarray
-    """``int64 (n_docs,)``: each row's document id (``textsae encode``: its 0-based data row in the input file, the
-    header excluded); ``0 … n_docs − 1`` for codes written without ids."""
+    """``(n_docs,)``: each row's document id. ``textsae encode``: its 0-based data row in the input file (the header
+    excluded, ``int64``), or with ``--id-column`` that column's values (``int64`` for an integer column, else text);
+    ``0 … n_docs − 1`` for codes written without ids."""
     labels: np.ndarray | None
     """``int64 (n_docs,)`` class ids when the input had labels, else ``None``."""
 
@@ -356,7 +357,7 @@ class CodesWriter:
 
         Args:
             extra_meta: Keys added to the manifest that need not match on resume (e.g. timings).
-            doc_ids: Each written row's document id (ints >= 0, one per row); stored as ``doc_ids.npy``.
+            doc_ids: Each written row's document id (ints >= 0, or text, one per row); stored as ``doc_ids.npy``.
             labels: Each written row's class id (ints, one per row); stored as ``labels.npy``.
 
         Raises:
@@ -374,7 +375,11 @@ class CodesWriter:
             if values is None:
                 continue
             array = _row_array(
-                values, self.completed_docs, f"CodesWriter.close({key}=...)", non_negative=key == "doc_ids"
+                values,
+                self.completed_docs,
+                f"CodesWriter.close({key}=...)",
+                non_negative=key == "doc_ids",
+                allow_text=key == "doc_ids",
             )
             path = self.directory / ROW_FILES[key]
             with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -668,8 +673,10 @@ def load_codes(
     return CodesWithIds(codes, doc_ids, arrays["labels"])
 
 
-def _row_array(values: Any, n_rows: int, what: str, *, non_negative: bool) -> np.ndarray:
+def _row_array(values: Any, n_rows: int, what: str, *, non_negative: bool, allow_text: bool = False) -> np.ndarray:
     array = np.asarray(values)
+    if allow_text and array.shape == (n_rows,) and array.dtype.kind == "U":  # ids from a column the user named
+        return array
     if array.shape != (n_rows,) or not np.issubdtype(array.dtype, np.integer):
         raise UserError(
             f"{what} must hold one int per code row ({n_rows}); got {array.dtype} of shape {array.shape} instead."
@@ -692,6 +699,6 @@ def _read_row_file(root: Path, info: dict[str, Any], key: str, n_docs: int) -> n
             f"{path} is not a readable .npy array ({error}). Delete {root} and run the command again."
         ) from None
     try:
-        return _row_array(array, n_docs, str(path), non_negative=key == "doc_ids")
+        return _row_array(array, n_docs, str(path), non_negative=key == "doc_ids", allow_text=key == "doc_ids")
     except UserError as error:
         raise IncompleteArtifactError(f"{error} Delete {root} and run the command again.") from None
