@@ -32,6 +32,18 @@ def _files_in(directory: Path) -> list[Path]:
     )
 
 
+def _require_listed(directory: Path, manifest: dict) -> None:
+    """Every file of an artefact folder must be in its manifest: a manifest that lists less (even nothing) would
+    otherwise vouch for files it never hashed."""
+    listed = {entry["name"] for entry in manifest["files"]}
+    unlisted = [p.name for p in _files_in(directory) if p.name not in listed and not p.name.startswith(".")]
+    if unlisted:
+        raise IncompleteArtifactError(
+            f"{directory} holds files its {MANIFEST_NAME} does not list: {unlisted[:5]}. It was changed after it was "
+            f"written: delete {directory} and run the command again."
+        )
+
+
 def _start_rewrite(directory: Path) -> None:
     """Remove an earlier manifest before files are replaced, so a folder half-way through a rewrite reads as incomplete.
 
@@ -54,9 +66,10 @@ def load_sae_artifact(directory: Path) -> SparseAutoencoder:
         raise UserError(f"No trained SAE at {directory}; run `textsae train` (or `textsae run`) first.")
     # Hashes too: a weights file changed in place keeps its size (flipped sign bits silently change the codes).
     # SHA-256 reads ~1 GB/s on the development CPU: about a second for a 30,000-term × 4,096-latent SAE.
-    read_manifest(
+    manifest = read_manifest(
         directory, verify_hashes=True, resume_hint="re-run `textsae train` with the same recipe to finish training"
     )
+    _require_listed(directory, manifest)
     return load_sae(directory)
 
 
@@ -81,7 +94,10 @@ def load_featurizer_artifact(
     """Load a fitted featurizer folder, checking its manifest first; the opt-ins come from the caller only."""
     if not directory.exists():
         raise UserError(f"No fitted featurizer at {directory}; run `textsae featurize` (or `textsae run`) first.")
-    read_manifest(directory, verify_hashes=True, resume_hint="re-run `textsae featurize` with the same recipe")
+    manifest = read_manifest(
+        directory, verify_hashes=True, resume_hint="re-run `textsae featurize` with the same recipe"
+    )
+    _require_listed(directory, manifest)
     return load_featurizer(directory, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
 

@@ -53,6 +53,13 @@ def encode_in_memory(
     """
     from textsae._io import resolve_device
 
+    if texts is None or isinstance(texts, (str, bytes)):
+        raise UserError(
+            f"encode takes a list of texts (or an (n, dim) array of vectors), not {type(texts).__name__}; wrap a single "
+            "text in a list: [text]."
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"batch_size must be an int >= 1. Got {batch_size!r} instead.")
     texts = list(texts)
     target = resolve_device(device)
     sae.eval().to(target)

@@ -3,6 +3,7 @@ its codes did in the run that trained it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
@@ -26,7 +27,8 @@ def render_model_card(
         report: Its ``report.json``, or None.
         repo_id: The hub id it is published as, for the usage snippet (default: a placeholder).
     """
-    data = config.get("data") or {}
+    config, report = _mapping(config), _mapping(report) if report is not None else None
+    data = _mapping(config.get("data"))
     metadata: dict[str, Any] = {
         "library_name": "textsae",
         "tags": ["textsae", "sparse-autoencoder", "sparse-coding", "feature-extraction"],
@@ -44,28 +46,38 @@ def render_model_card(
     return f"---\n{front}---\n\n" + "\n".join(_body(marker, config, report, repo_id))
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a mapping, else empty: a report or config read back may hold anything."""
+    return value if isinstance(value, dict) else {}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _base_model(marker: dict[str, Any]) -> str | None:
     if marker.get("featurizer_kind") != "hidden_states":
         return None
     model = marker.get("model")
     if model is None:
         return BUNDLED_MODEL_HUB_ID
-    return model if isinstance(model, str) and not model.startswith((".", "/", "~")) else None
+    local = marker.get("model_is_local_folder") or not isinstance(model, str) or model.startswith((".", "/", "~"))
+    return None if local else model
 
 
 def _dataset_name(report: dict[str, Any] | None, data: dict[str, Any]) -> str:
-    dataset = (report or {}).get("dataset") or {}
+    dataset = _mapping((report or {}).get("dataset"))
     return str(data.get("name") or dataset.get("name") or data.get("bundled") or "local data")
 
 
 def _results(report: dict[str, Any] | None, data: dict[str, Any]) -> list[dict[str, Any]]:
-    evaluation = (report or {}).get("eval") or {}
+    evaluation = _mapping((report or {}).get("eval"))
     codes = evaluation.get("codes")
-    if not isinstance(codes, dict) or not isinstance(codes.get("accuracy"), (int, float)):
+    if not isinstance(codes, dict) or not _finite(codes.get("accuracy")):
         return []
-    dataset = (report or {}).get("dataset") or {}
+    dataset = _mapping((report or {}).get("dataset"))
     metrics = [{"type": "accuracy", "value": round(float(codes["accuracy"]), 4), "name": "Linear probe on the codes"}]
-    if isinstance(codes.get("macro_f1"), (int, float)):
+    if _finite(codes.get("macro_f1")):
         metrics.append({"type": "f1", "value": round(float(codes["macro_f1"]), 4), "name": "Macro F1 on the codes"})
     return [
         {
@@ -84,6 +96,7 @@ def _body(
     marker: dict[str, Any], config: dict[str, Any], report: dict[str, Any] | None, repo_id: str | None
 ) -> list[str]:
     kind = marker.get("featurizer_kind")
+    k = f", k = {marker.get('k')} active latents per text" if marker.get("k") is not None else ""
     source = {
         "hidden_states": f"mean-pooled hidden states of `{_base_model(marker) or marker.get('model')}`",
         "vectors": "precomputed vectors given with the data; `encode` takes the same kind of vectors",
@@ -92,8 +105,8 @@ def _body(
         f"# {config.get('name') or 'textsae'} codebook",
         "",
         f"A [textsae](https://pypi.org/project/textsae/) codebook: a {marker.get('architecture')} sparse autoencoder "
-        f"with {marker.get('n_latents')} latents over {marker.get('d_in')} inputs ({source}), "
-        f"k = {marker.get('k')} active latents per text. Texts in, sparse codes out.",
+        f"with {marker.get('n_latents')} latents over {marker.get('d_in')} inputs ({source}){k}. Texts in, sparse "
+        "codes out.",
         "",
         "## Usage",
         "",
@@ -106,7 +119,7 @@ def _body(
         "",
         "or from the command line: `textsae encode FOLDER docs.csv --out codes/`.",
     ]
-    lines += _quality(report, config.get("data") or {})
+    lines += _quality(report, _mapping(config.get("data")))
     lines += [
         "",
         "## Files",
@@ -119,12 +132,12 @@ def _body(
 
 
 def _quality(report: dict[str, Any] | None, data: dict[str, Any]) -> list[str]:
-    evaluation = (report or {}).get("eval") or {}
+    evaluation = _mapping((report or {}).get("eval"))
     rows = [(name, evaluation[name]) for name in _REPRESENTATIONS if isinstance(evaluation.get(name), dict)]
     if not rows:
         return ["", "## Quality", "", "This codebook was saved without an evaluation report."]
-    dataset = (report or {}).get("dataset") or {}
-    sae = (report or {}).get("sae") or {}
+    dataset = _mapping((report or {}).get("dataset"))
+    sae = _mapping((report or {}).get("sae"))
     lines = [
         "",
         "## Quality",
@@ -141,10 +154,10 @@ def _quality(report: dict[str, Any] | None, data: dict[str, Any]) -> list[str]:
             f"| {name} | {_number(row.get('accuracy'))} | {_number(row.get('macro_f1'))} | "
             f"{_number(row.get('bytes_per_doc'), 1)} |"
         )
-    if isinstance(sae.get("fvu"), (int, float)):
+    if _finite(sae.get("fvu")):
         lines += ["", f"Fraction of variance unexplained on that split: {float(sae['fvu']):.3f}."]
     return lines
 
 
 def _number(value: Any, digits: int = 4) -> str:
-    return f"{float(value):.{digits}f}" if isinstance(value, (int, float)) else "–"
+    return f"{float(value):.{digits}f}" if _finite(value) else "–"

@@ -192,3 +192,68 @@ def test_export_to_codebook(run_dir: Path, tmp_path: Path) -> None:
     assert main(["export", str(run_dir), "--to", "codebook", "--out", str(out), "-q"]) == 0
     assert (out / textsae.codebook.CODEBOOK_NAME).is_file()
     assert textsae.from_pretrained(out).sae.n_latents == 32
+
+
+def test_a_resave_replaces_the_earlier_codebook_whole(run_dir: Path, tmp_path: Path) -> None:
+    codebook = textsae.from_pretrained(run_dir)
+    folder = codebook.save_pretrained(tmp_path / "cb")
+    textsae.Codebook(codebook.featurizer, codebook.sae, {"name": "other"}, None).save_pretrained(folder)
+    again = textsae.from_pretrained(folder)
+    assert again.report is None and not (folder / "report.json").exists() and again.config == {"name": "other"}
+
+
+@pytest.mark.parametrize("attack", ["marker removed", "report added", "sae manifest emptied"])
+def test_what_a_codebook_manifest_does_not_vouch_for_is_refused(run_dir: Path, tmp_path: Path, attack: str) -> None:
+    import json
+
+    from textsae.store.manifest import MANIFEST_NAME
+
+    folder = textsae.from_pretrained(run_dir).save_pretrained(tmp_path / "cb")
+    if attack == "marker removed":  # the top-level manifest would otherwise be skipped
+        (folder / "codebook.json").unlink()
+    elif attack == "report added":
+        (folder / "report.json").unlink()
+        manifest = json.loads((folder / MANIFEST_NAME).read_text())
+        manifest["files"] = [f for f in manifest["files"] if f["name"] != "report.json"]
+        (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+        (folder / "report.json").write_text('{"eval": {"codes": {"accuracy": 0.999}}}')
+    else:
+        manifest = json.loads((folder / "sae" / MANIFEST_NAME).read_text())
+        manifest["files"] = []
+        (folder / "sae" / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(UserError):
+        textsae.from_pretrained(folder)
+
+
+def test_odd_inputs_to_codebooks_are_one_line_errors(run_dir: Path, tmp_path: Path) -> None:
+    codebook = textsae.from_pretrained(run_dir)
+    with pytest.raises(UserError, match="wrap a single text in a list"):
+        codebook.encode("a quietly moving film")
+    with pytest.raises(UserError, match="batch_size must be an int >= 1"):
+        codebook.encode(["a film"], batch_size=0)
+    (tmp_path / "a_file").write_text("x", encoding="utf-8")
+    with pytest.raises(UserError, match="is a file"):
+        codebook.save_pretrained(tmp_path / "a_file")
+    with pytest.raises(UserError, match="neither a trained run nor a saved codebook"):
+        textsae.from_pretrained(tmp_path)  # a folder without featurizer/ and sae/
+    with pytest.raises(UserError, match="no such folder"):
+        textsae.from_pretrained("mycodebook")  # no org/name: a missing folder, not a hub id
+
+
+def test_published_copies_leave_out_local_folders_and_survive_odd_reports(run_dir: Path, tmp_path: Path) -> None:
+    codebook = textsae.from_pretrained(run_dir)
+    folder = codebook.save_pretrained(tmp_path / "cb")
+    published = (folder / "config.yaml").read_text(encoding="utf-8") + (folder / "report.json").read_text()
+    assert str(run_dir) not in published and str(run_dir.parent) not in published
+    odd = textsae.Codebook(codebook.featurizer, codebook.sae, {"data": "x"}, {"eval": [], "dataset": "sst2", "sae": 3})
+    card = odd.save_pretrained(tmp_path / "odd").joinpath("README.md").read_text(encoding="utf-8")
+    assert "saved without an evaluation report" in card
+
+
+def test_hostile_yaml_numbers_and_nesting_are_refused() -> None:
+    from textsae.config.safe_yaml import YamlLimitError, load_yaml
+
+    with pytest.raises(YamlLimitError, match="a value cannot be read"):
+        load_yaml("n: 1" + "0" * 5000)
+    with pytest.raises(YamlLimitError, match="nesting too deep"):
+        load_yaml("a: " + "[" * 5000 + "]" * 5000)

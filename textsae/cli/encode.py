@@ -78,6 +78,7 @@ def handle(args: argparse.Namespace) -> int:
         load_sae_artifact,
         sae_fingerprint,
     )
+    from textsae.codebook import verify_codebook_folder
     from textsae.config.schema import EncodeConfig
     from textsae.data.corpus import load_split
     from textsae.encode import encode_texts
@@ -88,6 +89,7 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.store.codes import codes_info
 
     paths = RunPaths(Path(args.run_dir))
+    verify_codebook_folder(paths.root)  # a codebook folder is checked whole; a run directory has nothing to check
     out = Path(args.out)
     device = resolve_device(args.device)
     if out.exists() and not out.is_dir():

@@ -52,6 +52,7 @@ def handle(args: argparse.Namespace) -> int:
     import importlib.util
 
     from textsae.artifacts import load_featurizer_artifact, load_sae_artifact
+    from textsae.codebook import verify_codebook_folder
     from textsae.errors import UserError
     from textsae.paths import RunPaths
 
@@ -72,6 +73,7 @@ def handle(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("sentence_transformers") is None:
         raise UserError("Exporting to sentence-transformers needs it installed: pip install sentence-transformers")
     paths = RunPaths(Path(args.run_dir))
+    verify_codebook_folder(paths.root)
     featurizer = load_featurizer_artifact(
         paths.featurizer, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle
     )
@@ -90,6 +92,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def _export_library(args: argparse.Namespace, out: Path) -> int:
     from textsae.artifacts import load_featurizer_artifact, load_sae_artifact
+    from textsae.codebook import verify_codebook_folder
     from textsae.errors import UserError
     from textsae.export.sae_libraries import export_sae_library
     from textsae.featurize.hidden_states import HiddenStatesFeaturizer
@@ -97,6 +100,7 @@ def _export_library(args: argparse.Namespace, out: Path) -> int:
     from textsae.paths import RunPaths
 
     paths = RunPaths(Path(args.run_dir))
+    verify_codebook_folder(paths.root)
     featurizer = load_featurizer_artifact(
         paths.featurizer, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle
     )

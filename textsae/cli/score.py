@@ -53,6 +53,7 @@ def handle(args: argparse.Namespace) -> int:
 
     from textsae._io import atomic_path, resolve_device
     from textsae.artifacts import load_featurizer_artifact, load_sae_artifact
+    from textsae.codebook import verify_codebook_folder
     from textsae.data.corpus import load_split
     from textsae.errors import UserError
     from textsae.eval.anomaly import reconstruction_errors
@@ -60,6 +61,7 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.paths import RunPaths
 
     paths = RunPaths(Path(args.run_dir))
+    verify_codebook_folder(paths.root)  # a codebook folder is checked whole; a run directory has nothing to check
     out = (
         Path(args.out)
         if args.out

@@ -89,6 +89,10 @@ def load_yaml(text: str) -> Any:
     loader = _LimitedLoader(text)
     try:
         value = loader.get_single_data()
+    except RecursionError:  # the parser recurses once per level, before the depth check can see the value
+        raise YamlLimitError("refused: nesting too deep to parse (the limit is 50 levels)") from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise YamlLimitError(f"refused: a value cannot be read ({' '.join(str(error).split())[:120]})") from None
     finally:
         loader.dispose()
     _check_size(value)
