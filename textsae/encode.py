@@ -191,6 +191,11 @@ def encode_texts(
             f"The featurizer produces {featurizer.n_features} features but the SAE expects d_in={sae.d_in}: the run's featurizer/ "
             "and sae/ come from different runs. Use a run directory whose SAE was trained on its own featurizer's output."
         )
+    if len(texts):
+        featurizer.transform(
+            list(texts[:1])
+        )  # input the featurizer refuses (e.g. vectors of another width) fails here,
+        # before the output folder holds anything to resume
     return encode_rows(
         sae, len(texts), lambda begin, end: featurizer.transform(list(texts[begin:end])), out_dir, cfg, **kwargs
     )

@@ -105,8 +105,8 @@ def _body(
         f"# {config.get('name') or 'textsae'} codebook",
         "",
         f"A [textsae](https://pypi.org/project/textsae/) codebook: a {marker.get('architecture')} sparse autoencoder "
-        f"with {marker.get('n_latents')} latents over {marker.get('d_in')} inputs ({source}){k}. Texts in, sparse "
-        "codes out.",
+        f"with {marker.get('n_latents')} latents over {marker.get('d_in')} inputs ({source}){k}. "
+        + ("Vectors in, sparse codes out." if kind == "vectors" else "Texts in, sparse codes out."),
         "",
         "## Usage",
         "",
@@ -114,10 +114,15 @@ def _body(
         "import textsae",
         "",
         f'codebook = textsae.from_pretrained("{repo_id or "REPO_ID_OR_FOLDER"}")',
-        'codes = codebook.encode(["a quietly moving film", "tedious and far too long"])  # scipy CSR',
+        (
+            f"codes = codebook.encode(vectors)  # an (n, {marker.get('d_in')}) array from the same model; scipy CSR"
+            if kind == "vectors"
+            else 'codes = codebook.encode(["a quietly moving film", "tedious and far too long"])  # scipy CSR'
+        ),
         "```",
         "",
-        "or from the command line: `textsae encode FOLDER docs.csv --out codes/`.",
+        "or from the command line: `textsae encode FOLDER docs.csv --out codes/`"
+        + (" (the file needs the same vector column)." if kind == "vectors" else "."),
     ]
     lines += _quality(report, _mapping(config.get("data")))
     lines += [
@@ -135,7 +140,13 @@ def _quality(report: dict[str, Any] | None, data: dict[str, Any]) -> list[str]:
     evaluation = _mapping((report or {}).get("eval"))
     rows = [(name, evaluation[name]) for name in _REPRESENTATIONS if isinstance(evaluation.get(name), dict)]
     if not rows:
-        return ["", "## Quality", "", "This codebook was saved without an evaluation report."]
+        unlabelled = report is not None and _mapping(report.get("dataset")).get("n_classes") == 0
+        said = (
+            "The corpus it was trained on had no labels, so no classifier was evaluated."
+            if unlabelled
+            else "This codebook was saved without an evaluation report."
+        )
+        return ["", "## Quality", "", said]
     dataset = _mapping((report or {}).get("dataset"))
     sae = _mapping((report or {}).get("sae"))
     lines = [

@@ -89,6 +89,8 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.store.codes import codes_info
 
     paths = RunPaths(Path(args.run_dir))
+    if args.id_column is not None and not args.id_column.strip():
+        raise UserError("--id-column needs a column name; leave it out to keep each document's 0-based data row.")
     verify_codebook_folder(paths.root)  # a codebook folder is checked whole; a run directory has nothing to check
     out = Path(args.out)
     device = resolve_device(args.device)
@@ -118,7 +120,8 @@ def handle(args: argparse.Namespace) -> int:
         "data": str(Path(args.data).resolve()),
         "split": split.name,
         "sae_sha256": sae_fingerprint(paths.sae),
-        "texts_sha256": _texts_fingerprint(split.texts),  # an interrupted encode never resumes on edited documents
+        # an interrupted encode never resumes on edited documents (or edited vectors)
+        "texts_sha256": _texts_fingerprint(split.texts, split.vectors),
         "dropped_rows": [] if split.dropped is None else split.dropped.tolist(),  # 0-based data rows with no text
     }
     with directory_lock(out, what=f"--out folder {out}", wait=args.wait):
@@ -150,9 +153,11 @@ def _refuse_finished(out: Path, overwrite: bool) -> None:
         )
 
 
-def _texts_fingerprint(texts: list[str]) -> str:
+def _texts_fingerprint(texts: list[str], vectors: Any = None) -> str:
     digest = hashlib.sha256()
     for text in texts:
         digest.update(text.encode("utf-8"))
         digest.update(b"\0")
+    if vectors is not None:
+        digest.update(memoryview(vectors.astype("float32", copy=False)).tobytes())
     return digest.hexdigest()

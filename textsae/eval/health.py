@@ -12,6 +12,8 @@ and what to change:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -53,7 +55,12 @@ def top1_top2_ratio(activations: np.ndarray) -> float:
 def health_warnings(*, fvu: float, dead_fraction: float, top_ratio_median: float, eval_split: str) -> list[str]:
     """One line per failed check, each saying what it means and what to change (empty when healthy)."""
     warnings = []
-    if not fvu < MAX_FVU:  # also NaN
+    if math.isnan(fvu):
+        warnings.append(
+            f"The FVU of the {eval_split} split is undefined: its documents' features are all alike (no variance to "
+            "explain). Check the source features; identical or empty inputs give no usable codes."
+        )
+    elif not fvu < MAX_FVU:
         warnings.append(
             f"The SAE reconstructs the {eval_split} split worse than its mean (FVU {fvu:.3g} >= {MAX_FVU:g}): it is undertrained or its sizes "
             "do not fit the data. Use the automatic budget (train.epochs=null train.steps=null) or train longer, and sae.n_latents=auto sae.k=auto."

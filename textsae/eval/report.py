@@ -61,8 +61,19 @@ def write_report(run_dir: str | os.PathLike[str], report: dict[str, Any]) -> Non
     """
     markdown = render_report(report)  # validates before anything is written
     directory = Path(run_dir)
-    atomic_write_json(directory / REPORT_JSON_NAME, report)
+    atomic_write_json(directory / REPORT_JSON_NAME, _json_safe(report))
     atomic_write_text(directory / REPORT_MD_NAME, markdown)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: JSON has no such numbers, and strict readers refuse them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def render_report(report: dict[str, Any]) -> str:

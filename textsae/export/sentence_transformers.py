@@ -88,7 +88,8 @@ def _check_exportable(featurizer: object, sae: SparseAutoencoder) -> None:
     if not isinstance(featurizer, HiddenStatesFeaturizer):
         raise UserError(
             f"Only hidden-states runs export to sentence-transformers; this run's featurizer is {type(featurizer).__name__}, "
-            "whose input (a bag of words) has no sentence-transformers module. Use `textsae encode` for its codes."
+            "whose input (a bag of words, or vectors given with the data) has no sentence-transformers module. Use "
+            "`textsae encode`, or share it as a codebook (--to codebook)."
         )
     problems = []
     if list(featurizer.layers) != [-1]:

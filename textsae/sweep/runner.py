@@ -22,7 +22,7 @@ from textsae.artifacts import is_complete
 from textsae.config.compose import dump_yaml, load_recipe
 from textsae.config.schema import RecipeConfig, to_dict
 from textsae.data.corpus import Corpus, Split, load_corpus, stratified_split, take
-from textsae.errors import ConfigError
+from textsae.errors import ConfigError, UserError
 from textsae.paths import RunPaths, config_hash
 from textsae.pipeline import Pipeline
 from textsae.store.manifest import MANIFEST_NAME
@@ -45,6 +45,21 @@ def validation_corpus(corpus: Corpus, fraction: float, seed: int) -> Corpus:
         label_names=corpus.label_names,
         source=f"{corpus.source}; sweep validation split: {fraction:g} of train held out (stratified, seed {seed})",
     )
+
+
+def _sweepable(config: RecipeConfig) -> Corpus:
+    """The corpus of a sweep, refused in one line where the sweep cannot work (it scores labelled text)."""
+    if config.featurizer.kind == "vectors":
+        raise UserError(
+            "textsae sweep reads texts, not own vectors (featurizer.kind=vectors); run each setting with `textsae run`."
+        )
+    corpus = load_corpus(config.data)
+    if corpus.train.labels is None:
+        raise UserError(
+            f"textsae sweep holds out a stratified validation split and scores each point by a classifier; {corpus.name} "
+            "has no labels. Run each setting with `textsae run` and compare the FVU in their reports."
+        )
+    return corpus
 
 
 def point_metrics(report: dict[str, Any]) -> dict[str, float]:
@@ -109,7 +124,7 @@ def run_sweep(
     for point, config in zip(points, configs):
         data_key = stable_hash([to_dict(config.data), val_fraction], 10)
         if data_key not in corpora:
-            corpora[data_key] = validation_corpus(load_corpus(config.data), val_fraction, config.data.seed)
+            corpora[data_key] = validation_corpus(_sweepable(config), val_fraction, config.data.seed)
         shared = _shared_features(config, corpora[data_key], sweep_dir, data_key)
         logger.info("Sweep point %d/%d: %s", point.index + 1, len(points), point.label or "(no axes)")
         paths = RunPaths(Path(config.run.dir))
