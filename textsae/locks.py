@@ -55,7 +55,13 @@ def directory_lock(directory: Path, *, what: str, wait: bool = False, poll_secon
         yield
         return
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # O_NOFOLLOW: a .lock planted as a symlink must not truncate the file it points at
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as error:
+        raise UserError(
+            f"{directory / LOCK_NAME} cannot be used as the lock of {what} ({error.strerror}); remove it if it is not a "
+            "plain file (a link, a folder or a pipe), then run the command again."
+        ) from None
     try:
         told = False
         while True:

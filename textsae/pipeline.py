@@ -201,6 +201,7 @@ class Pipeline:
         """The cached features of this run (TF-IDF matrices, or the feature-store entries it points at)."""
         pointer = self.paths.features / STORE_POINTER_NAME
         if pointer.exists():
+            read_manifest(self.paths.features, verify_hashes=True, resume_hint="re-run `textsae featurize`")
             entries = read_json_checked(pointer, "the feature-store entries of each split")
             return Features(open_features(Path(entries["train"])), open_features(Path(entries["eval"])))
         matrices = load_feature_matrices(self.paths.features)

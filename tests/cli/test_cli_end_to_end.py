@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,8 @@ def test_run_writes_report_and_prints_table(recipe: Path, tmp_path: Path, capsys
     codes = load_codes(out_dir)
     assert codes.shape == (3, 64) and codes.getnnz(axis=1).max() <= 4
     assert main(["encode", str(run_dir), str(docs), "--out", str(out_dir), "-q"]) == 2  # exists: needs --overwrite
+    for inside in (run_dir, run_dir / "codes" / "eval"):  # the run's own folders are never an --out
+        assert main(["encode", str(run_dir), str(docs), "--out", str(inside), "--overwrite", "-q"]) == 2
     assert main(["encode", str(run_dir), str(docs), "--out", str(out_dir), "--overwrite", "-q"]) == 0
     assert (load_codes(out_dir) != codes).nnz == 0
     # Rows keep their identity: an empty text is dropped, and the ids and labels say which row each code is.
@@ -110,8 +113,12 @@ def test_run_writes_report_and_prints_table(recipe: Path, tmp_path: Path, capsys
     # A finished folder that is not codes is refused, even with --overwrite, and left as it was.
     sae_files = sorted(p.name for p in (run_dir / "sae").iterdir())
     assert main(["encode", str(run_dir), str(docs), "--out", str(run_dir / "sae"), "--overwrite", "-q"]) == 2
-    assert "not one of sparse codes" in capsys.readouterr().err
+    assert "a folder the run writes itself" in capsys.readouterr().err
     assert sorted(p.name for p in (run_dir / "sae").iterdir()) == sae_files
+    other = Path(shutil.copytree(run_dir / "sae", tmp_path / "other_sae"))
+    assert main(["encode", str(run_dir), str(docs), "--out", str(other), "--overwrite", "-q"]) == 2
+    assert "not one of sparse codes" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == sae_files
 
 
 def test_show_and_validate(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:

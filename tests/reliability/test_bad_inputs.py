@@ -476,8 +476,17 @@ def _drop_tensor(path: Path) -> None:
         metadata = handle.metadata()
     tensors = load_file(str(path))
     tensors.pop("model.W_enc")
-    metadata["textsae_tensors_sha256"] = tensors_digest(tensors)  # rewritten as an attacker would: a checksum only
+    metadata["textsae_tensors_sha256"] = tensors_digest(tensors, metadata["textsae_state"])  # as an attacker would
     save_file(tensors, str(path), metadata=metadata)
+
+
+def _edit_state(path: Path) -> None:
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    state = json.loads(metadata["textsae_state"])
+    state["step"] = state["step"] + 1  # the digest is kept: the state alone changes
+    metadata["textsae_state"] = json.dumps(state)
+    save_file(load_file(str(path)), str(path), metadata=metadata)
 
 
 def _flip_bits(path: Path) -> None:
@@ -496,6 +505,7 @@ CHECKPOINT_CASES = {
     "zeros": (lambda p: p.write_bytes(bytes(1000)), ("is corrupt or truncated",)),
     "missing tensor": (_drop_tensor, ("does not match this SAE and optimizer", "W_enc", "delete it")),
     "flipped sign bit": (_flip_bits, ("was changed after it was written", "delete it")),
+    "state edited": (_edit_state, ("was changed after it was written", "delete it")),
     "bad state": (_bad_state, ("unreadable 'textsae_state' metadata", "delete it")),
 }
 

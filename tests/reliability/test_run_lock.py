@@ -96,3 +96,14 @@ def test_encode_into_a_busy_out_folder_exits_2_naming_the_holder(
         holder.kill()
         holder.wait()
     assert main(["encode", str(run_dir), str(tiny_corpus_dir / "test.parquet"), "--out", str(out), "-q"]) == 0
+
+
+def test_a_lock_planted_as_a_symlink_is_refused_and_its_target_kept(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / LOCK_NAME).symlink_to(victim)
+    with pytest.raises(BusyError.__mro__[1], match="cannot be used as the lock"), directory_lock(run_dir, what="x"):
+        pass
+    assert victim.read_text(encoding="utf-8") == "precious"

@@ -314,3 +314,19 @@ def test_a_doc_ids_file_of_the_wrong_length_is_refused_on_load(tmp_path):
     with CodesWriter(tmp_path / "codes", n_latents=40, overwrite=True) as writer:  # overwrite removes old row files
         writer.write(random_codes(12, 40))
     assert not path.exists()
+
+
+def test_a_shard_whose_indices_leave_the_code_is_refused_even_with_a_consistent_manifest(tmp_path):
+    with CodesWriter(tmp_path, n_latents=30, shard_docs=50) as writer:
+        writer.write(random_codes(12, 30))
+    shard = tmp_path / "shard-00000.npz"
+    with np.load(shard) as archive:
+        arrays = dict(archive)
+    arrays["indices"] = arrays["indices"].copy()
+    arrays["indices"][0] = 60000  # would make scipy read out of bounds
+    np.savez(shard, **arrays)
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    meta = {k: v for k, v in manifest.items() if k not in ("format_version", "complete", "files")}
+    write_manifest(tmp_path, [tmp_path / entry["name"] for entry in manifest["files"]], meta)
+    with pytest.raises(IncompleteArtifactError, match="column indices leave 0"):
+        load_codes(tmp_path)

@@ -186,3 +186,19 @@ def test_a_same_size_edit_of_a_shard_is_refused_and_the_entry_extracted_again(tm
     features = extract_to_store(featurizer, TEXTS, tmp_path, shard_docs=16)
     assert featurizer.chunks_extracted == 4  # every shard again: which of them was edited is not known
     np.testing.assert_array_equal(features.to_array()[:, 0], np.arange(50))
+
+
+def test_a_resume_with_another_shard_size_keeps_the_interrupted_cut(tmp_path: Path) -> None:
+    full = extract_to_store(ArrayFeaturizer(), TEXTS, tmp_path / "full", shard_docs=16).to_array()
+    partial = tmp_path / "partial"
+    extract_to_store(ArrayFeaturizer(), TEXTS, partial, shard_docs=16)
+    (partial / MANIFEST_NAME).unlink()  # as if killed before the manifest, after recording the cut
+    (partial / "shard-00003.npy").unlink()
+    (partial / "extraction.json").write_text(json.dumps({"shard_docs": 16, "n_docs": len(TEXTS)}))
+    resumed = extract_to_store(ArrayFeaturizer(), TEXTS, partial, shard_docs=5)  # the new setting is not used
+    np.testing.assert_array_equal(resumed.to_array(), full)
+    (partial / MANIFEST_NAME).unlink()
+    (partial / "extraction.json").unlink(
+        missing_ok=True
+    )  # no record: shards whose rows do not fit the cut are extracted again
+    np.testing.assert_array_equal(extract_to_store(ArrayFeaturizer(), TEXTS, partial, shard_docs=5).to_array(), full)

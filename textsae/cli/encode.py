@@ -96,6 +96,7 @@ def handle(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; expected a folder for the codes (it is created if missing).")
+    _refuse_run_parts(out, paths)
     if is_complete(out):
         codes_info(out)  # refuses a finished folder that is not codes (e.g. a run's sae/) before touching it
     _refuse_finished(out, args.overwrite)  # before the models load; again under the lock
@@ -141,6 +142,19 @@ def handle(args: argparse.Namespace) -> int:
         )
     print(f"wrote codes for {len(split.texts)} documents to {out}")
     return 0
+
+
+def _refuse_run_parts(out: Path, paths: Any) -> None:
+    """``--out`` must not be the run directory or one of the folders the run itself writes (its codes included)."""
+    from textsae.errors import UserError
+
+    target, root = out.resolve(), paths.root.resolve()
+    parts = [root / name for name in ("codes", "sae", "featurizer", "features", "checkpoints")]
+    if target == root or any(target == part or part in target.parents for part in parts):
+        raise UserError(
+            f"--out {out} is the run directory or a folder the run writes itself; choose a folder outside "
+            f"{paths.root}/{{codes,sae,featurizer,features,checkpoints}}."
+        )
 
 
 def _refuse_finished(out: Path, overwrite: bool) -> None:

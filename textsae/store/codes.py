@@ -657,6 +657,7 @@ def load_codes(
                 f"{path} holds {rows} rows, {nnz} entries and {n_columns} columns; {MANIFEST_NAME} expects "
                 f"{shard['rows']}, {shard['nnz']} and {n_latents}. Delete {root} and run the command again."
             )
+        _check_shard_structure(path, root, shard_data, shard_indices, shard_indptr, n_latents)
         data[entry : entry + nnz] = shard_data
         indices[entry : entry + nnz] = shard_indices
         indptr[row + 1 : row + rows + 1] = shard_indptr[1:] + entry
@@ -671,6 +672,22 @@ def load_codes(
     arrays = {key: _read_row_file(root, info, key, n_docs) for key in ROW_FILES}
     doc_ids = arrays["doc_ids"] if arrays["doc_ids"] is not None else np.arange(n_docs, dtype=np.int64)
     return CodesWithIds(codes, doc_ids, arrays["labels"])
+
+
+def _check_shard_structure(
+    path: Path, root: Path, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_latents: int
+) -> None:
+    """A shard is data even when its manifest agrees: row offsets that start at 0, never fall and end at its entry
+    count, column indices inside the code, finite values (scipy trusts all of these, and reads out of bounds if not)."""
+    problems = []
+    if len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != len(data) or np.any(np.diff(indptr) < 0):
+        problems.append("its row offsets do not run from 0 to its entry count without falling")
+    if len(indices) != len(data) or (len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= n_latents)):
+        problems.append(f"its column indices leave 0 … {n_latents - 1}")
+    if not np.isfinite(data).all():
+        problems.append("it holds NaN or infinite values")
+    if problems:
+        raise IncompleteArtifactError(f"{path}: {'; '.join(problems)}. Delete {root} and run the command again.")
 
 
 def _row_array(values: Any, n_rows: int, what: str, *, non_negative: bool, allow_text: bool = False) -> np.ndarray:

@@ -42,6 +42,8 @@ __all__ = ["ShardedFeatures", "extract_to_store", "open_features", "store_key", 
 SHARD_PATTERN = re.compile(r"^shard-(\d{5})\.npy$")
 DOCIDS_PATTERN = re.compile(r"^docids-(\d{5})\.npy$")
 STATS_NAME = "stats.json"
+PARTIAL_NAME = "extraction.json"
+"""Written when an extraction starts: the shard size its complete shards were cut with, so a resume keeps it."""
 RESUME_HINT = "re-run the same command to finish the extraction (complete shards are kept)"
 
 
@@ -156,6 +158,43 @@ def extract_to_store(
         return open_features(directory)
 
 
+def _resumed_shard_docs(directory: Path, shard_docs: int, n_docs: int) -> int:
+    """The shard size to extract with: an interrupted extraction's own (its shards were cut with it), else ``shard_docs``
+    (recorded for a later resume)."""
+    recorded = (
+        read_json_checked(directory / PARTIAL_NAME, "extraction state")
+        if (directory / PARTIAL_NAME).is_file()
+        else None
+    )
+    if isinstance(recorded, dict) and recorded.get("n_docs") == n_docs and isinstance(recorded.get("shard_docs"), int):
+        if recorded["shard_docs"] != shard_docs and recorded["shard_docs"] >= 1:
+            logger.info("Resuming with the interrupted extraction's %d documents per shard", recorded["shard_docs"])
+            return int(recorded["shard_docs"])
+        return shard_docs
+    atomic_write_json(directory / PARTIAL_NAME, {"shard_docs": shard_docs, "n_docs": n_docs})
+    return shard_docs
+
+
+def _check_shard_cut(directory: Path, done: list[Path], shard_docs: int, n_docs: int) -> list[Path]:
+    """The complete shards, if each holds the rows its place says (else none: they were cut another way)."""
+    for index, path in enumerate(done):
+        expected = min(shard_docs, n_docs - index * shard_docs)
+        rows = np.load(path, mmap_mode="r", allow_pickle=False).shape[0]
+        if (directory / f"docids-{index:05d}.npy").exists():
+            continue  # per-token shards: rows are tokens, not documents
+        if rows != expected:
+            logger.warning(
+                "Shards in %s were cut differently (%d rows where %d belong); extracting again",
+                directory,
+                rows,
+                expected,
+            )
+            for stale in directory.glob("*.npy"):
+                stale.unlink()
+            return []
+    return done
+
+
 def _reuse(features: ShardedFeatures, directory: Path) -> ShardedFeatures:
     logger.info("Reusing stored features in %s (%d rows)", directory, features.shape[0])
     return features
@@ -165,7 +204,7 @@ def _remove_entry_files(directory: Path) -> None:
     """Delete what an entry's writer writes (the manifest first, so the entry reads as incomplete meanwhile)."""
     (directory / MANIFEST_NAME).unlink(missing_ok=True)
     for path in directory.iterdir():
-        if SHARD_PATTERN.match(path.name) or DOCIDS_PATTERN.match(path.name) or path.name == STATS_NAME:
+        if SHARD_PATTERN.match(path.name) or DOCIDS_PATTERN.match(path.name) or path.name in (STATS_NAME, PARTIAL_NAME):
             path.unlink()
 
 
@@ -174,7 +213,8 @@ def _extract(
 ) -> None:
     """Write the entry's shards (resuming after the last complete one), its statistics and, last, its manifest."""
     directory.mkdir(parents=True, exist_ok=True)
-    done = _complete_shards(directory)
+    shard_docs = _resumed_shard_docs(directory, shard_docs, len(texts))
+    done = _check_shard_cut(directory, _complete_shards(directory), shard_docs, len(texts))
     expected_shards = -(-len(texts) // shard_docs)
     if len(done) > expected_shards:
         raise UserError(
@@ -198,6 +238,7 @@ def _extract(
         [*files, directory / STATS_NAME],
         {"kind": "features", "n_docs": len(texts), "shard_docs": shard_docs, **(meta or {})},
     )
+    (directory / PARTIAL_NAME).unlink(missing_ok=True)
 
 
 def open_features(directory: Path) -> ShardedFeatures:
@@ -229,6 +270,11 @@ def open_features(directory: Path) -> ShardedFeatures:
         raise UserError(f"{directory}: the manifest lists no feature shards. Delete the folder and re-run.")
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in shards])]).astype(np.int64)
     doc_names = [n for n in names if n.startswith("docids-")]
+    if not doc_names and isinstance(manifest.get("n_docs"), int) and int(offsets[-1]) != manifest["n_docs"]:
+        raise IncompleteArtifactError(
+            f"{directory}: its shards hold {int(offsets[-1])} rows but its manifest says {manifest['n_docs']} documents. "
+            "Delete the folder and re-run to extract again."
+        )
     doc_ids = np.concatenate([np.load(directory / n, allow_pickle=False) for n in doc_names]) if doc_names else None
     stats = read_json_checked(directory / STATS_NAME, "feature statistics") if STATS_NAME in names else None
     return ShardedFeatures(shards, offsets, None, doc_ids, stats)

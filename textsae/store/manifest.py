@@ -112,7 +112,7 @@ def read_manifest(
         )
     try:
         manifest = read_json(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise IncompleteArtifactError(
             f"{path} could not be read as JSON ({exc}). {hint}, or delete {root} and run it again."
         ) from exc

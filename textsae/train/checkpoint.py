@@ -22,9 +22,10 @@ _STATE_KEY = "textsae_state"
 _DIGEST_KEY = "textsae_tensors_sha256"
 
 
-def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the tensors in name order: each name, dtype, shape and raw bytes (about 1 s per GB)."""
-    digest = hashlib.sha256()
+def tensors_digest(tensors: dict[str, torch.Tensor], state_text: str = "") -> str:
+    """SHA-256 over the training state's JSON text and the tensors in name order (each name, dtype, shape and raw
+    bytes; about 1 s per GB)."""
+    digest = hashlib.sha256(state_text.encode("utf-8"))
     for name in sorted(tensors):
         tensor = tensors[name].detach().to("cpu").contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
@@ -35,7 +36,8 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
     """Write tensors plus a JSON ``state`` (in the safetensors metadata) to ``path`` atomically."""
     contiguous = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    metadata = {_STATE_KEY: json.dumps(state), _DIGEST_KEY: tensors_digest(contiguous)}
+    state_text = json.dumps(state)
+    metadata = {_STATE_KEY: state_text, _DIGEST_KEY: tensors_digest(contiguous, state_text)}
     atomic_save_safetensors(path, contiguous, metadata)
 
 
@@ -77,9 +79,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             f"Checkpoint {path} records no SHA-256 of its tensors (an older textsae wrote it, or it was edited); "
             "delete it to restart training from scratch."
         )
-    if metadata[_DIGEST_KEY] != tensors_digest(tensors):
+    if metadata[_DIGEST_KEY] != tensors_digest(tensors, metadata[_STATE_KEY]):
         raise UserError(
-            f"Checkpoint {path} was changed after it was written (its tensors do not match the recorded SHA-256); "
+            f"Checkpoint {path} was changed after it was written (its state and tensors do not match the recorded SHA-256); "
             "delete it to restart training from scratch."
         )
     return tensors, state
