@@ -246,6 +246,7 @@ class Pipeline:
             val_features=take_rows(features.train, val_rows) if len(val_rows) else None,
             labels=labels if train_cfg.label_loss_weight > 0 else None,
             dense_encoder=self._dense_probe(training_rows, labels, sae.cfg.dense_latents, shape.n_decisions),
+            data_fingerprint=self.corpus_fingerprint,  # a checkpoint of another corpus is never resumed here
         )
         summary = trainer.train()
         save_sae_artifact(

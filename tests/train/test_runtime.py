@@ -93,3 +93,30 @@ def test_divergence_stops_with_one_line_and_saves_nothing(tmp_path: Path, how: s
         trainer.train()
     assert "\n" not in str(caught.value)
     assert not checkpoint.exists()
+
+
+def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path: Path) -> None:
+    """Same config and shape, another corpus: the data fingerprint keeps the checkpoint out."""
+    features = np.random.default_rng(0).standard_normal((96, 12)).astype(np.float32)
+    cfg = TrainConfig(steps=40, batch_size=32, warmup_steps=1, checkpoint_every=2, progress=False, device="cpu")
+    checkpoint = tmp_path / "ckpt.safetensors"
+    torch.manual_seed(0)
+    first = Trainer(
+        build_sae(SAEConfig(n_latents=24, k=3), 12),
+        cfg,
+        features,
+        checkpoint_path=checkpoint,
+        data_fingerprint="corpus A",
+    )
+    first.train()
+    assert checkpoint.exists()
+    torch.manual_seed(0)
+    other = Trainer(
+        build_sae(SAEConfig(n_latents=24, k=3), 12),
+        cfg,
+        features,
+        checkpoint_path=checkpoint,
+        data_fingerprint="corpus B",
+    )
+    with pytest.raises(UserError, match="written for a different config or data"):
+        other.train()

@@ -23,6 +23,7 @@ from textsae.config.compose import dump_yaml, load_recipe
 from textsae.config.schema import RecipeConfig, to_dict
 from textsae.data.corpus import Corpus, Split, load_corpus, stratified_split, take
 from textsae.errors import ConfigError, UserError
+from textsae.locks import directory_lock
 from textsae.paths import RunPaths, config_hash
 from textsae.pipeline import Pipeline
 from textsae.store.manifest import MANIFEST_NAME
@@ -119,30 +120,31 @@ def run_sweep(
     sweep_dir = sweep_dir.resolve()
     points = expand_grid(axes)
     configs = _point_configs(recipe, fixed, points, sweep_dir, val_fraction)
-    corpora: dict[str, Corpus] = {}
-    results = []
-    for point, config in zip(points, configs):
-        data_key = stable_hash([to_dict(config.data), val_fraction], 10)
-        if data_key not in corpora:
-            corpora[data_key] = validation_corpus(_sweepable(config), val_fraction, config.data.seed)
-        shared = _shared_features(config, corpora[data_key], sweep_dir, data_key)
-        logger.info("Sweep point %d/%d: %s", point.index + 1, len(points), point.label or "(no axes)")
-        paths = RunPaths(Path(config.run.dir))
-        for name in ("featurizer", "features"):
-            if not is_complete(paths.root / name):
-                _link_tree(shared / name, paths.root / name)
-        pipeline = Pipeline(config, paths)
-        pipeline.corpus = corpora[data_key]  # the validation corpus, never the reported split
-        pipeline.prepare()
-        report = pipeline.run()
-        results.append(
-            {
-                "index": point.index,
-                "assignments": point.assignments,
-                "run_dir": str(paths.root),
-                "metrics": point_metrics(report),
-            }
-        )
+    with directory_lock(sweep_dir, what=f"sweep folder {sweep_dir}"):  # one sweep writes its points at a time
+        corpora: dict[str, Corpus] = {}
+        results = []
+        for point, config in zip(points, configs):
+            data_key = stable_hash([to_dict(config.data), val_fraction], 10)
+            if data_key not in corpora:
+                corpora[data_key] = validation_corpus(_sweepable(config), val_fraction, config.data.seed)
+            shared = _shared_features(config, corpora[data_key], sweep_dir, data_key)
+            logger.info("Sweep point %d/%d: %s", point.index + 1, len(points), point.label or "(no axes)")
+            paths = RunPaths(Path(config.run.dir))
+            for name in ("featurizer", "features"):
+                if not is_complete(paths.root / name):
+                    _link_tree(shared / name, paths.root / name)
+            pipeline = Pipeline(config, paths)
+            pipeline.corpus = corpora[data_key]  # the validation corpus, never the reported split
+            pipeline.prepare()
+            report = pipeline.run()
+            results.append(
+                {
+                    "index": point.index,
+                    "assignments": point.assignments,
+                    "run_dir": str(paths.root),
+                    "metrics": point_metrics(report),
+                }
+            )
     best = best_point(results, metric)
     return {
         "sweep_dir": str(sweep_dir),

@@ -74,6 +74,8 @@ class Trainer:
         labels: Class ids of the training rows; needed only when ``cfg.label_loss_weight`` > 0.
         dense_encoder: ``(weights (m, d_in), bias (m,))`` that fix the SAE's m dense latents to x·weights + bias
             (``train.dense_init=probe``: a classifier's decision values); they get no gradient while training.
+        data_fingerprint: A hash of the training data, part of the checkpoint's fingerprint, so a checkpoint of
+            another corpus with the same config and shape is not resumed.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class Trainer:
         val_features: FeatureMatrix | None = None,
         labels: np.ndarray | None = None,
         dense_encoder: tuple[np.ndarray, np.ndarray] | None = None,
+        data_fingerprint: str | None = None,
     ) -> None:
         if features.shape[0] == 0:
             raise UserError("No training documents: the feature matrix has 0 rows.")
@@ -97,6 +100,7 @@ class Trainer:
             check_finite(val_features, "validation features")
         self.sae = sae
         self.cfg = cfg
+        self.data_fingerprint = data_fingerprint
         if cfg.label_loss_weight > 0 and (labels is None or len(labels) != features.shape[0]):
             raise UserError(
                 "train.label_loss_weight > 0 needs one class label per training document; set it to 0 for unlabeled data."
@@ -386,6 +390,7 @@ class Trainer:
                 "sae": to_dict(self.sae.cfg),
                 "shape": list(self.features.shape),
                 "total_steps": self.budget.fixed_steps,
+                **({"data": self.data_fingerprint} if self.data_fingerprint else {}),
             }
         )
 
