@@ -129,7 +129,7 @@ class Codebook:
         if root.exists() and any(root.iterdir()) and not _holds_codebook(root):
             raise UserError(f"{root} is not empty and holds no codebook; choose a new or empty folder.")
         model = getattr(self.featurizer, "model", None)
-        if isinstance(model, str) and Path(model).expanduser().is_dir():
+        if _is_local_folder(model):
             logger.warning(
                 "The codebook names the local model folder %s: elsewhere from_pretrained needs that folder too. "
                 "Train with featurizer.model=<hub id> for a codebook that loads anywhere.",

@@ -192,13 +192,14 @@ def test_a_resume_with_another_shard_size_keeps_the_interrupted_cut(tmp_path: Pa
     full = extract_to_store(ArrayFeaturizer(), TEXTS, tmp_path / "full", shard_docs=16).to_array()
     partial = tmp_path / "partial"
     extract_to_store(ArrayFeaturizer(), TEXTS, partial, shard_docs=16)
-    (partial / MANIFEST_NAME).unlink()  # as if killed before the manifest, after recording the cut
+    (partial / MANIFEST_NAME).unlink()  # as if killed after three of four shards
     (partial / "shard-00003.npy").unlink()
-    (partial / "extraction.json").write_text(json.dumps({"shard_docs": 16, "n_docs": len(TEXTS)}))
-    resumed = extract_to_store(ArrayFeaturizer(), TEXTS, partial, shard_docs=5)  # the new setting is not used
+    featurizer = ArrayFeaturizer()
+    resumed = extract_to_store(featurizer, TEXTS, partial, shard_docs=5)  # the cut of the shards already there wins
+    assert featurizer.chunks_extracted == 1
     np.testing.assert_array_equal(resumed.to_array(), full)
     (partial / MANIFEST_NAME).unlink()
-    (partial / "extraction.json").unlink(
-        missing_ok=True
-    )  # no record: shards whose rows do not fit the cut are extracted again
-    np.testing.assert_array_equal(extract_to_store(ArrayFeaturizer(), TEXTS, partial, shard_docs=5).to_array(), full)
+    np.save(partial / "shard-00001.npy", np.zeros((5, 3), dtype=np.float32))  # shards of two cuts: start again
+    featurizer = ArrayFeaturizer()
+    np.testing.assert_array_equal(extract_to_store(featurizer, TEXTS, partial, shard_docs=5).to_array(), full)
+    assert featurizer.chunks_extracted == 10

@@ -100,23 +100,13 @@ def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path: Path) -> None:
     features = np.random.default_rng(0).standard_normal((96, 12)).astype(np.float32)
     cfg = TrainConfig(steps=40, batch_size=32, warmup_steps=1, checkpoint_every=2, progress=False, device="cpu")
     checkpoint = tmp_path / "ckpt.safetensors"
-    torch.manual_seed(0)
-    first = Trainer(
-        build_sae(SAEConfig(n_latents=24, k=3), 12),
-        cfg,
-        features,
-        checkpoint_path=checkpoint,
-        data_fingerprint="corpus A",
-    )
-    first.train()
+
+    def trainer(data: str) -> Trainer:
+        torch.manual_seed(0)
+        sae = build_sae(SAEConfig(n_latents=24, k=3), 12)
+        return Trainer(sae, cfg, features, checkpoint_path=checkpoint, data_fingerprint=data)
+
+    trainer("corpus A").train()
     assert checkpoint.exists()
-    torch.manual_seed(0)
-    other = Trainer(
-        build_sae(SAEConfig(n_latents=24, k=3), 12),
-        cfg,
-        features,
-        checkpoint_path=checkpoint,
-        data_fingerprint="corpus B",
-    )
     with pytest.raises(UserError, match="written for a different config or data"):
-        other.train()
+        trainer("corpus B").train()

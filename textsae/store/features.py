@@ -42,8 +42,6 @@ __all__ = ["ShardedFeatures", "extract_to_store", "open_features", "store_key", 
 SHARD_PATTERN = re.compile(r"^shard-(\d{5})\.npy$")
 DOCIDS_PATTERN = re.compile(r"^docids-(\d{5})\.npy$")
 STATS_NAME = "stats.json"
-PARTIAL_NAME = "extraction.json"
-"""Written when an extraction starts: the shard size its complete shards were cut with, so a resume keeps it."""
 RESUME_HINT = "re-run the same command to finish the extraction (complete shards are kept)"
 
 
@@ -158,41 +156,31 @@ def extract_to_store(
         return open_features(directory)
 
 
-def _resumed_shard_docs(directory: Path, shard_docs: int, n_docs: int) -> int:
-    """The shard size to extract with: an interrupted extraction's own (its shards were cut with it), else ``shard_docs``
-    (recorded for a later resume)."""
-    recorded = (
-        read_json_checked(directory / PARTIAL_NAME, "extraction state")
-        if (directory / PARTIAL_NAME).is_file()
-        else None
-    )
-    if isinstance(recorded, dict) and recorded.get("n_docs") == n_docs and isinstance(recorded.get("shard_docs"), int):
-        if recorded["shard_docs"] != shard_docs and recorded["shard_docs"] >= 1:
-            logger.info("Resuming with the interrupted extraction's %d documents per shard", recorded["shard_docs"])
-            return int(recorded["shard_docs"])
-        return shard_docs
-    atomic_write_json(directory / PARTIAL_NAME, {"shard_docs": shard_docs, "n_docs": n_docs})
-    return shard_docs
-
-
-def _check_shard_cut(directory: Path, done: list[Path], shard_docs: int, n_docs: int) -> list[Path]:
-    """The complete shards, if each holds the rows its place says (else none: they were cut another way)."""
-    for index, path in enumerate(done):
-        expected = min(shard_docs, n_docs - index * shard_docs)
-        rows = np.load(path, mmap_mode="r", allow_pickle=False).shape[0]
-        if (directory / f"docids-{index:05d}.npy").exists():
-            continue  # per-token shards: rows are tokens, not documents
-        if rows != expected:
-            logger.warning(
-                "Shards in %s were cut differently (%d rows where %d belong); extracting again",
-                directory,
-                rows,
-                expected,
-            )
+def _resume_cut(directory: Path, done: list[Path], shard_docs: int, n_docs: int) -> tuple[list[Path], int]:
+    """The complete shards an interrupted extraction left and the documents per shard they were cut with (read from
+    the first one), so a resume cuts the rest the same way whatever ``shard_docs`` says now. Shards that do not
+    all fit one cut are deleted: the extraction starts again."""
+    if not done:
+        return done, shard_docs
+    cut = _docs_in_shard(directory, 0)
+    for index in range(len(done)):
+        expected = min(cut, n_docs - index * cut)
+        if expected <= 0 or _docs_in_shard(directory, index) != expected:
+            logger.warning("Shards in %s were not all cut with one shard size; extracting again", directory)
             for stale in directory.glob("*.npy"):
                 stale.unlink()
-            return []
-    return done
+            return [], shard_docs
+    if cut != shard_docs:
+        logger.info("Resuming with the interrupted extraction's %d documents per shard", cut)
+    return done, cut
+
+
+def _docs_in_shard(directory: Path, index: int) -> int:
+    """Documents in complete shard ``index``: its rows, or for per-token shards its distinct document ids."""
+    doc_ids = directory / f"docids-{index:05d}.npy"
+    if doc_ids.exists():
+        return int(np.unique(np.load(doc_ids, allow_pickle=False)).size)
+    return int(np.load(directory / f"shard-{index:05d}.npy", mmap_mode="r", allow_pickle=False).shape[0])
 
 
 def _reuse(features: ShardedFeatures, directory: Path) -> ShardedFeatures:
@@ -204,7 +192,7 @@ def _remove_entry_files(directory: Path) -> None:
     """Delete what an entry's writer writes (the manifest first, so the entry reads as incomplete meanwhile)."""
     (directory / MANIFEST_NAME).unlink(missing_ok=True)
     for path in directory.iterdir():
-        if SHARD_PATTERN.match(path.name) or DOCIDS_PATTERN.match(path.name) or path.name in (STATS_NAME, PARTIAL_NAME):
+        if SHARD_PATTERN.match(path.name) or DOCIDS_PATTERN.match(path.name) or path.name == STATS_NAME:
             path.unlink()
 
 
@@ -213,13 +201,7 @@ def _extract(
 ) -> None:
     """Write the entry's shards (resuming after the last complete one), its statistics and, last, its manifest."""
     directory.mkdir(parents=True, exist_ok=True)
-    shard_docs = _resumed_shard_docs(directory, shard_docs, len(texts))
-    done = _check_shard_cut(directory, _complete_shards(directory), shard_docs, len(texts))
-    expected_shards = -(-len(texts) // shard_docs)
-    if len(done) > expected_shards:
-        raise UserError(
-            f"{directory}: holds {len(done)} shards but {len(texts)} documents make {expected_shards}. Delete the folder and re-run."
-        )
+    done, shard_docs = _resume_cut(directory, _complete_shards(directory), shard_docs, len(texts))
     if done:
         logger.info("Resuming extraction in %s after %d complete shards", directory, len(done))
     chunks = featurizer.iter_chunks(list(texts), chunk_docs=shard_docs, start=len(done) * shard_docs)
@@ -238,7 +220,6 @@ def _extract(
         [*files, directory / STATS_NAME],
         {"kind": "features", "n_docs": len(texts), "shard_docs": shard_docs, **(meta or {})},
     )
-    (directory / PARTIAL_NAME).unlink(missing_ok=True)
 
 
 def open_features(directory: Path) -> ShardedFeatures:
