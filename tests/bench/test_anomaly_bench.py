@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from textsae.bench.anomaly import run_anomaly_bench
-from textsae.cli.bench import format_anomaly_table
+from textsae.bench.anomaly import format_anomaly_table, run_anomaly_bench
 from textsae.config.compose import load_recipe
 from textsae.errors import UserError
 

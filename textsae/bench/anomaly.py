@@ -27,7 +27,7 @@ from textsae.featurize.base import build_featurizer
 from textsae.sae import DataShape, build_sae
 from textsae.train.trainer import Trainer
 
-__all__ = ["HALVES", "run_anomaly_bench"]
+__all__ = ["HALVES", "format_anomaly_table", "run_anomaly_bench"]
 
 HALVES = (("even", 0), ("odd", 1))
 """Name and label-id parity of the in-distribution groups of each half."""
@@ -71,6 +71,34 @@ def run_anomaly_bench(
         },
     }
     return {"dataset": corpus.name, "source": corpus.source, "halves": halves, "mean": mean}
+
+
+def format_anomaly_table(result: dict[str, Any]) -> str:
+    """The AUROC table as Markdown: one row per model and error kind, one column per half, and their mean."""
+    halves = result["halves"]
+    header = (
+        ["model", "error"]
+        + [f"train {h['in_distribution'].split()[0]} ids ({h['train_docs']} docs)" for h in halves]
+        + ["mean"]
+    )
+    rows = []
+    for kind in result["mean"]["sae"]:
+        rows.append(["SAE", kind] + [f"{h['sae'][kind]:.4f}" for h in halves] + [f"{result['mean']['sae'][kind]:.4f}"])
+        for width, mean in result["mean"]["lsa"].items():
+            rows.append(
+                [f"LSA {width}", kind] + [f"{h['lsa'][width][kind]:.4f}" for h in halves] + [f"{mean[kind]:.4f}"]
+            )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
+    lines.append(
+        f"\nAUROC for the held-out groups' test documents; {halves[0]['test_docs']} test documents per half; dataset {result['dataset']}."
+    )
+    if "command" in result:
+        lines.append(
+            f"machine: {result['machine']}, {result['cpu_count']} cores, torch {result['torch']}; command: {result['command']}"
+        )
+    return "\n".join(lines)
 
 
 def _half(

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from textsae.bench.machine import machine_description
+from textsae.bench.readme import BUDGETS_MARKERS, QUALITY_MARKERS
 from textsae.bench.training import SIDES
 from textsae.cli.main import positive_int
 from textsae.errors import UserError
@@ -139,7 +140,7 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "--readme",
         metavar="PATH",
         help="also copy the accuracy plot to docs/ beside PATH and rewrite the block between the markers "
-        f"{README_START} and {README_END} in PATH with the headline table",
+        f"{QUALITY_MARKERS[0]} and {QUALITY_MARKERS[1]} in PATH with the headline table",
     )
     quality.set_defaults(handler=_quality)
 
@@ -223,12 +224,6 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
     train.add_argument("--json", action="store_true", help="print only one JSON object to stdout")
     train.set_defaults(handler=_train)
     bench.set_defaults(handler=lambda args: bench.print_help() or 2)
-
-
-README_START = "<!-- textsae:quality-table -->"
-README_END = "<!-- /textsae:quality-table -->"
-QUALITY_MARKERS = (README_START, README_END)
-BUDGETS_MARKERS = ("<!-- textsae:budgets-table -->", "<!-- /textsae:budgets-table -->")
 
 
 def _default_budgets() -> list[int]:
@@ -402,7 +397,7 @@ def _anomaly(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from textsae._io import atomic_write_json, resolve_device
-    from textsae.bench.anomaly import run_anomaly_bench
+    from textsae.bench.anomaly import format_anomaly_table, run_anomaly_bench
     from textsae.config.compose import find_configs_dir, load_recipe
     from textsae.errors import UserError
 
@@ -440,39 +435,11 @@ def _anomaly(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_anomaly_table(result: dict[str, Any]) -> str:
-    """The AUROC table as Markdown: one row per model and error kind, one column per half, and their mean."""
-    halves = result["halves"]
-    header = (
-        ["model", "error"]
-        + [f"train {h['in_distribution'].split()[0]} ids ({h['train_docs']} docs)" for h in halves]
-        + ["mean"]
-    )
-    rows = []
-    for kind in result["mean"]["sae"]:
-        rows.append(["SAE", kind] + [f"{h['sae'][kind]:.4f}" for h in halves] + [f"{result['mean']['sae'][kind]:.4f}"])
-        for width, mean in result["mean"]["lsa"].items():
-            rows.append(
-                [f"LSA {width}", kind] + [f"{h['lsa'][width][kind]:.4f}" for h in halves] + [f"{mean[kind]:.4f}"]
-            )
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(row) + " |" for row in rows
-    ]
-    lines.append(
-        f"\nAUROC for the held-out groups' test documents; {halves[0]['test_docs']} test documents per half; dataset {result['dataset']}."
-    )
-    if "command" in result:
-        lines.append(
-            f"machine: {result['machine']}, {result['cpu_count']} cores, torch {result['torch']}; command: {result['command']}"
-        )
-    return "\n".join(lines)
-
-
 def _quality(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from textsae.bench.plots import ACCURACY_PLOT
     from textsae.bench.quality import format_budget_table, run_quality_bench
+    from textsae.bench.readme import check_readme_markers, update_quality_readme
     from textsae.config.compose import load_recipe
     from textsae.errors import UserError
 
@@ -485,7 +452,7 @@ def _quality(args: argparse.Namespace) -> int:
         overrides.append(f"bench.ks={ks}")
     readme = Path(args.readme) if args.readme else None
     if readme is not None:
-        _readme_block(readme, QUALITY_MARKERS)  # fail before hours of work, not after
+        check_readme_markers(readme, QUALITY_MARKERS)  # fail before hours of work, not after
     config = load_recipe(args.recipe, overrides)
     if args.quiet:
         config.train.progress = False
@@ -497,18 +464,7 @@ def _quality(args: argparse.Namespace) -> int:
     print(format_budget_table(report["budgets"]))
     print(f"report: {out_dir / 'report.md'}")
     if readme is not None:
-        intro = (
-            f"**{report['dataset']['name']}**: {report['protocol']}. Test accuracy of LogisticRegression at each byte budget; "
-            f"regenerate with `{report['command']} --readme {readme.name}`"
-        )
-        _update_readme(
-            readme,
-            QUALITY_MARKERS,
-            intro,
-            format_budget_table(report["budgets"]),
-            out_dir / ACCURACY_PLOT,
-            f"quality_{report['dataset']['name']}.png",
-        )
+        update_quality_readme(readme, report)
         print(f"updated {readme}")
     return 0
 
@@ -522,11 +478,12 @@ def _budgets(args: argparse.Namespace) -> int:
         write_budgets_report,
     )
     from textsae.bench.quality import format_budget_table
+    from textsae.bench.readme import check_readme_markers, update_budgets_readme
 
     budgets = args.budgets or _default_budgets()
     readme = Path(args.readme) if args.readme else None
     if readme is not None:
-        _readme_block(readme, BUDGETS_MARKERS)
+        check_readme_markers(readme, BUDGETS_MARKERS)
     parts = ["textsae bench budgets", *args.reports, f"--out {args.out}"]
     parts += [f"--budgets {' '.join(map(str, args.budgets))}"] if args.budgets else []
     parts += [f"--metric {args.metric}"] if args.metric != "logreg" else []
@@ -538,49 +495,6 @@ def _budgets(args: argparse.Namespace) -> int:
     print(format_budget_table(combined["budgets"]))
     print(f"report: {out_dir / 'report.md'}")
     if readme is not None:
-        labels = " and ".join(source["label"] for source in combined["sources"])
-        intro = (
-            f"**{combined['dataset']['name']}**, {labels} sources: {combined['protocol']}. Test accuracy of {combined['metric']} at each byte budget; "
-            f"the SAE column is the best code of either source; regenerate with `{combined['command']} --readme {readme.name}`"
-        )
-        _update_readme(
-            readme,
-            BUDGETS_MARKERS,
-            intro,
-            format_budget_table(combined["budgets"]),
-            out_dir / combined["plots"][0],
-            f"budgets_{combined['dataset']['name']}.png",
-        )
+        update_budgets_readme(readme, combined)
         print(f"updated {readme}")
     return 0
-
-
-def _readme_block(readme: Any, markers: tuple[str, str]) -> tuple[str, int, int]:
-    """The README text and the span between ``markers`` (start, end), or a UserError."""
-    from textsae.errors import UserError
-
-    if not readme.is_file():
-        raise UserError(f"--readme {readme}: no such file.")
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.find(markers[0]), text.find(markers[1])
-    if start < 0 or end < start:
-        raise UserError(
-            f"--readme {readme}: the file needs the markers {markers[0]} and {markers[1]} (in that order) around the table to rewrite."
-        )
-    return text, start + len(markers[0]), end
-
-
-def _update_readme(readme: Any, markers: tuple[str, str], intro: str, table: str, plot: Any, image_name: str) -> None:
-    """Copy ``plot`` to ``docs/image_name`` beside the README and rewrite the block between ``markers``."""
-    import shutil
-
-    from textsae._io import atomic_path, atomic_write_text
-
-    text, begin, end = _readme_block(readme, markers)
-    image = readme.parent / "docs" / image_name
-    with atomic_path(image) as tmp:
-        shutil.copyfile(plot, tmp)
-    block = (
-        f"\n{intro}:\n\n{table}\n\n![accuracy vs bytes per document]({image.relative_to(readme.parent).as_posix()})\n"
-    )
-    atomic_write_text(readme, text[:begin] + block + text[end:])
