@@ -29,6 +29,7 @@ from typing import Any
 from textsae.config.compose import load_recipe
 from textsae.data.corpus import corpus_name
 from textsae.errors import UserError
+from textsae.markdown import markdown_table
 from textsae.pipeline import Pipeline
 
 DENSE_BARS = {"mean_gap": 1.0, "worst_gap": 2.0, "max_fvu": 0.6}
@@ -132,9 +133,8 @@ def render(rows: list[dict[str, Any]], command: str) -> str:
         "steps",
         "time (s)",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        cells = [
+    table = [
+        [
             r["recipe"],
             r["dataset"],
             f"{r['train_docs']:,}",
@@ -152,11 +152,12 @@ def render(rows: list[dict[str, Any]], command: str) -> str:
             str(r["training_steps"]),
             f"{r['seconds']:.0f}" if r["seconds"] else "–",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        for r in rows
+    ]
     warned = [f"- {r['recipe']} / {r['dataset']}: {w}" for r in rows for w in r["warnings"] or []]
     return "\n".join(
         [
-            *lines,
+            markdown_table(header, table),
             "",
             "Bars:",
             *bar_checks(rows),

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from textsae.config.compose import load_recipe
+from textsae.markdown import markdown_table
 from textsae.pipeline import Pipeline
 from textsae.store.codes import load_codes
 
@@ -54,11 +55,12 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, python {sys.version.split()[0]}; {time.perf_counter() - start:.0f} s"
     )
     print(f"command: python benchmarks/own_vectors.py --data {args.data} --out {args.out} {' '.join(args.overrides)}")
-    print("| representation | hidden states | own vectors |\n|---|---|---|")
-    for name, row in hidden_report["eval"].items():
-        if isinstance(row, dict) and "accuracy" in row:
-            theirs = own_report["eval"].get(name, {}).get("accuracy", float("nan"))
-            print(f"| {name} | {row['accuracy']:.4f} | {theirs:.4f} |")
+    rows = [
+        [name, f"{row['accuracy']:.4f}", f"{own_report['eval'].get(name, {}).get('accuracy', float('nan')):.4f}"]
+        for name, row in hidden_report["eval"].items()
+        if isinstance(row, dict) and "accuracy" in row
+    ]
+    print(markdown_table(["representation", "hidden states", "own vectors"], rows))
     print(f"largest difference between the two runs' stored eval codes: {float(difference):.3g}")
     print(
         f"codes bytes/doc: {hidden_report['eval']['codes']['bytes_per_doc']} vs {own_report['eval']['codes']['bytes_per_doc']}"

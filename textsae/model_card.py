@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from textsae.markdown import markdown_table
+
 __all__ = ["BUNDLED_MODEL_HUB_ID", "render_model_card"]
 
 BUNDLED_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -157,14 +159,14 @@ def _quality(report: dict[str, Any] | None, data: dict[str, Any]) -> list[str]:
         f"texts, {dataset.get('eval_docs', '?')} in the {dataset.get('eval_split', 'reported')} split): a logistic "
         "regression on each representation.",
         "",
-        "| representation | accuracy | macro F1 | bytes per text |",
-        "|---|---|---|---|",
+        markdown_table(
+            ["representation", "accuracy", "macro F1", "bytes per text"],
+            [
+                [name, _number(row.get("accuracy")), _number(row.get("macro_f1")), _number(row.get("bytes_per_doc"), 1)]
+                for name, row in rows
+            ],
+        ),
     ]
-    for name, row in rows:
-        lines.append(
-            f"| {name} | {_number(row.get('accuracy'))} | {_number(row.get('macro_f1'))} | "
-            f"{_number(row.get('bytes_per_doc'), 1)} |"
-        )
     if _finite(sae.get("fvu")):
         lines += ["", f"Fraction of variance unexplained on that split: {float(sae['fvu']):.3f}."]
     return lines

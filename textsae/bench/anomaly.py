@@ -24,6 +24,7 @@ from textsae.data.corpus import Corpus, load_corpus
 from textsae.errors import UserError
 from textsae.eval.anomaly import ERROR_KINDS, lsa_errors, reconstruction_errors
 from textsae.featurize.base import build_featurizer
+from textsae.markdown import markdown_table
 from textsae.sae import DataShape, build_sae
 from textsae.train.trainer import Trainer
 
@@ -88,9 +89,7 @@ def format_anomaly_table(result: dict[str, Any]) -> str:
             rows.append(
                 [f"LSA {width}", kind] + [f"{h['lsa'][width][kind]:.4f}" for h in halves] + [f"{mean[kind]:.4f}"]
             )
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(row) + " |" for row in rows
-    ]
+    lines = [markdown_table(header, rows)]
     lines.append(
         f"\nAUROC for the held-out groups' test documents; {halves[0]['test_docs']} test documents per half; dataset {result['dataset']}."
     )

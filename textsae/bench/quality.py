@@ -43,6 +43,7 @@ from textsae.data.corpus import Corpus, Split, take
 from textsae.eval import representations as reps
 from textsae.eval.classify import evaluate_representation
 from textsae.eval.representations import Representation
+from textsae.markdown import markdown_table
 from textsae.paths import RunPaths
 from textsae.pipeline import Features, as_matrix
 
@@ -483,7 +484,7 @@ def render_quality_report(report: dict[str, Any]) -> str:
     for c in classifiers:
         header += [f"{c} acc" + (" (± sd)" if cv else ""), f"{c} macro-F1"]
     header += ["FVU", "cosine", "docs/s"]
-    lines += [_md_row(header), _md_row(["---"] * len(header))]
+    rows = []
     for row in sorted(report["rows"], key=lambda r: (r["family"], r["bytes_per_doc"])):
         cells = [
             row["family"],
@@ -498,8 +499,9 @@ def render_quality_report(report: dict[str, Any]) -> str:
             )
             cells += [acc, _num(row[c]["macro_f1"], 4)]
         cells += [_num(row["fvu"], 3), _num(row["cosine"], 3), _num(row["encode_docs_per_s"], 0)]
-        lines.append(_md_row(cells))
+        rows.append(cells)
     lines += [
+        markdown_table(header, rows, rule="spaced"),
         "",
         "## Byte budgets: best SAE code vs the best point of each other family",
         "",
@@ -510,12 +512,9 @@ def render_quality_report(report: dict[str, Any]) -> str:
         lines += [
             "## One Multi-TopK SAE read at k vs an SAE trained at k",
             "",
-            _md_row(["k", "multi-k accuracy", "per-k accuracy", "multi-k FVU", "per-k FVU"]),
-            _md_row(["---"] * 5),
-        ]
-        for item in report["multi_vs_per_k"]:
-            lines.append(
-                _md_row(
+            markdown_table(
+                ["k", "multi-k accuracy", "per-k accuracy", "multi-k FVU", "per-k FVU"],
+                [
                     [
                         str(item["k"]),
                         _num(item["multi_accuracy"], 4),
@@ -523,19 +522,19 @@ def render_quality_report(report: dict[str, Any]) -> str:
                         _num(item["multi_fvu"], 3),
                         _num(item["per_k_fvu"], 3),
                     ]
-                )
-            )
-        lines.append("")
+                    for item in report["multi_vs_per_k"]
+                ],
+                rule="spaced",
+            ),
+            "",
+        ]
     if report["compression"]:
         zstd_note = "" if report["zstd"] else " (zstandard not installed: `pip install zstandard` for the zstd column)"
         lines += [f"## Corpus compression (the reported split{', first fold' if cv else ''}){zstd_note}", ""]
         lines += [
-            _md_row(["stored form", "B/doc", "gzip -9 B/doc", "zstd -19 B/doc", "logreg accuracy"]),
-            _md_row(["---"] * 5),
-        ]
-        for item in report["compression"]:
-            lines.append(
-                _md_row(
+            markdown_table(
+                ["stored form", "B/doc", "gzip -9 B/doc", "zstd -19 B/doc", "logreg accuracy"],
+                [
                     [
                         item["what"],
                         _num(item["bytes_per_doc"], 1),
@@ -543,9 +542,12 @@ def render_quality_report(report: dict[str, Any]) -> str:
                         _num(item["zstd_bytes_per_doc"], 1),
                         _num(item["accuracy"], 4),
                     ]
-                )
-            )
-        lines.append("")
+                    for item in report["compression"]
+                ],
+                rule="spaced",
+            ),
+            "",
+        ]
     lines += ["## Plots", ""] + [f"![{name}]({name})" for name in report.get("plots", [])]
     return "\n".join(lines) + "\n"
 
@@ -554,7 +556,7 @@ def format_budget_table(budgets: list[dict[str, Any]]) -> str:
     """The byte-budget comparison as a Markdown table (accuracy, representation name)."""
     families = sorted({f for entry in budgets for f in entry["best"] if f != "sae"})
     header = ["budget B (bytes/doc)", "best SAE code"] + [f"best {f}" for f in families] + ["SAE ≥ every other family?"]
-    lines = [_md_row(header), _md_row(["---"] * len(header))]
+    rows = []
     for entry in budgets:
 
         def cell(family: str, entry: dict[str, Any] = entry) -> str:
@@ -562,12 +564,8 @@ def format_budget_table(budgets: list[dict[str, Any]]) -> str:
             return "–" if best is None else f"{best['accuracy']:.4f} ({best['name']})"
 
         verdict = {True: "yes", False: "**no**", None: "no SAE code fits"}[entry["sae_wins"]]
-        lines.append(_md_row([str(entry["budget"]), cell("sae")] + [cell(f) for f in families] + [verdict]))
-    return "\n".join(lines)
-
-
-def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
+        rows.append([str(entry["budget"]), cell("sae")] + [cell(f) for f in families] + [verdict])
+    return markdown_table(header, rows, rule="spaced")
 
 
 def _num(value: Any, digits: int) -> str:

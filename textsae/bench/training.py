@@ -34,6 +34,7 @@ from torch import Tensor
 
 from textsae.config.schema import SAEConfig
 from textsae.errors import UserError
+from textsae.markdown import markdown_table
 from textsae.sae import build_sae
 from textsae.sae.topk import TopKSAE
 from textsae.train.step_in_backward import StepInBackward
@@ -411,18 +412,14 @@ def run_train_bench(
 
 def format_train_table(result: dict[str, Any]) -> str:
     """Markdown table: one row per shape, vectors per second per side and the median ratios."""
-    header = "| input | d_in | latents | k | batch | " + " | ".join(f"{s} vec/s" for s in SIDES)
-    header += " | vs sparsify | vs plain | vs plain_sparse | same latents |"
-    lines = [header, "|" + "---|" * (5 + len(SIDES) + 4)]
+    ratio_keys = ("ratio_vs_sparsify", "ratio_vs_plain", "ratio_vs_plain_sparse")
+    header = ["input", "d_in", "latents", "k", "batch", *(f"{s} vec/s" for s in SIDES)]
+    header += ["vs sparsify", "vs plain", "vs plain_sparse", "same latents"]
+    rows = []
     for case in result["cases"]:
-        rates = " | ".join("–" if case["vec_per_s"][s] is None else f"{case['vec_per_s'][s]:,.0f}" for s in SIDES)
-        ratios = " | ".join(
-            "–" if case[key] is None else f"{case[key]:.2f}×"
-            for key in ("ratio_vs_sparsify", "ratio_vs_plain", "ratio_vs_plain_sparse")
-        )
+        rates = ["–" if case["vec_per_s"][s] is None else f"{case['vec_per_s'][s]:,.0f}" for s in SIDES]
+        ratios = ["–" if case[key] is None else f"{case[key]:.2f}×" for key in ratio_keys]
         agree = min(case["same_active_latents"].values(), default=1.0)
-        lines.append(
-            f"| {case['input']} | {case['d_in']:,} | {case['n_latents']:,} | {case['k']} | {case['batch']:,} | {rates} | "
-            f"{ratios} | {100 * agree:.0f}% |"
-        )
-    return "\n".join(lines)
+        shape = [case["input"], f"{case['d_in']:,}", f"{case['n_latents']:,}", str(case["k"]), f"{case['batch']:,}"]
+        rows.append([*shape, *rates, *ratios, f"{100 * agree:.0f}%"])
+    return markdown_table(header, rows)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from textsae._io import atomic_write_json, atomic_write_text
+from textsae.markdown import markdown_table
 from textsae.paths import REPORT_JSON_NAME, REPORT_MD_NAME
 
 __all__ = ["BYTES_NOTE", "REPORT_JSON_NAME", "REPORT_MD_NAME", "format_eval_table", "render_report", "write_report"]
@@ -142,17 +143,7 @@ def format_eval_table(report: dict[str, Any]) -> str:
     rows = [
         [name] + [_cell((scores or {}).get(key), fmt) for _, key, fmt in columns] for name, scores in results.items()
     ]
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return (
-            "| "
-            + " | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths)))
-            + " |"
-        )
-
-    rule = "|" + "|".join(("-" * (w + 2)) if i == 0 else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+    return markdown_table(header, rows, align=["left"] + ["right"] * (len(header) - 1))
 
 
 def _cell(value: Any, fmt: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from textsae._io import atomic_path, atomic_write_json, atomic_write_text
+from textsae.markdown import markdown_table
 
 __all__ = [
     "PARETO_PNG_NAME",
@@ -53,9 +54,8 @@ def render_sweep_md(result: dict[str, Any]) -> str:
         f"Scored on the validation split: {result['validation']}. Best by {result['metric']}: point {best}.",
         f"Fixed overrides: {' '.join(result['fixed']) or 'none'}",
         "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
     ]
+    rows = []
     for point in result["points"]:
         m = point["metrics"]
         cells = [f"**{point['index']}**" if point["index"] == best else str(point["index"])]
@@ -68,8 +68,9 @@ def render_sweep_md(result: dict[str, Any]) -> str:
             f"{m['l0']:.1f}",
             f"{m['dead_fraction']:.3f}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
     lines += [
+        markdown_table(columns, rows),
         "",
         f"![Pareto fronts]({PARETO_PNG_NAME})",
         "",
