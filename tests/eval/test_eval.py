@@ -223,3 +223,12 @@ def test_table_without_disk_sizes_has_no_disk_column():
     assert "on-disk" not in format_eval_table(report)
     with pytest.raises(ValueError, match="needs an 'eval' mapping"):
         format_eval_table({"recipe": "x"})
+
+
+def test_an_fvu_without_variance_gets_the_undefined_warning():
+    from textsae.eval.health import health_warnings
+    from textsae.sae.losses import fvu_from_sums
+
+    fvu = fvu_from_sums(error=0.5, square_sum=3.0, column_sum_sq=9.0, n_rows=3)  # three equal rows of norm 1
+    [line] = health_warnings(fvu=fvu, dead_fraction=0.0, top_ratio_median=1.0, eval_split="test")
+    assert line.startswith("The FVU of the test split is undefined")

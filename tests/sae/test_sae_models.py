@@ -405,3 +405,21 @@ def test_one_fvu_for_batches_and_chunked_sums() -> None:
     same = np.ones((4, 3))
     assert math.isnan(fvu_from_sums(1.0, float((same**2).sum()), float((same.sum(0) ** 2).sum()), 4))
     assert math.isnan(fvu_from_sums(0.0, 0.0, 0.0, 0))
+
+
+@pytest.mark.parametrize("reconstruction", ["mse", "bce"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_an_fvu_without_variance_is_nan_everywhere(reconstruction: str, sparse: bool) -> None:
+    """Equal rows have no variance to explain: the loss output's FVU (both reconstruction paths), the batch FVU
+    and the chunked FVU are all nan, whether the reconstruction is perfect (0/0) or not (x/0), never inf."""
+    from textsae.sae.losses import fvu, fvu_from_sums
+
+    sae = _make("topk", reconstruction=reconstruction, input_scaling="none")
+    row = torch.tensor([[0.1, 0.0, 0.3, 0.7, 0.0, 0.2, 0.9, 0.4]])
+    same = row.repeat(B, 1)
+    as_input = (lambda t: t.to_sparse_csr()) if sparse else (lambda t: t)
+    assert math.isnan(sae.loss(sae(as_input(same))).fvu.item())
+    assert math.isnan(fvu(as_input(same), same).item()) and math.isnan(fvu(as_input(same), 0 * same).item())
+    assert math.isnan(fvu(as_input(row), 0 * row).item())  # one row
+    sums = float(same.double().pow(2).sum()), float(same.double().sum(0).pow(2).sum())
+    assert math.isnan(fvu_from_sums(1.0, *sums, B)) and math.isnan(fvu_from_sums(0.0, *sums, B))

@@ -8,6 +8,11 @@ produces after ``sum_duplicates()``.
 
 Reductions run in at least float32 (``torch.promote_types(dtype, float32)``), which is what
 ``torch.autocast`` does for its own loss functions: bf16 sums over 30,000 columns lose too much.
+
+FVU has one definition here, used by the loss output, the trainer's hold-out metric and every evaluation:
+Σ_b ‖x_b − x̂_b‖² / Σ_b ‖x_b − x̄‖². When there is no variance to explain (fewer than two rows, or all rows
+equal up to rounding: a total variance at most ``NO_VARIANCE_RTOL`` × max(Σ_b ‖x_b‖², 1)) it is ``nan``,
+never ``inf`` or a huge number; the run's health check reports such an FVU as undefined.
 """
 
 from __future__ import annotations
@@ -22,14 +27,19 @@ __all__ = [
     "auxk_loss",
     "bce_with_logits_per_sample",
     "fvu",
+    "fvu_from_sums",
     "kl_sparsity_penalty",
     "l1_penalty",
     "squared_error_per_sample",
     "total_variance",
+    "variance_to_explain",
 ]
 
 KL_CLAMP = 1e-6
 """ρ̂ is clamped to [KL_CLAMP, 1 − KL_CLAMP] so that KL(ρ‖ρ̂) stays finite for dead or saturated latents."""
+
+NO_VARIANCE_RTOL = 1e-12
+"""A total variance at most this fraction of max(Σ‖x_b‖², 1) is rounding noise: no variance to explain, FVU nan."""
 
 
 def is_sparse_csr(x: Tensor) -> bool:
@@ -110,9 +120,9 @@ def bce_with_logits_per_sample(x: Tensor, logits: Tensor) -> Tensor:
 def fvu(x: Tensor, y: Tensor) -> Tensor:
     """Fraction of variance unexplained: Σ_b ‖x_b − y_b‖² / Σ_b ‖x_b − x̄‖², x̄ the batch mean of x.
 
-    0 for a perfect reconstruction, 1 for predicting the batch mean. Undefined (inf or nan) when
-    all rows of ``x`` are equal, e.g. for a batch of one row. For a sparse ``x`` the denominator is
-    Σ‖x_b‖² − B‖x̄‖², exact up to rounding unless the rows are nearly identical.
+    0 for a perfect reconstruction, 1 for predicting the batch mean. ``nan`` when there is no variance
+    to explain (see :func:`variance_to_explain`), e.g. for a batch of one row. For a sparse ``x`` the
+    denominator is Σ‖x_b‖² − B‖x̄‖², exact up to rounding unless the rows are nearly identical.
 
     Args:
         x: Target, dense ``(B, d)`` or sparse CSR ``(B, d)``.
@@ -135,27 +145,48 @@ def fvu_from_sums(error: float, square_sum: float, column_sum_sq: float, n_rows:
         n_rows: Number of rows.
 
     Returns:
-        The FVU; ``nan`` when there are no rows or all rows are (numerically) equal, so no variance to explain.
+        The FVU; ``nan`` when there is no variance to explain (no rows, or all rows numerically equal), as
+        :func:`fvu` gives for a batch.
     """
     total = square_sum - column_sum_sq / n_rows if n_rows else 0.0
-    return error / total if total > 1e-12 * max(square_sum, 1.0) else float("nan")
+    error_t, total_t, square_t = (torch.tensor(v, dtype=torch.float64) for v in (error, total, square_sum))
+    return float(error_t / variance_to_explain(total_t, square_t))  # float64: the same quotient as Python's floats
+
+
+def variance_to_explain(variance: Tensor, square_sum: Tensor) -> Tensor:
+    """The FVU denominator: ``variance`` (Σ_b ‖x_b − x̄‖²), or ``nan`` when it is no more than rounding noise.
+
+    The one rule for an FVU without variance: ``variance`` ≤ ``NO_VARIANCE_RTOL`` × max(``square_sum``, 1) gives
+    ``nan`` (fewer than two rows, or every row equal up to rounding), so the FVU divided by it is ``nan`` too.
+    No device→host sync.
+
+    Args:
+        variance: Σ_b ‖x_b − x̄‖², a scalar tensor.
+        square_sum: Σ_b ‖x_b‖², the scale the rounding noise is measured against, a scalar tensor.
+
+    Returns:
+        Scalar tensor of ``variance``'s dtype.
+    """
+    return variance.masked_fill(variance <= NO_VARIANCE_RTOL * square_sum.clamp_min(1.0), float("nan"))
 
 
 def total_variance(x: Tensor) -> Tensor:
-    """Σ_b ‖x_b − x̄‖², x̄ the batch mean: the denominator of :func:`fvu` (detached scalar).
+    """Σ_b ‖x_b − x̄‖², x̄ the batch mean, as the denominator of :func:`fvu` (detached scalar).
 
-    For a sparse ``x`` it is Σ‖x_b‖² − B‖x̄‖², exact up to rounding unless the rows are nearly identical.
+    ``nan`` when there is no variance to explain (:func:`variance_to_explain`), so that every FVU divided by it is
+    ``nan`` then. For a sparse ``x`` it is Σ‖x_b‖² − B‖x̄‖², exact up to rounding unless the rows are nearly identical.
     """
     with torch.no_grad():
         if not is_sparse_csr(x):
             x = _acc(x)
-            return (x - x.mean(dim=0)).square().sum()
+            return variance_to_explain((x - x.mean(dim=0)).square().sum(), x.square().sum())
         _, cols, values = csr_parts(x)
         values = _acc(values)
         n_rows = x.shape[0]
         col_mean = torch.zeros(x.shape[1], dtype=values.dtype, device=values.device)
         col_mean = col_mean.index_add_(0, cols, values) / n_rows  # (d,)
-        return (values.square().sum() - n_rows * col_mean.square().sum()).clamp_min(0.0)
+        square_sum = values.square().sum()
+        return variance_to_explain((square_sum - n_rows * col_mean.square().sum()).clamp_min(0.0), square_sum)
 
 
 def l1_penalty(codes: Tensor) -> Tensor:
