@@ -294,15 +294,19 @@ def test_batchtopk_by_hand_threshold_and_inference() -> None:
 def test_batchtopk_keeps_exactly_batch_k_and_encode_is_per_row() -> None:
     sae = _make("batchtopk")
     with torch.no_grad():
-        sae.b_enc.fill_(100.0)
-    x = torch.randn(B, D_IN)
+        sae.b_enc.fill_(100.0)  # every pre-activation positive
+    x = torch.randn(B, D_IN) * torch.arange(1.0, B + 1).unsqueeze(1)  # later rows spread wider: they win more entries
     out = sae.train()(x)
-    assert torch.count_nonzero(out.codes) == B * K
-    assert torch.count_nonzero(out.codes, dim=1).tolist() != [K] * B or B == 1  # rows differ in count
+    pre = out.pre_acts.detach()
+    kth_of_batch = pre.flatten().topk(B * K).values[-1]
+    torch.testing.assert_close(out.codes, pre * (pre >= kth_of_batch), rtol=0, atol=0)  # the batch's B·k largest
+    counts = torch.count_nonzero(out.codes, dim=1).tolist()
+    assert sum(counts) == B * K and len(set(counts)) > 1, counts  # not k per row: rows differ in count
     with torch.no_grad():
         sae.threshold.fill_(100.5)
     batch_codes = sae.encode(x)
-    assert 0 < torch.count_nonzero(batch_codes) < B * N_LATENTS
+    torch.testing.assert_close(batch_codes, pre * (pre > 100.5), rtol=0, atol=0)  # inference: pre · [pre > θ]
+    assert 0 < torch.count_nonzero(batch_codes) < B * N_LATENTS  # θ splits this batch
     for row in range(B):
         torch.testing.assert_close(sae.encode(x[row : row + 1]), batch_codes[row : row + 1], rtol=0, atol=0)
 
