@@ -33,7 +33,10 @@ def test_save_stored_dense_and_sparse(tmp_path: Path) -> None:
     assert npy.name == "int8.npy" and np.array_equal(np.load(npy), dense)
     codes = sp.csr_matrix(np.array([[0, 1.5, 0], [2.0, 0, 0.25]], dtype=np.float32))
     shards = save_stored(codes, tmp_path / "codes")
-    assert shards and all(p.name != "manifest.json" for p in shards)
+    assert [p.name for p in shards] == [p.name for p in sorted((tmp_path / "codes").glob("shard-*"))] != []
     np.testing.assert_array_equal(load_codes(tmp_path / "codes").toarray(), codes.toarray())
     assert len(files_bytes(shards)) == sum(p.stat().st_size for p in shards)
-    save_stored(codes, tmp_path / "codes")  # a second write replaces the first
+    other = sp.csr_matrix(np.array([[0, 0, 4.0], [0, 0, 0], [1.0, 0, 0]], dtype=np.float32))
+    again = save_stored(other, tmp_path / "codes")  # a second write replaces the first
+    np.testing.assert_array_equal(load_codes(tmp_path / "codes").toarray(), other.toarray())
+    assert [p.name for p in again] == [p.name for p in sorted((tmp_path / "codes").glob("shard-*"))]

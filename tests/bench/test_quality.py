@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
+import gzip
 import json
-import logging
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
-import scipy.sparse as sp
-import torch
 
-from textsae.bench.quality import _cv_corpora, _evaluate, budget_table
+from textsae.bench.quality import _cv_corpora, budget_table
 from textsae.cli.main import main
-from textsae.config.compose import load_recipe
-from textsae.config.schema import SAEConfig
 from textsae.data.corpus import Corpus, Split
-from textsae.paths import RunPaths
-from textsae.pipeline import Features
-from textsae.sae import build_sae
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,39 +51,28 @@ def test_cv_folds_partition_the_pooled_corpus_stratified() -> None:
         assert sorted(np.bincount(fold.eval.labels).tolist()) == [2, 3]  # 6:4 split in half per class
 
 
-def test_dense_source_gets_the_dense_families(tmp_path: Path) -> None:
-    """A stand-in pipeline with dense (hidden-state-like) features: fp32/fp16/int8/binary/PCA and SAE codes."""
-    config = load_recipe(
-        REPO / "recipes" / "quickstart.yaml",
-        [
-            "eval.cv_folds=2",
-            "eval.C_grid=[1.0]",
-            "bench.ks=[2,4]",
-            "bench.pca_widths=[2,4,999]",
-            "bench.classifiers=[linear_svc]",
-            "bench.budgets=[8]",
-        ],
+def test_dense_source_gets_the_dense_families(
+    tmp_path: Path, tiny_corpus_dir: Path, tiny_bert_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`textsae bench quality` on hidden states of a tiny local BERT (hidden size 32), through the real command line:
+    fp32/fp16/int8/binary/PCA and SAE codes at their stored sizes."""
+    recipe = tmp_path / "dense.yaml"
+    recipe.write_text(
+        "defaults: [sae/topk, train/cpu_small, eval/dense_probe]\n"
+        f"data:\n  path: {tiny_corpus_dir}\n"
+        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 64\n  device: cpu\n"
+        "sae:\n  n_latents: 16\n  k: 2\n"
+        "train:\n  epochs: 1\n  batch_size: 64\n"
+        "eval:\n  cv_folds: 2\n  C_grid: [1.0]\n"
     )
-    rng = np.random.default_rng(0)
-    y = np.repeat([0, 1], 30)
-    x = (rng.normal(size=(60, 12)) + y[:, None] * 0.8).astype(np.float32)
-    corpus = Corpus(
-        "dense",
-        Split("train", ["t"] * 40, np.concatenate([y[:20], y[40:]])),
-        Split("test", ["t"] * 20, y[20:40]),
-        None,
-        "synthetic",
-    )
-    torch.manual_seed(0)
-    sae = build_sae(SAEConfig(n_latents=16, k=2, input_scaling="none"), 12)
-    pipeline = SimpleNamespace(
-        config=config,
-        corpus=corpus,
-        paths=RunPaths(tmp_path / "run"),
-        featurize=lambda: Features(np.concatenate([x[:20], x[40:]]), x[20:40]),
-        train=lambda features: sae,
-    )
-    result = _evaluate(pipeline, tmp_path / "work", compression=True)
+    out = tmp_path / "bench"
+    argv = ["bench", "quality", str(recipe), f"run.dir={tmp_path / 'run'}", f"store.dir={tmp_path / 'store'}"]
+    argv += ["bench.pca_widths=[2,4,999]", "bench.classifiers=[linear_svc]", "bench.budgets=[8]"]
+    argv += ["bench.throughput_docs=20", "--k", "2,4", "--out", str(out), "-q"]
+    assert main(argv) == 0
+    assert "budget B" in capsys.readouterr().out
+    result = json.loads((out / "report.json").read_text())
+    assert result["source_kind"] == "dense" and result["sae"]["d_in"] == 32
     names = [row["name"] for row in result["rows"]]
     assert names == [
         "fp32",
@@ -102,51 +83,34 @@ def test_dense_source_gets_the_dense_families(tmp_path: Path) -> None:
         "pca-4",
         "sae-k2",
         "sae-k4",
-    ]  # width 999 > d is skipped
+    ]  # 999 > d: skipped
     sizes = {row["name"]: row["bytes_per_doc"] for row in result["rows"]}
-    assert (sizes["fp32"], sizes["fp16"], sizes["int8-dimension"], sizes["binary"], sizes["pca-4"]) == (
-        48,
-        24,
-        12,
-        2,
+    assert (sizes["fp32"], sizes["fp16"], sizes["int8-dimension"], sizes["binary"], sizes["pca-2"], sizes["pca-4"]) == (
+        128,
+        64,
+        32,
+        4,
+        4,
         8,
     )
-    assert result["source_kind"] == "dense"
-    assert any(row["what"] == "dense fp16 .npy" for row in result["compression"])
-    assert (tmp_path / "work" / "stored" / "binary.npy").stat().st_size > 0
+    assert all(set(row) >= {"linear_svc"} and "logreg" not in row for row in result["rows"])  # bench.classifiers
+    assert "dense fp16 .npy" in [row["what"] for row in result["compression"]]
+    binary = np.load(out / "stored" / "binary.npy")
+    assert binary.shape == (200, 4) and binary.dtype == np.uint8  # 32 sign bits of each test document
 
 
 def test_ks_not_above_the_dense_latents_are_skipped_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tiny_recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = load_recipe(
-        REPO / "recipes" / "quickstart.yaml",
-        ["eval.cv_folds=2", "eval.C_grid=[1.0]", "bench.ks=[2,4]", "bench.classifiers=[logreg]", "bench.budgets=[8]"],
-    )
-    config = dataclasses.replace(config, bench=dataclasses.replace(config.bench, truncate_entries=[], lsa_widths=[]))
-    rng = np.random.default_rng(0)
-    y = np.repeat([0, 1], 30)
-    x = sp.csr_matrix(np.abs(rng.normal(size=(60, 12)) + y[:, None] * 0.8).astype(np.float32))
-    corpus = Corpus(
-        "sparse",
-        Split("train", ["t"] * 40, np.concatenate([y[:20], y[40:]])),
-        Split("test", ["t"] * 20, y[20:40]),
-        None,
-        "synthetic",
-    )
-    torch.manual_seed(0)
-    sae = build_sae(SAEConfig(n_latents=16, k=3, dense_latents=2, input_scaling="none"), 12)
-    pipeline = SimpleNamespace(
-        config=config,
-        corpus=corpus,
-        paths=RunPaths(tmp_path / "run"),
-        featurize=lambda: Features(sp.vstack([x[:20], x[40:]]).tocsr(), x[20:40]),
-        train=lambda features: sae,
-    )
-    with caplog.at_level(logging.WARNING, logger="textsae"):
-        result = _evaluate(pipeline, tmp_path / "work", compression=False)
-    assert [row["name"] for row in result["rows"] if row["family"] == "sae"] == ["sae-k4"]
-    assert "k = 2 skipped" in caplog.text and "dense_latents = 2" in caplog.text
+    argv = ["bench", "quality", str(tiny_recipe), f"run.dir={tmp_path / 'run'}", "sae.n_latents=16", "sae.k=3"]
+    argv += ["sae.dense_latents=2", "train.epochs=1", "eval.cv_folds=2", "eval.C_grid=[1.0]", "bench.ks=[2,4]"]
+    argv += ["bench.truncate_entries=[]", "bench.lsa_widths=[]", "bench.classifiers=[logreg]", "bench.budgets=[8]"]
+    argv += ["bench.throughput_docs=10", "--out", str(tmp_path / "bench"), "-q"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "k = 2 skipped" in err and "dense_latents = 2" in err
+    rows = json.loads((tmp_path / "bench" / "report.json").read_text())["rows"]
+    assert [row["name"] for row in rows] == ["tfidf", "sae-k4"]
 
 
 def test_bench_quality_cli_end_to_end(
@@ -192,12 +156,16 @@ def test_bench_quality_cli_end_to_end(
     for k in (2, 8):  # the SAE is trained at k = 4 and read at 2 and 8
         assert rows[f"sae-k{k}"]["bytes_per_doc"] <= 4 * k + 1e-9 and rows[f"sae-k{k}"]["l0"] <= k
         assert 0 <= rows[f"sae-k{k}"]["logreg"]["accuracy"] <= 1 and rows[f"sae-k{k}"]["fvu"] >= 0
-    assert rows["tfidf"]["encode_docs_per_s"] > 0 and rows["tfidf"]["disk_bytes_per_doc"] > 0
+    assert rows["tfidf"]["encode_docs_per_s"] > 0
+    for name in ("tfidf", "sae-k2", "sae-k8"):  # the stored test rows on disk, per test document
+        shards = [p for p in (out / "stored" / name).iterdir() if p.name != "manifest.json"]
+        assert rows[name]["disk_bytes_per_doc"] == sum(p.stat().st_size for p in shards) / 200, name
     assert [entry["budget"] for entry in report["budgets"]] == [8, 16]
     assert report["multi_vs_per_k"][0]["k"] == 2
-    assert (
-        report["compression"][0]["what"].startswith("raw text") and report["compression"][0]["gzip_bytes_per_doc"] > 0
-    )
+    raw_text = "\n".join(pd.read_parquet(tiny_corpus_dir / "test.parquet")["text"]).encode("utf-8")
+    text_row = report["compression"][0]
+    assert text_row["what"].startswith("raw text") and text_row["bytes_per_doc"] == len(raw_text) / 200
+    assert text_row["gzip_bytes_per_doc"] == len(gzip.compress(raw_text, 9, mtime=0)) / 200
     for name in report["plots"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (out / "report.md").read_text()

@@ -23,7 +23,7 @@ def _sides_run() -> list[str]:
 def test_every_side_agrees_and_trains() -> None:
     result = run_train_bench(TINY, rounds=2, steps=1)
     assert [case["input"] for case in result["cases"]] == ["dense", "sparse"]
-    for case in result["cases"]:
+    for shape, case in zip(TINY, result["cases"]):
         assert CASE_KEYS | {"ratio_vs_plain_sparse"} <= set(case)
         assert case["same_active_latents"] == {side: 1.0 for side in _sides_run() if side != "textsae"}
         for side in SIDES:
@@ -31,7 +31,58 @@ def test_every_side_agrees_and_trains() -> None:
             assert (rate is not None and rate > 0) == (side in _sides_run())
         spread = case["ratio_spread"]["ratio_vs_plain"]
         assert spread["min"] <= case["ratio_vs_plain"] == spread["median"] <= spread["max"]
-        assert case["flop_utilisation"]["textsae"] > 0
+        for side in _sides_run():  # the FLOPs of a step at the measured rate, over the measured matmul peak
+            expected = (
+                training.topk_step_flops(shape) * case["vec_per_s"][side] / shape.batch / 1e9 / case["matmul_gflops"]
+            )
+            assert case["flop_utilisation"][side] == pytest.approx(expected), side
+
+
+def test_rates_ratios_and_flop_utilisation_follow_the_timed_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With fixed seconds per side and round, every number of a case is known: vec/s is batch / seconds (median over
+    rounds), a ratio is the median of the per-round ratios, FLOP utilisation is the step's FLOPs at that rate over the
+    matmul peak."""
+    timed: list[str] = []
+    real_build = training._build_sides
+
+    def build(*args, **kwargs):  # type: ignore[no-untyped-def]
+        sides = real_build(*args, **kwargs)
+        for side in sides:
+            side.step = lambda x, side=side, step=side.step: (timed.append(side.name), step(x))[1]
+        return sides
+
+    seconds = {"textsae": iter([1.0, 2.0, 4.0]), "plain": iter([2.0] * 3), "plain_sparse": iter([4.0] * 3)}
+
+    def fake_seconds(fn, repeats, device):  # type: ignore[no-untyped-def]
+        timed.clear()
+        fn()
+        return next(seconds[timed[-1]])
+
+    monkeypatch.setattr(training, "_build_sides", build)
+    monkeypatch.setattr(training, "_seconds", fake_seconds)
+    monkeypatch.setattr(training, "matmul_gflops", lambda shape, device, dtype=torch.float32: 10.0)
+    shape = TINY[1]
+    case = run_train_bench([shape], sides=["textsae", "plain", "plain_sparse"], rounds=3, steps=1)["cases"][0]
+    assert shape.batch == 32 and case["vec_per_s"] == {
+        "textsae": 16.0,  # median of 32/1, 32/2, 32/4
+        "sparsify": None,
+        "plain": 16.0,
+        "plain_sparse": 8.0,
+    }
+    assert (case["ratio_vs_plain"], case["ratio_vs_plain_sparse"], case["ratio_vs_sparsify"]) == (1.0, 2.0, None)
+    assert case["ratio_spread"] == {
+        "ratio_vs_plain": {"median": 1.0, "min": 0.5, "max": 2.0},
+        "ratio_vs_plain_sparse": {"median": 2.0, "min": 1.0, "max": 4.0},
+    }
+    assert case["matmul_gflops"] == 10.0
+    flops = training.topk_step_flops(shape)
+    assert case["flop_utilisation"] == pytest.approx(
+        {
+            "textsae": flops * 16 / 32 / 1e9 / 10,
+            "plain": flops * 16 / 32 / 1e9 / 10,
+            "plain_sparse": flops * 8 / 32 / 1e9 / 10,
+        }
+    )
 
 
 def test_agreement_check_sees_a_side_that_differs() -> None:

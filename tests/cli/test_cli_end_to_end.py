@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -148,19 +149,38 @@ def test_user_errors_are_one_line_and_exit_2(
     assert err[0].startswith("textsae: error:") and message in err[0]
 
 
+VERBS = ("run", "featurize", "train", "eval", "sweep", "encode", "export", "push", "score", "inspect", "bench")
+VERBS += ("show", "validate", "ls")
+BENCH_VERBS = ("tfidf", "featurize", "anomaly", "quality", "budgets", "train")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(actions) == 1, f"{parser.prog} has {len(actions)} groups of subcommands"
+    return dict(actions[0].choices)
+
+
 def test_every_verb_is_a_subcommand_with_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
-    """Each verb must parse as a subcommand (its name in the top-level help epilog alone is not enough)."""
+    """Each verb (and each `bench` verb) is an argparse subcommand with a handler and its own --help; naming it in the
+    top-level help epilog is not enough, and every verb the epilog's examples use must exist."""
     from textsae.cli.main import build_parser
 
     parser = build_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    verbs = ("run", "featurize", "train", "encode", "eval", "bench", "validate", "show", "ls", "inspect", "score")
-    assert set(verbs) <= set(subparsers.choices), sorted(subparsers.choices)
-    for verb in verbs:
+    verbs = _subcommands(parser)
+    assert set(VERBS) <= set(verbs), sorted(set(VERBS) - set(verbs))
+    bench_verbs = _subcommands(verbs["bench"])
+    assert set(BENCH_VERBS) <= set(bench_verbs), sorted(set(BENCH_VERBS) - set(bench_verbs))
+    in_examples = set(re.findall(r"^ +textsae ([a-z]+)", parser.epilog or "", flags=re.M))
+    assert len(in_examples) >= 5 and in_examples <= set(verbs), sorted(in_examples - set(verbs))
+    commands = [[verb] for verb in VERBS] + [["bench", verb] for verb in BENCH_VERBS]
+    for argv in commands:
+        sub = verbs[argv[0]] if len(argv) == 1 else bench_verbs[argv[1]]
+        assert callable(sub.get_default("handler")), argv
         with pytest.raises(SystemExit) as exit_info:
-            main([verb, "--help"])
-        assert exit_info.value.code == 0
-        assert capsys.readouterr().out.startswith(f"usage: textsae {verb}")
+            main([*argv, "--help"])
+        assert exit_info.value.code == 0, argv
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: textsae {' '.join(argv)} "), out[:80]  # this verb's own parser printed it
 
 
 def test_run_with_relative_default_run_dir(recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -129,7 +129,18 @@ def test_bench_featurize_reports_both_sides_and_agreement(
     )
     result = json.loads(capsys.readouterr().out)
     assert result["n_docs"] == 40 and result["textsae_dtype"] == "fp32"
-    assert result["plain"]["docs_per_s"] > 0 and result["textsae"]["docs_per_s"] > 0
+    from transformers import AutoTokenizer
+
+    texts = pd.read_parquet(data)["text"].tolist()[:40]
+    n_tokens = sum(
+        map(len, AutoTokenizer.from_pretrained(tiny_bert_dir)(texts, truncation=True, max_length=32)["input_ids"])
+    )
+    assert result["n_tokens"] == n_tokens  # real tokens, [CLS] and [SEP] included, no padding
+    for name in ("plain", "textsae"):  # rates are of the fastest round
+        side = result[name]
+        assert side["seconds"] == min(side["rounds_s"])
+        assert side["docs_per_s"] == pytest.approx(40 / side["seconds"]), name
+        assert side["tokens_per_s"] == pytest.approx(n_tokens / side["seconds"]), name
     assert result["min_cosine"] > 0.9999  # same model, same precision: padding and order must not matter
     assert result["command"].startswith("textsae ") and "cpu_count" in result
 
@@ -185,7 +196,7 @@ def test_bench_featurize_runs_sentence_transformers_on_the_same_folder(
         texts, model=str(tiny_bert_dir), max_length=16, batch_size=8, device="cpu", repeats=2
     )
     peer = result["sentence_transformers"]
-    assert len(peer["rounds_s"]) == 2 and peer["docs_per_s"] > 0
+    assert len(peer["rounds_s"]) == 2 and peer["docs_per_s"] == pytest.approx(24 / min(peer["rounds_s"]))
     assert peer["min_cosine"] > 0.9999  # the same mean pooling of the same model in fp32
     assert result["speedup_vs_sentence_transformers"] == pytest.approx(peer["seconds"] / result["textsae"]["seconds"])
     with pytest.raises(UserError, match="Unknown featurize bench side"):

@@ -44,6 +44,9 @@ def test_interrupted_encode_resumes_to_the_same_codes(tmp_path: Path) -> None:
     encode_features(sae, features, tmp_path / "resumed", cfg, progress=False)
     whole, resumed = load_codes(tmp_path / "whole"), load_codes(tmp_path / "resumed")
     assert whole.shape == (23, 16) and (whole != resumed).nnz == 0
+    with torch.no_grad():  # ... and both are the SAE's codes of the rows, stored as fp16
+        expected = sae.encode(torch.from_numpy(features.toarray())).half().float().numpy()
+    np.testing.assert_array_equal(whole.toarray(), expected)
 
 
 def test_interrupted_encode_is_not_resumed_with_other_input(tmp_path: Path) -> None:
@@ -68,6 +71,9 @@ def test_encode_k_writes_k_entries_per_row_and_records_k(tmp_path: Path) -> None
     out = encode_features(sae, features, tmp_path / "codes", EncodeConfig(batch_size=4, k=5), progress=False)
     codes = load_codes(out)
     assert (codes.getnnz(axis=1) == 5).all()
+    with torch.no_grad():
+        expected = sae.encode(torch.from_numpy(features), k=5).half().float().numpy()
+    np.testing.assert_array_equal(codes.toarray(), expected)  # the 5 largest, not any 5
     assert codes_info(out)["k"] == 5
     with pytest.raises(UserError, match="inference 'k'"):
         encode_features(sae, features, tmp_path / "too_many", EncodeConfig(k=33), progress=False)

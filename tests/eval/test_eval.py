@@ -110,7 +110,27 @@ def test_separable_problem_is_solved(scale):
     result = evaluate_representation(X[:60], y[:60], X[60:], y[60:], CFG, scale=scale, n_jobs=1)
     assert result.accuracy == 1.0 and result.macro_f1 == 1.0
     assert result.cv_accuracy == 1.0 and result.C == 0.1  # every C ties: the smallest wins
-    assert (result.n_train, result.n_test) == (60, 30) and result.fit_seconds > 0
+    assert (result.n_train, result.n_test) == (60, 30)
+
+
+def test_fit_seconds_is_the_time_of_the_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake clock that only the fit (C by CV, then the refit) moves on: fit_seconds is exactly that time."""
+    from types import SimpleNamespace
+
+    from textsae.eval import classify
+
+    now = [1000.0]  # a clock that does not start at 0: a timestamp reported as a duration would show
+    real_fit = classify._fit_best
+
+    def fit(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_fit(*args, **kwargs)
+        now[0] += 2.5
+        return result
+
+    monkeypatch.setattr(classify, "_fit_best", fit)
+    monkeypatch.setattr(classify, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    X, y = blobs(90, 20, seed=0, separable=True)
+    assert evaluate_representation(X[:60], y[:60], X[60:], y[60:], CFG, n_jobs=1).fit_seconds == 2.5
 
 
 def test_linear_svc_solves_the_separable_problem_and_unknown_classifier_is_refused():

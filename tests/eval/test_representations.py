@@ -126,4 +126,11 @@ def test_sae_codes_at_two_k() -> None:
     small, large = sae_codes(sae, train, test, 2), sae_codes(sae, train, test, 6)
     assert (small.l0, large.l0) == (2.0, 6.0)
     assert (small.bytes_per_doc, large.bytes_per_doc) == (8.0, 24.0)
-    assert small.train.shape == (30, 32) and np.isfinite(small.fvu) and small.name == "sae-k2"
+    assert small.train.shape == (30, 32) and small.name == "sae-k2"
+    for rep, k in ((small, 2), (large, 6)):  # FVU of the test rows decoded from their stored (fp16) codes
+        with torch.no_grad():
+            codes = sae.encode(torch.from_numpy(test), k=k).half().float()
+            x_hat = sae.decode(codes).double().numpy()
+        np.testing.assert_array_equal(rep.test.toarray(), codes.numpy())
+        expected = ((test - x_hat) ** 2).sum() / ((test - test.mean(axis=0)) ** 2).sum()
+        assert rep.fvu == pytest.approx(expected, rel=1e-5), k

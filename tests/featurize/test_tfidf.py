@@ -433,7 +433,36 @@ def test_bench_reports_agreement() -> None:
         "threads",
     }
     assert result["n_docs"] == 27 and result["n_features"] == 10 and result["vocab_overlap"] == 1.0
-    assert result["max_abs_diff"] < 1e-6 and result["textsae_s"] > 0 and result["sklearn_s"] > 0
+    assert result["max_abs_diff"] < 1e-6
+    assert result["speedup"] == pytest.approx(result["sklearn_s"] / result["textsae_s"])
+
+
+def test_bench_times_each_fit_and_keeps_the_fastest_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake clock that each fit_transform moves on by the next duration: the bench must report the fastest run of
+    each side and their ratio (the real clock could only be checked for being positive)."""
+    from types import SimpleNamespace
+
+    from textsae.bench import tfidf as bench
+
+    now = [0.0]
+    durations = {"textsae": iter([3.0, 1.0, 2.0]), "sklearn": iter([8.0, 4.0, 6.0])}
+
+    def timed(cls: type, side: str) -> None:
+        real = cls.fit_transform
+
+        def fit_transform(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            matrix = real(self, *args, **kwargs)
+            now[0] += next(durations[side])
+            return matrix
+
+        monkeypatch.setattr(cls, "fit_transform", fit_transform)
+
+    timed(TfidfFeaturizer, "textsae")
+    timed(TfidfVectorizer, "sklearn")
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    result = bench.run_tfidf_bench(CORPUS * 3, min_df=1, max_features=10, repeats=3)
+    assert (result["textsae_s"], result["sklearn_s"], result["speedup"]) == (1.0, 4.0, 4.0)
+    assert result["max_abs_diff"] < 1e-6 and result["vocab_overlap"] == 1.0
 
 
 @pytest.mark.shared_data

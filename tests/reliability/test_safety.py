@@ -84,11 +84,22 @@ def test_config_code_cannot_import_modules() -> None:
 
 
 def test_transformer_weights_load_as_safetensors() -> None:
-    """Any module that loads Hugging Face models asks for safetensors (``use_safetensors``) explicitly."""
-    for path in SOURCES:
-        text = path.read_text(encoding="utf-8")
-        if re.search(r"\bAutoModel\w*\.from_pretrained\(", text):
-            assert "use_safetensors" in text, f"{path}: loads a transformer without use_safetensors"
+    """Every ``AutoModel*.from_pretrained(...)`` call passes ``use_safetensors`` itself (the word elsewhere in its file
+    is not enough), and the scan finds the hidden-states loader (it cannot pass by finding no call at all)."""
+    calls = [
+        (path.relative_to(PACKAGE).as_posix(), node)
+        for path in SOURCES
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "from_pretrained"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id.startswith("AutoModel")
+    ]
+    assert "featurize/hidden_states.py" in {where for where, _ in calls}, calls
+    for where, node in calls:
+        keywords = {keyword.arg for keyword in node.keywords}
+        assert "use_safetensors" in keywords, f"{where}:{node.lineno} loads a transformer without use_safetensors"
 
 
 # Raw writes are allowed only in a function that writes through atomic_path(), or in these helpers,

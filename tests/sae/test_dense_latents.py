@@ -10,6 +10,7 @@ from textsae.config.schema import SAEConfig
 from textsae.errors import ConfigError, UserError
 from textsae.sae import build_sae
 from textsae.sae.base import SparseAutoencoder
+from textsae.sae.topk import MULTI_TOPK_WEIGHT
 
 
 def test_dense_latents_are_always_on_and_signed_by_hand() -> None:
@@ -38,12 +39,18 @@ def test_dense_latents_get_gradient_from_every_row() -> None:
     assert torch.isfinite(sae.W_enc.grad).all()
 
 
-def test_dense_latents_with_multi_topk_trains_finite() -> None:
-    torch.manual_seed(0)
-    sae = build_sae(SAEConfig(architecture="topk", n_latents=32, k=4, dense_latents=1, multi_topk=True), 8)
-    loss = sae.loss(sae(torch.randn(16, 8))).total
-    loss.backward()
-    assert torch.isfinite(loss)
+def test_dense_latents_with_multi_topk_loss_by_hand() -> None:
+    """n = 8, k = 2, one dense latent: the k term keeps the signed latent 0 and the largest other (3.0); the 4k = 8
+    term keeps every latent, ReLU'd except latent 0, so it misses only the negative sparse entries."""
+    x = torch.tensor([[-0.5, 3.0, -1.0, 2.0, 1.0, 0.5, -2.0, 0.25]])
+    sae = identity_topk(k=2, n=8, dense_latents=1, multi_topk=True)
+    recon_k = 1.0 + 4.0 + 1.0 + 0.25 + 4.0 + 0.0625  # every entry but -0.5 and 3.0
+    recon_4k = 1.0 + 4.0  # the ReLU'd -1.0 and -2.0
+    loss = sae.loss(sae(x))
+    assert loss.reconstruction.item() == pytest.approx(recon_k)
+    assert loss.total.item() == pytest.approx(recon_k + MULTI_TOPK_WEIGHT * recon_4k)
+    loss.total.backward()
+    assert torch.isfinite(sae.W_enc.grad).all() and sae.W_dec.grad[0].abs().sum() > 0  # the dense latent learns too
 
 
 def test_save_and_load_keeps_dense_latents(tmp_path) -> None:

@@ -69,8 +69,13 @@ def test_kl_penalty_by_hand() -> None:
     # KL(0.05 ‖ 0.5) = 0.05 ln 0.1 + 0.95 ln 1.9 = 0.494631...
     assert losses.kl_sparsity_penalty(torch.tensor([0.5]), rho).item() == pytest.approx(0.4946317, rel=1e-6)
     assert losses.kl_sparsity_penalty(torch.tensor([rho, rho]), rho).item() == pytest.approx(0.0, abs=1e-7)
-    # ρ̂ = 0 is clamped: finite value and gradient
-    rho_hat = torch.tensor([0.0], requires_grad=True)
+    # ρ̂ = 0 and ρ̂ = 1 are clamped to 1e-6 from the edge: finite penalties, each by hand, and a finite gradient
+    eps = 1e-6
+    at_zero = rho * math.log(rho / eps) + (1 - rho) * math.log((1 - rho) / (1 - eps))  # 0.4923
+    at_one = rho * math.log(rho / (1 - eps)) + (1 - rho) * math.log((1 - rho) / eps)  # 12.93
+    rho_hat = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)  # float32 cannot hold 1 - 1e-6
     value = losses.kl_sparsity_penalty(rho_hat, rho)
     value.backward()
-    assert math.isfinite(value.item()) and torch.isfinite(rho_hat.grad).all()
+    assert value.item() == pytest.approx(at_zero + at_one, rel=1e-5)
+    assert losses.kl_sparsity_penalty(torch.tensor([0.0]), rho).item() == pytest.approx(at_zero, rel=1e-5)
+    assert torch.isfinite(rho_hat.grad).all()

@@ -141,16 +141,27 @@ def test_decode_of_csr_codes_equals_decode_of_dense_codes(arch: str) -> None:
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("sparse", [False, True])
 def test_runs_under_bf16_autocast(arch: str, sparse: bool) -> None:
-    sae = _make(arch)
-    x = _sparse_batch()
-    x = x.to_sparse_csr() if sparse else x
-    sae.init_from_data(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = sae(x)
-        loss = sae.loss(out, dead_mask=torch.arange(N_LATENTS) < 4)
-    loss.total.backward()
-    assert loss.total.dtype == torch.float32 and torch.isfinite(loss.total)
-    assert all(torch.isfinite(p.grad).all() for p in sae.parameters())
+    """Under bf16 autocast the losses are fp32 and within bf16 rounding of the fp32 ones, the gradients fp32 and
+    pointing the same way."""
+    results = []
+    for enabled in (False, True):
+        sae = _make(arch)
+        x = _sparse_batch()
+        x = x.to_sparse_csr() if sparse else x
+        sae.init_from_data(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            out = sae(x)
+            loss = sae.loss(out, dead_mask=torch.arange(N_LATENTS) < 4)
+        loss.total.backward()
+        results.append((out, loss, {name: p.grad for name, p in sae.named_parameters()}))
+    (_, loss_fp32, grads_fp32), (out, loss, grads) = results
+    assert sparse or out.codes.dtype == torch.bfloat16  # dense input: the encoder did run in bf16
+    for field in loss._fields:
+        assert getattr(loss, field).dtype == torch.float32, field
+        assert getattr(loss, field).item() == pytest.approx(getattr(loss_fp32, field).item(), rel=2e-2, abs=1e-6), field
+    for name, grad in grads.items():
+        assert grad.dtype == torch.float32, name
+        assert F.cosine_similarity(grad.flatten(), grads_fp32[name].flatten(), dim=0) > 0.99, name
 
 
 # ---------------------------------------------------------------------------- scaling and init
@@ -294,15 +305,19 @@ def test_batchtopk_by_hand_threshold_and_inference() -> None:
 def test_batchtopk_keeps_exactly_batch_k_and_encode_is_per_row() -> None:
     sae = _make("batchtopk")
     with torch.no_grad():
-        sae.b_enc.fill_(100.0)
-    x = torch.randn(B, D_IN)
+        sae.b_enc.fill_(100.0)  # every pre-activation positive
+    x = torch.randn(B, D_IN) * torch.arange(1.0, B + 1).unsqueeze(1)  # later rows spread wider: they win more entries
     out = sae.train()(x)
-    assert torch.count_nonzero(out.codes) == B * K
-    assert torch.count_nonzero(out.codes, dim=1).tolist() != [K] * B or B == 1  # rows differ in count
+    pre = out.pre_acts.detach()
+    kth_of_batch = pre.flatten().topk(B * K).values[-1]
+    torch.testing.assert_close(out.codes, pre * (pre >= kth_of_batch), rtol=0, atol=0)  # the batch's B·k largest
+    counts = torch.count_nonzero(out.codes, dim=1).tolist()
+    assert sum(counts) == B * K and len(set(counts)) > 1, counts  # not k per row: rows differ in count
     with torch.no_grad():
         sae.threshold.fill_(100.5)
     batch_codes = sae.encode(x)
-    assert 0 < torch.count_nonzero(batch_codes) < B * N_LATENTS
+    torch.testing.assert_close(batch_codes, pre * (pre > 100.5), rtol=0, atol=0)  # inference: pre · [pre > θ]
+    assert 0 < torch.count_nonzero(batch_codes) < B * N_LATENTS  # θ splits this batch
     for row in range(B):
         torch.testing.assert_close(sae.encode(x[row : row + 1]), batch_codes[row : row + 1], rtol=0, atol=0)
 

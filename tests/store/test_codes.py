@@ -61,7 +61,8 @@ def test_round_trip(tmp_path, fmt, n_latents):
     assert info["n_docs"] == 23 and info["n_latents"] == n_latents and info["sae"] == "abc"
     assert info["index_dtype"] == ("uint16" if n_latents <= 65_536 else "int32")
     assert [s["rows"] for s in info["shards"]] == [10, 10, 3]
-    assert info["nnz"] == codes.nnz and info["disk_bytes"] > 0
+    assert info["nnz"] == codes.nnz
+    assert info["disk_bytes"] == sum(p.stat().st_size for p in (tmp_path / "codes").glob("shard-*"))
     assert not (tmp_path / "codes" / WRITER_STATE_NAME).exists()
 
 

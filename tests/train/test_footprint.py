@@ -52,6 +52,39 @@ def test_disk_is_checked_where_checkpoints_go(tmp_path: Path, monkeypatch: pytes
         )
 
 
-def test_available_memory_reads_the_system() -> None:
+def test_available_memory_is_memavailable_or_the_address_space_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textsae import runtime
+
+    meminfo = {"value": 8 * GIB}
+    monkeypatch.setattr(runtime, "_proc_number", lambda path, key: meminfo["value"])
+    for room, expected in ((None, 8 * GIB), (GIB, GIB), (16 * GIB, 8 * GIB)):
+        monkeypatch.setattr(runtime, "_address_space_left", lambda room=room: room)
+        assert runtime.available_memory("cpu") == expected, room
+    meminfo["value"] = None  # no /proc/meminfo: the limit alone, or nothing
+    assert runtime.available_memory("cpu") == 16 * GIB
+    monkeypatch.setattr(runtime, "_address_space_left", lambda: None)
+    assert runtime.available_memory("cpu") is None
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").is_file(), reason="reads Linux's /proc/meminfo")
+def test_available_memory_reads_the_system_and_its_limit() -> None:
+    """The real /proc/meminfo; then, for one call, a `ulimit -v` 1 GiB above what this process has mapped: the free
+    memory reported is at most what that limit leaves."""
+    import resource
+
+    from textsae import runtime
+
+    total = runtime._proc_number(Path("/proc/meminfo"), "MemTotal:")
     free = footprint.available_memory("cpu")
-    assert free is None or free > 0
+    assert total is not None and free is not None and 0 < free <= total
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    used = runtime._proc_number(Path("/proc/self/status"), "VmSize:")
+    assert used is not None
+    if hard != resource.RLIM_INFINITY and hard < used + GIB:
+        pytest.skip("the hard address-space limit leaves no room for the test's own")
+    resource.setrlimit(resource.RLIMIT_AS, (used + GIB, hard))
+    try:
+        limited = footprint.available_memory("cpu")
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    assert limited is not None and 0 < limited <= GIB

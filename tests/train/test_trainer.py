@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -143,14 +144,15 @@ def test_dead_latents_are_tracked(tmp_path: Path) -> None:
     assert last["dead_fraction"] == pytest.approx(dead_fraction)
 
 
-def test_denoising_masks_the_input_but_reconstructs_clean(tmp_path: Path) -> None:
+def _record_denoising(corruption: str, p: float) -> tuple[Trainer, list[torch.Tensor], list[torch.Tensor], list]:
+    """Train 5 steps with ``train.corruption``; return the trainer, the clean batches, the SAE's inputs and its targets."""
     features = _features()
     torch.manual_seed(0)
     sae = build_sae(SAEConfig(n_latents=32, k=4), features.shape[1])
-    cfg = TrainConfig(steps=5, batch_size=32, corruption="mask", corruption_p=0.5, progress=False, device="cpu")
+    cfg = TrainConfig(steps=5, batch_size=32, corruption=corruption, corruption_p=p, progress=False, device="cpu")
     trainer = Trainer(sae, cfg, features)
     inputs: list[torch.Tensor] = []
-    targets: list[torch.Tensor] = []
+    targets: list = []
     forward, loss = sae.forward, sae.loss
 
     def recording_forward(x: torch.Tensor):
@@ -163,14 +165,46 @@ def test_denoising_masks_the_input_but_reconstructs_clean(tmp_path: Path) -> Non
 
     sae.forward, sae.loss = recording_forward, recording_loss  # type: ignore[method-assign]
     trainer.train()
-    assert len(inputs) == len(targets) == 5 and torch.isfinite(sae.W_dec).all()
-    for step, (x_in, target) in enumerate(zip(inputs, targets)):
-        clean = rows_to_tensor(features, trainer._batch_rows(step), "cpu")
-        kept = x_in.values().count_nonzero().item() / clean.values().count_nonzero().item()
-        assert 0.35 < kept < 0.65, kept  # about half the entries masked ...
-        torch.testing.assert_close(
-            target.to_dense(), sae.normalize(clean).to_dense()
-        )  # ... the target is the clean row
+    clean = [rows_to_tensor(features, trainer._batch_rows(step), "cpu") for step in range(5)]
+    assert len(inputs) == len(targets) == 5
+    for x_in, x in zip(inputs, clean):  # noise only on the non-zeros: the sparsity pattern is the clean one
+        assert torch.equal(x_in.crow_indices(), x.crow_indices()) and torch.equal(x_in.col_indices(), x.col_indices())
+    return trainer, clean, inputs, targets
+
+
+def test_without_corruption_the_sae_sees_and_reconstructs_the_clean_rows() -> None:
+    _, clean, inputs, targets = _record_denoising("none", 0.5)  # corruption_p is ignored
+    for x, x_in, target in zip(clean, inputs, targets):
+        assert torch.equal(x_in.values(), x.values())
+        assert target is None  # the loss reconstructs the model's own input
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_mask_corruption_zeroes_entries_at_rate_p_and_reconstructs_the_clean_rows(p: float) -> None:
+    trainer, clean, inputs, targets = _record_denoising("mask", p)
+    kept = total = 0
+    for x, x_in, target in zip(clean, inputs, targets):
+        survived = x_in.values() != 0
+        torch.testing.assert_close(x_in.values()[survived], x.values()[survived], rtol=0, atol=0)  # kept: unscaled
+        kept += int(survived.sum())
+        total += int((x.values() != 0).sum())
+        torch.testing.assert_close(target.to_dense(), trainer.sae.normalize(x).to_dense())  # the target is clean
+    assert total > 1000  # 5 batches × 32 rows × ~8 non-zeros
+    assert abs(kept / total - (1 - p)) < 4 * math.sqrt(p * (1 - p) / total), (kept, total)  # within 4 binomial sd
+
+
+def test_gaussian_corruption_adds_noise_of_p_times_the_rms_and_reconstructs_the_clean_rows() -> None:
+    p = 0.5
+    trainer, clean, inputs, targets = _record_denoising("gaussian", p)
+    relative_noise = []
+    for x, x_in, target in zip(clean, inputs, targets):
+        rms = x.values().pow(2).mean().sqrt()
+        relative_noise.append((x_in.values() - x.values()) / rms)
+        torch.testing.assert_close(target.to_dense(), trainer.sae.normalize(x).to_dense())  # the target is clean
+    noise = torch.cat(relative_noise)
+    assert noise.numel() > 1000 and (noise != 0).all()
+    assert abs(noise.mean().item()) < 0.07  # sd of the mean: p / sqrt(n) ≈ 0.014
+    assert abs(noise.std().item() - p) < 0.05  # sd of the sd: p / sqrt(2n) ≈ 0.01
 
 
 def test_dense_features_train(tmp_path: Path) -> None:
