@@ -44,7 +44,7 @@ def run_one(recipe: Path, data: Path, out: Path, train_docs: int | None, overrid
     already no larger than ``train_docs`` (the cut would repeat the whole-corpus run)."""
     name = corpus_name(data) + (f"_{train_docs // 1000}k" if train_docs else "")
     run_dir = out / recipe.stem / name
-    settings = [f"data.path={data}", f"run.dir={run_dir}", "train.progress=false", *overrides]
+    settings = [f"data.path={data}", f"run.dir={run_dir}", "runtime.progress=false", *overrides]
     if train_docs:
         whole = Pipeline(load_recipe(recipe, [f"data.path={data}", *overrides])).corpus
         if len(whole.train.texts) <= train_docs:

@@ -92,9 +92,8 @@ def cpu_reference(out: Path) -> dict[str, object]:
         f"data.path={out / 'imdb'}",
         f"featurizer.model={out / 'minilm-fp16'}",
         f"run.dir={out.parent / (out.name + '_cpu_run')}",
-        "train.device=cpu",
-        "featurizer.device=cpu",
-        "train.progress=false",
+        "runtime.device=cpu",
+        "runtime.progress=false",
     ]
     report = Pipeline(load_recipe(Path("recipes/minilm_auto.yaml"), overrides)).run()
     reference = {

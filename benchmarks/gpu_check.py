@@ -144,11 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         "recipes/minilm_auto.yaml",
         f"data.path={imdb}",
         f"featurizer.model={model}",
-        f"featurizer.device={device}",
-        f"train.device={device}",
+        f"runtime.device={device}",
         f"run.dir={run_dir}",
         f"store.dir={work / 'store'}",
-        "train.progress=false",
+        "runtime.progress=false",
         *sizes["recipe_overrides"],
     ]
     report = None

@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="a labelled dataset folder or file")
     parser.add_argument("--out", required=True, help="where the two runs and the vectors go")
-    parser.add_argument("overrides", nargs="*", help="overrides for both runs, e.g. train.threads=1")
+    parser.add_argument("overrides", nargs="*", help="overrides for both runs, e.g. runtime.threads=1")
     args = parser.parse_args()
     out = Path(args.out)
     start = time.perf_counter()

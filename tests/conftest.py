@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from textsae.config.schema import RuntimeConfig, SAEConfig
+from textsae.sae import SAE_REGISTRY
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+
+QUIET_CPU = RuntimeConfig(progress=False, device="cpu")
+"""The runtime of most tests: on the CPU, no progress bars."""
+
+ARCHITECTURES = sorted(SAE_REGISTRY)
+"""Every registered SAE architecture: the contract tests run on each, so a new one is covered by registering it."""
+
+
+def sae_config(architecture: str = "topk", **fields: Any) -> SAEConfig:
+    """An ``SAEConfig`` of ``architecture`` with those of ``fields`` that its architecture has (the contract tests
+    give every architecture ``k``, which only the TopK family reads)."""
+    keys = {f.name for f in dataclasses.fields(SAEConfig.variant(architecture))}
+    return SAEConfig(architecture=architecture, **{key: value for key, value in fields.items() if key in keys})
+
+
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 _POSITIVE = ["great", "wonderful", "superb", "moving", "brilliant", "delightful", "charming", "excellent"]
@@ -118,7 +138,7 @@ TINY_RECIPE = (
     "defaults: [featurizer/tfidf_small, sae/topk, train/cpu_small, eval/linear_probe]\n"
     "featurizer:\n  min_df: 1\n"
     "sae:\n  n_latents: 64\n  k: 4\n"
-    "train:\n  epochs: 3\n  batch_size: 32\n  progress: false\n"
+    "runtime:\n  progress: false\ntrain:\n  epochs: 3\n  batch_size: 32\n"
     "eval:\n  cv_folds: 3\n  C_grid: [1.0, 4.0]\n"
 )
 """Recipe for a run that takes a few seconds on the tiny corpus (``data.path`` is added by the fixtures)."""

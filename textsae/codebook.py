@@ -207,7 +207,7 @@ class Codebook:
             "architecture": self.sae.cfg.architecture,
             "d_in": self.sae.d_in,
             "n_latents": self.sae.n_latents,
-            "k": self.sae.cfg.k if self.sae.cfg.architecture in ("topk", "batchtopk") else None,
+            "k": self.sae.cfg.code_k,
         }
 
 

@@ -65,6 +65,7 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         from textsae.config.schema import (
             EvalConfig,
             FeaturizerConfig,
+            RuntimeConfig,
             SAEConfig,
             TrainConfig,
         )
@@ -82,9 +83,13 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             self.sae_ = load_sae_artifact(paths.sae)
             return self
         texts = _check_texts(X)
-        self.featurizer_ = build_featurizer(FeaturizerConfig(**(self.featurizer or {})))
+        train_settings = dict(self.train or {})
+        runtime = RuntimeConfig(
+            **{"device": self.device, "progress": False, **_take_runtime_settings(train_settings)}  # type: ignore[arg-type]
+        )
+        self.featurizer_ = build_featurizer(FeaturizerConfig(**(self.featurizer or {})), runtime)
         features = self.featurizer_.fit_transform(texts)
-        train_cfg = TrainConfig(**{"progress": False, "device": self.device, **(self.train or {})})
+        train_cfg = TrainConfig(**train_settings)
         import torch
 
         supervised = train_cfg.label_loss_weight > 0 or train_cfg.dense_init == "probe"
@@ -101,7 +106,13 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         val_features = features[val_rows] if len(val_rows) else None
         head_labels = labels if train_cfg.label_loss_weight > 0 else None
         Trainer(
-            self.sae_, train_cfg, training, val_features=val_features, labels=head_labels, dense_encoder=dense_encoder
+            self.sae_,
+            train_cfg,
+            training,
+            val_features=val_features,
+            labels=head_labels,
+            dense_encoder=dense_encoder,
+            runtime=runtime,
         ).train()
         self.sae_.cpu()
         return self
@@ -164,3 +175,17 @@ def _check_texts(X: Any) -> list[str]:
             "Wrap a single document in a list: [text]."
         )
     return list(X)
+
+
+def _take_runtime_settings(train: dict[str, Any]) -> dict[str, Any]:
+    """Pop the settings that moved from ``train`` to ``runtime`` (``device``, ``threads``, ``autocast`` …) out of a
+    ``train=`` dict, renamed as ``runtime`` keys, so ``train={"threads": 1}`` keeps working."""
+    from textsae.config.compose import MOVED_KEYS
+
+    moved = {}
+    for old, (new, values) in MOVED_KEYS.items():
+        section, key = old.split(".")
+        if section == "train" and key in train:
+            value = train.pop(key)
+            moved[new.split(".")[1]] = values.get(value, value)
+    return moved

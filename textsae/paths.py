@@ -18,9 +18,9 @@ _HASH_EXCLUDED = {
     ("run",),
     ("store",),
     ("bench",),
-    ("train", "progress"),
-    ("train", "threads"),
-    ("train", "reuse_memory"),
+    ("runtime", "progress"),
+    ("runtime", "threads"),
+    ("runtime", "reuse_memory"),
 }
 
 
@@ -104,8 +104,8 @@ def store_root(config: RecipeConfig) -> Path:
 
 # Config sections that the artefacts in these folders depend on: a finished folder is reused as it is.
 _DEPENDENCIES = {
-    ("data", "featurizer"): ("featurizer", "features"),
-    ("sae", "train", "train_data"): ("checkpoints", "sae"),
+    ("data", "featurizer", "runtime"): ("featurizer", "features"),
+    ("sae", "train", "train_data", "runtime"): ("checkpoints", "sae"),
 }
 
 

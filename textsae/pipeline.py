@@ -51,6 +51,7 @@ from textsae.eval.sizes import (
 )
 from textsae.featurize.base import build_featurizer
 from textsae.paths import RunPaths, check_same_run, run_paths, store_root
+from textsae.runtime import sae_uses_bf16
 from textsae.sae import DataShape, SparseAutoencoder, build_sae
 from textsae.sae.reconstruction import reconstruction_metrics
 from textsae.sae.sizing import describe_sizes, resolve_sizes
@@ -115,10 +116,7 @@ class Pipeline:
 
     @cached_property
     def corpus(self) -> Corpus:
-        featurizer = self.config.featurizer
-        corpus = load_corpus(
-            self.config.data, vector_column=featurizer.vector_column if featurizer.kind == "vectors" else None
-        )
+        corpus = load_corpus(self.config.data, vector_column=self.config.featurizer.vector_column)
         if corpus.train.labels is not None:
             require_fold_sizes(corpus.train.labels, self.config.eval.cv_folds)  # before featurizing, not after
         return corpus
@@ -136,11 +134,11 @@ class Pipeline:
             self._check_same_corpus()
             logger.info("Reusing features in %s", self.paths.features)
             return self.load_features()
-        if self.config.featurizer.kind == "hidden_states":
+        if self.config.featurizer.stored:
             return self._featurize_to_store()
         corpus = self.corpus
         start = time.perf_counter()
-        featurizer = build_featurizer(self.config.featurizer)
+        featurizer = build_featurizer(self.config.featurizer, self.config.runtime)
         train = featurizer.fit_transform(featurizer_inputs(corpus.train))
         evaluation = featurizer.transform(featurizer_inputs(corpus.eval))
         save_featurizer_artifact(featurizer, self.paths.featurizer)
@@ -160,8 +158,7 @@ class Pipeline:
 
     def _featurize_to_store(self) -> Features:
         """Hidden states: extract each split into the shared feature store (or reuse it), then point the run at it."""
-        featurizer = build_featurizer(self.config.featurizer)
-        featurizer.progress = self.config.train.progress
+        featurizer = build_featurizer(self.config.featurizer, self.config.runtime)
         if not is_complete(self.paths.featurizer):
             save_featurizer_artifact(featurizer.fit(), self.paths.featurizer)
         entries = {}
@@ -224,18 +221,13 @@ class Pipeline:
         resolved = resolve_sizes(self.config.sae, shape)
         check_fits(
             estimate(resolved, d_in, train_cfg),
-            device=resolve_device(train_cfg.device),
+            device=resolve_device(self.config.runtime.device),
             run_dir=self.paths.root,
             n_latents=int(resolved.n_latents),
             d_in=d_in,
         )  # before any weight is allocated
         sae = build_sae(self.config.sae, d_in, shape)
-        if "auto" in (
-            self.config.sae.n_latents,
-            self.config.sae.k,
-            self.config.sae.adaptive_k,
-            self.config.sae.dense_latents,
-        ):
+        if "auto" in to_dict(self.config.sae).values():
             logger.info("Sizes: %s", describe_sizes(self.config.sae, sae.cfg, shape))
         trainer = Trainer(
             sae,
@@ -245,8 +237,9 @@ class Pipeline:
             metrics_path=self.paths.metrics,
             val_features=take_rows(features.train, val_rows) if len(val_rows) else None,
             labels=labels if train_cfg.label_loss_weight > 0 else None,
-            dense_encoder=self._dense_probe(training_rows, labels, sae.cfg.dense_latents, shape.n_decisions),
+            dense_encoder=self._dense_probe(training_rows, labels, sae.cfg.always_on_latents, shape.n_decisions),
             data_fingerprint=self.corpus_fingerprint,  # a checkpoint of another corpus is never resumed here
+            runtime=self.config.runtime,
         )
         summary = trainer.train()
         save_sae_artifact(
@@ -292,7 +285,7 @@ class Pipeline:
             if stale or not is_complete(out_dir):
                 sae = sae if sae is not None else load_sae_artifact(self.paths.sae)
                 features = features if features is not None else self.featurize()
-                device = resolve_device(self.config.train.device)
+                device = resolve_device(self.config.runtime.device)
                 meta = {"split": split, "recipe": self.config.name, "sae_sha256": fingerprint}
                 encode_features(
                     sae,
@@ -301,9 +294,9 @@ class Pipeline:
                     self.config.encode,
                     device=device,
                     meta=meta,
-                    progress=self.config.train.progress,
+                    progress=self.config.runtime.progress,
                     overwrite=stale,
-                    bf16=self._use_bf16(device),
+                    bf16=sae_uses_bf16(self.config.runtime.precision, device),
                 )
             codes[split] = load_codes(out_dir)
         return codes
@@ -437,10 +430,6 @@ class Pipeline:
         size = bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes)
         return x_train, x_eval, {"bytes_per_doc": size, "index_bytes": source_index_bytes, "entries_per_doc": keep}
 
-    def _use_bf16(self, device: str) -> bool:
-        autocast = self.config.train.autocast
-        return autocast == "bf16" or (autocast == "auto" and device.startswith("cuda"))
-
     def _size_notes(self, features: Features, codes_bytes: float, source_index_bytes: int) -> list[str]:
         """Says so when the codes of a sparse source take more bytes per document than the source itself."""
         if not sp.issparse(features.eval):
@@ -459,7 +448,7 @@ class Pipeline:
 
     def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> dict[str, Any]:
         """Sizes, reconstruction on both splits, dead latents, how latents spread over documents, and health warnings."""
-        device = resolve_device(self.config.train.device)
+        device = resolve_device(self.config.runtime.device)
         k = self.config.encode.k
         recon = reconstruction_metrics(sae, features.eval, device=device, k=k)
         recon_train = reconstruction_metrics(sae, features.train, device=device, k=k)
@@ -473,8 +462,8 @@ class Pipeline:
             "architecture": sae.architecture,
             "n_latents": sae.n_latents,
             "d_in": sae.d_in,
-            "k": k or (sae.cfg.k if sae.architecture in ("topk", "batchtopk") else None),
-            "adaptive_k": sae.cfg.adaptive_k,
+            "k": k or sae.cfg.code_k,
+            "adaptive_k": getattr(sae.cfg, "adaptive_k", None),
             "fvu": recon["fvu"],
             "l0": float(codes["eval"].getnnz(axis=1).mean()),
             "dead_fraction": dead_fraction,
@@ -503,7 +492,7 @@ def stored_features_dir(config: RecipeConfig, featurizer: Any, texts: list[str])
 
 
 def featurizer_inputs(split: Split) -> Any:
-    """What a featurizer reads from a split: its own vectors (``featurizer.kind=vectors``), else its texts."""
+    """What a featurizer reads from a split: its own vectors (``featurizer.vector_column``), else its texts."""
     return split.vectors if split.vectors is not None else split.texts
 
 

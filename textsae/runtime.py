@@ -1,21 +1,57 @@
-"""Process-wide settings for CPU work: intra-op threads and how the C allocator keeps freed memory.
+"""How work runs, the code side of a recipe's ``runtime`` section: the precision policy, intra-op threads and how
+the C allocator keeps freed memory.
 
-Both are global to the process (as ``torch.set_num_threads`` is), so they are applied by the entry points that run
-long CPU jobs (the trainer's ``setup``), never at import.
+Threads and the allocator setting are global to the process (as ``torch.set_num_threads`` is), so they are applied
+by the entry points that run long CPU jobs (the trainer's ``setup``), never at import.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import platform
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from textsae.errors import UserError
 
-__all__ = ["available_memory", "keep_freed_memory", "set_threads"]
+__all__ = ["autocast", "available_memory", "compute_dtype", "keep_freed_memory", "sae_uses_bf16", "set_threads"]
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""Values of ``runtime.precision``."""
+
+
+def compute_dtype(precision: str, device: str) -> str:
+    """The precision ``runtime.precision`` means on ``device``: ``auto`` is bf16 on CUDA and fp32 elsewhere (bf16 is
+    several times slower than fp32 on CPUs without AMX or AVX-512 BF16, such as AVX2-only ones).
+
+    Raises:
+        UserError: If ``precision`` is not one of :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise UserError(f"runtime.precision must be one of {list(PRECISIONS)}. Got {precision!r} instead.")
+    if precision == "auto":
+        return "bf16" if str(device).startswith("cuda") else "fp32"
+    return precision
+
+
+def sae_uses_bf16(precision: str, device: str) -> bool:
+    """Whether SAE training and encoding run under bf16 autocast on ``device`` (fp32 master weights). ``fp16`` is for
+    hidden-state extraction; an SAE then runs in fp32 (fp16 would need loss scaling)."""
+    return compute_dtype(precision, device) == "bf16"
+
+
+def autocast(device: str | torch.device, dtype: str) -> contextlib.AbstractContextManager[Any]:
+    """The autocast context for ``dtype`` (``bf16``, ``fp16``; ``fp32`` = none) on ``device``: the one place that
+    turns a precision into a ``torch.autocast``."""
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
+    if torch_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch_dtype)
+
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -38,7 +74,7 @@ def set_threads(threads: int | str) -> int:
     if threads == "auto":
         return torch.get_num_threads()
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise UserError(f"train.threads must be 'auto' or an int >= 1. Got {threads!r} instead.")
+        raise UserError(f"runtime.threads must be 'auto' or an int >= 1. Got {threads!r} instead.")
     torch.set_num_threads(threads)
     return threads
 

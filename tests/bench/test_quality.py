@@ -60,7 +60,7 @@ def test_dense_source_gets_the_dense_families(
     recipe.write_text(
         "defaults: [sae/topk, train/cpu_small, eval/dense_probe]\n"
         f"data:\n  path: {tiny_corpus_dir}\n"
-        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 64\n  device: cpu\n"
+        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 64\n"
         "sae:\n  n_latents: 16\n  k: 2\n"
         "train:\n  epochs: 1\n  batch_size: 64\n"
         "eval:\n  cv_folds: 2\n  C_grid: [1.0]\n"

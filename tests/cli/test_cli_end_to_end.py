@@ -27,7 +27,7 @@ def recipe(tmp_path: Path, tiny_corpus_dir: Path) -> Path:
         f"data:\n  path: {tiny_corpus_dir}\n"
         "featurizer:\n  min_df: 1\n"
         "sae:\n  n_latents: 64\n  k: 4\n"
-        "train:\n  epochs: 3\n  batch_size: 32\n  progress: false\n"
+        "runtime:\n  progress: false\ntrain:\n  epochs: 3\n  batch_size: 32\n"
         "eval:\n  cv_folds: 3\n  C_grid: [1.0, 4.0]\n"
     )
     return path

@@ -20,9 +20,9 @@ def dense_recipe(tmp_path: Path, tiny_corpus_dir: Path, tiny_bert_dir: Path) -> 
     path.write_text(
         "defaults: [sae/topk, train/cpu_small, eval/dense_probe]\n"
         f"data:\n  path: {tiny_corpus_dir}\n"
-        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 32\n  device: cpu\n"
+        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 32\n"
         "sae:\n  n_latents: 64\n  k: 4\n  decoder_init: data\n"
-        "train:\n  epochs: 3\n  batch_size: 32\n  progress: false\n"
+        "runtime:\n  progress: false\n  device: cpu\ntrain:\n  epochs: 3\n  batch_size: 32\n"
         "eval:\n  cv_folds: 3\n  C_grid: [1.0, 4.0]\n"
     )
     return path
@@ -82,9 +82,9 @@ def test_universal_codebook_trains_once_and_evaluates_a_dataset_it_never_saw(
     recipe.write_text(
         "defaults: [sae/topk, train/cpu_small, eval/dense_probe]\n"
         f"train_data:\n  paths: [{tiny_corpus_dir}, {other}]\n"
-        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  device: cpu\n"
+        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n"
         "sae:\n  n_latents: 64\n  k: 4\n"
-        "train:\n  epochs: 2\n  batch_size: 64\n  progress: false\n  label_loss_weight: 1.0\n"
+        "runtime:\n  progress: false\n  device: cpu\ntrain:\n  epochs: 2\n  batch_size: 64\n  label_loss_weight: 1.0\n"
         "eval:\n  cv_folds: 3\n  C_grid: [1.0]\n"
     )
     run = tmp_path / "run"

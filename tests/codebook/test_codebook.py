@@ -30,7 +30,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> 
         f"data:\n  path: {tiny_corpus_dir}\n"
         "featurizer:\n  min_df: 1\n"
         "sae:\n  n_latents: 32\n  k: 4\n"
-        "train:\n  steps: 20\n  batch_size: 64\n  progress: false\n  device: cpu\n"
+        "runtime:\n  progress: false\n  device: cpu\ntrain:\n  steps: 20\n  batch_size: 64\n"
         "eval:\n  cv_folds: 2\n  C_grid: [1.0]\n",
         encoding="utf-8",
     )

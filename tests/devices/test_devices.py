@@ -15,7 +15,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from textsae.config.schema import EncodeConfig, SAEConfig, TrainConfig
+from tests.conftest import sae_config
+from textsae.config.schema import EncodeConfig, RuntimeConfig, SAEConfig, TrainConfig
 from textsae.encode import encode_rows, sparse_codes
 from textsae.sae import SAE_REGISTRY, SparseAutoencoder, build_sae
 from textsae.store.codes import load_codes
@@ -44,7 +45,7 @@ def _batch(device: str, *, sparse: bool) -> torch.Tensor:
 
 def _build(arch: str) -> SparseAutoencoder:
     torch.manual_seed(0)
-    sae = build_sae(SAEConfig(architecture=arch, n_latents=N_LATENTS, k=K, decoder_init="random"), D_IN)
+    sae = build_sae(sae_config(arch, n_latents=N_LATENTS, k=K, decoder_init="random"), D_IN)
     sae.init_from_data(torch.from_numpy(np.asarray(_features(B, sparse=False, seed=9))))
     return sae
 
@@ -84,21 +85,26 @@ def test_forward_backward_and_inference_match_the_cpu(device: str, arch: str, sp
     np.testing.assert_allclose(csr.toarray(), reference_inference.numpy(), atol=FP32_TOLERANCE)
 
 
-def _trainer(tmp_path: Path, device: str, features: Any, *, val_features: Any = None, **train: Any) -> Trainer:
+def _trainer(
+    tmp_path: Path, device: str, features: Any, *, val_features: Any = None, precision: str = "auto", **train: Any
+) -> Trainer:
     torch.manual_seed(0)
     sae = build_sae(SAEConfig(n_latents=N_LATENTS, k=K), D_IN)
     settings: dict[str, Any] = {
         "steps": 6,
         "batch_size": 32,
         "warmup_steps": 1,
-        "progress": False,
-        "device": device,
         "checkpoint_every": 3,
         "lr": LR,
         **train,
     }
     return Trainer(
-        sae, TrainConfig(**settings), features, val_features=val_features, checkpoint_path=tmp_path / "ckpt.safetensors"
+        sae,
+        TrainConfig(**settings),
+        features,
+        val_features=val_features,
+        checkpoint_path=tmp_path / "ckpt.safetensors",
+        runtime=RuntimeConfig(progress=False, device=device, precision=precision),
     )
 
 
@@ -138,11 +144,13 @@ def test_a_checkpoint_resumes_on_another_device(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: str, then: str, sparse: bool
 ) -> None:
     features = _features(sparse=sparse)
-    uninterrupted = _trainer(tmp_path / "whole", first, features, autocast="none")
+    uninterrupted = _trainer(tmp_path / "whole", first, features, precision="fp32")
     uninterrupted.train()
-    _train_until_interrupted(_trainer(tmp_path / "split", first, features, autocast="none"), monkeypatch, after_steps=3)
+    _train_until_interrupted(
+        _trainer(tmp_path / "split", first, features, precision="fp32"), monkeypatch, after_steps=3
+    )
     saved, _ = load_checkpoint(tmp_path / "split" / "ckpt.safetensors")
-    resumed = _trainer(tmp_path / "split", then, features, autocast="none")
+    resumed = _trainer(tmp_path / "split", then, features, precision="fp32")
     resumed.setup()  # loads the checkpoint onto `then`: exactly what `first` wrote, weights and Adam state
     assert resumed.step == 3 and next(resumed.sae.parameters()).device.type == torch.device(then).type
     for name, value in resumed.sae.state_dict().items():
@@ -165,13 +173,13 @@ def test_a_checkpoint_resumes_on_another_device(
 def test_bf16_autocast_trains_as_well_as_fp32(tmp_path: Path, device: str) -> None:
     features = _features(512, sparse=False)
     summaries = {}
-    for autocast in ("none", "bf16"):
+    for precision in ("fp32", "bf16"):
         trainer = _trainer(
-            tmp_path / autocast, device, features[:384], val_features=features[384:], autocast=autocast, steps=60
+            tmp_path / precision, device, features[:384], val_features=features[384:], precision=precision, steps=60
         )
-        summaries[autocast] = trainer.train()
-        assert trainer.use_bf16 == (autocast == "bf16")
-    fp32, bf16 = (summaries[a].validation["fvu"] for a in ("none", "bf16"))
+        summaries[precision] = trainer.train()
+        assert trainer.use_bf16 == (precision == "bf16")
+    fp32, bf16 = (summaries[a].validation["fvu"] for a in ("fp32", "bf16"))
     assert fp32 < 0.9  # it learned something, so the comparison means something
     assert abs(bf16 - fp32) <= BF16_FVU_TOLERANCE, (fp32, bf16)
 
@@ -180,7 +188,7 @@ def test_bf16_autocast_trains_as_well_as_fp32(tmp_path: Path, device: str) -> No
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 def test_encode_on_a_device_writes_the_cpu_codes(tmp_path: Path, device: str, sparse: bool) -> None:
     features = _features(200, sparse=sparse)
-    trainer = _trainer(tmp_path, "cpu", features, autocast="none")
+    trainer = _trainer(tmp_path, "cpu", features, precision="fp32")
     trainer.train()
     sae = trainer.sae.cpu()
     expected = sparse_codes(sae, torch.from_numpy(np.asarray(_features(200, sparse=False))))  # one batch, on the CPU

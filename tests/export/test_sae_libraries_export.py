@@ -30,9 +30,9 @@ def hidden_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path, 
     recipe.write_text(
         "defaults: [sae/topk, train/cpu_small, eval/dense_probe]\n"
         f"data:\n  path: {tiny_corpus_dir}\n"
-        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 32\n  device: cpu\n"
+        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 32\n"
         "sae:\n  n_latents: 64\n  k: 6\n  decoder_init: data\n"
-        "train:\n  epochs: 3\n  batch_size: 32\n  progress: false\n",
+        "runtime:\n  progress: false\n  device: cpu\ntrain:\n  epochs: 3\n  batch_size: 32\n",
         encoding="utf-8",
     )
     assert main(["train", str(recipe), f"run.dir={folder / 'run'}", "-q"]) == 0
@@ -112,7 +112,7 @@ def test_a_tfidf_run_is_refused_in_one_line(
     recipe.write_text(
         "defaults: [featurizer/tfidf_small, sae/topk, train/cpu_small]\n"
         f"data:\n  path: {tiny_corpus_dir}\nfeaturizer:\n  min_df: 1\nsae:\n  n_latents: 32\n  k: 4\n"
-        "train:\n  steps: 3\n  batch_size: 32\n  progress: false\n",
+        "runtime:\n  progress: false\n  device: cpu\ntrain:\n  steps: 3\n  batch_size: 32\n",
         encoding="utf-8",
     )
     assert main(["train", str(recipe), f"run.dir={tmp_path / 'run'}", "-q"]) == 0
@@ -126,13 +126,15 @@ def test_a_tfidf_run_is_refused_in_one_line(
 @pytest.mark.parametrize(
     ("settings", "problem"),
     [
-        ({"architecture": "relu_l1", "l1": 1.0}, "sae.architecture='relu_l1'"),
+        ({"architecture": "relu_l1", "l1": 1.0, "k": None}, "sae.architecture='relu_l1'"),
         ({"dense_latents": 2}, "sae.dense_latents=2"),
         ({"adaptive_k": "input_nnz"}, "sae.adaptive_k='input_nnz'"),
     ],
 )
 def test_what_the_libraries_cannot_express_is_named(settings: dict, problem: str, tmp_path: Path) -> None:
-    cfg = SAEConfig(**{"architecture": "topk", "n_latents": 16, "k": 4, **settings})
+    cfg = SAEConfig(
+        **{k: v for k, v in {"architecture": "topk", "n_latents": 16, "k": 4, **settings}.items() if v is not None}
+    )
     sae = build_sae(cfg, 8, DataShape.of(torch.rand(64, 8).numpy(), None))
     with pytest.raises(UserError, match=f"cannot be exported to saelens: .*{problem}"):
         export_sae_library(sae, tmp_path / "out", "saelens")

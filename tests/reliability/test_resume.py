@@ -99,7 +99,7 @@ def recipe(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> P
         "featurizer:\n  min_df: 1\n"
         "sae:\n  n_latents: 32\n  k: 4\n"
         "train:\n  epochs: 1\n  batch_size: 32\n  checkpoint_every: 2\n  log_every: 2\n  warmup_steps: 2\n"
-        "  progress: false\n  device: cpu\n"
+        "runtime:\n  progress: false\n  device: cpu\n"
     )
     return path
 

@@ -72,7 +72,7 @@ def recipe_for_lock(tmp_path: Path, tiny_corpus_dir: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(
         f"name: tiny\ndata:\n  path: {tiny_corpus_dir}\nsae:\n  n_latents: 32\n  k: 4\n"
-        "train:\n  steps: 3\n  batch_size: 32\n  progress: false\n",
+        "runtime:\n  progress: false\ntrain:\n  steps: 3\n  batch_size: 32\n",
         encoding="utf-8",
     )
     return path

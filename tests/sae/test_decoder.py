@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from textsae.config.schema import SAEConfig
+from tests.conftest import sae_config
 from textsae.sae import build_sae, decoder
 
 N_LATENTS, D_IN = 40, 1000
@@ -68,7 +68,7 @@ def test_a_topk_sae_trains_the_same_through_the_blocked_decoder(arch: str, monke
 
     def gradients() -> tuple[float, dict[str, torch.Tensor]]:
         torch.manual_seed(0)
-        sae = build_sae(SAEConfig(architecture=arch, n_latents=N_LATENTS, k=4, decoder_init="random"), D_IN)
+        sae = build_sae(sae_config(arch, n_latents=N_LATENTS, k=4, decoder_init="random"), D_IN)
         sae.init_from_data(x)
         sae.train()
         loss = sae.loss(sae(x.to_sparse_csr()), dead_mask=dead).total

@@ -66,9 +66,9 @@ def test_save_and_load_keeps_dense_latents(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"architecture": "batchtopk", "dense_latents": 1}, "sae.dense_latents needs sae.architecture=topk"),
+        ({"architecture": "batchtopk", "dense_latents": 1}, "sae.dense_latents is a key of sae.architecture=topk"),
         ({"k": 4, "dense_latents": 4}, "sae.dense_latents must be auto or an int in [0, sae.k - 1 = 3]"),
-        ({"k": 4, "dense_latents": -1}, "sae.dense_latents must be auto or an int in [0, sae.k - 1 = 3]"),
+        ({"k": 4, "dense_latents": -1}, "sae.dense_latents must be auto or an int >= 0"),
     ],
 )
 def test_bad_dense_latents_are_refused(kwargs: dict, needle: str) -> None:

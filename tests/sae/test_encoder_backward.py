@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.conftest import sae_config
 from textsae.config.schema import SAEConfig
 from textsae.sae import SAE_REGISTRY, SparseAutoencoder, build_sae, encoder
 
@@ -70,7 +71,7 @@ def _gradients(sae: SparseAutoencoder, x: torch.Tensor, *, fixed: bool) -> dict[
 
 def _build(arch: str, variant: str) -> SparseAutoencoder:
     torch.manual_seed(0)
-    cfg = SAEConfig(architecture=arch, n_latents=N_LATENTS, k=K, decoder_init="random", **VARIANTS[variant])
+    cfg = sae_config(arch, n_latents=N_LATENTS, k=K, decoder_init="random", **VARIANTS[variant])
     sae = build_sae(cfg, D_IN)
     sae.init_from_data(_batch(sparse=False, seed=9))
     with torch.no_grad():

@@ -69,7 +69,10 @@ def test_no_prefixes_is_the_plain_loss_and_prefixes_survive_save_load(tmp_path) 
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        (dict(architecture="relu_l1", matryoshka_prefixes=[16]), "needs sae.architecture=topk or batchtopk"),
+        (
+            dict(architecture="relu_l1", matryoshka_prefixes=[16]),
+            "sae.matryoshka_prefixes is a key of sae.architecture=batchtopk or topk",
+        ),
         (dict(n_latents=64, matryoshka_prefixes=[16, 8]), r"increasing sizes in \[1, sae.n_latents - 1 = 63\]"),
         (dict(n_latents=64, matryoshka_prefixes=[16, 64]), r"increasing sizes in \[1, sae.n_latents - 1 = 63\]"),
         (dict(n_latents=64, matryoshka_prefixes=[0]), r"Got \[0\] instead"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.conftest import ARCHITECTURES, sae_config
 from textsae.config.schema import EncodeConfig, SAEConfig
 from textsae.errors import ConfigError, UserError
 from textsae.sae import build_sae
@@ -57,10 +58,10 @@ def test_multi_topk_gradient_reaches_latents_beyond_k() -> None:
     assert grads[True] > grads[False]
 
 
-@pytest.mark.parametrize("arch", ["batchtopk", "relu_l1", "sigmoid_kl"])
+@pytest.mark.parametrize("arch", [name for name in ARCHITECTURES if name != "topk"])
 def test_inference_k_keeps_the_k_largest_of_other_codes(arch: str) -> None:
     torch.manual_seed(0)
-    sae = build_sae(SAEConfig(architecture=arch, n_latents=16, k=3), 8).eval()
+    sae = build_sae(sae_config(arch, n_latents=16, k=3), 8).eval()
     x = torch.rand(6, 8)
     full = sae.encode(x)
     capped = sae.encode(x, k=2)
@@ -73,7 +74,7 @@ def test_bad_inference_k_and_config_are_refused() -> None:
     sae = identity_topk(k=1)
     with pytest.raises(UserError, match=r"inference 'k'.*\[1, n_latents=4\]"):
         sae.encode(torch.ones(1, 4), k=5)
-    with pytest.raises(ConfigError, match="multi_topk needs sae.architecture=topk"):
+    with pytest.raises(ConfigError, match="sae.multi_topk is a key of sae.architecture=topk"):
         SAEConfig(architecture="batchtopk", multi_topk=True)
     with pytest.raises(ConfigError, match="encode.k"):
         EncodeConfig(k=0)

@@ -9,18 +9,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.conftest import ARCHITECTURES, sae_config
 from textsae.config.schema import SAEConfig
 from textsae.errors import UserError
 from textsae.sae import SAE_REGISTRY, SparseAutoencoder, build_sae, losses
 
-ARCHS = ["topk", "batchtopk", "relu_l1", "sigmoid_kl"]
+ARCHS = ARCHITECTURES
 D_IN, N_LATENTS, K, B = 8, 16, 3, 6
 
 
 def _make(arch: str, *, d_in: int = D_IN, seed: int = 0, **overrides: Any) -> SparseAutoencoder:
     torch.manual_seed(seed)
     fields = {"architecture": arch, "n_latents": N_LATENTS, "k": K, **overrides}
-    return build_sae(SAEConfig(**fields), d_in)
+    return build_sae(sae_config(**fields), d_in)
 
 
 def _set_identity(sae: SparseAutoencoder) -> None:

@@ -48,13 +48,10 @@ def test_explicit_sizes_are_kept_and_k_auto_fits_small_dictionaries() -> None:
     shape = DataShape(3000, 384)
     assert resolve_sizes(SAEConfig(n_latents=256, k=8), shape).n_latents == 256
     assert resolve_sizes(SAEConfig(n_latents=128, k="auto"), shape).k == 16  # at most n_latents / 8
-    assert (
-        resolve_sizes(
-            SAEConfig(n_latents=2048, k=16, adaptive_k="auto", architecture="batchtopk"),
-            DataShape.of(_sparse(10, 50, 5)),
-        ).adaptive_k
-        == "none"
-    )
+    batch = resolve_sizes(SAEConfig(n_latents="auto", k=16, architecture="batchtopk"), DataShape.of(_sparse(10, 50, 5)))
+    assert not hasattr(batch, "adaptive_k") and batch.n_latents == 64  # no per-document cap: k entries each
+    relu = resolve_sizes(SAEConfig(n_latents="auto", architecture="relu_l1"), shape)
+    assert relu.n_latents == 1024 and not hasattr(relu, "k")  # counted as a dense TopK code of 32 entries
     line = describe_sizes(AUTO, resolve_sizes(AUTO, shape), shape)
     assert "n_latents=1024" in line and "k=32" in line and "3000 training documents" in line
 
@@ -71,7 +68,7 @@ def test_auto_sizes_are_validated_like_ints() -> None:
         SAEConfig(n_latents=8, k=16)
     with pytest.raises(ConfigError, match="needs a fixed sae.n_latents"):
         SAEConfig(n_latents="auto", matryoshka_prefixes=[64])
-    with pytest.raises(ConfigError, match="adaptive_k=input_nnz needs sae.architecture=topk"):
+    with pytest.raises(ConfigError, match="sae.adaptive_k is a key of sae.architecture=topk"):
         SAEConfig(architecture="batchtopk", adaptive_k="input_nnz")
 
 

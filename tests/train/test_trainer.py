@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from tests.conftest import ARCHITECTURES, QUIET_CPU, sae_config
 from textsae.config.schema import SAEConfig, TrainConfig
 from textsae.rows import rows_to_tensor
 from textsae.sae import build_sae
@@ -38,15 +39,13 @@ def _trainer(
 ) -> Trainer:
     torch.manual_seed(0)
     features = _features() if features is None else features
-    sae = build_sae(SAEConfig(**{"n_latents": 32, "k": 4, **sae_kwargs}), features.shape[1])
+    sae = build_sae(sae_config(**{"n_latents": 32, "k": 4, **sae_kwargs}), features.shape[1])
     cfg = TrainConfig(
         steps=steps,
         batch_size=32,
         warmup_steps=2,
         checkpoint_every=checkpoint_every,
         log_every=1,
-        progress=False,
-        device="cpu",
         label_loss_weight=label_loss_weight,
         label_head=label_head,
         label_dropout=label_dropout,
@@ -59,6 +58,7 @@ def _trainer(
         checkpoint_path=tmp_path / "ckpt.safetensors",
         metrics_path=tmp_path / "metrics.jsonl",
         labels=labels,
+        runtime=QUIET_CPU,
     )
 
 
@@ -74,10 +74,7 @@ def test_lr_schedule_warmup_flat_decay() -> None:
 @pytest.mark.parametrize(
     ("architecture", "label_loss_weight", "decoder_init", "extra"),
     [
-        ("topk", 0.0, "random", {}),
-        ("batchtopk", 0.0, "random", {}),
-        ("relu_l1", 0.0, "random", {}),
-        ("sigmoid_kl", 0.0, "random", {}),
+        *((architecture, 0.0, "random", {}) for architecture in ARCHITECTURES),
         ("topk", 0.01, "data", {}),
         ("topk", 0.01, "data", {"label_head": "both", "dense_latents": 2}),
         ("topk", 0.01, "data", {"label_dropout": 0.5}),
@@ -149,8 +146,8 @@ def _record_denoising(corruption: str, p: float) -> tuple[Trainer, list[torch.Te
     features = _features()
     torch.manual_seed(0)
     sae = build_sae(SAEConfig(n_latents=32, k=4), features.shape[1])
-    cfg = TrainConfig(steps=5, batch_size=32, corruption=corruption, corruption_p=p, progress=False, device="cpu")
-    trainer = Trainer(sae, cfg, features)
+    cfg = TrainConfig(steps=5, batch_size=32, corruption=corruption, corruption_p=p)
+    trainer = Trainer(sae, cfg, features, runtime=QUIET_CPU)
     inputs: list[torch.Tensor] = []
     targets: list = []
     forward, loss = sae.forward, sae.loss
@@ -257,7 +254,7 @@ def test_label_loss_without_labels_is_a_user_error() -> None:
     features = _features()
     sae = build_sae(SAEConfig(n_latents=32, k=4), features.shape[1])
     with pytest.raises(UserError, match="needs one class label per training document"):
-        Trainer(sae, TrainConfig(steps=2, label_loss_weight=0.1, progress=False), features)
+        Trainer(sae, TrainConfig(steps=2, label_loss_weight=0.1), features, runtime=QUIET_CPU)
 
 
 def test_label_dropout_zeroes_latents_and_rescales_the_rest() -> None:
@@ -290,7 +287,7 @@ def test_data_init_puts_training_rows_in_the_decoder(tmp_path: Path) -> None:
     features = _features()
     torch.manual_seed(0)
     sae = build_sae(SAEConfig(n_latents=32, k=4, decoder_init="data"), features.shape[1])
-    Trainer(sae, TrainConfig(steps=1, lr=1e-12, warmup_steps=0, progress=False), features).setup()
+    Trainer(sae, TrainConfig(steps=1, lr=1e-12, warmup_steps=0), features, runtime=QUIET_CPU).setup()
     centred = sae.normalize(torch.from_numpy(features.toarray())) - sae.b_dec.detach()
     unit = centred / centred.norm(dim=1, keepdim=True)
     similarity = (sae.W_dec.detach() @ unit.T).max(dim=1).values
@@ -308,8 +305,6 @@ def _auto_trainer(tmp_path: Path, features: sp.csr_matrix | None = None, **train
         "warmup_steps": 2,
         "checkpoint_every": 4,
         "log_every": 2,
-        "progress": False,
-        "device": "cpu",
         "min_steps": 8,
         "max_steps": 400,
         "eval_every": 4,
@@ -324,6 +319,7 @@ def _auto_trainer(tmp_path: Path, features: sp.csr_matrix | None = None, **train
         val_features=features[360:],
         checkpoint_path=tmp_path / "ckpt.safetensors",
         metrics_path=tmp_path / "metrics.jsonl",
+        runtime=QUIET_CPU,
     )
 
 
@@ -388,12 +384,10 @@ def test_probe_fixed_dense_latents_hold_the_classifier_s_decision_values(tmp_pat
         steps=20,
         batch_size=32,
         warmup_steps=2,
-        progress=False,
-        device="cpu",
         dense_init="probe",
         label_loss_weight=0.01,
     )
-    trainer = Trainer(sae, cfg, features, labels=labels, dense_encoder=(weights, bias))
+    trainer = Trainer(sae, cfg, features, labels=labels, dense_encoder=(weights, bias), runtime=QUIET_CPU)
     trainer.setup()
     frozen = sae.W_enc.detach()[:, :3].clone()
     trainer.train()
@@ -426,4 +420,4 @@ def test_probe_dense_init_without_a_classifier_is_a_user_error() -> None:
     features = _features()
     sae = build_sae(SAEConfig(n_latents=32, k=4, dense_latents=1), features.shape[1])
     with pytest.raises(UserError, match="dense_init=probe needs the classifier"):
-        Trainer(sae, TrainConfig(steps=2, dense_init="probe", progress=False), features)
+        Trainer(sae, TrainConfig(steps=2, dense_init="probe"), features, runtime=QUIET_CPU)

@@ -113,7 +113,7 @@ def _half(
 
     torch.manual_seed(config.train.seed)
     sae = build_sae(config.sae, x_train.shape[1], DataShape.of(x_train))
-    Trainer(sae, config.train, x_train).train()
+    Trainer(sae, config.train, x_train, runtime=config.runtime).train()
     result: dict[str, Any] = {
         "in_distribution": f"{name} label ids",
         "train_docs": int(in_train.sum()),

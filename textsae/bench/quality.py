@@ -161,8 +161,8 @@ def _evaluate(pipeline: Any, work: Path, *, compression: bool) -> dict[str, Any]
     sae_facts = {
         "n_latents": sae.n_latents,
         "d_in": sae.d_in,
-        "train_k": sae.cfg.k,
-        "multi_topk": sae.cfg.multi_topk,
+        "train_k": sae.cfg.code_k,
+        "multi_topk": getattr(sae.cfg, "multi_topk", False),
         "train_seconds": sae_seconds,
     }
     return {"rows": rows, "compression": table, "source_kind": "sparse" if sparse else "dense", "sae": sae_facts}
@@ -189,7 +189,7 @@ def _representations(
         for width in bench.pca_widths:
             if width <= min(train.shape):
                 yield lambda width=width: reps.pca(train, test, width, seed=pipeline.config.eval.seed)
-    dense_latents = sae.cfg.dense_latents
+    dense_latents = sae.cfg.always_on_latents
     for k in bench.ks:
         if k <= dense_latents:
             logger.warning(
@@ -253,7 +253,9 @@ def _source_throughput(pipeline: Any, n_docs: int) -> float | None:
         return None
     recipe = pipeline.config.featurizer  # the recipe, not the run directory, grants the opt-ins
     featurizer = load_featurizer_artifact(
-        pipeline.paths.featurizer, trust_remote_code=recipe.trust_remote_code, allow_pickle=recipe.allow_pickle
+        pipeline.paths.featurizer,
+        trust_remote_code=getattr(recipe, "trust_remote_code", False),  # only featurizers that load a model have these
+        allow_pickle=getattr(recipe, "allow_pickle", False),
     )
     texts = pipeline.corpus.eval.texts[:n_docs]
     start = time.perf_counter()

@@ -417,7 +417,7 @@ def _anomaly(args: argparse.Namespace) -> int:
     overrides = (
         ([f"data.path={args.data}"] if args.data else [])
         + list(args.overrides)
-        + (["train.progress=false"] if args.quiet else [])
+        + (["runtime.progress=false"] if args.quiet else [])
     )
     config = load_recipe(recipe, overrides)
     result = run_anomaly_bench(config, lsa_widths=widths, device=resolve_device(args.device))
@@ -455,7 +455,7 @@ def _quality(args: argparse.Namespace) -> int:
         check_readme_markers(readme, QUALITY_MARKERS)  # fail before hours of work, not after
     config = load_recipe(args.recipe, overrides)
     if args.quiet:
-        config.train.progress = False
+        config.runtime.progress = False
     parts = ["textsae bench quality", args.recipe, *args.overrides]
     parts += [f"--k {args.k}"] if args.k else []
     parts += [f"--out {args.out}"] if args.out else []

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from textsae.config.compose import dump_yaml, find_configs_dir, load_recipe
+from textsae.config.compose import component_sections, dump_yaml, find_configs_dir, load_recipe
+from textsae.config.schema import config_keys_of
 
 
 def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
@@ -84,7 +85,17 @@ def _ls(args: argparse.Namespace) -> int:
     print("PRESETS (configs/<group>/<name>.yaml, used in a recipe's `defaults:` list)")
     for preset in sorted(configs.glob("*/*.yaml")):
         print(f"  {preset.parent.name}/{preset.stem:<24} {_first_comment(preset)}")
+    for section, base in component_sections().items():
+        print(f"{section.upper()} ({section}.{base.selector}=NAME; each with its own keys beside the shared ones)")
+        shared = set(config_keys_of(base))
+        for name, variant in sorted(base.variants().items()):
+            own = [key for key in config_keys_of(variant) if key not in shared]
+            print(f"  {name:<16} {_first_line(variant.__doc__)}  keys: {', '.join(own) or '(shared only)'}")
     return 0
+
+
+def _first_line(doc: str | None) -> str:
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
 
 
 def _first_comment(path: Path) -> str:

@@ -82,9 +82,7 @@ def handle(args: argparse.Namespace) -> int:
 
     export_sentence_transformers(featurizer, sae, out)  # type: ignore[arg-type]
     how = f"SparseEncoder({str(out)!r})"
-    if (
-        sae.cfg.dense_latents
-    ):  # the folder names textsae's module class, which sentence-transformers must be told to import
+    if sae.cfg.always_on_latents:  # the folder names textsae's module class, which sentence-transformers must import
         how += " with trust_remote_code set to True and textsae installed"
     print(f"wrote a sentence-transformers SparseEncoder to {out}; load it with {how}")
     return 0

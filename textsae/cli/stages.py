@@ -60,7 +60,7 @@ def _handler(stage: str) -> Any:
 
         config = load_recipe(args.recipe, args.overrides)
         if args.quiet:
-            config.train.progress = False
+            config.runtime.progress = False
         universal = bool(config.train_data.paths)
         pipeline = UniversalPipeline(config) if universal else Pipeline(config)
         with directory_lock(pipeline.paths.root, what=f"run directory {pipeline.paths.root}", wait=args.wait):

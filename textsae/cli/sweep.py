@@ -48,7 +48,7 @@ def handle(args: argparse.Namespace) -> int:
     from textsae.sweep import run_sweep, write_sweep_outputs
     from textsae.sweep.report import SWEEP_MD_NAME
 
-    overrides = list(args.overrides) + (["train.progress=false"] if args.quiet else [])
+    overrides = list(args.overrides) + (["runtime.progress=false"] if args.quiet else [])
     result = run_sweep(args.recipe, overrides, out_dir=args.out, val_fraction=args.val_fraction, metric=args.metric)
     folder = write_sweep_outputs(result)
     best = result["best"]

@@ -9,6 +9,7 @@ dotted key and, for unknown keys, the closest valid one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import difflib
 import math
@@ -23,13 +24,36 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 
 from textsae.config.safe_yaml import YamlLimitError, load_yaml
-from textsae.config.schema import RecipeConfig, to_dict
+from textsae.config.schema import ComponentConfig, RecipeConfig, config_keys_of, to_dict
 from textsae.errors import ConfigError
 
 DEFAULTS_KEY = "defaults"
 PRESET_SUFFIX = ".yaml"
 _PRESET_RE = re.compile(r"[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+")  # GROUP/NAME: no absolute or parent paths
 _SECTIONS = tuple(f.name for f in dataclasses.fields(RecipeConfig) if f.name != "name")  # preset groups
+
+MOVED_KEYS: dict[str, tuple[str, dict[Any, Any]]] = {
+    "train.device": ("runtime.device", {}),
+    "train.threads": ("runtime.threads", {}),
+    "train.reuse_memory": ("runtime.reuse_memory", {}),
+    "train.progress": ("runtime.progress", {}),
+    "train.autocast": ("runtime.precision", {"none": "fp32"}),
+    "featurizer.device": ("runtime.device", {}),
+    "featurizer.dtype": ("runtime.precision", {}),
+}
+"""Keys that moved to another section: old dotted key → (new key, old value → new value where the names
+changed). The old names keep working, with one note line each."""
+
+
+def is_component_base(cls: Any) -> bool:
+    """Whether ``cls`` is a config base whose variant one of its keys picks (:class:`ComponentConfig`)."""
+    return isinstance(cls, type) and issubclass(cls, ComponentConfig) and bool(cls.__dict__.get("_is_base"))
+
+
+def component_sections() -> dict[str, type[ComponentConfig]]:
+    """Recipe sections whose dataclass one of their keys picks (``sae``, ``featurizer``) → their base class."""
+    hints = typing.get_type_hints(RecipeConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(RecipeConfig) if is_component_base(hints[f.name])}
 
 
 def find_configs_dir(start: Path | None = None) -> Path:
@@ -91,17 +115,103 @@ def compose_tree(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) 
             )
             continue
         preset_tree = {group: _resolve_paths(_read_yaml(preset_path), preset_path.parent, (group,))}
+        move_keys(preset_tree, f"preset {preset}")
         problems += _take_data_source(tree, _sources_set(preset_tree.get("data")), f"preset {preset}")
+        _switch_components(tree, _selectors_set(preset_tree), f"preset {preset}")
         _merge(tree, preset_tree)
+    move_keys(raw, str(recipe_path))
     problems += _take_data_source(tree, _sources_set(raw.get("data")), str(recipe_path))
     if problems:
         raise ConfigError(problems)
+    _switch_components(tree, _selectors_set(raw), str(recipe_path))
     _merge(tree, _resolve_paths(raw, recipe_path.resolve().parent, ()))
     problems += _take_data_source(tree, _override_sources(overrides), "the command line")
     if problems:
         raise ConfigError(problems)
+    _switch_components(tree, _override_selectors(overrides), "the command line")
     apply_overrides(tree, overrides)
     return tree
+
+
+def move_keys(tree: dict[str, Any], level: str, *, quiet: bool = False) -> None:
+    """Rename moved keys (:data:`MOVED_KEYS`) in one level's tree, in place, with a note line for each."""
+    for old, (new, values) in MOVED_KEYS.items():
+        old_section, old_key = old.split(".")
+        section = tree.get(old_section)
+        if not isinstance(section, dict) or old_key not in section:
+            continue
+        value = section.pop(old_key)
+        if not section:
+            tree.pop(old_section)
+        new_section, new_key = new.split(".")
+        target = tree.setdefault(new_section, {})
+        if isinstance(target, dict):
+            target.setdefault(new_key, values.get(value, value) if _hashable(value) else value)
+        if not quiet:
+            _note(f"{level}: {old} is now {new}; the old name still works.")
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _note(line: str) -> None:
+    from textsae._io import logger
+
+    logger.warning("note: %s", line)
+
+
+def _selectors_set(level_tree: dict[str, Any]) -> dict[str, Any]:
+    """The component choices one level makes: section → the value of its selector key (e.g. sae → relu_l1)."""
+    chosen = {}
+    for section, base in component_sections().items():
+        values = level_tree.get(section)
+        if isinstance(values, dict) and base.selector in values:
+            chosen[section] = values[base.selector]
+    return chosen
+
+
+def _override_selectors(overrides: Sequence[str]) -> dict[str, Any]:
+    chosen: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            continue
+        with contextlib.suppress(yaml.YAMLError, YamlLimitError):
+            value = load_yaml(text) if text else None
+            chosen.update(_selectors_set(_nest(key.strip().split("."), value)))
+    return chosen
+
+
+def _nest(parts: list[str], value: Any) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    _set(tree, parts, value)
+    return tree
+
+
+def _switch_components(tree: dict[str, Any], chosen: dict[str, Any], level: str) -> None:
+    """When ``level`` picks another variant of a component (``sae.architecture``, ``featurizer.kind``), drop the keys
+    lower levels set that the new variant does not have, with one note line."""
+    for section, name in chosen.items():
+        base = component_sections()[section]
+        values = tree.get(section)
+        if not isinstance(values, dict):
+            continue
+        before = values.get(base.selector, dataclasses.fields(base)[0].default)
+        try:
+            keys = {f.name for f in dataclasses.fields(base.variant(name))}
+        except ConfigError:
+            continue  # reported when the tree is built
+        dropped = [key for key in values if key not in keys]
+        for key in dropped:
+            values.pop(key)
+        if dropped and before != name:
+            listed = ", ".join(f"{section}.{key}" for key in dropped)
+            _note(f"{level} sets {section}.{base.selector}={name} (was {before}): dropped {listed}, set for {before}.")
 
 
 DATA_SOURCES = ("path", "name", "bundled")
@@ -153,6 +263,7 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
     """Apply ``key=value`` / ``~key`` overrides in place (paths relative to the current directory)."""
     problems = []
     for item in overrides:
+        item = _moved_override(item)
         if item.startswith("~"):
             parts = item[1:].strip().split(".")
             if _field_for(parts) is None:
@@ -182,6 +293,20 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
         raise ConfigError(problems)
 
 
+def _moved_override(item: str) -> str:
+    """``item`` with a moved key (:data:`MOVED_KEYS`) renamed, and its value where the names changed."""
+    deleting = item.startswith("~")
+    key, sep, text = (item[1:] if deleting else item).partition("=")
+    moved = MOVED_KEYS.get(key.strip())
+    if moved is None:
+        return item
+    new, values = moved
+    _note(f"the command line: {key.strip()} is now {new}; the old name still works.")
+    if deleting:
+        return f"~{new}"
+    return f"{new}{sep}{values.get(text.strip(), text)}"
+
+
 def build_config(tree: dict[str, Any]) -> RecipeConfig:
     """Validate a composed tree against the schema and build the dataclasses."""
     problems: list[str] = []
@@ -191,19 +316,57 @@ def build_config(tree: dict[str, Any]) -> RecipeConfig:
     return config
 
 
+def build_saved_config(tree: Any) -> RecipeConfig:
+    """A config saved by a run (``config.yaml``), by this version of textsae or an earlier one: moved keys are
+    renamed and the keys of other architectures or featurizers, which earlier versions wrote for every run, dropped
+    without notes."""
+    if isinstance(tree, dict):
+        tree = copy.deepcopy(tree)
+        move_keys(tree, "saved config", quiet=True)
+        for section, base in component_sections().items():
+            if isinstance(tree.get(section), dict):
+                tree[section] = _fit_component(base, tree[section])
+    return build_config(tree)
+
+
+def build_section(base: type, values: Any, section: str) -> Any:
+    """One config section from a mapping, type-checked like a recipe; a component (``sae``, ``featurizer``) as the
+    variant its selector names, without the keys of other variants (what earlier versions saved).
+
+    Raises:
+        ConfigError: Listing every problem found, one per line.
+    """
+    problems: list[str] = []
+    if is_component_base(base) and isinstance(values, dict):
+        values = _fit_component(base, values)
+    built = _build(base, values, (section,), problems, [])
+    if problems:
+        raise ConfigError(problems)
+    return built
+
+
+def _fit_component(base: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` less the keys that the variant they name does not have (unchanged when it names none known)."""
+    try:
+        variant = base.variant(values.get(base.selector, dataclasses.fields(base)[0].default))
+    except ConfigError:
+        return values
+    return {key: value for key, value in values.items() if key in config_keys_of(variant)}
+
+
 def dump_yaml(config: RecipeConfig) -> str:
     """The resolved config as YAML (what ``textsae show`` prints and every run saves)."""
     return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)
 
 
 def config_keys(cls: type = RecipeConfig, prefix: str = "") -> list[str]:
-    """All dotted keys of the schema (for ``did you mean`` hints and docs)."""
+    """All dotted keys of the schema, those of every architecture and featurizer included (for ``did you mean``
+    hints and docs)."""
     keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(hints[f.name]):
-            keys.extend(config_keys(hints[f.name], key + "."))
+    for name, (_, annotation) in _schema_fields(cls).items():
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(annotation):
+            keys.extend(config_keys(annotation, key + "."))
         else:
             keys.append(key)
     return keys
@@ -214,10 +377,22 @@ def key_type(dotted: str) -> Any:
     cls: Any = RecipeConfig
     annotation: Any = None
     for part in dotted.split("."):
-        if not dataclasses.is_dataclass(cls) or part not in {f.name for f in dataclasses.fields(cls)}:
+        fields = _schema_fields(cls) if dataclasses.is_dataclass(cls) else {}
+        if part not in fields:
             return None
-        annotation = cls = typing.get_type_hints(cls)[part]
+        annotation = cls = fields[part][1]
     return None if dataclasses.is_dataclass(annotation) else annotation
+
+
+def _schema_fields(cls: type) -> dict[str, tuple[dataclasses.Field[Any], Any]]:
+    """Field and type annotation of every key of a config dataclass; for a component base, of all its variants."""
+    classes = list(cls.variants().values()) if is_component_base(cls) else [cls]  # type: ignore[attr-defined]
+    out: dict[str, tuple[dataclasses.Field[Any], Any]] = {}
+    for variant in classes:
+        hints = typing.get_type_hints(variant)
+        for f in dataclasses.fields(variant):
+            out.setdefault(f.name, (f, hints[f.name]))
+    return out
 
 
 # --- building and type checking -------------------------------------------------------------
@@ -230,12 +405,29 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str], 
     if not isinstance(values, dict):
         problems.append(f"{name} must be a mapping of keys to values. Got {values!r} instead.")
         return None
+    variant_name = None
+    if is_component_base(cls):
+        variant_name = values.get(cls.selector, dataclasses.fields(cls)[0].default)
+        try:
+            cls = cls.variant(variant_name)
+        except ConfigError as error:
+            problems.extend(error.problems)
+            known = _schema_fields(cls)
+            problems.extend(
+                _unknown_key(".".join((*where, str(key))), f"valid keys: {', '.join(known)}")
+                for key in values
+                if key not in known
+            )
+            return None
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         dotted = ".".join((*where, str(key)))
         if key not in fields:
+            if variant_name is not None and _variants_with_key(cls, str(key)):
+                problems.append(_component_base(cls).foreign_key_problem(variant_name, str(key)))
+                continue
             problems.append(_unknown_key(dotted, f"valid keys here: {', '.join(fields)}"))
             continue
         annotation = hints[key]
@@ -257,6 +449,17 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str], 
         # (e.g. "no corpus given" after a bad data.path), so only the type problem is reported.
         problems.extend(line for line in error.problems if not any(key in line for key in mistyped))
         return None
+
+
+def _component_base(cls: type) -> Any:
+    return next(c for c in cls.__mro__ if c.__dict__.get("_is_base"))
+
+
+def _variants_with_key(cls: type, key: str) -> list[str]:
+    """Names of the other variants of a component that have ``key`` (for a recipe that set a key of another one)."""
+    if not issubclass(cls, ComponentConfig):
+        return []
+    return sorted(name for name, variant in _component_base(cls).variants().items() if key in config_keys_of(variant))
 
 
 def _unknown_key(dotted: str, fallback: str) -> str:
@@ -398,11 +601,10 @@ def _field_for(parts: Sequence[str]) -> dataclasses.Field[Any] | None:
     for part in parts:
         if not dataclasses.is_dataclass(cls):
             return None
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+        fields = _schema_fields(cls)
         if part not in fields:
             return None
-        found = fields[part]
-        cls = typing.get_type_hints(cls)[part]
+        found, cls = fields[part]
     return found
 
 

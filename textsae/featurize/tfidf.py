@@ -56,10 +56,10 @@ import math
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -73,11 +73,11 @@ from textsae._io import (
     logger,
     read_json_checked,
 )
-from textsae.config.schema import FeaturizerConfig
+from textsae.config.schema import FeaturizerConfig, RuntimeConfig
 from textsae.errors import UserError
 from textsae.featurize.base import CONFIG_NAME, read_featurizer_config
 
-__all__ = ["IDF_NAME", "KIND", "TOKEN_PATTERN", "VOCAB_NAME", "TfidfFeaturizer"]
+__all__ = ["IDF_NAME", "KIND", "TOKEN_PATTERN", "VOCAB_NAME", "TfidfConfig", "TfidfFeaturizer"]
 
 KIND = "tfidf"
 """The ``kind`` written to ``config.json``."""
@@ -88,7 +88,52 @@ IDF_NAME = "idf.safetensors"
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 """scikit-learn's default token pattern; the reference tokenizer uses it verbatim."""
 
-_DEFAULTS = FeaturizerConfig()  # the only home of the defaults (STYLE.md rule 1)
+
+@dataclass
+class TfidfConfig(FeaturizerConfig):
+    """``featurizer.kind=tfidf``: bag-of-words vectors, sparse, with a vocabulary learned from the training split."""
+
+    output: ClassVar[Literal["sparse", "dense"]] = "sparse"
+    per_corpus: ClassVar[bool] = True
+
+    weighting: Literal["tfidf", "counts", "binary"] = "tfidf"
+    """Term weights: TF-IDF (smooth idf), raw counts, or 0/1 presence."""
+    lowercase: bool = True
+    """Lower-case text before tokenizing."""
+    ngram_range: tuple[int, int] = (1, 2)
+    """Smallest and largest n-gram length, e.g. ``[1, 2]`` for unigrams and bigrams."""
+    max_features: int | None = 30000
+    """Keep the most frequent terms only (after document-frequency pruning); ``None`` keeps all."""
+    min_df: int | float = 2
+    """Drop terms in fewer documents than this (an int count, or a fraction in (0, 1))."""
+    max_df: int | float = 1.0
+    """Drop terms in more documents than this (a fraction in (0, 1], or an int count > 1)."""
+    sublinear_tf: bool = True
+    """Use 1 + log(tf) instead of tf (TF-IDF and counts weighting)."""
+    smooth_idf: bool = True
+    """idf = ln((1 + n) / (1 + df)) + 1, as if one extra document held every term."""
+    norm: Literal["l2", "l1", "none"] = "l2"
+    """Row normalisation of the output vectors."""
+
+    def problems(self) -> list[str]:
+        self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]
+        problems = super().problems()
+        lo, hi = self.ngram_range if len(self.ngram_range) == 2 else (0, 0)
+        if len(self.ngram_range) != 2 or lo < 1 or hi < lo:
+            problems.append(
+                "featurizer.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n. "
+                f"Got {list(self.ngram_range)!r} instead."
+            )
+        if self.max_features is not None and self.max_features < 1:
+            problems.append(f"featurizer.max_features must be an int >= 1 or null. Got {self.max_features!r} instead.")
+        if self.min_df < 0 or self.max_df <= 0:
+            problems.append(
+                f"featurizer.min_df must be >= 0 and max_df > 0. Got min_df={self.min_df!r}, max_df={self.max_df!r}."
+            )
+        return problems
+
+
+_DEFAULTS = TfidfConfig()  # the only home of the defaults (STYLE.md rule 1)
 _WEIGHTINGS = ("tfidf", "counts", "binary")
 _NORMS = ("l2", "l1", "none")
 _CHUNK_CHARS = 1 << 18  # code points per chunk: long NumPy loops, arrays that stay in cache (measured best)
@@ -469,6 +514,9 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         ['bad', 'film', 'good']
     """
 
+    config_class = TfidfConfig
+    """The ``featurizer`` section this featurizer is built from."""
+
     def __init__(
         self,
         *,
@@ -493,11 +541,12 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         self.norm = norm
 
     @classmethod
-    def from_config(cls, cfg: FeaturizerConfig) -> TfidfFeaturizer:
+    def from_config(cls, cfg: FeaturizerConfig, runtime: RuntimeConfig | None = None) -> TfidfFeaturizer:
         """An unfitted featurizer with the TF-IDF parameters of ``cfg`` (its constructor's arguments).
 
         Args:
             cfg: The ``featurizer`` section of a recipe; ``cfg.kind`` must be ``"tfidf"``.
+            runtime: Unused (TF-IDF runs on the CPU in NumPy); accepted like every featurizer's.
 
         Returns:
             The featurizer.
@@ -505,7 +554,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         Raises:
             UserError: ``cfg.kind`` is not ``"tfidf"``.
         """
-        if cfg.kind != KIND:
+        if not isinstance(cfg, TfidfConfig):
             raise UserError(f"TfidfFeaturizer.from_config needs featurizer.kind='tfidf'. Got {cfg.kind!r} instead.")
         names = inspect.signature(cls.__init__).parameters.keys() - {"self"}
         return cls(**{f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name in names})

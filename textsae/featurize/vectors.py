@@ -8,8 +8,9 @@ read them from ``featurizer.vector_column`` of the same files as the texts.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -18,10 +19,32 @@ from textsae.config.schema import FeaturizerConfig
 from textsae.errors import UserError
 from textsae.featurize.base import CONFIG_NAME, read_featurizer_config
 
-__all__ = ["KIND", "VectorsFeaturizer"]
+if TYPE_CHECKING:
+    from textsae.config.schema import RecipeConfig, RuntimeConfig
+
+__all__ = ["KIND", "VectorsConfig", "VectorsFeaturizer"]
 
 KIND = "vectors"
 """The ``kind`` written to ``config.json``."""
+
+
+@dataclass
+class VectorsConfig(FeaturizerConfig):
+    """``featurizer.kind=vectors``: your own precomputed vectors, dense, read from a column of the data files."""
+
+    output: ClassVar[Literal["sparse", "dense"]] = "dense"
+
+    vector_column: str = "vector"  # type: ignore[misc]  # a key here, a ClassVar (None) on the base
+    """The column holding one list of numbers per document (Parquet list, JSON array, or a JSON list in a CSV
+    cell); every vector has the same length. ``textsae encode`` reads the same column."""
+
+    def recipe_problems(self, recipe: RecipeConfig) -> list[str]:
+        if recipe.data.has_source and not recipe.data.path:
+            return [
+                "featurizer.kind=vectors reads its vectors from local files: set data.path=DIR or FILE (with a "
+                f"{self.vector_column!r} column), not data.name or data.bundled."
+            ]
+        return []
 
 
 class VectorsFeaturizer:
@@ -31,13 +54,18 @@ class VectorsFeaturizer:
         vector_column: The data column that holds the vectors (recorded so ``encode`` reads the same one).
     """
 
+    config_class = VectorsConfig
+    """The ``featurizer`` section this featurizer is built from."""
+
     def __init__(self, *, vector_column: str = "vector") -> None:
         self.vector_column = vector_column
         self.n_features_: int | None = None
 
     @classmethod
-    def from_config(cls, cfg: FeaturizerConfig) -> VectorsFeaturizer:
-        """Build from the ``featurizer`` section of a recipe (``kind: vectors``)."""
+    def from_config(cls, cfg: FeaturizerConfig, runtime: RuntimeConfig | None = None) -> VectorsFeaturizer:
+        """Build from the ``featurizer`` section of a recipe (``kind: vectors``); ``runtime`` is unused."""
+        if not isinstance(cfg, VectorsConfig):
+            raise UserError(f"VectorsFeaturizer needs featurizer.kind='vectors'. Got {cfg.kind!r} instead.")
         return cls(vector_column=cfg.vector_column)
 
     @property

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from textsae._io import logger
 from textsae.artifacts import is_complete, load_featurizer_artifact, load_sae_artifact
-from textsae.config.compose import build_config
+from textsae.config.compose import build_saved_config
 from textsae.config.schema import RecipeConfig
 from textsae.errors import UserError
 from textsae.eval.health import top1_top2_ratio
@@ -214,7 +214,7 @@ def _read_run_config(paths: RunPaths) -> RecipeConfig:
         raise UserError(
             f"{paths.config}: cannot be read as YAML ({exc}). Expected the resolved config a run saves."
         ) from exc
-    return build_config(tree)
+    return build_saved_config(tree)
 
 
 def _vocabulary(paths: RunPaths) -> np.ndarray | None:

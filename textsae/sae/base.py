@@ -8,7 +8,6 @@ densified on the way through the encoder.
 from __future__ import annotations
 
 import abc
-import dataclasses
 import json
 import math
 import os
@@ -75,8 +74,8 @@ class SAEOutput(NamedTuple):
 class LossOutput(NamedTuple):
     """Loss terms (scalar tensors). ``sparsity`` and ``auxk`` are unweighted; ``total`` applies the weights.
 
-    total = reconstruction + w_sparsity · sparsity + cfg.auxk_coefficient · auxk, with w_sparsity
-    = ``cfg.l1`` (relu_l1) or ``cfg.beta`` (sigmoid_kl). Terms that do not apply are zero tensors.
+    total = reconstruction + w_sparsity · sparsity + w_auxk · auxk, with each weight from the architecture's config
+    (e.g. ``sae.l1``, ``sae.beta``, ``sae.auxk_coefficient``). Terms that do not apply are zero tensors.
     """
 
     total: Tensor
@@ -84,9 +83,9 @@ class LossOutput(NamedTuple):
     reconstruction: Tensor
     """mean_b Σ_d (x − x̂)² (``mse``) or mean_b Σ_d BCE (``bce``)."""
     sparsity: Tensor
-    """L1 (relu_l1) or Σ_j KL(ρ‖ρ̂_j) (sigmoid_kl) penalty, before its coefficient."""
+    """The architecture's sparsity penalty (L1, KL, L0 …), before its coefficient."""
     auxk: Tensor
-    """Normalised AuxK loss (TopK family), before ``cfg.auxk_coefficient``."""
+    """Normalised AuxK loss (TopK family), before its coefficient."""
     fvu: Tensor
     """Detached fraction of variance unexplained against the target, in normalised space."""
 
@@ -120,6 +119,8 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
 
     architecture: str = ""
     """Registered name, set by :func:`textsae.sae.registry.register_sae`."""
+    config_class: type[SAEConfig] = SAEConfig
+    """The architecture's config dataclass, set by :func:`textsae.sae.registry.register_sae`."""
 
     def __init__(self, d_in: int, cfg: SAEConfig) -> None:
         super().__init__()
@@ -130,13 +131,17 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
                 f"{type(self).__name__} needs sae.architecture={self.architecture!r}. Got {cfg.architecture!r} instead; "
                 "use textsae.sae.build_sae(cfg, d_in) to pick the class from the config."
             )
-        if cfg.has_auto_sizes:
+        if not isinstance(cfg, self.config_class):
             raise UserError(
-                f"sae.n_latents={cfg.n_latents} and sae.k={cfg.k}: 'auto' sizes come from the training data; build the SAE with "
+                f"{type(self).__name__} needs a {self.config_class.__name__}. Got a {type(cfg).__name__} instead; "
+                "build the config with SAEConfig(architecture=..., ...)."
+            )
+        if cfg.has_auto_sizes:
+            auto = ", ".join(f"sae.{k}=auto" for k, v in to_dict(cfg).items() if v == "auto")
+            raise UserError(
+                f"{auto}: 'auto' sizes come from the training data; build the SAE with "
                 "textsae.sae.build_sae(cfg, d_in, data=DataShape.of(features))."
             )
-        if cfg.adaptive_k == "auto":  # resolved from the training data by build_sae(..., data); without data: no cap
-            cfg = dataclasses.replace(cfg, adaptive_k="none")
         self.d_in = d_in
         self.n_latents = cfg.n_latents
         self.cfg = cfg
@@ -360,14 +365,9 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
     def entry_limit(self, x: Tensor) -> Tensor | None:
         """Most code entries per row ``(B,)`` for raw input ``x``, or None when codes have no per-row limit.
 
-        With ``sae.adaptive_k=input_nnz`` a TopK row's code has at most as many entries as the row has
-        non-zeros, the always-on dense latents included: a document never takes more entries in its code
-        than in its source. Dense and CSR input give the same limit.
+        Architectures whose codes have a size limit per row (TopK's ``sae.adaptive_k=input_nnz``) override this.
         """
-        if self.cfg.adaptive_k != "input_nnz":
-            return None
-        x = self._check_input(x, "x")
-        return x.crow_indices().diff() if losses.is_sparse_csr(x) else (x != 0).sum(dim=1)
+        return None
 
     @abc.abstractmethod
     def _activate(
@@ -501,8 +501,8 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         """Unweighted sparsity penalty and its weight, or None when the architecture has none."""
         return None
 
-    def _auxk_penalty(self, out: SAEOutput, target: Tensor, dead_mask: Tensor | None) -> Tensor | None:
-        """Unweighted AuxK loss, or None when the architecture has none."""
+    def _auxk_penalty(self, out: SAEOutput, target: Tensor, dead_mask: Tensor | None) -> tuple[Tensor, float] | None:
+        """Unweighted AuxK loss and its weight, or None when the architecture has none (or no latent is dead)."""
         return None
 
     def loss(self, out: SAEOutput, *, target: Tensor | None = None, dead_mask: Tensor | None = None) -> LossOutput:
@@ -546,8 +546,8 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
             total = total + weight * sparsity
         aux = self._auxk_penalty(out, target, dead_mask)
         if aux is not None:
-            auxk = aux
-            total = total + self.cfg.auxk_coefficient * auxk
+            auxk, weight = aux
+            total = total + weight * auxk
         return LossOutput(total, reconstruction, sparsity, auxk, fvu)
 
     @staticmethod
@@ -700,10 +700,10 @@ def _read_config(path: Path) -> tuple[int, SAEConfig]:
     d_in = meta["d_in"]
     if isinstance(d_in, bool) or not isinstance(d_in, int) or d_in < 1:
         raise UserError(f"{path}: 'd_in' must be an int >= 1. Got {d_in!r} instead.")
+    from textsae.config.compose import build_section
+
     try:
-        cfg = SAEConfig(**meta["sae"])
-    except TypeError as err:
-        raise UserError(f"{path}: 'sae' does not match SAEConfig: {err}") from err
+        cfg = build_section(SAEConfig, meta["sae"], "sae")
     except ConfigError as err:
         raise UserError(f"{path}: invalid 'sae' section:\n{err}") from err
     if cfg.architecture != meta["architecture"]:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from textsae.config.schema import SAEConfig
 from textsae.sae.base import ActiveCodes
 from textsae.sae.registry import register_sae
-from textsae.sae.topk import AuxKMixin
+from textsae.sae.topk import AuxKMixin, TopKFamilyConfig
 
-__all__ = ["BatchTopKSAE"]
+__all__ = ["BatchTopKConfig", "BatchTopKSAE"]
 
 THRESHOLD_MOMENTUM = 0.99
 """EMA momentum of the inference threshold: θ ← 0.99 θ + 0.01 θ_batch."""
 
 
-@register_sae("batchtopk")
+@dataclass
+class BatchTopKConfig(TopKFamilyConfig):
+    """``sae.architecture=batchtopk``: k latents per document on average over each training batch."""
+
+
+@register_sae("batchtopk", config=BatchTopKConfig)
 class BatchTopKSAE(AuxKMixin):
     """BatchTopK SAE: k active latents per row on average over the batch.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import TypeVar
@@ -11,7 +12,7 @@ from textsae.errors import UserError
 from textsae.sae.base import SparseAutoencoder
 from textsae.sae.sizing import DataShape, resolve_sizes
 
-__all__ = ["SAE_REGISTRY", "build_sae", "load_sae", "register_sae"]
+__all__ = ["SAE_REGISTRY", "build_sae", "load_sae", "register_sae", "sae_config_classes"]
 
 SAE_REGISTRY: dict[str, type[SparseAutoencoder]] = {}
 """Registered SAE classes by architecture name (filled when ``textsae.sae`` is imported)."""
@@ -19,18 +20,24 @@ SAE_REGISTRY: dict[str, type[SparseAutoencoder]] = {}
 _SAE = TypeVar("_SAE", bound=type[SparseAutoencoder])
 
 
-def register_sae(name: str) -> Callable[[_SAE], _SAE]:
-    """Class decorator: register an SAE class under ``name`` and set its ``architecture`` attribute.
+def register_sae(name: str, *, config: type[SAEConfig]) -> Callable[[_SAE], _SAE]:
+    """Class decorator: register an SAE class under ``name`` with its config dataclass.
+
+    Registering is all it takes for the architecture to be accepted in ``sae.architecture``, listed by ``textsae
+    ls``, built by :func:`build_sae`, loaded by :func:`load_sae` and covered by the SAE contract tests.
 
     Args:
         name: Architecture name, as written in ``sae.architecture``.
+        config: The architecture's config: a dataclass subclass of :class:`SAEConfig` that adds its own keys.
 
     Returns:
-        The decorator, which returns the class unchanged apart from ``architecture``.
+        The decorator, which returns the class unchanged apart from ``architecture`` and ``config_class``.
 
     Raises:
-        ValueError: If ``name`` is already taken by another class.
+        ValueError: If ``name`` is already taken by another class, or ``config`` is not an SAEConfig dataclass.
     """
+    if not (isinstance(config, type) and issubclass(config, SAEConfig) and dataclasses.is_dataclass(config)):
+        raise ValueError(f"register_sae({name!r}): config must be a dataclass subclass of SAEConfig. Got {config!r}.")
 
     def decorator(cls: _SAE) -> _SAE:
         existing = SAE_REGISTRY.get(name)
@@ -39,10 +46,18 @@ def register_sae(name: str) -> Callable[[_SAE], _SAE]:
                 f"SAE architecture {name!r} is already registered to {existing.__qualname__}; got {cls.__qualname__}."
             )
         cls.architecture = name
+        cls.config_class = config
         SAE_REGISTRY[name] = cls
         return cls
 
     return decorator
+
+
+def sae_config_classes() -> dict[str, type[SAEConfig]]:
+    """Each registered architecture's config class, by name (imports :mod:`textsae.sae` so all are registered)."""
+    import textsae.sae  # noqa: F401  (registers the built-in architectures)
+
+    return {name: cls.config_class for name, cls in SAE_REGISTRY.items()}
 
 
 def build_sae(cfg: SAEConfig, d_in: int, data: DataShape | None = None) -> SparseAutoencoder:

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor
 
+from textsae.config.schema import SAEConfig
 from textsae.sae import losses
 from textsae.sae.base import ActiveCodes, SAEOutput, SparseAutoencoder
 from textsae.sae.registry import register_sae
 
-__all__ = ["ReLUL1SAE"]
+__all__ = ["ReLUL1Config", "ReLUL1SAE"]
 
 
-@register_sae("relu_l1")
+@dataclass
+class ReLUL1Config(SAEConfig):
+    """``sae.architecture=relu_l1``: ReLU codes with an L1 penalty."""
+
+    l1: float = 1.0
+    """λ, the L1 activation-penalty coefficient."""
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if self.l1 < 0:
+            problems.append(f"sae.l1 must be >= 0. Got {self.l1!r} instead.")
+        return problems
+
+
+@register_sae("relu_l1", config=ReLUL1Config)
 class ReLUL1SAE(SparseAutoencoder):
     """ReLU SAE trained with an L1 penalty on the codes.
 
@@ -22,6 +39,8 @@ class ReLUL1SAE(SparseAutoencoder):
     ``cfg.normalize_decoder`` the decoder rows have unit norm, so the penalty cannot be dodged by
     shrinking z and growing W_dec. Training and inference codes are the same.
     """
+
+    cfg: ReLUL1Config
 
     def _activate(
         self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None

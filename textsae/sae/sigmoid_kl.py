@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from textsae.config.schema import SAEConfig
 from textsae.sae import losses
 from textsae.sae.base import ActiveCodes, SAEOutput, SparseAutoencoder
 from textsae.sae.registry import register_sae
 
-__all__ = ["SigmoidKLSAE"]
+__all__ = ["SigmoidKLConfig", "SigmoidKLSAE"]
 
 
-@register_sae("sigmoid_kl")
+@dataclass
+class SigmoidKLConfig(SAEConfig):
+    """``sae.architecture=sigmoid_kl``: sigmoid latents pushed towards a target mean activation."""
+
+    beta: float = 1.0
+    """β, weight of the KL target-sparsity penalty."""
+    rho: float = 0.05
+    """ρ, target mean activation of every latent, in (0, 1)."""
+    code_threshold: float = 0.5
+    """A latent belongs to the sparse code when its sigmoid activation exceeds this."""
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if self.beta < 0:
+            problems.append(f"sae.beta must be >= 0. Got {self.beta!r} instead.")
+        if not 0.0 < self.rho < 1.0:
+            problems.append(f"sae.rho must be in (0, 1). Got {self.rho!r} instead.")
+        if not 0.0 < self.code_threshold < 1.0:
+            problems.append(f"sae.code_threshold must be in (0, 1). Got {self.code_threshold!r} instead.")
+        return problems
+
+
+@register_sae("sigmoid_kl", config=SigmoidKLConfig)
 class SigmoidKLSAE(SparseAutoencoder):
     """Sigmoid SAE whose latents are pushed towards a target mean activation ρ.
 

@@ -92,39 +92,42 @@ class DataShape:
 
 
 def resolve_sizes(cfg: SAEConfig, shape: DataShape) -> SAEConfig:
-    """``cfg`` with ``n_latents``, ``k``, ``adaptive_k`` and ``dense_latents`` that say ``auto`` replaced by the rule above."""
-    dense = shape.n_decisions if cfg.dense_latents == "auto" else cfg.dense_latents
-    cfg = dataclasses.replace(cfg, dense_latents=dense)
-    k = cfg.k
-    if k == "auto":
-        k = SPARSE_K if shape.sparse else DENSE_K
-    adaptive = cfg.adaptive_k
+    """``cfg`` with the sizes that say ``auto`` (``n_latents``, and where the architecture has them ``k``,
+    ``adaptive_k`` and ``dense_latents``) replaced by the rule above. For an architecture without a fixed code
+    length, ``n_latents=auto`` counts the entries a TopK code of the same source would have."""
+    present = {f.name for f in dataclasses.fields(cfg)}
+    changes: dict[str, object] = {}
+    dense = 0
+    if "dense_latents" in present:
+        dense = shape.n_decisions if cfg.dense_latents == "auto" else cfg.dense_latents  # type: ignore[attr-defined]
+        changes["dense_latents"] = dense
+    requested_k = getattr(cfg, "k", "auto")
+    k = (SPARSE_K if shape.sparse else DENSE_K) if requested_k == "auto" else requested_k
+    adaptive = getattr(cfg, "adaptive_k", "none")
     if adaptive == "auto":
-        adaptive = "input_nnz" if shape.sparse and cfg.architecture == "topk" else "none"
-    capped = adaptive == "input_nnz"
+        adaptive = "input_nnz" if shape.sparse else "none"
+    if "adaptive_k" in present:
+        changes["adaptive_k"] = adaptive
     n_latents = cfg.n_latents
     if n_latents == "auto":
         entries = float(k)
-        if capped and shape.nnz_per_doc is not None and len(shape.nnz_per_doc):
-            entries = float(np.minimum(np.maximum(shape.nnz_per_doc, cfg.dense_latents), k).mean())
+        if adaptive == "input_nnz" and shape.nnz_per_doc is not None and len(shape.nnz_per_doc):
+            entries = float(np.minimum(np.maximum(shape.nnz_per_doc, dense), k).mean())
         wanted = min(shape.n_docs * entries / DOCS_PER_LATENT, MAX_DECODER_WEIGHTS / shape.d_in)
         n_latents = int(min(max(2 ** math.floor(math.log2(max(wanted, 1.0))), MIN_LATENTS), MAX_LATENTS))
-    if cfg.k == "auto":
-        k = max(min(k, n_latents // 8), cfg.dense_latents + 1)
-    return dataclasses.replace(cfg, n_latents=n_latents, k=k, adaptive_k=adaptive)
+    changes["n_latents"] = n_latents
+    if "k" in present:
+        changes["k"] = max(min(k, n_latents // 8), dense + 1) if requested_k == "auto" else k
+    return dataclasses.replace(cfg, **changes)
 
 
 def describe_sizes(requested: SAEConfig, resolved: SAEConfig, shape: DataShape) -> str:
     """One line on what ``auto`` became, for the log and the report."""
-    parts = []
-    if requested.n_latents == "auto":
-        parts.append(f"n_latents={resolved.n_latents}")
-    if requested.k == "auto":
-        parts.append(f"k={resolved.k}")
-    if requested.adaptive_k == "auto":
-        parts.append(f"adaptive_k={resolved.adaptive_k}")
-    if requested.dense_latents == "auto":
-        parts.append(f"dense_latents={resolved.dense_latents}")
+    parts = [
+        f"{f.name}={getattr(resolved, f.name)}"
+        for f in dataclasses.fields(requested)
+        if getattr(requested, f.name) == "auto"
+    ]
     source = f"{shape.n_docs} training documents, d_in={shape.d_in}"
     if shape.nnz_per_doc is not None and len(shape.nnz_per_doc):
         source += f", {float(shape.nnz_per_doc.mean()):.1f} source non-zeros per document"

@@ -2,20 +2,110 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
 import torch
 from torch import Tensor
 
+from textsae.config.schema import SAEConfig
 from textsae.errors import UserError
 from textsae.sae import losses
 from textsae.sae.base import ActiveCodes, LossOutput, SAEOutput, SparseAutoencoder
 from textsae.sae.registry import register_sae
 
-__all__ = ["MULTI_TOPK_FACTOR", "MULTI_TOPK_WEIGHT", "AuxKMixin", "TopKSAE"]
+__all__ = ["MULTI_TOPK_FACTOR", "MULTI_TOPK_WEIGHT", "AuxKMixin", "TopKConfig", "TopKFamilyConfig", "TopKSAE"]
 
 MULTI_TOPK_FACTOR = 4
 """Multi-TopK: the second reconstruction uses ``MULTI_TOPK_FACTOR · k`` latents (capped at n_latents)."""
 MULTI_TOPK_WEIGHT = 1 / 8
 """Multi-TopK: weight of the second reconstruction term, as in Gao et al. (2024)."""
+
+
+@dataclass
+class TopKFamilyConfig(SAEConfig):
+    """Keys shared by the architectures that keep k latents per document (``topk``, ``batchtopk``)."""
+
+    k: int | Literal["auto"] = 32
+    """Active latents per document; with BatchTopK the batch average. ``auto``: 32 for a dense source (128 bytes per
+    document), 64 for a sparse one (with ``adaptive_k``, each document at most its source non-zeros)."""
+    auxk_coefficient: float = 0.03125
+    """Weight of the AuxK loss that lets dead latents model the residual; 0 turns it off."""
+    auxk_k: int | None = None
+    """Latents used by AuxK; default ``min(d_in // 2, 2 * k)`` (its decode costs k_aux/k times the main decoder)."""
+    matryoshka_prefixes: list[int] = field(default_factory=list)
+    """Nested dictionary sizes m_1 < … < m_G < n_latents. Training adds, for each m, the reconstruction from the
+    code's entries on latents 0 … m − 1 alone (Matryoshka SAE, Bussmann et al. 2025), so early latents carry what
+    every document needs; empty (default) trains the whole dictionary only."""
+
+    @property
+    def code_k(self) -> int | None:
+        return None if self.k == "auto" else int(self.k)
+
+    def problems(self) -> list[str]:
+        self.matryoshka_prefixes = list(self.matryoshka_prefixes)
+        problems = super().problems()
+        n_latents = None if self.n_latents == "auto" else self.n_latents
+        k = None if self.k == "auto" else self.k
+        if k is not None and not 1 <= k <= max(n_latents or k, 1):
+            problems.append(
+                f"sae.k must be auto or an int in [1, sae.n_latents={self.n_latents}]. Got {self.k!r} instead."
+            )
+        if self.auxk_coefficient < 0:
+            problems.append(f"sae.auxk_coefficient must be >= 0. Got {self.auxk_coefficient!r} instead.")
+        if self.auxk_k is not None and self.auxk_k < 1:
+            problems.append(f"sae.auxk_k must be an int >= 1 or null. Got {self.auxk_k!r} instead.")
+        prefixes = self.matryoshka_prefixes
+        if prefixes and n_latents is None:
+            problems.append("sae.matryoshka_prefixes needs a fixed sae.n_latents (an int, not auto).")
+        elif prefixes and not (
+            all(0 < m < n_latents for m in prefixes) and all(a < b for a, b in zip(prefixes, prefixes[1:]))
+        ):
+            problems.append(
+                f"sae.matryoshka_prefixes must be increasing sizes in [1, sae.n_latents - 1 = {n_latents - 1}], "
+                f"e.g. [{max(1, n_latents // 16)}, {max(1, n_latents // 4)}]. Got {prefixes!r} instead."
+            )
+        return problems
+
+
+@dataclass
+class TopKConfig(TopKFamilyConfig):
+    """``sae.architecture=topk``: each document keeps its k largest latents."""
+
+    adaptive_k: Literal["auto", "none", "input_nnz"] = "auto"
+    """``input_nnz`` caps each document's code at its number of input non-zeros (the always-on ``dense_latents``
+    included), so a code never takes more entries than the sparse vector it encodes; ``none`` gives every document k
+    entries; ``auto`` = ``input_nnz`` when the source is sparse (TF-IDF), else ``none``."""
+    multi_topk: bool = False
+    """Train on recon(k) + recon(4k)/8 (Multi-TopK, Gao et al. 2024) so that one SAE can be read at other k
+    (``encode.k``); default trains for k alone."""
+    dense_latents: int | Literal["auto"] = 0
+    """Latents 0 … m−1 are always active and signed (no ReLU, no TopK), and TopK picks the other k − m, so a code
+    still has k entries. They give the code a few linear directions, which keep low-variance information a
+    classifier needs (with ``train.label_loss_weight`` or ``train.dense_init=probe``); 0 is a plain TopK SAE.
+    ``auto``: one per decision value of a classifier of the training labels (the number of classes, 1 for two
+    classes), the size ``train.dense_init=probe`` needs; 0 without labels."""
+
+    @property
+    def always_on_latents(self) -> int:
+        return 0 if self.dense_latents == "auto" else int(self.dense_latents)
+
+    @property
+    def has_always_on_latents(self) -> bool:
+        return bool(self.dense_latents)
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        k = None if self.k == "auto" else self.k
+        dense = None if self.dense_latents == "auto" else self.dense_latents
+        if dense is not None and dense < 0:
+            problems.append(f"sae.dense_latents must be auto or an int >= 0. Got {self.dense_latents!r} instead.")
+        elif dense is not None and k is not None and k >= 1 and not dense < k:
+            problems.append(
+                f"sae.dense_latents must be auto or an int in [0, sae.k - 1 = {k - 1}]. Got {self.dense_latents!r} instead."
+            )
+        return problems
 
 
 class AuxKMixin(SparseAutoencoder):
@@ -69,9 +159,10 @@ class AuxKMixin(SparseAutoencoder):
         kept = torch.where(out.active.indices < n_prefix, out.active.values, torch.zeros_like(out.active.values))
         return self._decode_logits(out.codes, out.active._replace(values=kept))
 
-    def _auxk_penalty(self, out: SAEOutput, target: Tensor, dead_mask: Tensor | None) -> Tensor | None:
+    def _auxk_penalty(self, out: SAEOutput, target: Tensor, dead_mask: Tensor | None) -> tuple[Tensor, float] | None:
         if dead_mask is None or self.cfg.auxk_coefficient == 0:
             return None
+        weight = self.cfg.auxk_coefficient
         k_aux = self.k_aux
         if dead_mask.device.type == "cpu":
             # On CPU reading the dead count costs nothing, and the picks beyond it decode to zero:
@@ -82,10 +173,10 @@ class AuxKMixin(SparseAutoencoder):
                 return None
         dense_target = target.to_dense() if losses.is_sparse_csr(target) else target  # (B, d_in)
         residual = dense_target - out.x_hat.detach()  # (B, d_in)
-        return losses.auxk_loss(out.pre_acts, residual, self.W_dec, dead_mask, k_aux)
+        return losses.auxk_loss(out.pre_acts, residual, self.W_dec, dead_mask, k_aux), weight
 
 
-@register_sae("topk")
+@register_sae("topk", config=TopKConfig)
 class TopKSAE(AuxKMixin):
     """TopK SAE: each row keeps its k largest pre-activations.
 
@@ -109,6 +200,23 @@ class TopKSAE(AuxKMixin):
     too little variance for the sparse latents). On SST-2 MiniLM embeddings m = 2 … 16 did not
     beat plain TopK beyond seed noise (docs/benchmarks.md).
     """
+
+    cfg: TopKConfig
+
+    def __init__(self, d_in: int, cfg: SAEConfig) -> None:
+        if isinstance(cfg, TopKConfig) and cfg.adaptive_k == "auto":
+            # Resolved from the training data by build_sae(..., data); without data: no cap.
+            cfg = dataclasses.replace(cfg, adaptive_k="none")
+        super().__init__(d_in, cfg)
+
+    def entry_limit(self, x: Tensor) -> Tensor | None:
+        """With ``sae.adaptive_k=input_nnz`` a row's code has at most as many entries as the row has non-zeros, the
+        always-on dense latents included: a document never takes more entries in its code than in its source. Dense
+        and CSR input give the same limit."""
+        if self.cfg.adaptive_k != "input_nnz":
+            return None
+        x = self._check_input(x, "x")
+        return x.crow_indices().diff() if losses.is_sparse_csr(x) else (x != 0).sum(dim=1)
 
     def _activate(
         self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None

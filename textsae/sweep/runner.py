@@ -50,7 +50,7 @@ def validation_corpus(corpus: Corpus, fraction: float, seed: int) -> Corpus:
 
 def _sweepable(config: RecipeConfig) -> Corpus:
     """The corpus of a sweep, refused in one line where the sweep cannot work (it scores labelled text)."""
-    if config.featurizer.kind == "vectors":
+    if config.featurizer.vector_column is not None:
         raise UserError(
             "textsae sweep reads texts, not own vectors (featurizer.kind=vectors); run each setting with `textsae run`."
         )

@@ -25,10 +25,10 @@ from textsae._io import (
     resolve_device,
     stable_hash,
 )
-from textsae.config.schema import TrainConfig, to_dict
+from textsae.config.schema import RuntimeConfig, TrainConfig, to_dict
 from textsae.errors import UserError
 from textsae.rows import FeatureMatrix, check_finite, rows_to_tensor
-from textsae.runtime import keep_freed_memory, set_threads
+from textsae.runtime import autocast, keep_freed_memory, sae_uses_bf16, set_threads
 from textsae.sae import SAEOutput, SparseAutoencoder
 from textsae.sae.reconstruction import reconstruction_metrics
 from textsae.train.batches import corrupt, drop_latents, epoch_permutation
@@ -76,6 +76,8 @@ class Trainer:
             (``train.dense_init=probe``: a classifier's decision values); they get no gradient while training.
         data_fingerprint: A hash of the training data, part of the checkpoint's fingerprint, so a checkpoint of
             another corpus with the same config and shape is not resumed.
+        runtime: Device, precision, threads, memory reuse and progress bar (a recipe's ``runtime`` section); default
+            :class:`~textsae.config.schema.RuntimeConfig`'s. Changing it never stops a checkpoint from resuming.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class Trainer:
         labels: np.ndarray | None = None,
         dense_encoder: tuple[np.ndarray, np.ndarray] | None = None,
         data_fingerprint: str | None = None,
+        runtime: RuntimeConfig | None = None,
     ) -> None:
         if features.shape[0] == 0:
             raise UserError("No training documents: the feature matrix has 0 rows.")
@@ -100,6 +103,7 @@ class Trainer:
             check_finite(val_features, "validation features")
         self.sae = sae
         self.cfg = cfg
+        self.runtime = runtime or RuntimeConfig()
         self.data_fingerprint = data_fingerprint
         if cfg.label_loss_weight > 0 and (labels is None or len(labels) != features.shape[0]):
             raise UserError(
@@ -127,11 +131,11 @@ class Trainer:
 
     def setup(self) -> None:
         """Pick the device, initialise the SAE from data, build the optimizer, and resume if possible."""
-        self.device = torch.device(resolve_device(self.cfg.device))
-        set_threads(self.cfg.threads)
-        if self.device.type == "cpu" and self.cfg.reuse_memory:
+        self.device = torch.device(resolve_device(self.runtime.device))
+        set_threads(self.runtime.threads)
+        if self.device.type == "cpu" and self.runtime.reuse_memory:
             keep_freed_memory()  # weight-sized gradients are reused from the heap, not mapped afresh every step
-        self.use_bf16 = self.cfg.autocast == "bf16" or (self.cfg.autocast == "auto" and self.device.type == "cuda")
+        self.use_bf16 = sae_uses_bf16(self.runtime.precision, str(self.device))
         torch.manual_seed(self.cfg.seed)
         sample_rows = np.sort(
             np.random.default_rng([self.cfg.seed, 1]).permutation(self.n_rows)[: self.sae.init_sample_rows()]
@@ -150,7 +154,7 @@ class Trainer:
         fused = True if self.device.type in ("cpu", "cuda") else None
         self.optimizer = torch.optim.Adam(parameters, lr=self.cfg.lr, betas=self.cfg.adam_betas, fused=fused)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
-        fixed = self.sae.cfg.dense_latents if self.dense_encoder is not None else 0
+        fixed = self.sae.cfg.always_on_latents if self.dense_encoder is not None else 0
         if self.stepper is not None:  # setup() again: one set of hooks only
             self.stepper.remove()
         self.stepper = StepInBackward(self.sae, self.optimizer, parameters, fixed_dense_latents=fixed)
@@ -170,7 +174,7 @@ class Trainer:
         """Run :meth:`setup` and every remaining step; returns a summary with validation metrics."""
         self.setup()
         start = time.perf_counter()
-        progress = _progress_bar(self.total_steps, self.step, enabled=self.cfg.progress)
+        progress = _progress_bar(self.total_steps, self.step, enabled=self.runtime.progress)
         running: dict[str, float] = {}
         while self.step < self.total_steps:
             metrics = self.train_step()
@@ -192,7 +196,7 @@ class Trainer:
                 self._log({"step": self.step, **running})
                 if (
                     progress.disable
-                    and self.cfg.progress
+                    and self.runtime.progress
                     and self.step % max(self.total_steps // 10, self.cfg.log_every) < self.cfg.log_every
                 ):
                     logger.info(
@@ -364,7 +368,7 @@ class Trainer:
         if self.cfg.label_loss_weight <= 0 or self.labels is None:
             return None
         n_classes = int(self.labels.max()) + 1
-        heads = LabelHeads(self.sae.n_latents, self.sae.cfg.dense_latents, n_classes, self.cfg.label_head)
+        heads = LabelHeads(self.sae.n_latents, self.sae.cfg.always_on_latents, n_classes, self.cfg.label_head)
         return heads.to(self.device)
 
     def _batch_rows(self, step: int) -> np.ndarray:
@@ -376,17 +380,12 @@ class Trainer:
         return self.budget.lr_factor(step)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.use_bf16:
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device, "bf16" if self.use_bf16 else "fp32")
 
     def _fingerprint(self) -> str:
-        train = to_dict(self.cfg)
-        for how_not_what in ("progress", "device", "threads", "reuse_memory"):  # a resume may change these
-            train.pop(how_not_what, None)
         return stable_hash(
             {
-                "train": train,
+                "train": to_dict(self.cfg),  # the runtime section (device, threads …) may change on resume
                 "sae": to_dict(self.sae.cfg),
                 "shape": list(self.features.shape),
                 "total_steps": self.budget.fixed_steps,
