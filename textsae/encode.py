@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from textsae.config.schema import EncodeConfig
 from textsae.errors import UserError
 from textsae.featurize.base import Featurizer
 from textsae.rows import FeatureMatrix, check_finite, rows_to_tensor
+from textsae.runtime import autocast, sae_uses_bf16
 from textsae.sae import SparseAutoencoder
 from textsae.store.codes import CodesWriter
 
@@ -24,8 +24,7 @@ from textsae.store.codes import CodesWriter
 @torch.no_grad()
 def sparse_codes(sae: SparseAutoencoder, x: torch.Tensor, *, bf16: bool = False, k: int | None = None) -> sp.csr_matrix:
     """Inference codes of one batch as a float32 CSR matrix (only the non-zero latents are kept); ``k``: see ``SparseAutoencoder.encode``."""
-    autocast = torch.autocast(device_type=x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with autocast:
+    with autocast(x.device, "bf16" if bf16 else "fp32"):
         codes = sae.encode(x, k=k)  # (B, n_latents), zeros where inactive
     with warnings.catch_warnings():  # torch warns that CSR support is "beta"; we use only its stable parts
         warnings.simplefilter("ignore", UserWarning)
@@ -133,7 +132,7 @@ def encode_rows(
         if values is not None and len(values) != n_rows:
             raise UserError(f"encode_rows: {name} has {len(values)} entries for {n_rows} documents; expected one each.")
     sae.eval().to(device)
-    bf16 = device.startswith("cuda") if bf16 is None else bf16
+    bf16 = sae_uses_bf16("auto", device) if bf16 is None else bf16
     meta = {**(meta or {}), "input_docs": int(n_rows)}
     if cfg.k is not None:
         sae.check_inference_k(cfg.k)

@@ -7,7 +7,6 @@ onto the top singular directions of the training matrix).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Literal
 
 import numpy as np
@@ -15,6 +14,7 @@ import scipy.sparse as sp
 import torch
 
 from textsae.rows import FeatureMatrix, rows_to_tensor
+from textsae.runtime import autocast
 from textsae.sae import SparseAutoencoder
 
 __all__ = ["ERROR_KINDS", "ErrorKind", "lsa_errors", "reconstruction_errors"]
@@ -65,15 +65,11 @@ def reconstruction_errors(
     sae.eval().to(device)
     n_rows = features.shape[0]
     errors, norms, support = np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)
-    autocast = (
-        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-        if bf16
-        else contextlib.nullcontext()
-    )
+    precision = "bf16" if bf16 else "fp32"
     for begin in range(0, n_rows, batch_size):
         end = min(begin + batch_size, n_rows)
         x = rows_to_tensor(features, slice(begin, end), device)
-        with autocast:
+        with autocast(device, precision):
             x_hat = sae.normalize(sae.decode(sae.encode(x)))  # (B, d_in), model space
         x_n = sae.normalize(x)
         x_dense = (x_n.to_dense() if x_n.layout == torch.sparse_csr else x_n).double()

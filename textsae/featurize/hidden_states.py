@@ -354,18 +354,15 @@ class HiddenStatesFeaturizer:
         return torch.cat(outputs, dim=-1).cpu().numpy().astype(np.float32, copy=False)
 
     def _autocast(self, device: str) -> Any:
-        import torch
+        from textsae.runtime import autocast
 
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.compute_dtype(device))
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+        return autocast(device, self.compute_dtype(device))
 
     def compute_dtype(self, device: str) -> str:
         """The dtype the forward pass runs in on ``device``: ``fp32``, ``bf16`` or ``fp16`` (``auto``: bf16 on CUDA)."""
-        if self.dtype == "auto":
-            return "bf16" if device.startswith("cuda") else "fp32"
-        return self.dtype
+        from textsae.runtime import compute_dtype
+
+        return compute_dtype(self.dtype, device)
 
     def load_model(self) -> tuple[Any, Any, str]:
         """The Hugging Face model (on its device, eval mode), its tokenizer and the device; loaded once, then cached."""

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from textsae.rows import FeatureMatrix, rows_to_tensor
+from textsae.runtime import autocast
 from textsae.sae.base import SparseAutoencoder
 from textsae.sae.losses import fvu_from_sums
 
@@ -31,14 +30,10 @@ def reconstruction_metrics(
     n_rows = features.shape[0]
     error_sum = square_sum = l0_sum = 0.0
     column_sum: torch.Tensor | None = None
-    autocast = (
-        torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-        if bf16
-        else contextlib.nullcontext()
-    )
+    precision = "bf16" if bf16 else "fp32"
     for begin in range(0, n_rows, batch_size):
         x = rows_to_tensor(features, slice(begin, min(begin + batch_size, n_rows)), device)
-        with autocast:
+        with autocast(device, precision):
             codes = sae.encode(x, k=k)
             x_hat = sae.normalize(sae.decode(codes))
         x_n = sae.normalize(x)
