@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,9 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _first_line(doc: str | None) -> str:
-    return " ".join((doc or "").strip().split("\n\n")[0].split())
+    """A config class's summary without its leading ``section.key=name``: prefix (the listing shows the name)."""
+    summary = " ".join((doc or "").strip().split("\n\n")[0].split())
+    return re.sub(r"^``[a-z_.]+=[a-z_0-9]+``:\s*", "", summary)
 
 
 def _first_comment(path: Path) -> str:
