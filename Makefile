@@ -36,6 +36,7 @@ quickstart: install
 test: install
 	$(BIN)/ruff check textsae tests benchmarks
 	$(BIN)/ruff format --check textsae tests benchmarks
+	$(BIN)/mypy textsae
 	$(OFFLINE) $(BIN)/python -m pytest -q
 
 clean:

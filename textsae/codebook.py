@@ -315,7 +315,7 @@ def _publishable_config(config: dict[str, Any]) -> dict[str, Any]:
     for section, key in (("run", "dir"), ("data", "path"), ("featurizer", "model")):
         part = published.get(section)
         value = part.get(key) if isinstance(part, dict) else None
-        if not isinstance(value, str):
+        if not isinstance(part, dict) or not isinstance(value, str):
             continue
         if section == "run":
             part[key] = None

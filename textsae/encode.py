@@ -179,12 +179,14 @@ def encode_features(
 def encode_texts(
     featurizer: Featurizer,
     sae: SparseAutoencoder,
-    texts: Sequence[str],
+    texts: Sequence[str] | np.ndarray,
     out_dir: Path,
     cfg: EncodeConfig,
     **kwargs: Any,
 ) -> Path:
-    """Featurize and encode ``texts`` one batch at a time, so memory stays bounded by the batch size (see :func:`encode_rows`)."""
+    """Featurize and encode ``texts`` one batch at a time, so memory stays bounded by the batch size (see :func:`encode_rows`).
+
+    ``texts`` are the documents, or for the ``vectors`` featurizer their vectors ``(n_docs, dim)``."""
     if featurizer.n_features != sae.d_in:
         raise UserError(
             f"The featurizer produces {featurizer.n_features} features but the SAE expects d_in={sae.d_in}: the run's featurizer/ "

@@ -23,7 +23,7 @@ LOCK_NAME = ".lock"
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl module here: None turns the lock off
 
 
 class BusyError(UserError):

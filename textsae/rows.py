@@ -6,14 +6,20 @@ Below ``sae/``, ``train/``, ``eval/`` and ``encode``: all of them read feature r
 from __future__ import annotations
 
 import warnings
+from typing import TypeAlias, TypeGuard
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["FeatureMatrix", "check_finite", "rows_to_tensor"]
+__all__ = ["FeatureMatrix", "check_finite", "is_sparse", "rows_to_tensor"]
 
-FeatureMatrix = sp.csr_matrix | np.ndarray
+FeatureMatrix: TypeAlias = sp.csr_matrix | np.ndarray
+
+
+def is_sparse(x: object) -> TypeGuard[sp.spmatrix | sp.sparray]:
+    """``scipy.sparse.issparse(x)``, typed so that a type checker takes ``x`` for a scipy sparse matrix when True."""
+    return sp.issparse(x)
 
 
 def check_finite(features: FeatureMatrix, what: str, *, first_row: int = 0) -> None:
@@ -26,7 +32,7 @@ def check_finite(features: FeatureMatrix, what: str, *, first_row: int = 0) -> N
     """
     from textsae.errors import UserError
 
-    if sp.issparse(features):
+    if is_sparse(features):
         bad_entries = np.flatnonzero(~np.isfinite(features.data))
         rows = np.unique(np.searchsorted(features.indptr, bad_entries, side="right") - 1)
     else:  # in blocks of rows, so a large (memory-mapped or stored) array needs no full-size temporary
@@ -46,7 +52,7 @@ def check_finite(features: FeatureMatrix, what: str, *, first_row: int = 0) -> N
 
 def rows_to_tensor(features: FeatureMatrix, rows: np.ndarray | slice, device: str | torch.device) -> torch.Tensor:
     """Rows of a CSR matrix as a torch sparse CSR tensor (never densified), or of a dense array as a tensor."""
-    if sp.issparse(features):
+    if is_sparse(features):
         block = features[rows]
         with warnings.catch_warnings():  # torch warns once that CSR support is "beta"; we rely only on stable parts
             warnings.simplefilter("ignore", UserWarning)

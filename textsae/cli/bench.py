@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, Literal
 
 from textsae.bench.machine import machine_description
 from textsae.bench.readme import BUDGETS_MARKERS, QUALITY_MARKERS
@@ -310,7 +310,7 @@ def _train_shapes(args: argparse.Namespace) -> list[Any]:
     given = [args.input, args.d_in, args.n_latents, args.k, args.batch]
     if all(value is None for value in given):
         return default_shapes()
-    kind = args.input or "dense"
+    kind: Literal["dense", "sparse"] = args.input or "dense"  # argparse choices
     base = next(shape for shape in default_shapes() if shape.input == kind)
     try:
         latents = [int(v) for v in args.n_latents.split(",")] if args.n_latents else [base.n_latents]

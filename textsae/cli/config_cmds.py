@@ -64,7 +64,7 @@ def _validate(args: argparse.Namespace) -> int:
     from textsae.errors import ConfigError
 
     recipes = [Path(args.recipe)] if args.recipe else sorted(_recipes_dir().rglob("*.yaml"))
-    failures = []
+    failures: list[str] = []
     for recipe in recipes:
         try:
             load_recipe(recipe, args.overrides if args.recipe else [])

@@ -80,7 +80,7 @@ def handle(args: argparse.Namespace) -> int:
     sae = load_sae_artifact(paths.sae)
     from textsae.export.sentence_transformers import export_sentence_transformers
 
-    export_sentence_transformers(featurizer, sae, out)  # type: ignore[arg-type]
+    export_sentence_transformers(featurizer, sae, out)  # type: ignore[arg-type]  # any featurizer: the export refuses one that is not hidden_states
     how = f"SparseEncoder({str(out)!r})"
     if sae.cfg.always_on_latents:  # the folder names textsae's module class, which sentence-transformers must import
         how += " with trust_remote_code set to True and textsae installed"

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from textsae import __version__
 from textsae.errors import UserError
@@ -32,7 +33,7 @@ class _UsageError(UserError):
 class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors become one ``textsae: error:`` line (subcommand parsers inherit it)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{self.prog}: {message} (see `{self.prog} --help`).")
 
 

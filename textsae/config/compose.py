@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, TypeGuard, Union, get_args, get_origin
 
 import yaml
 
@@ -45,9 +45,14 @@ MOVED_KEYS: dict[str, tuple[str, dict[Any, Any]]] = {
 changed). The old names keep working, with one note line each."""
 
 
-def is_component_base(cls: Any) -> bool:
+def is_component_base(cls: Any) -> TypeGuard[type[ComponentConfig]]:
     """Whether ``cls`` is a config base whose variant one of its keys picks (:class:`ComponentConfig`)."""
     return isinstance(cls, type) and issubclass(cls, ComponentConfig) and bool(cls.__dict__.get("_is_base"))
+
+
+def _is_section(annotation: Any) -> TypeGuard[type]:
+    """Whether a field's type annotation is a config dataclass (a nested section), i.e. a dataclass class."""
+    return dataclasses.is_dataclass(annotation)
 
 
 def component_sections() -> dict[str, type[ComponentConfig]]:
@@ -365,7 +370,7 @@ def config_keys(cls: type = RecipeConfig, prefix: str = "") -> list[str]:
     keys = []
     for name, (_, annotation) in _schema_fields(cls).items():
         key = f"{prefix}{name}"
-        if dataclasses.is_dataclass(annotation):
+        if _is_section(annotation):
             keys.extend(config_keys(annotation, key + "."))
         else:
             keys.append(key)
@@ -377,16 +382,16 @@ def key_type(dotted: str) -> Any:
     cls: Any = RecipeConfig
     annotation: Any = None
     for part in dotted.split("."):
-        fields = _schema_fields(cls) if dataclasses.is_dataclass(cls) else {}
+        fields = _schema_fields(cls) if _is_section(cls) else {}
         if part not in fields:
             return None
         annotation = cls = fields[part][1]
-    return None if dataclasses.is_dataclass(annotation) else annotation
+    return None if _is_section(annotation) else annotation
 
 
 def _schema_fields(cls: type) -> dict[str, tuple[dataclasses.Field[Any], Any]]:
     """Field and type annotation of every key of a config dataclass; for a component base, of all its variants."""
-    classes = list(cls.variants().values()) if is_component_base(cls) else [cls]  # type: ignore[attr-defined]
+    classes = list(cls.variants().values()) if is_component_base(cls) else [cls]
     out: dict[str, tuple[dataclasses.Field[Any], Any]] = {}
     for variant in classes:
         hints = typing.get_type_hints(variant)
@@ -431,7 +436,7 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str], 
             problems.append(_unknown_key(dotted, f"valid keys here: {', '.join(fields)}"))
             continue
         annotation = hints[key]
-        if dataclasses.is_dataclass(annotation):
+        if _is_section(annotation):
             kwargs[key] = _build(annotation, value, (*where, key), problems, mistyped)
             continue
         ok, converted, message = _check_type(value, annotation)
@@ -440,7 +445,7 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str], 
             mistyped.append(dotted)
             continue
         kwargs[key] = converted
-    if any(v is None and dataclasses.is_dataclass(hints[k]) for k, v in kwargs.items()):
+    if any(v is None and _is_section(hints[k]) for k, v in kwargs.items()):
         return None
     try:
         return cls(**kwargs)
@@ -599,7 +604,7 @@ def _field_for(parts: Sequence[str]) -> dataclasses.Field[Any] | None:
     cls: Any = RecipeConfig
     found = None
     for part in parts:
-        if not dataclasses.is_dataclass(cls):
+        if not _is_section(cls):
             return None
         fields = _schema_fields(cls)
         if part not in fields:

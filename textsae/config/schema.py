@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -92,10 +93,12 @@ class ComponentConfig:
     """The key that names the variant."""
     section: ClassVar[str]
     """The recipe section (``sae``, ``featurizer``)."""
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+    """Set by ``@dataclass`` on the base classes and every variant (declared here for type checkers)."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls.__dict__.get("_is_base", False):
-            name = kwargs.get(cls.selector, cls.__dataclass_fields__[cls.selector].default)  # type: ignore[attr-defined]
+            name = kwargs.get(cls.selector, cls.__dataclass_fields__[cls.selector].default)
             variant = cls.variant(name)
             foreign = [key for key in kwargs if key not in config_keys_of(variant)]
             if foreign:
@@ -121,7 +124,7 @@ class ComponentConfig:
         return f"Unknown config key {where!r} ({hint})."
 
     @classmethod
-    def variants(cls) -> dict[str, type[ComponentConfig]]:
+    def variants(cls) -> Mapping[str, type[ComponentConfig]]:
         """Registered variant classes by name (imports the package that registers them)."""
         raise NotImplementedError
 
@@ -173,7 +176,7 @@ class FeaturizerConfig(ComponentConfig):
     """Featurizer family: ``tfidf``, ``hidden_states`` or ``vectors`` (``textsae ls`` lists them)."""
 
     @classmethod
-    def variants(cls) -> dict[str, type[ComponentConfig]]:
+    def variants(cls) -> dict[str, type[FeaturizerConfig]]:
         from textsae.featurize.base import featurizer_config_classes
 
         return featurizer_config_classes()
@@ -210,7 +213,7 @@ class SAEConfig(ComponentConfig):
     """Keep decoder rows at unit norm and remove the gradient component parallel to them."""
 
     @classmethod
-    def variants(cls) -> dict[str, type[ComponentConfig]]:
+    def variants(cls) -> dict[str, type[SAEConfig]]:
         from textsae.sae.registry import sae_config_classes
 
         return sae_config_classes()
@@ -330,7 +333,7 @@ class TrainConfig:
     """Mask probability, or noise std relative to the mean per-entry RMS for ``gaussian``."""
 
     def __post_init__(self) -> None:
-        self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
+        self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]  # a YAML list; tuple() of it has no fixed length for the checker
         problems = []
         if self.batch_size < 1:
             problems.append(f"train.batch_size must be an int >= 1. Got {self.batch_size!r} instead.")

@@ -252,8 +252,8 @@ def load_split(
             )
         names = names if names is not None else _read_meta_label_names(path)
         path = files[chosen]
-    wanted = [text_column, label_column, *(c for c in (vector_column, id_column) if c)]
-    table = read_table(path, columns=wanted)
+    columns = [text_column, label_column, *(c for c in (vector_column, id_column) if c)]
+    table = read_table(path, columns=columns)
     if table.plain_text:
         if vector_column:
             raise UserError(f"{path} is plain text (one document per line); its run needs a {vector_column!r} column.")

@@ -196,7 +196,7 @@ def _read_csv(path: Path) -> Table:
     text = _decode_utf8(path)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the default, 128 KiB per field, is shorter than a long document
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows: list[list[str]] = []
+    rows: list[list[str | None]] = []
     line_numbers: list[int] = []
     header: list[str] | None = None
     header_line = 1
@@ -544,7 +544,7 @@ def extract_vectors(
         )
         raise UserError(f"{table.origin} has no vector column {column!r}. Columns present: {present}. {advice}")
     values = table.frame[column].tolist()
-    rows = []
+    rows: list[np.ndarray] = []
     for position in positions:
         cell = shown = values[position]
         if isinstance(cell, str):

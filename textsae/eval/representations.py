@@ -31,13 +31,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
 
 from textsae.errors import UserError
 from textsae.eval.sizes import bytes_per_doc, index_bytes_needed, truncate_rows
+from textsae.rows import is_sparse
 from textsae.sae.losses import fvu_from_sums
 
 __all__ = [
@@ -54,7 +55,7 @@ __all__ = [
     "truncated_sparse",
 ]
 
-Matrix = np.ndarray | sp.csr_matrix
+Matrix: TypeAlias = np.ndarray | sp.csr_matrix
 _CHUNK_ROWS = 2048
 
 
@@ -120,7 +121,7 @@ def reconstruction_quality(X: Matrix, reconstruct: Callable[[int, int], np.ndarr
 
 
 def _dense(block: Matrix) -> np.ndarray:
-    return block.toarray().astype(np.float64) if sp.issparse(block) else np.asarray(block, dtype=np.float64)
+    return block.toarray().astype(np.float64) if is_sparse(block) else np.asarray(block, dtype=np.float64)
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:

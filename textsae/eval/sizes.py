@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from textsae.errors import UserError
+from textsae.rows import is_sparse
 
 __all__ = ["bytes_per_doc", "entries_for_bytes", "index_bytes_needed", "truncate_rows"]
 
@@ -44,7 +45,7 @@ def bytes_per_doc(X: sp.spmatrix | sp.sparray | np.ndarray, *, index_bytes: int 
     """
     _check_entry_bytes(index_bytes, value_bytes)
     n_docs = _n_rows(X, "bytes_per_doc")
-    nonzeros = X.count_nonzero() if sp.issparse(X) else int(np.count_nonzero(X))
+    nonzeros = X.count_nonzero() if is_sparse(X) else int(np.count_nonzero(X))
     return nonzeros * (index_bytes + value_bytes) / n_docs
 
 

@@ -13,17 +13,21 @@ imports a module class from outside its own package only when told to).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from sentence_transformers.sparse_encoder import SparseEncoder
 
-try:  # sentence-transformers >= 6.1 moved the modules; the old paths still work there, with a deprecation warning
+if TYPE_CHECKING:  # checked against the current module paths
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder
-except ImportError:
-    from sentence_transformers.models import Normalize, Pooling, Transformer
-    from sentence_transformers.sparse_encoder.models import SparseAutoEncoder
+else:
+    try:  # sentence-transformers >= 6.1 moved the modules; the old paths still work there, with a deprecation warning
+        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+        from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder
+    except ImportError:
+        from sentence_transformers.models import Normalize, Pooling, Transformer
+        from sentence_transformers.sparse_encoder.models import SparseAutoEncoder
 
 from textsae.errors import UserError
 from textsae.export.sae_libraries import export_problems, raw_space_weights
@@ -37,10 +41,10 @@ class DenseLatentsSparseAutoEncoder(SparseAutoEncoder):
     """sentence-transformers' TopK ``SparseAutoEncoder`` whose first ``dense_latents`` latents are always in the
     code with their signed pre-activation; the other k − m entries are the largest of the rest, ReLU'd."""
 
-    config_keys: ClassVar[list[str]] = [*SparseAutoEncoder.config_keys, "dense_latents"]
+    config_keys: list[str] = [*SparseAutoEncoder.config_keys, "dense_latents"]  # noqa: RUF012  (the base declares it an instance attribute; a ClassVar would not match it)
 
-    def __init__(self, *args: object, dense_latents: int = 0, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, dense_latents: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.dense_latents = int(dense_latents)
 
     def top_k(
@@ -67,12 +71,12 @@ def to_sparse_encoder(featurizer: HiddenStatesFeaturizer, sae: SparseAutoencoder
     if featurizer.normalize:
         modules.append(Normalize())
     m = sae.cfg.always_on_latents
-    settings = {"input_dim": sae.d_in, "hidden_dim": sae.n_latents, "k": sae.cfg.code_k, "k_aux": 0}
+    settings: dict[str, Any] = {"input_dim": sae.d_in, "hidden_dim": sae.n_latents, "k": sae.cfg.code_k, "k_aux": 0}
     module = DenseLatentsSparseAutoEncoder(**settings, dense_latents=m) if m else SparseAutoEncoder(**settings)
     weights = raw_space_weights(sae, target="sentence-transformers", allow_dense_latents=True)
     with torch.no_grad():
         module.pre_bias.copy_(weights["b_dec"])
-        module.encoder.weight.copy_(weights["W_enc"].T)
+        cast(torch.nn.Linear, module.encoder).weight.copy_(weights["W_enc"].T)  # declared an nn.Module upstream
         module.latent_bias.copy_(weights["b_enc"])
     modules.append(module)
     return SparseEncoder(modules=modules, device="cpu")

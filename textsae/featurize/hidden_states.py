@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, cast
 
 import numpy as np
 
@@ -345,8 +345,8 @@ class HiddenStatesFeaturizer:
                 v = h[:, 0]
             elif pooling == "max":
                 v = h.masked_fill(mask == 0, float("-inf")).amax(1)
-            else:
-                keep = attention.bool() & ~special.to(h.device).bool()
+            else:  # "none": the caller asked the tokenizer for the special-tokens mask
+                keep = attention.bool() & ~cast(torch.Tensor, special).to(h.device).bool()
                 v = h[keep]  # (tokens, d), row-major: documents in batch order, tokens in position order
             if self.normalize:
                 v = torch.nn.functional.normalize(v, dim=-1)

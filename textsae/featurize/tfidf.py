@@ -116,7 +116,7 @@ class TfidfConfig(FeaturizerConfig):
     """Row normalisation of the output vectors."""
 
     def problems(self) -> list[str]:
-        self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]
+        self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]  # a YAML list; its length is checked below
         problems = super().problems()
         lo, hi = self.ngram_range if len(self.ngram_range) == 2 else (0, 0)
         if len(self.ngram_range) != 2 or lo < 1 or hi < lo:
@@ -462,7 +462,7 @@ def _transform_ngrams(
 # --------------------------------------------------------------------------- the estimator
 
 
-class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # sparse out: no pandas wrap
+class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]  # sklearn takes this class keyword, mypy (untyped bases) checks object's; sparse out: no pandas wrap
     """Bag of word n-grams weighted by TF-IDF, raw counts or presence, as a float32 CSR matrix.
 
     Equal to scikit-learn's ``TfidfVectorizer`` (token pattern ``(?u)\\b\\w\\w+\\b``,
@@ -605,7 +605,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         self.vocabulary_ = dict(zip(terms, range(len(terms)), strict=True))
         self.n_features_ = len(terms)
         self.idf_ = self._idf(df, len(docs)) if params["weighting"] == "tfidf" else None
-        self._lookup = None
+        self._lookup: _Lookup | None = None
         logger.info("TfidfFeaturizer: %d documents, %d tokens, kept %d terms.", len(docs), tokens.word.size, len(terms))
         return self._weight(counts, params)
 

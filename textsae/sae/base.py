@@ -12,7 +12,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor
@@ -121,6 +121,10 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
     """Registered name, set by :func:`textsae.sae.registry.register_sae`."""
     config_class: type[SAEConfig] = SAEConfig
     """The architecture's config dataclass, set by :func:`textsae.sae.registry.register_sae`."""
+    input_scale: Tensor
+    """Buffer ``(d_in,)``: the scale of :meth:`normalize`."""
+    input_shift: Tensor
+    """Buffer ``(d_in,)``: the shift of :meth:`normalize`."""
 
     def __init__(self, d_in: int, cfg: SAEConfig) -> None:
         super().__init__()
@@ -143,7 +147,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
                 "textsae.sae.build_sae(cfg, d_in, data=DataShape.of(features))."
             )
         self.d_in = d_in
-        self.n_latents = cfg.n_latents
+        self.n_latents: int = cast(int, cfg.n_latents)  # not 'auto': refused just above
         self.cfg = cfg
         W_dec = torch.randn(self.n_latents, d_in)  # (n_latents, d_in)
         W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(torch.finfo(W_dec.dtype).tiny)

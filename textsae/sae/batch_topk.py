@@ -41,6 +41,10 @@ class BatchTopKSAE(AuxKMixin):
     rows of W_dec.
     """
 
+    cfg: BatchTopKConfig
+    threshold: Tensor
+    """Buffer ``()``: the inference threshold θ."""
+
     def __init__(self, d_in: int, cfg: SAEConfig) -> None:
         super().__init__(d_in, cfg)
         self.register_buffer("threshold", torch.zeros(()))
@@ -52,7 +56,7 @@ class BatchTopKSAE(AuxKMixin):
             return pre_acts * (pre_acts > self.threshold), None
         n_rows, n_latents = pre_acts.shape
         flat = pre_acts.reshape(-1)  # (B·n_latents,)
-        values, flat_idx = flat.topk(min(n_rows * self.cfg.k, flat.numel()), sorted=False)  # (B·k,) each
+        values, flat_idx = flat.topk(min(n_rows * self._k, flat.numel()), sorted=False)  # (B·k,) each
         values = values.relu()
         self._update_threshold(values.detach())
         codes = torch.zeros_like(flat).scatter(0, flat_idx, values).view(n_rows, n_latents)  # (B, n_latents)

@@ -60,7 +60,7 @@ def _column_blocks(weight: Tensor) -> list[slice]:
 
 class _BlockedDecode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
         out = torch.empty(offsets.numel() - 1, weight.shape[1], dtype=weight.dtype, device=weight.device)
         for block in _column_blocks(weight):
             out[:, block] = F.embedding_bag(
@@ -70,7 +70,7 @@ class _BlockedDecode(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         indices, values, offsets, weight = ctx.saved_tensors
         need_values, need_weight = ctx.needs_input_grad[1], ctx.needs_input_grad[3]
         grad_out = grad_out.to(weight.dtype).contiguous()

@@ -41,7 +41,7 @@ class _EncoderFunction(torch.autograd.Function):
     """pre = x·W − c·W + b with a backward that multiplies through the non-zeros of ∂pre only when they are few."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: Tensor,
         weight: Tensor,
@@ -67,7 +67,7 @@ class _EncoderFunction(torch.autograd.Function):
         return pre
 
     @staticmethod
-    def backward(ctx: Any, grad_pre: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_pre: Tensor) -> tuple[Tensor | None, ...]:
         x, weight, center = ctx.saved_tensors
         # On CPU the backward runs in the caller's thread, so a backward() called inside autocast would run these
         # products in bf16, which the CPU's sparse kernels lack; they follow the dtypes given here instead.
@@ -96,7 +96,7 @@ class _GatheredEncoderFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         pre: Tensor,
         x: Tensor,
@@ -111,7 +111,7 @@ class _GatheredEncoderFunction(torch.autograd.Function):
         return pre.gather(1, indices)
 
     @staticmethod
-    def backward(ctx: Any, grad_values: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_values: Tensor) -> tuple[Tensor | None, ...]:
         x, weight, center, indices = ctx.saved_tensors
         with torch.autocast(weight.device.type, enabled=False):  # as in _EncoderFunction.backward
             return _GatheredEncoderFunction._backward(ctx, grad_values, x, weight, center, indices)

@@ -54,6 +54,8 @@ class SigmoidKLSAE(SparseAutoencoder):
     a = sigmoid(pre), in either mode.
     """
 
+    cfg: SigmoidKLConfig
+
     def _activate(
         self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None
     ) -> tuple[Tensor, ActiveCodes | None]:

@@ -24,11 +24,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from textsae.config.schema import SAEConfig
+from textsae.rows import is_sparse
 
 __all__ = [
     "DENSE_K",
@@ -74,8 +75,8 @@ class DataShape:
     @classmethod
     def of(cls, features: object, labels: np.ndarray | None = None) -> DataShape:
         """The shape of a training matrix (CSR, dense array or stored dense features) and of its labels."""
-        n_docs, d_in = (int(v) for v in features.shape)  # type: ignore[attr-defined]
-        nnz = np.diff(features.indptr) if sp.issparse(features) else None  # type: ignore[attr-defined]
+        n_docs, d_in = (int(v) for v in features.shape)  # type: ignore[attr-defined]  # every accepted matrix has one
+        nnz = np.diff(features.indptr) if is_sparse(features) else None
         n_classes = None if labels is None else int(np.unique(labels).size)
         return cls(n_docs, d_in, nnz, n_classes)
 
@@ -96,10 +97,10 @@ def resolve_sizes(cfg: SAEConfig, shape: DataShape) -> SAEConfig:
     ``adaptive_k`` and ``dense_latents``) replaced by the rule above. For an architecture without a fixed code
     length, ``n_latents=auto`` counts the entries a TopK code of the same source would have."""
     present = {f.name for f in dataclasses.fields(cfg)}
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # field name → resolved value, of that field's type
     dense = 0
     if "dense_latents" in present:
-        dense = shape.n_decisions if cfg.dense_latents == "auto" else cfg.dense_latents  # type: ignore[attr-defined]
+        dense = shape.n_decisions if cfg.dense_latents == "auto" else cfg.dense_latents  # type: ignore[attr-defined]  # present, checked above
         changes["dense_latents"] = dense
     requested_k = getattr(cfg, "k", "auto")
     k = (SPARSE_K if shape.sparse else DENSE_K) if requested_k == "auto" else requested_k

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import Tensor
@@ -59,8 +59,10 @@ class TopKFamilyConfig(SAEConfig):
         prefixes = self.matryoshka_prefixes
         if prefixes and n_latents is None:
             problems.append("sae.matryoshka_prefixes needs a fixed sae.n_latents (an int, not auto).")
-        elif prefixes and not (
-            all(0 < m < n_latents for m in prefixes) and all(a < b for a, b in zip(prefixes, prefixes[1:]))
+        elif (
+            prefixes
+            and n_latents is not None  # implied by the branch above; narrows the type
+            and not (all(0 < m < n_latents for m in prefixes) and all(a < b for a, b in zip(prefixes, prefixes[1:])))
         ):
             problems.append(
                 f"sae.matryoshka_prefixes must be increasing sizes in [1, sae.n_latents - 1 = {n_latents - 1}], "
@@ -131,12 +133,19 @@ class AuxKMixin(SparseAutoencoder):
     later ones refine them.
     """
 
+    cfg: TopKFamilyConfig
+
+    @property
+    def _k(self) -> int:
+        """``cfg.k``, an int: a built SAE's sizes are resolved (:class:`SparseAutoencoder` refuses ``auto``)."""
+        return cast(int, self.cfg.k)
+
     @property
     def k_aux(self) -> int:
         """Latents per row used by AuxK."""
         if self.cfg.auxk_k is not None:
             return min(self.cfg.auxk_k, self.n_latents)
-        return max(1, min(self.d_in // 2, 2 * self.cfg.k, self.n_latents))
+        return max(1, min(self.d_in // 2, 2 * self._k, self.n_latents))
 
     def loss(self, out: SAEOutput, *, target: Tensor | None = None, dead_mask: Tensor | None = None) -> LossOutput:
         """As :meth:`SparseAutoencoder.loss`, plus Σ_g recon(prefix m_g) in ``total`` for ``cfg.matryoshka_prefixes``.
@@ -203,6 +212,11 @@ class TopKSAE(AuxKMixin):
 
     cfg: TopKConfig
 
+    @property
+    def _dense_latents(self) -> int:
+        """``cfg.dense_latents``, an int: a built SAE's sizes are resolved (:class:`SparseAutoencoder` refuses ``auto``)."""
+        return cast(int, self.cfg.dense_latents)
+
     def __init__(self, d_in: int, cfg: SAEConfig) -> None:
         if isinstance(cfg, TopKConfig) and cfg.adaptive_k == "auto":
             # Resolved from the training data by build_sae(..., data); without data: no cap.
@@ -221,7 +235,7 @@ class TopKSAE(AuxKMixin):
     def _activate(
         self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None
     ) -> tuple[Tensor, ActiveCodes | None]:
-        return self._topk(pre_acts, self.cfg.k, limit, x_in=x_in if train and torch.is_grad_enabled() else None)
+        return self._topk(pre_acts, self._k, limit, x_in=x_in if train and torch.is_grad_enabled() else None)
 
     def _activate_k(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> Tensor:
         return self._topk(pre_acts, k, limit)[0]
@@ -236,7 +250,7 @@ class TopKSAE(AuxKMixin):
         the kept entries (the decoder reads that many rows of W_dec). With ``x_in`` (training), the kept values are
         gathered so that their gradient reaches the encoder through these k entries only.
         """
-        n_rows, m = pre_acts.shape[0], self.cfg.dense_latents
+        n_rows, m = pre_acts.shape[0], self._dense_latents
         if x_in is None:
             values, indices = pre_acts[:, m:].topk(k - m, dim=1, sorted=limit is not None)  # (B, k − m) each
             dense_values = pre_acts[:, :m]
@@ -253,7 +267,7 @@ class TopKSAE(AuxKMixin):
             values = values * keep.to(values.dtype)
         if m:
             always_on = torch.arange(m, device=pre_acts.device).expand(n_rows, m)  # (B, m)
-            if keep is not None:
+            if keep is not None and limit is not None:  # keep is set exactly when limit is
                 rank = (
                     dense_values.abs().argsort(dim=1, descending=True, stable=True).argsort(dim=1)
                 )  # (B, m): 0 = largest
@@ -284,7 +298,7 @@ class TopKSAE(AuxKMixin):
         Raises:
             UserError: If the shapes do not match the dense latents.
         """
-        m = self.cfg.dense_latents
+        m = self._dense_latents
         if tuple(weights.shape) != (m, self.d_in) or tuple(bias.shape) != (m,):
             raise UserError(
                 f"set_dense_encoder needs weights of shape ({m}, {self.d_in}) and bias of shape ({m},) for sae.dense_latents={m}. "
@@ -303,7 +317,7 @@ class TopKSAE(AuxKMixin):
     def check_inference_k(self, k: int) -> int:
         """As :meth:`SparseAutoencoder.check_inference_k`; with dense latents k must also exceed their number."""
         k = super().check_inference_k(k)
-        if k <= self.cfg.dense_latents:
+        if k <= self._dense_latents:
             raise UserError(
                 f"The inference 'k' of {type(self).__name__} must exceed sae.dense_latents={self.cfg.dense_latents}. Got {k!r} instead."
             )
@@ -312,7 +326,7 @@ class TopKSAE(AuxKMixin):
     @property
     def multi_k(self) -> int:
         """Latents per row of the Multi-TopK term: ``min(MULTI_TOPK_FACTOR · k, n_latents)``."""
-        return min(MULTI_TOPK_FACTOR * self.cfg.k, self.n_latents)
+        return min(MULTI_TOPK_FACTOR * self._k, self.n_latents)
 
     def loss(self, out: SAEOutput, *, target: Tensor | None = None, dead_mask: Tensor | None = None) -> LossOutput:
         """As :meth:`SparseAutoencoder.loss`, plus ``recon(4k) / 8`` in ``total`` when ``cfg.multi_topk``.

@@ -234,7 +234,7 @@ def open_features(directory: Path) -> ShardedFeatures:
     manifest = read_manifest(directory, verify_hashes=True, resume_hint=RESUME_HINT)
     names = sorted(e["name"] for e in manifest["files"])
     shard_names = [n for n in names if SHARD_PATTERN.match(n)]
-    shards = []
+    shards: list[np.ndarray] = []
     for name in shard_names:
         try:
             array = np.load(directory / name, mmap_mode="r", allow_pickle=False)
@@ -266,7 +266,7 @@ def _complete_shards(directory: Path) -> list[Path]:
     found = sorted(p for p in directory.iterdir() if SHARD_PATTERN.match(p.name))
     complete = []
     for expected, path in enumerate(found):
-        if int(SHARD_PATTERN.match(path.name).group(1)) != expected:  # type: ignore[union-attr]
+        if int(SHARD_PATTERN.match(path.name).group(1)) != expected:  # type: ignore[union-attr]  # found holds matching names only
             break
         complete.append(path)
     for stale in found[len(complete) :]:

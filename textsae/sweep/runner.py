@@ -15,7 +15,9 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import numpy as np
 
 from textsae._io import logger, stable_hash
 from textsae.artifacts import is_complete
@@ -37,7 +39,8 @@ METRICS = {"accuracy": max, "macro_f1": max, "fvu": min}
 
 def validation_corpus(corpus: Corpus, fraction: float, seed: int) -> Corpus:
     """``corpus`` with its reported split replaced by a stratified ``fraction`` of its training split."""
-    train_rows, val_rows = stratified_split(corpus.train.labels, fraction, seed)
+    labels = cast(np.ndarray, corpus.train.labels)  # a sweep's corpus has labels (_sweepable checks)
+    train_rows, val_rows = stratified_split(labels, fraction, seed)
     val = take(corpus.train, val_rows)
     return Corpus(
         name=corpus.name,
@@ -129,7 +132,7 @@ def run_sweep(
                 corpora[data_key] = validation_corpus(_sweepable(config), val_fraction, config.data.seed)
             shared = _shared_features(config, corpora[data_key], sweep_dir, data_key)
             logger.info("Sweep point %d/%d: %s", point.index + 1, len(points), point.label or "(no axes)")
-            paths = RunPaths(Path(config.run.dir))
+            paths = RunPaths(Path(cast(str, config.run.dir)))  # set by _point_configs
             for name in ("featurizer", "features"):
                 if not is_complete(paths.root / name):
                     _link_tree(shared / name, paths.root / name)
@@ -165,7 +168,8 @@ def _point_configs(
 
     The hash keeps a re-used ``--out`` from resuming a point that was trained with other settings.
     """
-    configs, problems = [], []
+    configs: list[RecipeConfig] = []
+    problems: list[str] = []
     for point in points:
         try:
             config = load_recipe(recipe, [*fixed, *point.overrides, "~run.dir"])

@@ -12,6 +12,8 @@ decoder's update and the rows are renormalised right after it; the fixed dense l
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from textsae.sae import SparseAutoencoder
@@ -48,10 +50,11 @@ class StepInBackward:
         sae = self.sae
         if parameter is sae.W_dec:
             sae.remove_parallel_grad_()
+        grad = cast(torch.Tensor, parameter.grad)  # set: the hook runs once the gradient is accumulated
         if self.fixed and parameter is sae.W_enc:
-            parameter.grad[:, : self.fixed] = 0.0  # with no gradient, Adam leaves these columns where they are
+            grad[:, : self.fixed] = 0.0  # with no gradient, Adam leaves these columns where they are
         if self.fixed and parameter is sae.b_enc:
-            parameter.grad[: self.fixed] = 0.0
+            grad[: self.fixed] = 0.0
         self.optimizer.step()  # only this parameter holds a gradient now
         parameter.grad = None
         if parameter is sae.W_dec:
