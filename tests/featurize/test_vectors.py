@@ -14,6 +14,7 @@ from textsae.cli.main import main
 from textsae.errors import UserError
 from textsae.featurize.base import load_featurizer
 from textsae.featurize.vectors import VectorsFeaturizer
+from textsae.inspection.latents import inspect_run
 from textsae.store.codes import load_codes
 
 DIM = 12
@@ -63,6 +64,12 @@ def test_a_run_on_own_vectors_reports_like_a_dense_source(vectors_run: Path) -> 
     assert report["eval"]["source"]["bytes_per_doc"] == DIM * 4
     assert report["eval"]["source"]["accuracy"] > 0.7  # the label signal in dimension 0 is found
     assert json.loads((vectors_run / "featurizer" / "config.json").read_text())["kind"] == "vectors"
+
+
+def test_inspect_reads_a_vectors_run_and_shows_its_top_documents(vectors_run: Path) -> None:
+    inspection = inspect_run(vectors_run, top_docs=3)
+    shown = [latent for latent in inspection.latents if latent.docs]
+    assert shown and all(len(latent.docs) <= 3 for latent in shown)  # documents, without terms to highlight
 
 
 def test_encode_score_and_the_codebook_read_the_same_column(

@@ -25,7 +25,7 @@ from textsae.config.compose import build_saved_config
 from textsae.config.schema import RecipeConfig
 from textsae.errors import UserError
 from textsae.eval.health import top1_top2_ratio
-from textsae.featurize.tfidf import TOKEN_PATTERN, TfidfFeaturizer
+from textsae.featurize.tfidf import TOKEN_PATTERN, TfidfConfig, TfidfFeaturizer
 from textsae.paths import RunPaths
 from textsae.store.codes import load_codes
 
@@ -172,6 +172,7 @@ def inspect_run(run_dir: str | Path, *, top_terms: int = 20, top_docs: int = 5) 
     alive = np.flatnonzero(counts > 0)
     order = alive[np.lexsort((alive, -counts[alive]))]
     latents = []
+    tfidf = config.featurizer if isinstance(config.featurizer, TfidfConfig) else None
     for j in order:
         terms = _top_terms(weights[j], vocabulary, top_terms) if vocabulary is not None else []
         activations = codes.data[codes.indptr[j] : codes.indptr[j + 1]]
@@ -195,10 +196,8 @@ def inspect_run(run_dir: str | Path, *, top_terms: int = 20, top_docs: int = 5) 
                 texts,
                 terms,
                 top_docs,
-                # Keys of TfidfConfig only: for a hidden_states or vectors run this raises AttributeError (a known
-                # bug, to be fixed on its own).
-                max_n=config.featurizer.ngram_range[1],  # type: ignore[attr-defined]
-                lowercase=config.featurizer.lowercase,  # type: ignore[attr-defined]
+                max_n=tfidf.ngram_range[1] if tfidf else 1,  # terms to highlight: only a TF-IDF run has them
+                lowercase=tfidf.lowercase if tfidf else True,
             )
         latents.append(summary)
     return Inspection(
