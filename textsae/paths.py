@@ -153,7 +153,47 @@ def check_same_run(config: RecipeConfig, paths: RunPaths) -> None:
 
 
 def run_paths(config: RecipeConfig) -> RunPaths:
-    """The run directory: ``run.dir`` if set, else ``<run.root>/<recipe name>/<config hash>``."""
+    """The run directory: ``run.dir`` if set, else ``<run.root>/<recipe name>/<config hash>``.
+
+    When that folder does not exist but a sibling made by an earlier textsae holds the same config (earlier versions
+    laid the config out differently, so its hash differs), that folder is used, with one note line: upgrading
+    textsae never silently trains again what a run already holds.
+    """
     if config.run.dir:
         return RunPaths(Path(config.run.dir).resolve())
-    return RunPaths((Path(config.run.root) / config.name / config_hash(config)).resolve())
+    digest = config_hash(config)
+    root = (Path(config.run.root) / config.name / digest).resolve()
+    if not root.exists():
+        earlier = _earlier_layout_run(root.parent, digest)
+        if earlier is not None:
+            from textsae._io import logger
+
+            logger.warning(
+                "note: reusing %s, a run directory an earlier textsae made for this same config (its folder name "
+                "is the hash of the earlier config layout).",
+                earlier,
+            )
+            return RunPaths(earlier)
+    return RunPaths(root)
+
+
+def _earlier_layout_run(recipe_dir: Path, digest: str) -> Path | None:
+    """A folder under ``recipe_dir`` whose saved config, read as an earlier version's layout, hashes to ``digest``."""
+    import yaml
+
+    from textsae.config.compose import build_saved_config
+    from textsae.config.safe_yaml import YamlLimitError, load_yaml
+    from textsae.errors import ConfigError
+
+    if not recipe_dir.is_dir():
+        return None
+    for candidate in sorted(recipe_dir.iterdir()):
+        saved = candidate / "config.yaml"
+        if candidate.name == digest or not saved.is_file():
+            continue
+        try:
+            if config_hash(build_saved_config(load_yaml(saved.read_text(encoding="utf-8")))) == digest:
+                return candidate
+        except (ConfigError, YamlLimitError, yaml.YAMLError, OSError, UnicodeDecodeError):
+            continue  # not a run of this layout, or damaged: never reused
+    return None

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tests.conftest import REPO
 from textsae.config.compose import build_saved_config, component_sections, load_recipe
 from textsae.config.schema import FeaturizerConfig, SAEConfig, config_keys_of, to_dict
 from textsae.errors import ConfigError
 from textsae.featurize.base import FEATURIZERS
-from textsae.paths import config_hash
+from textsae.paths import config_hash, run_paths
 from textsae.sae import SAE_REGISTRY, load_sae
 
 QUICKSTART = REPO / "recipes" / "quickstart.yaml"
@@ -152,3 +153,22 @@ def test_calling_a_base_config_builds_the_registered_variant() -> None:
     assert type(SAEConfig()).__name__ == "TopKConfig"
     assert type(FeaturizerConfig(kind="hidden_states")).__name__ == "HiddenStatesConfig"
     assert FeaturizerConfig().output == "sparse" and FeaturizerConfig(kind="hidden_states").stored
+
+
+def test_a_run_directory_of_the_earlier_layout_is_found_again_by_its_recipe(
+    tiny_recipe: Path, tmp_path: Path, notes: pytest.LogCaptureFixture
+) -> None:
+    config = load_recipe(tiny_recipe, [f"run.root={tmp_path}", "runtime.device=cpu", "runtime.progress=false"])
+    tree = to_dict(config)
+    runtime = tree.pop("runtime")  # the earlier layout: runtime keys under train, every architecture's keys
+    tree["train"].update(device=runtime["device"], progress=runtime["progress"], autocast="auto", threads="auto")
+    tree["sae"].update(l1=1.0, beta=1.0, rho=0.05, code_threshold=0.5)
+    earlier = tmp_path / config.name / "0123456789"
+    earlier.mkdir(parents=True)
+    (earlier / "config.yaml").write_text(yaml.safe_dump(tree), encoding="utf-8")
+    (tmp_path / config.name / "fedcba9876").mkdir()  # another run of the recipe, with nothing in it: skipped
+    assert run_paths(config).root == earlier
+    (line,) = _note_lines(notes)
+    assert str(earlier) in line and "earlier textsae" in line
+    other = load_recipe(tiny_recipe, [f"run.root={tmp_path}", "sae.k=3"])
+    assert run_paths(other).root != earlier  # a different config is never matched
