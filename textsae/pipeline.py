@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from textsae._io import (
     atomic_write_json,
@@ -52,9 +51,8 @@ from textsae.eval.sizes import (
 from textsae.featurize.base import build_featurizer
 from textsae.paths import RunPaths, check_same_run, run_paths, store_root
 from textsae.runtime import sae_uses_bf16
-from textsae.sae import DataShape, SparseAutoencoder, build_sae
+from textsae.sae import SparseAutoencoder
 from textsae.sae.reconstruction import reconstruction_metrics
-from textsae.sae.sizing import describe_sizes, resolve_sizes
 from textsae.store.codes import codes_info, load_codes
 from textsae.store.features import (
     ShardedFeatures,
@@ -63,8 +61,8 @@ from textsae.store.features import (
     store_key,
 )
 from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
-from textsae.train.footprint import check_fits, estimate
-from textsae.train.trainer import Trainer, holdout_split
+from textsae.train.orchestrate import take_rows as take_rows  # re-exported: where it lived before
+from textsae.train.orchestrate import train_sae
 
 SPLITS = ("train", "eval")
 
@@ -79,13 +77,6 @@ class Features:
 
     train: sp.csr_matrix | ShardedFeatures
     eval: sp.csr_matrix | ShardedFeatures
-
-
-def take_rows(
-    matrix: sp.csr_matrix | ShardedFeatures | np.ndarray, rows: np.ndarray
-) -> sp.csr_matrix | ShardedFeatures | np.ndarray:
-    """Rows of a feature matrix; stored dense features give a view, so nothing is loaded yet."""
-    return matrix.subset(rows) if isinstance(matrix, ShardedFeatures) else matrix[rows]
 
 
 def as_matrix(matrix: sp.csr_matrix | ShardedFeatures | np.ndarray) -> sp.csr_matrix | np.ndarray:
@@ -210,38 +201,18 @@ class Pipeline:
             logger.info("Reusing trained SAE in %s", self.paths.sae)
             return load_sae_artifact(self.paths.sae)
         features = features if features is not None else self.featurize()
-        train_cfg = self.train_config
-        train_rows, val_rows = holdout_split(features.train.shape[0], train_cfg)
-        training_rows = take_rows(features.train, train_rows)
-        all_labels = self.train_labels()
-        labels = all_labels[train_rows] if all_labels is not None else None
-        torch.manual_seed(train_cfg.seed)
-        shape = DataShape.of(training_rows, labels)
-        d_in = features.train.shape[1]
-        resolved = resolve_sizes(self.config.sae, shape)
-        check_fits(
-            estimate(resolved, d_in, train_cfg),
-            device=resolve_device(self.config.runtime.device),
+        sae, summary = train_sae(
+            self.config.sae,
+            self.train_config,
+            features.train,
+            labels=self.train_labels(),
+            runtime=self.config.runtime,
+            fit_probe=lambda rows, labels: fit_probe(as_matrix(rows), labels, self.config.eval),
             run_dir=self.paths.root,
-            n_latents=int(resolved.n_latents),
-            d_in=d_in,
-        )  # before any weight is allocated
-        sae = build_sae(self.config.sae, d_in, shape)
-        if "auto" in to_dict(self.config.sae).values():
-            logger.info("Sizes: %s", describe_sizes(self.config.sae, sae.cfg, shape))
-        trainer = Trainer(
-            sae,
-            train_cfg,
-            training_rows,
             checkpoint_path=self.paths.checkpoint,
             metrics_path=self.paths.metrics,
-            val_features=take_rows(features.train, val_rows) if len(val_rows) else None,
-            labels=labels if train_cfg.label_loss_weight > 0 else None,
-            dense_encoder=self._dense_probe(training_rows, labels, sae.cfg.always_on_latents, shape.n_decisions),
             data_fingerprint=self.corpus_fingerprint,  # a checkpoint of another corpus is never resumed here
-            runtime=self.config.runtime,
         )
-        summary = trainer.train()
         save_sae_artifact(
             sae.cpu(),
             self.paths.sae,
@@ -359,27 +330,6 @@ class Pipeline:
         return self.evaluate(features, codes)
 
     # --- helpers ----------------------------------------------------------------------------
-
-    def _dense_probe(
-        self, training_rows: Any, labels: np.ndarray, dense_latents: int, n_decisions: int
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``train.dense_init=probe``: the evaluation's logistic regression fit on the SAE's training rows."""
-        if self.train_config.dense_init != "probe":
-            return None
-        if dense_latents != n_decisions:
-            raise UserError(
-                f"train.dense_init=probe needs sae.dense_latents=auto ({n_decisions} decision values for this corpus's "
-                f"classes); got sae.dense_latents={dense_latents}."
-            )
-        start = time.perf_counter()
-        weights, bias, C = fit_probe(as_matrix(training_rows), labels, self.config.eval)
-        logger.info(
-            "Dense latents fixed to a logistic regression of the training labels (C=%g, %d decision values) in %.1f s",
-            C,
-            len(bias),
-            time.perf_counter() - start,
-        )
-        return weights, bias
 
     def train_labels(self) -> np.ndarray | None:
         """Class ids of the SAE's training rows (for the optional label-aware loss); None for an unlabeled corpus."""

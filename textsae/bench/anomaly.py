@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.decomposition import TruncatedSVD
 from sklearn.metrics import roc_auc_score
 
@@ -25,8 +24,7 @@ from textsae.errors import UserError
 from textsae.eval.anomaly import ERROR_KINDS, lsa_errors, reconstruction_errors
 from textsae.featurize.base import build_featurizer
 from textsae.markdown import markdown_table
-from textsae.sae import DataShape, build_sae
-from textsae.train.trainer import Trainer
+from textsae.train.orchestrate import train_sae
 
 __all__ = ["HALVES", "format_anomaly_table", "run_anomaly_bench"]
 
@@ -111,9 +109,7 @@ def _half(
     x_train = featurizer.fit_transform(train_texts)
     x_test = featurizer.transform(corpus.eval.texts)
 
-    torch.manual_seed(config.train.seed)
-    sae = build_sae(config.sae, x_train.shape[1], DataShape.of(x_train))
-    Trainer(sae, config.train, x_train, runtime=config.runtime).train()
+    sae, _ = train_sae(config.sae, config.train, x_train, runtime=config.runtime, holdout=False)
     result: dict[str, Any] = {
         "in_distribution": f"{name} label ids",
         "train_docs": int(in_train.sum()),
