@@ -50,6 +50,7 @@ from textsae.eval.sizes import (
 )
 from textsae.featurize.base import build_featurizer
 from textsae.paths import RunPaths, check_same_run, run_paths, store_root
+from textsae.results import DatasetInfo, Report, RepresentationResult, SAEStats, StoredSize
 from textsae.runtime import sae_uses_bf16
 from textsae.sae import SparseAutoencoder
 from textsae.sae.reconstruction import reconstruction_metrics
@@ -272,9 +273,7 @@ class Pipeline:
             codes[split] = load_codes(out_dir)
         return codes
 
-    def evaluate(
-        self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None
-    ) -> dict[str, Any]:
+    def evaluate(self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None) -> Report:
         """Classify with the source features, the codes and the truncated baseline; write the report."""
         cfg = self.config.eval
         features = features if features is not None else self.featurize()
@@ -283,7 +282,7 @@ class Pipeline:
         y_train, y_eval = corpus.train.labels, corpus.eval.labels
         sae = load_sae_artifact(self.paths.sae)
         index_bytes = max(cfg.index_bytes, index_bytes_needed(sae.n_latents))
-        results: dict[str, Any] = {}
+        results: dict[str, RepresentationResult] = {}
         codes_bytes = bytes_per_doc(codes["eval"], index_bytes=index_bytes, value_bytes=cfg.value_bytes)
         source_index_bytes = max(cfg.index_bytes, index_bytes_needed(features.train.shape[1]))
         source = (as_matrix(features.train), as_matrix(features.eval)) if set(cfg.representations) - {"codes"} else None
@@ -297,32 +296,31 @@ class Pipeline:
             result = evaluate_representation(
                 x_train, y_train, x_eval, y_eval, cfg, scale=name == "codes" and cfg.code_scaling == "maxabs"
             )
-            results[name] = {**vars(result), **size}
+            results[name] = RepresentationResult(**vars(result), **vars(size))
         if "codes" in results:
-            results["codes"]["disk_bytes_per_doc"] = codes_info(self.paths.codes("eval"))["disk_bytes"] / max(
-                codes["eval"].shape[0], 1
-            )
-        report = {
-            "recipe": self.config.name,
-            "run_dir": str(self.paths.root),
-            "dataset": {
-                "name": corpus.name,
-                "source": corpus.source,
-                "train_docs": len(corpus.train.texts),
-                "eval_split": corpus.eval.name,
-                "eval_docs": len(corpus.eval.texts),
-                "n_classes": len(np.unique(y_train)) if y_train is not None else 0,
-            },
-            "eval": results,
-            "sae": self._sae_stats(sae, features, codes),
-            "notes": notes,
-            "config": to_dict(self.config),
-        }
+            disk_bytes = codes_info(self.paths.codes("eval"))["disk_bytes"] / max(codes["eval"].shape[0], 1)
+            results["codes"] = dataclasses.replace(results["codes"], disk_bytes_per_doc=disk_bytes)
+        report = Report(
+            recipe=self.config.name,
+            run_dir=str(self.paths.root),
+            dataset=DatasetInfo(
+                name=corpus.name,
+                source=corpus.source,
+                train_docs=len(corpus.train.texts),
+                eval_split=corpus.eval.name,
+                eval_docs=len(corpus.eval.texts),
+                n_classes=len(np.unique(y_train)) if y_train is not None else 0,
+            ),
+            eval=results,
+            sae=self._sae_stats(sae, features, codes),
+            notes=tuple(notes),
+            config=to_dict(self.config),
+        )
         write_report(self.paths.root, report)
         return report
 
-    def run(self) -> dict[str, Any]:
-        """All stages in order."""
+    def run(self) -> Report:
+        """All stages in order; returns the report."""
         self.prepare()
         features = self.featurize()
         sae = self.train(features)
@@ -353,32 +351,26 @@ class Pipeline:
         codes: dict[str, sp.csr_matrix],
         codes_bytes: float,
         source_index_bytes: int,
-    ) -> tuple[Any, Any, dict[str, Any]]:
+    ) -> tuple[Any, Any, StoredSize]:
         """Train/eval matrices of one evaluated representation (from the in-memory source or the codes) and its size."""
         cfg = self.config.eval
         if name == "codes":
             index_bytes = max(cfg.index_bytes, index_bytes_needed(codes["train"].shape[1]))
-            return codes["train"], codes["eval"], {"bytes_per_doc": codes_bytes, "index_bytes": index_bytes}
+            return codes["train"], codes["eval"], StoredSize(codes_bytes, index_bytes=index_bytes)
         x_train, x_eval = source
         if name == "source":
             if not sp.issparse(x_train):
-                return x_train, x_eval, {"bytes_per_doc": float(4 * x_eval.shape[1]), "dtype": "float32"}
-            return (
-                x_train,
-                x_eval,
-                {
-                    "bytes_per_doc": bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes),
-                    "index_bytes": source_index_bytes,
-                },
-            )
+                return x_train, x_eval, StoredSize(float(4 * x_eval.shape[1]), dtype="float32")
+            size = bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes)
+            return x_train, x_eval, StoredSize(size, index_bytes=source_index_bytes)
         if name == "binary":  # one sign bit per dimension; the classifier sees ±1
             signs = [np.where(x >= 0, 1.0, -1.0).astype(np.float32) for x in (x_train, x_eval)]
-            return signs[0], signs[1], {"bytes_per_doc": float(-(-x_eval.shape[1] // 8)), "dtype": "sign bits"}
+            return signs[0], signs[1], StoredSize(float(-(-x_eval.shape[1] // 8)), dtype="sign bits")
         # truncated: the source's largest-magnitude entries, as many as fit in the codes' bytes
         keep = entries_for_bytes(codes_bytes, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes)
         x_train, x_eval = (truncate_rows(sp.csr_matrix(x), keep) for x in (x_train, x_eval))
         size = bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes)
-        return x_train, x_eval, {"bytes_per_doc": size, "index_bytes": source_index_bytes, "entries_per_doc": keep}
+        return x_train, x_eval, StoredSize(size, index_bytes=source_index_bytes, entries_per_doc=keep)
 
     def _size_notes(self, features: Features, codes_bytes: float, source_index_bytes: int) -> list[str]:
         """Says so when the codes of a sparse source take more bytes per document than the source itself."""
@@ -396,7 +388,7 @@ class Pipeline:
         logger.warning("%s", note)
         return [note]
 
-    def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> dict[str, Any]:
+    def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> SAEStats:
         """Sizes, reconstruction on both splits, dead latents, how latents spread over documents, and health warnings."""
         device = resolve_device(self.config.runtime.device)
         k = self.config.encode.k
@@ -408,30 +400,32 @@ class Pipeline:
         ratio_median = float(np.median(ratios)) if ratios.size else float("nan")
         dead_fraction = float(1.0 - fired_train.mean())
         meta = read_manifest(self.paths.sae)
-        stats = {
-            "architecture": sae.architecture,
-            "n_latents": sae.n_latents,
-            "d_in": sae.d_in,
-            "k": k or sae.cfg.code_k,
-            "adaptive_k": getattr(sae.cfg, "adaptive_k", None),
-            "fvu": recon["fvu"],
-            "l0": float(codes["eval"].getnnz(axis=1).mean()),
-            "dead_fraction": dead_fraction,
-            "fvu_train": recon_train["fvu"],
-            "l0_train": float(codes["train"].getnnz(axis=1).mean()),
-            "top1_top2_median": ratio_median,
-            "top1_top2_above_3": float((ratios > MAX_TOP_RATIO).mean()) if ratios.size else float("nan"),
-            "labels_shaped_codes": self.train_config.label_loss_weight > 0 or self.train_config.dense_init == "probe",
-            "training_steps": meta.get("steps"),
-            "training_budget": meta.get("budget"),
-            "warnings": health_warnings(
-                fvu=recon["fvu"],
-                dead_fraction=dead_fraction,
-                top_ratio_median=ratio_median,
-                eval_split=self.corpus.eval.name,
+        stats = SAEStats(
+            architecture=sae.architecture,
+            n_latents=int(sae.n_latents),
+            d_in=sae.d_in,
+            k=k or sae.cfg.code_k,
+            adaptive_k=getattr(sae.cfg, "adaptive_k", None),
+            fvu=recon["fvu"],
+            l0=float(codes["eval"].getnnz(axis=1).mean()),
+            dead_fraction=dead_fraction,
+            fvu_train=recon_train["fvu"],
+            l0_train=float(codes["train"].getnnz(axis=1).mean()),
+            top1_top2_median=ratio_median,
+            top1_top2_above_3=float((ratios > MAX_TOP_RATIO).mean()) if ratios.size else float("nan"),
+            labels_shaped_codes=self.train_config.label_loss_weight > 0 or self.train_config.dense_init == "probe",
+            training_steps=meta.get("steps"),
+            training_budget=meta.get("budget"),
+            warnings=tuple(
+                health_warnings(
+                    fvu=recon["fvu"],
+                    dead_fraction=dead_fraction,
+                    top_ratio_median=ratio_median,
+                    eval_split=self.corpus.eval.name,
+                )
             ),
-        }
-        for line in stats["warnings"]:
+        )
+        for line in stats.warnings:
             logger.warning("%s", line)
         return stats
 
