@@ -53,14 +53,15 @@ def run_one(recipe: Path, data: Path, out: Path, train_docs: int | None, overrid
     start = time.perf_counter()
     report = Pipeline(load_recipe(recipe, settings)).run()
     seconds = time.perf_counter() - start
-    results, sae = report["eval"], report["sae"]
+    results = {rep: scores.to_json() for rep, scores in report.eval.items()}
+    sae, dataset = report.sae.to_json(), report.dataset.to_json()
     row = {
         "recipe": recipe.stem,
         "dataset": name,
-        "train_docs": report["dataset"]["train_docs"],
-        "eval_split": report["dataset"]["eval_split"],
-        "eval_docs": report["dataset"]["eval_docs"],
-        "n_classes": report["dataset"]["n_classes"],
+        "train_docs": dataset["train_docs"],
+        "eval_split": dataset["eval_split"],
+        "eval_docs": dataset["eval_docs"],
+        "n_classes": dataset["n_classes"],
         **{f"{rep}_accuracy": scores["accuracy"] for rep, scores in results.items()},
         **{f"{rep}_bytes": scores["bytes_per_doc"] for rep, scores in results.items()},
         **{

@@ -99,8 +99,8 @@ def cpu_reference(out: Path) -> dict[str, object]:
     reference = {
         "recipe": "recipes/minilm_auto.yaml",
         "overrides": overrides,
-        "eval": report["eval"],
-        "sae": report["sae"],
+        "eval": {name: result.to_json() for name, result in report.eval.items()},
+        "sae": report.sae.to_json(),
     }
     (out / "cpu_reference.json").write_text(json.dumps(reference, indent=2, default=str))
     return reference

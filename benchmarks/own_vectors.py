@@ -55,16 +55,14 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, python {sys.version.split()[0]}; {time.perf_counter() - start:.0f} s"
     )
     print(f"command: python benchmarks/own_vectors.py --data {args.data} --out {args.out} {' '.join(args.overrides)}")
+    own_accuracy = {name: row.accuracy for name, row in own_report.eval.items()}
     rows = [
-        [name, f"{row['accuracy']:.4f}", f"{own_report['eval'].get(name, {}).get('accuracy', float('nan')):.4f}"]
-        for name, row in hidden_report["eval"].items()
-        if isinstance(row, dict) and "accuracy" in row
+        [name, f"{row.accuracy:.4f}", f"{own_accuracy.get(name, float('nan')):.4f}"]
+        for name, row in hidden_report.eval.items()
     ]
     print(markdown_table(["representation", "hidden states", "own vectors"], rows))
     print(f"largest difference between the two runs' stored eval codes: {float(difference):.3g}")
-    print(
-        f"codes bytes/doc: {hidden_report['eval']['codes']['bytes_per_doc']} vs {own_report['eval']['codes']['bytes_per_doc']}"
-    )
+    print(f"codes bytes/doc: {hidden_report.eval['codes'].bytes_per_doc} vs {own_report.eval['codes'].bytes_per_doc}")
     assert np.isfinite(float(difference))
 
 

@@ -37,6 +37,11 @@ RULES: dict[str, tuple[frozenset[str], str]] = {
         PARTS - {"rows", "errors"},
         "rows.py (the tensor helpers train/, eval/ and encode share) lives below them: it imports only errors",
     ),
+    "results": (
+        PARTS - {"results", "errors"},
+        "results/ (the typed reports that the pipeline, eval/, bench/ and the sweep write and read) lives below them: "
+        "it imports only errors",
+    ),
     "sae": (
         frozenset({"train", "eval", "featurize", "data", "pipeline", "bench", "encode", "estimators", "__init__"}),
         "sae/ imports none of train/, eval/, featurize/, data/ or what builds on them",

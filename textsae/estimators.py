@@ -72,8 +72,7 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         from textsae.eval.classify import fit_probe
         from textsae.featurize.base import build_featurizer
         from textsae.paths import RunPaths
-        from textsae.sae import DataShape, build_sae
-        from textsae.train.trainer import Trainer, holdout_split
+        from textsae.train.orchestrate import train_sae
 
         if self.pretrained is not None:
             paths = RunPaths(Path(self.pretrained))
@@ -90,30 +89,20 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.featurizer_ = build_featurizer(FeaturizerConfig(**(self.featurizer or {})), runtime)
         features = self.featurizer_.fit_transform(texts)
         train_cfg = TrainConfig(**train_settings)
-        import torch
-
         supervised = train_cfg.label_loss_weight > 0 or train_cfg.dense_init == "probe"
         if supervised and y is None:
             raise UserError(
                 "train={'label_loss_weight': ...} > 0 or {'dense_init': 'probe'} needs labels: call fit(X, y)."
             )
-        train_rows, val_rows = holdout_split(features.shape[0], train_cfg)
-        training = features[train_rows]
-        labels = np.unique(np.asarray(y), return_inverse=True)[1][train_rows] if y is not None else None
-        torch.manual_seed(train_cfg.seed)
-        self.sae_ = build_sae(SAEConfig(**(self.sae or {})), features.shape[1], DataShape.of(training, labels))
-        dense_encoder = fit_probe(training, labels, EvalConfig())[:2] if train_cfg.dense_init == "probe" else None
-        val_features = features[val_rows] if len(val_rows) else None
-        head_labels = labels if train_cfg.label_loss_weight > 0 else None
-        Trainer(
-            self.sae_,
+        labels = np.unique(np.asarray(y), return_inverse=True)[1] if y is not None else None
+        self.sae_, _ = train_sae(
+            SAEConfig(**(self.sae or {})),
             train_cfg,
-            training,
-            val_features=val_features,
-            labels=head_labels,
-            dense_encoder=dense_encoder,
+            features,
+            labels=labels,
             runtime=runtime,
-        ).train()
+            fit_probe=lambda rows, labels: fit_probe(rows, labels, EvalConfig()),
+        )
         self.sae_.cpu()
         return self
 

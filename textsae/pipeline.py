@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from textsae._io import (
     atomic_write_json,
@@ -51,10 +50,10 @@ from textsae.eval.sizes import (
 )
 from textsae.featurize.base import build_featurizer
 from textsae.paths import RunPaths, check_same_run, run_paths, store_root
+from textsae.results import DatasetInfo, Report, RepresentationResult, SAEStats, StoredSize
 from textsae.runtime import sae_uses_bf16
-from textsae.sae import DataShape, SparseAutoencoder, build_sae
+from textsae.sae import SparseAutoencoder
 from textsae.sae.reconstruction import reconstruction_metrics
-from textsae.sae.sizing import describe_sizes, resolve_sizes
 from textsae.store.codes import codes_info, load_codes
 from textsae.store.features import (
     ShardedFeatures,
@@ -63,8 +62,8 @@ from textsae.store.features import (
     store_key,
 )
 from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
-from textsae.train.footprint import check_fits, estimate
-from textsae.train.trainer import Trainer, holdout_split
+from textsae.train.orchestrate import take_rows as take_rows  # re-exported: where it lived before
+from textsae.train.orchestrate import train_sae
 
 SPLITS = ("train", "eval")
 
@@ -79,13 +78,6 @@ class Features:
 
     train: sp.csr_matrix | ShardedFeatures
     eval: sp.csr_matrix | ShardedFeatures
-
-
-def take_rows(
-    matrix: sp.csr_matrix | ShardedFeatures | np.ndarray, rows: np.ndarray
-) -> sp.csr_matrix | ShardedFeatures | np.ndarray:
-    """Rows of a feature matrix; stored dense features give a view, so nothing is loaded yet."""
-    return matrix.subset(rows) if isinstance(matrix, ShardedFeatures) else matrix[rows]
 
 
 def as_matrix(matrix: sp.csr_matrix | ShardedFeatures | np.ndarray) -> sp.csr_matrix | np.ndarray:
@@ -210,38 +202,18 @@ class Pipeline:
             logger.info("Reusing trained SAE in %s", self.paths.sae)
             return load_sae_artifact(self.paths.sae)
         features = features if features is not None else self.featurize()
-        train_cfg = self.train_config
-        train_rows, val_rows = holdout_split(features.train.shape[0], train_cfg)
-        training_rows = take_rows(features.train, train_rows)
-        all_labels = self.train_labels()
-        labels = all_labels[train_rows] if all_labels is not None else None
-        torch.manual_seed(train_cfg.seed)
-        shape = DataShape.of(training_rows, labels)
-        d_in = features.train.shape[1]
-        resolved = resolve_sizes(self.config.sae, shape)
-        check_fits(
-            estimate(resolved, d_in, train_cfg),
-            device=resolve_device(self.config.runtime.device),
+        sae, summary = train_sae(
+            self.config.sae,
+            self.train_config,
+            features.train,
+            labels=self.train_labels(),
+            runtime=self.config.runtime,
+            fit_probe=lambda rows, labels: fit_probe(as_matrix(rows), labels, self.config.eval),
             run_dir=self.paths.root,
-            n_latents=int(resolved.n_latents),
-            d_in=d_in,
-        )  # before any weight is allocated
-        sae = build_sae(self.config.sae, d_in, shape)
-        if "auto" in to_dict(self.config.sae).values():
-            logger.info("Sizes: %s", describe_sizes(self.config.sae, sae.cfg, shape))
-        trainer = Trainer(
-            sae,
-            train_cfg,
-            training_rows,
             checkpoint_path=self.paths.checkpoint,
             metrics_path=self.paths.metrics,
-            val_features=take_rows(features.train, val_rows) if len(val_rows) else None,
-            labels=labels if train_cfg.label_loss_weight > 0 else None,
-            dense_encoder=self._dense_probe(training_rows, labels, sae.cfg.always_on_latents, shape.n_decisions),
             data_fingerprint=self.corpus_fingerprint,  # a checkpoint of another corpus is never resumed here
-            runtime=self.config.runtime,
         )
-        summary = trainer.train()
         save_sae_artifact(
             sae.cpu(),
             self.paths.sae,
@@ -301,9 +273,7 @@ class Pipeline:
             codes[split] = load_codes(out_dir)
         return codes
 
-    def evaluate(
-        self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None
-    ) -> dict[str, Any]:
+    def evaluate(self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None) -> Report:
         """Classify with the source features, the codes and the truncated baseline; write the report."""
         cfg = self.config.eval
         features = features if features is not None else self.featurize()
@@ -312,7 +282,7 @@ class Pipeline:
         y_train, y_eval = corpus.train.labels, corpus.eval.labels
         sae = load_sae_artifact(self.paths.sae)
         index_bytes = max(cfg.index_bytes, index_bytes_needed(sae.n_latents))
-        results: dict[str, Any] = {}
+        results: dict[str, RepresentationResult] = {}
         codes_bytes = bytes_per_doc(codes["eval"], index_bytes=index_bytes, value_bytes=cfg.value_bytes)
         source_index_bytes = max(cfg.index_bytes, index_bytes_needed(features.train.shape[1]))
         source = (as_matrix(features.train), as_matrix(features.eval)) if set(cfg.representations) - {"codes"} else None
@@ -326,32 +296,31 @@ class Pipeline:
             result = evaluate_representation(
                 x_train, y_train, x_eval, y_eval, cfg, scale=name == "codes" and cfg.code_scaling == "maxabs"
             )
-            results[name] = {**vars(result), **size}
+            results[name] = RepresentationResult(**vars(result), **vars(size))
         if "codes" in results:
-            results["codes"]["disk_bytes_per_doc"] = codes_info(self.paths.codes("eval"))["disk_bytes"] / max(
-                codes["eval"].shape[0], 1
-            )
-        report = {
-            "recipe": self.config.name,
-            "run_dir": str(self.paths.root),
-            "dataset": {
-                "name": corpus.name,
-                "source": corpus.source,
-                "train_docs": len(corpus.train.texts),
-                "eval_split": corpus.eval.name,
-                "eval_docs": len(corpus.eval.texts),
-                "n_classes": len(np.unique(y_train)) if y_train is not None else 0,
-            },
-            "eval": results,
-            "sae": self._sae_stats(sae, features, codes),
-            "notes": notes,
-            "config": to_dict(self.config),
-        }
+            disk_bytes = codes_info(self.paths.codes("eval"))["disk_bytes"] / max(codes["eval"].shape[0], 1)
+            results["codes"] = dataclasses.replace(results["codes"], disk_bytes_per_doc=disk_bytes)
+        report = Report(
+            recipe=self.config.name,
+            run_dir=str(self.paths.root),
+            dataset=DatasetInfo(
+                name=corpus.name,
+                source=corpus.source,
+                train_docs=len(corpus.train.texts),
+                eval_split=corpus.eval.name,
+                eval_docs=len(corpus.eval.texts),
+                n_classes=len(np.unique(y_train)) if y_train is not None else 0,
+            ),
+            eval=results,
+            sae=self._sae_stats(sae, features, codes),
+            notes=tuple(notes),
+            config=to_dict(self.config),
+        )
         write_report(self.paths.root, report)
         return report
 
-    def run(self) -> dict[str, Any]:
-        """All stages in order."""
+    def run(self) -> Report:
+        """All stages in order; returns the report."""
         self.prepare()
         features = self.featurize()
         sae = self.train(features)
@@ -359,27 +328,6 @@ class Pipeline:
         return self.evaluate(features, codes)
 
     # --- helpers ----------------------------------------------------------------------------
-
-    def _dense_probe(
-        self, training_rows: Any, labels: np.ndarray, dense_latents: int, n_decisions: int
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``train.dense_init=probe``: the evaluation's logistic regression fit on the SAE's training rows."""
-        if self.train_config.dense_init != "probe":
-            return None
-        if dense_latents != n_decisions:
-            raise UserError(
-                f"train.dense_init=probe needs sae.dense_latents=auto ({n_decisions} decision values for this corpus's "
-                f"classes); got sae.dense_latents={dense_latents}."
-            )
-        start = time.perf_counter()
-        weights, bias, C = fit_probe(as_matrix(training_rows), labels, self.config.eval)
-        logger.info(
-            "Dense latents fixed to a logistic regression of the training labels (C=%g, %d decision values) in %.1f s",
-            C,
-            len(bias),
-            time.perf_counter() - start,
-        )
-        return weights, bias
 
     def train_labels(self) -> np.ndarray | None:
         """Class ids of the SAE's training rows (for the optional label-aware loss); None for an unlabeled corpus."""
@@ -403,32 +351,26 @@ class Pipeline:
         codes: dict[str, sp.csr_matrix],
         codes_bytes: float,
         source_index_bytes: int,
-    ) -> tuple[Any, Any, dict[str, Any]]:
+    ) -> tuple[Any, Any, StoredSize]:
         """Train/eval matrices of one evaluated representation (from the in-memory source or the codes) and its size."""
         cfg = self.config.eval
         if name == "codes":
             index_bytes = max(cfg.index_bytes, index_bytes_needed(codes["train"].shape[1]))
-            return codes["train"], codes["eval"], {"bytes_per_doc": codes_bytes, "index_bytes": index_bytes}
+            return codes["train"], codes["eval"], StoredSize(codes_bytes, index_bytes=index_bytes)
         x_train, x_eval = source
         if name == "source":
             if not sp.issparse(x_train):
-                return x_train, x_eval, {"bytes_per_doc": float(4 * x_eval.shape[1]), "dtype": "float32"}
-            return (
-                x_train,
-                x_eval,
-                {
-                    "bytes_per_doc": bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes),
-                    "index_bytes": source_index_bytes,
-                },
-            )
+                return x_train, x_eval, StoredSize(float(4 * x_eval.shape[1]), dtype="float32")
+            size = bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes)
+            return x_train, x_eval, StoredSize(size, index_bytes=source_index_bytes)
         if name == "binary":  # one sign bit per dimension; the classifier sees ±1
             signs = [np.where(x >= 0, 1.0, -1.0).astype(np.float32) for x in (x_train, x_eval)]
-            return signs[0], signs[1], {"bytes_per_doc": float(-(-x_eval.shape[1] // 8)), "dtype": "sign bits"}
+            return signs[0], signs[1], StoredSize(float(-(-x_eval.shape[1] // 8)), dtype="sign bits")
         # truncated: the source's largest-magnitude entries, as many as fit in the codes' bytes
         keep = entries_for_bytes(codes_bytes, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes)
         x_train, x_eval = (truncate_rows(sp.csr_matrix(x), keep) for x in (x_train, x_eval))
         size = bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes)
-        return x_train, x_eval, {"bytes_per_doc": size, "index_bytes": source_index_bytes, "entries_per_doc": keep}
+        return x_train, x_eval, StoredSize(size, index_bytes=source_index_bytes, entries_per_doc=keep)
 
     def _size_notes(self, features: Features, codes_bytes: float, source_index_bytes: int) -> list[str]:
         """Says so when the codes of a sparse source take more bytes per document than the source itself."""
@@ -446,7 +388,7 @@ class Pipeline:
         logger.warning("%s", note)
         return [note]
 
-    def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> dict[str, Any]:
+    def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> SAEStats:
         """Sizes, reconstruction on both splits, dead latents, how latents spread over documents, and health warnings."""
         device = resolve_device(self.config.runtime.device)
         k = self.config.encode.k
@@ -458,30 +400,32 @@ class Pipeline:
         ratio_median = float(np.median(ratios)) if ratios.size else float("nan")
         dead_fraction = float(1.0 - fired_train.mean())
         meta = read_manifest(self.paths.sae)
-        stats = {
-            "architecture": sae.architecture,
-            "n_latents": sae.n_latents,
-            "d_in": sae.d_in,
-            "k": k or sae.cfg.code_k,
-            "adaptive_k": getattr(sae.cfg, "adaptive_k", None),
-            "fvu": recon["fvu"],
-            "l0": float(codes["eval"].getnnz(axis=1).mean()),
-            "dead_fraction": dead_fraction,
-            "fvu_train": recon_train["fvu"],
-            "l0_train": float(codes["train"].getnnz(axis=1).mean()),
-            "top1_top2_median": ratio_median,
-            "top1_top2_above_3": float((ratios > MAX_TOP_RATIO).mean()) if ratios.size else float("nan"),
-            "labels_shaped_codes": self.train_config.label_loss_weight > 0 or self.train_config.dense_init == "probe",
-            "training_steps": meta.get("steps"),
-            "training_budget": meta.get("budget"),
-            "warnings": health_warnings(
-                fvu=recon["fvu"],
-                dead_fraction=dead_fraction,
-                top_ratio_median=ratio_median,
-                eval_split=self.corpus.eval.name,
+        stats = SAEStats(
+            architecture=sae.architecture,
+            n_latents=int(sae.n_latents),
+            d_in=sae.d_in,
+            k=k or sae.cfg.code_k,
+            adaptive_k=getattr(sae.cfg, "adaptive_k", None),
+            fvu=recon["fvu"],
+            l0=float(codes["eval"].getnnz(axis=1).mean()),
+            dead_fraction=dead_fraction,
+            fvu_train=recon_train["fvu"],
+            l0_train=float(codes["train"].getnnz(axis=1).mean()),
+            top1_top2_median=ratio_median,
+            top1_top2_above_3=float((ratios > MAX_TOP_RATIO).mean()) if ratios.size else float("nan"),
+            labels_shaped_codes=self.train_config.label_loss_weight > 0 or self.train_config.dense_init == "probe",
+            training_steps=meta.get("steps"),
+            training_budget=meta.get("budget"),
+            warnings=tuple(
+                health_warnings(
+                    fvu=recon["fvu"],
+                    dead_fraction=dead_fraction,
+                    top_ratio_median=ratio_median,
+                    eval_split=self.corpus.eval.name,
+                )
             ),
-        }
-        for line in stats["warnings"]:
+        )
+        for line in stats.warnings:
             logger.warning("%s", line)
         return stats
 

@@ -26,6 +26,7 @@ from textsae.data.corpus import corpus_name
 from textsae.eval.report import format_eval_table
 from textsae.paths import REPORT_JSON_NAME, REPORT_MD_NAME, RunPaths, run_paths
 from textsae.pipeline import Features, Pipeline
+from textsae.results import UniversalEntry, UniversalReport
 from textsae.store.features import ShardedFeatures
 
 
@@ -73,7 +74,7 @@ class UniversalPipeline(Pipeline):
             offset += int(y.max()) + 1
         return np.concatenate(labels)
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> UniversalReport:  # type: ignore[override]  # a summary of one report per dataset
         """Train the shared SAE, then encode and evaluate every dataset with it; write the summary report."""
         self.prepare()
         self.train(self.featurize())
@@ -81,36 +82,31 @@ class UniversalPipeline(Pipeline):
         for name, pipeline in self.datasets.items():
             logger.info("Evaluating the universal codebook on %s", name)
             reports[name] = pipeline.run()
-        summary = {
-            "recipe": self.config.name,
-            "run_dir": str(self.paths.root),
-            "trained_on": [p.config.data.path for p in self.training_sets],
-            "datasets": {
-                name: {
-                    "dataset": r["dataset"],
-                    "eval": r["eval"],
-                    "sae": r["sae"],
-                    "seen_in_training": self.datasets[name] in self.training_sets,
-                }
-                for name, r in reports.items()
+        summary = UniversalReport(
+            recipe=self.config.name,
+            run_dir=str(self.paths.root),
+            trained_on=tuple(p.config.data.path for p in self.training_sets),
+            datasets={
+                name: UniversalEntry.of(report, seen_in_training=self.datasets[name] in self.training_sets)
+                for name, report in reports.items()
             },
-        }
-        atomic_write_json(self.paths.root / REPORT_JSON_NAME, summary)
+        )
+        atomic_write_json(self.paths.root / REPORT_JSON_NAME, summary.to_json())
         atomic_write_text(self.paths.root / REPORT_MD_NAME, render_summary(summary))
         return summary
 
 
-def render_summary(summary: dict[str, Any]) -> str:
+def render_summary(summary: UniversalReport) -> str:
     """``report.md`` of a universal run: one results table per dataset."""
     lines = [
-        f"# textsae universal codebook: {summary['recipe']}",
+        f"# textsae universal codebook: {summary.recipe}",
         "",
-        f"SAE trained on the train splits of: {', '.join(summary['trained_on'])}",
+        f"SAE trained on the train splits of: {', '.join(map(str, summary.trained_on))}",
         "",
     ]
-    for name, entry in summary["datasets"].items():
-        seen = "seen in training" if entry["seen_in_training"] else "NOT seen in training"
-        lines += [f"## {name} ({seen}; reported on {entry['dataset']['eval_split']})", "", format_eval_table(entry), ""]
+    for name, entry in summary.datasets.items():
+        seen = "seen in training" if entry.seen_in_training else "NOT seen in training"
+        lines += [f"## {name} ({seen}; reported on {entry.dataset.eval_split})", "", format_eval_table(entry), ""]
     return "\n".join(lines)
 
 

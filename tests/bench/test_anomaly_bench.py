@@ -31,12 +31,23 @@ def test_held_out_topics_are_detected(tmp_path: Path, tiny_recipe: Path) -> None
     _write_topics(tmp_path)
     config = load_recipe(tiny_recipe, [f"data.path={tmp_path}", "sae.n_latents=8", "sae.k=1", "train.epochs=10"])
     result = run_anomaly_bench(config, lsa_widths=[2])
-    assert [h["train_docs"] for h in result["halves"]] == [80, 80]
-    assert [h["held_out_test_docs"] for h in result["halves"]] == [60, 60]
-    for half in result["halves"]:
-        assert half["sae"]["squared"] > 0.9 and half["lsa"]["2"]["squared"] > 0.9
-    assert result["mean"]["sae"]["squared"] == np.mean([h["sae"]["squared"] for h in result["halves"]])
+    assert [h.train_docs for h in result.halves] == [80, 80]
+    assert [h.held_out_test_docs for h in result.halves] == [60, 60]
+    for half in result.halves:
+        assert half.scores.sae["squared"] > 0.9 and half.scores.lsa["2"]["squared"] > 0.9
+    assert result.mean.sae["squared"] == np.mean([h.scores.sae["squared"] for h in result.halves])
     assert "| SAE |" in format_anomaly_table(result)
+    written = result.to_json()  # what --out writes: the scores beside each half's sizes
+    assert list(written) == ["dataset", "source", "halves", "mean"]
+    assert list(written["halves"][0]) == [
+        "in_distribution",
+        "train_docs",
+        "test_docs",
+        "held_out_test_docs",
+        "sae",
+        "lsa",
+        "seconds",
+    ]
 
 
 def test_a_recipe_that_trains_with_labels_is_refused_before_any_work(tmp_path: Path, tiny_recipe: Path) -> None:

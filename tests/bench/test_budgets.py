@@ -7,39 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench.quality_reports import report as _report
+from tests.bench.quality_reports import row as _row
 from textsae.bench.budgets import combine_reports, source_label
 from textsae.bench.quality import budget_table
+from textsae.bench.quality_report import BestCell, QualityReport
 from textsae.cli.main import main
-
-PROTOCOL = "fit on train (400 documents), scored once on test (200 documents)"
-
-
-def _row(family: str, name: str, size: float, accuracy: float) -> dict:
-    return {
-        "family": family,
-        "name": name,
-        "bytes_per_doc": size,
-        "l0": None,
-        "fvu": None,
-        "logreg": {"accuracy": accuracy},
-    }
-
-
-def _report(
-    kind: str, rows: list[dict], *, model: str | None = None, dataset: str = "imdb", protocol: str = PROTOCOL
-) -> dict:
-    """The keys of a report that ``run_quality_bench`` writes and the combination reads."""
-    return {
-        "recipe": f"{kind}_recipe",
-        "dataset": {"name": dataset, "source": "local folder", "n_classes": 2},
-        "protocol": protocol,
-        "source_kind": "sparse" if kind == "tfidf" else "dense",
-        "rows": rows,
-        "featurizer": {"kind": kind, "model": model, "layers": [-1]},
-        "sae": {"n_latents": 64, "train_k": 8, "config": {"architecture": "topk"}},
-        "bench": {"classifiers": ["logreg"], "budgets": [48, 96]},
-    }
-
 
 TFIDF = _report(
     "tfidf",
@@ -67,26 +40,24 @@ MINILM = _report(
 
 def test_either_source_table_by_hand() -> None:
     combined = combine_reports([(Path("a.json"), TFIDF), (Path("b.json"), MINILM)], [20, 48, 96])
-    table = {entry["budget"]: entry for entry in combined["budgets"]}
-    assert table[20]["best"] == {} and table[20]["sae_wins"] is None
+    table = {entry.budget: entry for entry in combined.budgets}
+    assert table[20].best == {} and table[20].sae_wins is None
     # 48 B: MiniLM's codes (0.86) beat TF-IDF's LSA (0.82), which beats TF-IDF's own codes (0.80)
-    assert table[48]["best"]["sae"] == {
+    assert table[48].best["sae"] == BestCell(name="minilm/sae-k12", accuracy=0.86, bytes_per_doc=48, source="minilm")
+    assert table[48].best["sae"].to_json() == {
         "name": "minilm/sae-k12",
         "accuracy": 0.86,
         "bytes_per_doc": 48,
         "source": "minilm",
     }
-    assert set(table[48]["best"]) == {"sae", "tfidf/tfidf_top", "tfidf/lsa", "minilm/binary", "minilm/pca"}
-    assert table[48]["best"]["tfidf/lsa"]["name"] == "tfidf/lsa-24" and table[48]["sae_wins"] is True
-    assert budget_table(TFIDF["rows"], [48])[0]["sae_wins"] is False  # TF-IDF alone does not make it
+    assert set(table[48].best) == {"sae", "tfidf/tfidf_top", "tfidf/lsa", "minilm/binary", "minilm/pca"}
+    assert table[48].best["tfidf/lsa"].name == "tfidf/lsa-24" and table[48].sae_wins is True
+    assert budget_table(TFIDF.rows, [48])[0].sae_wins is False  # TF-IDF alone does not make it
     # 96 B: per-k SAE codes count as SAE codes, but MiniLM's PCA (0.88) beats them (0.87)
-    assert (
-        table[96]["best"]["sae"]["name"] == "minilm/sae_per_k-k24"
-        and table[96]["best"]["minilm/pca"]["accuracy"] == 0.88
-    )
-    assert table[96]["sae_wins"] is False
-    assert [s["label"] for s in combined["sources"]] == ["tfidf", "minilm"]
-    assert {row["source"] for row in combined["rows"]} == {"tfidf", "minilm"} and len(combined["rows"]) == 12
+    assert table[96].best["sae"].name == "minilm/sae_per_k-k24" and table[96].best["minilm/pca"].accuracy == 0.88
+    assert table[96].sae_wins is False
+    assert [s.label for s in combined.sources] == ["tfidf", "minilm"]
+    assert {row.source for row in combined.rows} == {"tfidf", "minilm"} and len(combined.rows) == 12
 
 
 def test_source_labels_and_duplicates() -> None:
@@ -97,12 +68,12 @@ def test_source_labels_and_duplicates() -> None:
         == "all-mpnet-base-v2"
     )
     combined = combine_reports([(Path("a"), MINILM), (Path("b"), MINILM)], [48])
-    assert [s["label"] for s in combined["sources"]] == ["minilm", "minilm-2"]
+    assert [s.label for s in combined.sources] == ["minilm", "minilm-2"]
 
 
-def _write(path: Path, report: dict) -> Path:
+def _write(path: Path, report: QualityReport | dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report))
+    path.write_text(json.dumps(report.to_json() if isinstance(report, QualityReport) else report))
     return path
 
 
@@ -154,7 +125,7 @@ def test_bench_budgets_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     ],
 )
 def test_bench_budgets_refuses_different_datasets(
-    other: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    other: QualityReport, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first, second = _write(tmp_path / "a.json", TFIDF), _write(tmp_path / "b.json", other)
     assert main(["bench", "budgets", str(first), str(second), "--out", str(tmp_path / "out")]) == 2
@@ -172,6 +143,11 @@ def test_bench_budgets_names_what_is_missing(tmp_path: Path, capsys: pytest.Capt
     not_quality = _write(tmp_path / "other.json", {"rows": []})
     assert main(["bench", "budgets", str(not_quality), "--out", str(tmp_path / "out")]) == 2
     assert "not a `textsae bench quality` report" in capsys.readouterr().err
+    incomplete = {key: value for key, value in TFIDF.to_json().items() if key != "compression"}
+    assert main(["bench", "budgets", str(_write(tmp_path / "cut.json", incomplete)), "--out", str(tmp_path)]) == 2
+    assert "not a complete `textsae bench quality` report (a quality report has no 'compression'.)" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(

@@ -10,15 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.bench.quality_reports import row as _row
+from tests.results.report_keys import CONFIG_SECTIONS, GOLDEN, key_structure
 from textsae.bench.quality import _cv_corpora, budget_table
+from textsae.bench.quality_report import QualityReport
 from textsae.cli.main import main
 from textsae.data.corpus import Corpus, Split
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _row(family: str, name: str, size: float, accuracy: float) -> dict:
-    return {"family": family, "name": name, "bytes_per_doc": size, "logreg": {"accuracy": accuracy}}
 
 
 def test_budget_table_by_hand() -> None:
@@ -31,12 +30,12 @@ def test_budget_table_by_hand() -> None:
         _row("tfidf_top", "tfidf_top-12", 48, 0.79),
         _row("tfidf", "tfidf", 700, 0.90),
     ]
-    table = {entry["budget"]: entry for entry in budget_table(rows, [40, 48, 96])}
-    assert table[40]["best"] == {} and table[40]["sae_wins"] is None
-    assert table[48]["best"]["sae"]["name"] == "sae-k12" and table[48]["best"]["lsa"]["accuracy"] == 0.82
-    assert table[48]["sae_wins"] is False  # LSA 0.82 beats the SAE's 0.80 at 48 B
-    assert table[96]["best"]["sae"]["name"] == "sae_per_k-k24"  # per-k SAEs count as SAE codes
-    assert table[96]["sae_wins"] is True and "tfidf" not in table[96]["best"]
+    table = {entry.budget: entry for entry in budget_table(rows, [40, 48, 96])}
+    assert table[40].best == {} and table[40].sae_wins is None
+    assert table[48].best["sae"].name == "sae-k12" and table[48].best["lsa"].accuracy == 0.82
+    assert table[48].sae_wins is False  # LSA 0.82 beats the SAE's 0.80 at 48 B
+    assert table[96].best["sae"].name == "sae_per_k-k24"  # per-k SAEs count as SAE codes
+    assert table[96].sae_wins is True and "tfidf" not in table[96].best
 
 
 def test_cv_folds_partition_the_pooled_corpus_stratified() -> None:
@@ -151,6 +150,9 @@ def test_bench_quality_cli_end_to_end(
     assert main(args) == 0
     assert "budget B" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
+    golden = json.loads((REPO / "tests" / "results" / GOLDEN).read_text())
+    assert key_structure(report, CONFIG_SECTIONS["quality"]) == golden["quality"]  # the keys written before typing
+    assert QualityReport.from_json(report).to_json() == report
     rows = {row["name"]: row for row in report["rows"]}
     assert {"tfidf", "tfidf_top-2", "lsa-2", "sae-k2", "sae-k8", "sae_per_k-k2"} == set(rows)
     for k in (2, 8):  # the SAE is trained at k = 4 and read at 2 and 8

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from textsae.bench.budgets import BudgetsReport, SourceInfo
+from textsae.bench.quality_report import BestCell, BudgetRow, QualityDataset
 from textsae.bench.readme import BUDGETS_MARKERS, check_readme_markers, update_budgets_readme
 from textsae.errors import UserError
 
 
-def _combined(out_dir: Path) -> dict:
+def _combined(out_dir: Path) -> BudgetsReport:
     (out_dir / "accuracy_vs_bytes.png").write_bytes(b"\x89PNG\r\n\x1a\nplot")
-    best = {"sae": {"accuracy": 0.8, "name": "tfidf/sae-k2"}, "lsa": {"accuracy": 0.7, "name": "tfidf/lsa-2"}}
-    return {
-        "dataset": {"name": "toy"},
-        "sources": [{"label": "tfidf"}, {"label": "minilm"}],
-        "protocol": "train on train, test on test",
-        "metric": "logreg",
-        "command": "textsae bench budgets a b --out c",
-        "budgets": [{"budget": 8, "best": best, "sae_wins": True}],
-        "out_dir": str(out_dir),
-        "plots": ["accuracy_vs_bytes.png"],
-    }
+    best = {"sae": BestCell("tfidf/sae-k2", 0.8, 8.0), "lsa": BestCell("tfidf/lsa-2", 0.7, 4.0)}
+    source = SourceInfo(
+        "tfidf", "a/report.json", "tfidf_recipe", "tfidf", "sparse", "topk, 64 latents, trained at k = 2"
+    )
+    return BudgetsReport(
+        dataset=QualityDataset("toy", "local folder", 2),
+        protocol="train on train, test on test",
+        metric="logreg",
+        budget_bytes=(8,),
+        sources=(source, replace(source, label="minilm")),
+        rows=(),
+        budgets=(BudgetRow(8, best, True),),
+        command="textsae bench budgets a b --out c",
+        out_dir=str(out_dir),
+        plots=("accuracy_vs_bytes.png",),
+    )
 
 
 def test_only_the_block_between_the_markers_changes(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ def _sides_run() -> list[str]:
 
 
 def test_every_side_agrees_and_trains() -> None:
-    result = run_train_bench(TINY, rounds=2, steps=1)
+    result = run_train_bench(TINY, rounds=2, steps=1).to_json()  # the JSON `--json` prints
     assert [case["input"] for case in result["cases"]] == ["dense", "sparse"]
     for shape, case in zip(TINY, result["cases"]):
         assert CASE_KEYS | {"ratio_vs_plain_sparse"} <= set(case)
@@ -62,7 +62,7 @@ def test_rates_ratios_and_flop_utilisation_follow_the_timed_rounds(monkeypatch: 
     monkeypatch.setattr(training, "_seconds", fake_seconds)
     monkeypatch.setattr(training, "matmul_gflops", lambda shape, device, dtype=torch.float32: 10.0)
     shape = TINY[1]
-    case = run_train_bench([shape], sides=["textsae", "plain", "plain_sparse"], rounds=3, steps=1)["cases"][0]
+    case = run_train_bench([shape], sides=["textsae", "plain", "plain_sparse"], rounds=3, steps=1).cases[0].to_json()
     assert shape.batch == 32 and case["vec_per_s"] == {
         "textsae": 16.0,  # median of 32/1, 32/2, 32/4
         "sparsify": None,
@@ -151,8 +151,8 @@ def test_bad_options_name_themselves(argv: list[str], message: str, capsys: pyte
 def test_sparsify_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(training, "sparsify_available", lambda: False)
     result = run_train_bench(TINY[:1], rounds=1, steps=1)
-    assert "pip install --no-deps eai-sparsify" in result["skipped"]["sparsify"]
-    assert result["cases"][0]["vec_per_s"]["sparsify"] is None and result["cases"][0]["ratio_vs_sparsify"] is None
+    assert "pip install --no-deps eai-sparsify" in result.skipped["sparsify"]
+    assert result.cases[0].vec_per_s["sparsify"] is None and result.cases[0].ratio_vs_sparsify is None
     with pytest.raises(UserError, match="not installed"):
         run_train_bench(TINY[:1], sides=["textsae", "sparsify"], rounds=1, steps=1)
 
@@ -169,8 +169,8 @@ def test_bf16_autocast_runs_every_sides_forward_under_it(device: str, monkeypatc
     monkeypatch.setattr(training._Side, "_autocast", autocast)
     result = run_train_bench(TINY, device=device, rounds=1, steps=1, autocast="bf16")
     assert set(seen) == set(_sides_run()) and all(all(flags) for flags in seen.values())
-    assert all(case["autocast"] == "bf16" and case["vec_per_s"]["textsae"] > 0 for case in result["cases"])
+    assert all(case.autocast == "bf16" and (case.vec_per_s["textsae"] or 0) > 0 for case in result.cases)
     default = run_train_bench(TINY[:1], device=device, rounds=1, steps=1)
-    assert default["cases"][0]["autocast"] == ("bf16" if device == "cuda" else "none")
+    assert default.cases[0].autocast == ("bf16" if device == "cuda" else "none")
     with pytest.raises(UserError, match="--autocast"):
         run_train_bench(TINY[:1], device=device, autocast="fp8")

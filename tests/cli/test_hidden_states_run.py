@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.results.report_keys import CONFIG_SECTIONS, GOLDEN, by_position, key_structure
 from textsae.cli.main import main
 from textsae.errors import UserError
+from textsae.results import UniversalReport
 from textsae.store.codes import load_codes
 
 
@@ -93,6 +95,9 @@ def test_universal_codebook_trains_once_and_evaluates_a_dataset_it_never_saw(
         == 0
     )
     summary = json.loads((run / "report.json").read_text())
+    golden = json.loads((Path(__file__).parents[1] / "results" / GOLDEN).read_text())
+    assert key_structure(by_position(summary), CONFIG_SECTIONS["universal"]) == golden["universal"]  # as before typing
+    assert UniversalReport.from_json(summary).to_json() == summary
     assert list(summary["datasets"]) == [tiny_corpus_dir.name, "other", "unseen"]
     assert [d["seen_in_training"] for d in summary["datasets"].values()] == [True, True, False]
     assert summary["datasets"]["unseen"]["dataset"]["eval_docs"] == 30  # 20% of 150, stratified
@@ -177,10 +182,11 @@ def test_bench_featurize_repeats_take_turns_and_keep_each_sides_fastest_round(
         "plain",
         "textsae",
     ]  # warm-up of each, then rounds P-T, T-P, P-T
-    assert result["sentence_transformers"] is None and result["skipped"] == {}
-    for name in ("plain", "textsae"):
-        assert len(result[name]["rounds_s"]) == 3 and result[name]["seconds"] == min(result[name]["rounds_s"])
-    assert result["speedup"] == pytest.approx(result["plain"]["seconds"] / result["textsae"]["seconds"])
+    assert result.sentence_transformers is None and result.skipped == {}
+    for side in (result.plain, result.textsae):
+        assert side is not None and len(side.rounds_s) == 3 and side.seconds == min(side.rounds_s)
+    assert result.plain is not None
+    assert result.speedup == pytest.approx(result.plain.seconds / result.textsae.seconds)
     with pytest.raises(UserError, match="repeats"):
         bench.run_featurize_bench(texts, model=str(tiny_bert_dir), device="cpu", repeats=0)
 
@@ -195,10 +201,11 @@ def test_bench_featurize_runs_sentence_transformers_on_the_same_folder(
     result = bench.run_featurize_bench(
         texts, model=str(tiny_bert_dir), max_length=16, batch_size=8, device="cpu", repeats=2
     )
-    peer = result["sentence_transformers"]
-    assert len(peer["rounds_s"]) == 2 and peer["docs_per_s"] == pytest.approx(24 / min(peer["rounds_s"]))
-    assert peer["min_cosine"] > 0.9999  # the same mean pooling of the same model in fp32
-    assert result["speedup_vs_sentence_transformers"] == pytest.approx(peer["seconds"] / result["textsae"]["seconds"])
+    peer = result.sentence_transformers
+    assert peer is not None
+    assert len(peer.rounds_s) == 2 and peer.docs_per_s == pytest.approx(24 / min(peer.rounds_s))
+    assert peer.min_cosine > 0.9999  # the same mean pooling of the same model in fp32
+    assert result.speedup_vs_sentence_transformers == pytest.approx(peer.seconds / result.textsae.seconds)
     with pytest.raises(UserError, match="Unknown featurize bench side"):
         bench.run_featurize_bench(texts, model=str(tiny_bert_dir), device="cpu", sides=("sparsify",))
 
@@ -218,7 +225,7 @@ def test_bench_featurize_names_a_missing_sentence_transformers(
     )
     texts = pd.read_parquet(tiny_corpus_dir / "train.parquet")["text"].tolist()[:8]
     result = bench.run_featurize_bench(texts, model=str(tiny_bert_dir), max_length=16, batch_size=8, device="cpu")
-    assert result["sentence_transformers"] is None
-    assert "pip install sentence-transformers" in result["skipped"]["sentence_transformers"]
+    assert result.sentence_transformers is None
+    assert "pip install sentence-transformers" in result.skipped["sentence_transformers"]
     with pytest.raises(UserError, match="pip install sentence-transformers"):
         bench.run_featurize_bench(texts, model=str(tiny_bert_dir), device="cpu", sides=("sentence_transformers",))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from textsae.eval import (
     truncate_rows,
     write_report,
 )
+from textsae.results import DatasetInfo, Report, RepresentationResult, SAEStats
 
 # ------------------------------------------------------------------------------------ sizes
 
@@ -172,32 +175,39 @@ def test_classifier_rejects_mismatched_inputs():
 # ----------------------------------------------------------------------------------- report
 
 
-def sample_report() -> dict:
-    return {
-        "recipe": "quickstart",
-        "dataset": {"name": "movie_reviews", "n_train": 1600, "n_test": 400, "n_classes": 2},
-        "eval": {
-            "source": {
-                "accuracy": 0.8725,
-                "macro_f1": 0.8719,
-                "bytes_per_doc": 612.5,
-                "C": 16.0,
-                "cv_accuracy": 0.86,
-                "n_train": 1600,
-                "n_test": 400,
-            },
-            "codes": {
-                "accuracy": 0.8312,
-                "macro_f1": 0.8301,
-                "bytes_per_doc": 128.0,
-                "disk_bytes_per_doc": 131.7,
-                "C": 0.25,
-            },
-            "truncated": {"accuracy": 0.7999, "macro_f1": 0.7990, "bytes_per_doc": 128.0, "C": 4.0},
+def sample_report() -> Report:
+    def scores(accuracy: float, macro_f1: float, C: float, bytes_per_doc: float, **size: Any) -> RepresentationResult:
+        return RepresentationResult(accuracy, macro_f1, C, 0.86, 1600, 400, 0.5, bytes_per_doc, **size)
+
+    return Report(
+        recipe="quickstart",
+        run_dir="runs/quickstart/abc",
+        dataset=DatasetInfo("movie_reviews", "bundled", train_docs=1600, eval_split="test", eval_docs=400, n_classes=2),
+        eval={
+            "source": scores(0.8725, 0.8719, 16.0, 612.5, index_bytes=2),
+            "codes": scores(0.8312, 0.8301, 0.25, 128.0, index_bytes=2, disk_bytes_per_doc=131.7),
+            "truncated": scores(0.7999, 0.7990, 4.0, 128.0, index_bytes=2, entries_per_doc=32),
         },
-        "sae": {"fvu": 0.2345, "l0": 32.0, "dead_fraction": 0.01, "n_latents": 4096},
-        "config": {"sae": {"k": 32}},
-    }
+        sae=SAEStats(
+            architecture="topk",
+            n_latents=4096,
+            d_in=30000,
+            k=32,
+            adaptive_k="input_nnz",
+            fvu=0.2345,
+            l0=32.0,
+            dead_fraction=0.01,
+            fvu_train=0.21,
+            l0_train=32.0,
+            top1_top2_median=1.4,
+            top1_top2_above_3=0.02,
+            labels_shaped_codes=False,
+            training_steps=1000,
+            training_budget="1000 steps (train.steps=1000)",
+            warnings=(),
+        ),
+        config={"sae": {"k": 32}},
+    )
 
 
 def test_report_files_and_table(tmp_path):
@@ -218,10 +228,14 @@ def test_report_files_and_table(tmp_path):
     assert "–" in lines[2]  # source has no on-disk size
 
     write_report(tmp_path / "run", report)
-    assert json.loads((tmp_path / "run" / "report.json").read_text()) == report
+    written = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert written == report.to_json() and Report.from_json(written) == report
     markdown = (tmp_path / "run" / "report.md").read_text()
     assert markdown.startswith("# textsae report: quickstart")
-    assert "Dataset: movie_reviews (n_train=1,600, n_test=400, n_classes=2)" in markdown
+    assert (
+        "Dataset: movie_reviews (source=bundled, train_docs=1,600, eval_split=test, eval_docs=400, n_classes=2)"
+        in markdown
+    )
     assert table in markdown and BYTES_NOTE in markdown
     assert (
         "FVU on the reported split (fraction of variance unexplained): 0.2345" in markdown
@@ -233,16 +247,15 @@ def test_report_files_and_table(tmp_path):
 def test_report_names_the_split_it_scores_on():
     report = sample_report()
     assert "scores on the test split" in render_report(report)
-    report["dataset"]["eval_split"] = "validation"  # a corpus without a test split reports on validation
-    assert "scores on the validation split" in render_report(report)
+    on_validation = replace(report.dataset, eval_split="validation")  # a corpus without a test split
+    assert "scores on the validation split" in render_report(replace(report, dataset=on_validation))
 
 
 def test_table_without_disk_sizes_has_no_disk_column():
     report = sample_report()
-    del report["eval"]["codes"]["disk_bytes_per_doc"]
-    assert "on-disk" not in format_eval_table(report)
-    with pytest.raises(ValueError, match="needs an 'eval' mapping"):
-        format_eval_table({"recipe": "x"})
+    codes = replace(report.eval["codes"], disk_bytes_per_doc=None)
+    assert "on-disk" not in format_eval_table(replace(report, eval={**report.eval, "codes": codes}))
+    assert format_eval_table(replace(report, eval={})) == "(no classifier evaluation: the corpus has no labels)"
 
 
 def test_an_fvu_without_variance_gets_the_undefined_warning():

@@ -422,7 +422,7 @@ def test_bench_reports_agreement() -> None:
     from textsae.bench.tfidf import run_tfidf_bench
 
     result = run_tfidf_bench(CORPUS * 3, min_df=1, max_features=10)
-    assert set(result) == {
+    assert list(result.to_json()) == [  # the keys `bench tfidf --json` prints before the data, command and machine
         "n_docs",
         "n_features",
         "textsae_s",
@@ -431,10 +431,10 @@ def test_bench_reports_agreement() -> None:
         "max_abs_diff",
         "vocab_overlap",
         "threads",
-    }
-    assert result["n_docs"] == 27 and result["n_features"] == 10 and result["vocab_overlap"] == 1.0
-    assert result["max_abs_diff"] < 1e-6
-    assert result["speedup"] == pytest.approx(result["sklearn_s"] / result["textsae_s"])
+    ]
+    assert result.n_docs == 27 and result.n_features == 10 and result.vocab_overlap == 1.0
+    assert result.max_abs_diff < 1e-6
+    assert result.speedup == pytest.approx(result.sklearn_s / result.textsae_s)
 
 
 def test_bench_times_each_fit_and_keeps_the_fastest_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -461,8 +461,8 @@ def test_bench_times_each_fit_and_keeps_the_fastest_repeat(monkeypatch: pytest.M
     timed(TfidfVectorizer, "sklearn")
     monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: now[0]))
     result = bench.run_tfidf_bench(CORPUS * 3, min_df=1, max_features=10, repeats=3)
-    assert (result["textsae_s"], result["sklearn_s"], result["speedup"]) == (1.0, 4.0, 4.0)
-    assert result["max_abs_diff"] < 1e-6 and result["vocab_overlap"] == 1.0
+    assert (result.textsae_s, result.sklearn_s, result.speedup) == (1.0, 4.0, 4.0)
+    assert result.max_abs_diff < 1e-6 and result.vocab_overlap == 1.0
 
 
 @pytest.mark.shared_data

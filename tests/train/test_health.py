@@ -9,6 +9,7 @@ import pytest
 
 from textsae.config.compose import load_recipe
 from textsae.pipeline import Pipeline
+from textsae.results import Report
 
 AUTO = [
     "sae.n_latents=auto",
@@ -24,7 +25,7 @@ AUTO = [
 ]
 
 
-def _run(tiny_recipe: Path, run_dir: Path, overrides: list[str]) -> dict:
+def _run(tiny_recipe: Path, run_dir: Path, overrides: list[str]) -> Report:
     return Pipeline(load_recipe(tiny_recipe, [f"run.dir={run_dir}", *overrides])).run()
 
 
@@ -32,13 +33,13 @@ def test_a_converged_run_stops_by_itself_and_raises_no_warning(
     tiny_recipe: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     report = _run(tiny_recipe, tmp_path / "run", AUTO)
-    sae = report["sae"]
-    assert "levelled off at step" in sae["training_budget"], sae["training_budget"]
-    assert sae["training_steps"] < 2000
-    assert sae["warnings"] == [], sae["warnings"]
-    assert sae["fvu"] < 1 and sae["fvu_train"] < 1 and sae["dead_fraction"] <= 0.5 and sae["top1_top2_median"] <= 3
-    assert sae["l0_train"] <= sae["k"] and sae["adaptive_k"] == "input_nnz"
-    assert sae["labels_shaped_codes"] is False
+    sae = report.sae
+    assert sae.training_budget is not None and "levelled off at step" in sae.training_budget, sae.training_budget
+    assert sae.training_steps is not None and sae.training_steps < 2000
+    assert sae.warnings == (), sae.warnings
+    assert sae.fvu < 1 and sae.fvu_train < 1 and sae.dead_fraction <= 0.5 and sae.top1_top2_median <= 3
+    assert sae.k is not None and sae.l0_train <= sae.k and sae.adaptive_k == "input_nnz"
+    assert sae.labels_shaped_codes is False
     assert "Warning" not in (tmp_path / "run" / "report.md").read_text()
     evaluations = [
         json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if "val_fvu" in line
@@ -49,9 +50,9 @@ def test_a_converged_run_stops_by_itself_and_raises_no_warning(
 def test_a_forced_five_step_run_warns(tiny_recipe: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # untrained random directions add more variance than they explain: FVU 1.04-1.05 for seeds 0-2
     report = _run(tiny_recipe, tmp_path / "run", ["train.steps=5", "sae.decoder_init=random", "sae.tied_init=false"])
-    warnings = report["sae"]["warnings"]
+    warnings = report.sae.warnings
     assert any("worse than its mean" in line for line in warnings), warnings
-    assert report["sae"]["training_budget"] == "5 steps (train.steps=5)"
+    assert report.sae.training_budget == "5 steps (train.steps=5)"
     markdown = (tmp_path / "run" / "report.md").read_text()
     assert "> **Warning:** The SAE reconstructs the test split worse than its mean" in markdown
     assert any("worse than its mean" in record.getMessage() for record in caplog.records)
@@ -61,8 +62,8 @@ def test_codes_larger_than_the_source_are_noted(tiny_recipe: Path, tmp_path: Pat
     report = _run(
         tiny_recipe, tmp_path / "run", ["sae.k=40", "sae.n_latents=64", "sae.adaptive_k=none", "train.steps=5"]
     )
-    assert report["eval"]["codes"]["bytes_per_doc"] > report["eval"]["source"]["bytes_per_doc"]
-    assert any("more than the source's" in note for note in report["notes"])
+    assert report.eval["codes"].bytes_per_doc > report.eval["source"].bytes_per_doc
+    assert any("more than the source's" in note for note in report.notes)
     assert "> **Note:** The codes take" in (tmp_path / "run" / "report.md").read_text()
 
 

@@ -11,32 +11,116 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 from sklearn.decomposition import TruncatedSVD
 from sklearn.metrics import roc_auc_score
 
 from textsae._io import logger
+from textsae.bench.machine import Machine
 from textsae.config.schema import RecipeConfig
 from textsae.data.corpus import Corpus, load_corpus
 from textsae.errors import UserError
 from textsae.eval.anomaly import ERROR_KINDS, lsa_errors, reconstruction_errors
 from textsae.featurize.base import build_featurizer
 from textsae.markdown import markdown_table
-from textsae.sae import DataShape, build_sae
-from textsae.train.trainer import Trainer
+from textsae.results import JSONObject
+from textsae.train.orchestrate import train_sae
 
-__all__ = ["HALVES", "format_anomaly_table", "run_anomaly_bench"]
+__all__ = [
+    "HALVES",
+    "AnomalyHalf",
+    "AnomalyProvenance",
+    "AnomalyResult",
+    "AnomalyScores",
+    "format_anomaly_table",
+    "run_anomaly_bench",
+]
 
 HALVES = (("even", 0), ("odd", 1))
 """Name and label-id parity of the in-distribution groups of each half."""
 
 
+@dataclass(frozen=True)
+class AnomalyScores:
+    """AUROC per error kind (:data:`~textsae.eval.anomaly.ERROR_KINDS`): of the SAE, and of LSA at each width."""
+
+    sae: dict[str, float]
+    lsa: dict[str, dict[str, float]]
+    """Per LSA width (as a string: JSON keys), per error kind."""
+
+    def to_json(self) -> JSONObject:
+        """``{"sae": {kind: auroc}, "lsa": {width: {kind: auroc}}}``."""
+        return {"sae": self.sae, "lsa": self.lsa}
+
+
+@dataclass(frozen=True)
+class AnomalyHalf:
+    """One half of the protocol: which groups were in distribution, the sizes, the AUROCs and the time taken."""
+
+    in_distribution: str
+    train_docs: int
+    test_docs: int
+    held_out_test_docs: int
+    scores: AnomalyScores
+    seconds: float
+
+    def to_json(self) -> JSONObject:
+        """The half, its scores' ``sae`` and ``lsa`` between the sizes and ``seconds``."""
+        return {
+            "in_distribution": self.in_distribution,
+            "train_docs": self.train_docs,
+            "test_docs": self.test_docs,
+            "held_out_test_docs": self.held_out_test_docs,
+            **self.scores.to_json(),
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True)
+class AnomalyProvenance:
+    """What ``textsae bench anomaly`` adds to a result: the recipe, its overrides, the command line and the machine."""
+
+    recipe: str
+    overrides: tuple[str, ...]
+    command: str
+    machine: Machine
+
+    def to_json(self) -> JSONObject:
+        """``{"recipe", "overrides", "command", <machine facts>}``."""
+        return {
+            "recipe": self.recipe,
+            "overrides": list(self.overrides),
+            "command": self.command,
+            **self.machine.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class AnomalyResult:
+    """Both halves of the anomaly benchmark and their mean."""
+
+    dataset: str
+    source: str
+    halves: tuple[AnomalyHalf, ...]
+    mean: AnomalyScores
+    provenance: AnomalyProvenance | None = None
+
+    def to_json(self) -> JSONObject:
+        """What ``--out`` writes."""
+        values = {
+            "dataset": self.dataset,
+            "source": self.source,
+            "halves": [half.to_json() for half in self.halves],
+            "mean": self.mean.to_json(),
+        }
+        return {**values, **(self.provenance.to_json() if self.provenance else {})}
+
+
 def run_anomaly_bench(
     config: RecipeConfig, *, lsa_widths: Sequence[int] = (32, 64, 128, 256), device: str = "cpu"
-) -> dict[str, Any]:
+) -> AnomalyResult:
     """Both halves of the protocol with the featurizer, SAE and training settings of ``config``.
 
     Args:
@@ -46,8 +130,8 @@ def run_anomaly_bench(
         device: Where the SAE trains and scores.
 
     Returns:
-        ``{"halves": [per half: sizes, "sae": {kind: AUROC}, "lsa": {width: {kind: AUROC}}, seconds],
-        "mean": {"sae": {kind: ..}, "lsa": {width: {kind: ..}}}}``, kinds as in :data:`ERROR_KINDS`.
+        Each half's sizes and AUROCs (SAE, and LSA per width; per error kind of :data:`ERROR_KINDS`) and their
+        mean.
 
     Raises:
         UserError: The corpus has fewer than 4 classes, or the recipe trains with labels (this benchmark has none).
@@ -64,45 +148,46 @@ def run_anomaly_bench(
             f"The anomaly benchmark needs a corpus with >= 4 classes (even and odd ids); {corpus.name} has {n_classes}."
         )
     halves = [_half(config, corpus, name, parity, lsa_widths, device) for name, parity in HALVES]
-    mean = {
-        "sae": {kind: float(np.mean([h["sae"][kind] for h in halves])) for kind in ERROR_KINDS},
-        "lsa": {
-            str(w): {kind: float(np.mean([h["lsa"][str(w)][kind] for h in halves])) for kind in ERROR_KINDS}
+    mean = AnomalyScores(
+        sae={kind: float(np.mean([h.scores.sae[kind] for h in halves])) for kind in ERROR_KINDS},
+        lsa={
+            str(w): {kind: float(np.mean([h.scores.lsa[str(w)][kind] for h in halves])) for kind in ERROR_KINDS}
             for w in lsa_widths
         },
-    }
-    return {"dataset": corpus.name, "source": corpus.source, "halves": halves, "mean": mean}
+    )
+    return AnomalyResult(corpus.name, corpus.source, tuple(halves), mean)
 
 
-def format_anomaly_table(result: dict[str, Any]) -> str:
+def format_anomaly_table(result: AnomalyResult) -> str:
     """The AUROC table as Markdown: one row per model and error kind, one column per half, and their mean."""
-    halves = result["halves"]
+    halves = result.halves
     header = (
         ["model", "error"]
-        + [f"train {h['in_distribution'].split()[0]} ids ({h['train_docs']} docs)" for h in halves]
+        + [f"train {h.in_distribution.split()[0]} ids ({h.train_docs} docs)" for h in halves]
         + ["mean"]
     )
     rows = []
-    for kind in result["mean"]["sae"]:
-        rows.append(["SAE", kind] + [f"{h['sae'][kind]:.4f}" for h in halves] + [f"{result['mean']['sae'][kind]:.4f}"])
-        for width, mean in result["mean"]["lsa"].items():
+    for kind in result.mean.sae:
+        rows.append(["SAE", kind] + [f"{h.scores.sae[kind]:.4f}" for h in halves] + [f"{result.mean.sae[kind]:.4f}"])
+        for width, mean in result.mean.lsa.items():
             rows.append(
-                [f"LSA {width}", kind] + [f"{h['lsa'][width][kind]:.4f}" for h in halves] + [f"{mean[kind]:.4f}"]
+                [f"LSA {width}", kind] + [f"{h.scores.lsa[width][kind]:.4f}" for h in halves] + [f"{mean[kind]:.4f}"]
             )
     lines = [markdown_table(header, rows)]
     lines.append(
-        f"\nAUROC for the held-out groups' test documents; {halves[0]['test_docs']} test documents per half; dataset {result['dataset']}."
+        f"\nAUROC for the held-out groups' test documents; {halves[0].test_docs} test documents per half; dataset {result.dataset}."
     )
-    if "command" in result:
+    if result.provenance is not None:
+        run = result.provenance
         lines.append(
-            f"machine: {result['machine']}, {result['cpu_count']} cores, torch {result['torch']}; command: {result['command']}"
+            f"machine: {run.machine.machine}, {run.machine.cpu_count} cores, torch {run.machine.torch}; command: {run.command}"
         )
     return "\n".join(lines)
 
 
 def _half(
     config: RecipeConfig, corpus: Corpus, name: str, parity: int, lsa_widths: Sequence[int], device: str
-) -> dict[str, Any]:
+) -> AnomalyHalf:
     start = time.perf_counter()
     in_train = corpus.train.labels % 2 == parity
     train_texts = [text for text, keep in zip(corpus.train.texts, in_train) if keep]
@@ -111,26 +196,25 @@ def _half(
     x_train = featurizer.fit_transform(train_texts)
     x_test = featurizer.transform(corpus.eval.texts)
 
-    torch.manual_seed(config.train.seed)
-    sae = build_sae(config.sae, x_train.shape[1], DataShape.of(x_train))
-    Trainer(sae, config.train, x_train, runtime=config.runtime).train()
-    result: dict[str, Any] = {
-        "in_distribution": f"{name} label ids",
-        "train_docs": int(in_train.sum()),
-        "test_docs": len(held_out),
-        "held_out_test_docs": int(held_out.sum()),
-        "sae": {
-            kind: _auroc(held_out, reconstruction_errors(sae, x_test, kind=kind, device=device)) for kind in ERROR_KINDS
-        },
-        "lsa": {},
+    sae, _ = train_sae(config.sae, config.train, x_train, runtime=config.runtime, holdout=False)
+    sae_scores = {
+        kind: _auroc(held_out, reconstruction_errors(sae, x_test, kind=kind, device=device)) for kind in ERROR_KINDS
     }
+    lsa_scores = {}
     for width in lsa_widths:
         svd = TruncatedSVD(n_components=min(width, x_train.shape[1] - 1), random_state=config.train.seed).fit(x_train)
-        result["lsa"][str(width)] = {
+        lsa_scores[str(width)] = {
             kind: _auroc(held_out, lsa_errors(svd.components_, x_test, kind=kind)) for kind in ERROR_KINDS
         }
-    result["seconds"] = round(time.perf_counter() - start, 1)
-    logger.info("Anomaly half %s: SAE %s, LSA %s (%.0f s)", name, result["sae"], result["lsa"], result["seconds"])
+    result = AnomalyHalf(
+        in_distribution=f"{name} label ids",
+        train_docs=int(in_train.sum()),
+        test_docs=len(held_out),
+        held_out_test_docs=int(held_out.sum()),
+        scores=AnomalyScores(sae_scores, lsa_scores),
+        seconds=round(time.perf_counter() - start, 1),
+    )
+    logger.info("Anomaly half %s: SAE %s, LSA %s (%.0f s)", name, sae_scores, lsa_scores, result.seconds)
     return result
 
 

@@ -14,23 +14,90 @@ machine, and each side's fastest round counts.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from textsae.bench.machine import BenchProvenance
 from textsae.errors import UserError
 from textsae.featurize.hidden_states import HiddenStatesFeaturizer
+from textsae.results import JSONObject
 from textsae.store.features import extract_to_store
 
-__all__ = ["FEATURIZE_SIDES", "plain_loop", "run_featurize_bench", "sentence_transformers_encoder"]
+__all__ = [
+    "FEATURIZE_SIDES",
+    "FeaturizeBenchResult",
+    "FeaturizeSide",
+    "plain_loop",
+    "run_featurize_bench",
+    "sentence_transformers_encoder",
+]
 
 FEATURIZE_SIDES = ("plain", "textsae", "sentence_transformers")
 ST_INSTALL_HINT = "pip install sentence-transformers"
+
+
+@dataclass(frozen=True)
+class FeaturizeSide:
+    """How fast one side extracted the documents, and how close its vectors are to textsae's."""
+
+    seconds: float
+    """The fastest round."""
+    rounds_s: tuple[float, ...]
+    """Every round, in order."""
+    docs_per_s: float
+    tokens_per_s: float
+    """Real (non-padding) tokens per second."""
+    min_cosine: float
+    """Lowest cosine of this side's vectors to textsae's."""
+
+    def to_json(self) -> JSONObject:
+        """``{"seconds", "rounds_s", "docs_per_s", "tokens_per_s", "min_cosine"}``."""
+        return {**dataclasses.asdict(self), "rounds_s": list(self.rounds_s)}
+
+
+@dataclass(frozen=True)
+class FeaturizeBenchResult:
+    """``bench featurize``'s result: the settings, each side's speed, the speed-ups and the agreement."""
+
+    n_docs: int
+    n_tokens: int
+    model: str
+    max_length: int
+    batch_size: int
+    device: str
+    textsae_dtype: str
+    repeats: int
+    plain: FeaturizeSide | None
+    textsae: FeaturizeSide
+    sentence_transformers: FeaturizeSide | None
+    """``None`` for a side not run."""
+    speedup: float | None
+    speedup_vs_sentence_transformers: float | None
+    min_cosine: float | None
+    """Lowest cosine between the plain loop's vectors and textsae's."""
+    skipped: dict[str, str]
+    provenance: BenchProvenance | None = None
+    """The data, command line and machine, added by ``textsae bench featurize``."""
+
+    def side(self, name: str) -> FeaturizeSide | None:
+        """The side called ``name`` (one of :data:`FEATURIZE_SIDES`)."""
+        side: FeaturizeSide | None = getattr(self, name)
+        return side
+
+    def to_json(self) -> JSONObject:
+        """The result as ``--json`` prints it."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "provenance"}
+        for name in FEATURIZE_SIDES:
+            values[name] = None if values[name] is None else values[name].to_json()
+        return {**values, **(self.provenance.to_json() if self.provenance else {})}
 
 
 def plain_loop(
@@ -88,7 +155,7 @@ def run_featurize_bench(
     device: str = "auto",
     repeats: int = 1,
     sides: tuple[str, ...] | None = None,
-) -> dict[str, Any]:
+) -> FeaturizeBenchResult:
     """Time the plain loop, textsae's extraction and ``SentenceTransformer.encode`` on ``texts``; nothing is printed.
 
     Args:
@@ -97,10 +164,9 @@ def run_featurize_bench(
             (``skipped`` in the result then says why). ``textsae`` always runs.
 
     Returns:
-        ``{"n_docs", "n_tokens", "plain": {...}, "textsae": {...}, "sentence_transformers": {...} or None,
-        "speedup", "speedup_vs_sentence_transformers", "min_cosine", "skipped", ...}`` where each side has
-        ``seconds`` (fastest round), ``rounds_s`` (every round), ``docs_per_s``, ``tokens_per_s`` (real,
-        non-padding tokens) and ``min_cosine`` (lowest cosine of its outputs to textsae's).
+        The settings, each side's :class:`FeaturizeSide` (``None`` for a side not run), the speed-ups of textsae
+        over the plain loop and sentence-transformers, the lowest cosine between the plain loop's vectors and
+        textsae's, and the sides skipped with why.
 
     Raises:
         UserError: ``repeats`` < 1, an unknown side, or sentence-transformers asked for but not installed.
@@ -150,38 +216,39 @@ def run_featurize_bench(
             outputs[name], seconds = _timed(lambda run=runners[name]: run(texts), resolved_device)
             rounds[name].append(seconds)
 
-    def side(name: str) -> dict[str, Any] | None:
-        if name not in rounds:
-            return None
+    def side(name: str) -> FeaturizeSide:
         seconds = min(rounds[name])
-        return {
-            "seconds": seconds,
-            "rounds_s": rounds[name],
-            "docs_per_s": len(texts) / seconds,
-            "tokens_per_s": n_tokens / seconds,
-            "min_cosine": _min_cosine(outputs[name], outputs["textsae"]),
-        }
+        return FeaturizeSide(
+            seconds=seconds,
+            rounds_s=tuple(rounds[name]),
+            docs_per_s=len(texts) / seconds,
+            tokens_per_s=n_tokens / seconds,
+            min_cosine=_min_cosine(outputs[name], outputs["textsae"]),
+        )
 
     def speedup(over: str) -> float | None:
         return min(rounds[over]) / min(rounds["textsae"]) if over in rounds else None
 
-    return {
-        "n_docs": len(texts),
-        "n_tokens": n_tokens,
-        "model": featurizer.model_id,
-        "max_length": max_length,
-        "batch_size": batch_size,
-        "device": resolved_device,
-        "textsae_dtype": dtype_used,
-        "repeats": repeats,
-        "plain": side("plain"),
-        "textsae": side("textsae"),
-        "sentence_transformers": side("sentence_transformers"),
-        "speedup": speedup("plain"),
-        "speedup_vs_sentence_transformers": speedup("sentence_transformers"),
-        "min_cosine": _min_cosine(outputs["plain"], outputs["textsae"]) if "plain" in outputs else None,
-        "skipped": skipped,
-    }
+    def side_if_run(name: str) -> FeaturizeSide | None:
+        return side(name) if name in rounds else None
+
+    return FeaturizeBenchResult(
+        n_docs=len(texts),
+        n_tokens=n_tokens,
+        model=featurizer.model_id,
+        max_length=max_length,
+        batch_size=batch_size,
+        device=resolved_device,
+        textsae_dtype=dtype_used,
+        repeats=repeats,
+        plain=side_if_run("plain"),
+        textsae=side("textsae"),  # always run
+        sentence_transformers=side_if_run("sentence_transformers"),
+        speedup=speedup("plain"),
+        speedup_vs_sentence_transformers=speedup("sentence_transformers"),
+        min_cosine=_min_cosine(outputs["plain"], outputs["textsae"]) if "plain" in outputs else None,
+        skipped=skipped,
+    )
 
 
 def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:

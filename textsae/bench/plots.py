@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textsae._io import atomic_path
+
+if TYPE_CHECKING:
+    from textsae.bench.quality_report import QualityReport, QualityRow
 
 __all__ = ["ACCURACY_PLOT", "FVU_PLOT", "write_accuracy_plot", "write_plots"]
 
@@ -37,25 +41,21 @@ _STYLES = (("-", "*"), ("--", "X"), ("-.", "P"), (":", "D"))
 """Line style and reference-point marker of the first, second, ... source in one plot."""
 
 
-def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg") -> list[str]:
+def write_plots(report: QualityReport, out_dir: Path, *, metric: str = "logreg") -> list[str]:
     """Write ``accuracy_vs_bytes.png`` and ``fvu_vs_l0.png`` into ``out_dir``; returns their file names."""
     plt = _pyplot()
-    rows = [row for row in report["rows"] if metric in row]
-    title = f"{report['dataset']['name']}: {report['source_kind']} source"
+    rows = [row for row in report.rows if metric in row.scores]
+    title = f"{report.dataset.name}: {report.source_kind} source"
     names = [
-        write_accuracy_plot(
-            rows, out_dir / ACCURACY_PLOT, title=title, budgets=report["bench"]["budgets"], metric=metric
-        )
+        write_accuracy_plot(rows, out_dir / ACCURACY_PLOT, title=title, budgets=report.bench["budgets"], metric=metric)
     ]
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=100)
     for family, points in _by_family(rows).items():
-        points = [
-            p for p in points if p.get("fvu") is not None and p.get("l0") is not None and family not in _REFERENCE
-        ]
+        points = [p for p in points if p.fvu is not None and p.l0 is not None and family not in _REFERENCE]
         if points:
             ax.plot(
-                [p["l0"] for p in points],
-                [p["fvu"] for p in points],
+                [p.l0 for p in points],
+                [p.fvu for p in points],
                 marker="o",
                 markersize=4,
                 color=_COLORS.get(family),
@@ -73,7 +73,7 @@ def write_plots(report: dict[str, Any], out_dir: Path, *, metric: str = "logreg"
 
 
 def write_accuracy_plot(
-    rows: list[dict[str, Any]], path: Path, *, title: str, budgets: list[int], metric: str = "logreg"
+    rows: Sequence[QualityRow], path: Path, *, title: str, budgets: Sequence[int], metric: str = "logreg"
 ) -> str:
     """Accuracy against bytes per document (log x), one line per family, dotted lines at the budgets.
 
@@ -82,14 +82,14 @@ def write_accuracy_plot(
     The single-point families (dense fp32, all of TF-IDF) are drawn as marked points. Returns the file name.
     """
     plt = _pyplot()
-    sources = list(dict.fromkeys(row.get("source") for row in rows))
+    sources = list(dict.fromkeys(row.source for row in rows))
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=100)
     for i, source in enumerate(sources):
         style, marker = _STYLES[i % len(_STYLES)]
         prefix = f"{source}: " if source is not None else ""
-        for family, points in _by_family([row for row in rows if row.get("source") == source]).items():
-            xs = [p["bytes_per_doc"] for p in points]
-            ys = [p[metric]["accuracy"] for p in points]
+        for family, points in _by_family([row for row in rows if row.source == source]).items():
+            xs = [p.bytes_per_doc for p in points]
+            ys = [p.scores[metric].accuracy for p in points]
             if family in _REFERENCE:
                 ax.scatter(
                     xs,
@@ -147,10 +147,10 @@ def _log_x(ax: Any) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
-def _by_family(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    families: dict[str, list[dict[str, Any]]] = {}
-    for row in sorted(rows, key=lambda r: r["bytes_per_doc"]):
-        families.setdefault(row["family"], []).append(row)
+def _by_family(rows: Sequence[QualityRow]) -> dict[str, list[QualityRow]]:
+    families: dict[str, list[QualityRow]] = {}
+    for row in sorted(rows, key=lambda r: r.bytes_per_doc):
+        families.setdefault(row.family, []).append(row)
     return families
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textsae._io import atomic_path, atomic_write_text
 from textsae.bench.plots import ACCURACY_PLOT
 from textsae.errors import UserError
+
+if TYPE_CHECKING:
+    from textsae.bench.budgets import BudgetsReport
+    from textsae.bench.quality_report import QualityReport
 
 __all__ = [
     "BUDGETS_MARKERS",
@@ -71,7 +75,7 @@ def update_readme(readme: Path, markers: tuple[str, str], intro: str, table: str
     atomic_write_text(readme, text[:begin] + block + text[end:])
 
 
-def update_quality_readme(readme: Path, report: dict[str, Any]) -> None:
+def update_quality_readme(readme: Path, report: QualityReport) -> None:
     """Rewrite the quality block of ``readme`` with the byte-budget table and plot of a ``bench quality`` report.
 
     Args:
@@ -81,20 +85,20 @@ def update_quality_readme(readme: Path, report: dict[str, Any]) -> None:
     from textsae.bench.quality import format_budget_table  # lazy: the CLI imports this module to build its parsers
 
     intro = (
-        f"**{report['dataset']['name']}**: {report['protocol']}. Test accuracy of LogisticRegression at each byte budget; "
-        f"regenerate with `{report['command']} --readme {readme.name}`"
+        f"**{report.dataset.name}**: {report.protocol}. Test accuracy of LogisticRegression at each byte budget; "
+        f"regenerate with `{report.command} --readme {readme.name}`"
     )
     update_readme(
         readme,
         QUALITY_MARKERS,
         intro,
-        format_budget_table(report["budgets"]),
-        Path(report["out_dir"]) / ACCURACY_PLOT,
-        f"quality_{report['dataset']['name']}.png",
+        format_budget_table(report.budgets),
+        Path(report.out_dir) / ACCURACY_PLOT,
+        f"quality_{report.dataset.name}.png",
     )
 
 
-def update_budgets_readme(readme: Path, combined: dict[str, Any]) -> None:
+def update_budgets_readme(readme: Path, combined: BudgetsReport) -> None:
     """Rewrite the budgets block of ``readme`` with the table and plot of a combined ``bench budgets`` report.
 
     Args:
@@ -103,16 +107,18 @@ def update_budgets_readme(readme: Path, combined: dict[str, Any]) -> None:
     """
     from textsae.bench.quality import format_budget_table
 
-    labels = " and ".join(source["label"] for source in combined["sources"])
+    if combined.out_dir is None or not combined.plots:
+        raise ValueError("update_budgets_readme needs a written report: what write_budgets_report returned.")
+    labels = " and ".join(source.label for source in combined.sources)
     intro = (
-        f"**{combined['dataset']['name']}**, {labels} sources: {combined['protocol']}. Test accuracy of {combined['metric']} at each byte budget; "
-        f"the SAE column is the best code of either source; regenerate with `{combined['command']} --readme {readme.name}`"
+        f"**{combined.dataset.name}**, {labels} sources: {combined.protocol}. Test accuracy of {combined.metric} at each byte budget; "
+        f"the SAE column is the best code of either source; regenerate with `{combined.command} --readme {readme.name}`"
     )
     update_readme(
         readme,
         BUDGETS_MARKERS,
         intro,
-        format_budget_table(combined["budgets"]),
-        Path(combined["out_dir"]) / combined["plots"][0],
-        f"budgets_{combined['dataset']['name']}.png",
+        format_budget_table(combined.budgets),
+        Path(combined.out_dir) / combined.plots[0],
+        f"budgets_{combined.dataset.name}.png",
     )

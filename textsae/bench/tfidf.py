@@ -2,17 +2,47 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from textsae._io import logger
+from textsae.bench.machine import BenchProvenance
 from textsae.errors import UserError
+from textsae.results import JSONObject
 
-__all__ = ["run_tfidf_bench"]
+__all__ = ["TfidfBenchResult", "run_tfidf_bench"]
+
+
+@dataclass(frozen=True)
+class TfidfBenchResult:
+    """``bench tfidf``'s result: both implementations' best times and how far their outputs agree."""
+
+    n_docs: int
+    n_features: int
+    """textsae's vocabulary size."""
+    textsae_s: float
+    sklearn_s: float
+    speedup: float
+    """``sklearn_s / textsae_s``."""
+    max_abs_diff: float
+    """Largest absolute difference between the two matrices over the terms both kept."""
+    vocab_overlap: float
+    """``|common| / |union|`` of the two vocabularies (1.0 = identical)."""
+    threads: int
+    """Threads textsae's featurizer uses (1: it is single-threaded NumPy)."""
+    provenance: BenchProvenance | None = None
+    """The data, command line and machine, added by ``textsae bench tfidf``."""
+
+    def to_json(self) -> JSONObject:
+        """The result as ``--json`` prints it."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "provenance"}
+        return {**values, **(self.provenance.to_json() if self.provenance else {})}
 
 
 def run_tfidf_bench(
@@ -23,7 +53,7 @@ def run_tfidf_bench(
     max_features: int | None = 30000,
     sublinear_tf: bool = True,
     repeats: int = 1,
-) -> dict[str, Any]:
+) -> TfidfBenchResult:
     """Time ``fit_transform`` of textsae's TF-IDF and of scikit-learn's ``TfidfVectorizer`` on ``texts``.
 
     Both get the same settings: the arguments here, plus lower-casing, ``max_df=1.0``, smooth idf,
@@ -39,11 +69,8 @@ def run_tfidf_bench(
         repeats: Runs per implementation; the fastest counts.
 
     Returns:
-        ``n_docs``; ``n_features`` (textsae's); ``textsae_s`` and ``sklearn_s`` (seconds);
-        ``speedup`` (``sklearn_s / textsae_s``); ``max_abs_diff``, the largest absolute difference
-        between the two matrices over the terms both kept (columns matched by term);
-        ``vocab_overlap``, ``|common| / |union|`` of the two vocabularies (1.0 = identical); and
-        ``threads``, the threads textsae's featurizer uses (1: it is single-threaded NumPy).
+        The times (seconds), the speed-up and the agreement (columns matched by term); see
+        :class:`TfidfBenchResult`.
 
     Raises:
         UserError: ``texts`` is empty or ``repeats < 1``.
@@ -69,17 +96,17 @@ def run_tfidf_bench(
     )
     theirs, theirs_x, theirs_s = _best_of(repeats, lambda: TfidfVectorizer(dtype=np.float32, **settings), texts)
     max_abs_diff, overlap = _compare(ours.vocabulary_, ours_x, theirs.vocabulary_, theirs_x)
-    result = {
-        "n_docs": len(texts),
-        "n_features": int(ours.n_features_),
-        "textsae_s": ours_s,
-        "sklearn_s": theirs_s,
-        "speedup": theirs_s / ours_s if ours_s > 0 else float("inf"),
-        "max_abs_diff": max_abs_diff,
-        "vocab_overlap": overlap,
-        "threads": 1,
-    }
-    logger.info("tfidf bench: %s", result)
+    result = TfidfBenchResult(
+        n_docs=len(texts),
+        n_features=int(ours.n_features_),
+        textsae_s=ours_s,
+        sklearn_s=theirs_s,
+        speedup=theirs_s / ours_s if ours_s > 0 else float("inf"),
+        max_abs_diff=max_abs_diff,
+        vocab_overlap=overlap,
+        threads=1,
+    )
+    logger.info("tfidf bench: %s", result.to_json())
     return result
 
 

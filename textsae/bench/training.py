@@ -26,20 +26,31 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from textsae.bench.machine import BenchProvenance
 from textsae.config.schema import SAEConfig
 from textsae.errors import UserError
 from textsae.markdown import markdown_table
+from textsae.results import JSONObject
 from textsae.sae import build_sae
 from textsae.sae.topk import TopKSAE
 from textsae.train.step_in_backward import StepInBackward
 
-__all__ = ["SIDES", "TrainShape", "default_shapes", "run_train_bench", "sparsify_available"]
+__all__ = [
+    "SIDES",
+    "RatioSpread",
+    "TrainBenchCase",
+    "TrainBenchResult",
+    "TrainShape",
+    "default_shapes",
+    "run_train_bench",
+    "sparsify_available",
+]
 
 SIDES = ("textsae", "sparsify", "plain", "plain_sparse")
 WARMUP_STEPS = 4
@@ -62,6 +73,79 @@ class TrainShape:
     def describe(self) -> str:
         nnz = f", {self.nnz} nnz/row" if self.input == "sparse" else ""
         return f"{self.input} d_in={self.d_in} latents={self.n_latents} k={self.k} batch={self.batch}{nnz}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RatioSpread:
+    """textsae's speed over a peer's, per round: median and range."""
+
+    median: float
+    min: float
+    max: float
+
+    def to_json(self) -> dict[str, float]:
+        """``{"median", "min", "max"}``."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainBenchCase:
+    """What one shape measured: vectors per second of each side, textsae's speed over each peer, FLOP use."""
+
+    shape: TrainShape
+    vec_per_s: dict[str, float | None]
+    """Median over rounds, per side of :data:`SIDES` (``None`` for a side not run)."""
+    ratio_vs_sparsify: float | None
+    ratio_vs_plain: float | None
+    ratio_vs_plain_sparse: float | None
+    """Median of textsae's rate over the peer's, per round; ``None`` for a peer not run."""
+    ratio_spread: dict[str, RatioSpread]
+    same_active_latents: dict[str, float]
+    """Fraction of rows on which each peer picks textsae's active latents from the same weights."""
+    matmul_gflops: float
+    flop_utilisation: dict[str, float]
+    rounds: int
+    steps_per_round: int
+    autocast: str
+    """``bf16`` or ``none``."""
+
+    def to_json(self) -> JSONObject:
+        """The case as the bench prints it: the shape's fields first, then the measurements."""
+        return {
+            **dataclasses.asdict(self.shape),
+            "vec_per_s": self.vec_per_s,
+            "ratio_vs_sparsify": self.ratio_vs_sparsify,
+            "ratio_vs_plain": self.ratio_vs_plain,
+            "ratio_vs_plain_sparse": self.ratio_vs_plain_sparse,
+            "ratio_spread": {key: spread.to_json() for key, spread in self.ratio_spread.items()},
+            "same_active_latents": self.same_active_latents,
+            "matmul_gflops": self.matmul_gflops,
+            "flop_utilisation": self.flop_utilisation,
+            "rounds": self.rounds,
+            "steps_per_round": self.steps_per_round,
+            "autocast": self.autocast,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainBenchResult:
+    """Every shape's case, the sides skipped and why, and (from the command line) the data, command and machine."""
+
+    cases: tuple[TrainBenchCase, ...]
+    skipped: dict[str, str]
+    threads: int
+    device: str
+    provenance: BenchProvenance | None = None
+
+    def to_json(self) -> JSONObject:
+        """``{"cases", "skipped", "threads", "device"[, "data", "command", <machine facts>]}``."""
+        values = {
+            "cases": [case.to_json() for case in self.cases],
+            "skipped": self.skipped,
+            "threads": self.threads,
+            "device": self.device,
+        }
+        return {**values, **(self.provenance.to_json() if self.provenance else {})}
 
 
 def default_shapes() -> list[TrainShape]:
@@ -304,10 +388,10 @@ def _agreement(sides: list[_Side], x: Tensor) -> dict[str, float]:
     return {side.name: float((side.active(x) == reference).all(dim=1).float().mean()) for side in sides[1:]}
 
 
-def _ratio_summary(values: list[float]) -> dict[str, float] | None:
+def _ratio_summary(values: list[float]) -> RatioSpread | None:
     if not values:
         return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return RatioSpread(statistics.median(values), min(values), max(values))
 
 
 def bench_case(
@@ -320,7 +404,7 @@ def bench_case(
     seed: int = 0,
     bf16: bool = False,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> TrainBenchCase:
     """Measure one shape: agreement check (fp32), then ``rounds`` interleaved rounds of ``steps`` steps per side.
 
     ``bf16``: every side's forward pass runs under bf16 autocast (fp32 master weights), as sparsify's trainer and
@@ -348,21 +432,24 @@ def bench_case(
     for other in ("sparsify", "plain", "plain_sparse"):
         values = [a / b for a, b in zip(per_round["textsae"], per_round.get(other, []))]
         ratios[f"ratio_vs_{other}"] = _ratio_summary(values)
+    medians = {key: (value.median if value else None) for key, value in ratios.items()}
     flops = topk_step_flops(shape)
-    return {
-        **dataclasses.asdict(shape),
-        "vec_per_s": vec_per_s,
-        **{key: (value["median"] if value else None) for key, value in ratios.items()},
-        "ratio_spread": {key: value for key, value in ratios.items() if value},
-        "same_active_latents": agreement,
-        "matmul_gflops": peak,
-        "flop_utilisation": {
+    return TrainBenchCase(
+        shape=shape,
+        vec_per_s=vec_per_s,
+        ratio_vs_sparsify=medians["ratio_vs_sparsify"],
+        ratio_vs_plain=medians["ratio_vs_plain"],
+        ratio_vs_plain_sparse=medians["ratio_vs_plain_sparse"],
+        ratio_spread={key: value for key, value in ratios.items() if value},
+        same_active_latents=agreement,
+        matmul_gflops=peak,
+        flop_utilisation={
             name: flops * value / shape.batch / 1e9 / peak for name, value in vec_per_s.items() if value is not None
         },
-        "rounds": rounds,
-        "steps_per_round": steps,
-        "autocast": "bf16" if bf16 else "none",
-    }
+        rounds=rounds,
+        steps_per_round=steps,
+        autocast="bf16" if bf16 else "none",
+    )
 
 
 def run_train_bench(
@@ -374,8 +461,8 @@ def run_train_bench(
     steps: int = 5,
     autocast: str = "auto",
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Run every shape; returns ``{"cases": [...], "skipped": {side: why}}``.
+) -> TrainBenchResult:
+    """Run every shape; returns each shape's case and the sides skipped, with why.
 
     ``autocast``: ``bf16`` runs every side's step under bf16 autocast, ``none`` in fp32, ``auto`` = bf16 on CUDA
     (as both trainers run there) and fp32 elsewhere.
@@ -407,19 +494,20 @@ def run_train_bench(
         cases.append(
             bench_case(shape, wanted, device=torch_device, rounds=rounds, steps=steps, bf16=bf16, progress=progress)
         )
-    return {"cases": cases, "skipped": skipped, "threads": torch.get_num_threads(), "device": device}
+    return TrainBenchResult(tuple(cases), skipped, torch.get_num_threads(), device)
 
 
-def format_train_table(result: dict[str, Any]) -> str:
+def format_train_table(result: TrainBenchResult) -> str:
     """Markdown table: one row per shape, vectors per second per side and the median ratios."""
     ratio_keys = ("ratio_vs_sparsify", "ratio_vs_plain", "ratio_vs_plain_sparse")
     header = ["input", "d_in", "latents", "k", "batch", *(f"{s} vec/s" for s in SIDES)]
     header += ["vs sparsify", "vs plain", "vs plain_sparse", "same latents"]
     rows = []
-    for case in result["cases"]:
-        rates = ["–" if case["vec_per_s"][s] is None else f"{case['vec_per_s'][s]:,.0f}" for s in SIDES]
-        ratios = ["–" if case[key] is None else f"{case[key]:.2f}×" for key in ratio_keys]
-        agree = min(case["same_active_latents"].values(), default=1.0)
-        shape = [case["input"], f"{case['d_in']:,}", f"{case['n_latents']:,}", str(case["k"]), f"{case['batch']:,}"]
+    for case in result.cases:
+        rates = ["–" if case.vec_per_s[s] is None else f"{case.vec_per_s[s]:,.0f}" for s in SIDES]
+        ratios = ["–" if getattr(case, key) is None else f"{getattr(case, key):.2f}×" for key in ratio_keys]
+        agree = min(case.same_active_latents.values(), default=1.0)
+        dims = case.shape
+        shape = [dims.input, f"{dims.d_in:,}", f"{dims.n_latents:,}", str(dims.k), f"{dims.batch:,}"]
         rows.append([*shape, *rates, *ratios, f"{100 * agree:.0f}%"])
     return markdown_table(header, rows)

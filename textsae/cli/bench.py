@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from textsae.bench.machine import machine_description
+from textsae.bench.machine import BenchProvenance, Machine
 from textsae.bench.readme import BUDGETS_MARKERS, QUALITY_MARKERS
 from textsae.bench.training import SIDES
 from textsae.cli.main import positive_int
 from textsae.errors import UserError
+
+if TYPE_CHECKING:
+    from textsae.bench.featurize import FeaturizeBenchResult
+    from textsae.bench.tfidf import TfidfBenchResult
+    from textsae.bench.training import TrainBenchResult
 
 
 def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: type) -> None:
@@ -247,11 +253,21 @@ def _bench_texts(data: str | None, max_docs: int | None) -> tuple[list[str], str
     return (texts[:max_docs] if max_docs else texts), source
 
 
-def _printed_as_json(result: dict[str, Any], source: str, args: argparse.Namespace) -> bool:
-    """Add the data source, command line and machine to ``result``; print it as JSON when ``--json`` asks."""
-    result.update({"data": source, "command": "textsae " + " ".join(sys.argv[1:]), **machine_description()})
+def _command_line() -> str:
+    return "textsae " + " ".join(sys.argv[1:])
+
+
+def _provenance(source: str) -> BenchProvenance:
+    """The data source, the command line and this machine, as a benchmark's result records them."""
+    return BenchProvenance(data=source, command=_command_line(), machine=Machine.current())
+
+
+def _printed_as_json(
+    result: TfidfBenchResult | FeaturizeBenchResult | TrainBenchResult, args: argparse.Namespace
+) -> bool:
+    """Print ``result`` as JSON when ``--json`` asks; says whether it did."""
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.to_json(), indent=2))
     return bool(args.json)
 
 
@@ -269,38 +285,36 @@ def _featurize(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         sides=tuple(args.sides.split(",")) if args.sides else None,
     )
-    if _printed_as_json(result, source, args):
+    provenance = _provenance(source)
+    result = dataclasses.replace(result, provenance=provenance)
+    if _printed_as_json(result, args):
         return 0
-    print(f"Hidden-states extraction of {result['n_docs']} documents ({result['n_tokens']:,} tokens) from {source}")
-    print(
-        f"  model {result['model']}, max_length {result['max_length']}, batch {result['batch_size']}, device {result['device']}"
-    )
+    print(f"Hidden-states extraction of {result.n_docs} documents ({result.n_tokens:,} tokens) from {source}")
+    print(f"  model {result.model}, max_length {result.max_length}, batch {result.batch_size}, device {result.device}")
     print(f"  {'':<34}{'seconds':>9}{'docs/s':>10}{'tokens/s':>12}")
     for key, label in (
         ("plain", "plain HF loop (pad, fp32, in order)"),
-        ("sentence_transformers", f"SentenceTransformer.encode ({result['textsae_dtype']})"),
-        ("textsae", f"textsae ({result['textsae_dtype']}, sorted, store)"),
+        ("sentence_transformers", f"SentenceTransformer.encode ({result.textsae_dtype})"),
+        ("textsae", f"textsae ({result.textsae_dtype}, sorted, store)"),
     ):
-        side = result[key]
+        side = result.side(key)
         if side is not None:
-            print(f"  {label:<34}{side['seconds']:>9.2f}{side['docs_per_s']:>10.1f}{side['tokens_per_s']:>12,.0f}")
-    if result["repeats"] > 1:
-        print(f"  fastest of {result['repeats']} rounds per side (the order rotating each round)")
+            print(f"  {label:<34}{side.seconds:>9.2f}{side.docs_per_s:>10.1f}{side.tokens_per_s:>12,.0f}")
+    if result.repeats > 1:
+        print(f"  fastest of {result.repeats} rounds per side (the order rotating each round)")
     peers = (
-        ("plain", "the plain loop", result["speedup"]),
-        ("sentence_transformers", "SentenceTransformer.encode", result["speedup_vs_sentence_transformers"]),
+        ("plain", "the plain loop", result.speedup),
+        ("sentence_transformers", "SentenceTransformer.encode", result.speedup_vs_sentence_transformers),
     )
     for key, label, speedup in peers:
-        if result[key] is not None:
-            print(
-                f"  textsae {speedup:.2f}x {label}; lowest cosine to textsae's output {result[key]['min_cosine']:.6f}"
-            )
-    for key, why in result["skipped"].items():
+        peer = result.side(key)
+        if peer is not None:
+            print(f"  textsae {speedup:.2f}x {label}; lowest cosine to textsae's output {peer.min_cosine:.6f}")
+    for key, why in result.skipped.items():
         print(f"  {key} not run: {why}")
-    print(
-        f"  machine: {result['machine']}, {result['cpu_count']} CPUs, torch {result['torch']}, GPU {result['gpu'] or 'none'}"
-    )
-    print(f"  command: {result['command']}")
+    machine = provenance.machine
+    print(f"  machine: {machine.machine}, {machine.cpu_count} CPUs, torch {machine.torch}, GPU {machine.gpu or 'none'}")
+    print(f"  command: {provenance.command}")
     return 0
 
 
@@ -354,16 +368,19 @@ def _train(args: argparse.Namespace) -> int:
         autocast=args.autocast,
         progress=log,
     )
-    if _printed_as_json(result, "synthetic batches", args):
+    provenance = _provenance("synthetic batches")
+    result = dataclasses.replace(result, provenance=provenance)
+    if _printed_as_json(result, args):
         return 0
     print(format_train_table(result))
-    for side, why in result["skipped"].items():
+    for side, why in result.skipped.items():
         print(f"{side}: not run, {why}")
+    machine = provenance.machine
     print(
-        f"machine: {result['machine']}, {result['cpu_count']} CPUs, {result['threads']} torch threads, torch {result['torch']}, "
-        f"GPU {result['gpu'] or 'none'}; device {result['device']}, autocast {result['cases'][0]['autocast']}"
+        f"machine: {machine.machine}, {machine.cpu_count} CPUs, {result.threads} torch threads, torch {machine.torch}, "
+        f"GPU {machine.gpu or 'none'}; device {result.device}, autocast {result.cases[0].autocast}"
     )
-    print(f"command: {result['command']}")
+    print(f"command: {provenance.command}")
     return 0
 
 
@@ -374,22 +391,23 @@ def _tfidf(args: argparse.Namespace) -> int:
     result = run_tfidf_bench(
         texts, ngram_range=(1, args.ngram_max), min_df=args.min_df, max_features=args.max_features, repeats=args.repeats
     )
-    if _printed_as_json(result, source, args):
+    provenance = _provenance(source)
+    result = dataclasses.replace(result, provenance=provenance)
+    if _printed_as_json(result, args):
         return 0
-    print(f"TF-IDF fit_transform on {result['n_docs']} documents from {source}")
+    print(f"TF-IDF fit_transform on {result.n_docs} documents from {source}")
     print(
         f"  settings: ngram (1, {args.ngram_max}), min_df {args.min_df}, max_features {args.max_features}, sublinear tf, l2"
     )
     print(f"  {'implementation':<28}{'seconds':>10}")
-    print(f"  {'textsae (NumPy tokenizer)':<28}{result['textsae_s']:>10.2f}")
-    print(f"  {'scikit-learn TfidfVectorizer':<28}{result['sklearn_s']:>10.2f}")
+    print(f"  {'textsae (NumPy tokenizer)':<28}{result.textsae_s:>10.2f}")
+    print(f"  {'scikit-learn TfidfVectorizer':<28}{result.sklearn_s:>10.2f}")
     print(
-        f"  speed-up: {result['speedup']:.2f}x   max |difference|: {result['max_abs_diff']:.2e}   vocabulary overlap: {result['vocab_overlap']:.4f}"
+        f"  speed-up: {result.speedup:.2f}x   max |difference|: {result.max_abs_diff:.2e}   vocabulary overlap: {result.vocab_overlap:.4f}"
     )
-    print(
-        f"  machine: {result['machine']}, {result['cpu_count']} cores, Python {result['python']}, torch {result['torch']}"
-    )
-    print(f"  command: {result['command']}")
+    machine = provenance.machine
+    print(f"  machine: {machine.machine}, {machine.cpu_count} cores, Python {machine.python}, torch {machine.torch}")
+    print(f"  command: {provenance.command}")
     return 0
 
 
@@ -397,7 +415,7 @@ def _anomaly(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from textsae._io import atomic_write_json, resolve_device
-    from textsae.bench.anomaly import format_anomaly_table, run_anomaly_bench
+    from textsae.bench.anomaly import AnomalyProvenance, format_anomaly_table, run_anomaly_bench
     from textsae.config.compose import find_configs_dir, load_recipe
     from textsae.errors import UserError
 
@@ -421,16 +439,10 @@ def _anomaly(args: argparse.Namespace) -> int:
     )
     config = load_recipe(recipe, overrides)
     result = run_anomaly_bench(config, lsa_widths=widths, device=resolve_device(args.device))
-    result.update(
-        {
-            "recipe": str(recipe),
-            "overrides": overrides,
-            "command": "textsae " + " ".join(sys.argv[1:]),
-            **machine_description(),
-        }
-    )
+    provenance = AnomalyProvenance(str(recipe), tuple(overrides), _command_line(), Machine.current())
+    result = dataclasses.replace(result, provenance=provenance)
     if args.out:
-        atomic_write_json(args.out, result)
+        atomic_write_json(args.out, result.to_json())
     print(format_anomaly_table(result))
     return 0
 
@@ -460,8 +472,8 @@ def _quality(args: argparse.Namespace) -> int:
     parts += [f"--k {args.k}"] if args.k else []
     parts += [f"--out {args.out}"] if args.out else []
     report = run_quality_bench(config, Path(args.out) if args.out else None, command=" ".join(parts))
-    out_dir = Path(report["out_dir"])
-    print(format_budget_table(report["budgets"]))
+    out_dir = Path(report.out_dir)
+    print(format_budget_table(report.budgets))
     print(f"report: {out_dir / 'report.md'}")
     if readme is not None:
         update_quality_readme(readme, report)
@@ -491,8 +503,8 @@ def _budgets(args: argparse.Namespace) -> int:
         [load_quality_report(path) for path in args.reports], budgets, metric=args.metric, command=" ".join(parts)
     )
     combined = write_budgets_report(combined, args.out)
-    out_dir = Path(combined["out_dir"])
-    print(format_budget_table(combined["budgets"]))
+    out_dir = Path(args.out)
+    print(format_budget_table(combined.budgets))
     print(f"report: {out_dir / 'report.md'}")
     if readme is not None:
         update_budgets_readme(readme, combined)

@@ -1,15 +1,6 @@
 """``report.json`` (everything, for machines) and ``report.md`` (the table, for people).
 
-The report dict::
-
-    {"recipe": "imdb_tfidf_topk",
-     "dataset": {"name": "imdb", "train_docs": 25000, "eval_split": "test", "eval_docs": 25000, "n_classes": 2, ...},
-     "eval": {"source":    {"accuracy": .., "macro_f1": .., "bytes_per_doc": .., "C": .., "cv_accuracy": ..,
-                            "n_train": .., "n_test": .., "disk_bytes_per_doc": .. (optional), ...},
-              "codes":     {...},
-              "truncated": {...}},
-     "sae": {"fvu": .., "l0": .., "dead_fraction": .., ...},
-     "config": {...resolved recipe...}}
+The report is a :class:`~textsae.results.Report` (see :mod:`textsae.results.run_report` for its JSON).
 """
 
 from __future__ import annotations
@@ -17,11 +8,12 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from textsae._io import atomic_write_json, atomic_write_text
 from textsae.markdown import markdown_table
 from textsae.paths import REPORT_JSON_NAME, REPORT_MD_NAME
+from textsae.results import Report, UniversalEntry
 
 __all__ = ["BYTES_NOTE", "REPORT_JSON_NAME", "REPORT_MD_NAME", "format_eval_table", "render_report", "write_report"]
 
@@ -50,87 +42,54 @@ _LABELS_NOTE = {
 }
 
 
-def write_report(run_dir: str | os.PathLike[str], report: dict[str, Any]) -> None:
-    """Write ``report.json`` and ``report.md`` into ``run_dir``, each atomically.
+def write_report(run_dir: str | os.PathLike[str], report: Report) -> None:
+    """Write ``report.json`` (NaN as null) and ``report.md`` into ``run_dir``, each atomically.
 
     Args:
         run_dir: The run directory (created if needed).
-        report: The report dict (see the module docstring); ``eval`` is required.
-
-    Raises:
-        ValueError: ``report`` has no ``eval`` mapping.
+        report: The run's report.
     """
-    markdown = render_report(report)  # validates before anything is written
+    markdown = render_report(report)
     directory = Path(run_dir)
-    atomic_write_json(directory / REPORT_JSON_NAME, _json_safe(report))
+    atomic_write_json(directory / REPORT_JSON_NAME, report.to_json())
     atomic_write_text(directory / REPORT_MD_NAME, markdown)
 
 
-def _json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as null: JSON has no such numbers, and strict readers refuse them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
-
-
-def render_report(report: dict[str, Any]) -> str:
-    """The Markdown text of ``report.md``: title, dataset line, results table, SAE stats, size note.
-
-    Raises:
-        ValueError: ``report`` has no ``eval`` mapping.
-    """
-    lines = [f"# textsae report: {report.get('recipe', 'recipe')}", ""]
-    dataset = report.get("dataset") or {}
-    if dataset:
-        lines += [f"Dataset: {_dataset_line(dataset)}", ""]
-    sae = report.get("sae") or {}
-    notices = [f"> **Warning:** {line}" for line in sae.get("warnings") or []] + [
-        f"> **Note:** {line}" for line in report.get("notes") or []
+def render_report(report: Report) -> str:
+    """The Markdown text of ``report.md``: title, dataset line, results table, SAE stats, size note."""
+    lines = [f"# textsae report: {report.recipe}", "", f"Dataset: {_dataset_line(report.dataset.to_json())}", ""]
+    sae = report.sae.to_json()
+    notices = [f"> **Warning:** {line}" for line in report.sae.warnings] + [
+        f"> **Note:** {line}" for line in report.notes
     ]
     if notices:
         lines += [*notices, ""]
-    eval_split = dataset.get("eval_split", "test")  # the pipeline reports on test, or validation when there is no test
+    eval_split = report.dataset.eval_split  # the pipeline reports on test, or validation when there is no test
     lines += [format_eval_table(report), ""]
-    if report.get("eval"):
+    if report.eval:
         lines += [
             f"Logistic regression; C chosen by stratified K-fold CV accuracy on the training split only, scores on the "
             f"{eval_split} split.",
             "",
         ]
-    if sae:
-        lines += ["## Sparse autoencoder", ""]
-        if "labels_shaped_codes" in sae:
-            lines += [_LABELS_NOTE[bool(sae["labels_shaped_codes"])], ""]
-        keys = [k for k in _SAE_FIRST if k in sae] + [
-            k for k in sae if k not in _SAE_FIRST and k not in _SAE_NOT_LISTED
-        ]
-        lines += [f"- {_SAE_LABELS.get(key, key)}: {_format_value(sae[key])}" for key in keys]
-        lines.append("")
+    lines += ["## Sparse autoencoder", "", _LABELS_NOTE[report.sae.labels_shaped_codes], ""]
+    keys = [k for k in _SAE_FIRST if k in sae] + [k for k in sae if k not in _SAE_FIRST and k not in _SAE_NOT_LISTED]
+    lines += [f"- {_SAE_LABELS.get(key, key)}: {_format_value(sae[key])}" for key in keys]
+    lines.append("")
     lines += [f"_{BYTES_NOTE}_", ""]
     return "\n".join(lines)
 
 
-def format_eval_table(report: dict[str, Any]) -> str:
-    """A Markdown table with one row per representation, in the order of ``report["eval"]``.
+def format_eval_table(report: Report | UniversalEntry) -> str:
+    """A Markdown table with one row per representation, in the order of ``report.eval``.
 
     Columns: accuracy, macro-F1, bytes/doc, on-disk bytes/doc (only when some representation has
     ``disk_bytes_per_doc``) and C. Missing values show as ``–``.
-
-    Raises:
-        ValueError: ``report`` has no ``eval`` mapping.
     """
-    results = report.get("eval")
-    if not isinstance(results, dict):
-        raise ValueError(
-            f"The report needs an 'eval' mapping of representation -> scores. Got {type(results).__name__} instead."
-        )
+    results = report.eval
     if not results:
         return "(no classifier evaluation: the corpus has no labels)"
-    with_disk = any(isinstance(r, dict) and r.get("disk_bytes_per_doc") is not None for r in results.values())
+    with_disk = any(r.disk_bytes_per_doc is not None for r in results.values())
     columns = [
         ("accuracy", "accuracy", "{:.4f}"),
         ("macro-F1", "macro_f1", "{:.4f}"),
@@ -140,10 +99,10 @@ def format_eval_table(report: dict[str, Any]) -> str:
         columns.append(("on-disk bytes/doc", "disk_bytes_per_doc", "{:.1f}"))
     columns.append(("C", "C", "{:g}"))
     header = ["representation"] + [title for title, _, _ in columns]
-    rows = [
-        [name] + [_cell((scores or {}).get(key), fmt) for _, key, fmt in columns] for name, scores in results.items()
-    ]
-    return markdown_table(header, rows, align=["left"] + ["right"] * (len(header) - 1))
+    rows = [[name] + [_cell(getattr(scores, key), fmt) for _, key, fmt in columns] for name, scores in results.items()]
+    align: list[Literal["left", "right"]] = ["right"] * len(header)
+    align[0] = "left"  # the representation's name
+    return markdown_table(header, rows, align=align)
 
 
 def _cell(value: Any, fmt: str) -> str:

@@ -28,6 +28,7 @@ from textsae.errors import ConfigError, UserError
 from textsae.locks import directory_lock
 from textsae.paths import RunPaths, config_hash
 from textsae.pipeline import Pipeline
+from textsae.results import Report
 from textsae.store.manifest import MANIFEST_NAME
 from textsae.sweep.grid import GridPoint, expand_grid, parse_grid
 
@@ -66,16 +67,16 @@ def _sweepable(config: RecipeConfig) -> Corpus:
     return corpus
 
 
-def point_metrics(report: dict[str, Any]) -> dict[str, float]:
+def point_metrics(report: Report) -> dict[str, float]:
     """The numbers a sweep compares, from one point's report."""
-    codes, sae = report["eval"]["codes"], report["sae"]
+    codes, sae = report.eval["codes"], report.sae
     return {
-        "accuracy": codes["accuracy"],
-        "macro_f1": codes["macro_f1"],
-        "bytes_per_doc": codes["bytes_per_doc"],
-        "fvu": sae["fvu"],
-        "l0": sae["l0"],
-        "dead_fraction": sae["dead_fraction"],
+        "accuracy": codes.accuracy,
+        "macro_f1": codes.macro_f1,
+        "bytes_per_doc": codes.bytes_per_doc,
+        "fvu": sae.fvu,
+        "l0": sae.l0,
+        "dead_fraction": sae.dead_fraction,
     }
 
 
