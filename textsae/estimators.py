@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from textsae.errors import UserError
 
 
-class SparseCodeTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class SparseCodeTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]  # sklearn takes this class keyword, mypy (untyped bases) checks object's; transform does its own pandas output
     """Texts → sparse SAE codes, usable in a scikit-learn ``Pipeline`` and with ``clone``.
 
     Either loads a trained run (``pretrained``) or, in :meth:`fit`, fits a featurizer and trains an SAE
@@ -83,9 +83,7 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             return self
         texts = _check_texts(X)
         train_settings = dict(self.train or {})
-        runtime = RuntimeConfig(
-            **{"device": self.device, "progress": False, **_take_runtime_settings(train_settings)}  # type: ignore[arg-type]
-        )
+        runtime = RuntimeConfig(**{"device": self.device, "progress": False, **_take_runtime_settings(train_settings)})
         self.featurizer_ = build_featurizer(FeaturizerConfig(**(self.featurizer or {})), runtime)
         features = self.featurizer_.fit_transform(texts)
         train_cfg = TrainConfig(**train_settings)

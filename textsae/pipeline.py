@@ -150,7 +150,11 @@ class Pipeline:
 
     def _featurize_to_store(self) -> Features:
         """Hidden states: extract each split into the shared feature store (or reuse it), then point the run at it."""
+        from textsae.featurize.hidden_states import HiddenStatesFeaturizer
+
         featurizer = build_featurizer(self.config.featurizer, self.config.runtime)
+        if not isinstance(featurizer, HiddenStatesFeaturizer):  # the only kind whose config is `stored`
+            raise TypeError(f"featurizer.kind={self.config.featurizer.kind} does not extract into the feature store")
         if not is_complete(self.paths.featurizer):
             save_featurizer_artifact(featurizer.fit(), self.paths.featurizer)
         entries = {}
@@ -357,6 +361,8 @@ class Pipeline:
         if name == "codes":
             index_bytes = max(cfg.index_bytes, index_bytes_needed(codes["train"].shape[1]))
             return codes["train"], codes["eval"], StoredSize(codes_bytes, index_bytes=index_bytes)
+        if source is None:  # built whenever a representation other than codes is asked for
+            raise ValueError(f"representation {name!r} needs the source features")
         x_train, x_eval = source
         if name == "source":
             if not sp.issparse(x_train):

@@ -23,6 +23,7 @@ import numpy as np
 from textsae._io import atomic_write_json, atomic_write_text, logger
 from textsae.config.schema import RecipeConfig, TrainDataConfig
 from textsae.data.corpus import corpus_name
+from textsae.errors import UserError
 from textsae.eval.report import format_eval_table
 from textsae.paths import REPORT_JSON_NAME, REPORT_MD_NAME, RunPaths, run_paths
 from textsae.pipeline import Features, Pipeline
@@ -67,9 +68,18 @@ class UniversalPipeline(Pipeline):
         return Features(_concat([f.train for f in parts]), _concat([f.eval for f in parts]))
 
     def train_labels(self) -> np.ndarray:
+        """Class ids of the pooled training rows, offset per corpus so that each ``(corpus, class)`` is one class.
+
+        Raises:
+            UserError: A training corpus has no labels.
+        """
         labels, offset = [], 0
         for pipeline in self.training_sets:
             y = pipeline.corpus.train.labels
+            if y is None:
+                raise UserError(
+                    f"The universal codebook pools the training corpora's labels; {pipeline.config.data.path} has none."
+                )
             labels.append(y + offset)
             offset += int(y.max()) + 1
         return np.concatenate(labels)

@@ -134,7 +134,8 @@ def run_anomaly_bench(
         mean.
 
     Raises:
-        UserError: The corpus has fewer than 4 classes, or the recipe trains with labels (this benchmark has none).
+        UserError: The corpus is unlabeled or has fewer than 4 classes, or the recipe trains with labels (this
+            benchmark has none).
     """
     if config.train.dense_init == "probe" or config.train.label_loss_weight > 0:
         raise UserError(
@@ -142,12 +143,19 @@ def run_anomaly_bench(
             "train.dense_init=learned train.label_loss_weight=0 sae.dense_latents=0, or use recipes/20newsgroups_anomaly.yaml."
         )
     corpus = load_corpus(config.data)
-    n_classes = int(max(corpus.train.labels.max(), corpus.eval.labels.max())) + 1
+    train_labels, eval_labels = corpus.train.labels, corpus.eval.labels
+    if train_labels is None or eval_labels is None:
+        raise UserError(
+            f"The anomaly benchmark needs a labelled corpus (its groups are label ids); {corpus.name} has none."
+        )
+    n_classes = int(max(train_labels.max(), eval_labels.max())) + 1
     if n_classes < 4:
         raise UserError(
             f"The anomaly benchmark needs a corpus with >= 4 classes (even and odd ids); {corpus.name} has {n_classes}."
         )
-    halves = [_half(config, corpus, name, parity, lsa_widths, device) for name, parity in HALVES]
+    halves = [
+        _half(config, corpus, train_labels, eval_labels, name, parity, lsa_widths, device) for name, parity in HALVES
+    ]
     mean = AnomalyScores(
         sae={kind: float(np.mean([h.scores.sae[kind] for h in halves])) for kind in ERROR_KINDS},
         lsa={
@@ -186,21 +194,29 @@ def format_anomaly_table(result: AnomalyResult) -> str:
 
 
 def _half(
-    config: RecipeConfig, corpus: Corpus, name: str, parity: int, lsa_widths: Sequence[int], device: str
+    config: RecipeConfig,
+    corpus: Corpus,
+    train_labels: np.ndarray,
+    eval_labels: np.ndarray,
+    name: str,
+    parity: int,
+    lsa_widths: Sequence[int],
+    device: str,
 ) -> AnomalyHalf:
+    """One half of the protocol; ``train_labels`` and ``eval_labels`` are ``corpus``'s (checked to be present)."""
     start = time.perf_counter()
-    in_train = corpus.train.labels % 2 == parity
+    in_train: np.ndarray = train_labels % 2 == parity
     train_texts = [text for text, keep in zip(corpus.train.texts, in_train) if keep]
-    held_out = corpus.eval.labels % 2 != parity  # (n_test,) True for documents of groups never trained on
+    held_out: np.ndarray = eval_labels % 2 != parity  # (n_test,) True for documents of groups never trained on
     featurizer = build_featurizer(config.featurizer)
     x_train = featurizer.fit_transform(train_texts)
     x_test = featurizer.transform(corpus.eval.texts)
 
     sae, _ = train_sae(config.sae, config.train, x_train, runtime=config.runtime, holdout=False)
-    sae_scores = {
+    sae_scores: dict[str, float] = {
         kind: _auroc(held_out, reconstruction_errors(sae, x_test, kind=kind, device=device)) for kind in ERROR_KINDS
     }
-    lsa_scores = {}
+    lsa_scores: dict[str, dict[str, float]] = {}
     for width in lsa_widths:
         svd = TruncatedSVD(n_components=min(width, x_train.shape[1] - 1), random_state=config.train.seed).fit(x_train)
         lsa_scores[str(width)] = {

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,7 @@ def run_featurize_bench(
     for round_index in range(repeats):
         shift = round_index % len(order)
         for name in order[shift:] + order[:shift]:
-            outputs[name], seconds = _timed(lambda run=runners[name]: run(texts), resolved_device)
+            outputs[name], seconds = _timed(partial(runners[name], texts), resolved_device)
             rounds[name].append(seconds)
 
     def side(name: str) -> FeaturizeSide:

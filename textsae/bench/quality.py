@@ -23,6 +23,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,9 @@ from textsae.bench.quality_report import (
 )
 from textsae.config.schema import RecipeConfig, to_dict
 from textsae.data.corpus import Corpus, Split, take
+from textsae.errors import UserError
 from textsae.eval import representations as reps
-from textsae.eval.classify import evaluate_representation
+from textsae.eval.classify import CLASSIFIERS, Classifier, evaluate_representation
 from textsae.eval.representations import Representation
 from textsae.markdown import markdown_table
 from textsae.paths import RunPaths
@@ -111,7 +113,7 @@ def run_quality_bench(config: RecipeConfig, out_dir: Path | None = None, *, comm
         dataset=QualityDataset(
             name=corpus.name,
             source=corpus.source,
-            n_classes=len(corpus.label_names or np.unique(corpus.train.labels)),
+            n_classes=_n_classes(corpus),
         ),
         protocol=protocol,
         source_kind=first.source_kind,
@@ -201,10 +203,10 @@ def _representations(
     if sparse:
         yield lambda: reps.sparse_source(train, test)
         for n in bench.truncate_entries:
-            yield lambda n=n: reps.truncated_sparse(train, test, n)
+            yield partial(reps.truncated_sparse, train, test, n)
         for width in bench.lsa_widths:
             if width < min(train.shape):
-                yield lambda width=width: reps.lsa(train, test, width, seed=pipeline.config.eval.seed)
+                yield partial(reps.lsa, train, test, width, seed=pipeline.config.eval.seed)
     else:
         yield lambda: reps.dense_fp32(train, test)
         yield lambda: reps.dense_fp16(train, test)
@@ -212,7 +214,7 @@ def _representations(
         yield lambda: reps.binary_sign(train, test)
         for width in bench.pca_widths:
             if width <= min(train.shape):
-                yield lambda width=width: reps.pca(train, test, width, seed=pipeline.config.eval.seed)
+                yield partial(reps.pca, train, test, width, seed=pipeline.config.eval.seed)
     dense_latents = sae.cfg.always_on_latents
     for k in bench.ks:
         if k <= dense_latents:
@@ -222,9 +224,9 @@ def _representations(
                 dense_latents,
             )
         elif k <= sae.n_latents:
-            yield lambda k=k: reps.sae_codes(sae, train, test, k, batch_size=pipeline.config.encode.batch_size)
+            yield partial(reps.sae_codes, sae, train, test, k, batch_size=pipeline.config.encode.batch_size)
     for k in bench.per_k:
-        yield lambda k=k: _per_k_codes(pipeline, features, k, work / "per_k" / f"k{k}")
+        yield partial(_per_k_codes, pipeline, features, k, work / "per_k" / f"k{k}")
 
 
 def _per_k_codes(pipeline: Any, features: Any, k: int, root: Path) -> Representation:
@@ -246,7 +248,7 @@ def _score(
     scores = {}
     for classifier in config.bench.classifiers:
         result = evaluate_representation(
-            rep.train, y_train, rep.test, y_test, config.eval, scale=scale, classifier=classifier
+            rep.train, y_train, rep.test, y_test, config.eval, scale=scale, classifier=_classifier(classifier)
         )
         scores[classifier] = ClassifierScores(result.accuracy, result.macro_f1, result.C, result.cv_accuracy)
     files: list[Path] = []
@@ -268,6 +270,14 @@ def _score(
         disk_bytes_per_doc=disk_bytes_per_doc,
     )
     return row, files
+
+
+def _classifier(name: str) -> Classifier:
+    """A ``bench.classifiers`` entry as the name :func:`evaluate_representation` takes (BenchConfig allows no other)."""
+    for known in CLASSIFIERS:
+        if name == known:
+            return known
+    raise ValueError(f"Unknown classifier {name!r}. Expected one of {list(CLASSIFIERS)}.")
 
 
 def _source_throughput(pipeline: Any, n_docs: int) -> float | None:
@@ -399,6 +409,15 @@ def _multi_vs_per_k(rows: Sequence[QualityRow], per_k: Sequence[int]) -> list[Mu
                 )
             )
     return out
+
+
+def _n_classes(corpus: Corpus) -> int:
+    """Classes of ``corpus``: its label names, else its distinct training labels (scored by the time this is asked)."""
+    if corpus.label_names:
+        return len(corpus.label_names)
+    if corpus.train.labels is None:
+        raise UserError(f"The quality bench needs a labelled corpus; {corpus.name} has no labels.")
+    return len(np.unique(corpus.train.labels))
 
 
 def _cv_corpora(corpus: Corpus, n_folds: int, seed: int) -> list[Corpus]:

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,6 +17,15 @@ from textsae.errors import UserError
 from textsae.results import JSONObject
 
 __all__ = ["TfidfBenchResult", "run_tfidf_bench"]
+
+
+class _SharedSettings(TypedDict):
+    """The settings both implementations take from :func:`run_tfidf_bench`'s arguments."""
+
+    ngram_range: tuple[int, int]
+    min_df: float
+    max_features: int | None
+    sublinear_tf: bool
 
 
 @dataclass(frozen=True)
@@ -83,8 +92,9 @@ def run_tfidf_bench(
         raise UserError("run_tfidf_bench got no documents. Expected a non-empty list of str.")
     if repeats < 1:
         raise UserError(f"The 'repeats' parameter of run_tfidf_bench must be an int >= 1. Got {repeats!r} instead.")
-    settings = {
-        "ngram_range": tuple(ngram_range),
+    min_n, max_n = ngram_range  # a list works too
+    settings: _SharedSettings = {
+        "ngram_range": (min_n, max_n),
         "min_df": min_df,
         "max_features": max_features,
         "sublinear_tf": sublinear_tf,

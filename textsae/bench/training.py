@@ -25,7 +25,8 @@ import dataclasses
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Literal
 
 import torch
@@ -33,12 +34,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from textsae.bench.machine import BenchProvenance
-from textsae.config.schema import SAEConfig
 from textsae.errors import UserError
 from textsae.markdown import markdown_table
 from textsae.results import JSONObject
-from textsae.sae import build_sae
-from textsae.sae.topk import TopKSAE
+from textsae.sae.topk import TopKConfig, TopKSAE
 from textsae.train.step_in_backward import StepInBackward
 
 __all__ = [
@@ -215,7 +214,7 @@ class _Side:
         raise NotImplementedError
 
 
-def _adam(params: list[Tensor], device: torch.device) -> torch.optim.Optimizer:
+def _adam(params: Sequence[Tensor], device: torch.device) -> torch.optim.Optimizer:
     fused = True if device.type in ("cpu", "cuda") else None
     return torch.optim.Adam(params, lr=1e-4, fused=fused)
 
@@ -224,10 +223,8 @@ class _TextsaeSide(_Side):
     name = "textsae"
 
     def __init__(self, shape: TrainShape, weights: _Weights, device: torch.device) -> None:
-        cfg = SAEConfig(
-            architecture="topk", n_latents=shape.n_latents, k=shape.k, input_scaling="none", decoder_init="random"
-        )
-        sae: TopKSAE = build_sae(cfg, shape.d_in)  # type: ignore[assignment]
+        cfg = TopKConfig(n_latents=shape.n_latents, k=shape.k, input_scaling="none", decoder_init="random")
+        sae = TopKSAE(shape.d_in, cfg)  # what build_sae(cfg, d_in) builds for architecture=topk
         with torch.no_grad():
             for name, value in dataclasses.asdict(weights).items():
                 getattr(sae, name).copy_(value)
@@ -354,7 +351,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _seconds(fn: Callable[[], None], repeats: int, device: torch.device) -> float:
+def _seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
     _sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
@@ -422,7 +419,7 @@ def bench_case(
     for r in range(rounds):
         order = sides[r % len(sides) :] + sides[: r % len(sides)]
         for side in order:
-            seconds = _seconds(lambda side=side: side.step(x), steps, device)
+            seconds = _seconds(partial(side.step, x), steps, device)
             per_round[side.name].append(shape.batch / seconds)
         if progress:
             progress(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:,.0f} vec/s" for n, v in per_round.items()))

@@ -20,7 +20,7 @@ from textsae.sae import SparseAutoencoder
 __all__ = ["ERROR_KINDS", "ErrorKind", "lsa_errors", "reconstruction_errors"]
 
 ErrorKind = Literal["squared", "relative", "support"]
-ERROR_KINDS: tuple[str, ...] = ("squared", "relative", "support")
+ERROR_KINDS: tuple[ErrorKind, ...] = ("squared", "relative", "support")
 """``squared``: ‖x − x̂‖²; ``relative``: ‖x − x̂‖² / ‖x‖² (0 for an all-zero row); ``support``: Σ over the
 document's own non-zero entries of (x_i − x̂_i)², i.e. the part of the document the model fails to
 reproduce, ignoring what it adds on absent terms."""

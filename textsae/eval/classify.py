@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["CLASSIFIERS", "ClassifierResult", "evaluate_representation", "fit_probe", "select_C"]
 
 Classifier = Literal["logreg", "linear_svc"]
-CLASSIFIERS: tuple[str, ...] = ("logreg", "linear_svc")
+CLASSIFIERS: tuple[Classifier, ...] = ("logreg", "linear_svc")
 """Linear classifiers the probe can fit: ``logreg`` (LogisticRegression) and ``linear_svc`` (LinearSVC)."""
 
 _PARALLEL_MIN_ENTRIES = 1_000_000  # below this, starting worker processes costs more than it saves

@@ -119,7 +119,7 @@ def featurizer_config_classes() -> dict[str, type[FeaturizerConfig]]:
     """Each registered featurizer's config class, by kind."""
     # config_class and from_config are on every registered class but not in the Featurizer protocol, where they would
     # change what isinstance(obj, Featurizer) checks.
-    return {kind: featurizer_class(kind).config_class for kind in FEATURIZERS}  # type: ignore[attr-defined]
+    return {kind: featurizer_class(kind).config_class for kind in FEATURIZERS}  # type: ignore[attr-defined]  # see above
 
 
 def build_featurizer(cfg: FeaturizerConfig, runtime: RuntimeConfig | None = None) -> Featurizer:

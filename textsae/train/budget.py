@@ -71,7 +71,7 @@ class StoppingState:
                 f"stopping state steps must be ints >= 0, got best_step={state.best_step!r}, {optional_steps}"
             )
         if (state.converged_at is None) != (state.end_step is None) or (
-            state.end_step is not None and state.end_step < state.converged_at
+            state.end_step is not None and state.converged_at is not None and state.end_step < state.converged_at
         ):
             raise ValueError(f"stopping state has converged_at={state.converged_at!r} and end_step={state.end_step!r}")
         numbers = [state.best_fvu, *state.recent_fvu] if isinstance(state.recent_fvu, list) else None

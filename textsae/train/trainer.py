@@ -31,6 +31,7 @@ from textsae.rows import FeatureMatrix, check_finite, rows_to_tensor
 from textsae.runtime import autocast, keep_freed_memory, sae_uses_bf16, set_threads
 from textsae.sae import SAEOutput, SparseAutoencoder
 from textsae.sae.reconstruction import reconstruction_metrics
+from textsae.sae.topk import TopKSAE
 from textsae.train.batches import corrupt, epoch_permutation
 from textsae.train.budget import StoppingState, TrainingBudget
 from textsae.train.checkpoint import (
@@ -111,6 +112,8 @@ class Trainer:
                 "train.dense_init=probe needs the classifier that fixes the dense latents (dense_encoder=...); the pipeline fits it from the training labels."
             )
         self.dense_encoder = dense_encoder
+        self.dense_encoder_tensors: tuple[torch.Tensor, torch.Tensor] | None = None
+        """``dense_encoder`` as float32 tensors on the CPU, set by :meth:`setup`."""
         self.features = features
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.val_features = val_features
@@ -141,8 +144,8 @@ class Trainer:
         self.sae.normalize_decoder_()
         if self.dense_encoder is not None:
             weights, bias = (torch.as_tensor(array, dtype=torch.float32) for array in self.dense_encoder)
-            self.dense_encoder = weights, bias
-            self.sae.set_dense_encoder(weights, bias)
+            self.dense_encoder_tensors = weights, bias
+            _with_dense_encoder(self.sae).set_dense_encoder(weights, bias)
         self.sae.to(self.device)
         self.label_heads = LabelHeads.for_training(
             self.cfg, self.sae.n_latents, self.sae.cfg.always_on_latents, self.labels
@@ -162,7 +165,7 @@ class Trainer:
         self.samples_since_fired = torch.zeros(self.sae.n_latents, dtype=torch.long, device=self.device)
         self.budget.state = StoppingState()
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self._resume()
+            self._resume(self.checkpoint_path)
         else:
             self._truncate_metrics(0)  # a run killed before its first checkpoint starts its log afresh
 
@@ -213,7 +216,8 @@ class Trainer:
                 self.save_checkpoint()
         progress.close()
         self._stop_if_diverged(torch.zeros(()), weights=True)
-        self.stepper.remove()
+        if self.stepper is not None:  # always, once setup() ran
+            self.stepper.remove()
         self.sae.fixed_columns = 0  # trained: encode exactly as the saved and reloaded SAE will (no gradient needed)
         validation = self.evaluate(self.val_features) if self._has_holdout() else {}
         if validation:
@@ -293,8 +297,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()  # StepInBackward updates each parameter as soon as its gradient is complete
         self.scheduler.step()
-        if self.dense_encoder is not None:  # b_dec moved, and the encoder subtracts it: re-fix the dense latents' bias
-            sae.set_dense_encoder(*(t.to(self.device) for t in self.dense_encoder))
+        # b_dec moved, and the encoder subtracts it: re-fix the dense latents' bias
+        if self.dense_encoder_tensors is not None:
+            _with_dense_encoder(sae).set_dense_encoder(*(t.to(self.device) for t in self.dense_encoder_tensors))
         with torch.no_grad():
             fired, l0 = _fired_latents(sae, out)
             self.samples_since_fired += out.codes.shape[0]
@@ -317,7 +322,14 @@ class Trainer:
         return reconstruction_metrics(self.sae, features, device=self.device, bf16=self.use_bf16)
 
     def save_checkpoint(self) -> None:
-        """Write model, optimizer and dead-latent state for resuming; atomic."""
+        """Write model, optimizer and dead-latent state for resuming; atomic.
+
+        Raises:
+            ValueError: The trainer has no ``checkpoint_path``.
+        """
+        path = self.checkpoint_path
+        if path is None:
+            raise ValueError("Trainer.save_checkpoint needs a trainer made with checkpoint_path=...")
         tensors = {f"model.{name}": value for name, value in self.sae.state_dict().items()}
         if self.label_heads is not None:
             tensors.update(self.label_heads.state_dict())  # head.* and dense_head.*
@@ -330,15 +342,15 @@ class Trainer:
             "optimizer": optim_meta,
             "stopping": self.budget.state.to_dict(),
         }
-        save_checkpoint(self.checkpoint_path, tensors, state)
+        save_checkpoint(path, tensors, state)
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _resume(self) -> None:
-        tensors, state = load_checkpoint(self.checkpoint_path)
+    def _resume(self, path: Path) -> None:
+        tensors, state = load_checkpoint(path)
         if state.get("fingerprint") != self._fingerprint():
             raise UserError(
-                f"Checkpoint {self.checkpoint_path} was written for a different config or data; "
+                f"Checkpoint {path} was written for a different config or data; "
                 "delete it (or choose another run.dir) to train from scratch."
             )
         model_state = {name[len("model.") :]: value for name, value in tensors.items() if name.startswith("model.")}
@@ -354,13 +366,13 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError, TypeError) as error:
             detail = " ".join(str(error).split())[:240] or type(error).__name__
             raise UserError(
-                f"Checkpoint {self.checkpoint_path} does not match this SAE and optimizer ({detail}); "
+                f"Checkpoint {path} does not match this SAE and optimizer ({detail}); "
                 "it was damaged or written by another program: delete it to train from scratch."
             ) from None
         self.step = self.resumed_from = int(state["step"])
         self.scheduler.last_epoch = self.step  # the restored param_groups already hold lr for this step
         self._truncate_metrics(self.step)
-        logger.info("Resumed training from step %d of %d (%s)", self.step, self.total_steps, self.checkpoint_path)
+        logger.info("Resumed training from step %d of %d (%s)", self.step, self.total_steps, path)
 
     def _batch_rows(self, step: int) -> np.ndarray:
         epoch, index = divmod(step, self.steps_per_epoch)
@@ -416,6 +428,19 @@ def _fired_latents(sae: SparseAutoencoder, out: SAEOutput) -> tuple[torch.Tensor
     fired = torch.zeros(sae.n_latents, dtype=torch.bool, device=nonzero.device)
     fired[out.active.indices[nonzero]] = True
     return fired, nonzero.sum().float() / out.codes.shape[0]
+
+
+def _with_dense_encoder(sae: SparseAutoencoder) -> TopKSAE:
+    """``sae`` as the TopK SAE whose dense latents ``dense_encoder`` fixes (the only architecture that has them).
+
+    Raises:
+        UserError: ``sae`` is another architecture.
+    """
+    if not isinstance(sae, TopKSAE):
+        raise UserError(
+            f"dense_encoder fixes the dense latents of a TopK SAE (sae.architecture=topk); got {type(sae).__name__}."
+        )
+    return sae
 
 
 def _progress_bar(total: int, initial: int, *, enabled: bool) -> Any:
