@@ -82,11 +82,11 @@ class SparseCodeTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             self.sae_ = load_sae_artifact(paths.sae)
             return self
         texts = _check_texts(X)
-        train_settings = dict(self.train or {})
-        runtime = RuntimeConfig(**{"device": self.device, "progress": False, **_take_runtime_settings(train_settings)})
-        self.featurizer_ = build_featurizer(FeaturizerConfig(**(self.featurizer or {})), runtime)
+        settings = _with_moved_keys(self.train, self.featurizer)
+        runtime = RuntimeConfig(**{"device": self.device, "progress": False, **settings.get("runtime", {})})
+        self.featurizer_ = build_featurizer(FeaturizerConfig(**settings.get("featurizer", {})), runtime)
         features = self.featurizer_.fit_transform(texts)
-        train_cfg = TrainConfig(**train_settings)
+        train_cfg = TrainConfig(**settings.get("train", {}))
         supervised = train_cfg.label_loss_weight > 0 or train_cfg.dense_init == "probe"
         if supervised and y is None:
             raise UserError(
@@ -164,15 +164,11 @@ def _check_texts(X: Any) -> list[str]:
     return list(X)
 
 
-def _take_runtime_settings(train: dict[str, Any]) -> dict[str, Any]:
-    """Pop the settings that moved from ``train`` to ``runtime`` (``device``, ``threads``, ``autocast`` …) out of a
-    ``train=`` dict, renamed as ``runtime`` keys, so ``train={"threads": 1}`` keeps working."""
-    from textsae.config.compose import MOVED_KEYS
+def _with_moved_keys(train: dict[str, Any] | None, featurizer: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The ``train=`` and ``featurizer=`` settings with the keys that moved to ``runtime`` (``device``, ``threads``,
+    ``autocast``, ``dtype`` …) moved there, as in a recipe, so ``train={"threads": 1}`` keeps working."""
+    from textsae.config.compose import move_keys
 
-    moved = {}
-    for old, (new, values) in MOVED_KEYS.items():
-        section, key = old.split(".")
-        if section == "train" and key in train:
-            value = train.pop(key)
-            moved[new.split(".")[1]] = values.get(value, value)
-    return moved
+    tree = {"train": dict(train or {}), "featurizer": dict(featurizer or {})}
+    move_keys(tree, "SparseCodeTransformer")
+    return tree

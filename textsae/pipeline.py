@@ -389,7 +389,11 @@ class Pipeline:
             return []
         note = (
             f"The codes take {codes_bytes:.1f} bytes per document on the {self.corpus.eval.name} split, more than the source's {source_bytes:.1f}: "
-            "set sae.adaptive_k=auto (each code at most its document's source non-zeros) and fewer sae.dense_latents, or a smaller sae.k."
+            + (
+                "set sae.adaptive_k=auto (each code at most its document's source non-zeros) and fewer sae.dense_latents, or a smaller sae.k."
+                if hasattr(self.config.sae, "adaptive_k")
+                else f"a stronger sparsity penalty for sae.architecture={self.config.sae.architecture}, or sae.architecture=topk with sae.k=auto."
+            )
         )
         logger.warning("%s", note)
         return [note]

@@ -3,6 +3,7 @@ and earlier run directories keep working."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.conftest import REPO
 from textsae.config.compose import build_saved_config, component_sections, load_recipe
 from textsae.config.schema import FeaturizerConfig, SAEConfig, config_keys_of, to_dict
 from textsae.errors import ConfigError
+from textsae.estimators import _with_moved_keys
 from textsae.featurize.base import FEATURIZERS
 from textsae.paths import config_hash, run_paths
 from textsae.sae import SAE_REGISTRY, load_sae
@@ -172,3 +174,34 @@ def test_a_run_directory_of_the_earlier_layout_is_found_again_by_its_recipe(
     assert str(earlier) in line and "earlier textsae" in line
     other = load_recipe(tiny_recipe, [f"run.root={tmp_path}", "sae.k=3"])
     assert run_paths(other).root != earlier  # a different config is never matched
+
+
+def test_two_moved_keys_that_now_name_one_setting_must_agree(tmp_path: Path) -> None:
+    recipe = tmp_path / "both.yaml"
+    recipe.write_text(
+        QUICKSTART.read_text() + "  device: cpu\nfeaturizer:\n  device: cuda\n  dtype: fp16\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_recipe(recipe, [f"data.path={tmp_path}"])
+    (line,) = info.value.problems
+    assert "train.device=cpu" in line and "featurizer.device=cuda" in line and "runtime.device" in line
+    saved = json.loads(json.dumps(OLD_RUN_CONFIG))
+    saved["featurizer"].update(device="cuda", dtype="auto")  # 0.1 saved both devices; the one set differs from auto
+    saved["train"]["device"] = "auto"
+    assert build_saved_config(saved).runtime.device == "cuda"
+
+
+def test_a_section_override_and_an_estimator_accept_moved_keys_too(notes: pytest.LogCaptureFixture) -> None:
+    config = load_recipe(QUICKSTART, ["train={device: cpu, steps: 5}"])
+    assert (config.runtime.device, config.train.steps) == ("cpu", 5)
+    settings = _with_moved_keys({"threads": 1, "steps": 3}, {"device": "cpu", "dtype": "fp32", "min_df": 1})
+    assert settings == {
+        "train": {"steps": 3},
+        "featurizer": {"min_df": 1},
+        "runtime": {"threads": 1, "device": "cpu", "precision": "fp32"},
+    }
+
+
+def test_a_config_whose_selector_names_another_class_is_refused() -> None:
+    with pytest.raises(ConfigError, match="sae.architecture='relu_l1' is not what a TopKConfig holds"):
+        dataclasses.replace(SAEConfig(k=8), architecture="relu_l1")

@@ -51,7 +51,7 @@ from textsae.bench.quality_report import (
     QualityRow,
     QualitySAE,
 )
-from textsae.config.schema import RecipeConfig, to_dict
+from textsae.config.schema import RecipeConfig, SAEConfig, to_dict
 from textsae.data.corpus import Corpus, Split, take
 from textsae.errors import UserError
 from textsae.eval import representations as reps
@@ -234,7 +234,8 @@ def _per_k_codes(pipeline: Any, features: Any, k: int, root: Path) -> Representa
     from textsae.pipeline import Pipeline
 
     config = pipeline.config
-    sae_cfg = dataclasses.replace(config.sae, architecture="topk", k=k, multi_topk=False)
+    shared = {f.name: getattr(config.sae, f.name) for f in dataclasses.fields(SAEConfig)}  # whatever the architecture
+    sae_cfg = SAEConfig(**{**shared, "architecture": "topk", "k": k})
     sae = Pipeline(dataclasses.replace(config, sae=sae_cfg), RunPaths(root), corpus=pipeline.corpus).train(features)
     rep = reps.sae_codes(sae, features.train, features.eval, None, batch_size=config.encode.batch_size)
     return dataclasses.replace(rep, family="sae_per_k", name=f"sae_per_k-k{k}", params={**rep.params, "k": k})

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeGuard, Union, get_args, get_origin
 import yaml
 
 from textsae.config.safe_yaml import YamlLimitError, load_yaml
-from textsae.config.schema import ComponentConfig, RecipeConfig, config_keys_of, to_dict
+from textsae.config.schema import ComponentConfig, RecipeConfig, RuntimeConfig, config_keys_of, to_dict
 from textsae.errors import ConfigError
 
 DEFAULTS_KEY = "defaults"
@@ -139,7 +139,14 @@ def compose_tree(recipe: str | os.PathLike[str], overrides: Sequence[str] = ()) 
 
 
 def move_keys(tree: dict[str, Any], level: str, *, quiet: bool = False) -> None:
-    """Rename moved keys (:data:`MOVED_KEYS`) in one level's tree, in place, with a note line for each."""
+    """Rename moved keys (:data:`MOVED_KEYS`) in one level's tree, in place, with a note line for each.
+
+    Two old keys that now name one setting (``train.device`` and ``featurizer.device`` → ``runtime.device``) must
+    agree, with each other and with the new key at the same level: otherwise a ConfigError names them, since one of
+    the values would be lost. A config saved by an earlier version (``quiet``) held both keys whatever the user set,
+    so there the value that differs from the default is the one the user chose.
+    """
+    moved: dict[str, list[tuple[str, Any]]] = {}
     for old, (new, values) in MOVED_KEYS.items():
         old_section, old_key = old.split(".")
         section = tree.get(old_section)
@@ -148,12 +155,29 @@ def move_keys(tree: dict[str, Any], level: str, *, quiet: bool = False) -> None:
         value = section.pop(old_key)
         if not section:
             tree.pop(old_section)
-        new_section, new_key = new.split(".")
-        target = tree.setdefault(new_section, {})
-        if isinstance(target, dict):
-            target.setdefault(new_key, values.get(value, value) if _hashable(value) else value)
+        moved.setdefault(new, []).append((old, values.get(value, value) if _hashable(value) else value))
         if not quiet:
             _note(f"{level}: {old} is now {new}; the old name still works.")
+    problems = []
+    for new, olds in moved.items():
+        new_section, new_key = new.split(".")
+        target = tree.setdefault(new_section, {})
+        if not isinstance(target, dict):
+            continue
+        default = getattr(RuntimeConfig(), new_key) if new_section == "runtime" else None
+        given = [(new, target[new_key])] if new_key in target else []
+        chosen = {value for _, value in given + olds if _hashable(value)}
+        if quiet and len(chosen) > 1:
+            chosen.discard(default)
+        if len(chosen) > 1:
+            named = " and ".join(f"{key}={value}" for key, value in given + olds)
+            problems.append(
+                f"{level}: {named} now name one setting, {new}, and disagree; keep one value (write {new}=VALUE)."
+            )
+        elif chosen and new_key not in target:
+            target[new_key] = chosen.pop()
+    if problems:
+        raise ConfigError(problems)
 
 
 def _hashable(value: Any) -> bool:
@@ -293,6 +317,15 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
             continue
         if _is_path_key(parts) and value is not None:
             value = _absolute(value, Path.cwd(), key.strip())
+        if len(parts) == 1 and isinstance(value, dict):  # a whole section, e.g. train={device: cpu}
+            level = {parts[0]: value}
+            move_keys(level, "the command line")
+            for name, section in level.items():
+                if name == parts[0]:
+                    _set(tree, parts, section)
+                else:
+                    _merge(tree.setdefault(name, {}), section)
+            continue
         _set(tree, parts, value)
     if problems:
         raise ConfigError(problems)
@@ -469,6 +502,8 @@ def _variants_with_key(cls: type, key: str) -> list[str]:
 
 def _unknown_key(dotted: str, fallback: str) -> str:
     """The problem line for an unknown dotted key: the closest valid key, else ``fallback``."""
+    if dotted in MOVED_KEYS:
+        return f"{dotted} is now {MOVED_KEYS[dotted][0]}; write that key here."
     close = difflib.get_close_matches(dotted, [*config_keys(), *_SECTIONS], n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else fallback
     return f"Unknown config key {dotted!r} ({hint})."

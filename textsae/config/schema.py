@@ -150,6 +150,15 @@ class ComponentConfig:
 
     def __post_init__(self) -> None:
         problems = self.problems()
+        name = getattr(self, self.selector)
+        expected = type(self).variants().get(name) if isinstance(name, str) else None
+        if expected is not type(self):
+            base = next(c for c in type(self).__mro__ if c.__dict__.get("_is_base"))
+            problems.insert(
+                0,
+                f"{self.section}.{self.selector}={name!r} is not what a {type(self).__name__} holds; build the section "
+                f"with {base.__name__}({self.selector}=...), which picks its class.",
+            )
         if problems:
             raise ConfigError(problems)
 

@@ -63,7 +63,8 @@ def health_warnings(*, fvu: float, dead_fraction: float, top_ratio_median: float
     elif not fvu < MAX_FVU:
         warnings.append(
             f"The SAE reconstructs the {eval_split} split worse than its mean (FVU {fvu:.3g} >= {MAX_FVU:g}): it is undertrained or its sizes "
-            "do not fit the data. Use the automatic budget (train.epochs=null train.steps=null) or train longer, and sae.n_latents=auto sae.k=auto."
+            "do not fit the data. Use the automatic budget (train.epochs=null train.steps=null) or train longer, and sae.n_latents=auto "
+            "(with sae.architecture=topk or batchtopk, also sae.k=auto)."
         )
     if dead_fraction > MAX_DEAD_FRACTION:
         warnings.append(

@@ -118,11 +118,12 @@ def run_sweep(
     fixed, axes = parse_grid(overrides)
     if not any(item.startswith("eval.representations") for item in overrides):
         fixed.append("eval.representations=[codes]")  # the source is the same at every point: skip it
-    base = load_recipe(recipe, fixed)
+    points = expand_grid(axes)
+    # With the first point's values: a fixed key may belong to the architecture or featurizer an axis picks.
+    base = load_recipe(recipe, [*fixed, *points[0].overrides])
     grid_hash = stable_hash([fixed, [[a.key, a.values] for a in axes], val_fraction], 10)
     sweep_dir = Path(out_dir) if out_dir else Path(base.run.root) / base.name / f"sweep-{grid_hash}"
     sweep_dir = sweep_dir.resolve()
-    points = expand_grid(axes)
     configs = _point_configs(recipe, fixed, points, sweep_dir, val_fraction)
     with directory_lock(sweep_dir, what=f"sweep folder {sweep_dir}"):  # one sweep writes its points at a time
         corpora: dict[str, Corpus] = {}
