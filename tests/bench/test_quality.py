@@ -182,3 +182,13 @@ def test_bench_quality_refuses_a_readme_without_markers(tmp_path: Path, capsys: 
     readme.write_text("no markers\n")
     assert main(["bench", "quality", str(REPO / "recipes" / "quickstart.yaml"), "--readme", str(readme)]) == 2
     assert "needs the markers" in capsys.readouterr().err
+
+
+def test_per_k_saes_of_a_recipe_of_another_architecture_are_plain_topk(tiny_recipe: Path, tmp_path: Path) -> None:
+    argv = ["bench", "quality", str(tiny_recipe), f"run.dir={tmp_path / 'run'}", "sae.architecture=relu_l1"]
+    argv += ["sae.n_latents=16", "train.epochs=1", "eval.cv_folds=2", "eval.C_grid=[1.0]", "bench.ks=[4]"]
+    argv += ["bench.per_k=[3]", "bench.truncate_entries=[]", "bench.lsa_widths=[]", "bench.classifiers=[logreg]"]
+    argv += ["bench.budgets=[8]", "bench.throughput_docs=10", "--out", str(tmp_path / "bench"), "-q"]
+    assert main(argv) == 0
+    rows = json.loads((tmp_path / "bench" / "report.json").read_text())["rows"]
+    assert "sae_per_k-k3" in [row["name"] for row in rows]

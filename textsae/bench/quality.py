@@ -60,6 +60,7 @@ from textsae.eval.representations import Representation
 from textsae.markdown import markdown_table
 from textsae.paths import RunPaths
 from textsae.pipeline import Features, as_matrix
+from textsae.sae.topk import TopKConfig
 
 __all__ = ["QUALITY_DIR", "SAE_FAMILIES", "budget_table", "format_budget_table", "run_quality_bench"]
 
@@ -234,8 +235,11 @@ def _per_k_codes(pipeline: Any, features: Any, k: int, root: Path) -> Representa
     from textsae.pipeline import Pipeline
 
     config = pipeline.config
-    shared = {f.name: getattr(config.sae, f.name) for f in dataclasses.fields(SAEConfig)}  # whatever the architecture
-    sae_cfg = SAEConfig(**{**shared, "architecture": "topk", "k": k})
+    if isinstance(config.sae, TopKConfig):  # the recipe's own TopK settings, read at one k
+        sae_cfg: SAEConfig = dataclasses.replace(config.sae, k=k, multi_topk=False)
+    else:  # another architecture: a plain TopK SAE with the keys every architecture shares
+        shared = {f.name: getattr(config.sae, f.name) for f in dataclasses.fields(SAEConfig)}
+        sae_cfg = SAEConfig(**{**shared, "architecture": "topk", "k": k})
     sae = Pipeline(dataclasses.replace(config, sae=sae_cfg), RunPaths(root), corpus=pipeline.corpus).train(features)
     rep = reps.sae_codes(sae, features.train, features.eval, None, batch_size=config.encode.batch_size)
     return dataclasses.replace(rep, family="sae_per_k", name=f"sae_per_k-k{k}", params={**rep.params, "k": k})
