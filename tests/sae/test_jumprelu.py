@@ -104,3 +104,21 @@ def test_training_learns_thresholds_that_trade_l0_for_reconstruction() -> None:
     assert fvu_free < 0.2 and fvu_penalised < 0.2  # both reconstruct far better than the mean
     assert l0_penalised < 0.7 * l0_free  # the penalty buys sparsity (measured: 14.0 against 28.9) …
     assert theta > 1.5 * theta_free and theta > 0.3  # … by raising the thresholds (0.57 against 0.22, from 0.3)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_auto_thresholds_start_at_the_code_length_of_k_auto(sparse: bool) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4096, 48)).astype(np.float32)
+    if sparse:
+        x = np.abs(x) * (rng.random(x.shape) < 0.3)
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(architecture="jumprelu", n_latents=512), 48)
+    rows = torch.from_numpy(x)
+    sae.init_from_data(rows.to_sparse_csr() if sparse else rows)
+    l0 = float((sae.encode(rows) != 0).sum(dim=1).float().mean())
+    expected = 64 if sparse else 32  # SPARSE_K / DENSE_K entries per document on average
+    assert abs(l0 - expected) <= 0.05 * expected, l0
+    fixed = build_sae(SAEConfig(architecture="jumprelu", n_latents=512, threshold_init=0.1), 48)
+    fixed.init_from_data(rows)
+    torch.testing.assert_close(fixed.threshold, torch.full((512,), 0.1))  # a number is kept as given

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from textsae.config.schema import SAEConfig
 from textsae.sae.base import ActiveCodes, SAEOutput, SparseAutoencoder
+from textsae.sae.losses import is_sparse_csr
 from textsae.sae.registry import register_sae
+from textsae.sae.sizing import DENSE_K, SPARSE_K
 
 __all__ = ["JumpReLUConfig", "JumpReLUSAE", "jump_relu", "step"]
+
+FALLBACK_THRESHOLD = 0.1
+"""θ before :meth:`JumpReLUSAE.init_from_data` sets the ``auto`` thresholds from the data."""
+MIN_THRESHOLD = 1e-3
+"""Smallest initial threshold (a latent that is never positive on the sample still starts above 0)."""
 
 
 @dataclass
@@ -24,11 +31,12 @@ class JumpReLUConfig(SAEConfig):
     l0: float = 1.0
     """λ, the weight of the L0 penalty: each active latent of a document costs as much as λ squared units of
     reconstruction error in the normalised space (where a mean document has squared norm d_in)."""
-    threshold_init: float = 0.1
-    """Initial threshold θ of every latent, in the normalised space (pre-activations start at about unit scale).
-    The thresholds are trained in log space, so Adam moves each by at most about a factor e^lr per step: where they
-    start matters for short runs (on synthetic data, 300 steps: a start at 0.3 ended at L0 14 and FVU 0.12, at 0.1
-    at L0 29 and FVU 0.06)."""
+    threshold_init: float | Literal["auto"] = "auto"
+    """Initial threshold θ of the latents, in the normalised space. ``auto``: each latent's own, from the training
+    rows, so that it starts firing on the share of documents a TopK code of ``k=auto`` entries would give it (32
+    entries per document for a dense source, 64 for a sparse one, over ``n_latents``); the L0 penalty then trades
+    from there. The thresholds are trained in log space, so Adam moves each by at most about a factor e^lr per step:
+    a fixed start (a number) stays near itself in short runs (on 8,000 TF-IDF reviews, 400 steps from 0.1: L0 734)."""
     bandwidth: float = 0.1
     """ε, the width of the rectangle window whose pseudo-derivative trains the thresholds: only pre-activations within
     ε/2 of a threshold move it."""
@@ -37,7 +45,7 @@ class JumpReLUConfig(SAEConfig):
         problems = super().problems()
         if self.l0 < 0:
             problems.append(f"sae.l0 must be >= 0. Got {self.l0!r} instead.")
-        if not self.threshold_init > 0:
+        if self.threshold_init != "auto" and not self.threshold_init > 0:
             problems.append(f"sae.threshold_init must be > 0. Got {self.threshold_init!r} instead.")
         if not self.bandwidth > 0:
             problems.append(f"sae.bandwidth must be > 0. Got {self.bandwidth!r} instead.")
@@ -112,7 +120,22 @@ class JumpReLUSAE(SparseAutoencoder):
 
     def __init__(self, d_in: int, cfg: SAEConfig) -> None:
         super().__init__(d_in, cfg)
-        self.log_threshold = torch.nn.Parameter(torch.full((self.n_latents,), math.log(self.cfg.threshold_init)))
+        start = FALLBACK_THRESHOLD if self.cfg.threshold_init == "auto" else self.cfg.threshold_init
+        self.log_threshold = torch.nn.Parameter(torch.full((self.n_latents,), math.log(start)))
+
+    @torch.no_grad()
+    def init_from_data(self, x_sample: Tensor) -> None:
+        """As :meth:`SparseAutoencoder.init_from_data`; with ``threshold_init=auto`` each threshold then becomes the
+        pre-activation that latent exceeds on a fraction k/n_latents of the sample (k = ``DENSE_K`` or ``SPARSE_K``)."""
+        super().init_from_data(x_sample)
+        if self.cfg.threshold_init != "auto":
+            return
+        target = SPARSE_K if is_sparse_csr(x_sample) else DENSE_K
+        pre_acts = self.pre_activations(self.normalize(x_sample))  # (n, n_latents)
+        n_rows = pre_acts.shape[0]
+        above = max(1, round(min(1.0, target / self.n_latents) * n_rows))  # rows each latent should fire on
+        theta = pre_acts.kthvalue(max(1, n_rows - above), dim=0).values  # (n_latents,)
+        self.log_threshold.copy_(theta.clamp_min(MIN_THRESHOLD).log())
 
     @property
     def threshold(self) -> Tensor:
