@@ -13,6 +13,7 @@ status and seconds, the measured numbers and the bars of the GPU issue, each mar
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -137,19 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # 2. The general MiniLM recipe end to end on the IMDB slice (bf16 autocast on CUDA by default).
-    run_dir = work / "run"
-    recipe = [
-        *textsae,
-        "run",
-        "recipes/minilm_auto.yaml",
+    settings = [
         f"data.path={imdb}",
         f"featurizer.model={model}",
         f"runtime.device={device}",
-        f"run.dir={run_dir}",
         f"store.dir={work / 'store'}",
         "runtime.progress=false",
         *sizes["recipe_overrides"],
     ]
+    # Named by its settings: a rerun of the same check reuses its finished stages, and a folder left by another
+    # version of this script (other settings) is never mistaken for this run's.
+    run_dir = work / f"run-{hashlib.sha256(' '.join(settings).encode()).hexdigest()[:10]}"
+    recipe = [*textsae, "run", "recipes/minilm_auto.yaml", *settings, f"run.dir={run_dir}"]
     report = None
     if runner.run("recipe", recipe, timeout=300):
         report = json.loads((run_dir / "report.json").read_text())
