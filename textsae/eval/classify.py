@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -35,6 +34,7 @@ import scipy.sparse as sp
 from textsae._io import logger
 from textsae.config.schema import EvalConfig
 from textsae.errors import UserError
+from textsae.results.run_report import ClassifierResult
 
 if TYPE_CHECKING:
     from sklearn.linear_model import LogisticRegression
@@ -50,26 +50,6 @@ CLASSIFIERS: tuple[Classifier, ...] = ("logreg", "linear_svc")
 """Linear classifiers the probe can fit: ``logreg`` (LogisticRegression) and ``linear_svc`` (LinearSVC)."""
 
 _PARALLEL_MIN_ENTRIES = 1_000_000  # below this, starting worker processes costs more than it saves
-
-
-@dataclass
-class ClassifierResult:
-    """Test-split scores of one representation, and how the classifier was chosen."""
-
-    accuracy: float
-    """Accuracy on the test split."""
-    macro_f1: float
-    """F1 averaged over classes with equal weight, on the test split."""
-    C: float
-    """Inverse regularisation strength chosen by cross-validation on train."""
-    cv_accuracy: float
-    """Mean cross-validated accuracy of the chosen ``C`` (training split only)."""
-    n_train: int
-    """Training documents."""
-    n_test: int
-    """Test documents."""
-    fit_seconds: float
-    """Wall time of choosing ``C`` (all folds × grid) plus the final refit; prediction excluded."""
 
 
 def evaluate_representation(

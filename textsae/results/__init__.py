@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from textsae.results._json import JSONObject
 from textsae.results.run_report import (
+    ClassifierResult,
     DatasetInfo,
     Report,
     RepresentationResult,
@@ -19,6 +20,7 @@ from textsae.results.run_report import (
 )
 
 __all__ = [
+    "ClassifierResult",
     "DatasetInfo",
     "JSONObject",
     "Report",

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from textsae.results._json import JSONObject, json_safe, nan_if_null, read_object
 
 __all__ = [
+    "ClassifierResult",
     "DatasetInfo",
     "Report",
     "RepresentationResult",
@@ -80,16 +81,29 @@ class StoredSize:
 
 
 @dataclass(frozen=True)
-class RepresentationResult:
-    """The classifier's scores on one representation, and that representation's size."""
+class ClassifierResult:
+    """Test-split scores of one representation, and how the classifier was chosen."""
 
     accuracy: float
+    """Accuracy on the test split."""
     macro_f1: float
+    """F1 averaged over classes with equal weight, on the test split."""
     C: float
+    """Inverse regularisation strength chosen by cross-validation on train."""
     cv_accuracy: float
+    """Mean cross-validated accuracy of the chosen ``C`` (training split only)."""
     n_train: int
+    """Training documents."""
     n_test: int
+    """Test documents."""
     fit_seconds: float
+    """Wall time of choosing ``C`` (all folds × grid) plus the final refit; prediction excluded."""
+
+
+@dataclass(frozen=True)
+class RepresentationResult(ClassifierResult):
+    """The classifier's scores on one representation, and that representation's size."""
+
     bytes_per_doc: float
     index_bytes: int | None = None
     dtype: str | None = None
