@@ -463,8 +463,8 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str], 
     for key, value in values.items():
         dotted = ".".join((*where, str(key)))
         if key not in fields:
-            if variant_name is not None and _variants_with_key(cls, str(key)):
-                problems.append(_component_base(cls).foreign_key_problem(variant_name, str(key)))
+            if variant_name is not None:  # a key of another variant names its owner; a typo gets the closest key
+                problems.append(cls.foreign_key_problem(variant_name, str(key)))  # type: ignore[attr-defined]
                 continue
             problems.append(_unknown_key(dotted, f"valid keys here: {', '.join(fields)}"))
             continue
@@ -487,17 +487,6 @@ def _build(cls: type, values: Any, where: tuple[str, ...], problems: list[str], 
         # (e.g. "no corpus given" after a bad data.path), so only the type problem is reported.
         problems.extend(line for line in error.problems if not any(key in line for key in mistyped))
         return None
-
-
-def _component_base(cls: type) -> Any:
-    return next(c for c in cls.__mro__ if c.__dict__.get("_is_base"))
-
-
-def _variants_with_key(cls: type, key: str) -> list[str]:
-    """Names of the other variants of a component that have ``key`` (for a recipe that set a key of another one)."""
-    if not issubclass(cls, ComponentConfig):
-        return []
-    return sorted(name for name, variant in _component_base(cls).variants().items() if key in config_keys_of(variant))
 
 
 def _unknown_key(dotted: str, fallback: str) -> str:
