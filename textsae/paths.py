@@ -32,8 +32,10 @@ class RunPaths:
 
         RUN_DIR/config.yaml          resolved config
         RUN_DIR/featurizer/          fitted featurizer (config.json + files)
-        RUN_DIR/features/            cached source features: train.npz + eval.npz (TF-IDF), or store.json
-                                     naming the feature-store entries (hidden states); manifest.json
+        RUN_DIR/features/            cached source features: TF-IDF CSR shards in train/ and eval/ named by
+                                     shards.json (train.npz + eval.npz before them; vectors: train.npy +
+                                     eval.npy), or store.json naming the feature-store entries (hidden
+                                     states); manifest.json
         RUN_DIR/checkpoints/         resumable training state (checkpoint.safetensors), deleted once sae/ is saved
         RUN_DIR/sae/                 trained SAE (config.json + model.safetensors)
         RUN_DIR/metrics.jsonl        training metrics, one JSON object per line

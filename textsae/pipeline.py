@@ -28,6 +28,7 @@ from textsae._io import (
 from textsae.artifacts import (
     is_complete,
     load_feature_matrices,
+    load_featurizer_artifact,
     load_sae_artifact,
     sae_fingerprint,
     save_feature_matrices,
@@ -36,7 +37,8 @@ from textsae.artifacts import (
 )
 from textsae.config.compose import dump_yaml
 from textsae.config.schema import RecipeConfig, TrainConfig, to_dict
-from textsae.data.corpus import Corpus, Split, load_corpus
+from textsae.data.corpus import Corpus, Split, load_corpus, stratified_subsample
+from textsae.distributed import on_main
 from textsae.encode import encode_features
 from textsae.errors import UserError
 from textsae.eval.classify import evaluate_representation, fit_probe, require_fold_sizes
@@ -49,6 +51,7 @@ from textsae.eval.sizes import (
     truncate_rows,
 )
 from textsae.featurize.base import build_featurizer
+from textsae.featurize.tfidf import TfidfFeaturizer
 from textsae.paths import RunPaths, check_same_run, run_paths, store_root
 from textsae.results import DatasetInfo, Report, RepresentationResult, SAEStats, StoredSize
 from textsae.runtime import sae_uses_bf16
@@ -62,6 +65,7 @@ from textsae.store.features import (
     store_key,
 )
 from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from textsae.store.sparse_features import ShardedCSR, open_sparse_features, write_sparse_features
 from textsae.train.orchestrate import take_rows as take_rows  # re-exported: where it lived before
 from textsae.train.orchestrate import train_sae
 
@@ -70,19 +74,33 @@ SPLITS = ("train", "eval")
 
 STORE_POINTER_NAME = "store.json"
 """File in ``RUN_DIR/features/`` naming the feature-store entries of a dense (hidden-states) run."""
+SHARDS_POINTER_NAME = "shards.json"
+"""File in ``RUN_DIR/features/`` of a TF-IDF run: the CSR-shard entry of each split (``features/<split>/``) and the
+SHA-256 of its manifest, so the run's manifest vouches for the entries."""
 
 
 @dataclass
 class Features:
-    """Source features of the training split and the reported split (CSR for TF-IDF, stored dense rows for hidden states)."""
+    """Source features of the training split and the reported split: CSR shards for TF-IDF (an in-memory CSR matrix in
+    run directories written before them), stored dense rows for hidden states, an array for own vectors."""
 
-    train: sp.csr_matrix | ShardedFeatures
-    eval: sp.csr_matrix | ShardedFeatures
+    train: sp.csr_matrix | ShardedCSR | ShardedFeatures | np.ndarray
+    eval: sp.csr_matrix | ShardedCSR | ShardedFeatures | np.ndarray
 
 
-def as_matrix(matrix: sp.csr_matrix | ShardedFeatures | np.ndarray) -> sp.csr_matrix | np.ndarray:
-    """An in-memory matrix for scikit-learn (stored dense features are read into one array)."""
+def as_matrix(matrix: sp.csr_matrix | ShardedCSR | ShardedFeatures | np.ndarray) -> sp.csr_matrix | np.ndarray:
+    """An in-memory matrix for scikit-learn (stored features are read into one array or CSR matrix)."""
+    if isinstance(matrix, ShardedCSR):
+        return matrix.to_matrix()
     return matrix.to_array() if isinstance(matrix, ShardedFeatures) else matrix
+
+
+def take_some(matrix: Any, rows: np.ndarray | None) -> Any:
+    """``rows`` of a feature or code matrix (a view for stored features); all of it when ``rows`` is None."""
+    if rows is None or matrix is None:
+        return matrix
+    subset = getattr(matrix, "subset", None)
+    return subset(rows) if callable(subset) else matrix[rows]
 
 
 class Pipeline:
@@ -131,6 +149,8 @@ class Pipeline:
         corpus = self.corpus
         start = time.perf_counter()
         featurizer = build_featurizer(self.config.featurizer, self.config.runtime)
+        if isinstance(featurizer, TfidfFeaturizer):
+            return self._featurize_to_shards(featurizer)
         train = featurizer.fit_transform(featurizer_inputs(corpus.train))
         evaluation = featurizer.transform(featurizer_inputs(corpus.eval))
         save_featurizer_artifact(featurizer, self.paths.featurizer)
@@ -147,6 +167,57 @@ class Pipeline:
             time.perf_counter() - start,
         )
         return Features(train, evaluation)
+
+    def _featurize_to_shards(self, featurizer: TfidfFeaturizer) -> Features:
+        """TF-IDF: fit (rank 0 under torchrun), then write each split's rows as CSR shards in ``features/<split>/``.
+
+        Under torchrun every rank transforms and writes its own ``rank_slice`` of shards and rank 0 writes the
+        manifests, so N ranks write the bytes one process writes. A kill resumes after the complete shards.
+        """
+        start = time.perf_counter()
+        corpus = self.corpus
+        on_main(lambda: _start_rewrite(self.paths.features))
+        if not is_complete(self.paths.featurizer):
+            on_main(
+                lambda: save_featurizer_artifact(featurizer.fit(featurizer_inputs(corpus.train)), self.paths.featurizer)
+            )
+        fitted = load_featurizer_artifact(self.paths.featurizer)  # every rank: the one saved vocabulary
+        identity = {"featurizer_sha256": _folder_sha256(self.paths.featurizer)}
+        entries = {}
+        for split in SPLITS:
+            texts = featurizer_inputs(getattr(corpus, split))
+            entries[split] = self.paths.features / split
+            write_sparse_features(
+                _transformer(fitted, texts),
+                len(texts),
+                fitted.n_features,
+                entries[split],
+                shard_docs=self.config.store.shard_docs,
+                meta=identity,
+            )
+
+        def finish() -> None:
+            pointer = {
+                split: {"dir": split, "manifest_sha256": _folder_sha256(path)} for split, path in entries.items()
+            }
+            atomic_write_json(self.paths.features / SHARDS_POINTER_NAME, pointer)
+            write_manifest(
+                self.paths.features,
+                [self.paths.features / SHARDS_POINTER_NAME],
+                {"kind": "features", "n_features": fitted.n_features, "corpus_sha256": self.corpus_fingerprint},
+            )
+
+        on_main(finish)
+        features = self.load_features()
+        logger.info(
+            "Featurized %d + %d documents into %d features (CSR shards of %d documents) in %.1f s",
+            features.train.shape[0],
+            features.eval.shape[0],
+            fitted.n_features,
+            self.config.store.shard_docs,
+            time.perf_counter() - start,
+        )
+        return features
 
     def _featurize_to_store(self) -> Features:
         """Hidden states: extract each split into the shared feature store (or reuse it), then point the run at it."""
@@ -191,7 +262,11 @@ class Pipeline:
             )
 
     def load_features(self) -> Features:
-        """The cached features of this run (TF-IDF matrices, or the feature-store entries it points at)."""
+        """The cached features of this run: TF-IDF CSR shards (memory-mapped), the feature-store entries it points at,
+        or the whole matrices of run directories written before shards."""
+        shards = self.paths.features / SHARDS_POINTER_NAME
+        if shards.exists():
+            return self._load_shards(shards)
         pointer = self.paths.features / STORE_POINTER_NAME
         if pointer.exists():
             read_manifest(self.paths.features, verify_hashes=True, resume_hint="re-run `textsae featurize`")
@@ -199,6 +274,27 @@ class Pipeline:
             return Features(open_features(Path(entries["train"])), open_features(Path(entries["eval"])))
         matrices = load_feature_matrices(self.paths.features)
         return Features(matrices["train"], matrices["eval"])
+
+    def _load_shards(self, pointer: Path) -> Features:
+        """Open the CSR-shard entries ``features/shards.json`` names, after checking it against the run's manifest."""
+        read_manifest(self.paths.features, verify_hashes=True, resume_hint="re-run `textsae featurize`")
+        entries = read_json_checked(pointer, "the CSR-shard entry of each split")
+        opened = {}
+        for split in SPLITS:
+            entry = entries.get(split) if isinstance(entries, dict) else None
+            if not isinstance(entry, dict) or entry.get("dir") != split:
+                raise UserError(
+                    f"{pointer}: expected {{{split!r}: {{'dir': {split!r}, 'manifest_sha256': ...}}}} for each split. "
+                    f"Got {entry!r}. Delete {self.paths.features} and re-run `textsae featurize`."
+                )
+            directory = self.paths.features / split
+            opened[split] = open_sparse_features(directory)
+            if _folder_sha256(directory) != entry.get("manifest_sha256"):
+                raise UserError(
+                    f"{directory / MANIFEST_NAME} changed after {pointer} was written. "
+                    f"Delete {self.paths.features} and re-run `textsae featurize`."
+                )
+        return Features(opened["train"], opened["eval"])
 
     def train(self, features: Features | None = None) -> SparseAutoencoder:
         """Train the SAE (resuming from a checkpoint if one exists) and save it to ``sae/``."""
@@ -284,13 +380,26 @@ class Pipeline:
         codes = codes if codes is not None else self.encode(features=features)
         corpus = self.corpus
         y_train, y_eval = corpus.train.labels, corpus.eval.labels
+        every_code = codes
+        keep = {split: self._evaluated_rows(split) for split in SPLITS}  # eval.max_docs; None: every document
+        features = Features(take_some(features.train, keep["train"]), take_some(features.eval, keep["eval"]))
+        codes = {split: take_some(codes[split], keep[split]) for split in SPLITS}
+        y_train, y_eval = take_some(y_train, keep["train"]), take_some(y_eval, keep["eval"])
         sae = load_sae_artifact(self.paths.sae)
         index_bytes = max(cfg.index_bytes, index_bytes_needed(sae.n_latents))
         results: dict[str, RepresentationResult] = {}
         codes_bytes = bytes_per_doc(codes["eval"], index_bytes=index_bytes, value_bytes=cfg.value_bytes)
         source_index_bytes = max(cfg.index_bytes, index_bytes_needed(features.train.shape[1]))
         source = (as_matrix(features.train), as_matrix(features.eval)) if set(cfg.representations) - {"codes"} else None
-        notes = self._size_notes(features, codes_bytes, source_index_bytes)
+        notes = self._size_notes(source[1] if source is not None else features.eval, codes_bytes, source_index_bytes)
+        if keep["train"] is not None or keep["eval"] is not None:
+            notes.append(
+                f"The classifiers and reconstruction statistics used {features.train.shape[0]:,} of "
+                f"{len(corpus.train.texts):,} training and {features.eval.shape[0]:,} of {len(corpus.eval.texts):,} "
+                f"{corpus.eval.name} documents (eval.max_docs={self.config.eval.max_docs:,}, stratified by label); "
+                "codes were written for every document."
+            )
+            logger.info("%s", notes[-1])
         if y_train is None or y_eval is None:
             notes.append("The corpus has no labels, so the classifier evaluation was skipped; the codes are in codes/.")
             logger.warning("%s", notes[-1])
@@ -302,7 +411,7 @@ class Pipeline:
             )
             results[name] = RepresentationResult(**vars(result), **vars(size))
         if "codes" in results:
-            disk_bytes = codes_info(self.paths.codes("eval"))["disk_bytes"] / max(codes["eval"].shape[0], 1)
+            disk_bytes = codes_info(self.paths.codes("eval"))["disk_bytes"] / max(every_code["eval"].shape[0], 1)
             results["codes"] = dataclasses.replace(results["codes"], disk_bytes_per_doc=disk_bytes)
         report = Report(
             recipe=self.config.name,
@@ -314,9 +423,11 @@ class Pipeline:
                 eval_split=corpus.eval.name,
                 eval_docs=len(corpus.eval.texts),
                 n_classes=len(np.unique(y_train)) if y_train is not None else 0,
+                train_docs_evaluated=None if keep["train"] is None else len(keep["train"]),
+                eval_docs_evaluated=None if keep["eval"] is None else len(keep["eval"]),
             ),
             eval=results,
-            sae=self._sae_stats(sae, features, codes),
+            sae=self._sae_stats(sae, features, every_code),
             notes=tuple(notes),
             config=to_dict(self.config),
         )
@@ -378,12 +489,12 @@ class Pipeline:
         size = bytes_per_doc(x_eval, index_bytes=source_index_bytes, value_bytes=cfg.value_bytes)
         return x_train, x_eval, StoredSize(size, index_bytes=source_index_bytes, entries_per_doc=keep)
 
-    def _size_notes(self, features: Features, codes_bytes: float, source_index_bytes: int) -> list[str]:
+    def _size_notes(self, source_eval: Any, codes_bytes: float, source_index_bytes: int) -> list[str]:
         """Says so when the codes of a sparse source take more bytes per document than the source itself."""
-        if not sp.issparse(features.eval):
+        if not sp.issparse(source_eval):
             return []
         source_bytes = bytes_per_doc(
-            features.eval, index_bytes=source_index_bytes, value_bytes=self.config.eval.value_bytes
+            source_eval, index_bytes=source_index_bytes, value_bytes=self.config.eval.value_bytes
         )
         if codes_bytes <= source_bytes:
             return []
@@ -398,8 +509,18 @@ class Pipeline:
         logger.warning("%s", note)
         return [note]
 
+    def _evaluated_rows(self, split: str) -> np.ndarray | None:
+        """The documents of ``split`` that evaluation uses: ``eval.max_docs`` of them, stratified by label and seeded,
+        when the split is larger; ``None`` for all of them."""
+        cap, data = self.config.eval.max_docs, getattr(self.corpus, split)
+        if cap is None or len(data.texts) <= cap:
+            return None
+        strata = data.labels if data.labels is not None else np.zeros(len(data.texts), dtype=np.int64)
+        return stratified_subsample(strata, cap, np.random.default_rng([self.config.eval.seed, SPLITS.index(split)]))
+
     def _sae_stats(self, sae: SparseAutoencoder, features: Features, codes: dict[str, sp.csr_matrix]) -> SAEStats:
-        """Sizes, reconstruction on both splits, dead latents, how latents spread over documents, and health warnings."""
+        """Sizes, reconstruction on both splits (on the documents evaluation uses), dead latents and how latents spread
+        over documents (on every code), and health warnings."""
         device = resolve_device(self.config.runtime.device)
         k = self.config.encode.k
         recon = reconstruction_metrics(sae, features.eval, device=device, k=k)
@@ -448,6 +569,24 @@ def stored_features_dir(config: RecipeConfig, featurizer: Any, texts: list[str])
 def featurizer_inputs(split: Split) -> Any:
     """What a featurizer reads from a split: its own vectors (``featurizer.vector_column``), else its texts."""
     return split.vectors if split.vectors is not None else split.texts
+
+
+def _transformer(featurizer: Any, texts: Any) -> Any:
+    """``transform(begin, end)``: the featurizer's rows of ``texts[begin:end]``."""
+    return lambda begin, end: featurizer.transform(texts[begin:end])
+
+
+def _folder_sha256(directory: Path) -> str:
+    """SHA-256 of an artefact folder's manifest file: it names every file's hash, so it identifies the folder."""
+    from textsae._io import sha256_file
+
+    return sha256_file(directory / MANIFEST_NAME)
+
+
+def _start_rewrite(directory: Path) -> None:
+    """Create ``directory`` and drop its manifest, so it reads as incomplete until it is written again."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MANIFEST_NAME).unlink(missing_ok=True)
 
 
 def _discard_checkpoint(paths: RunPaths) -> None:

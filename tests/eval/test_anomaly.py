@@ -11,13 +11,13 @@ import scipy.sparse as sp
 import torch
 
 from textsae.artifacts import (
-    load_feature_matrices,
     load_featurizer_artifact,
     load_sae_artifact,
 )
 from textsae.cli.main import main
 from textsae.eval.anomaly import lsa_errors, reconstruction_errors
 from textsae.sae.reconstruction import reconstruction_metrics
+from textsae.store.sparse_features import open_sparse_features
 
 
 def test_lsa_errors_by_hand() -> None:
@@ -36,7 +36,7 @@ def test_lsa_errors_by_hand() -> None:
 
 def test_sae_errors_add_up_to_the_fvu(tiny_run_dir: Path) -> None:
     sae = load_sae_artifact(tiny_run_dir / "sae")
-    features = load_feature_matrices(tiny_run_dir / "features")["eval"]
+    features = open_sparse_features(tiny_run_dir / "features" / "eval").to_matrix()
     errors = reconstruction_errors(sae, features, batch_size=37)
     dense = features.toarray() * sae.input_scale.numpy()  # model space (the tiny run has no shift)
     total_variance = ((dense - dense.mean(axis=0)) ** 2).sum()

@@ -95,6 +95,19 @@ def copy_run(trained_run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained_run, tmp_path / "run"))
 
 
+def as_whole_matrices(run_dir: Path) -> Path:
+    """Rewrite a run's CSR-shard features as the whole ``train.npz``/``eval.npz`` of run directories written before."""
+    from textsae.artifacts import save_feature_matrices
+    from textsae.store.sparse_features import open_sparse_features
+
+    features = run_dir / "features"
+    matrices = {split: open_sparse_features(features / split).to_matrix() for split in ("train", "eval")}
+    meta = json.loads((features / MANIFEST_NAME).read_text())
+    shutil.rmtree(features)
+    save_feature_matrices(features, matrices, {k: meta[k] for k in ("n_features", "corpus_sha256")})
+    return features
+
+
 # --------------------------------------------------------------------------------------------
 # Corpus files
 # --------------------------------------------------------------------------------------------
@@ -642,7 +655,7 @@ def test_nan_and_inf_in_features(
     run_dir = copy_run(trained_run, tmp_path)
     shutil.rmtree(run_dir / "sae")
     shutil.rmtree(run_dir / "checkpoints")
-    features = run_dir / "features"
+    features = as_whole_matrices(run_dir)  # the check on CSR shards: tests/store/test_sparse_features.py
     matrix = sp.load_npz(features / "train.npz").tocsr()
     matrix.data[matrix.indptr[5]] = np.nan  # row 5
     matrix.data[matrix.indptr[9]] = np.inf  # row 9
@@ -664,7 +677,7 @@ def test_damaged_feature_cache(
 ) -> None:
     run_dir = copy_run(trained_run, tmp_path)
     shutil.rmtree(run_dir / "sae")
-    features = run_dir / "features"
+    features = as_whole_matrices(run_dir)  # run directories written before CSR shards must still be checked
     train = features / "train.npz"
     train.write_bytes(b"\x00" * train.stat().st_size)
     if manifest_rewritten:  # the hash check passes; reading the file is what fails

@@ -130,7 +130,7 @@ def encode_argv(run_dir: Path, corpus: Path, out: Path) -> list[str | Path]:
 
 
 # Named kill points; the counts come from the seeded generator.
-FEATURIZE_POINTS = ["write:vocab.json", "manifest#1", "write:eval.npz", "manifest#2"]
+FEATURIZE_POINTS = ["write:vocab.json", "manifest#1", "write:data-00000.npy#2", "manifest#2", "manifest#4"]
 TRAIN_POINTS = [
     f"train-step#{_RNG.integers(1, N_TRAIN_STEPS + 1)}",
     f"write:checkpoint.safetensors#{_RNG.integers(1, 4)}",  # during a checkpoint save (saves at steps 2, 4, 5)

@@ -62,7 +62,7 @@ def test_two_by_two_sweep_shares_features_and_never_sees_the_test_split(
     ]
     assert (out / "sweep.md").is_file() and (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(list(out.glob("features-*"))) == 1  # one featurization for the four points
-    inodes = {(Path(p["run_dir"]) / "features" / "train.npz").stat().st_ino for p in result["points"]}
+    inodes = {(Path(p["run_dir"]) / "features" / "train" / "data-00000.npy").stat().st_ino for p in result["points"]}
     assert len(inodes) == 1  # hard links to the shared featurization
     for point in result["points"]:
         report = json.loads((Path(point["run_dir"]) / "report.json").read_text())

@@ -461,7 +461,11 @@ class EvalConfig:
     value_bytes: int = 2
     """Bytes per stored value in the size count (fp16)."""
     seed: int = 0
-    """Seed for CV folds."""
+    """Seed for CV folds (and for the documents ``max_docs`` keeps)."""
+    max_docs: int | None = 200_000
+    """Cap on the documents of each split that the classifiers and the reconstruction statistics use: a larger split
+    is subsampled, stratified by label and seeded by ``seed`` (the report says how many were used). Codes are still
+    written for every document. ``null``: every document. The default is above the corpora we measure on."""
 
     def __post_init__(self) -> None:
         allowed = {"source", "codes", "truncated", "binary"}
@@ -471,6 +475,10 @@ class EvalConfig:
             problems.append(f"eval.representations may hold {sorted(allowed)}. Got {unknown!r}.")
         if self.cv_folds < 2:
             problems.append(f"eval.cv_folds must be an int >= 2. Got {self.cv_folds!r} instead.")
+        if self.max_docs is not None and (isinstance(self.max_docs, bool) or self.max_docs < 2 * self.cv_folds):
+            problems.append(
+                f"eval.max_docs must be null or an int >= 2 × eval.cv_folds ({2 * self.cv_folds}). Got {self.max_docs!r} instead."
+            )
         if not self.C_grid or any(c <= 0 for c in self.C_grid):
             problems.append(f"eval.C_grid must be a non-empty list of positive numbers. Got {self.C_grid!r} instead.")
         if problems:

@@ -50,10 +50,16 @@ class DatasetInfo:
     eval_docs: int
     n_classes: int
     """0 for a corpus without labels."""
+    train_docs_evaluated: int | None = None
+    """Training documents the classifiers and reconstruction statistics used when ``eval.max_docs`` subsampled them;
+    ``None``: all of them."""
+    eval_docs_evaluated: int | None = None
+    """The same for the reported split."""
 
     def to_json(self) -> JSONObject:
-        """The ``dataset`` object of ``report.json``."""
-        return dataclasses.asdict(self)
+        """The ``dataset`` object of ``report.json`` (the ``*_evaluated`` counts only when documents were left out)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {key: value for key, value in values.items() if value is not None or key in _REQUIRED}
 
     @classmethod
     def from_json(cls, data: Any) -> DatasetInfo:
@@ -62,9 +68,12 @@ class DatasetInfo:
         Raises:
             ValueError: ``data`` is not such an object.
         """
-        names = [f.name for f in dataclasses.fields(cls)]
-        values = read_object(data, "the report's dataset", names)
-        return cls(**{name: values[name] for name in names})
+        values = read_object(data, "the report's dataset", _REQUIRED)
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+
+
+_REQUIRED = ("name", "source", "train_docs", "eval_split", "eval_docs", "n_classes")
+"""The dataset keys every report has (the others came later and may be missing)."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from textsae.config.schema import SAEConfig
-from textsae.rows import is_sparse
+from textsae.rows import row_nnz
 
 __all__ = [
     "DENSE_K",
@@ -74,9 +74,9 @@ class DataShape:
 
     @classmethod
     def of(cls, features: object, labels: np.ndarray | None = None) -> DataShape:
-        """The shape of a training matrix (CSR, dense array or stored dense features) and of its labels."""
+        """The shape of a training matrix (CSR, dense array, stored dense features or CSR shards) and of its labels."""
         n_docs, d_in = (int(v) for v in features.shape)  # type: ignore[attr-defined]  # every accepted matrix has one
-        nnz = np.diff(features.indptr) if is_sparse(features) else None
+        nnz = row_nnz(features)
         n_classes = None if labels is None else int(np.unique(labels).size)
         return cls(n_docs, d_in, nnz, n_classes)
 

@@ -202,6 +202,8 @@ def _link_tree(source: Path, target: Path) -> None:
     """Hard-link (else copy) the files of an artefact folder, its manifest last so it completes the folder."""
     target.mkdir(parents=True, exist_ok=True)
     (target / MANIFEST_NAME).unlink(missing_ok=True)
+    for folder in sorted(p for p in source.iterdir() if p.is_dir()):  # e.g. features/train/: CSR shards
+        _link_tree(folder, target / folder.name)
     files = sorted((p for p in source.iterdir() if p.is_file()), key=lambda p: p.name == MANIFEST_NAME)
     for path in files:
         destination = target / path.name

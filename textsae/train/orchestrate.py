@@ -38,8 +38,9 @@ ProbeFit: TypeAlias = Callable[[TrainingRows, np.ndarray], tuple[np.ndarray, np.
 
 
 def take_rows(matrix: TrainingRows, rows: np.ndarray) -> TrainingRows:
-    """Rows of a feature matrix; stored dense features give a view, so nothing is loaded yet."""
-    return matrix.subset(rows) if isinstance(matrix, ShardedFeatures) else matrix[rows]
+    """Rows of a feature matrix; stored features (dense or CSR shards) give a view, so nothing is loaded yet."""
+    subset = getattr(matrix, "subset", None)
+    return subset(rows) if callable(subset) else matrix[rows]
 
 
 def train_sae(
