@@ -128,15 +128,16 @@ class LazyTexts(Sequence[str]):
         return f"LazyTexts({self.reader.origin}, {len(self)} documents)"
 
     def iter_batches(
-        self, batch_docs: int = DEFAULT_BATCH_DOCS, *, start: int = 0, stop: int | None = None
+        self, batch_docs: int | None = None, *, start: int = 0, stop: int | None = None
     ) -> Iterator[list[str]]:
         """Documents ``start..stop-1`` in lists of at most ``batch_docs``, in order.
 
         Args:
-            batch_docs: Documents per list (memory: one list at a time).
+            batch_docs: Documents per list (memory: one list at a time); default :data:`DEFAULT_BATCH_DOCS`.
             start: First document (0-based, in this split).
             stop: One past the last document; ``None`` reads to the end.
         """
+        batch_docs = batch_docs or DEFAULT_BATCH_DOCS
         if batch_docs < 1:
             raise ValueError(f"batch_docs must be >= 1, got {batch_docs}")
         stop = len(self) if stop is None else min(stop, len(self))
@@ -186,7 +187,7 @@ def index_file(
     text_column: str = "text",
     label_column: str | None = "label",
     empty_text: Literal["drop", "error"] = "drop",
-    batch_docs: int = DEFAULT_BATCH_DOCS,
+    batch_docs: int | None = None,
     text_option: str = "data.text_column",
     label_option: str = "data.label_column",
     policy_option: str = "data.empty_text",
@@ -198,7 +199,7 @@ def index_file(
         text_column: Column holding the text.
         label_column: Column holding the labels (``None``: read none). A file without it is unlabeled.
         empty_text: ``drop`` rows whose text is missing, empty or whitespace-only (one warning), or ``error``.
-        batch_docs: Rows per batch of the index pass.
+        batch_docs: Rows per batch of the index pass (default :data:`DEFAULT_BATCH_DOCS`).
         text_option: The setting that names the text column (for messages); likewise ``label_option`` and
             ``policy_option``.
 
@@ -220,6 +221,7 @@ def index_file(
             f"{', '.join(STREAM_SUFFIXES)} files (set data.streaming=false to read it whole)."
         )
     columns = [text_column, *([label_column] if label_column else [])]
+    batch_docs = batch_docs or DEFAULT_BATCH_DOCS
     reader: _FileReader
     if suffix == ".parquet":
         reader = _ParquetReader(path, text_column)
