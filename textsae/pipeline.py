@@ -169,19 +169,21 @@ class Pipeline:
         return Features(train, evaluation)
 
     def _featurize_to_shards(self, featurizer: TfidfFeaturizer) -> Features:
-        """TF-IDF: fit (rank 0 under torchrun), then write each split's rows as CSR shards in ``features/<split>/``.
+        """TF-IDF: fit in one streaming counting pass, then write each split's rows as CSR shards in ``features/<split>/``.
 
-        Under torchrun every rank transforms and writes its own ``rank_slice`` of shards and rank 0 writes the
-        manifests, so N ranks write the bytes one process writes. A kill resumes after the complete shards.
+        Under torchrun every rank counts its part of the training documents (the counts are reduced, so every rank
+        has the same vocabulary), transforms and writes its own ``rank_slice`` of shards, and rank 0 saves the
+        featurizer and writes the manifests: N ranks write the bytes one process writes. Documents are read one shard
+        at a time (a streamed split never holds its texts). A kill resumes after the complete shards.
         """
         start = time.perf_counter()
         corpus = self.corpus
         on_main(lambda: _start_rewrite(self.paths.features))
-        if not is_complete(self.paths.featurizer):
-            on_main(
-                lambda: save_featurizer_artifact(featurizer.fit(featurizer_inputs(corpus.train)), self.paths.featurizer)
-            )
-        fitted = load_featurizer_artifact(self.paths.featurizer)  # every rank: the one saved vocabulary
+        if is_complete(self.paths.featurizer):
+            fitted = load_featurizer_artifact(self.paths.featurizer)
+        else:  # one counting pass in batches; under torchrun each rank counts its part (a collective)
+            fitted = featurizer.fit_stream(corpus.train.texts, batch_docs=self.config.store.shard_docs)
+            on_main(lambda: save_featurizer_artifact(fitted, self.paths.featurizer))
         identity = {"featurizer_sha256": _folder_sha256(self.paths.featurizer)}
         entries = {}
         for split in SPLITS:
