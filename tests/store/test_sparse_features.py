@@ -172,3 +172,11 @@ def test_a_changed_shard_fails_the_manifest_check(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with pytest.raises(IncompleteArtifactError, match="SHA-256"):
         open_sparse_features(tmp_path)
+
+
+def test_a_complete_entry_of_the_same_layout_is_left_alone(tmp_path: Path) -> None:
+    matrix = _matrix()
+    _write(tmp_path, matrix, featurizer="a")
+    before = _files(tmp_path)
+    assert _write(tmp_path, matrix, featurizer="a") == []  # nothing transformed again
+    assert _files(tmp_path) == before

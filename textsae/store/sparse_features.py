@@ -20,6 +20,8 @@ process that reads every row, batch after batch, keeps about one batch of them r
 
 from __future__ import annotations
 
+import contextlib
+import json
 import mmap
 import re
 from collections.abc import Callable
@@ -72,8 +74,9 @@ def write_sparse_features(
 
     Under ``torchrun`` every rank calls this with the same arguments: each writes the shards of its
     ``rank_slice(n_docs, align=shard_docs)``, and rank 0 writes the stats and the manifest after a barrier. Complete
-    shards of an interrupted write with the same layout (documents, columns, shard size and ``meta``) are kept; a
-    folder written with another layout is cleared first.
+    shards of an interrupted write with the same layout (documents, columns, shard size and ``meta``) are kept (a
+    complete entry of that layout is left as it is); a folder written with another layout is cleared first. Kill
+    point ``features-shard`` (see :func:`textsae._io.kill_point`) follows each written shard.
 
     Args:
         transform: ``transform(begin, end)`` gives the ``(end − begin, n_features)`` CSR rows of those documents.
@@ -85,7 +88,8 @@ def write_sparse_features(
     """
     directory = Path(directory)
     layout = {"n_docs": int(n_docs), "n_features": int(n_features), "shard_docs": int(shard_docs), **(meta or {})}
-    on_main(lambda: _start(directory, layout))
+    if on_main(lambda: _start(directory, layout)):
+        return
     mine = rank_slice(n_docs, align=shard_docs)
     for begin in range(mine.start, mine.stop, shard_docs):
         index, end = begin // shard_docs, min(begin + shard_docs, n_docs)
@@ -102,16 +106,23 @@ def write_sparse_features(
     on_main(lambda: _finish(directory, layout))
 
 
-def _start(directory: Path, layout: dict[str, Any]) -> None:
-    """Rank 0, before any shard: keep an interrupted write of the same layout, clear one of another."""
+def _start(directory: Path, layout: dict[str, Any]) -> bool:
+    """Rank 0, before any shard: True when the entry is complete with this layout; else keep the shards of an
+    interrupted write of the same layout and clear those of another."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / MANIFEST_NAME).unlink(missing_ok=True)  # being (re)written: never read as complete meanwhile
     path = directory / LAYOUT_NAME
+    same = False
     if path.exists():
-        try:
-            same = read_json_checked(path, "the layout of a sparse feature entry") == _jsonable(layout)
-        except UserError:
-            same = False
+        with contextlib.suppress(UserError):
+            same = read_json_checked(path, "the layout of a sparse feature entry") == json.loads(
+                json.dumps(layout, default=str)
+            )
+        if same and (directory / MANIFEST_NAME).exists():
+            with contextlib.suppress(IncompleteArtifactError):
+                read_manifest(directory)  # sizes; the reader checks hashes
+                return True
+    (directory / MANIFEST_NAME).unlink(missing_ok=True)  # being (re)written: never read as complete meanwhile
+    if path.exists():
         if not same:
             logger.info("Features in %s were written with other settings; writing them again", directory)
             for stale in directory.iterdir():
@@ -121,12 +132,7 @@ def _start(directory: Path, layout: dict[str, Any]) -> None:
         tmp.unlink(missing_ok=True)
     if not path.exists():
         atomic_write_json(path, layout)
-
-
-def _jsonable(obj: dict[str, Any]) -> Any:
-    import json
-
-    return json.loads(json.dumps(obj, default=str))
+    return False
 
 
 def _finish(directory: Path, layout: dict[str, Any]) -> None:
