@@ -870,17 +870,24 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             ``self``.
         """
         params = self._checked_params()
-        counter = _TermCounter(params["ngram_range"], int(self.max_candidate_terms))
-        position = first_doc
-        for batch in batches:
-            docs = _as_documents(batch, "fit", first=position)
-            position += len(docs)
-            counter.add(_tokenize(docs, params["lowercase"]), len(docs))
-        table = counter.table()
-        if reduce_ranks and _several_ranks():
+        gather = reduce_ranks and _several_ranks()
+        try:
+            table: _TermTable | None = self._count(batches, first_doc, params)
+            failure = None
+        except UserError as error:
+            if not gather:
+                raise
+            table, failure = None, str(error)
+        if gather:
             from textsae.distributed import all_gather_objects
 
-            table = _merge_tables(all_gather_objects(table), int(self.max_candidate_terms))
+            # Every rank reaches the gather, a failed one too, so that a bad document on one rank stops them all.
+            gathered = all_gather_objects((table, failure))
+            failures = [message for _, message in gathered if message is not None]
+            if failures:
+                raise UserError(failures[0])
+            table = _merge_tables([part for part, _ in gathered if part is not None], int(self.max_candidate_terms))
+        assert table is not None
         if table.n_docs == 0:
             raise UserError("TfidfFeaturizer.fit got no documents. Expected a non-empty iterable of str.")
         if sum(keys.shape[0] for keys in table.keys) == 0:
@@ -901,6 +908,16 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             len(terms),
         )
         return self
+
+    def _count(self, batches: Iterable[Sequence[str]], first_doc: int, params: dict[str, Any]) -> _TermTable:
+        """The counting pass over this process's batches."""
+        counter = _TermCounter(params["ngram_range"], int(self.max_candidate_terms))
+        position = first_doc
+        for batch in batches:
+            docs = _as_documents(batch, "fit", first=position)
+            position += len(docs)
+            counter.add(_tokenize(docs, params["lowercase"]), len(docs))
+        return counter.table()
 
     def iter_transform(
         self, texts: Sequence[str], *, batch_docs: int = STREAM_BATCH_DOCS, start: int = 0, stop: int | None = None
