@@ -259,3 +259,14 @@ def test_load_split_streams_like_the_whole_read(tmp_path: Path, suffix: str) -> 
     assert list(streamed.iter_batches(5, start=3, stop=14)) == list(whole.iter_batches(5, start=3, stop=14))
     with pytest.raises(UserError, match=r"streaming reads the texts and labels"):
         load_split(path, streaming=True, id_column="text")
+
+
+def test_streaming_keeps_the_run_directory_and_its_overrides_parse() -> None:
+    from textsae.config.compose import load_recipe
+    from textsae.paths import config_hash
+
+    quickstart = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
+    base = load_recipe(quickstart)
+    for value, parsed in (("true", True), ("false", False), ("auto", "auto")):
+        config = load_recipe(quickstart, [f"data.streaming={value}"])
+        assert config.data.streaming == parsed and config_hash(config) == config_hash(base)
