@@ -244,3 +244,29 @@ def test_streamed_hub_id_offline_is_one_line(monkeypatch: pytest.MonkeyPatch, tm
     with pytest.raises(HubUnreachableError, match=r"^Cannot reach the Hugging Face Hub .*data.path=DIR") as info:
         load_corpus(DataConfig(name="imdb", streaming=True))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".csv"])
+def test_load_split_streams_like_the_whole_read(tmp_path: Path, suffix: str) -> None:
+    from textsae.data.corpus import load_split
+
+    texts, labels = _rows()
+    path = _write(tmp_path / f"s{suffix}", texts, labels)
+    whole, streamed = load_split(path), load_split(path, streaming=True)
+    assert streamed.streamed and list(streamed.texts) == whole.texts
+    assert np.array_equal(streamed.labels, whole.labels) and streamed.label_names == whole.label_names
+    assert np.array_equal(streamed.doc_ids, whole.doc_ids) and np.array_equal(streamed.dropped, whole.dropped)
+    assert list(streamed.iter_batches(5, start=3, stop=14)) == list(whole.iter_batches(5, start=3, stop=14))
+    with pytest.raises(UserError, match=r"streaming reads the texts and labels"):
+        load_split(path, streaming=True, id_column="text")
+
+
+def test_streaming_keeps_the_run_directory_and_its_overrides_parse() -> None:
+    from textsae.config.compose import load_recipe
+    from textsae.paths import config_hash
+
+    quickstart = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
+    base = load_recipe(quickstart)
+    for value, parsed in (("true", True), ("false", False), ("auto", "auto")):
+        config = load_recipe(quickstart, [f"data.streaming={value}"])
+        assert config.data.streaming == parsed and config_hash(config) == config_hash(base)

@@ -53,3 +53,30 @@ def test_two_ranks_save_the_same_featurizer_as_one(tmp_path: Path) -> None:
         assert (tmp_path / "two" / "rank0" / name).read_bytes() == one, name
         assert (tmp_path / "two" / "rank1" / name).read_bytes() == one, name
         assert (tmp_path / "memory" / name).read_bytes() == one, name
+
+
+BAD_SCRIPT = """
+import time
+from textsae.distributed import setup
+from textsae.errors import UserError
+from textsae.featurize.tfidf import TfidfFeaturizer
+w = setup("cpu")
+docs = ["a good film"] * 40
+docs[31] = None  # in rank 1's half
+try:
+    TfidfFeaturizer(min_df=1).fit_stream(docs, batch_docs=7)
+except UserError as error:
+    print(f"rank {w.rank}: {error}", flush=True)
+    if w.rank == 1:
+        time.sleep(3)  # rank 0 exits first; torchrun then stops this rank, whose line is already out
+    raise SystemExit(3)
+"""
+
+
+def test_a_bad_document_on_one_rank_stops_every_rank_with_its_message(tmp_path: Path) -> None:
+    script = tmp_path / "bad.py"
+    script.write_text(BAD_SCRIPT, encoding="utf-8")
+    result = torchrun(2, [str(script)], check=False)
+    assert result.returncode != 0
+    for rank in (0, 1):
+        assert f"rank {rank}: TfidfFeaturizer.fit: document 31 is NoneType None" in result.stdout

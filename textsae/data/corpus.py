@@ -231,6 +231,7 @@ def load_split(
     text_column_option: str = "text_column",
     vector_column: str | None = None,
     id_column: str | None = None,
+    streaming: bool = False,
 ) -> Split:
     """Load one split: a whole file, or one split file of a corpus folder.
 
@@ -255,6 +256,8 @@ def load_split(
         text_column_option: What to call the ``text_column`` setting in messages (e.g. ``--text-column``).
         vector_column: Also read this column of precomputed vectors (``featurizer.kind=vectors`` runs).
         id_column: Take each document's id from this column (unique; ``int64`` or text) instead of its row.
+        streaming: Read a ``.parquet``, ``.jsonl`` or ``.csv`` file in batches (texts a
+            :class:`~textsae.data.stream.LazyTexts`); not with ``vector_column`` or ``id_column``.
 
     Returns:
         The split, named after the file stem (``test`` for ``test.parquet``).
@@ -277,6 +280,36 @@ def load_split(
             )
         names = names if names is not None else _read_meta_label_names(path)
         path = files[chosen]
+    if streaming:
+        if vector_column or id_column or path.suffix.lower() not in STREAM_SUFFIXES:
+            raise UserError(
+                f"{path}: streaming reads the texts and labels of {', '.join(STREAM_SUFFIXES)} files only "
+                "(no vector or id column); read it whole."
+            )
+        indexed = index_file(
+            path,
+            text_column=text_column,
+            label_column=label_column,
+            empty_text=empty_text,
+            text_option=text_column_option,
+            policy_option=empty_text_option,
+        )
+        if indexed.labels is None and require_labels:
+            require_column(
+                Table(str(path), pd.DataFrame(), indexed.columns), label_column, "label", "data.label_column"
+            )
+        ids = None
+        if indexed.labels is not None:
+            (ids,), names = encode_labels([indexed.labels], names, remap=False)
+        rows = indexed.texts.rows
+        return Split(
+            path.stem,
+            indexed.texts,
+            ids,
+            label_names=names if ids is not None else None,
+            doc_ids=rows,
+            dropped=np.setdiff1d(np.arange(indexed.n_rows, dtype=np.int64), rows),
+        )
     columns = [text_column, label_column, *(c for c in (vector_column, id_column) if c)]
     table = read_table(path, columns=columns)
     if table.plain_text:

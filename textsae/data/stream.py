@@ -169,11 +169,13 @@ class IndexedFile:
         texts: The kept documents, lazy.
         labels: Their raw labels, or ``None`` when the source has no label column.
         columns: Every column the source has (union over its batches).
+        n_rows: Data rows read, kept or not.
     """
 
     texts: LazyTexts
     labels: RawLabels | None
     columns: list[str]
+    n_rows: int = 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -358,7 +360,7 @@ class _Index:
             report_dropped(f"{whole.origin} ({self.dropped} {noun}: {shown})", self.dropped, self.policy_option)
         offsets = np.concatenate(self.offsets) if self.offsets else None
         labels = self._labels(whole)
-        return IndexedFile(LazyTexts(reader, rows, offsets), labels, columns)
+        return IndexedFile(LazyTexts(reader, rows, offsets), labels, columns, self.n_rows)
 
     def _labels(self, whole: Table) -> RawLabels | None:
         if self.label_column is None or self.label_kind is None:

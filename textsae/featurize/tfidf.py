@@ -55,6 +55,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from numbers import Integral, Real
@@ -494,7 +495,14 @@ def _reduce_rows(keys: np.ndarray, df: np.ndarray, total: np.ndarray) -> tuple[n
     """Sum ``df`` and ``total`` over equal rows of ``keys``; rows come out sorted."""
     if keys.shape[0] == 0:
         return keys, df, total
-    order = np.lexsort(keys.T[::-1])
+    bits = max(int(keys.max()).bit_length(), 1)
+    if bits * keys.shape[1] <= 63:  # one int64 per row sorts several times faster than a lexsort of the columns
+        packed = np.zeros(keys.shape[0], dtype=np.int64)
+        for column in range(keys.shape[1]):
+            packed = (packed << bits) | keys[:, column]
+        order = np.argsort(packed)
+    else:
+        order = np.lexsort(keys.T[::-1])
     keys, df, total = keys[order], df[order], total[order]
     first = np.ones(keys.shape[0], dtype=bool)
     first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
@@ -591,6 +599,24 @@ def _prune(keys: list[np.ndarray], df: list[np.ndarray], total: list[np.ndarray]
         int(all_df[drop].max()),
     )
     return True
+
+
+def _several_ranks() -> bool:
+    """Whether torchrun started several processes (without importing torch, which one process does not need)."""
+    if os.environ.get("WORLD_SIZE", "1") in ("", "1") and "torch.distributed" not in sys.modules:
+        return False
+    from textsae.distributed import world
+
+    return world().distributed
+
+
+def _rank_part(n_docs: int) -> slice:
+    """This rank's contiguous part of ``n_docs`` documents (all of them in one process)."""
+    if not _several_ranks():
+        return slice(0, n_docs)
+    from textsae.distributed import rank_slice
+
+    return rank_slice(n_docs)
 
 
 def _merge_tables(tables: list[_TermTable], max_candidates: int) -> _TermTable:
@@ -821,9 +847,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         Raises:
             UserError: Bad parameters, no documents, a non-text document (named by its index), or no term survives.
         """
-        from textsae.distributed import rank_slice
-
-        part = rank_slice(len(texts))
+        part = _rank_part(len(texts))
         reader = getattr(texts, "iter_batches", None)
         if callable(reader):
             batches: Iterable[Sequence[str]] = reader(batch_docs, start=part.start, stop=part.stop)
@@ -846,18 +870,24 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             ``self``.
         """
         params = self._checked_params()
-        counter = _TermCounter(params["ngram_range"], int(self.max_candidate_terms))
-        position = first_doc
-        for batch in batches:
-            docs = _as_documents(batch, "fit", first=position)
-            position += len(docs)
-            counter.add(_tokenize(docs, params["lowercase"]), len(docs))
-        table = counter.table()
-        if reduce_ranks:
-            from textsae.distributed import all_gather_objects, world
+        gather = reduce_ranks and _several_ranks()
+        try:
+            table: _TermTable | None = self._count(batches, first_doc, params)
+            failure = None
+        except UserError as error:
+            if not gather:
+                raise
+            table, failure = None, str(error)
+        if gather:
+            from textsae.distributed import all_gather_objects
 
-            if world().distributed:
-                table = _merge_tables(all_gather_objects(table), int(self.max_candidate_terms))
+            # Every rank reaches the gather, a failed one too, so that a bad document on one rank stops them all.
+            gathered = all_gather_objects((table, failure))
+            failures = [message for _, message in gathered if message is not None]
+            if failures:
+                raise UserError(failures[0])
+            table = _merge_tables([part for part, _ in gathered if part is not None], int(self.max_candidate_terms))
+        assert table is not None
         if table.n_docs == 0:
             raise UserError("TfidfFeaturizer.fit got no documents. Expected a non-empty iterable of str.")
         if sum(keys.shape[0] for keys in table.keys) == 0:
@@ -878,6 +908,16 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             len(terms),
         )
         return self
+
+    def _count(self, batches: Iterable[Sequence[str]], first_doc: int, params: dict[str, Any]) -> _TermTable:
+        """The counting pass over this process's batches."""
+        counter = _TermCounter(params["ngram_range"], int(self.max_candidate_terms))
+        position = first_doc
+        for batch in batches:
+            docs = _as_documents(batch, "fit", first=position)
+            position += len(docs)
+            counter.add(_tokenize(docs, params["lowercase"]), len(docs))
+        return counter.table()
 
     def iter_transform(
         self, texts: Sequence[str], *, batch_docs: int = STREAM_BATCH_DOCS, start: int = 0, stop: int | None = None
