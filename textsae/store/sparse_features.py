@@ -122,12 +122,11 @@ def _start(directory: Path, layout: dict[str, Any]) -> bool:
                 read_manifest(directory)  # sizes; the reader checks hashes
                 return True
     (directory / MANIFEST_NAME).unlink(missing_ok=True)  # being (re)written: never read as complete meanwhile
-    if path.exists():
-        if not same:
-            logger.info("Features in %s were written with other settings; writing them again", directory)
-            for stale in directory.iterdir():
-                if FILE_PATTERN.match(stale.name) or stale.name in (STATS_NAME, LAYOUT_NAME):
-                    stale.unlink()
+    if path.exists() and not same:
+        logger.info("Features in %s were written with other settings; writing them again", directory)
+        for stale in directory.iterdir():
+            if FILE_PATTERN.match(stale.name) or stale.name in (STATS_NAME, LAYOUT_NAME):
+                stale.unlink()
     for tmp in directory.glob(".tmp-*"):
         tmp.unlink(missing_ok=True)
     if not path.exists():
