@@ -62,6 +62,7 @@ def test_two_ranks_train_the_same_sae_as_one_process(tmp_path: Path) -> None:
     assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]] == list(range(1, 25))
     for a, b in zip(*logs, strict=True):
         assert abs(a["loss"] - b["loss"]) <= 1e-4 * abs(a["loss"]) and a["dead_fraction"] == b["dead_fraction"]
+        assert abs(a["fvu"] - b["fvu"]) <= 1e-4 * abs(a["fvu"])  # the global batch's FVU, not a mean of the ranks'
 
 
 def test_a_killed_rank_resumes_from_the_checkpoint_to_the_uninterrupted_sae(tmp_path: Path) -> None:
@@ -102,3 +103,31 @@ def test_torchrun_textsae_run_gives_the_one_process_run(tmp_path: Path, tiny_rec
     }
     assert reports[0]["sae"]["training_steps"] == reports[1]["sae"]["training_steps"]
     assert not (two / "checkpoints").exists()  # rank 0 dropped the checkpoint once sae/ was saved
+
+
+GUARD = """
+import sys, torch
+from textsae.config.schema import SAEConfig
+from textsae.distributed import setup
+from textsae.sae import build_sae
+from textsae.train.step_in_backward import StepInBackward
+rank = setup("cpu").rank
+torch.manual_seed(0)
+sae = build_sae(SAEConfig(n_latents=16, k=2), 8)
+parameters = list(sae.parameters())
+if rank == 1:
+    parameters.reverse()  # rank 1 numbers the same parameters otherwise: its first reduction is another tensor's
+StepInBackward(sae, torch.optim.Adam(parameters), parameters, reduce_gradients=True)
+try:
+    sae.loss(sae.train()(torch.randn(4, 8))).total.backward()
+except RuntimeError as error:
+    open(sys.argv[1] + f"/rank{rank}.txt", "w").write(str(error))
+"""
+
+
+def test_ranks_whose_backward_reaches_other_parameters_stop_with_a_clear_error(tmp_path: Path) -> None:
+    script = tmp_path / "guard.py"
+    script.write_text(GUARD)
+    torchrun(2, [str(script), str(tmp_path)])
+    for rank in range(2):
+        assert "reached different parameters" in (tmp_path / f"rank{rank}.txt").read_text()
