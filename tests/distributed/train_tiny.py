@@ -2,7 +2,7 @@
 
 ``python train_tiny.py OUT_DIR [ARCHITECTURE] [KEY=VALUE ...]``: the SAE (``OUT_DIR/sae.safetensors``, rank 0 only),
 the metrics log and the checkpoint go to ``OUT_DIR``; ``KEY=VALUE`` set TrainConfig or SAE fields (ints, floats,
-strings). ``TEXTSAE_TEST_KILL_RANK=R`` keeps the kill point (``TEXTSAE_TEST_KILL_AT``) on rank R only.
+strings, null). ``TEXTSAE_TEST_KILL_RANK=R`` keeps the kill point (``TEXTSAE_TEST_KILL_AT``) on rank R only.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def features() -> sp.csr_matrix:
 
 
 def _value(text: str) -> object:
+    if text == "null":
+        return None
     for kind in (int, float):
         try:
             return kind(text)
