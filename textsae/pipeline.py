@@ -3,6 +3,10 @@
 Each stage reads only the previous stage's artefact in the run directory and skips itself when its
 own output is already complete, so any stage can be re-run alone and an interrupted run resumes
 where it stopped.
+
+Under ``torchrun`` (several processes, :mod:`textsae.distributed`) every rank runs the same stages: the SAE trains
+with data parallelism, and rank 0 alone writes the run directory (config, ``sae/``, report) while the others wait at
+a collective and get its result; an error on rank 0 stops every rank.
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from textsae import distributed
 from textsae._io import (
     atomic_write_json,
     atomic_write_text,
@@ -67,6 +73,8 @@ from textsae.train.orchestrate import train_sae
 
 SPLITS = ("train", "eval")
 
+T = TypeVar("T")
+
 
 STORE_POINTER_NAME = "store.json"
 """File in ``RUN_DIR/features/`` naming the feature-store entries of a dense (hidden-states) run."""
@@ -101,10 +109,18 @@ class Pipeline:
             self.__dict__["corpus"] = corpus  # fills the cached_property
 
     def prepare(self) -> None:
-        """Create the run directory and save the resolved config into it (refusing a directory of another config)."""
-        check_same_run(self.config, self.paths)
-        self.paths.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.paths.config, dump_yaml(self.config))
+        """Create the run directory and save the resolved config into it (refusing a directory of another config).
+
+        Under ``torchrun`` this also joins the process group; rank 0 writes, the others wait for it.
+        """
+        distributed.setup(resolve_device(self.config.runtime.device))
+
+        def write() -> None:
+            check_same_run(self.config, self.paths)
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.paths.config, dump_yaml(self.config))
+
+        distributed.on_main(write)
 
     @cached_property
     def corpus(self) -> Corpus:
@@ -201,25 +217,39 @@ class Pipeline:
         return Features(matrices["train"], matrices["eval"])
 
     def train(self, features: Features | None = None) -> SparseAutoencoder:
-        """Train the SAE (resuming from a checkpoint if one exists) and save it to ``sae/``."""
-        if is_complete(self.paths.sae):
+        """Train the SAE (resuming from a checkpoint if one exists) and save it to ``sae/``.
+
+        Under ``torchrun`` every rank trains its part of each batch; rank 0 saves ``sae/`` and every rank returns the
+        trained SAE.
+        """
+        distributed.setup(resolve_device(self.config.runtime.device))
+        if distributed.on_main(lambda: is_complete(self.paths.sae)):
             logger.info("Reusing trained SAE in %s", self.paths.sae)
             return load_sae_artifact(self.paths.sae)
-        features = features if features is not None else self.featurize()
+        features = features if features is not None else self._rank0_then_load(self.featurize, self.load_features)
         sae, summary = train_sae(
             self.config.sae,
             self.train_config,
             features.train,
             labels=self.train_labels(),
             runtime=self.config.runtime,
-            fit_probe=lambda rows, labels: fit_probe(as_matrix(rows), labels, self.config.eval),
+            fit_probe=lambda rows, labels: distributed.on_main(
+                lambda: fit_probe(as_matrix(rows), labels, self.config.eval)
+            ),
             run_dir=self.paths.root,
             checkpoint_path=self.paths.checkpoint,
             metrics_path=self.paths.metrics,
             data_fingerprint=self.corpus_fingerprint,  # a checkpoint of another corpus is never resumed here
         )
+        distributed.on_main(lambda: self._save_trained(sae, summary))
+        return sae
+
+    def _save_trained(self, sae: SparseAutoencoder, summary: Any) -> None:
+        """Write ``sae/`` (from a CPU copy: under ``torchrun`` the SAE stays on its rank's device), drop the
+        checkpoint and log the outcome."""
+        cpu_sae = sae.cpu()
         save_sae_artifact(
-            sae.cpu(),
+            cpu_sae,
             self.paths.sae,
             {
                 "steps": summary.steps,
@@ -236,7 +266,6 @@ class Pipeline:
             summary.seconds,
             _fmt(summary.validation),
         )
-        return sae
 
     def encode(
         self, sae: SparseAutoencoder | None = None, features: Features | None = None
@@ -278,10 +307,20 @@ class Pipeline:
         return codes
 
     def evaluate(self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None) -> Report:
-        """Classify with the source features, the codes and the truncated baseline; write the report."""
+        """Classify with the source features, the codes and the truncated baseline; write the report.
+
+        Under ``torchrun`` rank 0 alone evaluates and writes the report; every rank returns it.
+        """
+        distributed.setup(resolve_device(self.config.runtime.device))
+        features = features if features is not None else self._rank0_then_load(self.featurize, self.load_features)
+        if codes is None:
+            known = features
+            codes = self._rank0_then_load(lambda: self.encode(features=known), self._load_codes)
+        done = codes
+        return distributed.on_main(lambda: self._evaluate(features, done))
+
+    def _evaluate(self, features: Features, codes: dict[str, sp.csr_matrix]) -> Report:
         cfg = self.config.eval
-        features = features if features is not None else self.featurize()
-        codes = codes if codes is not None else self.encode(features=features)
         corpus = self.corpus
         y_train, y_eval = corpus.train.labels, corpus.eval.labels
         sae = load_sae_artifact(self.paths.sae)
@@ -324,12 +363,26 @@ class Pipeline:
         return report
 
     def run(self) -> Report:
-        """All stages in order; returns the report."""
+        """All stages in order; returns the report (on every rank under ``torchrun``)."""
         self.prepare()
-        features = self.featurize()
+        features = self._rank0_then_load(self.featurize, self.load_features)
         sae = self.train(features)
-        codes = self.encode(sae, features)
+        codes = self._rank0_then_load(lambda: self.encode(sae, features), self._load_codes)
         return self.evaluate(features, codes)
+
+    def _rank0_then_load(self, produce: Callable[[], T], load: Callable[[], T]) -> T:
+        """``produce()`` on rank 0 while the other ranks wait, then ``load()`` of what it wrote on the others.
+
+        For the stages that are not rank-aware yet (featurize, encode); one process just calls ``produce()``. An
+        error on rank 0 is raised on every rank.
+        """
+        made: list[T] = []
+        distributed.on_main(lambda: made.append(produce()))
+        return made[0] if made else load()
+
+    def _load_codes(self) -> dict[str, sp.csr_matrix]:
+        """The codes of both splits, as :meth:`encode` wrote them."""
+        return {split: load_codes(self.paths.codes(split)) for split in SPLITS}
 
     # --- helpers ----------------------------------------------------------------------------
 
