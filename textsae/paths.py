@@ -21,6 +21,7 @@ _HASH_EXCLUDED = {
     ("runtime", "progress"),
     ("runtime", "threads"),
     ("runtime", "reuse_memory"),
+    ("data", "streaming"),  # how the corpus is read, not which documents: the same run either way
 }
 
 

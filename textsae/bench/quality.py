@@ -429,7 +429,7 @@ def _cv_corpora(corpus: Corpus, n_folds: int, seed: int) -> list[Corpus]:
     """The pooled splits of ``corpus``, cut into ``n_folds`` stratified train/test corpora."""
     from sklearn.model_selection import StratifiedKFold
 
-    texts = corpus.train.texts + corpus.eval.texts
+    texts = [*corpus.train.texts, *corpus.eval.texts]
     labels = np.concatenate([corpus.train.labels, corpus.eval.labels])
     pool = Split("pool", texts, labels, label_names=corpus.label_names)
     folds = []

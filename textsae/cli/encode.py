@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,7 @@ def _refuse_finished(out: Path, overwrite: bool) -> None:
         )
 
 
-def _texts_fingerprint(texts: list[str], vectors: Any = None) -> str:
+def _texts_fingerprint(texts: Iterable[str], vectors: Any = None) -> str:
     digest = hashlib.sha256()
     for text in texts:
         digest.update(text.encode("utf-8"))

@@ -56,9 +56,17 @@ class DataConfig:
     """Empty, whitespace-only or missing texts: ``drop`` them with one warning that counts them, or ``error``."""
     seed: int = 0
     """Seed for splits and subsampling."""
+    streaming: bool | Literal["auto"] = "auto"
+    """Read local Parquet/JSONL/CSV files in batches instead of whole, for corpora larger than memory: ``true``,
+    ``false``, or ``auto`` (stream when the files take more than a tenth of the memory available). A streamed corpus
+    holds 24 bytes per document in memory (its rows, byte offsets and labels) and reads the texts again on each pass;
+    the documents, their order and the corpus fingerprint are those of the whole read. With ``data.name`` (a hub
+    dataset) ``true`` loads it with ``streaming=True`` (``auto`` does not)."""
 
     def __post_init__(self) -> None:
         problems = []
+        if self.streaming not in (True, False, "auto"):
+            problems.append(f"data.streaming must be true, false or auto. Got {self.streaming!r} instead.")
         if not 0.0 < self.test_fraction < 1.0:
             problems.append(f"data.test_fraction must be in (0, 1). Got {self.test_fraction!r} instead.")
         for key in ("max_docs", "max_train_docs"):

@@ -17,7 +17,11 @@ Labels become ``int64`` class ids ``0..C-1``:
   strings become ``label_names``.
 
 Splits keep the order of the file (IMDB, for one, is sorted by label): shuffle before batching or
-holding out. Subsamples (``data.max_docs``) and split-offs (``data.test_fraction``) are stratified,
+holding out.
+
+Corpora larger than memory (``data.streaming``, :mod:`textsae.data.stream`): the texts of a streamed split are a
+:class:`~textsae.data.stream.LazyTexts`, read from the file in batches whenever they are iterated; labels, splits and
+subsamples are computed from the labels alone, and the result (documents, order, fingerprint) is the same. Subsamples (``data.max_docs``) and split-offs (``data.test_fraction``) are stratified,
 seeded with ``data.seed`` and keep file order within each part.
 """
 
@@ -27,12 +31,13 @@ import hashlib
 import json
 import unicodedata
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from textsae._io import hash_texts, logger
 from textsae.config.schema import DataConfig
@@ -50,8 +55,11 @@ from textsae.data.readers import (
     read_table,
     require_column,
 )
+from textsae.data.stream import DEFAULT_BATCH_DOCS, STREAM_SUFFIXES, LazyTexts, files_bytes, index_file
 from textsae.errors import UserError
 
+STREAM_AUTO_FRACTION = 0.1
+"""``data.streaming=auto`` streams when the corpus files take more than this fraction of the available memory."""
 FOLDER_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json", ".txt")
 """Suffixes of split files in a corpus folder (``<split><suffix>``)."""
 META_FILE = "meta.json"
@@ -66,7 +74,8 @@ class Split:
 
     Attributes:
         name: ``"train"``, ``"test"``, ``"validation"``, a file stem, ...
-        texts: The documents, each a non-empty string.
+        texts: The documents, each a non-empty string: a list, or for a streamed corpus a
+            :class:`~textsae.data.stream.LazyTexts` (read on demand; see :meth:`iter_batches`).
         labels: ``int64`` class ids, shape ``(n,)``; ``None`` for unlabeled data.
         label_names: Name of each class id (index = id) when known, else ``None``.
         doc_ids: ``int64`` 0-based data row (header excluded) of each text in the file it was read from, so rows
@@ -78,7 +87,7 @@ class Split:
     """
 
     name: str
-    texts: list[str]
+    texts: list[str] | LazyTexts
     labels: np.ndarray | None
     label_names: list[str] | None = field(default=None, kw_only=True)
     doc_ids: np.ndarray | None = field(default=None, kw_only=True)
@@ -92,6 +101,22 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the texts are read from their file on demand (:class:`~textsae.data.stream.LazyTexts`)."""
+        return isinstance(self.texts, LazyTexts)
+
+    def iter_batches(
+        self, batch_docs: int = DEFAULT_BATCH_DOCS, *, start: int = 0, stop: int | None = None
+    ) -> Iterator[list[str]]:
+        """Documents ``start..stop-1`` in lists of at most ``batch_docs`` (streamed or not), in order."""
+        if isinstance(self.texts, LazyTexts):
+            yield from self.texts.iter_batches(batch_docs, start=start, stop=stop)
+            return
+        stop = len(self.texts) if stop is None else min(stop, len(self.texts))
+        for begin in range(start, stop, batch_docs):
+            yield list(self.texts[begin : min(begin + batch_docs, stop)])
 
 
 @dataclass
@@ -206,6 +231,7 @@ def load_split(
     text_column_option: str = "text_column",
     vector_column: str | None = None,
     id_column: str | None = None,
+    streaming: bool = False,
 ) -> Split:
     """Load one split: a whole file, or one split file of a corpus folder.
 
@@ -230,6 +256,8 @@ def load_split(
         text_column_option: What to call the ``text_column`` setting in messages (e.g. ``--text-column``).
         vector_column: Also read this column of precomputed vectors (``featurizer.kind=vectors`` runs).
         id_column: Take each document's id from this column (unique; ``int64`` or text) instead of its row.
+        streaming: Read a ``.parquet``, ``.jsonl`` or ``.csv`` file in batches (texts a
+            :class:`~textsae.data.stream.LazyTexts`); not with ``vector_column`` or ``id_column``.
 
     Returns:
         The split, named after the file stem (``test`` for ``test.parquet``).
@@ -252,6 +280,36 @@ def load_split(
             )
         names = names if names is not None else _read_meta_label_names(path)
         path = files[chosen]
+    if streaming:
+        if vector_column or id_column or path.suffix.lower() not in STREAM_SUFFIXES:
+            raise UserError(
+                f"{path}: streaming reads the texts and labels of {', '.join(STREAM_SUFFIXES)} files only "
+                "(no vector or id column); read it whole."
+            )
+        indexed = index_file(
+            path,
+            text_column=text_column,
+            label_column=label_column,
+            empty_text=empty_text,
+            text_option=text_column_option,
+            policy_option=empty_text_option,
+        )
+        if indexed.labels is None and require_labels:
+            require_column(
+                Table(str(path), pd.DataFrame(), indexed.columns), label_column, "label", "data.label_column"
+            )
+        ids = None
+        if indexed.labels is not None:
+            (ids,), names = encode_labels([indexed.labels], names, remap=False)
+        rows = indexed.texts.rows
+        return Split(
+            path.stem,
+            indexed.texts,
+            ids,
+            label_names=names if ids is not None else None,
+            doc_ids=rows,
+            dropped=np.setdiff1d(np.arange(indexed.n_rows, dtype=np.int64), rows),
+        )
     columns = [text_column, label_column, *(c for c in (vector_column, id_column) if c)]
     table = read_table(path, columns=columns)
     if table.plain_text:
@@ -315,22 +373,30 @@ def labeled_columns(
     require_column(table, cfg.text_column, "text", "data.text_column")
     texts, positions = extract_texts(table, cfg.text_column, cfg.empty_text)
     vectors = extract_vectors(table, vector_column, positions) if vector_column else None
-    explicit = cfg.label_column != DataConfig.label_column  # the user named a column: it must exist
-    if cfg.label_column not in table.frame.columns and (
-        explicit or closest_column(table, cfg.label_column, cutoff=0.75) is not None
-    ):
-        require_column(table, cfg.label_column, "label", "data.label_column")  # a likely typo: say so, do not guess
     if cfg.label_column not in table.frame.columns:
-        present = table.columns or [str(c) for c in table.frame.columns]
-        logger.warning(
-            "%s has no label column %r (columns %s): unlabeled, so the SAE trains without labels and the classifier "
-            "evaluation is skipped. Set data.label_column=NAME if the labels are in another column.",
-            table.origin,
-            cfg.label_column,
-            present,
-        )
+        unlabeled_warning(table, cfg)
         return texts, None, vectors
     return texts, extract_labels(table, cfg.label_column, positions), vectors
+
+
+def unlabeled_warning(table: Table, cfg: DataConfig) -> None:
+    """A table without ``cfg.label_column`` is unlabeled, with a warning naming its columns, unless the column was
+    named by the user or looks like a typo of one present.
+
+    Raises:
+        UserError: ``data.label_column`` was set, or is close to a column present.
+    """
+    explicit = cfg.label_column != DataConfig.label_column  # the user named a column: it must exist
+    if explicit or closest_column(table, cfg.label_column, cutoff=0.75) is not None:
+        require_column(table, cfg.label_column, "label", "data.label_column")  # a likely typo: say so, do not guess
+    present = table.columns or [str(c) for c in table.frame.columns]
+    logger.warning(
+        "%s has no label column %r (columns %s): unlabeled, so the SAE trains without labels and the classifier "
+        "evaluation is skipped. Set data.label_column=NAME if the labels are in another column.",
+        table.origin,
+        cfg.label_column,
+        present,
+    )
 
 
 def split_labels(
@@ -494,9 +560,10 @@ def build_corpus(
 def take(split: Split, indices: np.ndarray) -> Split:
     """The rows ``indices`` (0-based, in the given order) of ``split``."""
     labels = split.labels[indices] if split.labels is not None else None
+    texts = split.texts.take(indices) if isinstance(split.texts, LazyTexts) else [split.texts[i] for i in indices]
     return Split(
         split.name,
-        [split.texts[i] for i in indices],
+        texts,
         labels,
         label_names=split.label_names,
         doc_ids=split.doc_ids[indices] if split.doc_ids is not None else None,
@@ -667,11 +734,9 @@ def _load_folder(folder: Path, cfg: DataConfig, vector_column: str | None = None
         )
     eval_name = choose_eval_split(list(files), cfg, str(folder), _listing(folder))
     names = _read_meta_label_names(folder)
-    columns = [cfg.text_column, cfg.label_column, *([vector_column] if vector_column else [])]
-    train_texts, train_raw, train_vectors = labeled_columns(
-        read_table(files[cfg.train_split], columns), cfg, vector_column
-    )
-    eval_texts, eval_raw, eval_vectors = labeled_columns(read_table(files[eval_name], columns), cfg, vector_column)
+    stream = streaming_wanted(cfg, [files[cfg.train_split], files[eval_name]], vector_column)
+    train_texts, train_raw, train_vectors = read_labeled(files[cfg.train_split], cfg, vector_column, stream)
+    eval_texts, eval_raw, eval_vectors = read_labeled(files[eval_name], cfg, vector_column, stream)
     if train_vectors is not None and eval_vectors is not None and train_vectors.shape[1] != eval_vectors.shape[1]:
         raise UserError(
             f"{folder}: vectors in {files[cfg.train_split].name} have {train_vectors.shape[1]} numbers but those in "
@@ -686,8 +751,61 @@ def _load_folder(folder: Path, cfg: DataConfig, vector_column: str | None = None
         train=Split(cfg.train_split, train_texts, train_ids, vectors=train_vectors),
         eval=Split(eval_name, eval_texts, eval_ids, vectors=eval_vectors),
         label_names=names,
-        source=f"local folder {folder} ({files[cfg.train_split].name} + {files[eval_name].name})",
+        source=f"local folder {folder} ({files[cfg.train_split].name} + {files[eval_name].name}"
+        + (", streamed)" if stream else ")"),
     )
+
+
+def streaming_wanted(cfg: DataConfig, paths: Sequence[Path], vector_column: str | None) -> bool:
+    """Whether to stream these corpus files, by ``cfg.streaming`` (``auto``: when they are large for this machine).
+
+    Raises:
+        UserError: ``data.streaming=true`` for files that cannot be streamed, or with ``featurizer.kind=vectors``.
+    """
+    from textsae.runtime import available_memory
+
+    if cfg.streaming is False:
+        return False
+    unstreamable = [p for p in paths if p.suffix.lower() not in STREAM_SUFFIXES]
+    if cfg.streaming is True:
+        if vector_column:
+            raise UserError(
+                "data.streaming=true reads texts only; featurizer.kind=vectors reads its vectors whole: "
+                "set data.streaming=false."
+            )
+        if unstreamable:
+            raise UserError(
+                f"data.streaming=true: {unstreamable[0]} cannot be streamed; streaming reads "
+                f"{', '.join(STREAM_SUFFIXES)} files. Convert it, or set data.streaming=false."
+            )
+        return True
+    if vector_column or unstreamable:
+        return False
+    available = available_memory("cpu")
+    size = files_bytes(paths)
+    wanted = available is not None and size > STREAM_AUTO_FRACTION * available
+    if wanted:
+        logger.info(
+            "data.streaming=auto: the corpus files take %.1f GB, more than %.0f%% of the %.1f GB of memory available: "
+            "streaming them.",
+            size / 1e9,
+            100 * STREAM_AUTO_FRACTION,
+            (available or 0) / 1e9,
+        )
+    return wanted
+
+
+def read_labeled(
+    path: Path, cfg: DataConfig, vector_column: str | None, stream: bool
+) -> tuple[list[str] | LazyTexts, RawLabels | None, np.ndarray | None]:
+    """:func:`labeled_columns` of one file, read whole or (``stream``) indexed batch by batch."""
+    if not stream:
+        columns = [cfg.text_column, cfg.label_column, *([vector_column] if vector_column else [])]
+        return labeled_columns(read_table(path, columns), cfg, vector_column)
+    indexed = index_file(path, text_column=cfg.text_column, label_column=cfg.label_column, empty_text=cfg.empty_text)
+    if indexed.labels is None:
+        unlabeled_warning(Table(origin=str(path), frame=pd.DataFrame(), columns=indexed.columns), cfg)
+    return indexed.texts, indexed.labels, None
 
 
 def check_train_test_names(cfg: DataConfig, what: str) -> None:
@@ -708,8 +826,8 @@ def _load_file(path: Path, cfg: DataConfig, vector_column: str | None = None) ->
             f"Unsupported file type {path.suffix!r} for {path}. Expected one of {', '.join(SUPPORTED_SUFFIXES)}."
         )
     check_train_test_names(cfg, f"data.path={path} (one file)")
-    columns = [cfg.text_column, cfg.label_column, *([vector_column] if vector_column else [])]
-    texts, raw, vectors = labeled_columns(read_table(path, columns), cfg, vector_column)
+    stream = streaming_wanted(cfg, [path], vector_column)
+    texts, raw, vectors = read_labeled(path, cfg, vector_column, stream)
     (ids,), names = split_labels([raw], [path.name], None)
     whole = Split("all", texts, ids, vectors=vectors)
     strata = ids if ids is not None else np.zeros(len(texts), dtype=np.int64)
@@ -722,7 +840,7 @@ def _load_file(path: Path, cfg: DataConfig, vector_column: str | None = None) ->
         train=train,
         eval=test,
         label_names=names,
-        source=f"local file {path}, {'stratified ' if ids is not None else ''}split {len(train_idx)} train / {len(test_idx)} test "
+        source=f"local file {path}{' (streamed)' if stream else ''}, {'stratified ' if ids is not None else ''}split {len(train_idx)} train / {len(test_idx)} test "
         f"(test_fraction {cfg.test_fraction}, seed {cfg.seed})",
     )
 

@@ -7,6 +7,12 @@ is joined with a timeout, so a hanging DNS lookup cannot hold us longer either. 
 when ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` is set, the dataset is loaded from the
 local cache only (the libraries' offline flags are set for the call) and a miss raises
 :class:`~textsae.errors.HubUnreachableError` with one line that points at a local copy.
+
+With ``data.streaming=true`` the dataset is opened with ``streaming=True`` (an ``IterableDataset``: nothing is
+downloaded whole) and its splits become streamed splits (:mod:`textsae.data.stream`): one checking pass keeps the
+labels and which rows have text, and the texts are streamed again whenever they are read.
+:func:`stream_dataset_split` does the same for local files through ``datasets``' own ``parquet``, ``json`` and
+``csv`` builders (``data_files=``), with no hub involved.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ import os
 import socket
 import threading
 import urllib.request
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+import pandas as pd
 
 from textsae._io import logger
 from textsae.config.schema import DataConfig
@@ -32,6 +40,7 @@ from textsae.data.corpus import (
     split_labels,
 )
 from textsae.data.readers import Table
+from textsae.data.stream import DEFAULT_BATCH_DOCS, IndexedFile, TextReader, index_tables
 from textsae.errors import HubUnreachableError, UserError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -163,16 +172,19 @@ def unreachable_message(name: str, config_name: str | None = None) -> str:
     )
 
 
-def load_hub_dataset(name: str, config_name: str | None = None, *, timeout_s: float = PROBE_TIMEOUT_S) -> Any:
+def load_hub_dataset(
+    name: str, config_name: str | None = None, *, timeout_s: float = PROBE_TIMEOUT_S, streaming: bool = False
+) -> Any:
     """``datasets.load_dataset(name, config_name)``, failing fast when the hub is out of reach.
 
     Args:
         name: Dataset id, e.g. ``imdb``.
         config_name: Dataset configuration, e.g. ``sst2`` for ``glue``.
         timeout_s: Reachability probe timeout.
+        streaming: Open it with ``streaming=True`` (an ``IterableDatasetDict``, read as it is iterated).
 
     Returns:
-        The ``datasets.DatasetDict``.
+        The ``datasets.DatasetDict`` (``IterableDatasetDict`` when streaming).
 
     Raises:
         HubUnreachableError: Offline (or no answer) and the dataset is not in the local cache.
@@ -186,12 +198,12 @@ def load_hub_dataset(name: str, config_name: str | None = None, *, timeout_s: fl
     if offline_requested() or not hub_reachable(timeout_s):
         with forced_offline():
             try:
-                return _load(datasets, name, config_name)
+                return _load(datasets, name, config_name, streaming)
             except (OSError, DatasetsError) as err:  # ConnectionError, DatasetNotFoundError, a cache miss
                 logger.debug("Offline load of %r failed: %r", name, err)
                 raise HubUnreachableError(unreachable_message(name, config_name)) from None
     try:
-        return _load(datasets, name, config_name)
+        return _load(datasets, name, config_name, streaming)
     except DatasetNotFoundError:
         raise UserError(
             f"Dataset {name!r} was not found on the Hugging Face Hub (or it is private or gated). Check data.name, "
@@ -201,8 +213,10 @@ def load_hub_dataset(name: str, config_name: str | None = None, *, timeout_s: fl
         raise HubUnreachableError(unreachable_message(name, config_name)) from None
 
 
-def _load(datasets: Any, name: str, config_name: str | None) -> Any:
+def _load(datasets: Any, name: str, config_name: str | None, streaming: bool = False) -> Any:
     try:
+        if streaming:
+            return datasets.load_dataset(name, config_name, streaming=True)
         return datasets.load_dataset(name, config_name)
     except ValueError as err:
         if "config" in str(err).lower():
@@ -241,6 +255,8 @@ def load_hub_corpus(cfg: DataConfig) -> Corpus:
     """
     if not cfg.name:
         raise UserError("data.name is not set: give a Hugging Face dataset id, e.g. data.name=imdb.")
+    if cfg.streaming is True:
+        return _load_streamed_hub_corpus(cfg)
     dataset_dict = load_hub_dataset(cfg.name, cfg.hub_config)
     where = f"Hugging Face dataset {cfg.name!r}" + (f" (config {cfg.hub_config!r})" if cfg.hub_config else "")
     available = list(dataset_dict.keys())
@@ -275,4 +291,169 @@ def load_hub_corpus(cfg: DataConfig) -> Corpus:
         source=f"Hugging Face Hub dataset {cfg.name!r}"
         + (f", config {cfg.hub_config!r}" if cfg.hub_config else "")
         + f" (splits {cfg.train_split} + {eval_name})",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Streaming (IterableDataset)
+# ----------------------------------------------------------------------------------------------
+
+
+class _IterableReader(TextReader):
+    """Texts of given rows of an ``IterableDataset``: streamed again from its first wanted row each time."""
+
+    def __init__(self, dataset: Any, text_column: str, origin: str) -> None:
+        self.dataset = dataset
+        self.text_column = text_column
+        self.origin = origin
+
+    def read(self, rows: Any, offsets: Any) -> Iterator[str]:
+        first, done = int(rows[0]), 0
+        stream = self.dataset.select_columns([self.text_column]).skip(first)
+        for position, record in enumerate(stream, start=first):
+            if position == rows[done]:
+                yield record[self.text_column]
+                done += 1
+                if done == len(rows):
+                    return
+
+
+def _iterable_tables(dataset: Any, origin: str, text_column: str, columns: Sequence[str], batch_docs: int) -> Any:
+    names = list(dataset.column_names or [])
+    present = [c for c in dict.fromkeys(columns) if c in names] if names else list(columns)
+    first_row = 0
+    for batch in dataset.select_columns(present).iter(batch_size=batch_docs):
+        frame = pd.DataFrame(batch)
+        yield Table(origin=origin, frame=frame, columns=names or list(frame.columns), first_row=first_row)
+        first_row += len(frame)
+
+
+def index_iterable(
+    dataset: Any,
+    origin: str,
+    *,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    empty_text: Literal["drop", "error"] = "drop",
+    batch_docs: int = DEFAULT_BATCH_DOCS,
+) -> IndexedFile:
+    """The index pass (:func:`textsae.data.stream.index_tables`) over one split of an ``IterableDataset``.
+
+    Returns:
+        Lazy texts that stream the dataset again when read, the raw labels (``None`` without the label column) and
+        the columns.
+    """
+    columns = [text_column, *([label_column] if label_column else [])]
+    tables = _iterable_tables(dataset, origin, text_column, columns, batch_docs)
+    return index_tables(
+        tables,
+        _IterableReader(dataset, text_column, origin),
+        text_column=text_column,
+        label_column=label_column,
+        empty_text=empty_text,
+    )
+
+
+def stream_dataset_split(
+    name: str,
+    split: str,
+    *,
+    config_name: str | None = None,
+    data_files: str | Sequence[str] | dict[str, Any] | None = None,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    empty_text: Literal["drop", "error"] = "drop",
+    batch_docs: int = DEFAULT_BATCH_DOCS,
+) -> IndexedFile:
+    """One split of a Hugging Face dataset opened with ``streaming=True``, indexed and streamed.
+
+    Args:
+        name: A hub id (through :func:`load_hub_dataset`: fails fast offline), or a ``datasets`` builder for local
+            files, ``parquet``, ``json`` or ``csv``, with ``data_files`` (no hub involved).
+        split: The split, e.g. ``train``.
+        config_name: Hub dataset configuration.
+        data_files: The local files of a builder (as ``datasets.load_dataset`` takes them).
+        text_column: Column holding the text; likewise ``label_column`` (``None``: no labels).
+        empty_text: ``drop`` or ``error`` on empty texts.
+        batch_docs: Rows per batch of the checking pass.
+
+    Raises:
+        HubUnreachableError: A hub id, and the hub cannot be reached.
+        UserError: A missing split or column, or bad rows (named by their row in the split).
+    """
+    if data_files is not None:
+        import datasets
+
+        dataset_dict = datasets.load_dataset(name, config_name, data_files=data_files, streaming=True)
+        where = f"{name} files {data_files!r}"
+    else:
+        dataset_dict = load_hub_dataset(name, config_name, streaming=True)
+        where = f"Hugging Face dataset {name!r}" + (f" (config {config_name!r})" if config_name else "")
+    if split not in dataset_dict:
+        raise UserError(f"{where} has no split {split!r}: it has {list(dataset_dict)}.")
+    return index_iterable(
+        dataset_dict[split],
+        f"{where}, split {split!r}",
+        text_column=text_column,
+        label_column=label_column,
+        empty_text=empty_text,
+        batch_docs=batch_docs,
+    )
+
+
+def _first_labels_hidden(dataset: Any, label_column: str) -> bool:
+    """Whether the first batch of a split has labels that are all -1 (a hub test split with hidden labels)."""
+    if label_column not in (dataset.column_names or []):
+        return False
+    first: dict[str, list[Any]] = next(
+        iter(dataset.select_columns([label_column]).iter(batch_size=256)), {label_column: []}
+    )
+    values = first[label_column]
+    return len(values) > 0 and all(v == -1 for v in values)
+
+
+def _load_streamed_hub_corpus(cfg: DataConfig) -> Corpus:
+    assert cfg.name
+    dataset_dict = load_hub_dataset(cfg.name, cfg.hub_config, streaming=True)
+    where = f"Hugging Face dataset {cfg.name!r}" + (f" (config {cfg.hub_config!r})" if cfg.hub_config else "")
+    available = list(dataset_dict.keys())
+    if cfg.train_split not in available:
+        raise UserError(
+            f"{where} has no split {cfg.train_split!r} (data.train_split): it has {available}. "
+            "Set data.train_split to one of them."
+        )
+    candidates = available
+    if cfg.eval_split is None:
+        hidden = [
+            s for s in DEFAULT_EVAL_SPLITS if s in available and _first_labels_hidden(dataset_dict[s], cfg.label_column)
+        ]
+        for split in hidden:
+            logger.info("%s: split %r has hidden labels (all -1); skipped.", where, split)
+        candidates = [s for s in available if s not in hidden]
+    eval_name = choose_eval_split(candidates, cfg, where, str(available))
+    text_column = cfg.hub_text_column or cfg.text_column
+    indexed = [
+        index_iterable(
+            dataset_dict[split],
+            f"{where}, split {split!r}",
+            text_column=text_column,
+            label_column=cfg.label_column,
+            empty_text=cfg.empty_text,
+        )
+        for split in (cfg.train_split, eval_name)
+    ]
+    feature: Any = (dataset_dict[cfg.train_split].features or {}).get(cfg.label_column)
+    names = list(feature.names) if getattr(feature, "names", None) else None
+    (train_ids, eval_ids), names = split_labels(
+        [indexed[0].labels, indexed[1].labels], [cfg.train_split, eval_name], names
+    )
+    return build_corpus(
+        cfg,
+        name=cfg.name,
+        train=Split(cfg.train_split, indexed[0].texts, train_ids),
+        eval=Split(eval_name, indexed[1].texts, eval_ids),
+        label_names=names,
+        source=f"Hugging Face Hub dataset {cfg.name!r}"
+        + (f", config {cfg.hub_config!r}" if cfg.hub_config else "")
+        + f" (splits {cfg.train_split} + {eval_name}, streamed)",
     )

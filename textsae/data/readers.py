@@ -53,6 +53,8 @@ class Table:
         plain_text: ``True`` for ``.txt`` files: one document per line, a single ``text`` column, no labels.
         untyped: ``True`` when every value was read as a string (CSV): labels that look like numbers
             are parsed as numbers.
+        first_row: Data rows of the source before :attr:`frame`'s first (a batch of a streamed file), so that
+            ``row N`` names the row of the whole file.
     """
 
     origin: str
@@ -61,12 +63,13 @@ class Table:
     line_numbers: np.ndarray | None = None
     plain_text: bool = False
     untyped: bool = False
+    first_row: int = 0
 
     def row_ref(self, position: int) -> str:
         """Human name of the row at 0-based ``position`` of :attr:`frame`: ``line N`` or ``row N``."""
         if self.line_numbers is not None:
             return f"line {int(self.line_numbers[position])}"
-        return f"row {position + 1}"
+        return f"row {self.first_row + position + 1}"
 
     def rows_ref(self, positions: Sequence[int] | np.ndarray) -> str:
         """Name the first few of ``positions`` and how many there are, e.g. ``3 rows: row 2, row 9, row 11``."""
@@ -400,6 +403,34 @@ def extract_texts(
             no text is left.
     """
     require_column(table, column, "text", option)
+    if len(table.frame) == 0:
+        raise UserError(
+            f"{table.origin} holds no documents (0 rows): expected a header and at least one row per split."
+        )
+    texts, positions, empty = check_texts(table, column, empty_text, option, policy_option)
+    if len(empty) == len(table.frame):
+        raise UserError(f"{table.origin}: no non-empty text in column {column!r} ({len(table.frame)} rows).")
+    if empty:
+        _report_dropped(f"{table.origin} ({table.rows_ref(empty)})", len(empty), policy_option)
+    return texts, positions
+
+
+def check_texts(
+    table: Table,
+    column: str,
+    empty_text: Literal["drop", "error"],
+    option: str = "data.text_column",
+    policy_option: str = "data.empty_text",
+) -> tuple[list[str], np.ndarray, list[int]]:
+    """The checks of :func:`extract_texts` that one batch of a file can make on its own (the column is present).
+
+    Returns:
+        The kept texts, their 0-based positions in ``table.frame`` (``int64``) and the positions of the empty
+        texts that were dropped.
+
+    Raises:
+        UserError: Non-string texts, or empty texts under ``empty_text="error"``, naming the rows.
+    """
     values = table.frame[column].tolist()
     bad = [i for i, v in enumerate(values) if not isinstance(v, str) and not _is_missing(v)]
     if bad:
@@ -409,24 +440,21 @@ def extract_texts(
             f"(first: {first!r}, a {type(first).__name__}). Texts must be strings; check {option} "
             "or store the column as text."
         )
-    if not values:
-        raise UserError(
-            f"{table.origin} holds no documents (0 rows): expected a header and at least one row per split."
-        )
     empty = [i for i, v in enumerate(values) if _is_missing(v) or not v.strip()]
     if empty and empty_text == "error":
         raise UserError(
             f"{table.origin}: text column {column!r} is missing, empty or whitespace-only in {table.rows_ref(empty)}. "
             f"Fix those rows, or set {_setting(policy_option, 'drop')} to skip them."
         )
-    if len(empty) == len(values):
-        raise UserError(f"{table.origin}: no non-empty text in column {column!r} ({len(values)} rows).")
-    if empty:
-        _report_dropped(f"{table.origin} ({table.rows_ref(empty)})", len(empty), policy_option)
     keep = np.ones(len(values), dtype=bool)
     keep[empty] = False
     positions = np.flatnonzero(keep).astype(np.int64)
-    return [values[i] for i in positions], positions
+    return [values[i] for i in positions], positions, empty
+
+
+def report_dropped(origin: str, count: int, policy_option: str = "data.empty_text") -> None:
+    """Warn (or collect, inside :func:`one_drop_warning`) that ``count`` rows of ``origin`` were dropped for empty text."""
+    _report_dropped(origin, count, policy_option)
 
 
 _DROPPED: contextvars.ContextVar[list[tuple[str, int, str]] | None] = contextvars.ContextVar(

@@ -55,7 +55,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from numbers import Integral, Real
 from pathlib import Path
@@ -115,6 +116,11 @@ class TfidfConfig(FeaturizerConfig):
     """idf = ln((1 + n) / (1 + df)) + 1, as if one extra document held every term."""
     norm: Literal["l2", "l1", "none"] = "l2"
     """Row normalisation of the output vectors."""
+    max_candidate_terms: int = 4_000_000
+    """Streaming fit (:meth:`TfidfFeaturizer.fit_stream`): at most this many distinct n-grams are counted at once
+    (about 24 bytes each, twice that while merging). Past it the rarest (fewest documents) are dropped, with one log
+    line, and the document counts of rare terms may then be approximate; below it the vocabulary and idf equal
+    those of the in-memory fit."""
 
     def problems(self) -> list[str]:
         self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]  # a YAML list; its length is checked below
@@ -127,6 +133,10 @@ class TfidfConfig(FeaturizerConfig):
             )
         if self.max_features is not None and self.max_features < 1:
             problems.append(f"featurizer.max_features must be an int >= 1 or null. Got {self.max_features!r} instead.")
+        if self.max_candidate_terms < 1:
+            problems.append(
+                f"featurizer.max_candidate_terms must be an int >= 1. Got {self.max_candidate_terms!r} instead."
+            )
         if self.min_df < 0 or self.max_df <= 0:
             problems.append(
                 f"featurizer.min_df must be >= 0 and max_df > 0. Got min_df={self.min_df!r}, max_df={self.max_df!r}."
@@ -462,6 +472,187 @@ def _transform_ngrams(
     return _count_matrix(rows, cols, (n_docs, n_features))[0]
 
 
+# --------------------------------------------------------------------------- streaming counts
+
+STREAM_BATCH_DOCS = 4096
+"""Documents tokenized at once by :meth:`TfidfFeaturizer.fit_stream` and :meth:`TfidfFeaturizer.iter_transform`."""
+_MERGE_MIN_ROWS = 1 << 20  # pending batch counts merged at least this many at a time (one sort per merge)
+
+
+class _TermTable(NamedTuple):
+    """Counted n-grams, one array set per order ``min_n..max_n``; words by id; picklable (gathered over ranks)."""
+
+    words: list[str]  # word id -> string
+    keys: list[np.ndarray]  # keys[i]: (m, min_n + i) int32 word ids of each n-gram, distinct rows
+    df: list[np.ndarray]  # (m,) int64 documents holding it
+    total: list[np.ndarray]  # (m,) int64 occurrences
+    n_docs: int
+    n_tokens: int
+    pruned: bool  # some n-grams were dropped at max_candidate_terms
+
+
+def _reduce_rows(keys: np.ndarray, df: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum ``df`` and ``total`` over equal rows of ``keys``; rows come out sorted."""
+    if keys.shape[0] == 0:
+        return keys, df, total
+    bits = max(int(keys.max()).bit_length(), 1)
+    if bits * keys.shape[1] <= 63:  # one int64 per row sorts several times faster than a lexsort of the columns
+        packed = np.zeros(keys.shape[0], dtype=np.int64)
+        for column in range(keys.shape[1]):
+            packed = (packed << bits) | keys[:, column]
+        order = np.argsort(packed)
+    else:
+        order = np.lexsort(keys.T[::-1])
+    keys, df, total = keys[order], df[order], total[order]
+    first = np.ones(keys.shape[0], dtype=bool)
+    first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
+    starts = np.flatnonzero(first)
+    return keys[starts], np.add.reduceat(df, starts), np.add.reduceat(total, starts)
+
+
+class _TermCounter:
+    """Document frequency and total count of every n-gram seen, over batches of documents.
+
+    Each batch is counted on its own (:func:`_fit_ngrams`), its words are mapped to ids shared by all batches, and
+    its n-grams (rows of word ids) wait in a list; when the waiting rows outnumber the counted ones they are merged
+    by one sort (:func:`_reduce_rows`), so each row is sorted O(log) times in all. After a merge, more than
+    ``max_candidates`` n-grams are cut back to that many, dropping those in the fewest documents.
+    """
+
+    def __init__(self, ngram_range: tuple[int, int], max_candidates: int) -> None:
+        self.min_n, self.max_n = ngram_range
+        self.max_candidates = max_candidates
+        self.word_ids: dict[str, int] = {}
+        self.words: list[str] = []
+        orders = range(self.min_n, self.max_n + 1)
+        self.keys = [np.zeros((0, k), np.int32) for k in orders]
+        self.df = [np.zeros(0, np.int64) for _ in orders]
+        self.total = [np.zeros(0, np.int64) for _ in orders]
+        self.pending: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in orders]
+        self.n_pending = 0
+        self.n_docs = 0
+        self.n_tokens = 0
+        self.pruned = False
+
+    def add(self, tokens: _Tokens, n_docs: int) -> None:
+        """Count one batch of ``n_docs`` tokenized documents."""
+        self.n_docs += n_docs
+        self.n_tokens += tokens.word.size
+        if tokens.word.size == 0:
+            return
+        ngrams = _fit_ngrams(tokens, n_docs, (self.min_n, self.max_n))
+        df = np.bincount(ngrams.counts.indices, minlength=ngrams.counts.shape[1]).astype(np.int64)
+        ids = self.word_ids
+        for word in ngrams.words:
+            if word not in ids:
+                ids[word] = len(self.words)
+                self.words.append(word)
+        global_id = np.fromiter((ids[w] for w in ngrams.words), dtype=np.int32, count=len(ngrams.words))
+        for i, k in enumerate(range(self.min_n, self.max_n + 1)):
+            if k not in ngrams.offset:
+                continue
+            start = ngrams.offset[k]
+            columns = np.arange(start, start + ngrams.last[k - 1].size)
+            keys = global_id[ngrams.term_words(columns)[:, :k]]
+            self.pending[i].append((keys, df[columns], ngrams.totals[columns].astype(np.int64)))
+            self.n_pending += columns.size
+        if self.n_pending >= max(_MERGE_MIN_ROWS, sum(keys.shape[0] for keys in self.keys)):
+            self.merge()
+
+    def merge(self) -> None:
+        """Fold the waiting batch counts into the counted ones, then cut back to ``max_candidates``."""
+        for i, waiting in enumerate(self.pending):
+            if waiting:
+                self.keys[i], self.df[i], self.total[i] = _reduce_rows(
+                    np.concatenate([self.keys[i], *(w[0] for w in waiting)]),
+                    np.concatenate([self.df[i], *(w[1] for w in waiting)]),
+                    np.concatenate([self.total[i], *(w[2] for w in waiting)]),
+                )
+        self.pending = [[] for _ in self.pending]
+        self.n_pending = 0
+        if _prune(self.keys, self.df, self.total, self.max_candidates):
+            self.pruned = True
+
+    def table(self) -> _TermTable:
+        """Everything counted so far."""
+        self.merge()
+        return _TermTable(self.words, self.keys, self.df, self.total, self.n_docs, self.n_tokens, self.pruned)
+
+
+def _prune(keys: list[np.ndarray], df: list[np.ndarray], total: list[np.ndarray], max_candidates: int) -> bool:
+    """Keep the ``max_candidates`` n-grams in the most documents (then most occurrences), in place; whether any went."""
+    sizes = [k.shape[0] for k in keys]
+    if sum(sizes) <= max_candidates:
+        return False
+    all_df, all_total = np.concatenate(df), np.concatenate(total)
+    drop = np.lexsort((all_total, all_df))[: sum(sizes) - max_candidates]  # fewest documents first
+    keep = np.ones(all_df.size, dtype=bool)
+    keep[drop] = False
+    bounds = np.cumsum([0, *sizes])
+    for i in range(len(keys)):
+        mask = keep[bounds[i] : bounds[i + 1]]
+        keys[i], df[i], total[i] = keys[i][mask], df[i][mask], total[i][mask]
+    logger.info(
+        "TfidfFeaturizer: more than %d distinct n-grams (max_candidate_terms): dropped those in at most %d documents "
+        "so far; document counts of rare terms may be approximate.",
+        max_candidates,
+        int(all_df[drop].max()),
+    )
+    return True
+
+
+def _several_ranks() -> bool:
+    """Whether torchrun started several processes (without importing torch, which one process does not need)."""
+    if os.environ.get("WORLD_SIZE", "1") in ("", "1") and "torch.distributed" not in sys.modules:
+        return False
+    from textsae.distributed import world
+
+    return world().distributed
+
+
+def _rank_part(n_docs: int) -> slice:
+    """This rank's contiguous part of ``n_docs`` documents (all of them in one process)."""
+    if not _several_ranks():
+        return slice(0, n_docs)
+    from textsae.distributed import rank_slice
+
+    return rank_slice(n_docs)
+
+
+def _merge_tables(tables: list[_TermTable], max_candidates: int) -> _TermTable:
+    """One table from several ranks' (in rank order): words renumbered by first appearance, counts summed."""
+    word_ids: dict[str, int] = {}
+    words: list[str] = []
+    n_orders = len(tables[0].keys)
+    keys: list[list[np.ndarray]] = [[] for _ in range(n_orders)]
+    df: list[list[np.ndarray]] = [[] for _ in range(n_orders)]
+    total: list[list[np.ndarray]] = [[] for _ in range(n_orders)]
+    for table in tables:
+        for word in table.words:
+            if word not in word_ids:
+                word_ids[word] = len(words)
+                words.append(word)
+        renumber = np.fromiter((word_ids[w] for w in table.words), dtype=np.int32, count=len(table.words))
+        for i in range(n_orders):
+            keys[i].append(renumber[table.keys[i]])
+            df[i].append(table.df[i])
+            total[i].append(table.total[i])
+    merged = [
+        _reduce_rows(np.concatenate(keys[i]), np.concatenate(df[i]), np.concatenate(total[i])) for i in range(n_orders)
+    ]
+    out_keys, out_df, out_total = [list(part) for part in zip(*merged, strict=True)]
+    pruned = _prune(out_keys, out_df, out_total, max_candidates) or any(t.pruned for t in tables)
+    return _TermTable(
+        words,
+        out_keys,
+        out_df,
+        out_total,
+        sum(t.n_docs for t in tables),
+        sum(t.n_tokens for t in tables),
+        pruned,
+    )
+
+
 # --------------------------------------------------------------------------- the estimator
 
 
@@ -503,6 +694,8 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         sublinear_tf: Use ``1 + ln tf`` instead of ``tf``.
         smooth_idf: Add one to document counts, as if one extra document held every term.
         norm: ``"l2"``, ``"l1"`` or ``"none"`` (``None`` is accepted for ``"none"``).
+        max_candidate_terms: :meth:`fit_stream` counts at most this many distinct n-grams at once; past it the
+            rarest are dropped (one log line) and rare terms' counts may be approximate. ``fit`` ignores it.
 
     Attributes:
         vocabulary_: ``dict`` from term to column index.
@@ -532,6 +725,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         sublinear_tf: bool = _DEFAULTS.sublinear_tf,
         smooth_idf: bool = _DEFAULTS.smooth_idf,
         norm: str | None = _DEFAULTS.norm,
+        max_candidate_terms: int = _DEFAULTS.max_candidate_terms,
     ) -> None:
         self.weighting = weighting
         self.lowercase = lowercase
@@ -542,6 +736,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         self.sublinear_tf = sublinear_tf
         self.smooth_idf = smooth_idf
         self.norm = norm
+        self.max_candidate_terms = max_candidate_terms
 
     @classmethod
     def from_config(cls, cfg: FeaturizerConfig, runtime: RuntimeConfig | None = None) -> TfidfFeaturizer:
@@ -631,6 +826,152 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         tokens = _tokenize(docs, params["lowercase"])
         counts = _transform_ngrams(tokens, len(docs), self._get_lookup(), params["ngram_range"], self.n_features_)
         return self._weight(counts, params)
+
+    def fit_stream(self, texts: Sequence[str], *, batch_docs: int = STREAM_BATCH_DOCS) -> TfidfFeaturizer:
+        """Learn the vocabulary and idf in one counting pass over ``texts`` in batches, split over ranks.
+
+        Memory follows the batch and the counted n-grams (at most ``max_candidate_terms``), not the number of
+        documents. Under ``torchrun`` every rank counts its contiguous part (:func:`textsae.distributed.rank_slice`)
+        and the counts are gathered, so every rank ends with the same vocabulary and idf; unless n-grams were
+        dropped at ``max_candidate_terms``, these equal :meth:`fit` on all of ``texts`` in one process. Every
+        rank must call it (a collective).
+
+        Args:
+            texts: The documents: a list, or any sequence with an ``iter_batches(batch_docs, start=, stop=)``
+                method (a streamed split's :class:`~textsae.data.stream.LazyTexts`) that is read in batches.
+            batch_docs: Documents tokenized at once.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            UserError: Bad parameters, no documents, a non-text document (named by its index), or no term survives.
+        """
+        part = _rank_part(len(texts))
+        reader = getattr(texts, "iter_batches", None)
+        if callable(reader):
+            batches: Iterable[Sequence[str]] = reader(batch_docs, start=part.start, stop=part.stop)
+        else:
+            batches = (texts[a : min(a + batch_docs, part.stop)] for a in range(part.start, part.stop, batch_docs))
+        return self.fit_batches(batches, first_doc=part.start, reduce_ranks=True)
+
+    def fit_batches(
+        self, batches: Iterable[Sequence[str]], *, first_doc: int = 0, reduce_ranks: bool = False
+    ) -> TfidfFeaturizer:
+        """Learn the vocabulary and idf from documents given in batches (the counting pass of :meth:`fit_stream`).
+
+        Args:
+            batches: Lists of documents, in order.
+            first_doc: Index of the first document (for messages naming a bad document).
+            reduce_ranks: Each rank passes its own documents; gather every rank's counts (a collective) so all
+                ranks learn the same vocabulary from all of them. Without it, these batches are the whole corpus.
+
+        Returns:
+            ``self``.
+        """
+        params = self._checked_params()
+        gather = reduce_ranks and _several_ranks()
+        try:
+            table: _TermTable | None = self._count(batches, first_doc, params)
+            failure = None
+        except UserError as error:
+            if not gather:
+                raise
+            table, failure = None, str(error)
+        if gather:
+            from textsae.distributed import all_gather_objects
+
+            # Every rank reaches the gather, a failed one too, so that a bad document on one rank stops them all.
+            gathered = all_gather_objects((table, failure))
+            failures = [message for _, message in gathered if message is not None]
+            if failures:
+                raise UserError(failures[0])
+            table = _merge_tables([part for part, _ in gathered if part is not None], int(self.max_candidate_terms))
+        assert table is not None
+        if table.n_docs == 0:
+            raise UserError("TfidfFeaturizer.fit got no documents. Expected a non-empty iterable of str.")
+        if sum(keys.shape[0] for keys in table.keys) == 0:
+            raise UserError(
+                "Empty vocabulary: no document has a token of two or more word characters "
+                f"(pattern {TOKEN_PATTERN}) for ngram_range={params['ngram_range']}. Expected some real text."
+            )
+        terms, df = self._select_terms(table, params)
+        self.vocabulary_ = dict(zip(terms, range(len(terms)), strict=True))
+        self.n_features_ = len(terms)
+        self.idf_ = self._idf(df, table.n_docs) if params["weighting"] == "tfidf" else None
+        self._lookup = None
+        logger.info(
+            "TfidfFeaturizer (streamed): %d documents, %d tokens, %d candidate n-grams, kept %d terms.",
+            table.n_docs,
+            table.n_tokens,
+            sum(keys.shape[0] for keys in table.keys),
+            len(terms),
+        )
+        return self
+
+    def _count(self, batches: Iterable[Sequence[str]], first_doc: int, params: dict[str, Any]) -> _TermTable:
+        """The counting pass over this process's batches."""
+        counter = _TermCounter(params["ngram_range"], int(self.max_candidate_terms))
+        position = first_doc
+        for batch in batches:
+            docs = _as_documents(batch, "fit", first=position)
+            position += len(docs)
+            counter.add(_tokenize(docs, params["lowercase"]), len(docs))
+        return counter.table()
+
+    def iter_transform(
+        self, texts: Sequence[str], *, batch_docs: int = STREAM_BATCH_DOCS, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, sp.csr_matrix]]:
+        """:meth:`transform` of documents ``start..stop-1`` of ``texts`` in batches: ``(first document, rows)``.
+
+        ``texts`` is read as in :meth:`fit_stream` (a list, or a sequence with ``iter_batches``); the rows equal
+        those of ``transform(texts)[start:stop]``.
+        """
+        stop = len(texts) if stop is None else min(stop, len(texts))
+        reader = getattr(texts, "iter_batches", None)
+        if callable(reader):
+            batches: Iterable[Sequence[str]] = reader(batch_docs, start=start, stop=stop)
+        else:
+            batches = (texts[a : min(a + batch_docs, stop)] for a in range(start, stop, batch_docs))
+        position = start
+        for batch in batches:
+            yield position, self.transform(batch)
+            position += len(batch)
+
+    def _select_terms(self, table: _TermTable, params: dict[str, Any]) -> tuple[list[str], np.ndarray]:
+        """:meth:`_limit_features` on counted n-grams: the same terms, in the same (sorted) order."""
+        n_docs = table.n_docs
+        high = self.max_df if _is_int(self.max_df) else self.max_df * n_docs
+        low = self.min_df if _is_int(self.min_df) else self.min_df * n_docs
+        if high < low:
+            raise UserError(
+                f"max_df={self.max_df!r} corresponds to {high:g} documents, fewer than min_df={self.min_df!r} "
+                f"({low:g} documents) out of {n_docs}. Expected max_df to allow at least as many documents as min_df."
+            )
+        max_n = params["ngram_range"][1]
+        words_of, df_of, total_of = [], [], []
+        for keys, df, total in zip(table.keys, table.df, table.total, strict=True):
+            keep = (df <= high) & (df >= low)
+            padded = np.full((int(keep.sum()), max_n), -1, dtype=np.int64)
+            padded[:, : keys.shape[1]] = keys[keep]
+            words_of.append(padded)
+            df_of.append(df[keep])
+            total_of.append(total[keep])
+        term_words = np.concatenate(words_of)
+        if term_words.shape[0] == 0:
+            raise UserError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+        rank = np.empty(len(table.words), dtype=np.int64)
+        rank[sorted(range(len(table.words)), key=table.words.__getitem__)] = np.arange(len(table.words))
+        ranks = np.where(term_words >= 0, rank[np.maximum(term_words, 0)], -1)
+        kept = np.lexsort(ranks.T[::-1])  # candidates in sorted term order, as sklearn holds them
+        df_all, total_all = np.concatenate(df_of), np.concatenate(total_of)
+        if self.max_features is not None and kept.size > self.max_features:
+            totals = df_all if params["weighting"] == "binary" else total_all
+            tfs = totals[kept].astype(np.float32)  # the same float32 array, in the same order, as _limit_features
+            kept = kept[np.sort((-tfs).argsort()[: self.max_features])]
+        words = table.words
+        terms = [" ".join(words[w] for w in row if w >= 0) for row in term_words[kept].tolist()]
+        return terms, df_all[kept]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Terms in column order, as an object array of str (``input_features`` is ignored)."""
@@ -751,6 +1092,8 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             bad("ngram_range", "a tuple (min_n, max_n) of ints with 1 <= min_n <= max_n")
         if self.max_features is not None and not (_is_int(self.max_features) and self.max_features >= 1):
             bad("max_features", "an int >= 1 or None")
+        if not (_is_int(self.max_candidate_terms) and self.max_candidate_terms >= 1):
+            bad("max_candidate_terms", "an int >= 1")
         if not _valid_df(self.min_df, min_count=0):
             bad("min_df", "an int >= 0 (a document count) or a float in [0.0, 1.0] (a fraction of documents)")
         if not _valid_df(self.max_df, min_count=1):
@@ -840,8 +1183,9 @@ def _valid_df(value: Any, min_count: int) -> bool:
     return isinstance(value, Real) and not isinstance(value, (bool, np.bool_)) and 0.0 <= float(value) <= 1.0
 
 
-def _as_documents(texts: Iterable[str], caller: str) -> list[str]:
-    """``texts`` as a list of str, with sklearn's checks (a lone string is an error, bytes are decoded)."""
+def _as_documents(texts: Iterable[str], caller: str, first: int = 0) -> list[str]:
+    """``texts`` as a list of str, with sklearn's checks (a lone string is an error, bytes are decoded); a bad
+    document is named by its index plus ``first`` (a batch's place in a stream)."""
     if isinstance(texts, (str, bytes)):
         raise UserError(
             f"TfidfFeaturizer.{caller}: Iterable over raw text documents expected, string object received. "
@@ -861,7 +1205,7 @@ def _as_documents(texts: Iterable[str], caller: str) -> list[str]:
                 docs[i] = doc.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise UserError(
-                    f"TfidfFeaturizer.{caller}: document {i} is bytes that are not valid UTF-8 ({exc}). Expected str or UTF-8 bytes."
+                    f"TfidfFeaturizer.{caller}: document {first + i} is bytes that are not valid UTF-8 ({exc}). Expected str or UTF-8 bytes."
                 ) from exc
         elif isinstance(doc, str):
             docs[i] = str(doc)
@@ -869,7 +1213,7 @@ def _as_documents(texts: Iterable[str], caller: str) -> list[str]:
             missing = isinstance(doc, float) and math.isnan(doc)
             got = "NaN (a missing value)" if missing else f"{type(doc).__name__} {doc!r:.60}"
             raise UserError(
-                f"TfidfFeaturizer.{caller}: document {i} is {got}. Expected str (drop or fill missing texts first)."
+                f"TfidfFeaturizer.{caller}: document {first + i} is {got}. Expected str (drop or fill missing texts first)."
             )
     return docs
 

@@ -258,7 +258,7 @@ def _training_split(config: RecipeConfig, n_docs: int) -> tuple[list[str] | None
         )
         return None, None, None
     labels = np.asarray(train.labels, dtype=np.int64) if train.labels is not None and len(train.labels) else None
-    return train.texts, labels, corpus.label_names
+    return list(train.texts), labels, corpus.label_names
 
 
 def _histogram(activations: np.ndarray) -> tuple[list[int], float]:
