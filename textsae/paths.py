@@ -21,6 +21,7 @@ _HASH_EXCLUDED = {
     ("runtime", "progress"),
     ("runtime", "threads"),
     ("runtime", "reuse_memory"),
+    ("runtime", "shard_dictionary"),
 }
 
 
