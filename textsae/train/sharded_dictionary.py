@@ -244,12 +244,14 @@ def gather_full(
             if keep:
                 out[key] = tensor.detach().to("cpu")
             continue
-        blocks = []
+        shape = list(tensor.shape)
+        shape[dim] *= shard.world.size
+        whole = torch.empty(shape, dtype=tensor.dtype) if keep else None  # filled block by block: no second copy
         for rank in range(shard.world.size):
             block = tensor.detach().contiguous() if rank == shard.world.rank else torch.empty_like(tensor)
             dist.broadcast(block, src=rank)
-            if keep:
-                blocks.append(block.to("cpu"))
-        if keep:
-            out[key] = torch.cat(blocks, dim=dim)
+            if whole is not None:
+                whole.narrow(dim, rank * shard.n_latents, shard.n_latents).copy_(block)
+        if whole is not None:
+            out[key] = whole
     return out

@@ -484,6 +484,7 @@ class Trainer:
         """Sharded training is over: the blocks of every rank make the whole SAE again (on the CPU, every rank)."""
         shard = self.sae
         assert isinstance(shard, ShardedTopKSAE)
+        self.optimizer.state.clear()  # the Adam moments go before the whole weights come
         whole = gather_full(shard.state_dict(), shard, everywhere=True)
         for name, parameter in self.full_sae.named_parameters():
             parameter.data = whole[name]
