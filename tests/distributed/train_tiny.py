@@ -1,7 +1,7 @@
 """Train a tiny SAE on fixed random features, one rank of a ``torchrun`` job (or one process), and save its weights.
 
 ``python train_tiny.py OUT_DIR [ARCHITECTURE] [KEY=VALUE ...]``: the SAE (``OUT_DIR/sae.safetensors``, rank 0 only),
-the metrics log and the checkpoint go to ``OUT_DIR``; ``KEY=VALUE`` set TrainConfig or SAE fields (ints, floats,
+the metrics log and the checkpoint go to ``OUT_DIR``; ``KEY=VALUE`` set TrainConfig, SAE or RuntimeConfig fields (ints, floats,
 strings, null). ``TEXTSAE_TEST_KILL_RANK=R`` keeps the kill point (``TEXTSAE_TEST_KILL_AT``) on rank R only.
 """
 
@@ -52,6 +52,9 @@ def main(out: Path, architecture: str = "topk", *settings: str) -> None:
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     train = {"steps": 24, "batch_size": 32, "warmup_steps": 2, "checkpoint_every": 6, "log_every": 1, "lr": 1e-2}
     train.update({k: v for k, v in values.items() if k in train_keys})
+    runtime_keys = {f.name for f in dataclasses.fields(RuntimeConfig)}
+    runtime = {"device": "cpu", "progress": False, "threads": 1}
+    runtime.update({k: v for k, v in values.items() if k in runtime_keys})
     sae_keys = {f.name for f in dataclasses.fields(SAEConfig.variant(architecture))}
     sae_values = {"n_latents": 48, "k": 4, "dead_after": 64, **{k: v for k, v in values.items() if k in sae_keys}}
     torch.manual_seed(0)
@@ -64,7 +67,7 @@ def main(out: Path, architecture: str = "topk", *settings: str) -> None:
         features(),
         checkpoint_path=out / "ckpt.safetensors",
         metrics_path=out / "metrics.jsonl",
-        runtime=RuntimeConfig(device="cpu", progress=False, threads=1),
+        runtime=RuntimeConfig(**runtime),
     )
     summary = trainer.train()
     tensors = {name: t.detach().contiguous() for name, t in sae.state_dict().items()}

@@ -36,7 +36,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -66,6 +66,7 @@ from textsae.train.checkpoint import (
     save_checkpoint,
 )
 from textsae.train.label_heads import LabelHeads, check_labels
+from textsae.train.sharded_dictionary import ShardedTopKSAE, check_shardable, gather_full, shard_tensors
 from textsae.train.step_in_backward import StepInBackward
 
 _STOPPING_SAMPLE_ROWS = 2048
@@ -153,6 +154,12 @@ class Trainer:
         self.stepper: StepInBackward | None = None
         self.world = distributed.world()
         """This process among the ranks (rank 0 of 1 without torchrun); set again when :meth:`setup` joins the group."""
+        self.sharded = self.runtime.shard_dictionary == "latents"
+        """``runtime.shard_dictionary=latents``: ``self.sae`` is this rank's block of latents while training."""
+        if self.sharded:
+            check_shardable(sae, cfg, self.world)
+        self.full_sae = sae
+        """The SAE the caller gave (and gets back trained); while a sharded run trains, ``self.sae`` is its block."""
 
     # --- phases ---------------------------------------------------------------------------------
 
@@ -175,7 +182,12 @@ class Trainer:
             weights, bias = (torch.as_tensor(array, dtype=torch.float32) for array in self.dense_encoder)
             self.dense_encoder_tensors = weights, bias
             _with_dense_encoder(self.sae).set_dense_encoder(weights, bias)
-        self.sae.to(self.device)
+        if self.sharded:  # the whole SAE was initialised as one process does it; each rank keeps its block
+            self.sae = ShardedTopKSAE.from_full(cast(TopKSAE, self.full_sae), self.world).to(self.device)
+            for parameter in self.full_sae.parameters():
+                parameter.data = torch.empty(0)  # freed until training ends and gathers the blocks back
+        else:
+            self.sae.to(self.device)
         self.label_heads = LabelHeads.for_training(
             self.cfg, self.sae.n_latents, self.sae.cfg.always_on_latents, self.labels
         )
@@ -191,7 +203,11 @@ class Trainer:
         if self.stepper is not None:  # setup() again: one set of hooks only
             self.stepper.remove()
         self.stepper = StepInBackward(
-            self.sae, self.optimizer, parameters, fixed_dense_latents=fixed, reduce_gradients=self.world.distributed
+            self.sae,
+            self.optimizer,
+            parameters,
+            fixed_dense_latents=fixed,
+            reduce_gradients=self.world.distributed and not self.sharded,
         )
         self.samples_since_fired = torch.zeros(self.sae.n_latents, dtype=torch.long, device=self.device)
         self.budget.state = StoppingState()
@@ -252,7 +268,11 @@ class Trainer:
         if self.stepper is not None:  # always, once setup() ran
             self.stepper.remove()
         self.sae.fixed_columns = 0  # trained: encode exactly as the saved and reloaded SAE will (no gradient needed)
-        validation = distributed.on_main(self._final_validation)
+        if self.sharded:  # every rank evaluates its block, then the blocks make the whole SAE again
+            validation = self._final_validation()
+            self._unshard()
+        else:
+            validation = distributed.on_main(self._final_validation)
         if validation:
             self._log({"step": self.step, "final": True, **{f"val_{k}": v for k, v in validation.items()}})
         return TrainSummary(
@@ -277,6 +297,8 @@ class Trainer:
         finite = bool(torch.isfinite(loss))
         if finite and weights:
             finite = all(bool(torch.isfinite(p).all()) for p in self.sae.parameters())
+            if self.sharded:  # each rank checked its own block: one decision for all
+                finite = bool(distributed.all_reduce_(torch.tensor([float(finite)]), "min"))
         if finite:
             return
         if self.checkpoint_path is not None and self.world.is_main:
@@ -294,12 +316,17 @@ class Trainer:
         With several processes rank 0 measures and decides; every rank gets its stopping state.
         """
 
-        def decide() -> tuple[bool, StoppingState]:
+        def measure() -> dict[str, float]:
             if self.val_features is not None and self._has_holdout():
-                metrics = self.evaluate(self.val_features)
-            else:  # a corpus too small for a hold-out: watch fixed training rows instead
-                order = np.random.default_rng([self.cfg.seed, 3]).permutation(self.n_rows)
-                metrics = self.evaluate(self.features[np.sort(order[:_STOPPING_SAMPLE_ROWS])])
+                return self.evaluate(self.val_features)
+            # a corpus too small for a hold-out: watch fixed training rows instead
+            order = np.random.default_rng([self.cfg.seed, 3]).permutation(self.n_rows)
+            return self.evaluate(self.features[np.sort(order[:_STOPPING_SAMPLE_ROWS])])
+
+        measured = measure() if self.sharded else None  # a sharded SAE evaluates on every rank together
+
+        def decide() -> tuple[bool, StoppingState]:
+            metrics = measured if measured is not None else measure()
             self._log({"step": self.step, **{f"val_{k}": v for k, v in metrics.items()}})
             return self.budget.observe(self.step, metrics["fvu"]), self.budget.state
 
@@ -324,10 +351,13 @@ class Trainer:
         sae = self.sae
         sae.train()
         global_rows = self._batch_rows(self.step)
-        rows = global_rows[distributed.rank_slice(len(global_rows), current=self.world)]  # this rank's part
+        data_parallel = self.world.distributed and not self.sharded  # sharded: every rank reads the whole batch
+        rows = (
+            global_rows[distributed.rank_slice(len(global_rows), current=self.world)] if data_parallel else global_rows
+        )
         share = len(rows) / len(global_rows)  # its weight in the global batch's mean
         x = rows_to_tensor(self.features, rows, self.device)
-        seed = [self.cfg.seed, self.step] + ([self.world.rank, self.world.size] if self.world.distributed else [])
+        seed = [self.cfg.seed, self.step] + ([self.world.rank, self.world.size] if data_parallel else [])
         generator = torch.Generator().manual_seed(int(stable_hash(seed, 8), 16))
         x_in = corrupt(x, self.cfg.corruption, self.cfg.corruption_p, generator)
         with self._autocast():
@@ -342,7 +372,7 @@ class Trainer:
                 total = total + label_term
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
         self.optimizer.zero_grad(set_to_none=True)
-        (total * share if self.world.distributed else total).backward()  # StepInBackward steps each parameter
+        (total * share if data_parallel else total).backward()  # StepInBackward steps each parameter
         if self.stepper is not None:
             self.stepper.finish_backward()
         self.scheduler.step()
@@ -360,12 +390,16 @@ class Trainer:
                 "fvu": losses.fvu.detach(),
                 "l0": l0,
             }
-            if self.world.distributed:
+            if data_parallel:
                 fired, metrics = self._reduce_step(fired, metrics, share)
                 metrics["fvu"] = self._global_fvu(out, target, len(global_rows))
             self.samples_since_fired += len(global_rows)
             self.samples_since_fired[fired] = 0
-            metrics["dead_fraction"] = (self.samples_since_fired >= sae.cfg.dead_after).float().mean()
+            dead = (self.samples_since_fired >= sae.cfg.dead_after).float()
+            metrics["dead_fraction"] = dead.mean()
+            if self.sharded:  # L0 and dead latents summed over the blocks; the loss terms are every rank's already
+                counts = distributed.all_reduce_(torch.stack([metrics["l0"], dead.sum()]), "sum")
+                metrics["l0"], metrics["dead_fraction"] = counts[0], counts[1] / self.full_sae.n_latents
         metrics["lr"] = torch.tensor(lr)
         return metrics
 
@@ -383,8 +417,14 @@ class Trainer:
         return fired_any, dict(zip(metrics, stacked.unbind(), strict=True))
 
     def evaluate(self, features: FeatureMatrix) -> dict[str, float]:
-        """FVU and L0 of the inference codes (``decode(encode(x))``) on ``features``, in normalised space."""
-        return reconstruction_metrics(self.sae, features, device=self.device, bf16=self.use_bf16)
+        """FVU and L0 of the inference codes (``decode(encode(x))``) on ``features``, in normalised space.
+
+        A sharded SAE evaluates on every rank together (each rank's L0 counts its own latents: summed here).
+        """
+        metrics = reconstruction_metrics(self.sae, features, device=self.device, bf16=self.use_bf16)
+        if self.sharded and isinstance(self.sae, ShardedTopKSAE):
+            metrics["l0"] = float(distributed.all_reduce_(torch.tensor([metrics["l0"]], dtype=torch.float64), "sum"))
+        return metrics
 
     def _global_fvu(self, out: SAEOutput, target: torch.Tensor | None, n_rows: int) -> torch.Tensor:
         """The global batch's FVU from the ranks' sums (error, squares, column sums), as one process computes it."""
@@ -410,17 +450,51 @@ class Trainer:
         path = self.checkpoint_path
         if path is None:
             raise ValueError("Trainer.save_checkpoint needs a trainer made with checkpoint_path=...")
+        tensors, optim_meta = self._checkpoint_tensors()  # a collective when sharded
         if self.world.is_main:
-            self._write_checkpoint(path)
+            self._write_checkpoint(path, tensors, optim_meta)
         distributed.barrier()  # no rank runs ahead of (or gets killed before) a checkpoint that is not whole yet
 
-    def _write_checkpoint(self, path: Path) -> None:
+    def _checkpoint_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The checkpoint's tensors (a sharded SAE's blocks gathered whole, on rank 0) and the optimizer's scalars."""
         tensors = {f"model.{name}": value for name, value in self.sae.state_dict().items()}
         if self.label_heads is not None:
             tensors.update(self.label_heads.state_dict())  # head.* and dense_head.*
         optim_tensors, optim_meta = optimizer_tensors(self.optimizer)
         tensors.update(optim_tensors)
         tensors["tracker.samples_since_fired"] = self.samples_since_fired
+        if isinstance(self.sae, ShardedTopKSAE):
+            tensors = gather_full(tensors, self.sae, self._parameter_of_key(tensors), everywhere=False)
+        return tensors, optim_meta
+
+    def _parameter_of_key(self, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
+        """Which SAE parameter (or ``W_enc``'s latents, for the tracker) each checkpoint key is split like."""
+        names = [name for name, _ in self.sae.named_parameters()]
+        mapping = {"tracker.samples_since_fired": "b_enc"}  # one entry per latent, like b_enc
+        for key in tensors:
+            if key.startswith("model."):
+                mapping[key] = key[len("model.") :]
+            elif key.startswith("optim."):
+                index = int(key.split(".")[1])
+                if index < len(names):
+                    mapping[key] = names[index]
+        return mapping
+
+    def _unshard(self) -> None:
+        """Sharded training is over: the blocks of every rank make the whole SAE again (on the CPU, every rank)."""
+        shard = self.sae
+        assert isinstance(shard, ShardedTopKSAE)
+        self.optimizer.state.clear()  # the Adam moments go before the whole weights come
+        whole = gather_full(shard.state_dict(), shard, everywhere=True)
+        for name, parameter in self.full_sae.named_parameters():
+            parameter.data = whole[name]
+        self.full_sae.load_state_dict(whole)
+        self.full_sae.fixed_columns = shard.fixed_columns
+        self.full_sae.train(shard.training)
+        self.sae = self.full_sae
+        self.device = torch.device("cpu")
+
+    def _write_checkpoint(self, path: Path, tensors: dict[str, torch.Tensor], optim_meta: dict[str, Any]) -> None:
         state = {
             "step": self.step,
             "fingerprint": self._fingerprint(),
@@ -438,6 +512,8 @@ class Trainer:
                 f"Checkpoint {path} was written for a different config or data; "
                 "delete it (or choose another run.dir) to train from scratch."
             )
+        if isinstance(self.sae, ShardedTopKSAE):  # the same file as unsharded training's: this rank's blocks of it
+            tensors = shard_tensors(tensors, self.sae, self._parameter_of_key(tensors))
         model_state = {name[len("model.") :]: value for name, value in tensors.items() if name.startswith("model.")}
         try:
             self.sae.load_state_dict(model_state)
