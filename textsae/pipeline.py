@@ -38,7 +38,7 @@ from textsae.artifacts import (
 from textsae.config.compose import dump_yaml
 from textsae.config.schema import RecipeConfig, TrainConfig, to_dict
 from textsae.data.corpus import Corpus, Split, load_corpus
-from textsae.distributed import on_main
+from textsae.distributed import on_main, rank_device, setup
 from textsae.encode import encode_features
 from textsae.errors import UserError
 from textsae.eval.classify import evaluate_representation, fit_probe, require_fold_sizes
@@ -154,6 +154,7 @@ class Pipeline:
         """Hidden states: extract each split into the shared feature store (or reuse it), then point the run at it."""
         from textsae.featurize.hidden_states import HiddenStatesFeaturizer
 
+        setup(rank_device(resolve_device(self.config.runtime.device)))  # under torchrun: join the group first
         featurizer = build_featurizer(self.config.featurizer, self.config.runtime)
         if not isinstance(featurizer, HiddenStatesFeaturizer):  # the only kind whose config is `stored`
             raise TypeError(f"featurizer.kind={self.config.featurizer.kind} does not extract into the feature store")
@@ -251,6 +252,7 @@ class Pipeline:
         self, sae: SparseAutoencoder | None = None, features: Features | None = None
     ) -> dict[str, sp.csr_matrix]:
         """Write the codes of both splits (skipping complete outputs) and load them back."""
+        setup(rank_device(resolve_device(self.config.runtime.device)))  # under torchrun: join the group first
         codes = {}
         for split in SPLITS:
             out_dir = self.paths.codes(split)

@@ -212,7 +212,8 @@ def _parquet_batches(path: Path, wanted: Sequence[str], first_row: int) -> tuple
     import pyarrow.parquet as pq
 
     try:
-        handle = pq.ParquetFile(path)
+        # pre_buffer=False: pyarrow would otherwise read every requested row group into memory up front
+        handle = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     except (pa.ArrowException, OSError) as err:
         raise UserError(f"Cannot read Parquet file {path}: it is corrupt or not Parquet ({err}).") from None
     names = list(handle.schema_arrow.names)
@@ -222,15 +223,19 @@ def _parquet_batches(path: Path, wanted: Sequence[str], first_row: int) -> tuple
 
     def batches(batch_rows: int) -> Iterator[pd.DataFrame]:
         row = int(starts[group]) if handle.num_row_groups else 0
-        try:
-            groups = list(range(group, handle.num_row_groups))
-            for batch in handle.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
-                frame = batch.to_pandas()
-                frame.attrs["first_row"] = row
-                row += len(frame)
-                yield frame
-        except (pa.ArrowException, OSError) as err:
-            raise UserError(f"Cannot read Parquet file {path}: it is corrupt or not Parquet ({err}).") from None
+        groups = list(range(group, handle.num_row_groups))
+        reader = handle.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns)
+        while True:
+            try:
+                batch = next(reader, None)
+            except (pa.ArrowException, OSError) as err:
+                raise UserError(f"Cannot read Parquet file {path}: it is corrupt or not Parquet ({err}).") from None
+            if batch is None:
+                return
+            frame = batch.to_pandas()
+            frame.attrs["first_row"] = row
+            row += len(frame)
+            yield frame
 
     return names, batches
 

@@ -34,6 +34,7 @@ from textsae._io import (
     hash_texts,
     logger,
     read_json_checked,
+    resolve_device,
     stable_hash,
 )
 from textsae.distributed import barrier, on_main, rank_device, rank_slice, setup
@@ -156,28 +157,30 @@ def extract_to_store(
         The stored features, memory-mapped.
     """
     directory = Path(directory)
-    current = setup(rank_device(str(getattr(featurizer, "device", "cpu"))))
-    reused = on_main(lambda: _open_complete(directory))
-    if reused:
-        return open_features(directory, verify_hashes=not current.distributed or current.is_main)
+    current = setup(rank_device(resolve_device(str(getattr(featurizer, "device", "cpu")))))
+    if not current.distributed:
+        complete = _open_complete(directory)
+        if complete is not None:
+            return complete
+    elif on_main(lambda: _open_complete(directory) is not None):
+        return open_features(directory, verify_hashes=False)  # rank 0 has just checked every hash
     with group_lock(directory, what=f"store entry {directory}", wait=True):
         cut, done = on_main(lambda: _plan(directory, shard_docs, len(texts)))
         if cut is not None:  # not finished by the writer we waited for
             _extract_part(featurizer, texts, directory, cut, done, rank_slice(len(texts), align=cut))
             barrier()
             on_main(lambda: _finish(directory, cut, len(texts), meta))
-    return open_features(directory, verify_hashes=not current.distributed or current.is_main)
+    return open_features(directory, verify_hashes=current.is_main)
 
 
-def _open_complete(directory: Path) -> bool:
-    """Whether ``directory`` is a complete entry (checked against its manifest, hashes too)."""
+def _open_complete(directory: Path) -> ShardedFeatures | None:
+    """``directory`` opened when it is a complete entry (checked against its manifest, hashes too), else ``None``."""
     if not (directory / MANIFEST_NAME).exists():
-        return False
+        return None
     try:
-        _reuse(open_features(directory), directory)
+        return _reuse(open_features(directory), directory)
     except (IncompleteArtifactError, UserError):  # damaged: repaired under the lock
-        return False
-    return True
+        return None
 
 
 def _plan(directory: Path, shard_docs: int, n_docs: int) -> tuple[int | None, list[int]]:
