@@ -21,11 +21,14 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "Load the result in Python with textsae.load_codes(OUT) -> scipy.sparse.csr_matrix, or\n"
         "textsae.load_codes(OUT, with_ids=True) -> (codes, doc_ids, labels): doc_ids are the 0-based data rows of DATA\n"
         "(rows dropped for empty text leave gaps, and the manifest lists them), or the values of --id-column; labels its\n"
-        "class ids when it has a label column.",
+        "class ids when it has a label column.\n"
+        "A .parquet DATA file streams: memory holds one batch of texts, never the whole file. Under torchrun each\n"
+        "process encodes its own part of the shards and the result is the same files as one process writes.",
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae encode runs/quickstart/1a2b3c4d5e reviews.parquet --out codes/reviews\n"
-        "  textsae encode RUN_DIR ../shared/data/imdb/test.parquet --out imdb_test_codes --format parquet",
+        "  textsae encode RUN_DIR ../shared/data/imdb/test.parquet --out imdb_test_codes --format parquet\n"
+        "  torchrun --nproc-per-node 2 -m textsae encode RUN_DIR big.parquet --out codes/big",
     )
     parser.add_argument("run_dir", help="a run directory holding featurizer/ and sae/ (printed by `textsae run`)")
     parser.add_argument(
