@@ -116,8 +116,8 @@ def scan_documents(
         if label_column in names and len(kept):
             label_parts.add(extract_labels(table, label_column, kept))
         n_rows += len(frame)
-    kept_rows = np.concatenate(positions) if positions else np.zeros(0, np.int64)
-    lost = np.concatenate(dropped) if dropped else np.zeros(0, np.int64)
+    kept_rows = np.concatenate(positions).astype(np.int64, copy=False) if positions else np.zeros(0, np.int64)
+    lost = np.concatenate(dropped).astype(np.int64, copy=False) if dropped else np.zeros(0, np.int64)
     if not n_rows:
         raise UserError(f"{path} holds no documents (0 rows): expected a header and at least one row per split.")
     if not len(kept_rows):
@@ -134,10 +134,10 @@ def scan_documents(
         path=path,
         name=path.stem,
         text_column=text_column,
-        positions=kept_rows.astype(np.int64),
-        doc_ids=_unique_ids(path, id_column, ids, kept_rows) if id_column else kept_rows.astype(np.int64),
+        positions=kept_rows,
+        doc_ids=_unique_ids(path, id_column, ids, kept_rows) if id_column else kept_rows,  # one array, not a copy
         labels=label_parts.ids(),
-        dropped=lost.astype(np.int64),
+        dropped=lost,
         texts_sha256=digest.hexdigest(),
     )
 

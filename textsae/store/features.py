@@ -251,7 +251,8 @@ def _extract_part(
     featurizer: Any, texts: Sequence[str], directory: Path, cut: int, done: list[int], part: slice
 ) -> None:
     """Extract this process's missing shards of ``part`` (whole shards), one run of consecutive shards at a time."""
-    missing = [i for i in range(part.start // cut, -(-part.stop // cut)) if i not in set(done)]
+    complete = set(done)
+    missing = [i for i in range(part.start // cut, -(-part.stop // cut)) if i not in complete]
     docs = texts if isinstance(texts, list) else list(texts)
     while missing:
         run = 1
