@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from textsae.artifacts import (
 from textsae.config.compose import dump_yaml
 from textsae.config.schema import RecipeConfig, TrainConfig, to_dict
 from textsae.data.corpus import Corpus, Split, load_corpus
+from textsae.distributed import on_main, rank_device, setup
 from textsae.encode import encode_features
 from textsae.errors import UserError
 from textsae.eval.classify import evaluate_representation, fit_probe, require_fold_sizes
@@ -168,23 +170,32 @@ class Pipeline:
         """Hidden states: extract each split into the shared feature store (or reuse it), then point the run at it."""
         from textsae.featurize.hidden_states import HiddenStatesFeaturizer
 
+        setup(rank_device(resolve_device(self.config.runtime.device)))  # under torchrun: join the group first
         featurizer = build_featurizer(self.config.featurizer, self.config.runtime)
         if not isinstance(featurizer, HiddenStatesFeaturizer):  # the only kind whose config is `stored`
             raise TypeError(f"featurizer.kind={self.config.featurizer.kind} does not extract into the feature store")
-        if not is_complete(self.paths.featurizer):
-            save_featurizer_artifact(featurizer.fit(), self.paths.featurizer)
-        entries = {}
+        on_main(functools.partial(self._save_featurizer, featurizer))  # every rank then extracts its own part
+        entries, opened = {}, {}
         for split in SPLITS:
             texts = getattr(self.corpus, split).texts
             entries[split] = stored_features_dir(self.config, featurizer, texts)
             logger.info("Features of %s (%d documents): %s", split, len(texts), entries[split])
-            extract_to_store(
+            opened[split] = extract_to_store(
                 featurizer,
                 texts,
                 entries[split],
                 shard_docs=self.config.store.shard_docs,
                 meta={"featurizer": featurizer.get_params(), "model": featurizer.model_id},
             )
+        on_main(lambda: self._point_at_store(entries, featurizer.n_features))
+        return Features(opened["train"], opened["eval"])
+
+    def _save_featurizer(self, featurizer: Any) -> None:
+        if not is_complete(self.paths.featurizer):
+            save_featurizer_artifact(featurizer.fit(), self.paths.featurizer)
+
+    def _point_at_store(self, entries: dict[str, Path], n_features: int) -> None:
+        """Write ``features/store.json`` (each split's store entry) and its manifest."""
         self.paths.features.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             self.paths.features / STORE_POINTER_NAME, {split: str(path) for split, path in entries.items()}
@@ -192,9 +203,8 @@ class Pipeline:
         write_manifest(
             self.paths.features,
             [self.paths.features / STORE_POINTER_NAME],
-            {"kind": "features", "n_features": featurizer.n_features, "corpus_sha256": self.corpus_fingerprint},
+            {"kind": "features", "n_features": n_features, "corpus_sha256": self.corpus_fingerprint},
         )
-        return self.load_features()
 
     def _check_same_corpus(self) -> None:
         """Refuse to reuse a run directory whose features were made from other texts or labels (e.g. a file edited in place)."""
@@ -271,28 +281,20 @@ class Pipeline:
         self, sae: SparseAutoencoder | None = None, features: Features | None = None
     ) -> dict[str, sp.csr_matrix]:
         """Write the codes of both splits (skipping complete outputs) and load them back."""
+        setup(rank_device(resolve_device(self.config.runtime.device)))  # under torchrun: join the group first
         codes = {}
         for split in SPLITS:
             out_dir = self.paths.codes(split)
             fingerprint = sae_fingerprint(self.paths.sae)
-            damaged = (out_dir / MANIFEST_NAME).exists() and not is_complete(out_dir)
-            info = codes_info(out_dir) if is_complete(out_dir) else None
-            stale = damaged or (
-                info is not None and (info.get("sae_sha256"), info.get("k")) != (fingerprint, self.config.encode.k)
-            )
-            if damaged:
-                logger.warning(
-                    "Codes in %s are damaged (a shard listed in its manifest is missing or changed); encoding them again",
-                    out_dir,
-                )
-            elif stale:
-                logger.info("Codes in %s came from another SAE or encode.k; re-encoding", out_dir)
-            if stale or not is_complete(out_dir):
+            stale, ready = on_main(
+                functools.partial(self._codes_state, out_dir, fingerprint)
+            )  # one branch for all ranks
+            if stale or not ready:
                 sae = sae if sae is not None else load_sae_artifact(self.paths.sae)
                 features = features if features is not None else self.featurize()
                 device = resolve_device(self.config.runtime.device)
                 meta = {"split": split, "recipe": self.config.name, "sae_sha256": fingerprint}
-                encode_features(
+                encode_features(  # under torchrun: each rank its own shards, rank 0 the manifest
                     sae,
                     getattr(features, split),
                     out_dir,
@@ -305,6 +307,22 @@ class Pipeline:
                 )
             codes[split] = load_codes(out_dir)
         return codes
+
+    def _codes_state(self, out_dir: Path, fingerprint: str) -> tuple[bool, bool]:
+        """``(stale, complete)`` of a split's codes: stale when damaged or written by another SAE or ``encode.k``."""
+        damaged = (out_dir / MANIFEST_NAME).exists() and not is_complete(out_dir)
+        info = codes_info(out_dir) if is_complete(out_dir) else None
+        stale = damaged or (
+            info is not None and (info.get("sae_sha256"), info.get("k")) != (fingerprint, self.config.encode.k)
+        )
+        if damaged:
+            logger.warning(
+                "Codes in %s are damaged (a shard listed in its manifest is missing or changed); encoding them again",
+                out_dir,
+            )
+        elif stale:
+            logger.info("Codes in %s came from another SAE or encode.k; re-encoding", out_dir)
+        return stale, info is not None
 
     def evaluate(self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None) -> Report:
         """Classify with the source features, the codes and the truncated baseline; write the report.
