@@ -37,6 +37,10 @@ RULES: dict[str, tuple[frozenset[str], str]] = {
         PARTS - {"rows", "errors"},
         "rows.py (the tensor helpers train/, eval/ and encode share) lives below them: it imports only errors",
     ),
+    "distributed": (
+        PARTS - {"distributed", "_io", "errors"},
+        "distributed.py (torchrun's process group and collectives, used by every stage) imports only _io and errors",
+    ),
     "results": (
         PARTS - {"results", "errors"},
         "results/ (the typed reports that the pipeline, eval/, bench/ and the sweep write and read) lives below them: "

@@ -1,4 +1,5 @@
-"""Corpus → sparse codes, streamed in shards with bounded memory and resumable after an interruption."""
+"""Corpus → sparse codes, streamed in shards with bounded memory, resumable after an interruption, and shared out
+over the ranks of a ``torchrun`` job (each rank encodes whole shards; the result is the same bytes as one process)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import torch
 
 from textsae._io import kill_point, logger
 from textsae.config.schema import EncodeConfig
+from textsae.distributed import barrier, on_main, rank_device, rank_slice, setup
 from textsae.errors import UserError
 from textsae.featurize.base import Featurizer
 from textsae.rows import FeatureMatrix, check_finite, rows_to_tensor
 from textsae.runtime import autocast, sae_uses_bf16
 from textsae.sae import SparseAutoencoder
-from textsae.store.codes import CodesWriter
+from textsae.store.codes import finish_codes_folder, shard_count, start_codes_folder, write_codes_shard
 
 
 @torch.no_grad()
@@ -101,19 +103,24 @@ def encode_rows(
 ) -> Path:
     """Encode ``n_rows`` documents, fetched in slices by ``get_rows(begin, end)``, into ``out_dir``.
 
-    Work already in complete shards from an interrupted run is skipped; the manifest is written
-    last, so a folder without one is never taken for a finished output. ``n_rows`` is recorded in
-    the writer's meta (``input_docs``), so an interrupted folder is never resumed with other input.
+    Shard ``i`` holds documents ``i*cfg.shard_docs ..``, encoded in batches of ``cfg.batch_size`` that start at the
+    shard's first document, so its bytes depend only on its own documents. Under ``torchrun`` every rank (all must
+    call this) encodes its :func:`~textsae.distributed.rank_slice` of whole shards and writes them; rank 0 prepares
+    the folder first and writes the row files and the manifest last, after every rank is done: N processes write the
+    same folder, byte for byte, as one. Complete shards of an interrupted run (of any number of processes) are kept;
+    the manifest is written last, so a folder without one is never taken for a finished output. ``n_rows`` is
+    recorded in the meta (``input_docs``), so an interrupted folder is never resumed with other input.
 
     Args:
         sae: The trained SAE.
         n_rows: Documents to encode.
-        get_rows: ``get_rows(begin, end)`` returns the features of rows ``begin .. end-1``.
+        get_rows: ``get_rows(begin, end)`` returns the features of rows ``begin .. end-1`` (each rank asks only for
+            rows of its own shards, in increasing order).
         out_dir: Output folder (see :class:`~textsae.store.codes.CodesWriter`).
         cfg: Batch size, shard size, format and inference ``k``.
-        device: Where the SAE runs.
+        device: Where the SAE runs (plain ``cuda`` is each rank's own GPU under ``torchrun``).
         meta: Extra manifest keys; a resumed run must pass the same.
-        progress: Show a progress bar (on a terminal).
+        progress: Show a progress bar (on a terminal; rank 0 only).
         overwrite: Delete earlier codes (complete or not) in ``out_dir`` first.
         bf16: bf16 autocast while encoding; default: on CUDA only (match what the SAE was trained with).
         doc_ids: Each document's id, stored beside the codes (``load_codes(out_dir, with_ids=True)``).
@@ -126,41 +133,51 @@ def encode_rows(
         UserError: ``out_dir`` holds complete codes and ``overwrite`` is false, or an interrupted
             run written with other settings or other input.
     """
-    from tqdm.auto import tqdm
-
     for name, values in (("doc_ids", doc_ids), ("labels", labels)):
         if values is not None and len(values) != n_rows:
             raise UserError(f"encode_rows: {name} has {len(values)} entries for {n_rows} documents; expected one each.")
+    device = rank_device(device)
+    current = setup(device)
     sae.eval().to(device)
     bf16 = sae_uses_bf16("auto", device) if bf16 is None else bf16
     meta = {**(meta or {}), "input_docs": int(n_rows)}
     if cfg.k is not None:
         sae.check_inference_k(cfg.k)
         meta["k"] = cfg.k
-    with CodesWriter(
-        out_dir, n_latents=sae.n_latents, fmt=cfg.format, shard_docs=cfg.shard_docs, meta=meta, overwrite=overwrite
-    ) as writer:
-        start = writer.completed_docs
-        if start:
-            logger.info("Resuming encode of %s at document %d of %d", out_dir, start, n_rows)
-        bar = tqdm(
-            total=n_rows,
-            initial=start,
-            desc=f"encode {out_dir.name}",
-            unit="doc",
-            disable=None if progress else True,
-            leave=False,
-        )
-        for begin in range(start, n_rows, cfg.batch_size):
-            end = min(begin + cfg.batch_size, n_rows)
-            block = get_rows(begin, end)
-            check_finite(block, "features to encode", first_row=begin)
-            writer.write(sparse_codes(sae, rows_to_tensor(block, slice(None), device), bf16=bf16, k=cfg.k))
-            kill_point("encode-batch")
-            bar.update(end - begin)
-        bar.close()
-        writer.close(doc_ids=doc_ids, labels=labels)
+    folder: dict[str, Any] = {
+        "n_latents": sae.n_latents,
+        "n_docs": int(n_rows),
+        "fmt": cfg.format,
+        "shard_docs": cfg.shard_docs,
+    }
+    done = set(on_main(lambda: start_codes_folder(out_dir, **folder, meta=meta, overwrite=overwrite)))
+    part = rank_slice(n_rows, align=cfg.shard_docs)
+    todo = [i for i in range(part.start // cfg.shard_docs, shard_count(part.stop, cfg.shard_docs)) if i not in done]
+    remaining = sum(min(cfg.shard_docs, n_rows - i * cfg.shard_docs) for i in todo)
+    if remaining < n_rows and current.is_main:
+        logger.info("Resuming encode of %s: %d of %d documents left", out_dir, remaining, n_rows)
+    with _progress(progress and current.is_main, len(range(n_rows)[part]), out_dir.name) as bar:
+        bar.update(len(range(n_rows)[part]) - remaining)
+        for index in todo:
+            begin, end = index * cfg.shard_docs, min((index + 1) * cfg.shard_docs, n_rows)
+            blocks = []
+            for lo in range(begin, end, cfg.batch_size):
+                hi = min(lo + cfg.batch_size, end)
+                block = get_rows(lo, hi)
+                check_finite(block, "features to encode", first_row=lo)
+                blocks.append(sparse_codes(sae, rows_to_tensor(block, slice(None), device), bf16=bf16, k=cfg.k))
+                kill_point("encode-batch")
+                bar.update(hi - lo)
+            write_codes_shard(out_dir, index, sp.vstack(blocks, format="csr"), n_latents=sae.n_latents, fmt=cfg.format)
+    barrier()
+    on_main(lambda: finish_codes_folder(out_dir, **folder, meta=meta, doc_ids=doc_ids, labels=labels))
     return out_dir
+
+
+def _progress(show: bool, total: int, name: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"encode {name}", unit="doc", disable=None if show else True, leave=False)
 
 
 def encode_features(

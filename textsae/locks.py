@@ -16,7 +16,7 @@ from pathlib import Path
 from textsae._io import logger
 from textsae.errors import UserError
 
-__all__ = ["LOCK_NAME", "BusyError", "directory_lock"]
+__all__ = ["LOCK_NAME", "BusyError", "directory_lock", "group_lock"]
 
 LOCK_NAME = ".lock"
 
@@ -86,3 +86,20 @@ def directory_lock(directory: Path, *, what: str, wait: bool = False, poll_secon
             os.ftruncate(fd, 0)  # a finished directory keeps an empty lock file, the same after any run
     finally:
         os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def group_lock(directory: Path, *, what: str, wait: bool = False) -> Iterator[None]:
+    """:func:`directory_lock` for every rank of a ``torchrun`` job (all must enter): rank 0 holds the lock for the
+    group while the others wait for it at a barrier; it is released after every rank has left the block normally. A
+    busy lock raises on every rank. In one process, plain :func:`directory_lock`."""
+    from textsae.distributed import barrier, on_main, world
+
+    if not world().distributed:
+        with directory_lock(directory, what=what, wait=wait):
+            yield
+        return
+    with contextlib.ExitStack() as held:
+        on_main(lambda: held.enter_context(directory_lock(directory, what=what, wait=wait)))
+        yield
+        barrier()

@@ -3,21 +3,28 @@
 Each stage reads only the previous stage's artefact in the run directory and skips itself when its
 own output is already complete, so any stage can be re-run alone and an interrupted run resumes
 where it stopped.
+
+Under ``torchrun`` (several processes, :mod:`textsae.distributed`) every rank runs the same stages: the SAE trains
+with data parallelism, and rank 0 alone writes the run directory (config, ``sae/``, report) while the others wait at
+a collective and get its result; an error on rank 0 stops every rank.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from textsae import distributed
 from textsae._io import (
     atomic_write_json,
     atomic_write_text,
@@ -38,7 +45,7 @@ from textsae.artifacts import (
 from textsae.config.compose import dump_yaml
 from textsae.config.schema import RecipeConfig, TrainConfig, to_dict
 from textsae.data.corpus import Corpus, Split, load_corpus, stratified_subsample
-from textsae.distributed import on_main
+from textsae.distributed import on_main, rank_device, setup
 from textsae.encode import encode_features
 from textsae.errors import UserError
 from textsae.eval.classify import evaluate_representation, fit_probe, require_fold_sizes
@@ -70,6 +77,8 @@ from textsae.train.orchestrate import take_rows as take_rows  # re-exported: whe
 from textsae.train.orchestrate import train_sae
 
 SPLITS = ("train", "eval")
+
+T = TypeVar("T")
 
 
 STORE_POINTER_NAME = "store.json"
@@ -119,10 +128,18 @@ class Pipeline:
             self.__dict__["corpus"] = corpus  # fills the cached_property
 
     def prepare(self) -> None:
-        """Create the run directory and save the resolved config into it (refusing a directory of another config)."""
-        check_same_run(self.config, self.paths)
-        self.paths.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.paths.config, dump_yaml(self.config))
+        """Create the run directory and save the resolved config into it (refusing a directory of another config).
+
+        Under ``torchrun`` this also joins the process group; rank 0 writes, the others wait for it.
+        """
+        distributed.setup(resolve_device(self.config.runtime.device))
+
+        def write() -> None:
+            check_same_run(self.config, self.paths)
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.paths.config, dump_yaml(self.config))
+
+        distributed.on_main(write)
 
     @cached_property
     def corpus(self) -> Corpus:
@@ -139,18 +156,26 @@ class Pipeline:
     # --- stages ---------------------------------------------------------------------------------
 
     def featurize(self) -> Features:
-        """Fit the featurizer on the training split and cache both splits' features."""
+        """Fit the featurizer on the training split and cache both splits' features.
+
+        Under ``torchrun`` every rank calls it: TF-IDF and hidden states share the work out by rank; other featurizers
+        run on rank 0 while the others wait, then load what it wrote.
+        """
+        setup(rank_device(resolve_device(self.config.runtime.device)))  # under torchrun: join the group first
         if is_complete(self.paths.features) and is_complete(self.paths.featurizer):
             self._check_same_corpus()
             logger.info("Reusing features in %s", self.paths.features)
             return self.load_features()
         if self.config.featurizer.stored:
             return self._featurize_to_store()
-        corpus = self.corpus
-        start = time.perf_counter()
         featurizer = build_featurizer(self.config.featurizer, self.config.runtime)
         if isinstance(featurizer, TfidfFeaturizer):
             return self._featurize_to_shards(featurizer)
+        return self._rank0_then_load(functools.partial(self._featurize_whole, featurizer), self.load_features)
+
+    def _featurize_whole(self, featurizer: Any) -> Features:
+        """Own vectors: both splits' matrices in memory, saved whole."""
+        corpus, start = self.corpus, time.perf_counter()
         train = featurizer.fit_transform(featurizer_inputs(corpus.train))
         evaluation = featurizer.transform(featurizer_inputs(corpus.eval))
         save_featurizer_artifact(featurizer, self.paths.featurizer)
@@ -225,23 +250,32 @@ class Pipeline:
         """Hidden states: extract each split into the shared feature store (or reuse it), then point the run at it."""
         from textsae.featurize.hidden_states import HiddenStatesFeaturizer
 
+        setup(rank_device(resolve_device(self.config.runtime.device)))  # under torchrun: join the group first
         featurizer = build_featurizer(self.config.featurizer, self.config.runtime)
         if not isinstance(featurizer, HiddenStatesFeaturizer):  # the only kind whose config is `stored`
             raise TypeError(f"featurizer.kind={self.config.featurizer.kind} does not extract into the feature store")
-        if not is_complete(self.paths.featurizer):
-            save_featurizer_artifact(featurizer.fit(), self.paths.featurizer)
-        entries = {}
+        on_main(functools.partial(self._save_featurizer, featurizer))  # every rank then extracts its own part
+        entries, opened = {}, {}
         for split in SPLITS:
             texts = getattr(self.corpus, split).texts
             entries[split] = stored_features_dir(self.config, featurizer, texts)
             logger.info("Features of %s (%d documents): %s", split, len(texts), entries[split])
-            extract_to_store(
+            opened[split] = extract_to_store(
                 featurizer,
                 texts,
                 entries[split],
                 shard_docs=self.config.store.shard_docs,
                 meta={"featurizer": featurizer.get_params(), "model": featurizer.model_id},
             )
+        on_main(lambda: self._point_at_store(entries, featurizer.n_features))
+        return Features(opened["train"], opened["eval"])
+
+    def _save_featurizer(self, featurizer: Any) -> None:
+        if not is_complete(self.paths.featurizer):
+            save_featurizer_artifact(featurizer.fit(), self.paths.featurizer)
+
+    def _point_at_store(self, entries: dict[str, Path], n_features: int) -> None:
+        """Write ``features/store.json`` (each split's store entry) and its manifest."""
         self.paths.features.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             self.paths.features / STORE_POINTER_NAME, {split: str(path) for split, path in entries.items()}
@@ -249,9 +283,8 @@ class Pipeline:
         write_manifest(
             self.paths.features,
             [self.paths.features / STORE_POINTER_NAME],
-            {"kind": "features", "n_features": featurizer.n_features, "corpus_sha256": self.corpus_fingerprint},
+            {"kind": "features", "n_features": n_features, "corpus_sha256": self.corpus_fingerprint},
         )
-        return self.load_features()
 
     def _check_same_corpus(self) -> None:
         """Refuse to reuse a run directory whose features were made from other texts or labels (e.g. a file edited in place)."""
@@ -299,8 +332,13 @@ class Pipeline:
         return Features(opened["train"], opened["eval"])
 
     def train(self, features: Features | None = None) -> SparseAutoencoder:
-        """Train the SAE (resuming from a checkpoint if one exists) and save it to ``sae/``."""
-        if is_complete(self.paths.sae):
+        """Train the SAE (resuming from a checkpoint if one exists) and save it to ``sae/``.
+
+        Under ``torchrun`` every rank trains its part of each batch; rank 0 saves ``sae/`` and every rank returns the
+        trained SAE.
+        """
+        distributed.setup(resolve_device(self.config.runtime.device))
+        if distributed.on_main(lambda: is_complete(self.paths.sae)):
             logger.info("Reusing trained SAE in %s", self.paths.sae)
             return load_sae_artifact(self.paths.sae)
         features = features if features is not None else self.featurize()
@@ -310,14 +348,23 @@ class Pipeline:
             features.train,
             labels=self.train_labels(),
             runtime=self.config.runtime,
-            fit_probe=lambda rows, labels: fit_probe(as_matrix(rows), labels, self.config.eval),
+            fit_probe=lambda rows, labels: distributed.on_main(
+                lambda: fit_probe(as_matrix(rows), labels, self.config.eval)
+            ),
             run_dir=self.paths.root,
             checkpoint_path=self.paths.checkpoint,
             metrics_path=self.paths.metrics,
             data_fingerprint=self.corpus_fingerprint,  # a checkpoint of another corpus is never resumed here
         )
+        distributed.on_main(lambda: self._save_trained(sae, summary))
+        return sae
+
+    def _save_trained(self, sae: SparseAutoencoder, summary: Any) -> None:
+        """Write ``sae/`` (from a CPU copy: under ``torchrun`` the SAE stays on its rank's device), drop the
+        checkpoint and log the outcome."""
+        cpu_sae = sae.cpu()
         save_sae_artifact(
-            sae.cpu(),
+            cpu_sae,
             self.paths.sae,
             {
                 "steps": summary.steps,
@@ -334,34 +381,25 @@ class Pipeline:
             summary.seconds,
             _fmt(summary.validation),
         )
-        return sae
 
     def encode(
         self, sae: SparseAutoencoder | None = None, features: Features | None = None
     ) -> dict[str, sp.csr_matrix]:
         """Write the codes of both splits (skipping complete outputs) and load them back."""
+        setup(rank_device(resolve_device(self.config.runtime.device)))  # under torchrun: join the group first
         codes = {}
         for split in SPLITS:
             out_dir = self.paths.codes(split)
             fingerprint = sae_fingerprint(self.paths.sae)
-            damaged = (out_dir / MANIFEST_NAME).exists() and not is_complete(out_dir)
-            info = codes_info(out_dir) if is_complete(out_dir) else None
-            stale = damaged or (
-                info is not None and (info.get("sae_sha256"), info.get("k")) != (fingerprint, self.config.encode.k)
-            )
-            if damaged:
-                logger.warning(
-                    "Codes in %s are damaged (a shard listed in its manifest is missing or changed); encoding them again",
-                    out_dir,
-                )
-            elif stale:
-                logger.info("Codes in %s came from another SAE or encode.k; re-encoding", out_dir)
-            if stale or not is_complete(out_dir):
+            stale, ready = on_main(
+                functools.partial(self._codes_state, out_dir, fingerprint)
+            )  # one branch for all ranks
+            if stale or not ready:
                 sae = sae if sae is not None else load_sae_artifact(self.paths.sae)
                 features = features if features is not None else self.featurize()
                 device = resolve_device(self.config.runtime.device)
                 meta = {"split": split, "recipe": self.config.name, "sae_sha256": fingerprint}
-                encode_features(
+                encode_features(  # under torchrun: each rank its own shards, rank 0 the manifest
                     sae,
                     getattr(features, split),
                     out_dir,
@@ -375,11 +413,36 @@ class Pipeline:
             codes[split] = load_codes(out_dir)
         return codes
 
+    def _codes_state(self, out_dir: Path, fingerprint: str) -> tuple[bool, bool]:
+        """``(stale, complete)`` of a split's codes: stale when damaged or written by another SAE or ``encode.k``."""
+        damaged = (out_dir / MANIFEST_NAME).exists() and not is_complete(out_dir)
+        info = codes_info(out_dir) if is_complete(out_dir) else None
+        stale = damaged or (
+            info is not None and (info.get("sae_sha256"), info.get("k")) != (fingerprint, self.config.encode.k)
+        )
+        if damaged:
+            logger.warning(
+                "Codes in %s are damaged (a shard listed in its manifest is missing or changed); encoding them again",
+                out_dir,
+            )
+        elif stale:
+            logger.info("Codes in %s came from another SAE or encode.k; re-encoding", out_dir)
+        return stale, info is not None
+
     def evaluate(self, features: Features | None = None, codes: dict[str, sp.csr_matrix] | None = None) -> Report:
-        """Classify with the source features, the codes and the truncated baseline; write the report."""
-        cfg = self.config.eval
+        """Classify with the source features, the codes and the truncated baseline; write the report.
+
+        Under ``torchrun`` rank 0 alone evaluates and writes the report; every rank returns it.
+        """
+        distributed.setup(resolve_device(self.config.runtime.device))
         features = features if features is not None else self.featurize()
-        codes = codes if codes is not None else self.encode(features=features)
+        if codes is None:
+            codes = self.encode(features=features)  # rank-aware: every rank encodes its part
+        done = codes
+        return distributed.on_main(lambda: self._evaluate(features, done))
+
+    def _evaluate(self, features: Features, codes: dict[str, sp.csr_matrix]) -> Report:
+        cfg = self.config.eval
         corpus = self.corpus
         y_train, y_eval = corpus.train.labels, corpus.eval.labels
         every_code = codes
@@ -437,12 +500,26 @@ class Pipeline:
         return report
 
     def run(self) -> Report:
-        """All stages in order; returns the report."""
+        """All stages in order; returns the report (on every rank under ``torchrun``)."""
         self.prepare()
-        features = self.featurize()
+        features = self.featurize()  # rank-aware: every rank takes part
         sae = self.train(features)
-        codes = self.encode(sae, features)
+        codes = self.encode(sae, features)  # rank-aware: every rank encodes its part
         return self.evaluate(features, codes)
+
+    def _rank0_then_load(self, produce: Callable[[], T], load: Callable[[], T]) -> T:
+        """``produce()`` on rank 0 while the other ranks wait, then ``load()`` of what it wrote on the others.
+
+        For the stages that are not rank-aware yet (featurize, encode); one process just calls ``produce()``. An
+        error on rank 0 is raised on every rank.
+        """
+        made: list[T] = []
+        distributed.on_main(lambda: made.append(produce()))
+        return made[0] if made else load()
+
+    def _load_codes(self) -> dict[str, sp.csr_matrix]:
+        """The codes of both splits, as :meth:`encode` wrote them."""
+        return {split: load_codes(self.paths.codes(split)) for split in SPLITS}
 
     # --- helpers ----------------------------------------------------------------------------
 

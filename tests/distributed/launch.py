@@ -4,20 +4,12 @@ on CPU with the ``gloo`` backend, each rank with one intra-op thread (2 ranks on
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 TIMEOUT_S = 300
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now (for torchrun's rendezvous)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def torchrun(
@@ -39,9 +31,7 @@ def torchrun(
         "-m",
         "torch.distributed.run",
         f"--nproc-per-node={nproc}",
-        "--nnodes=1",
-        "--master-addr=127.0.0.1",
-        f"--master-port={free_port()}",
+        "--standalone",  # its rendezvous binds a free port itself: no race with other jobs for a port picked here
         *args,
     ]
     full_env = {

@@ -24,6 +24,15 @@ def test_estimate_of_a_large_tfidf_sae() -> None:
     assert result.disk == 7 * result.parameters
 
 
+def test_a_dictionary_split_across_ranks_needs_its_share_of_memory_and_the_whole_disk() -> None:
+    whole = estimate(SAEConfig(n_latents=8192, k=64), 30_000, TrainConfig(batch_size=512))
+    half = estimate(SAEConfig(n_latents=8192, k=64), 30_000, TrainConfig(batch_size=512), shards=2)
+    assert half.parameters == 4 * (2 * 30_000 * 4096 + 4096 + 30_000)  # b_dec stays whole on every rank
+    assert half.gradient * 2 == whole.gradient and half.optimizer == 2 * half.parameters
+    assert 0.5 < half.memory / whole.memory < 0.55
+    assert half.disk == whole.disk  # rank 0 writes whole checkpoints
+
+
 def test_a_run_that_cannot_fit_stops_before_training(
     tiny_recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

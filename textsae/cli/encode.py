@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,14 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "Load the result in Python with textsae.load_codes(OUT) -> scipy.sparse.csr_matrix, or\n"
         "textsae.load_codes(OUT, with_ids=True) -> (codes, doc_ids, labels): doc_ids are the 0-based data rows of DATA\n"
         "(rows dropped for empty text leave gaps, and the manifest lists them), or the values of --id-column; labels its\n"
-        "class ids when it has a label column.",
+        "class ids when it has a label column.\n"
+        "A .parquet DATA file streams: memory holds one batch of texts, never the whole file. Under torchrun each\n"
+        "process encodes its own part of the shards and the result is the same files as one process writes.",
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae encode runs/quickstart/1a2b3c4d5e reviews.parquet --out codes/reviews\n"
-        "  textsae encode RUN_DIR ../shared/data/imdb/test.parquet --out imdb_test_codes --format parquet",
+        "  textsae encode RUN_DIR ../shared/data/imdb/test.parquet --out imdb_test_codes --format parquet\n"
+        "  torchrun --nproc-per-node 2 -m textsae encode RUN_DIR big.parquet --out codes/big",
     )
     parser.add_argument("run_dir", help="a run directory holding featurizer/ and sae/ (printed by `textsae run`)")
     parser.add_argument(
@@ -71,7 +75,11 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Encode ``args.data`` with the run in ``args.run_dir`` into ``args.out``; returns the exit code."""
+    """Encode ``args.data`` with the run in ``args.run_dir`` into ``args.out``; returns the exit code.
+
+    Under ``torchrun`` every rank encodes its own shards (see :func:`textsae.encode.encode_rows`); rank 0 reads the
+    file's index, holds the ``--out`` lock for the group, writes the manifest and prints.
+    """
     from textsae._io import resolve_device
     from textsae.artifacts import (
         is_complete,
@@ -81,11 +89,11 @@ def handle(args: argparse.Namespace) -> int:
     )
     from textsae.codebook import verify_codebook_folder
     from textsae.config.schema import EncodeConfig
-    from textsae.data.corpus import load_split
+    from textsae.distributed import rank_device, setup
     from textsae.encode import encode_texts
     from textsae.errors import UserError
     from textsae.featurize.vectors import VectorsFeaturizer
-    from textsae.locks import directory_lock
+    from textsae.locks import group_lock
     from textsae.paths import RunPaths
     from textsae.store.codes import codes_info
 
@@ -94,7 +102,8 @@ def handle(args: argparse.Namespace) -> int:
         raise UserError("--id-column needs a column name; leave it out to keep each document's 0-based data row.")
     verify_codebook_folder(paths.root)  # a codebook folder is checked whole; a run directory has nothing to check
     out = Path(args.out)
-    device = resolve_device(args.device)
+    device = rank_device(resolve_device(args.device))
+    current = setup(device)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; expected a folder for the codes (it is created if missing).")
     _refuse_run_parts(out, paths)
@@ -106,6 +115,74 @@ def handle(args: argparse.Namespace) -> int:
     )
     sae = load_sae_artifact(paths.sae)
     vector_column = featurizer.vector_column if isinstance(featurizer, VectorsFeaturizer) else None
+    documents = _read_documents(args, vector_column)
+    cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format, k=args.k)
+    meta = {
+        "run_dir": str(paths.root.resolve()),
+        "data": str(Path(args.data).resolve()),
+        "split": documents.name,
+        "sae_sha256": sae_fingerprint(paths.sae),
+        # an interrupted encode never resumes on edited documents (or edited vectors)
+        "texts_sha256": documents.texts_sha256,
+        "dropped_rows": documents.dropped.tolist(),  # 0-based data rows with no text
+    }
+    with group_lock(out, what=f"--out folder {out}", wait=args.wait):
+        _refuse_finished(out, args.overwrite)
+        encode_texts(
+            featurizer,
+            sae,
+            documents.inputs,
+            out,
+            cfg,
+            device=device,
+            meta=meta,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            doc_ids=documents.doc_ids,
+            labels=documents.labels,
+        )
+    if current.is_main:
+        print(f"wrote codes for {len(documents.inputs)} documents to {out}")
+    return 0
+
+
+@dataclass
+class _Documents:
+    """What ``encode`` reads from DATA: the featurizer's inputs (texts, streamed from a Parquet file, or vectors) and
+    each document's id, label and the fingerprint a resume checks."""
+
+    name: str
+    inputs: Any
+    doc_ids: Any
+    labels: Any
+    dropped: Any
+    texts_sha256: str
+
+
+def _read_documents(args: argparse.Namespace, vector_column: str | None) -> _Documents:
+    """A Parquet file of texts streams (rank 0 indexes it, every rank reads its own documents); anything else is read
+    whole, as ``load_split`` reads it."""
+    import numpy as np
+
+    from textsae.data.corpus import load_split
+    from textsae.data.documents import StreamedTexts, scan_documents
+    from textsae.distributed import on_main
+
+    if vector_column is None:
+        index = on_main(
+            lambda: scan_documents(
+                args.data,
+                text_column=args.text_column,
+                empty_text=args.empty_text,
+                id_column=args.id_column,
+                text_column_option="--text-column",
+                empty_text_option="--empty-text",
+            )
+        )
+        if index is not None:
+            return _Documents(
+                index.name, StreamedTexts(index), index.doc_ids, index.labels, index.dropped, index.texts_sha256
+            )
     split = load_split(
         args.data,
         text_column=args.text_column,
@@ -116,33 +193,14 @@ def handle(args: argparse.Namespace) -> int:
         vector_column=vector_column,
         id_column=args.id_column,
     )
-    cfg = EncodeConfig(batch_size=args.batch_size, shard_docs=args.shard_docs, format=args.format, k=args.k)
-    meta = {
-        "run_dir": str(paths.root.resolve()),
-        "data": str(Path(args.data).resolve()),
-        "split": split.name,
-        "sae_sha256": sae_fingerprint(paths.sae),
-        # an interrupted encode never resumes on edited documents (or edited vectors)
-        "texts_sha256": _texts_fingerprint(split.texts, split.vectors),
-        "dropped_rows": [] if split.dropped is None else split.dropped.tolist(),  # 0-based data rows with no text
-    }
-    with directory_lock(out, what=f"--out folder {out}", wait=args.wait):
-        _refuse_finished(out, args.overwrite)
-        encode_texts(
-            featurizer,
-            sae,
-            split.vectors if split.vectors is not None else split.texts,
-            out,
-            cfg,
-            device=device,
-            meta=meta,
-            progress=not args.quiet,
-            overwrite=args.overwrite,
-            doc_ids=split.doc_ids,
-            labels=split.labels,
-        )
-    print(f"wrote codes for {len(split.texts)} documents to {out}")
-    return 0
+    return _Documents(
+        split.name,
+        split.vectors if split.vectors is not None else split.texts,
+        split.doc_ids,
+        split.labels,
+        np.zeros(0, np.int64) if split.dropped is None else split.dropped,
+        _texts_fingerprint(split.texts, split.vectors),
+    )
 
 
 def _refuse_run_parts(out: Path, paths: Any) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from textsae.config.compose import load_recipe
@@ -54,7 +57,9 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
 
 def _handler(stage: str) -> Any:
     def handle(args: argparse.Namespace) -> int:
-        from textsae.locks import directory_lock
+        from textsae import distributed
+        from textsae._io import resolve_device
+        from textsae.errors import UserError
         from textsae.pipeline import Pipeline
         from textsae.universal import UniversalPipeline
 
@@ -62,32 +67,58 @@ def _handler(stage: str) -> Any:
         if args.quiet:
             config.runtime.progress = False
         universal = bool(config.train_data.paths)
+        current = distributed.setup(resolve_device(config.runtime.device))  # torchrun: join the ranks first
+        if current.distributed and universal:
+            raise UserError("A universal codebook (train_data.paths) trains in one process; start it without torchrun.")
         pipeline = UniversalPipeline(config) if universal else Pipeline(config)
-        with directory_lock(pipeline.paths.root, what=f"run directory {pipeline.paths.root}", wait=args.wait):
+        with _job_lock(pipeline.paths.root, wait=args.wait):
             return _run_stage(stage, pipeline, universal)
 
     return handle
 
 
+@contextlib.contextmanager
+def _job_lock(root: Path, *, wait: bool) -> Iterator[None]:
+    """The run directory's lock, held by rank 0 for the whole job under ``torchrun`` (the ranks are one job); a
+    refusal on rank 0 stops every rank."""
+    from textsae import distributed
+    from textsae.locks import directory_lock
+
+    with contextlib.ExitStack() as stack:
+        lock = directory_lock(root, what=f"run directory {root}", wait=wait)
+        distributed.on_main(lambda: stack.enter_context(lock))
+        yield
+
+
 def _run_stage(stage: str, pipeline: Any, universal: bool) -> int:
     """Prepare the run directory, run ``stage`` and print its outcome (the caller holds the run directory's lock)."""
+    from textsae.distributed import world
     from textsae.eval.report import format_eval_table
     from textsae.universal import render_summary
 
     pipeline.prepare()
-    print(f"run directory: {pipeline.paths.root}")
+    show = print if world().is_main else _quiet  # under torchrun rank 0 alone reports
+    show(f"run directory: {pipeline.paths.root}")
     if universal and stage in ("run", "eval"):
         print(render_summary(pipeline.run()))
         print(f"report: {pipeline.paths.report_md}")
         return 0
     if stage == "featurize":
-        features = pipeline.featurize()
-        print(f"features: train {features.train.shape}, eval {features.eval.shape} in {pipeline.paths.features}")
+        features = (
+            pipeline._rank0_then_load(pipeline.featurize, pipeline.load_features)  # torchrun: no universal pipeline
+            if world().distributed
+            else pipeline.featurize()
+        )
+        show(f"features: train {features.train.shape}, eval {features.eval.shape} in {pipeline.paths.features}")
     elif stage == "train":
         pipeline.train()
-        print(f"trained SAE: {pipeline.paths.sae}")
+        show(f"trained SAE: {pipeline.paths.sae}")
     else:
         report = pipeline.run() if stage == "run" else pipeline.evaluate()
-        print(format_eval_table(report))
-        print(f"report: {pipeline.paths.report_md}")
+        show(format_eval_table(report))
+        show(f"report: {pipeline.paths.report_md}")
     return 0
+
+
+def _quiet(*_: object) -> None:
+    """``print`` on ranks other than 0."""

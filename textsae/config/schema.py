@@ -412,9 +412,19 @@ class RuntimeConfig:
     tighter than time."""
     progress: bool = True
     """Show progress bars."""
+    shard_dictionary: Literal["none", "latents"] = "none"
+    """``latents``: under ``torchrun`` (2 or more ranks) split a TopK SAE's latents across the ranks, each holding its
+    contiguous block of W_enc columns, b_enc, W_dec rows and their Adam state (b_dec on every rank), for a dictionary
+    whose weights and Adam state do not fit one device; every rank then reads the whole global batch (no data
+    parallelism). Saves the same checkpoint and ``sae/`` as ``none`` (:mod:`textsae.train.sharded_dictionary`). It
+    changes where weights live, not what is computed, so it does not enter the run directory's hash."""
 
     def __post_init__(self) -> None:
         problems = []
+        if self.shard_dictionary not in ("none", "latents"):
+            problems.append(
+                f"runtime.shard_dictionary must be 'none' or 'latents'. Got {self.shard_dictionary!r} instead."
+            )
         if self.threads != "auto" and (
             isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
         ):

@@ -35,6 +35,7 @@ import numpy as np
 
 from textsae._io import atomic_write_json, library_versions, logger, resolve_device
 from textsae.config.schema import FeaturizerConfig
+from textsae.distributed import world
 from textsae.errors import HubUnreachableError, UserError
 from textsae.featurize.base import CONFIG_NAME, read_featurizer_config
 
@@ -294,7 +295,8 @@ class HiddenStatesFeaturizer:
 
         pooling = pooling or self.pooling
         model, tokenizer, device = self.load_model()
-        bar = tqdm(total=len(docs) - start, desc="featurize", unit="doc", disable=not self.progress, dynamic_ncols=True)
+        show = self.progress and world().is_main  # under torchrun one bar, rank 0's
+        bar = tqdm(total=len(docs) - start, desc="featurize", unit="doc", disable=not show, dynamic_ncols=True)
         started, tokens_seen = time.perf_counter(), 0
         with torch.inference_mode(), bar:
             for lo in range(start, len(docs), chunk_docs):

@@ -67,8 +67,12 @@ __all__ = [
     "CodesWithIds",
     "CodesWriter",
     "codes_info",
+    "finish_codes_folder",
     "load_codes",
+    "shard_count",
     "shard_name",
+    "start_codes_folder",
+    "write_codes_shard",
 ]
 
 CODES_FORMAT_VERSION = 1
@@ -179,91 +183,27 @@ class CodesWriter:
     # ----------------------------------------------------------------------------------- setup
 
     def _prepare(self, *, overwrite: bool) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        manifest = self.directory / MANIFEST_NAME
-        if manifest.exists() and not overwrite:
-            read_manifest(
-                self.directory, resume_hint="Pass overwrite=True (`textsae encode --overwrite`) to encode again"
-            )
-            raise UserError(
-                f"{self.directory} already holds complete codes ({manifest} exists). Use them as they are, "
-                f"or pass overwrite=True to delete them and write new ones."
-            )
-        if overwrite:
-            self._clear()
-        for stale in self.directory.glob(".tmp-*"):  # half-written files of a killed run
-            if stale.name.startswith((".tmp-shard-", f".tmp-{WRITER_STATE_NAME}.", f".tmp-{MANIFEST_NAME}.")):
-                stale.unlink()
-        shards = self._existing_shards()
-        if shards:
-            self._resume(shards)
-        else:
-            atomic_write_json(self.directory / WRITER_STATE_NAME, self._state())
-
-    def _state(self) -> dict[str, Any]:
-        return {
-            "codes_format_version": CODES_FORMAT_VERSION,
-            "n_latents": self.n_latents,
-            "format": self.fmt,
-            "shard_docs": self.shard_docs,
-            "meta": self.meta,
-        }
-
-    def _clear(self) -> None:
-        # The manifest goes first: from then on the folder reads as incomplete, even if we are killed.
-        for name in (MANIFEST_NAME, WRITER_STATE_NAME, *ROW_FILES.values()):
-            (self.directory / name).unlink(missing_ok=True)
-        for path in self.directory.iterdir():
-            if _SHARD_RE.fullmatch(path.name) and path.is_file():
-                path.unlink()
-        logger.info("Cleared earlier codes in %s (overwrite=True).", self.directory)
-
-    def _existing_shards(self) -> list[Path]:
-        found: dict[int, Path] = {}
-        for path in self.directory.iterdir():
-            match = _SHARD_RE.fullmatch(path.name)
-            if match is None or not path.is_file():
-                continue
-            if match.group(2) != self.fmt:
-                raise UserError(
-                    f"{self.directory} holds {match.group(2)} shards of an interrupted run ({path.name}); this writer writes "
-                    f"fmt={self.fmt!r}. Pass fmt={match.group(2)!r} to resume, or overwrite=True to start again."
-                )
-            found[int(match.group(1))] = path
-        ordered = [found[i] for i in sorted(found)]
+        _open_folder(self.directory, overwrite=overwrite)
+        found = _existing_shards(self.directory, self.fmt)
         if sorted(found) != list(range(len(found))):
             missing = sorted(set(range(max(found) + 1)) - set(found))
             raise UserError(
                 f"{self.directory} cannot be resumed: shards {[shard_name(i, self.fmt) for i in missing][:5]} are missing "
                 f"between the ones present. Pass overwrite=True to start again."
             )
-        return ordered
+        shards = [found[i] for i in sorted(found)]
+        if shards:
+            self._resume(shards)
+        else:
+            atomic_write_json(self.directory / WRITER_STATE_NAME, self._state())
+
+    def _state(self) -> dict[str, Any]:
+        return _writer_state(self.n_latents, self.fmt, self.shard_docs, self.meta)
 
     def _resume(self, shards: list[Path]) -> None:
-        state_path = self.directory / WRITER_STATE_NAME
-        try:
-            state = read_json(state_path)
-        except (OSError, ValueError):
-            raise UserError(
-                f"{self.directory} holds {len(shards)} shards but no readable {WRITER_STATE_NAME}, so it cannot be resumed safely. "
-                f"Pass overwrite=True to start again."
-            ) from None
-        differences = [
-            f"{key}={state.get(key)!r} (this writer: {value!r})"
-            for key, value in self._state().items()
-            if state.get(key) != value
-        ]
-        if differences:
-            raise UserError(
-                f"{self.directory} holds {len(shards)} shards of an interrupted run written with different settings: "
-                f"{'; '.join(differences)}. Pass the same settings and input to resume, or overwrite=True (`textsae encode --overwrite`) to start again."
-            )
+        _check_resumable(self.directory, self._state(), len(shards))
         for position, path in enumerate(shards):
-            rows, n_columns, nnz = _shard_header(path)
-            if n_columns != self.n_latents:
-                raise UserError(
-                    f"{path} has {n_columns} columns; expected n_latents={self.n_latents}. Pass overwrite=True to start again."
-                )
+            rows, nnz = _checked_header(path, self.n_latents)
             if rows < self.shard_docs and position == len(shards) - 1:
                 # Only close() writes a short shard; it was killed before the manifest. Redo it.
                 logger.info("Deleting %s (%d rows, the unfinished last shard); it will be written again.", path, rows)
@@ -331,20 +271,7 @@ class CodesWriter:
         self._buffered_rows = rest.shape[0]
 
     def _write_shard(self, rows: sp.csr_matrix) -> None:
-        name = shard_name(len(self._shards), self.fmt)
-        if not rows.has_canonical_format:  # write() canonicalised each chunk; vstack keeps that
-            rows = rows.copy()
-            rows.sum_duplicates()
-        data = rows.data.astype(np.float16)
-        indices = rows.indices.astype(self.index_dtype)
-        indptr = rows.indptr.astype(np.int64)
-        with atomic_path(self.directory / name) as tmp:
-            if self.fmt == "npz":
-                _write_npz_shard(tmp, data=data, indices=indices, indptr=indptr, n_latents=self.n_latents)
-            else:
-                _write_parquet_shard(tmp, data=data, indices=indices, indptr=indptr, n_latents=self.n_latents)
-        self._shards.append({"name": name, "rows": rows.shape[0], "nnz": int(indptr[-1])})
-        logger.debug("Wrote %s (%d documents).", self.directory / name, rows.shape[0])
+        self._shards.append(_write_shard_file(self.directory, len(self._shards), rows, self.n_latents, self.fmt))
 
     def close(
         self,
@@ -366,46 +293,21 @@ class CodesWriter:
         """
         if self._closed:
             return
-        extra = _jsonable(extra_meta or {})
-        _check_meta_keys(extra, "extra_meta")
+        _check_meta_keys(_jsonable(extra_meta or {}), "extra_meta")
         if self._buffered_rows:
             self._flush(final=True)
-        row_files = []
-        for key, values in (("doc_ids", doc_ids), ("labels", labels)):
-            if values is None:
-                continue
-            array = _row_array(
-                values,
-                self.completed_docs,
-                f"CodesWriter.close({key}=...)",
-                non_negative=key == "doc_ids",
-                allow_text=key == "doc_ids",
-            )
-            path = self.directory / ROW_FILES[key]
-            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                np.save(handle, array, allow_pickle=False)
-            row_files.append(path)
-        meta = {
-            **self.meta,
-            **extra,
-            "codes_format_version": CODES_FORMAT_VERSION,
-            "n_docs": self.completed_docs,
-            "n_latents": self.n_latents,
-            "format": self.fmt,
-            "index_dtype": self.index_dtype.name,
-            "value_dtype": "float16",
-            "shard_docs": self.shard_docs,
-            "nnz": sum(shard["nnz"] for shard in self._shards),
-            "shards": list(self._shards),
-            "row_files": [path.name for path in row_files],
-        }
-        shard_paths = [self.directory / shard["name"] for shard in self._shards]
-        write_manifest(self.directory, shard_paths + row_files, meta)
-        (self.directory / WRITER_STATE_NAME).unlink(missing_ok=True)
-        self._closed = True
-        logger.info(
-            "Wrote codes for %d documents in %d shards to %s.", meta["n_docs"], len(self._shards), self.directory
+        _finish_folder(
+            self.directory,
+            self._shards,
+            n_latents=self.n_latents,
+            fmt=self.fmt,
+            shard_docs=self.shard_docs,
+            meta=self.meta,
+            extra_meta=extra_meta,
+            doc_ids=doc_ids,
+            labels=labels,
         )
+        self._closed = True
 
     def __enter__(self) -> CodesWriter:
         return self
@@ -423,6 +325,282 @@ class CodesWriter:
             exc_type.__name__,
             self.completed_docs,
         )
+
+
+# ------------------------------------------------------------------ shards by index (several writers)
+
+
+def shard_count(n_docs: int, shard_docs: int) -> int:
+    """How many shards ``n_docs`` documents take at ``shard_docs`` per shard."""
+    return -(-int(n_docs) // int(shard_docs))
+
+
+def _shard_rows(index: int, n_docs: int, shard_docs: int) -> int:
+    return min(shard_docs, n_docs - index * shard_docs)
+
+
+def start_codes_folder(
+    directory: str | os.PathLike[str],
+    *,
+    n_latents: int,
+    n_docs: int,
+    fmt: Literal["npz", "parquet"] = "npz",
+    shard_docs: int = 50_000,
+    meta: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> list[int]:
+    """Get ``directory`` ready for shards written by index, by one process or by several (one per rank).
+
+    The one-process :class:`CodesWriter` appends shards in order. When the number of documents is known up front,
+    shard ``i`` always holds documents ``i*shard_docs ..`` and can be written by whichever process encodes them, in
+    any order (:func:`write_codes_shard`); :func:`finish_codes_folder` then writes the manifest. Call this once (on
+    rank 0) before any shard is written. Shards an interrupted run left, by any number of processes or by a
+    :class:`CodesWriter`, are kept when they were written with the same settings and input; the returned indices
+    need not be written again.
+
+    Args:
+        directory: Output folder (created if needed).
+        n_latents: Columns of every codes matrix.
+        n_docs: Documents the folder will hold.
+        fmt: ``"npz"`` or ``"parquet"``.
+        shard_docs: Documents per shard (the last shard may be shorter).
+        meta: Extra manifest keys; a resumed run must pass the same.
+        overwrite: Delete earlier codes (complete or not) first.
+
+    Returns:
+        The indices of complete shards already in place, sorted.
+
+    Raises:
+        UserError: As :class:`CodesWriter`: complete codes without ``overwrite``, or shards of an interrupted run with
+            other settings, or a shard that does not hold the rows its index says.
+    """
+    _check_writer_args(n_latents=n_latents, fmt=fmt, shard_docs=shard_docs, meta=meta or {})
+    root = Path(directory)
+    _open_folder(root, overwrite=overwrite)
+    state = _writer_state(int(n_latents), fmt, int(shard_docs), _jsonable(meta or {}))
+    found = _existing_shards(root, fmt)
+    if not found:
+        atomic_write_json(root / WRITER_STATE_NAME, state)
+        return []
+    _check_resumable(root, state, len(found))
+    n_shards = shard_count(n_docs, shard_docs)
+    for index, path in sorted(found.items()):
+        rows, _ = _checked_header(path, int(n_latents))
+        expected = _shard_rows(index, n_docs, shard_docs) if index < n_shards else 0
+        if rows != expected:
+            raise UserError(
+                f"{path} has {rows} rows; shard {index} of {n_docs} documents at shard_docs={shard_docs} holds "
+                f"{expected}. Pass overwrite=True to start again."
+            )
+    logger.info("Resuming codes in %s: %d of %d shards are complete.", root, len(found), n_shards)
+    return sorted(found)
+
+
+def write_codes_shard(
+    directory: str | os.PathLike[str], index: int, codes: sp.spmatrix | sp.sparray, *, n_latents: int, fmt: str
+) -> None:
+    """Write shard number ``index`` of a folder prepared by :func:`start_codes_folder` (atomically).
+
+    Raises:
+        UserError: ``codes`` is not ``n_latents`` wide, or holds values float16 cannot store.
+    """
+    if codes.shape[1] != n_latents:
+        raise UserError(f"Codes of shard {index} have {codes.shape[1]} columns; expected n_latents={n_latents}.")
+    rows = sp.csr_matrix(codes, copy=True)
+    rows.sum_duplicates()
+    _check_fp16_range(rows.data, Path(directory))
+    _write_shard_file(Path(directory), index, rows, int(n_latents), fmt)
+
+
+def finish_codes_folder(
+    directory: str | os.PathLike[str],
+    *,
+    n_latents: int,
+    n_docs: int,
+    fmt: Literal["npz", "parquet"] = "npz",
+    shard_docs: int = 50_000,
+    meta: dict[str, Any] | None = None,
+    extra_meta: dict[str, Any] | None = None,
+    doc_ids: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+) -> None:
+    """Write the row files and the manifest of a folder whose every shard is in place (call it once, on rank 0, after
+    every process wrote its shards). The folder is then the same, byte for byte, as :class:`CodesWriter` writes.
+
+    Raises:
+        IncompleteArtifactError: A shard is missing or holds other rows than its index says.
+        UserError: As :meth:`CodesWriter.close`.
+    """
+    root = Path(directory)
+    _check_meta_keys(_jsonable(extra_meta or {}), "extra_meta")
+    shards = []
+    for index in range(shard_count(n_docs, shard_docs)):
+        path = root / shard_name(index, fmt)
+        if not path.is_file():
+            raise IncompleteArtifactError(f"{path} is missing: every shard must be written before the manifest.")
+        rows, nnz = _checked_header(path, int(n_latents))
+        if rows != _shard_rows(index, n_docs, shard_docs):
+            raise IncompleteArtifactError(
+                f"{path} holds {rows} rows; expected {_shard_rows(index, n_docs, shard_docs)}."
+            )
+        shards.append({"name": path.name, "rows": rows, "nnz": nnz})
+    _finish_folder(
+        root,
+        shards,
+        n_latents=int(n_latents),
+        fmt=fmt,
+        shard_docs=int(shard_docs),
+        meta=_jsonable(meta or {}),
+        extra_meta=extra_meta,
+        doc_ids=doc_ids,
+        labels=labels,
+    )
+
+
+def _open_folder(directory: Path, *, overwrite: bool) -> None:
+    """Create ``directory``; refuse complete codes (or clear them with ``overwrite``); drop half-written files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = directory / MANIFEST_NAME
+    if manifest.exists() and not overwrite:
+        read_manifest(directory, resume_hint="Pass overwrite=True (`textsae encode --overwrite`) to encode again")
+        raise UserError(
+            f"{directory} already holds complete codes ({manifest} exists). Use them as they are, "
+            f"or pass overwrite=True to delete them and write new ones."
+        )
+    if overwrite:
+        _clear(directory)
+    for stale in directory.glob(".tmp-*"):  # half-written files of a killed run
+        if stale.name.startswith((".tmp-shard-", f".tmp-{WRITER_STATE_NAME}.", f".tmp-{MANIFEST_NAME}.")):
+            stale.unlink()
+
+
+def _clear(directory: Path) -> None:
+    # The manifest goes first: from then on the folder reads as incomplete, even if we are killed.
+    for name in (MANIFEST_NAME, WRITER_STATE_NAME, *ROW_FILES.values()):
+        (directory / name).unlink(missing_ok=True)
+    for path in directory.iterdir():
+        if _SHARD_RE.fullmatch(path.name) and path.is_file():
+            path.unlink()
+    logger.info("Cleared earlier codes in %s (overwrite=True).", directory)
+
+
+def _existing_shards(directory: Path, fmt: str) -> dict[int, Path]:
+    """The complete shards in ``directory`` by index (refusing shards of the other format)."""
+    found: dict[int, Path] = {}
+    for path in directory.iterdir():
+        match = _SHARD_RE.fullmatch(path.name)
+        if match is None or not path.is_file():
+            continue
+        if match.group(2) != fmt:
+            raise UserError(
+                f"{directory} holds {match.group(2)} shards of an interrupted run ({path.name}); this writer writes "
+                f"fmt={fmt!r}. Pass fmt={match.group(2)!r} to resume, or overwrite=True to start again."
+            )
+        found[int(match.group(1))] = path
+    return found
+
+
+def _writer_state(n_latents: int, fmt: str, shard_docs: int, meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "codes_format_version": CODES_FORMAT_VERSION,
+        "n_latents": n_latents,
+        "format": fmt,
+        "shard_docs": shard_docs,
+        "meta": meta,
+    }
+
+
+def _check_resumable(directory: Path, state: dict[str, Any], n_shards: int) -> None:
+    """Shards of an interrupted run may be kept only under the settings they were written with (``writer.json``)."""
+    try:
+        saved = read_json(directory / WRITER_STATE_NAME)
+    except (OSError, ValueError):
+        raise UserError(
+            f"{directory} holds {n_shards} shards but no readable {WRITER_STATE_NAME}, so it cannot be resumed safely. "
+            f"Pass overwrite=True to start again."
+        ) from None
+    differences = [
+        f"{key}={saved.get(key)!r} (this writer: {value!r})" for key, value in state.items() if saved.get(key) != value
+    ]
+    if differences:
+        raise UserError(
+            f"{directory} holds {n_shards} shards of an interrupted run written with different settings: "
+            f"{'; '.join(differences)}. Pass the same settings and input to resume, or overwrite=True (`textsae encode --overwrite`) to start again."
+        )
+
+
+def _checked_header(path: Path, n_latents: int) -> tuple[int, int]:
+    """``(rows, nnz)`` of a shard whose width must be ``n_latents``."""
+    rows, n_columns, nnz = _shard_header(path)
+    if n_columns != n_latents:
+        raise UserError(
+            f"{path} has {n_columns} columns; expected n_latents={n_latents}. Pass overwrite=True to start again."
+        )
+    return rows, nnz
+
+
+def _write_shard_file(directory: Path, index: int, rows: sp.csr_matrix, n_latents: int, fmt: str) -> dict[str, Any]:
+    """Write ``rows`` (canonical CSR) as shard ``index``, atomically; returns its manifest entry."""
+    name = shard_name(index, fmt)
+    if not rows.has_canonical_format:
+        rows = rows.copy()
+        rows.sum_duplicates()
+    data = rows.data.astype(np.float16)
+    indices = rows.indices.astype(_index_dtype(n_latents))
+    indptr = rows.indptr.astype(np.int64)
+    with atomic_path(directory / name) as tmp:
+        if fmt == "npz":
+            _write_npz_shard(tmp, data=data, indices=indices, indptr=indptr, n_latents=n_latents)
+        else:
+            _write_parquet_shard(tmp, data=data, indices=indices, indptr=indptr, n_latents=n_latents)
+    logger.debug("Wrote %s (%d documents).", directory / name, rows.shape[0])
+    return {"name": name, "rows": rows.shape[0], "nnz": int(indptr[-1])}
+
+
+def _finish_folder(
+    directory: Path,
+    shards: list[dict[str, Any]],
+    *,
+    n_latents: int,
+    fmt: str,
+    shard_docs: int,
+    meta: dict[str, Any],
+    extra_meta: dict[str, Any] | None,
+    doc_ids: np.ndarray | None,
+    labels: np.ndarray | None,
+) -> None:
+    """The optional row files, then the manifest (last), then the writer's state goes."""
+    extra = _jsonable(extra_meta or {})
+    _check_meta_keys(extra, "extra_meta")
+    n_docs = sum(shard["rows"] for shard in shards)
+    row_files = []
+    for key, values in (("doc_ids", doc_ids), ("labels", labels)):
+        if values is None:
+            continue
+        array = _row_array(
+            values, n_docs, f"CodesWriter.close({key}=...)", non_negative=key == "doc_ids", allow_text=key == "doc_ids"
+        )
+        path = directory / ROW_FILES[key]
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        row_files.append(path)
+    full_meta = {
+        **meta,
+        **extra,
+        "codes_format_version": CODES_FORMAT_VERSION,
+        "n_docs": n_docs,
+        "n_latents": n_latents,
+        "format": fmt,
+        "index_dtype": _index_dtype(n_latents).name,
+        "value_dtype": "float16",
+        "shard_docs": shard_docs,
+        "nnz": sum(shard["nnz"] for shard in shards),
+        "shards": list(shards),
+        "row_files": [path.name for path in row_files],
+    }
+    write_manifest(directory, [directory / shard["name"] for shard in shards] + row_files, full_meta)
+    (directory / WRITER_STATE_NAME).unlink(missing_ok=True)
+    logger.info("Wrote codes for %d documents in %d shards to %s.", n_docs, len(shards), directory)
 
 
 def _check_fp16_range(values: np.ndarray, directory: Path) -> None:

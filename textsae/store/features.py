@@ -6,17 +6,20 @@ Layout of one entry (``<store.dir>/<key>/<split>/``)::
     docids-00000.npy ...    int64 document id of every row (only for per-token features)
     stats.json              row count, mean row norm, per-dimension mean and std (float64 sums)
     manifest.json           written last: every file with its size and SHA-256
+    extraction.json         only while unfinished: the documents per shard the extraction cuts with
 
 The key is a hash of the split's texts and the featurizer's parameters, so a second run with the
-same corpus and featurizer finds the entry and reuses it. Shards are written atomically in order;
-an interrupted extraction restarts after the last complete shard and, because every shard depends
-only on its own documents, ends with the same files as an uninterrupted one.
+same corpus and featurizer finds the entry and reuses it. Shard ``i`` holds documents
+``i*shard_docs ..`` and is written atomically; an interrupted extraction keeps its complete shards
+and extracts the others, and because every shard depends only on its own documents, ends with the
+same files as an uninterrupted one. Under ``torchrun`` each rank extracts a contiguous part of whole
+shards, so N processes write the same entry as one, and any number resumes what any number left.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,10 +34,12 @@ from textsae._io import (
     hash_texts,
     logger,
     read_json_checked,
+    resolve_device,
     stable_hash,
 )
+from textsae.distributed import barrier, on_main, rank_device, rank_slice, setup
 from textsae.errors import IncompleteArtifactError, UserError
-from textsae.locks import directory_lock
+from textsae.locks import group_lock
 from textsae.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
 
 __all__ = ["ShardedFeatures", "extract_to_store", "open_features", "store_key", "texts_fingerprint"]
@@ -42,6 +47,8 @@ __all__ = ["ShardedFeatures", "extract_to_store", "open_features", "store_key", 
 SHARD_PATTERN = re.compile(r"^shard-(\d{5})\.npy$")
 DOCIDS_PATTERN = re.compile(r"^docids-(\d{5})\.npy$")
 STATS_NAME = "stats.json"
+PLAN_NAME = "extraction.json"
+"""Only while an extraction is unfinished: the documents per shard it cuts with, so a resume cuts the same way."""
 RESUME_HINT = "re-run the same command to finish the extraction (complete shards are kept)"
 
 
@@ -126,53 +133,97 @@ def extract_to_store(
     shard_docs: int = 4096,
     meta: dict[str, Any] | None = None,
 ) -> ShardedFeatures:
-    """Extract features of ``texts`` into ``directory`` (resuming after the last complete shard) and open them.
+    """Extract features of ``texts`` into ``directory`` (keeping the complete shards an interrupted extraction left)
+    and open them.
 
-    A complete entry is reused as it is (and logged). ``featurizer`` needs ``iter_chunks(texts,
-    chunk_docs=, start=)`` yielding ``(vectors, doc_ids)`` per chunk of documents.
+    A complete entry is reused as it is (and logged). ``featurizer`` needs ``iter_chunks(texts, chunk_docs=,
+    start=)`` yielding ``(vectors, doc_ids)`` per chunk of documents from ``start`` on (only the chunks needed are
+    consumed).
+
+    Under ``torchrun`` every rank must call this with the same arguments: each extracts the shards of its
+    :func:`~textsae.distributed.rank_slice` of the documents (whole shards; shard ``i`` holds documents
+    ``i*shard_docs ..``); rank 0 holds the entry's lock for the group, and writes the statistics and the manifest after
+    every rank is done. The entry is the same, byte for byte, as one process writes; an interrupted extraction of any
+    number of processes is resumed by any number.
 
     Args:
         featurizer: A fitted featurizer with ``iter_chunks`` (e.g. ``HiddenStatesFeaturizer``).
         texts: The documents, in the order their rows will have.
         directory: The store entry's split folder.
-        shard_docs: Documents per shard.
+        shard_docs: Documents per shard (a resumed extraction keeps the interrupted one's).
         meta: Extra manifest keys (e.g. the featurizer params), kept for people reading the store.
 
     Returns:
         The stored features, memory-mapped.
     """
     directory = Path(directory)
+    current = setup(rank_device(resolve_device(str(getattr(featurizer, "device", "cpu")))))
+    if not current.distributed:
+        complete = _open_complete(directory)
+        if complete is not None:
+            return complete
+    elif on_main(lambda: _open_complete(directory) is not None):
+        return open_features(directory, verify_hashes=False)  # rank 0 has just checked every hash
+    with group_lock(directory, what=f"store entry {directory}", wait=True):
+        cut, done = on_main(lambda: _plan(directory, shard_docs, len(texts)))
+        if cut is not None:  # not finished by the writer we waited for
+            _extract_part(featurizer, texts, directory, cut, done, rank_slice(len(texts), align=cut))
+            barrier()
+            on_main(lambda: _finish(directory, cut, len(texts), meta))
+    return open_features(directory, verify_hashes=current.is_main)
+
+
+def _open_complete(directory: Path) -> ShardedFeatures | None:
+    """``directory`` opened when it is a complete entry (checked against its manifest, hashes too), else ``None``."""
+    if not (directory / MANIFEST_NAME).exists():
+        return None
+    try:
+        return _reuse(open_features(directory), directory)
+    except (IncompleteArtifactError, UserError):  # damaged: repaired under the lock
+        return None
+
+
+def _plan(directory: Path, shard_docs: int, n_docs: int) -> tuple[int | None, list[int]]:
+    """Under the lock, before anyone writes: the shard size to cut with and the shards already complete, or ``(None,
+    [])`` when the entry is complete (finished by the writer we waited for). A damaged entry is deleted first."""
     if (directory / MANIFEST_NAME).exists():
-        with contextlib.suppress(IncompleteArtifactError, UserError):  # damaged: repaired below, under the lock
-            return _reuse(open_features(directory), directory)
-    with directory_lock(directory, what=f"store entry {directory}", wait=True):
-        if (directory / MANIFEST_NAME).exists():  # finished or damaged, maybe by the writer we waited for
-            try:
-                return _reuse(open_features(directory), directory)
-            except (IncompleteArtifactError, UserError) as error:
-                logger.warning("Store entry %s is damaged (%s); extracting it again", directory, error)
-                _remove_entry_files(directory)
-        _extract(featurizer, texts, directory, shard_docs=shard_docs, meta=meta)
-        return open_features(directory)
+        try:
+            _reuse(open_features(directory), directory)
+            return None, []
+        except (IncompleteArtifactError, UserError) as error:
+            logger.warning("Store entry %s is damaged (%s); extracting it again", directory, error)
+            _remove_entry_files(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for tmp in directory.glob(".tmp-*"):
+        tmp.unlink()
+    cut, done = _resume_cut(directory, _complete_shards(directory), shard_docs, n_docs)
+    atomic_write_json(directory / PLAN_NAME, {"shard_docs": cut, "n_docs": n_docs})
+    if done:
+        logger.info("Resuming extraction in %s: %d complete shards are kept", directory, len(done))
+    return cut, done
 
 
-def _resume_cut(directory: Path, done: list[Path], shard_docs: int, n_docs: int) -> tuple[list[Path], int]:
-    """The complete shards an interrupted extraction left and the documents per shard they were cut with (read from
-    the first one), so a resume cuts the rest the same way whatever ``shard_docs`` says now. Shards that do not
-    all fit one cut are deleted: the extraction starts again."""
+def _resume_cut(directory: Path, done: dict[int, Path], shard_docs: int, n_docs: int) -> tuple[int, list[int]]:
+    """The documents per shard an interrupted extraction cut with (from its plan file, else from its first shard), so
+    a resume cuts the rest the same way whatever ``shard_docs`` says now, and the shards it left that fit that cut. When
+    they do not all fit one cut, every shard is deleted: the extraction starts again."""
     if not done:
-        return done, shard_docs
-    cut = _docs_in_shard(directory, 0)
-    for index in range(len(done)):
-        expected = min(cut, n_docs - index * cut)
-        if expected <= 0 or _docs_in_shard(directory, index) != expected:
-            logger.warning("Shards in %s were not all cut with one shard size; extracting again", directory)
-            for stale in directory.glob("*.npy"):
-                stale.unlink()
-            return [], shard_docs
+        return shard_docs, []
+    plan = directory / PLAN_NAME
+    planned = read_json_checked(plan, "the plan of an interrupted extraction") if plan.exists() else {}
+    recorded = planned.get("shard_docs") if isinstance(planned, dict) else None
+    if recorded is None and 0 in done:  # left by a version without the plan file
+        recorded = _docs_in_shard(directory, 0)
+    cut = recorded if isinstance(recorded, int) and recorded >= 1 else 0
+    fits = cut > 0 and all(_docs_in_shard(directory, i) == max(min(cut, n_docs - i * cut), 0) for i in done)
+    if not fits:
+        logger.warning("Shards in %s were not all cut with one shard size; extracting again", directory)
+        for stale in directory.glob("*.npy"):
+            stale.unlink()
+        return shard_docs, []
     if cut != shard_docs:
         logger.info("Resuming with the interrupted extraction's %d documents per shard", cut)
-    return done, cut
+    return cut, sorted(done)
 
 
 def _docs_in_shard(directory: Path, index: int) -> int:
@@ -192,46 +243,64 @@ def _remove_entry_files(directory: Path) -> None:
     """Delete what an entry's writer writes (the manifest first, so the entry reads as incomplete meanwhile)."""
     (directory / MANIFEST_NAME).unlink(missing_ok=True)
     for path in directory.iterdir():
-        if SHARD_PATTERN.match(path.name) or DOCIDS_PATTERN.match(path.name) or path.name == STATS_NAME:
+        if SHARD_PATTERN.match(path.name) or DOCIDS_PATTERN.match(path.name) or path.name in (STATS_NAME, PLAN_NAME):
             path.unlink()
 
 
-def _extract(
-    featurizer: Any, texts: Sequence[str], directory: Path, *, shard_docs: int, meta: dict[str, Any] | None
+def _extract_part(
+    featurizer: Any, texts: Sequence[str], directory: Path, cut: int, done: list[int], part: slice
 ) -> None:
-    """Write the entry's shards (resuming after the last complete one), its statistics and, last, its manifest."""
-    directory.mkdir(parents=True, exist_ok=True)
-    done, shard_docs = _resume_cut(directory, _complete_shards(directory), shard_docs, len(texts))
-    if done:
-        logger.info("Resuming extraction in %s after %d complete shards", directory, len(done))
-    chunks = featurizer.iter_chunks(list(texts), chunk_docs=shard_docs, start=len(done) * shard_docs)
-    for index, (vectors, doc_ids) in enumerate(chunks, start=len(done)):
-        token_level = not np.array_equal(doc_ids, np.arange(index * shard_docs, index * shard_docs + len(vectors)))
-        if token_level:
-            _save_npy(directory / f"docids-{index:05d}.npy", doc_ids.astype(np.int64))
-        _save_npy(
-            directory / f"shard-{index:05d}.npy", np.ascontiguousarray(vectors, dtype=np.float32)
-        )  # the shard last: it marks the pair complete
+    """Extract this process's missing shards of ``part`` (whole shards), one run of consecutive shards at a time."""
+    complete = set(done)
+    missing = [i for i in range(part.start // cut, -(-part.stop // cut)) if i not in complete]
+    docs = texts if isinstance(texts, list) else list(texts)
+    while missing:
+        run = 1
+        while run < len(missing) and missing[run] == missing[0] + run:
+            run += 1
+        first, missing = missing[0], missing[run:]
+        begin = first * cut
+        chunks = featurizer.iter_chunks(docs, chunk_docs=cut, start=begin)
+        for index, (vectors, doc_ids) in enumerate(itertools.islice(chunks, run), start=first):
+            _save_shard(directory, index, cut, vectors, doc_ids)
+        chunks.close()  # the next shard belongs to another rank (or is complete)
+
+
+def _save_shard(directory: Path, index: int, cut: int, vectors: np.ndarray, doc_ids: np.ndarray) -> None:
+    """Shard ``index`` (and for per-token features its document ids, first: the shard marks the pair complete)."""
+    if not np.array_equal(doc_ids, np.arange(index * cut, index * cut + len(vectors))):  # per token
+        _save_npy(directory / f"docids-{index:05d}.npy", doc_ids.astype(np.int64))
+    _save_npy(directory / f"shard-{index:05d}.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+def _finish(directory: Path, cut: int, n_docs: int, meta: dict[str, Any] | None) -> None:
+    """The entry's statistics and, last, its manifest, once every shard is in place; then the plan goes."""
     files = sorted(p for p in directory.iterdir() if p.suffix == ".npy" and not p.name.startswith(".tmp-"))
-    stats = _stats([np.load(p, mmap_mode="r") for p in files if p.name.startswith("shard-")])
-    atomic_write_json(directory / STATS_NAME, stats)
+    shards = [p for p in files if p.name.startswith("shard-")]
+    if len(shards) != -(-n_docs // cut):
+        raise IncompleteArtifactError(
+            f"{directory}: {len(shards)} feature shards of {-(-n_docs // cut)} are in place after extraction. {RESUME_HINT}."
+        )
+    atomic_write_json(directory / STATS_NAME, _stats([np.load(p, mmap_mode="r") for p in shards]))
     write_manifest(
         directory,
         [*files, directory / STATS_NAME],
-        {"kind": "features", "n_docs": len(texts), "shard_docs": shard_docs, **(meta or {})},
+        {"kind": "features", "n_docs": n_docs, "shard_docs": cut, **(meta or {})},
     )
+    (directory / PLAN_NAME).unlink(missing_ok=True)
 
 
-def open_features(directory: Path) -> ShardedFeatures:
+def open_features(directory: Path, *, verify_hashes: bool = True) -> ShardedFeatures:
     """Open a complete store entry, memory-mapped, after checking every file's size and SHA-256 against its manifest
-    (about 1 s per GB; the pages read stay cached for training).
+    (about 1 s per GB; the pages read stay cached for training). ``verify_hashes=False`` checks sizes only (for ranks
+    whose rank 0 has just checked the hashes).
 
     Raises:
         IncompleteArtifactError: The manifest is missing or does not match the files.
         UserError: A shard is not a 2-D float32 array, or shards disagree in width.
     """
     directory = Path(directory)
-    manifest = read_manifest(directory, verify_hashes=True, resume_hint=RESUME_HINT)
+    manifest = read_manifest(directory, verify_hashes=verify_hashes, resume_hint=RESUME_HINT)
     names = sorted(e["name"] for e in manifest["files"])
     shard_names = [n for n in names if SHARD_PATTERN.match(n)]
     shards: list[np.ndarray] = []
@@ -261,19 +330,9 @@ def open_features(directory: Path) -> ShardedFeatures:
     return ShardedFeatures(shards, offsets, None, doc_ids, stats)
 
 
-def _complete_shards(directory: Path) -> list[Path]:
-    """Shards already written, in order; stops at the first gap (a later shard cannot be trusted past it)."""
-    found = sorted(p for p in directory.iterdir() if SHARD_PATTERN.match(p.name))
-    complete = []
-    for expected, path in enumerate(found):
-        if int(SHARD_PATTERN.match(path.name).group(1)) != expected:  # type: ignore[union-attr]  # found holds matching names only
-            break
-        complete.append(path)
-    for stale in found[len(complete) :]:
-        stale.unlink()
-    for tmp in directory.glob(".tmp-*"):
-        tmp.unlink()
-    return complete
+def _complete_shards(directory: Path) -> dict[int, Path]:
+    """Shards already written, by index (gaps allowed: several processes write shards of their own parts)."""
+    return {int(match.group(1)): path for path in directory.iterdir() if (match := SHARD_PATTERN.match(path.name))}
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -38,13 +38,19 @@ class Footprint:
         return self.parameters + self.optimizer + self.gradient + self.batch
 
 
-def estimate(sae: SAEConfig, d_in: int, train: TrainConfig) -> Footprint:
-    """The footprint of training an SAE of resolved sizes ``sae`` on ``d_in`` inputs with ``train``'s batch."""
+def estimate(sae: SAEConfig, d_in: int, train: TrainConfig, *, shards: int = 1) -> Footprint:
+    """The footprint of training an SAE of resolved sizes ``sae`` on ``d_in`` inputs with ``train``'s batch.
+
+    ``shards``: the latents are split across that many ranks (``runtime.shard_dictionary=latents``); memory is one
+    rank's (its block of latents, the whole batch), disk the whole SAE's (rank 0 writes whole checkpoints).
+    """
     n = int(sae.n_latents)
-    weight = 4 * d_in * n
-    parameters = 2 * weight + 4 * (n + d_in)
-    batch = 4 * train.batch_size * (n + d_in) * _BATCH_TEMPORARIES
-    return Footprint(parameters, 2 * parameters, weight, batch, disk=7 * parameters)
+    local = -(-n // shards)
+    weight = 4 * d_in * local
+    parameters = 2 * weight + 4 * (local + d_in)
+    batch = 4 * train.batch_size * (local + d_in) * _BATCH_TEMPORARIES
+    whole = 4 * (2 * d_in * n + n + d_in)
+    return Footprint(parameters, 2 * parameters, weight, batch, disk=7 * whole)
 
 
 def check_fits(footprint: Footprint, *, device: str, run_dir: Path | None, n_latents: int, d_in: int) -> None:

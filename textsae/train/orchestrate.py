@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from textsae import distributed
 from textsae._io import logger, resolve_device
 from textsae.config.schema import RuntimeConfig, SAEConfig, TrainConfig, to_dict
 from textsae.errors import UserError
@@ -98,7 +99,7 @@ def train_sae(
     d_in = int(features.shape[1])
     resolved = resolve_sizes(sae_config, shape)
     check_fits(
-        estimate(resolved, d_in, train_config),
+        estimate(resolved, d_in, train_config, shards=_latent_shards(runtime)),
         device=resolve_device(runtime.device),
         run_dir=run_dir,
         n_latents=int(resolved.n_latents),
@@ -143,3 +144,8 @@ def _fit_dense_probe(
         time.perf_counter() - start,
     )
     return weights, bias
+
+
+def _latent_shards(runtime: RuntimeConfig | None) -> int:
+    """Into how many blocks the latents are split (``runtime.shard_dictionary=latents`` under torchrun), else 1."""
+    return distributed.world().size if runtime is not None and runtime.shard_dictionary == "latents" else 1

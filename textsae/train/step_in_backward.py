@@ -8,6 +8,17 @@ formed. Adam updates each tensor independently, so the result is the same as one
 
 The SAE's constraints ride along: the decoder gradient loses its component along each decoder row before the
 decoder's update and the rows are renormalised right after it; the fixed dense latents' encoder columns get no update.
+
+**Several processes** (``reduce_gradients``, data parallelism under ``torchrun``): each hook first sums its
+parameter's gradient over the ranks (``all_reduce``), then applies the constraint and the Adam step exactly as one
+process would. This is the per-parameter hook ``DistributedDataParallel`` itself uses. Every rank runs the same
+autograd graph (same model, same loss terms: the dead-latent mask that switches AuxK on and off is identical on every
+rank), so the hooks fire in the same order everywhere and the collectives pair up; the first backward after
+construction checks that (:meth:`StepInBackward._check_order`) and stops with one clear error rather than summing one
+rank's encoder gradient into another rank's decoder. The model is not wrapped in ``DistributedDataParallel``: its
+reducer reduces gradient *buckets* after backward has produced them and keeps every gradient until
+``optimizer.step()``, which is exactly the weight-sized memory this module exists to avoid, and it cannot run an
+optimiser step (nor the decoder constraint) between one parameter's reduction and the next parameter's gradient.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from typing import cast
 
 import torch
 
+from textsae import distributed
 from textsae.sae import SparseAutoencoder
 
 __all__ = ["StepInBackward"]
@@ -32,6 +44,8 @@ class StepInBackward:
         optimizer: Holds every one of ``parameters``; its ``step()`` updates the parameters that have a gradient.
         parameters: The SAE's parameters and any others trained with it (label heads).
         fixed_dense_latents: The first encoder columns (and biases) that must not move.
+        reduce_gradients: Sum each gradient over the ranks of the process group before its step (data parallelism);
+            the loss of each rank must then be weighted so that the sum is the global batch's gradient.
     """
 
     def __init__(
@@ -40,14 +54,23 @@ class StepInBackward:
         optimizer: torch.optim.Optimizer,
         parameters: list[torch.nn.Parameter],
         fixed_dense_latents: int = 0,
+        *,
+        reduce_gradients: bool = False,
     ) -> None:
         self.sae = sae
         self.optimizer = optimizer
         self.fixed = fixed_dense_latents
+        self.reduce = reduce_gradients
+        self._index = {id(p): i for i, p in enumerate(parameters)}
+        self._checked = not reduce_gradients
         self._handles = [p.register_post_accumulate_grad_hook(self._step) for p in parameters]
 
     def _step(self, parameter: torch.Tensor) -> None:
         sae = self.sae
+        if self.reduce:
+            if not self._checked:
+                self._check_order(parameter)
+            distributed.all_reduce_(cast(torch.Tensor, parameter.grad), "sum")
         if parameter is sae.W_dec:
             sae.remove_parallel_grad_()
         grad = cast(torch.Tensor, parameter.grad)  # set: the hook runs once the gradient is accumulated
@@ -59,6 +82,22 @@ class StepInBackward:
         parameter.grad = None
         if parameter is sae.W_dec:
             sae.normalize_decoder_()
+
+    def finish_backward(self) -> None:
+        """Call after each ``backward()``: the order check runs on the first backward only."""
+        self._checked = True
+
+    def _check_order(self, parameter: torch.Tensor) -> None:
+        """Every rank is about to reduce the same parameter (the same index among ``parameters``), else a RuntimeError
+        on every rank (the ranks all see the same reduced values, so they all stop)."""
+        index = self._index[id(parameter)]
+        seen = torch.tensor([index, -index], dtype=torch.float64, device=parameter.device)
+        distributed.all_reduce_(seen, "max")
+        if int(seen[0]) != index or int(seen[1]) != -index:
+            raise RuntimeError(
+                f"Data-parallel training: the ranks' backward passes reached different parameters (this rank "
+                f"#{index}, others up to #{int(seen[0])}); every rank must run the same loss terms."
+            )
 
     def remove(self) -> None:
         """Detach the hooks; the parameters go back to ordinary gradients."""

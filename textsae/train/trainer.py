@@ -4,6 +4,29 @@ The trainer is split into phases — :meth:`Trainer.setup`, :meth:`Trainer.train
 :meth:`Trainer.evaluate`, :meth:`Trainer.save_checkpoint` — and :meth:`Trainer.train` strings them
 together. Batch order and corruption noise are pure functions of ``(seed, step)``, so a run resumed
 from a checkpoint continues exactly as the uninterrupted run would have (bit-identical on CPU).
+
+**Several processes** (data parallelism, ``torchrun --nproc-per-node N``; :mod:`textsae.distributed`). Every rank
+holds the whole SAE and the whole feature matrix (or a memory map of it) and computes the same global batch of
+``train.batch_size`` rows; each takes its own contiguous part of it (:func:`~textsae.distributed.rank_slice`) and
+weights its loss by its rows / the global rows, so that the gradients summed over the ranks (in
+:class:`~textsae.train.step_in_backward.StepInBackward`'s hooks, before the decoder constraint and the Adam step) are
+the one-process gradient of the global batch. The parameters then stay identical on every rank.
+
+Exact under data parallelism (the one process's gradient up to float summation order): every term that is a mean
+over rows of a per-row quantity, i.e. the reconstruction (``mse``, ``bce``), Multi-TopK's recon(4k), the Matryoshka
+prefixes, the L1 and JumpReLU penalties, the label heads' cross-entropy; and the logged FVU (from the ranks' summed
+error, squares and column sums). From each rank's own rows (per-rank batch statistics: close to, not equal to, one
+process): BatchTopK's batch threshold (top B_r·k of the rank's B_r rows; the inference-threshold EMA is then averaged
+over the ranks), SigmoidKL's ρ̂ (the rank's mean activation), AuxK's normalisation Σ_b ‖e_b − ē‖² (the rank's
+residual mean) and the Gaussian corruption's RMS. Measured on 320 × 40 sparse rows, 48 latents, global batch 32, 24
+steps, 2 ranks against 1 (max |Δ| / max |w|): TopK, ReLU-L1, JumpReLU ≤ 2e-5; TopK with AuxK active (8% dead)
+1.8e-4; SigmoidKL 3e-2; BatchTopK 0.24. Corruption and label-dropout noise are drawn per rank from
+``(seed, step, rank, world size)``: deterministic and resumable, but not the one process's draws.
+The dead-latent statistics are global (a latent fired if it fired on any rank; the counters advance by the global
+batch); the divergence check reads the all-reduced loss; the automatic budget's hold-out evaluation and stopping
+decision are made on rank 0 and broadcast; only rank 0 logs, shows progress and writes the checkpoint (then a
+barrier). On resume every rank reads the same checkpoint file: with several nodes ``run.dir`` must be on a file
+system every node sees (it must anyway, for the features).
 """
 
 from __future__ import annotations
@@ -13,11 +36,12 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
+from textsae import distributed
 from textsae._io import (
     atomic_write_text,
     kill_point,
@@ -30,6 +54,7 @@ from textsae.errors import UserError
 from textsae.rows import FeatureMatrix, check_finite, rows_to_tensor
 from textsae.runtime import autocast, keep_freed_memory, sae_uses_bf16, set_threads
 from textsae.sae import SAEOutput, SparseAutoencoder
+from textsae.sae import losses as losses_module
 from textsae.sae.reconstruction import reconstruction_metrics
 from textsae.sae.topk import TopKSAE
 from textsae.train.batches import corrupt, epoch_permutation
@@ -41,6 +66,7 @@ from textsae.train.checkpoint import (
     save_checkpoint,
 )
 from textsae.train.label_heads import LabelHeads, check_labels
+from textsae.train.sharded_dictionary import ShardedTopKSAE, check_shardable, gather_full, shard_tensors
 from textsae.train.step_in_backward import StepInBackward
 
 _STOPPING_SAMPLE_ROWS = 2048
@@ -126,12 +152,22 @@ class Trainer:
         self.step = 0
         self.resumed_from = 0
         self.stepper: StepInBackward | None = None
+        self.world = distributed.world()
+        """This process among the ranks (rank 0 of 1 without torchrun); set again when :meth:`setup` joins the group."""
+        self.sharded = self.runtime.shard_dictionary == "latents"
+        """``runtime.shard_dictionary=latents``: ``self.sae`` is this rank's block of latents while training."""
+        if self.sharded:
+            check_shardable(sae, cfg, self.world)
+        self.full_sae = sae
+        """The SAE the caller gave (and gets back trained); while a sharded run trains, ``self.sae`` is its block."""
 
     # --- phases ---------------------------------------------------------------------------------
 
     def setup(self) -> None:
         """Pick the device, initialise the SAE from data, build the optimizer, and resume if possible."""
-        self.device = torch.device(resolve_device(self.runtime.device))
+        device = resolve_device(self.runtime.device)
+        self.world = distributed.setup(device)
+        self.device = torch.device(distributed.rank_device(device))
         set_threads(self.runtime.threads)
         if self.device.type == "cpu" and self.runtime.reuse_memory:
             keep_freed_memory()  # weight-sized gradients are reused from the heap, not mapped afresh every step
@@ -146,7 +182,12 @@ class Trainer:
             weights, bias = (torch.as_tensor(array, dtype=torch.float32) for array in self.dense_encoder)
             self.dense_encoder_tensors = weights, bias
             _with_dense_encoder(self.sae).set_dense_encoder(weights, bias)
-        self.sae.to(self.device)
+        if self.sharded:  # the whole SAE was initialised as one process does it; each rank keeps its block
+            self.sae = ShardedTopKSAE.from_full(cast(TopKSAE, self.full_sae), self.world).to(self.device)
+            for parameter in self.full_sae.parameters():
+                parameter.data = torch.empty(0)  # freed until training ends and gathers the blocks back
+        else:
+            self.sae.to(self.device)
         self.label_heads = LabelHeads.for_training(
             self.cfg, self.sae.n_latents, self.sae.cfg.always_on_latents, self.labels
         )
@@ -161,11 +202,18 @@ class Trainer:
         fixed = self.sae.cfg.always_on_latents if self.dense_encoder is not None else 0
         if self.stepper is not None:  # setup() again: one set of hooks only
             self.stepper.remove()
-        self.stepper = StepInBackward(self.sae, self.optimizer, parameters, fixed_dense_latents=fixed)
+        self.stepper = StepInBackward(
+            self.sae,
+            self.optimizer,
+            parameters,
+            fixed_dense_latents=fixed,
+            reduce_gradients=self.world.distributed and not self.sharded,
+        )
         self.samples_since_fired = torch.zeros(self.sae.n_latents, dtype=torch.long, device=self.device)
         self.budget.state = StoppingState()
-        if self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self._resume(self.checkpoint_path)
+        path = self.checkpoint_path
+        if path is not None and distributed.on_main(path.exists):  # one decision, then every rank reads the file
+            self._resume(path)
         else:
             self._truncate_metrics(0)  # a run killed before its first checkpoint starts its log afresh
 
@@ -178,7 +226,7 @@ class Trainer:
         """Run :meth:`setup` and every remaining step; returns a summary with validation metrics."""
         self.setup()
         start = time.perf_counter()
-        progress = _progress_bar(self.total_steps, self.step, enabled=self.runtime.progress)
+        progress = _progress_bar(self.total_steps, self.step, enabled=self.runtime.progress and self.world.is_main)
         running: dict[str, float] = {}
         while self.step < self.total_steps:
             metrics = self.train_step()
@@ -201,6 +249,7 @@ class Trainer:
                 if (
                     progress.disable
                     and self.runtime.progress
+                    and self.world.is_main
                     and self.step % max(self.total_steps // 10, self.cfg.log_every) < self.cfg.log_every
                 ):
                     logger.info(
@@ -219,7 +268,11 @@ class Trainer:
         if self.stepper is not None:  # always, once setup() ran
             self.stepper.remove()
         self.sae.fixed_columns = 0  # trained: encode exactly as the saved and reloaded SAE will (no gradient needed)
-        validation = self.evaluate(self.val_features) if self._has_holdout() else {}
+        if self.sharded:  # every rank evaluates its block, then the blocks make the whole SAE again
+            validation = self._final_validation()
+            self._unshard()
+        else:
+            validation = distributed.on_main(self._final_validation)
         if validation:
             self._log({"step": self.step, "final": True, **{f"val_{k}": v for k, v in validation.items()}})
         return TrainSummary(
@@ -232,6 +285,9 @@ class Trainer:
             self.budget.state.converged_at,
         )
 
+    def _final_validation(self) -> dict[str, float]:
+        return self.evaluate(self.val_features) if self.val_features is not None and self._has_holdout() else {}
+
     def _stop_if_diverged(self, loss: torch.Tensor, *, weights: bool = False) -> None:
         """Raise a UserError when the loss (or, with ``weights``, any parameter) is not finite.
 
@@ -241,9 +297,11 @@ class Trainer:
         finite = bool(torch.isfinite(loss))
         if finite and weights:
             finite = all(bool(torch.isfinite(p).all()) for p in self.sae.parameters())
+            if self.sharded:  # each rank checked its own block: one decision for all
+                finite = bool(distributed.all_reduce_(torch.tensor([float(finite)]), "min"))
         if finite:
             return
-        if self.checkpoint_path is not None:
+        if self.checkpoint_path is not None and self.world.is_main:
             self.checkpoint_path.unlink(missing_ok=True)
         what = f"the loss is {float(loss)}" if not bool(torch.isfinite(loss)) else "the SAE's weights are not finite"
         raise UserError(
@@ -253,14 +311,27 @@ class Trainer:
         )
 
     def _check_convergence(self, progress: Any) -> None:
-        """Automatic budget: measure the hold-out FVU, log it, and let the budget decide whether to start the cooldown."""
-        if self._has_holdout():
-            metrics = self.evaluate(self.val_features)
-        else:  # a corpus too small for a hold-out: watch fixed training rows instead
-            sample = np.sort(np.random.default_rng([self.cfg.seed, 3]).permutation(self.n_rows)[:_STOPPING_SAMPLE_ROWS])
-            metrics = self.evaluate(self.features[sample])
-        self._log({"step": self.step, **{f"val_{k}": v for k, v in metrics.items()}})
-        if self.budget.observe(self.step, metrics["fvu"]):
+        """Automatic budget: measure the hold-out FVU, log it, and let the budget decide whether to start the cooldown.
+
+        With several processes rank 0 measures and decides; every rank gets its stopping state.
+        """
+
+        def measure() -> dict[str, float]:
+            if self.val_features is not None and self._has_holdout():
+                return self.evaluate(self.val_features)
+            # a corpus too small for a hold-out: watch fixed training rows instead
+            order = np.random.default_rng([self.cfg.seed, 3]).permutation(self.n_rows)
+            return self.evaluate(self.features[np.sort(order[:_STOPPING_SAMPLE_ROWS])])
+
+        measured = measure() if self.sharded else None  # a sharded SAE evaluates on every rank together
+
+        def decide() -> tuple[bool, StoppingState]:
+            metrics = measured if measured is not None else measure()
+            self._log({"step": self.step, **{f"val_{k}": v for k, v in metrics.items()}})
+            return self.budget.observe(self.step, metrics["fvu"]), self.budget.state
+
+        converged, self.budget.state = distributed.on_main(decide)
+        if converged:
             state = self.budget.state
             logger.info(
                 "Hold-out FVU levelled off at step %d (best %.4g at step %d); decaying the learning rate until step %d",
@@ -279,9 +350,15 @@ class Trainer:
         """One optimiser step on the batch that belongs to ``self.step``; returns detached metrics."""
         sae = self.sae
         sae.train()
-        rows = self._batch_rows(self.step)
+        global_rows = self._batch_rows(self.step)
+        data_parallel = self.world.distributed and not self.sharded  # sharded: every rank reads the whole batch
+        rows = (
+            global_rows[distributed.rank_slice(len(global_rows), current=self.world)] if data_parallel else global_rows
+        )
+        share = len(rows) / len(global_rows)  # its weight in the global batch's mean
         x = rows_to_tensor(self.features, rows, self.device)
-        generator = torch.Generator().manual_seed(int(stable_hash([self.cfg.seed, self.step], 8), 16))
+        seed = [self.cfg.seed, self.step] + ([self.world.rank, self.world.size] if data_parallel else [])
+        generator = torch.Generator().manual_seed(int(stable_hash(seed, 8), 16))
         x_in = corrupt(x, self.cfg.corruption, self.cfg.corruption_p, generator)
         with self._autocast():
             out = sae(x_in)
@@ -295,31 +372,74 @@ class Trainer:
                 total = total + label_term
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()  # StepInBackward updates each parameter as soon as its gradient is complete
+        (total * share if data_parallel else total).backward()  # StepInBackward steps each parameter
+        if self.stepper is not None:
+            self.stepper.finish_backward()
         self.scheduler.step()
         # b_dec moved, and the encoder subtracts it: re-fix the dense latents' bias
         if self.dense_encoder_tensors is not None:
             _with_dense_encoder(sae).set_dense_encoder(*(t.to(self.device) for t in self.dense_encoder_tensors))
         with torch.no_grad():
             fired, l0 = _fired_latents(sae, out)
-            self.samples_since_fired += out.codes.shape[0]
+            metrics = {
+                "loss": total.detach(),
+                "label_ce": label_ce.detach(),
+                "reconstruction": losses.reconstruction.detach(),
+                "sparsity": losses.sparsity.detach(),
+                "auxk": losses.auxk.detach(),
+                "fvu": losses.fvu.detach(),
+                "l0": l0,
+            }
+            if data_parallel:
+                fired, metrics = self._reduce_step(fired, metrics, share)
+                metrics["fvu"] = self._global_fvu(out, target, len(global_rows))
+            self.samples_since_fired += len(global_rows)
             self.samples_since_fired[fired] = 0
-            dead_fraction = (self.samples_since_fired >= sae.cfg.dead_after).float().mean()
-        return {
-            "loss": total.detach(),
-            "label_ce": label_ce.detach(),
-            "reconstruction": losses.reconstruction.detach(),
-            "sparsity": losses.sparsity.detach(),
-            "auxk": losses.auxk.detach(),
-            "fvu": losses.fvu.detach(),
-            "l0": l0,
-            "dead_fraction": dead_fraction,
-            "lr": torch.tensor(lr),
-        }
+            dead = (self.samples_since_fired >= sae.cfg.dead_after).float()
+            metrics["dead_fraction"] = dead.mean()
+            if self.sharded:  # L0 and dead latents summed over the blocks; the loss terms are every rank's already
+                counts = distributed.all_reduce_(torch.stack([metrics["l0"], dead.sum()]), "sum")
+                metrics["l0"], metrics["dead_fraction"] = counts[0], counts[1] / self.full_sae.n_latents
+        metrics["lr"] = torch.tensor(lr)
+        return metrics
+
+    def _reduce_step(
+        self, fired: torch.Tensor, metrics: dict[str, torch.Tensor], share: float
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Several processes: the latents that fired on any rank, and each metric's rank-weighted mean (the global
+        batch's value for the per-row means), identical on every rank."""
+        fired_any = distributed.all_reduce_(fired.to(torch.int32), "max").bool()
+        stacked = torch.stack([value.float() * share for value in metrics.values()])
+        distributed.all_reduce_(stacked, "sum")
+        buffers = [b for name, b in self.sae.named_buffers() if name not in ("input_scale", "input_shift")]
+        for buffer in buffers:  # state updated from the rank's own rows (BatchTopK's threshold): kept equal
+            distributed.all_reduce_(buffer, "mean")
+        return fired_any, dict(zip(metrics, stacked.unbind(), strict=True))
 
     def evaluate(self, features: FeatureMatrix) -> dict[str, float]:
-        """FVU and L0 of the inference codes (``decode(encode(x))``) on ``features``, in normalised space."""
-        return reconstruction_metrics(self.sae, features, device=self.device, bf16=self.use_bf16)
+        """FVU and L0 of the inference codes (``decode(encode(x))``) on ``features``, in normalised space.
+
+        A sharded SAE evaluates on every rank together (each rank's L0 counts its own latents: summed here).
+        """
+        metrics = reconstruction_metrics(self.sae, features, device=self.device, bf16=self.use_bf16)
+        if self.sharded and isinstance(self.sae, ShardedTopKSAE):
+            metrics["l0"] = float(distributed.all_reduce_(torch.tensor([metrics["l0"]], dtype=torch.float64), "sum"))
+        return metrics
+
+    def _global_fvu(self, out: SAEOutput, target: torch.Tensor | None, n_rows: int) -> torch.Tensor:
+        """The global batch's FVU from the ranks' sums (error, squares, column sums), as one process computes it."""
+        x = SparseAutoencoder._loss_target(out, target)
+        error = losses_module.squared_error_per_sample(x, out.x_hat.detach()).sum().double().reshape(1)
+        if x.layout == torch.sparse_csr:
+            _, cols, values = losses_module.csr_parts(x)
+            values = values.double()
+            columns = torch.zeros(x.shape[1], dtype=torch.float64, device=values.device).index_add_(0, cols, values)
+        else:
+            values = x.double().reshape(-1)
+            columns = x.double().sum(dim=0)
+        sums = distributed.all_reduce_(torch.cat([error, values.square().sum().reshape(1), columns]), "sum")
+        variance = (sums[1] - sums[2:].square().sum() / n_rows).clamp_min(0.0)
+        return (sums[0] / losses_module.variance_to_explain(variance, sums[1])).float()
 
     def save_checkpoint(self) -> None:
         """Write model, optimizer and dead-latent state for resuming; atomic.
@@ -330,12 +450,51 @@ class Trainer:
         path = self.checkpoint_path
         if path is None:
             raise ValueError("Trainer.save_checkpoint needs a trainer made with checkpoint_path=...")
+        tensors, optim_meta = self._checkpoint_tensors()  # a collective when sharded
+        if self.world.is_main:
+            self._write_checkpoint(path, tensors, optim_meta)
+        distributed.barrier()  # no rank runs ahead of (or gets killed before) a checkpoint that is not whole yet
+
+    def _checkpoint_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The checkpoint's tensors (a sharded SAE's blocks gathered whole, on rank 0) and the optimizer's scalars."""
         tensors = {f"model.{name}": value for name, value in self.sae.state_dict().items()}
         if self.label_heads is not None:
             tensors.update(self.label_heads.state_dict())  # head.* and dense_head.*
         optim_tensors, optim_meta = optimizer_tensors(self.optimizer)
         tensors.update(optim_tensors)
         tensors["tracker.samples_since_fired"] = self.samples_since_fired
+        if isinstance(self.sae, ShardedTopKSAE):
+            tensors = gather_full(tensors, self.sae, self._parameter_of_key(tensors), everywhere=False)
+        return tensors, optim_meta
+
+    def _parameter_of_key(self, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
+        """Which SAE parameter (or ``W_enc``'s latents, for the tracker) each checkpoint key is split like."""
+        names = [name for name, _ in self.sae.named_parameters()]
+        mapping = {"tracker.samples_since_fired": "b_enc"}  # one entry per latent, like b_enc
+        for key in tensors:
+            if key.startswith("model."):
+                mapping[key] = key[len("model.") :]
+            elif key.startswith("optim."):
+                index = int(key.split(".")[1])
+                if index < len(names):
+                    mapping[key] = names[index]
+        return mapping
+
+    def _unshard(self) -> None:
+        """Sharded training is over: the blocks of every rank make the whole SAE again (on the CPU, every rank)."""
+        shard = self.sae
+        assert isinstance(shard, ShardedTopKSAE)
+        self.optimizer.state.clear()  # the Adam moments go before the whole weights come
+        whole = gather_full(shard.state_dict(), shard, everywhere=True)
+        for name, parameter in self.full_sae.named_parameters():
+            parameter.data = whole[name]
+        self.full_sae.load_state_dict(whole)
+        self.full_sae.fixed_columns = shard.fixed_columns
+        self.full_sae.train(shard.training)
+        self.sae = self.full_sae
+        self.device = torch.device("cpu")
+
+    def _write_checkpoint(self, path: Path, tensors: dict[str, torch.Tensor], optim_meta: dict[str, Any]) -> None:
         state = {
             "step": self.step,
             "fingerprint": self._fingerprint(),
@@ -353,6 +512,8 @@ class Trainer:
                 f"Checkpoint {path} was written for a different config or data; "
                 "delete it (or choose another run.dir) to train from scratch."
             )
+        if isinstance(self.sae, ShardedTopKSAE):  # the same file as unsharded training's: this rank's blocks of it
+            tensors = shard_tensors(tensors, self.sae, self._parameter_of_key(tensors))
         model_state = {name[len("model.") :]: value for name, value in tensors.items() if name.startswith("model.")}
         try:
             self.sae.load_state_dict(model_state)
@@ -397,7 +558,7 @@ class Trainer:
         )
 
     def _log(self, record: dict[str, Any]) -> None:
-        if self.metrics_path is None:
+        if self.metrics_path is None or not self.world.is_main:
             return
         self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.metrics_path, "a", encoding="utf-8") as handle:
@@ -405,7 +566,7 @@ class Trainer:
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log lines written after the checkpoint we resume from, so the log matches an uninterrupted run."""
-        if self.metrics_path is None or not self.metrics_path.exists():
+        if self.metrics_path is None or not self.world.is_main or not self.metrics_path.exists():
             return
         kept = []
         for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
