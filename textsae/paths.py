@@ -25,6 +25,12 @@ _HASH_EXCLUDED = {
     ("data", "streaming"),  # how the corpus is read, not which documents: the same run either way
 }
 
+# Keys added after 0.2.0 that leave their default out of the hash, so run directories made before them keep their names.
+_HASH_OMITTED_AT_DEFAULT = {
+    ("eval", "max_docs"): 200_000,
+    ("featurizer", "max_candidate_terms"): 4_000_000,
+}
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -98,6 +104,9 @@ def config_hash(config: RecipeConfig) -> str:
         for part in path[:-1]:
             node = node[part]
         node.pop(path[-1], None)
+    for (section, key), default in _HASH_OMITTED_AT_DEFAULT.items():
+        if tree.get(section, {}).get(key, default) == default:
+            tree.get(section, {}).pop(key, None)
     return stable_hash(tree, length=10)
 
 

@@ -510,8 +510,8 @@ class Pipeline:
     def _rank0_then_load(self, produce: Callable[[], T], load: Callable[[], T]) -> T:
         """``produce()`` on rank 0 while the other ranks wait, then ``load()`` of what it wrote on the others.
 
-        For the stages that are not rank-aware yet (featurize, encode); one process just calls ``produce()``. An
-        error on rank 0 is raised on every rank.
+        For work that is not shared out by rank (a featurizer of the corpus's own vectors); one process just calls
+        ``produce()``. An error on rank 0 is raised on every rank.
         """
         made: list[T] = []
         distributed.on_main(lambda: made.append(produce()))

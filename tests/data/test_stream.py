@@ -270,3 +270,22 @@ def test_streaming_keeps_the_run_directory_and_its_overrides_parse() -> None:
     for value, parsed in (("true", True), ("false", False), ("auto", "auto")):
         config = load_recipe(quickstart, [f"data.streaming={value}"])
         assert config.data.streaming == parsed and config_hash(config) == config_hash(base)
+
+
+def test_keys_added_after_0_2_keep_earlier_run_names_at_their_default() -> None:
+    """``eval.max_docs`` and ``featurizer.max_candidate_terms`` at their defaults hash as if they did not exist (the
+    run directories made before them keep their names); another value is another run."""
+    from textsae._io import stable_hash
+    from textsae.config.compose import load_recipe
+    from textsae.config.schema import to_dict
+    from textsae.paths import _HASH_EXCLUDED, config_hash
+
+    quickstart = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
+    base = load_recipe(quickstart)
+    tree = to_dict(base)
+    assert tree["eval"].pop("max_docs") == 200_000 and tree["featurizer"].pop("max_candidate_terms") == 4_000_000
+    for path in _HASH_EXCLUDED:  # what the hash always leaves out
+        (tree[path[0]] if len(path) == 2 else tree).pop(path[-1], None)
+    assert config_hash(base) == stable_hash(tree, length=10)
+    for override in ("eval.max_docs=1000", "featurizer.max_candidate_terms=1000"):
+        assert config_hash(load_recipe(quickstart, [override])) != config_hash(base)

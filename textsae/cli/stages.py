@@ -104,11 +104,7 @@ def _run_stage(stage: str, pipeline: Any, universal: bool) -> int:
         print(f"report: {pipeline.paths.report_md}")
         return 0
     if stage == "featurize":
-        features = (
-            pipeline._rank0_then_load(pipeline.featurize, pipeline.load_features)  # torchrun: no universal pipeline
-            if world().distributed
-            else pipeline.featurize()
-        )
+        features = pipeline.featurize()  # rank-aware under torchrun: every rank takes part
         show(f"features: train {features.train.shape}, eval {features.eval.shape} in {pipeline.paths.features}")
     elif stage == "train":
         pipeline.train()
