@@ -402,6 +402,13 @@ class _FileReader(TextReader):
             )
 
 
+def _row_group_batches(parquet: Any, groups: range, batch_docs: int, columns: list[str]) -> Iterator[Any]:
+    """Record batches of ``groups``, one row group at a time: pyarrow's ``iter_batches`` over many row groups keeps
+    what it read ahead (282 MB of Arrow memory over a 275 MB, 50-group file of 1M documents; 14 MB this way)."""
+    for group in groups:
+        yield from parquet.iter_batches(batch_size=batch_docs, columns=columns, row_groups=[group])
+
+
 class _ParquetReader(_FileReader):
     def _file(self) -> Any:
         import pyarrow as pa
@@ -427,7 +434,7 @@ class _ParquetReader(_FileReader):
         wanted = [c for c in dict.fromkeys(columns) if c in names]
         first_row = 0
         try:
-            for batch in parquet.iter_batches(batch_size=batch_docs, columns=wanted):
+            for batch in _row_group_batches(parquet, range(parquet.num_row_groups), batch_docs, wanted):
                 frame = batch.to_pandas()
                 yield Table(origin=self.origin, frame=frame, columns=names, first_row=first_row)
                 first_row += len(frame)
@@ -445,8 +452,8 @@ class _ParquetReader(_FileReader):
         last_group = int(np.searchsorted(group_starts, rows[-1], side="right")) - 1
         position = int(group_starts[first_group])
         done = 0
-        batches = parquet.iter_batches(
-            batch_size=DEFAULT_BATCH_DOCS, columns=[self.text_column], row_groups=range(first_group, last_group + 1)
+        batches = _row_group_batches(
+            parquet, range(first_group, last_group + 1), DEFAULT_BATCH_DOCS, [self.text_column]
         )
         for batch in batches:
             end = position + batch.num_rows
