@@ -18,7 +18,7 @@ import pytest
 from textsae.config.schema import DataConfig
 from textsae.data import stream as stream_module
 from textsae.data.corpus import load_corpus
-from textsae.data.stream import LazyTexts, index_file
+from textsae.data.stream import LazyTexts, index_file, texts_sha256
 from textsae.errors import ConfigError, UserError
 
 SHARED = Path("/work/shared/data")
@@ -257,8 +257,9 @@ def test_load_split_streams_like_the_whole_read(tmp_path: Path, suffix: str) -> 
     assert np.array_equal(streamed.labels, whole.labels) and streamed.label_names == whole.label_names
     assert np.array_equal(streamed.doc_ids, whole.doc_ids) and np.array_equal(streamed.dropped, whole.dropped)
     assert list(streamed.iter_batches(5, start=3, stop=14)) == list(whole.iter_batches(5, start=3, stop=14))
-    with pytest.raises(UserError, match=r"streaming reads the texts and labels"):
-        load_split(path, streaming=True, id_column="text")
+    assert streamed.texts_sha256 == texts_sha256(whole.texts) and whole.texts_sha256 is None
+    with pytest.raises(UserError, match=r"streaming reads the texts, labels and ids .* \(no vector column\)"):
+        load_split(path, streaming=True, vector_column="text")
 
 
 def test_streaming_keeps_the_run_directory_and_its_overrides_parse() -> None:

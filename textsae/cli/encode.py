@@ -23,8 +23,8 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "textsae.load_codes(OUT, with_ids=True) -> (codes, doc_ids, labels): doc_ids are the 0-based data rows of DATA\n"
         "(rows dropped for empty text leave gaps, and the manifest lists them), or the values of --id-column; labels its\n"
         "class ids when it has a label column.\n"
-        "A .parquet DATA file streams: memory holds one batch of texts, never the whole file. Under torchrun each\n"
-        "process encodes its own part of the shards and the result is the same files as one process writes.",
+        "A .parquet, .jsonl or .csv DATA file streams: memory holds one batch of texts, never the whole file. Under\n"
+        "torchrun each process encodes its own part of the shards and the result is the same files as one process writes.",
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae encode runs/quickstart/1a2b3c4d5e reviews.parquet --out codes/reviews\n"
@@ -148,8 +148,8 @@ def handle(args: argparse.Namespace) -> int:
 
 @dataclass
 class _Documents:
-    """What ``encode`` reads from DATA: the featurizer's inputs (texts, streamed from a Parquet file, or vectors) and
-    each document's id, label and the fingerprint a resume checks."""
+    """What ``encode`` reads from DATA: the featurizer's inputs (texts, streamed from a Parquet, JSONL or CSV file,
+    or vectors) and each document's id, label and the fingerprint a resume checks."""
 
     name: str
     inputs: Any
@@ -160,46 +160,42 @@ class _Documents:
 
 
 def _read_documents(args: argparse.Namespace, vector_column: str | None) -> _Documents:
-    """A Parquet file of texts streams (rank 0 indexes it, every rank reads its own documents); anything else is read
-    whole, as ``load_split`` reads it."""
+    """Texts in a ``.parquet``, ``.jsonl`` or ``.csv`` file stream (rank 0 indexes the file, every rank reads its own
+    documents); vectors, and other formats, are read whole. Both as ``load_split`` reads them."""
     import numpy as np
 
-    from textsae.data.corpus import load_split
-    from textsae.data.documents import StreamedTexts, scan_documents
+    from textsae.data.corpus import load_split, split_file
+    from textsae.data.stream import STREAM_SUFFIXES
     from textsae.distributed import on_main
 
-    if vector_column is None:
-        index = on_main(
-            lambda: scan_documents(
-                args.data,
-                text_column=args.text_column,
-                empty_text=args.empty_text,
-                id_column=args.id_column,
-                text_column_option="--text-column",
-                empty_text_option="--empty-text",
-            )
+    def load(streaming: bool) -> Any:
+        return load_split(
+            args.data,
+            text_column=args.text_column,
+            require_labels=False,
+            empty_text=args.empty_text,
+            empty_text_option="--empty-text",
+            text_column_option="--text-column",
+            vector_column=vector_column,
+            id_column=args.id_column,
+            streaming=streaming,
         )
-        if index is not None:
-            return _Documents(
-                index.name, StreamedTexts(index), index.doc_ids, index.labels, index.dropped, index.texts_sha256
-            )
-    split = load_split(
-        args.data,
-        text_column=args.text_column,
-        require_labels=False,
-        empty_text=args.empty_text,
-        empty_text_option="--empty-text",
-        text_column_option="--text-column",
-        vector_column=vector_column,
-        id_column=args.id_column,
-    )
+
+    def streamed() -> Any:
+        streams = vector_column is None and split_file(args.data).suffix.lower() in STREAM_SUFFIXES
+        return load(True) if streams else None
+
+    # a streamed split is its index (rows, ids, labels): small, so rank 0 reads it for every rank
+    split = on_main(streamed)
+    if split is None:
+        split = load(False)
     return _Documents(
         split.name,
         split.vectors if split.vectors is not None else split.texts,
         split.doc_ids,
         split.labels,
         np.zeros(0, np.int64) if split.dropped is None else split.dropped,
-        _texts_fingerprint(split.texts, split.vectors),
+        split.texts_sha256 or _texts_fingerprint(split.texts, split.vectors),
     )
 
 
@@ -227,6 +223,7 @@ def _refuse_finished(out: Path, overwrite: bool) -> None:
 
 
 def _texts_fingerprint(texts: Iterable[str], vectors: Any = None) -> str:
+    """:func:`~textsae.data.stream.texts_sha256` of the texts, followed by the vectors' bytes when there are any."""
     digest = hashlib.sha256()
     for text in texts:
         digest.update(text.encode("utf-8"))

@@ -84,6 +84,8 @@ class Split:
             ``None``.
         dropped: ``int64`` 0-based data rows of the file that were dropped for empty text (:func:`load_split`
             only), else ``None``.
+        texts_sha256: :func:`~textsae.data.stream.texts_sha256` of the texts when the index pass of a streamed file
+            computed it (:func:`load_split` with ``streaming``), else ``None``.
     """
 
     name: str
@@ -93,6 +95,7 @@ class Split:
     doc_ids: np.ndarray | None = field(default=None, kw_only=True)
     vectors: np.ndarray | None = field(default=None, kw_only=True)
     dropped: np.ndarray | None = field(default=None, kw_only=True)
+    texts_sha256: str | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         for what, values in (("labels", self.labels), ("doc_ids", self.doc_ids), ("vectors", self.vectors)):
@@ -257,7 +260,7 @@ def load_split(
         vector_column: Also read this column of precomputed vectors (``featurizer.kind=vectors`` runs).
         id_column: Take each document's id from this column (unique; ``int64`` or text) instead of its row.
         streaming: Read a ``.parquet``, ``.jsonl`` or ``.csv`` file in batches (texts a
-            :class:`~textsae.data.stream.LazyTexts`); not with ``vector_column`` or ``id_column``.
+            :class:`~textsae.data.stream.LazyTexts`, and ``texts_sha256`` set); not with ``vector_column``.
 
     Returns:
         The split, named after the file stem (``test`` for ``test.parquet``).
@@ -265,32 +268,22 @@ def load_split(
     Raises:
         UserError: Naming the file, the rows and what would be right.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"No such file or folder: {path}{cwd_hint(path)}")
     names = list(label_names) if label_names is not None else None
-    if path.is_dir():
-        files = _split_files(path)
-        chosen = split or next((s for s in DEFAULT_EVAL_SPLITS if s in files), None)
-        if chosen is None or chosen not in files:
-            wanted = repr(split) if split else "'test' or 'validation'"
-            raise UserError(
-                f"{path} has no split file for {wanted}: it holds {_listing(path)}. "
-                f"Expected <split>{'|'.join(FOLDER_SUFFIXES)}."
-            )
-        names = names if names is not None else _read_meta_label_names(path)
-        path = files[chosen]
+    given, path = Path(path), split_file(path, split)
+    if given.is_dir() and names is None:
+        names = _read_meta_label_names(given)
     if streaming:
-        if vector_column or id_column or path.suffix.lower() not in STREAM_SUFFIXES:
+        if vector_column or path.suffix.lower() not in STREAM_SUFFIXES:
             raise UserError(
-                f"{path}: streaming reads the texts and labels of {', '.join(STREAM_SUFFIXES)} files only "
-                "(no vector or id column); read it whole."
+                f"{path}: streaming reads the texts, labels and ids of {', '.join(STREAM_SUFFIXES)} files only "
+                "(no vector column); read it whole."
             )
         indexed = index_file(
             path,
             text_column=text_column,
             label_column=label_column,
             empty_text=empty_text,
+            id_column=id_column,
             text_option=text_column_option,
             policy_option=empty_text_option,
         )
@@ -301,14 +294,14 @@ def load_split(
         ids = None
         if indexed.labels is not None:
             (ids,), names = encode_labels([indexed.labels], names, remap=False)
-        rows = indexed.texts.rows
         return Split(
             path.stem,
             indexed.texts,
             ids,
             label_names=names if ids is not None else None,
-            doc_ids=rows,
-            dropped=np.setdiff1d(np.arange(indexed.n_rows, dtype=np.int64), rows),
+            doc_ids=indexed.doc_ids if id_column else indexed.texts.rows,
+            dropped=indexed.dropped,
+            texts_sha256=indexed.texts_sha256,
         )
     columns = [text_column, label_column, *(c for c in (vector_column, id_column) if c)]
     table = read_table(path, columns=columns)
@@ -344,6 +337,29 @@ def load_split(
         vectors=vectors,
         dropped=_dropped(table, positions),
     )
+
+
+def split_file(path: str | Path, split: str | None = None) -> Path:
+    """The file :func:`load_split` reads for ``path``: the file itself, or a corpus folder's split file (``split``
+    if given, else ``test`` if present, else ``validation``).
+
+    Raises:
+        UserError: The path does not exist, or the folder has no such split file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"No such file or folder: {path}{cwd_hint(path)}")
+    if not path.is_dir():
+        return path
+    files = _split_files(path)
+    chosen = split or next((s for s in DEFAULT_EVAL_SPLITS if s in files), None)
+    if chosen is None or chosen not in files:
+        wanted = repr(split) if split else "'test' or 'validation'"
+        raise UserError(
+            f"{path} has no split file for {wanted}: it holds {_listing(path)}. "
+            f"Expected <split>{'|'.join(FOLDER_SUFFIXES)}."
+        )
+    return files[chosen]
 
 
 def _dropped(table: Table, kept: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Corpora larger than memory: documents read from their files in bounded batches, on demand.
 
 A streamed split holds, per document, only its data row in the file (``int64``), the byte offset where that row
-starts (line formats) and its label (``int64``): 24 bytes a document. Its texts are a :class:`LazyTexts`, a
+starts (line formats) and its label (``int64``): 24 bytes a document, plus its id when an id column is read. Its texts are a :class:`LazyTexts`, a
 ``Sequence[str]`` that reads them from the file again each time they are iterated, in batches of
 ``batch_docs`` documents, so memory follows the batch, not the corpus.
 
@@ -10,7 +10,8 @@ Reading is in two passes:
 1. **Index** (:func:`index_file`): one pass over the file in batches checks every row as the in-memory readers do
    (:mod:`textsae.data.readers`: the same checks, the same one-line errors naming the file, the line or row and the
    column; a bad row in the seventh batch is named by its line in the whole file) and keeps the rows whose text is
-   kept, their labels and, for JSONL and CSV, their byte offsets.
+   kept, their labels, their ids (an id column, each id used once in the whole file), the SHA-256 of their texts
+   and, for JSONL and CSV, their byte offsets.
 2. **Read** (:meth:`LazyTexts.iter_batches`): Parquet through ``pyarrow.parquet.ParquetFile.iter_batches`` from
    the row group that holds the first row asked for; JSONL and CSV by seeking to the first row's byte offset. A
    file that changed between the passes (size or modification time) is refused.
@@ -24,6 +25,8 @@ Hugging Face datasets stream through the same :class:`LazyTexts` (:mod:`textsae.
 from __future__ import annotations
 
 import csv
+import hashlib
+import itertools
 import json
 import os
 import sys
@@ -44,6 +47,7 @@ from textsae.data.readers import (
     check_texts,
     closest_column,
     cwd_hint,
+    extract_ids,
     extract_labels,
     report_dropped,
     require_column,
@@ -58,6 +62,7 @@ __all__ = [
     "TextReader",
     "index_file",
     "index_tables",
+    "texts_sha256",
 ]
 
 DEFAULT_BATCH_DOCS = 4096
@@ -68,11 +73,24 @@ STREAM_SUFFIXES = (".parquet", ".jsonl", ".csv")
 _MAX_LISTED = 5
 
 
+def texts_sha256(texts: Iterable[str]) -> str:
+    """SHA-256 of documents, each UTF-8 then a NUL byte, in order (the fingerprint an interrupted encode checks)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 class TextReader:
     """Reads the texts of given data rows of one source, in order (a file, a Hugging Face dataset)."""
 
     origin: str
     """What to call the source in messages."""
+
+    def row_ref(self, row: int, offset: int | None) -> str:
+        """Human name of the 0-based data ``row`` (that starts at byte ``offset`` in a line format)."""
+        return f"row {row + 1}"
 
     def read(self, rows: np.ndarray, offsets: np.ndarray | None) -> Iterator[str]:
         """The texts of the 0-based data ``rows`` (strictly increasing), in that order.
@@ -89,7 +107,8 @@ class LazyTexts(Sequence[str]):
 
     ``len`` is known without reading; iterating, slicing (``texts[a:b]``, a list) and indexing read the file. Use
     :meth:`iter_batches` to read in bounded batches, e.g. one rank's slice: ``texts.iter_batches(4096, start=a,
-    stop=b)``.
+    stop=b)``. Slices read in order (``texts[0:512]``, then ``texts[512:1024]``...) continue one pass over the file;
+    any other slice starts a new one at the row group or line of its first document.
     """
 
     def __init__(self, reader: TextReader, rows: np.ndarray, offsets: np.ndarray | None = None) -> None:
@@ -99,6 +118,10 @@ class LazyTexts(Sequence[str]):
         self.reader = reader
         self.rows = rows
         self.offsets = None if offsets is None else np.asarray(offsets, dtype=np.int64)
+        self._cursor: tuple[int, Iterator[str]] | None = None  # the next document of the pass slices continue
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cursor": None}  # an open pass over the file does not travel (to other ranks)
 
     def __len__(self) -> int:
         return int(self.rows.size)
@@ -114,11 +137,26 @@ class LazyTexts(Sequence[str]):
             start, stop, step = index.indices(len(self))
             if step != 1:
                 return [self[i] for i in range(start, stop, step)]
-            return [text for batch in self.iter_batches(max(stop - start, 1), start=start, stop=stop) for text in batch]
+            return self._read(start, stop)
         position = int(index) + (len(self) if int(index) < 0 else 0)
         if not 0 <= position < len(self):
             raise IndexError(f"document {index} of {len(self)}")
-        return next(iter(self.iter_batches(1, start=position, stop=position + 1)))[0]
+        return self._read(position, position + 1)[0]
+
+    def _read(self, start: int, stop: int) -> list[str]:
+        """Documents ``start..stop-1``, continuing the last pass when it stopped at ``start``."""
+        if start >= stop:
+            return []
+        cursor, self._cursor = self._cursor, None  # a read that fails leaves no half-read pass behind
+        if cursor is None or cursor[0] != start:
+            offsets = None if self.offsets is None else self.offsets[start:]
+            cursor = (start, self.reader.read(self.rows[start:], offsets))
+        texts = list(itertools.islice(cursor[1], stop - start))
+        if len(texts) != stop - start:
+            raise UserError(f"{self.reader.origin} has fewer documents than when it was indexed; was it changed?")
+        if stop < len(self):
+            self._cursor = (stop, cursor[1])
+        return texts
 
     def __iter__(self) -> Iterator[str]:
         for batch in self.iter_batches():
@@ -170,12 +208,22 @@ class IndexedFile:
         labels: Their raw labels, or ``None`` when the source has no label column.
         columns: Every column the source has (union over its batches).
         n_rows: Data rows read, kept or not.
+        doc_ids: The id column's value for each kept document (``int64``, or text when any is not an integer),
+            when an id column was read; else ``None``.
+        texts_sha256: :func:`texts_sha256` of the kept texts.
     """
 
     texts: LazyTexts
     labels: RawLabels | None
     columns: list[str]
     n_rows: int = 0
+    doc_ids: np.ndarray | None = None
+    texts_sha256: str = ""
+
+    @property
+    def dropped(self) -> np.ndarray:
+        """``int64`` 0-based data rows dropped for missing, empty or whitespace-only text."""
+        return np.setdiff1d(np.arange(self.n_rows, dtype=np.int64), self.texts.rows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -189,10 +237,12 @@ def index_file(
     text_column: str = "text",
     label_column: str | None = "label",
     empty_text: Literal["drop", "error"] = "drop",
+    id_column: str | None = None,
     batch_docs: int | None = None,
     text_option: str = "data.text_column",
     label_option: str = "data.label_column",
     policy_option: str = "data.empty_text",
+    id_option: str = "--id-column",
 ) -> IndexedFile:
     """Check a ``.parquet``, ``.jsonl`` or ``.csv`` file batch by batch and index its kept documents.
 
@@ -201,12 +251,13 @@ def index_file(
         text_column: Column holding the text.
         label_column: Column holding the labels (``None``: read none). A file without it is unlabeled.
         empty_text: ``drop`` rows whose text is missing, empty or whitespace-only (one warning), or ``error``.
+        id_column: Column holding each document's id (present in every kept row, each id used once), or ``None``.
         batch_docs: Rows per batch of the index pass (default :data:`DEFAULT_BATCH_DOCS`).
-        text_option: The setting that names the text column (for messages); likewise ``label_option`` and
-            ``policy_option``.
+        text_option: The setting that names the text column (for messages); likewise ``label_option``,
+            ``policy_option`` and ``id_option``.
 
     Returns:
-        The lazy texts, the raw labels and the file's columns.
+        The lazy texts, the raw labels, the ids, the texts' fingerprint and the file's columns.
 
     Raises:
         UserError: As the in-memory readers, naming the file, the line or row and the column.
@@ -222,7 +273,7 @@ def index_file(
             f"{path}: {suffix or 'a file without suffix'} cannot be streamed; data.streaming reads "
             f"{', '.join(STREAM_SUFFIXES)} files (set data.streaming=false to read it whole)."
         )
-    columns = [text_column, *([label_column] if label_column else [])]
+    columns = [text_column, *(c for c in (label_column, id_column) if c)]
     batch_docs = batch_docs or DEFAULT_BATCH_DOCS
     reader: _FileReader
     if suffix == ".parquet":
@@ -240,9 +291,11 @@ def index_file(
         text_column=text_column,
         label_column=label_column,
         empty_text=empty_text,
+        id_column=id_column,
         text_option=text_option,
         label_option=label_option,
         policy_option=policy_option,
+        id_option=id_option,
     )
 
 
@@ -253,9 +306,11 @@ def index_tables(
     text_column: str,
     label_column: str | None,
     empty_text: Literal["drop", "error"],
+    id_column: str | None = None,
     text_option: str = "data.text_column",
     label_option: str = "data.label_column",
     policy_option: str = "data.empty_text",
+    id_option: str = "--id-column",
 ) -> IndexedFile:
     """The index pass over batches of one source (see :func:`index_file`); ``reader`` reads the texts back.
 
@@ -263,13 +318,14 @@ def index_tables(
     ``line_numbers`` are lines of the whole file; an ``offsets`` column (dropped here) holds each row's byte offset.
     """
     index = _Index(text_column, label_column, empty_text, text_option, label_option, policy_option)
+    index.id_column, index.id_option = id_column, id_option
     for table in tables:
         index.add(table)
     return index.finish(reader)
 
 
 class _Index:
-    """Accumulates the index pass: kept rows, offsets, labels, dropped rows, label presence."""
+    """Accumulates the index pass: kept rows, offsets, labels, ids, the texts' digest, dropped rows, label presence."""
 
     def __init__(
         self,
@@ -294,6 +350,10 @@ class _Index:
         self.origin = ""
         self.first_table: Table | None = None
         self.interned: dict[str, str] = {}
+        self.id_column: str | None = None
+        self.id_option = "--id-column"
+        self.ids: list[np.ndarray] = []
+        self.digest = hashlib.sha256()
 
     def add(self, table: Table) -> None:
         self.origin = table.origin
@@ -306,9 +366,12 @@ class _Index:
                 table.frame[self.text_column] = None
             else:
                 require_column(table, self.text_column, "text", self.text_option)
-        _, positions, empty = check_texts(
+        texts, positions, empty = check_texts(
             table, self.text_column, self.empty_text, self.text_option, self.policy_option
         )
+        for text in texts:
+            self.digest.update(text.encode("utf-8"))
+            self.digest.update(b"\0")
         self.n_rows += len(table.frame)
         if empty:
             self.dropped += len(empty)
@@ -319,6 +382,10 @@ class _Index:
             self.offsets.append(offsets[positions])
         if self.label_column is not None and positions.size:
             self._add_labels(table, positions)
+        if self.id_column is not None and positions.size:
+            if self.id_column not in table.frame.columns and self.id_column in self.columns:
+                table.frame[self.id_column] = None  # JSONL: only other rows hold it (named as missing here)
+            self.ids.append(extract_ids(table, self.id_column, positions, self.id_option))
 
     def _add_labels(self, table: Table, positions: np.ndarray) -> None:
         assert self.label_column is not None
@@ -360,7 +427,25 @@ class _Index:
             report_dropped(f"{whole.origin} ({self.dropped} {noun}: {shown})", self.dropped, self.policy_option)
         offsets = np.concatenate(self.offsets) if self.offsets else None
         labels = self._labels(whole)
-        return IndexedFile(LazyTexts(reader, rows, offsets), labels, columns, self.n_rows)
+        ids = self._unique_ids(whole, reader, rows, offsets) if self.id_column is not None else None
+        texts = LazyTexts(reader, rows, offsets)
+        return IndexedFile(texts, labels, columns, self.n_rows, doc_ids=ids, texts_sha256=self.digest.hexdigest())
+
+    def _unique_ids(self, whole: Table, reader: TextReader, rows: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
+        """The ids of every batch as one array (text when any batch's are), each used once in the whole source
+        (each batch checked its own; a repeat across batches is found here, by sorting)."""
+        text = any(part.dtype.kind != "i" for part in self.ids)
+        ids = np.concatenate([part.astype(str) if text else part for part in self.ids])
+        _, first, counts = np.unique(ids, return_index=True, return_counts=True)
+        if (counts > 1).any():
+            value = ids[first[np.flatnonzero(counts > 1)[0]]]
+            a, b = (int(i) for i in np.flatnonzero(ids == value)[:2])
+            refs = [reader.row_ref(int(rows[i]), None if offsets is None else int(offsets[i])) for i in (a, b)]
+            raise UserError(
+                f"{whole.origin}: id {value.item()!r} in column {self.id_column!r} is used by {refs[0]} and "
+                f"{refs[1]}; ids must be unique."
+            )
+        return ids
 
     def _labels(self, whole: Table) -> RawLabels | None:
         if self.label_column is None or self.label_kind is None:
@@ -415,7 +500,8 @@ class _ParquetReader(_FileReader):
         import pyarrow.parquet as pq
 
         try:
-            return pq.ParquetFile(self.path, buffer_size=1 << 20)  # buffered: a column chunk is not read whole
+            # buffered, not pre-buffered: a column chunk is read in 1 MB pieces, never a row group's whole up front
+            return pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
         except (pa.ArrowException, OSError) as err:
             raise UserError(f"Cannot read Parquet file {self.path}: it is corrupt or not Parquet ({err}).") from None
 
@@ -469,6 +555,19 @@ class _ParquetReader(_FileReader):
 
 class _LineReader(_FileReader):
     """JSONL and CSV: decoded lines with their line numbers and byte offsets, from any byte offset."""
+
+    def row_ref(self, row: int, offset: int | None) -> str:
+        if offset is None:
+            return super().row_ref(row, offset)
+        newlines = 0
+        with self.path.open("rb") as handle:  # only for an error message: count the lines before the row
+            while offset > 0:
+                chunk = handle.read(min(offset, 1 << 20))
+                if not chunk:
+                    break
+                newlines += chunk.count(b"\n")
+                offset -= len(chunk)
+        return f"line {newlines + 1}"
 
     def _lines(self, handle: Any, offset: int, line: int) -> Iterator[tuple[str, int, int]]:
         """``(text, line number, byte offset)`` of each physical line (its ``\\n`` kept) from ``offset``."""

@@ -26,7 +26,7 @@ import contextlib
 import importlib.resources
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, cast
@@ -282,9 +282,12 @@ class HiddenStatesFeaturizer:
     # ------------------------------------------------------------------ extraction
 
     def iter_chunks(
-        self, docs: list[str], *, chunk_docs: int, start: int = 0, pooling: str | None = None
+        self, docs: Sequence[str], *, chunk_docs: int, start: int = 0, pooling: str | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Features of ``docs[start:]`` in chunks of ``chunk_docs`` documents, in input order.
+
+        ``docs`` is only sliced, one chunk at a time: a streamed split's texts
+        (:class:`~textsae.data.stream.LazyTexts`) are read from their file chunk by chunk, never whole.
 
         Yields ``(vectors, doc_ids)``: for pooled output ``doc_ids`` are the documents' indices in
         ``docs``; for ``pooling='none'`` there is one row per token. Each chunk depends only on its
@@ -300,7 +303,7 @@ class HiddenStatesFeaturizer:
         started, tokens_seen = time.perf_counter(), 0
         with torch.inference_mode(), bar:
             for lo in range(start, len(docs), chunk_docs):
-                chunk = docs[lo : lo + chunk_docs]
+                chunk = list(docs[lo : lo + chunk_docs])
                 encoded = tokenizer(
                     chunk, truncation=True, max_length=self.max_length, return_special_tokens_mask=pooling == "none"
                 )

@@ -253,14 +253,14 @@ def _extract_part(
     """Extract this process's missing shards of ``part`` (whole shards), one run of consecutive shards at a time."""
     complete = set(done)
     missing = [i for i in range(part.start // cut, -(-part.stop // cut)) if i not in complete]
-    docs = texts if isinstance(texts, list) else list(texts)
     while missing:
         run = 1
         while run < len(missing) and missing[run] == missing[0] + run:
             run += 1
         first, missing = missing[0], missing[run:]
         begin = first * cut
-        chunks = featurizer.iter_chunks(docs, chunk_docs=cut, start=begin)
+        # texts are sliced per chunk, never listed whole: a streamed split's are read from their file chunk by chunk
+        chunks = featurizer.iter_chunks(texts, chunk_docs=cut, start=begin)
         for index, (vectors, doc_ids) in enumerate(itertools.islice(chunks, run), start=first):
             _save_shard(directory, index, cut, vectors, doc_ids)
         chunks.close()  # the next shard belongs to another rank (or is complete)
