@@ -11,6 +11,7 @@ Every collective here must be called by every rank, in the same order (the rule 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from collections.abc import Callable
@@ -101,9 +102,18 @@ def setup(device: str = "cpu") -> World:
     if cuda:
         torch.cuda.set_device(current.local_rank)
     dist.init_process_group(backend="nccl" if cuda else "gloo")
+    # Left to interpreter shutdown, gloo's threads can outlive Python and abort the process (SIGABRT, "terminate
+    # called without an active exception") after the work succeeded. No barrier here: a rank that failed must not
+    # leave the others waiting for it.
+    atexit.register(_leave_group)
     if current.rank != 0:
         logger.setLevel(logging.WARNING)
     return world()
+
+
+def _leave_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_device(device: str) -> str:
