@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ __all__ = [
     "all_reduce_",
     "barrier",
     "broadcast_object",
+    "end_job",
     "on_main",
     "rank_slice",
     "setup",
@@ -114,6 +116,23 @@ def setup(device: str = "cpu") -> World:
 def _leave_group() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def end_job(exit_code: int) -> None:
+    """End a command that ran under torchrun: leave the process group, flush the output and exit with ``exit_code`` at
+    once, without the interpreter's teardown; returns (doing nothing) when no group was joined.
+
+    Everything the command wrote is complete by then (writes are atomic and closed). Tearing the interpreter down
+    after a gloo group can still abort the process ("terminate called without an active exception") when a
+    communication thread outlives it, turning a finished job into a failed one; skipping the teardown avoids that.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.destroy_process_group()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
 
 
 def rank_device(device: str) -> str:

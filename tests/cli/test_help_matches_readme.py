@@ -23,7 +23,9 @@ def _verbs() -> dict[str, argparse.ArgumentParser]:
 def _readme_commands() -> list[str]:
     """``textsae ...`` command lines in code blocks and inline code spans (a ``\\`` continuation joins its lines)."""
     commands = []
-    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", README, flags=re.S):
+    for language, block in re.findall(r"```(\w*)\n(.*?)```", README, flags=re.S):  # every fence, so pairs stay aligned
+        if language not in ("", "bash", "sh"):
+            continue
         joined = block.replace("\\\n", " ")
         commands += [line.split("#")[0].strip() for line in joined.splitlines() if line.strip().startswith("textsae ")]
     commands += list(re.findall(r"`(textsae [a-z][^`:]*)`", README))  # not messages such as `textsae encode: argument`

@@ -119,6 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     _configure_logging(debug=args.debug, quiet=args.quiet)
+    code = _run(args)
+    if "torch.distributed" in sys.modules:  # only then can a torchrun process group exist
+        from textsae.distributed import end_job
+
+        end_job(code)  # under torchrun: leaves the group and exits here
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen verb; its exit code, with user and environment errors turned into one line each."""
     try:
         return int(args.handler(args) or 0)
     except BrokenPipeError:  # `textsae show ... | head`: the reader has what it wanted
