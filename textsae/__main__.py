@@ -1,3 +1,3 @@
-from textsae.cli.main import main
+from textsae.cli.main import console
 
-raise SystemExit(main())
+raise SystemExit(console())

@@ -119,7 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     _configure_logging(debug=args.debug, quiet=args.quiet)
-    code = _run(args)
+    return _run(args)
+
+
+def console() -> int:
+    """The ``textsae`` command and ``python -m textsae``: :func:`main`, then, in a torchrun job, the end of the process
+    (:func:`textsae.distributed.end_job`). Code that calls :func:`main` itself keeps its process."""
+    code = main()
     if "torch.distributed" in sys.modules:  # only then can a torchrun process group exist
         from textsae.distributed import end_job
 
