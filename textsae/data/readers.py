@@ -225,16 +225,7 @@ def _read_csv(path: Path) -> Table:
         ) from None
     if header is None:
         raise UserError(f"{path} is empty: expected a header line (e.g. `text,label`) and data rows.")
-    if len(header) == 1 and "\t" in header[0]:
-        raise UserError(
-            f"{path} looks tab-separated (its header {header[0]!r} holds tabs), but a .csv file is read comma-separated: "
-            "save it with commas, or as .jsonl or .parquet."
-        )
-    duplicates = sorted({name for name in header if header.count(name) > 1})
-    if duplicates:
-        raise UserError(
-            f"{path}: the header names the columns {duplicates} more than once; column names must be unique."
-        )
+    check_csv_header(path, header)
     frame = (
         pd.DataFrame(rows, columns=header, dtype=object)
         if rows
@@ -247,6 +238,20 @@ def _read_csv(path: Path) -> Table:
         line_numbers=np.asarray(line_numbers, dtype=np.int64),
         untyped=True,
     )
+
+
+def check_csv_header(path: Path, header: list[str]) -> None:
+    """Refuse a CSV header that shows a tab-separated file or names a column twice, in one line naming ``path``."""
+    if len(header) == 1 and "\t" in header[0]:
+        raise UserError(
+            f"{path} looks tab-separated (its header {header[0]!r} holds tabs), but a .csv file is read comma-separated: "
+            "save it with commas, or as .jsonl or .parquet."
+        )
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise UserError(
+            f"{path}: the header names the columns {duplicates} more than once; column names must be unique."
+        )
 
 
 def _read_jsonl(path: Path, text: str) -> Table:

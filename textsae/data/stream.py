@@ -44,6 +44,7 @@ from textsae.data.readers import (
     RawLabels,
     Table,
     _check_encodable,
+    check_csv_header,
     check_texts,
     closest_column,
     cwd_hint,
@@ -721,16 +722,7 @@ class _CsvReader(_LineReader):
             yield self._table(rows, numbers, offsets, first_row)
 
     def _check_header(self, header: list[str]) -> list[str]:
-        if len(header) == 1 and "\t" in header[0]:
-            raise UserError(
-                f"{self.path} looks tab-separated (its header {header[0]!r} holds tabs), but a .csv file is read "
-                "comma-separated: save it with commas, or as .jsonl or .parquet."
-            )
-        duplicates = sorted({name for name in header if header.count(name) > 1})
-        if duplicates:
-            raise UserError(
-                f"{self.path}: the header names the columns {duplicates} more than once; column names must be unique."
-            )
+        check_csv_header(self.path, header)
         return header
 
     def _table(self, rows: list[list[str | None]], numbers: list[int], offsets: list[int], first_row: int) -> Table:

@@ -941,13 +941,7 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
     def _select_terms(self, table: _TermTable, params: dict[str, Any]) -> tuple[list[str], np.ndarray]:
         """:meth:`_limit_features` on counted n-grams: the same terms, in the same (sorted) order."""
         n_docs = table.n_docs
-        high = self.max_df if _is_int(self.max_df) else self.max_df * n_docs
-        low = self.min_df if _is_int(self.min_df) else self.min_df * n_docs
-        if high < low:
-            raise UserError(
-                f"max_df={self.max_df!r} corresponds to {high:g} documents, fewer than min_df={self.min_df!r} "
-                f"({low:g} documents) out of {n_docs}. Expected max_df to allow at least as many documents as min_df."
-            )
+        low, high = self._df_bounds(n_docs)
         max_n = params["ngram_range"][1]
         words_of, df_of, total_of = [], [], []
         for keys, df, total in zip(table.keys, table.df, table.total, strict=True):
@@ -1107,11 +1101,12 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             "norm": None if norm == "none" else norm,
         }
 
-    def _limit_features(self, ngrams: _Ngrams, params: dict[str, Any]) -> tuple[sp.csr_matrix, list[str], np.ndarray]:
-        """sklearn's ``_limit_features``: df pruning, then ``max_features``; columns end up sorted by term."""
-        counts = ngrams.counts
-        n_docs = counts.shape[0]
-        df = np.bincount(counts.indices, minlength=counts.shape[1])
+    def _df_bounds(self, n_docs: int) -> tuple[float, float]:
+        """``(low, high)``: the document frequencies ``min_df`` and ``max_df`` allow out of ``n_docs`` documents.
+
+        Raises:
+            UserError: ``max_df`` allows fewer documents than ``min_df``.
+        """
         high = self.max_df if _is_int(self.max_df) else self.max_df * n_docs
         low = self.min_df if _is_int(self.min_df) else self.min_df * n_docs
         if high < low:
@@ -1119,6 +1114,14 @@ class TfidfFeaturizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
                 f"max_df={self.max_df!r} corresponds to {high:g} documents, fewer than min_df={self.min_df!r} "
                 f"({low:g} documents) out of {n_docs}. Expected max_df to allow at least as many documents as min_df."
             )
+        return low, high
+
+    def _limit_features(self, ngrams: _Ngrams, params: dict[str, Any]) -> tuple[sp.csr_matrix, list[str], np.ndarray]:
+        """sklearn's ``_limit_features``: df pruning, then ``max_features``; columns end up sorted by term."""
+        counts = ngrams.counts
+        n_docs = counts.shape[0]
+        df = np.bincount(counts.indices, minlength=counts.shape[1])
+        low, high = self._df_bounds(n_docs)
         candidates = np.flatnonzero((df <= high) & (df >= low))
         if candidates.size == 0:
             raise UserError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
