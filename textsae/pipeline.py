@@ -45,7 +45,7 @@ from textsae.artifacts import (
 from textsae.config.compose import dump_yaml
 from textsae.config.schema import RecipeConfig, TrainConfig, to_dict
 from textsae.data.corpus import Corpus, Split, load_corpus, stratified_subsample
-from textsae.distributed import on_main, rank_device, setup
+from textsae.distributed import on_main
 from textsae.encode import encode_features
 from textsae.errors import UserError
 from textsae.eval.classify import evaluate_representation, fit_probe, require_fold_sizes
@@ -132,7 +132,7 @@ class Pipeline:
 
         Under ``torchrun`` this also joins the process group; rank 0 writes, the others wait for it.
         """
-        distributed.setup(resolve_device(self.config.runtime.device))
+        self._join_ranks()
 
         def write() -> None:
             check_same_run(self.config, self.paths)
@@ -161,7 +161,7 @@ class Pipeline:
         Under ``torchrun`` every rank calls it: TF-IDF and hidden states share the work out by rank; other featurizers
         run on rank 0 while the others wait, then load what it wrote.
         """
-        setup(rank_device(resolve_device(self.config.runtime.device)))  # under torchrun: join the group first
+        self._join_ranks()
         if is_complete(self.paths.features) and is_complete(self.paths.featurizer):
             self._check_same_corpus()
             logger.info("Reusing features in %s", self.paths.features)
@@ -250,7 +250,6 @@ class Pipeline:
         """Hidden states: extract each split into the shared feature store (or reuse it), then point the run at it."""
         from textsae.featurize.hidden_states import HiddenStatesFeaturizer
 
-        setup(rank_device(resolve_device(self.config.runtime.device)))  # under torchrun: join the group first
         featurizer = build_featurizer(self.config.featurizer, self.config.runtime)
         if not isinstance(featurizer, HiddenStatesFeaturizer):  # the only kind whose config is `stored`
             raise TypeError(f"featurizer.kind={self.config.featurizer.kind} does not extract into the feature store")
@@ -337,7 +336,7 @@ class Pipeline:
         Under ``torchrun`` every rank trains its part of each batch; rank 0 saves ``sae/`` and every rank returns the
         trained SAE.
         """
-        distributed.setup(resolve_device(self.config.runtime.device))
+        self._join_ranks()
         if distributed.on_main(lambda: is_complete(self.paths.sae)):
             logger.info("Reusing trained SAE in %s", self.paths.sae)
             return load_sae_artifact(self.paths.sae)
@@ -386,7 +385,7 @@ class Pipeline:
         self, sae: SparseAutoencoder | None = None, features: Features | None = None
     ) -> dict[str, sp.csr_matrix]:
         """Write the codes of both splits (skipping complete outputs) and load them back."""
-        setup(rank_device(resolve_device(self.config.runtime.device)))  # under torchrun: join the group first
+        self._join_ranks()
         codes = {}
         for split in SPLITS:
             out_dir = self.paths.codes(split)
@@ -434,7 +433,7 @@ class Pipeline:
 
         Under ``torchrun`` rank 0 alone evaluates and writes the report; every rank returns it.
         """
-        distributed.setup(resolve_device(self.config.runtime.device))
+        self._join_ranks()
         features = features if features is not None else self.featurize()
         if codes is None:
             codes = self.encode(features=features)  # rank-aware: every rank encodes its part
@@ -506,6 +505,10 @@ class Pipeline:
         sae = self.train(features)
         codes = self.encode(sae, features)  # rank-aware: every rank encodes its part
         return self.evaluate(features, codes)
+
+    def _join_ranks(self) -> None:
+        """Under ``torchrun``, join the process group (once) before a stage's first collective; nothing otherwise."""
+        distributed.setup(resolve_device(self.config.runtime.device))
 
     def _rank0_then_load(self, produce: Callable[[], T], load: Callable[[], T]) -> T:
         """``produce()`` on rank 0 while the other ranks wait, then ``load()`` of what it wrote on the others.
