@@ -102,18 +102,19 @@ def test_topk_gradient_goes_through_the_kept_entries_only(monkeypatch: pytest.Mo
     """TopK training never forms a dense ∂pre: its kept values carry the gradient as a CSR of B·k entries."""
     dense_calls: list[int] = []
     csr_entries: list[int] = []
-    original_dense, original_csr = encoder._weight_gradient, encoder._weight_gradient_csr
+    original_dense, original_csr = encoder._weight_gradient, encoder._weight_gradient_from_transposed
 
     def dense_spy(*args: torch.Tensor) -> torch.Tensor:
         dense_calls.append(1)
         return original_dense(*args)
 
-    def csr_spy(x: torch.Tensor, g: torch.Tensor, center: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
-        csr_entries.append(g.values().numel())
-        return original_csr(x, g, center, sums)
+    def csr_spy(x: torch.Tensor, g_t: torch.Tensor, center: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
+        assert g_t.layout == torch.sparse_csr and g_t.shape == (sums.numel(), x.shape[0])  # Gᵀ: latents × rows
+        csr_entries.append(g_t.values().numel())
+        return original_csr(x, g_t, center, sums)
 
     monkeypatch.setattr(encoder, "_weight_gradient", dense_spy)
-    monkeypatch.setattr(encoder, "_weight_gradient_csr", csr_spy)
+    monkeypatch.setattr(encoder, "_weight_gradient_from_transposed", csr_spy)
     torch.manual_seed(0)
     sae = build_sae(SAEConfig(architecture="topk", n_latents=1024, k=8), 32)
     x = torch.randn(64, 32)

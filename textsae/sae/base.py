@@ -8,6 +8,8 @@ densified on the way through the encoder.
 from __future__ import annotations
 
 import abc
+import dataclasses
+import functools
 import json
 import math
 import os
@@ -51,8 +53,18 @@ class ActiveCodes(NamedTuple):
     offsets: Tensor
     """Start of each row's entries, plus the end: ``(B + 1,)`` (CSR ``crow_indices`` layout)."""
 
+    def to_dense(self, n_latents: int) -> Tensor:
+        """The codes as a dense ``(B, n_latents)`` tensor, zeros where inactive; differentiable in ``values``."""
+        n_rows = self.offsets.numel() - 1
+        rows = torch.repeat_interleave(
+            torch.arange(n_rows, device=self.indices.device), self.offsets.diff(), output_size=self.indices.numel()
+        )
+        dense = torch.zeros(n_rows, n_latents, dtype=self.values.dtype, device=self.values.device)
+        return dense.index_put((rows, self.indices), self.values)
 
-class SAEOutput(NamedTuple):
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SAEOutput:
     """What :meth:`SparseAutoencoder.forward` returns. Everything is in normalised (model) space."""
 
     x_in: Tensor
@@ -61,14 +73,34 @@ class SAEOutput(NamedTuple):
     """Dense reconstruction ``(B, d_in)``; probabilities for ``bce``."""
     recon_logits: Tensor
     """Decoder output before the output non-linearity ``(B, d_in)``; for ``mse`` the same tensor as ``x_hat``."""
-    codes: Tensor
-    """Dense ``(B, n_latents)``, zeros where inactive: the activations the reconstruction used."""
+    dense_codes: Tensor | None
+    """The codes as the architecture made them densely, or None when it made only :attr:`active` (see :attr:`codes`)."""
     pre_acts: Tensor
     """Encoder pre-activations ``(B, n_latents)``."""
     active: ActiveCodes | None = None
     """The codes as a flat list of active entries when the architecture makes them (TopK; BatchTopK in training), else None."""
     limit: Tensor | None = None
     """Most entries each row's code may have ``(B,)`` (``sae.adaptive_k=input_nnz``), else None."""
+
+    def __post_init__(self) -> None:
+        if self.dense_codes is None and self.active is None:
+            raise ValueError("SAEOutput needs dense_codes or active codes.")
+
+    @functools.cached_property
+    def codes(self) -> Tensor:
+        """Dense ``(B, n_latents)``, zeros where inactive: the activations the reconstruction used.
+
+        A TopK-family SAE in training makes only :attr:`active`; the dense form is then built on first use (a label
+        head reads it), so a training step that does not need it never fills a ``(B, n_latents)`` tensor.
+        """
+        if self.dense_codes is not None:
+            return self.dense_codes
+        assert self.active is not None  # __post_init__
+        return self.active.to_dense(self.pre_acts.shape[1])
+
+    def _replace(self, **changes: Any) -> SAEOutput:
+        """A copy with ``changes`` applied (the NamedTuple spelling, kept for callers)."""
+        return dataclasses.replace(self, **changes)
 
 
 class LossOutput(NamedTuple):
@@ -376,7 +408,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
     @abc.abstractmethod
     def _activate(
         self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None
-    ) -> tuple[Tensor, ActiveCodes | None]:
+    ) -> tuple[Tensor | None, ActiveCodes | None]:
         """Codes from pre-activations.
 
         Args:
@@ -388,10 +420,12 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
 
         Returns:
             Dense codes ``(B, n_latents)``, and the same codes as :class:`ActiveCodes` when they are
-            sparse by construction (the decoder then reads only the active rows of W_dec), else None.
+            sparse by construction (the decoder then reads only the active rows of W_dec), else None. In training
+            (``train=True``) an architecture that returns :class:`ActiveCodes` may return None for the dense codes:
+            :attr:`SAEOutput.codes` builds them when read. With ``train=False`` the dense codes are always returned.
         """
 
-    def _decode_logits(self, codes: Tensor, active: ActiveCodes | None = None) -> Tensor:
+    def _decode_logits(self, codes: Tensor | None, active: ActiveCodes | None = None) -> Tensor:
         """Decoder output before the output non-linearity, in model space ``(B, d_in)``.
 
         With ``active`` (TopK family), a sum over the B·k active rows of W_dec
@@ -399,6 +433,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         O(B·n_latents·d_in). Both give the same values and gradients (tested).
         """
         if active is None:
+            assert codes is not None  # one of the two is always given
             return codes @ self.W_dec + self.b_dec  # (B, d_in)
         recon = sparse_decode(active.indices, active.values.to(self.W_dec.dtype), active.offsets, self.W_dec)
         return recon + self.b_dec  # (B, d_in)
@@ -426,6 +461,8 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         limit = self.entry_limit(x)
         pre_acts = self.pre_activations(x_in)  # (B, n_latents)
         codes, active = self._activate(pre_acts, train=self.training, limit=limit, x_in=x_in)
+        if codes is None and active is None:
+            raise RuntimeError(f"{type(self).__name__}._activate returned neither dense nor active codes.")
         recon_logits = self._decode_logits(codes, active)  # (B, d_in)
         return SAEOutput(x_in, self._output(recon_logits), recon_logits, codes, pre_acts, active, limit)
 
@@ -455,8 +492,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         limit = self.entry_limit(x)
         pre_acts = self.pre_activations(self.normalize(x))  # (B, n_latents)
         if k is None:
-            codes, _ = self._activate(pre_acts, train=False, limit=limit)
-            return codes
+            return self._inference_codes(pre_acts, limit)
         return self._activate_k(pre_acts, self.check_inference_k(k), limit)
 
     def check_inference_k(self, k: int) -> int:
@@ -467,9 +503,16 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
             )
         return k
 
+    def _inference_codes(self, pre_acts: Tensor, limit: Tensor | None) -> Tensor:
+        """Dense inference codes ``(B, n_latents)`` (``_activate`` with ``train=False`` always makes them)."""
+        codes, _ = self._activate(pre_acts, train=False, limit=limit)
+        if codes is None:
+            raise RuntimeError(f"{type(self).__name__}._activate(train=False) returned no dense codes.")
+        return codes
+
     def _activate_k(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> Tensor:
         """Inference codes with at most ``k`` active latents per row: the k largest of the usual code."""
-        codes, _ = self._activate(pre_acts, train=False, limit=limit)  # (B, n_latents)
+        codes = self._inference_codes(pre_acts, limit)  # (B, n_latents)
         values, indices = codes.topk(k, dim=1, sorted=False)  # (B, k) each
         return torch.zeros_like(codes).scatter(1, indices, values)
 

@@ -51,7 +51,7 @@ class BatchTopKSAE(AuxKMixin):
 
     def _activate(
         self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None
-    ) -> tuple[Tensor, ActiveCodes | None]:
+    ) -> tuple[Tensor | None, ActiveCodes | None]:
         if not train:
             return pre_acts * (pre_acts > self.threshold), None
         n_rows, n_latents = pre_acts.shape
@@ -59,12 +59,11 @@ class BatchTopKSAE(AuxKMixin):
         values, flat_idx = flat.topk(min(n_rows * self._k, flat.numel()), sorted=False)  # (B·k,) each
         values = values.relu()
         self._update_threshold(values.detach())
-        codes = torch.zeros_like(flat).scatter(0, flat_idx, values).view(n_rows, n_latents)  # (B, n_latents)
         # Row-major order groups the entries by row, as embedding_bag needs.
         flat_idx, order = flat_idx.sort()
         rows = flat_idx // n_latents  # (B·k,)
         offsets = torch.searchsorted(rows, torch.arange(n_rows + 1, device=rows.device))  # (B + 1,)
-        return codes, ActiveCodes(flat_idx - rows * n_latents, values[order], offsets)
+        return None, ActiveCodes(flat_idx - rows * n_latents, values[order], offsets)  # SAEOutput.codes densifies
 
     @torch.no_grad()
     def _update_threshold(self, kept: Tensor) -> None:

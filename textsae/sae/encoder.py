@@ -49,19 +49,21 @@ class _EncoderFunction(torch.autograd.Function):
         center: Tensor,
         fixed_columns: int,
     ) -> Tensor:
-        sparse = x.layout == torch.sparse_csr
-        if sparse:
-            xw = F.embedding_bag(
+        with torch.autocast(weight.device.type, enabled=False):  # a vector: kept in the weights' precision
+            shift = torch.addmv(bias.to(weight.dtype), weight.T, center.to(weight.dtype), alpha=-1.0)  # b − c·W
+        if x.layout == torch.sparse_csr:
+            pre = F.embedding_bag(
                 x.col_indices(),
                 weight,
                 x.crow_indices(),
                 mode="sum",
                 per_sample_weights=x.values().to(weight.dtype),
                 include_last_offset=True,
-            )  # (B, n_latents)
+            ).add_(shift)  # (B, n_latents)
         else:
-            xw = x @ weight  # (B, n_latents); autocast applies here as to any matmul
-        pre = xw - (center.to(weight.dtype) @ weight).to(xw.dtype) + bias.to(xw.dtype)
+            # Not addmm: with the bias folded in, a one-row batch can round differently from the same row in a larger
+            # batch, and a document's code must not depend on its batch.
+            pre = (x @ weight).add_(shift)  # (B, n_latents); autocast applies to the matmul as to any
         ctx.save_for_backward(x, weight, center)
         ctx.fixed_columns = fixed_columns
         return pre
@@ -136,16 +138,20 @@ class _GatheredEncoderFunction(torch.autograd.Function):
             g_dense.scatter_(1, indices, grad_values)
             grad_weight = _sparse_input_weight_gradient(x, g_dense, center.to(dtype), column_sums)
         elif ctx.needs_input_grad[2]:
-            order = indices.argsort(dim=1)  # CSR wants each row's columns in order
-            crow = torch.arange(0, n_rows * per_row + 1, per_row, device=indices.device)
-            g = torch.sparse_csr_tensor(
+            # Gᵀ as CSR, its rows the latents: Gᵀ·x is a CSR × dense product (2.6 ms against 12.7 ms for x
+            # dense × G CSR on this project's CPU, 2 threads, B 1,024, d_in 384, 4,096 latents, k 32).
+            flat = indices.reshape(-1)
+            order = flat.argsort(stable=True)  # entries grouped by latent; stable keeps the sum order fixed
+            crow = torch.zeros(n_latents + 1, dtype=torch.int64, device=indices.device)
+            crow[1:] = torch.bincount(flat, minlength=n_latents).cumsum(0)
+            g_t = torch.sparse_csr_tensor(
                 crow,
-                indices.gather(1, order).reshape(-1),
-                grad_values.gather(1, order).reshape(-1),
-                size=(n_rows, n_latents),
+                torch.div(order, per_row, rounding_mode="floor"),  # each entry's row of the batch
+                grad_values.reshape(-1)[order],
+                size=(n_latents, n_rows),
                 check_invariants=False,
             )
-            grad_weight = _weight_gradient_csr(x, g, center.to(dtype), column_sums)
+            grad_weight = _weight_gradient_from_transposed(x, g_t, center.to(dtype), column_sums)
         return None, None, grad_weight, grad_bias, grad_center, None, None
 
 
@@ -188,6 +194,13 @@ def _weight_gradient(x: Tensor, grad_pre: Tensor, center: Tensor, column_sums: T
 def _weight_gradient_csr(x: Tensor, g: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
     """xᵀ G − c ⊗ Σ_b G_b for dense x and G given as CSR ``(B, n_latents)``: a dense × CSR product."""
     return (x.to(center.dtype).T @ g).addr_(center, column_sums, alpha=-1.0)  # dense (d_in, B) @ CSR (B, n_latents)
+
+
+def _weight_gradient_from_transposed(x: Tensor, g_t: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
+    """xᵀ G − c ⊗ Σ_b G_b for dense x and Gᵀ given as CSR ``(n_latents, B)``: (Gᵀ x − Σ_b G_b ⊗ c)ᵀ, a CSR × dense
+    product, then one transposing copy into W_enc's ``(d_in, n_latents)`` layout."""
+    grad_t = (g_t @ x.to(center.dtype)).addr_(column_sums, center, alpha=-1.0)  # (n_latents, d_in)
+    return grad_t.T.contiguous()
 
 
 def _sparse_input_weight_gradient(x: Tensor, g: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:

@@ -166,7 +166,7 @@ class AuxKMixin(SparseAutoencoder):
         if out.active is None:
             return out.codes[:, :n_prefix] @ self.W_dec[:n_prefix] + self.b_dec
         kept = torch.where(out.active.indices < n_prefix, out.active.values, torch.zeros_like(out.active.values))
-        return self._decode_logits(out.codes, out.active._replace(values=kept))
+        return self._decode_logits(None, out.active._replace(values=kept))
 
     def _auxk_penalty(self, out: SAEOutput, target: Tensor, dead_mask: Tensor | None) -> tuple[Tensor, float] | None:
         if dead_mask is None or self.cfg.auxk_coefficient == 0:
@@ -234,15 +234,17 @@ class TopKSAE(AuxKMixin):
 
     def _activate(
         self, pre_acts: Tensor, *, train: bool, limit: Tensor | None = None, x_in: Tensor | None = None
-    ) -> tuple[Tensor, ActiveCodes | None]:
-        return self._topk(pre_acts, self._k, limit, x_in=x_in if train and torch.is_grad_enabled() else None)
+    ) -> tuple[Tensor | None, ActiveCodes | None]:
+        active = self._topk(pre_acts, self._k, limit, x_in=x_in if train and torch.is_grad_enabled() else None)
+        # In training nothing needs the dense (B, n_latents) codes unless a label head reads SAEOutput.codes.
+        return (None if train else active.to_dense(self.n_latents)), active
 
     def _activate_k(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> Tensor:
-        return self._topk(pre_acts, k, limit)[0]
+        return self._topk(pre_acts, k, limit).to_dense(self.n_latents)
 
     def _topk(
         self, pre_acts: Tensor, k: int, limit: Tensor | None = None, *, x_in: Tensor | None = None
-    ) -> tuple[Tensor, ActiveCodes]:
+    ) -> ActiveCodes:
         """Codes with k entries per row: the ``cfg.dense_latents`` always-on latents (signed) and the k − m largest others (ReLU).
 
         With a per-row ``limit`` (B,), row b keeps at most limit_b entries: its min(k, limit_b) − m largest others,
@@ -276,14 +278,13 @@ class TopKSAE(AuxKMixin):
                 keep = torch.cat([keep_dense, keep], dim=1)
             indices = torch.cat([always_on, indices + m], dim=1)  # (B, k)
             values = torch.cat([dense_values, values], dim=1)  # (B, k)
-        codes = torch.zeros_like(pre_acts).scatter(1, indices, values)  # (B, n_latents)
         if keep is None:
             offsets = torch.arange(0, n_rows * k + 1, k, device=pre_acts.device)  # (B + 1,)
-            return codes, ActiveCodes(indices.reshape(-1), values.reshape(-1), offsets)
+            return ActiveCodes(indices.reshape(-1), values.reshape(-1), offsets)
         offsets = torch.nn.functional.pad(
             keep.sum(dim=1).cumsum(dim=0), (1, 0)
         )  # (B + 1,); boolean masks keep row order
-        return codes, ActiveCodes(indices[keep], values[keep], offsets)
+        return ActiveCodes(indices[keep], values[keep], offsets)
 
     @torch.no_grad()
     def set_dense_encoder(self, weights: Tensor, bias: Tensor) -> None:
@@ -337,6 +338,7 @@ class TopKSAE(AuxKMixin):
         if not self.cfg.multi_topk:
             return result
         target = self._loss_target(out, target)
-        codes, active = self._topk(out.pre_acts, self.multi_k, out.limit)
-        extra = self._reconstruction_loss(target, self._decode_logits(codes, active))
+        extra = self._reconstruction_loss(
+            target, self._decode_logits(None, self._topk(out.pre_acts, self.multi_k, out.limit))
+        )
         return result._replace(total=result.total + MULTI_TOPK_WEIGHT * extra)

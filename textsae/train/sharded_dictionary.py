@@ -177,7 +177,7 @@ class ShardedTopKSAE(TopKSAE):
 
     def _topk(
         self, pre_acts: Tensor, k: int, limit: Tensor | None = None, *, x_in: Tensor | None = None
-    ) -> tuple[Tensor, ActiveCodes]:
+    ) -> ActiveCodes:
         """The global top-k of each row, as this rank's part: the codes of its own latents that won."""
         n_rows, size = pre_acts.shape[0], self.world.size
         per_rank = min(k, self.n_latents)
@@ -196,12 +196,12 @@ class ShardedTopKSAE(TopKSAE):
         # training: the gradient reaches the encoder through these entries only
         picked = pre_acts.gather(1, indices) if x_in is None else self.gather_pre_activations(pre_acts, x_in, indices)
         picked = picked.relu() * mine.to(picked.dtype)
-        codes = torch.zeros_like(pre_acts).scatter(1, indices, picked)  # (B, n_latents of this rank)
         offsets = torch.nn.functional.pad(mine.sum(dim=1).cumsum(dim=0), (1, 0))
-        return codes, ActiveCodes(indices[mine], picked[mine], offsets)
+        return ActiveCodes(indices[mine], picked[mine], offsets)
 
-    def _decode_logits(self, codes: Tensor, active: ActiveCodes | None = None) -> Tensor:
+    def _decode_logits(self, codes: Tensor | None, active: ActiveCodes | None = None) -> Tensor:
         if active is None:
+            assert codes is not None  # one of the two is always given
             partial = codes @ self.W_dec
         else:
             partial = sparse_decode(active.indices, active.values.to(self.W_dec.dtype), active.offsets, self.W_dec)

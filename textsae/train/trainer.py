@@ -588,7 +588,7 @@ def _fired_latents(sae: SparseAutoencoder, out: SAEOutput) -> tuple[torch.Tensor
     nonzero = out.active.values != 0
     fired = torch.zeros(sae.n_latents, dtype=torch.bool, device=nonzero.device)
     fired[out.active.indices[nonzero]] = True
-    return fired, nonzero.sum().float() / out.codes.shape[0]
+    return fired, nonzero.sum().float() / out.pre_acts.shape[0]
 
 
 def _with_dense_encoder(sae: SparseAutoencoder) -> TopKSAE:
