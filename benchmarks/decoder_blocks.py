@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from textsae.sae import decoder
+from textsae.sae import cache_blocks, decoder
 
 
 def main() -> None:
@@ -52,8 +52,8 @@ def main() -> None:
 
     result = {"embedding_bag_ms": milliseconds(embedding_bag), "blocked_ms": {}}
     for mb in (int(part) for part in args.blocks_mb.split(",")):
-        decoder.BLOCK_BYTES = mb << 20
-        result["blocked_ms"][f"{mb} MB ({len(decoder._column_blocks(weight))} blocks)"] = milliseconds(
+        cache_blocks.BLOCK_BYTES = mb << 20
+        result["blocked_ms"][f"{mb} MB ({len(cache_blocks.column_blocks(weight))} blocks)"] = milliseconds(
             decoder._BlockedDecode.apply
         )
     result.update(vars(args), machine=platform.machine(), threads=torch.get_num_threads(), torch=torch.__version__)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import sae_config
-from textsae.sae import build_sae, decoder
+from textsae.sae import build_sae, cache_blocks, decoder
 
 N_LATENTS, D_IN = 40, 1000
 
@@ -36,11 +36,12 @@ def _embedding_bag(indices, values, offsets, weight):  # type: ignore[no-untyped
 
 @pytest.mark.parametrize("block_bytes", [128 * N_LATENTS * 4, 300 * N_LATENTS * 4], ids=["128_columns", "300_columns"])
 def test_blocked_decode_equals_embedding_bag(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
-    monkeypatch.setattr(decoder, "BLOCK_BYTES", block_bytes)  # W_dec (160 kB) is now "large": several blocks
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", block_bytes)  # W_dec (160 kB) is now "large": several blocks
+    monkeypatch.setattr(cache_blocks, "MIN_ROW_REUSE", 0)
     indices, values, offsets = _entries()
     weight = torch.randn(N_LATENTS, D_IN, generator=torch.Generator().manual_seed(1))
     grad = torch.randn(offsets.numel() - 1, D_IN, generator=torch.Generator().manual_seed(2))
-    assert len(decoder._column_blocks(weight)) > 1
+    assert len(cache_blocks.column_blocks(weight)) > 1
     ours = _forward_backward(decoder.sparse_decode, weight, values, indices, offsets, grad)
     reference = _forward_backward(_embedding_bag, weight, values, indices, offsets, grad)
     for name, a, b in zip(("output", "values grad", "weight grad"), ours, reference):
@@ -48,13 +49,17 @@ def test_blocked_decode_equals_embedding_bag(monkeypatch: pytest.MonkeyPatch, bl
     assert torch.count_nonzero(ours[0][1]) == 0  # the empty row decodes to zero
 
 
-def test_small_decoders_and_the_gpu_keep_embedding_bag(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_decoders_and_few_entries_per_latent_keep_embedding_bag(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr(decoder._BlockedDecode, "apply", lambda *args: calls.append(1))
-    indices, values, offsets = _entries()
+    indices, values, offsets = _entries()  # 16 entries over 40 latents
+    monkeypatch.setattr(cache_blocks, "MIN_ROW_REUSE", 0)
     decoder.sparse_decode(indices, values, offsets, torch.randn(N_LATENTS, D_IN))  # 160 kB: cache-resident
     assert calls == []
-    monkeypatch.setattr(decoder, "BLOCK_BYTES", 1024)
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)
+    decoder.sparse_decode(indices, values, offsets, torch.randn(N_LATENTS, D_IN))
+    assert calls == [1]
+    monkeypatch.setattr(cache_blocks, "MIN_ROW_REUSE", 1)  # 0.4 entries per latent: no row of W_dec is reused
     decoder.sparse_decode(indices, values, offsets, torch.randn(N_LATENTS, D_IN))
     assert calls == [1]
 
@@ -76,7 +81,8 @@ def test_a_topk_sae_trains_the_same_through_the_blocked_decoder(arch: str, monke
         return float(loss), {name: p.grad.clone() for name, p in sae.named_parameters()}
 
     plain_loss, plain = gradients()
-    monkeypatch.setattr(decoder, "BLOCK_BYTES", 128 * N_LATENTS * 4)
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 128 * N_LATENTS * 4)
+    monkeypatch.setattr(cache_blocks, "MIN_ROW_REUSE", 0)
     used: list[int] = []
     real_apply = decoder._BlockedDecode.apply
     monkeypatch.setattr(decoder._BlockedDecode, "apply", lambda *args: used.append(1) or real_apply(*args))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from tests.conftest import sae_config
 from textsae.config.schema import SAEConfig
-from textsae.sae import SAE_REGISTRY, SparseAutoencoder, build_sae, encoder
+from textsae.sae import SAE_REGISTRY, SparseAutoencoder, build_sae, cache_blocks, encoder
 
 D_IN, N_LATENTS, K, B = 40, 128, 4, 24
 
@@ -88,7 +88,10 @@ def test_gradients_equal_autograd(
     x = _batch(sparse_input)
     fixed = variant == "dense_latents"
     sae = _build(arch, variant)
-    monkeypatch.setattr(encoder, "SPARSE_GRAD_MAX_DENSITY", max_density)
+    monkeypatch.setattr(encoder, "SPARSE_GRAD_MAX_DENSITY", max_density)  # dense input: G as CSR, or a dense matmul
+    # sparse input: the scattered products in many parts, or xᵀ times G densified
+    monkeypatch.setattr(encoder, "SCATTER_MIN_LATENTS_PER_ENTRY", 0 if max_density else 10**9)
+    monkeypatch.setattr(encoder, "SCATTER_CHUNK_ENTRIES", 64)
     ours = _gradients(sae, x, fixed=fixed)
     monkeypatch.setattr("textsae.sae.base.encoder_pre_activations", _reference_pre_activations)
     monkeypatch.setattr("textsae.sae.base.gathered_pre_activations", _reference_gather)
@@ -172,3 +175,60 @@ def test_sparse_input_never_multiplies_two_csr_tensors(monkeypatch: pytest.Monke
             _gradients(_build(arch, "plain"), x, fixed=False)
     assert products, "the sparse-input backward ran no sparse product"
     assert all(b == torch.strided for _, b in products), products
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("chunk_entries", [16, 1 << 22], ids=["many_parts", "one_part"])
+def test_scattered_weight_gradient_is_the_product_in_any_partition(
+    threads: int, chunk_entries: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """xᵀ G − c ⊗ Σ_b G_b from G's k entries per row, with empty rows and unused terms; the same bits on every run."""
+    gen = torch.Generator().manual_seed(5)
+    n_rows, d_in, n_latents, per_row = 9, 30, 50, 3
+    x = torch.rand(n_rows, d_in, generator=gen) * (torch.rand(n_rows, d_in, generator=gen) < 0.2)
+    x[[2, 7]] = 0.0  # documents with no term
+    x[:, :4] = 0.0  # terms no document has
+    indices = torch.rand(n_rows, n_latents, generator=gen).argsort(dim=1)[:, :per_row]
+    values = torch.randn(n_rows, per_row, generator=gen)
+    center = torch.randn(d_in, generator=gen)
+    g = torch.zeros(n_rows, n_latents).scatter_(1, indices, values)
+    expected = x.T @ g - torch.outer(center, g.sum(dim=0))
+    monkeypatch.setattr(encoder, "SCATTER_CHUNK_ENTRIES", chunk_entries)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runs = [
+            encoder._scattered_weight_gradient(x.to_sparse_csr(), indices, values, center, g.sum(dim=0))
+            for _ in range(2)
+        ]
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(runs[0], expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_scattered_weight_gradient_of_an_empty_batch_is_the_centring_term() -> None:
+    center, sums = torch.randn(6), torch.randn(4)
+    x = torch.zeros(3, 6).to_sparse_csr()
+    indices, values = torch.zeros(3, 2, dtype=torch.int64), torch.zeros(3, 2)
+    torch.testing.assert_close(
+        encoder._scattered_weight_gradient(x, indices, values, center, sums), -torch.outer(center, sums)
+    )
+
+
+def test_sparse_input_forward_in_cache_blocks_equals_embedding_bag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide W_enc whose terms the batch reads often is read one block of latents at a time: same pre-activations."""
+    x = _batch(sparse=True)
+    gen = torch.Generator().manual_seed(4)
+    weight, bias, center = torch.randn(D_IN, N_LATENTS, generator=gen), torch.randn(N_LATENTS), torch.randn(D_IN)
+    whole = encoder.encoder_pre_activations(x, weight, bias, center)
+    used: list[int] = []
+    real = encoder.blocked_embedding_bag
+    monkeypatch.setattr(encoder, "blocked_embedding_bag", lambda *args: used.append(1) or real(*args))
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 40 * D_IN * 4)  # blocks of 40 latents (the last one 8)
+    monkeypatch.setattr(cache_blocks, "MIN_BLOCK_COLUMNS", 1)
+    monkeypatch.setattr(cache_blocks, "MIN_ROW_REUSE", 0)
+    blocked = encoder.encoder_pre_activations(x, weight, bias, center)
+    assert used == [1]
+    torch.testing.assert_close(blocked, whole, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(blocked, _reference_pre_activations(x, weight, bias, center), rtol=1e-5, atol=1e-5)

@@ -11,8 +11,8 @@ them, so each weight is read from memory about once per pass:
 - ∂W_dec: Cᵀ · G_block with C the codes as CSR.
 
 On this project's 2-core AVX2 CPU (2 threads, batch 512, k 64, 1,024 latents, d_in 20,000) forward and backward
-took 272 ms against `embedding_bag`'s 447 ms (`python benchmarks/decoder_blocks.py`); at 4,096 × 30,000 it was
-within −8% to +18% of it. Small decoders (cache-resident) and GPUs keep `embedding_bag`.
+took 272 ms against `embedding_bag`'s 447 ms (`python benchmarks/decoder_blocks.py`). Small decoders (cache-resident),
+batches with few entries per latent and GPUs keep `embedding_bag` (:func:`textsae.sae.cache_blocks.use_blocks`).
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from textsae.sae.cache_blocks import blocked_embedding_bag, column_blocks, use_blocks
 from textsae.sae.encoder import transpose_csr
 
-__all__ = ["BLOCK_BYTES", "sparse_decode"]
-
-BLOCK_BYTES = 8 << 20
-"""Bytes of W_dec per column block (and the size above which, twice over, the blocked product is used)."""
-MIN_BLOCK_COLUMNS = 128
+__all__ = ["sparse_decode"]
 
 
 def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
@@ -45,27 +42,17 @@ def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tens
         ``(B, d_in)``, differentiable in ``values`` and ``weight``; the same values and gradients as
         ``F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True)``.
     """
-    if weight.device.type != "cpu" or weight.numel() * weight.element_size() <= 2 * BLOCK_BYTES:
+    if not use_blocks(weight, indices.numel()):
         return F.embedding_bag(
             indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True
         )
     return _BlockedDecode.apply(indices, values, offsets, weight)
 
 
-def _column_blocks(weight: Tensor) -> list[slice]:
-    n_latents, d_in = weight.shape
-    width = max(MIN_BLOCK_COLUMNS, BLOCK_BYTES // (n_latents * weight.element_size()))
-    return [slice(start, min(start + width, d_in)) for start in range(0, d_in, width)]
-
-
 class _BlockedDecode(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
-        out = torch.empty(offsets.numel() - 1, weight.shape[1], dtype=weight.dtype, device=weight.device)
-        for block in _column_blocks(weight):
-            out[:, block] = F.embedding_bag(
-                indices, weight[:, block], offsets, mode="sum", per_sample_weights=values, include_last_offset=True
-            )
+        out = blocked_embedding_bag(indices, weight, offsets, values)
         ctx.save_for_backward(indices, values, offsets, weight)
         return out
 
@@ -75,7 +62,7 @@ class _BlockedDecode(torch.autograd.Function):
         need_values, need_weight = ctx.needs_input_grad[1], ctx.needs_input_grad[3]
         grad_out = grad_out.to(weight.dtype).contiguous()
         codes, order = _codes_csr(indices, values, offsets, weight.shape[0])
-        blocks = _column_blocks(weight)
+        blocks = column_blocks(weight)
         grad_values = grad_weight = None
         if need_values:
             dots = torch.zeros(indices.numel(), dtype=weight.dtype, device=weight.device)
