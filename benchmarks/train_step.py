@@ -4,6 +4,7 @@ Usage:
 
     python benchmarks/train_step.py [--d-in 30000] [--n-latents 4096] [--batch 512] [--nnz 300]
                                     [--k 64] [--label-loss-weight 1] [--steps 5] [--device cpu]
+                                    [--reuse-memory true|false]
 
 Builds a TopK SAE (data-initialised decoder, AuxK on) and a :class:`~textsae.train.trainer.Trainer`
 on random CSR rows with ``--nnz`` non-zeros each (20 Newsgroups TF-IDF rows have ~150-300 at 30k
@@ -26,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from textsae.config.schema import SAEConfig, TrainConfig
+from textsae.config.schema import RuntimeConfig, SAEConfig, TrainConfig
 from textsae.sae import build_sae
 from textsae.train.trainer import Trainer
 
@@ -51,16 +52,16 @@ def main() -> None:
     parser.add_argument("--label-loss-weight", type=float, default=1.0)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--reuse-memory", choices=["true", "false"], default="true", help="runtime.reuse_memory")
     args = parser.parse_args()
 
     n_rows = max(4 * args.batch, args.n_latents)
     features = random_csr(n_rows, args.d_in, args.nnz)
     labels = np.random.default_rng(1).integers(0, 20, n_rows)
     sae = build_sae(SAEConfig(architecture="topk", n_latents=args.n_latents, k=args.k, decoder_init="data"), args.d_in)
-    train_cfg = TrainConfig(
-        epochs=1, batch_size=args.batch, progress=False, label_loss_weight=args.label_loss_weight, device=args.device
-    )
-    trainer = Trainer(sae, train_cfg, features, labels=labels)
+    train_cfg = TrainConfig(epochs=1, batch_size=args.batch, label_loss_weight=args.label_loss_weight)
+    runtime = RuntimeConfig(device=args.device, progress=False, reuse_memory=args.reuse_memory == "true")
+    trainer = Trainer(sae, train_cfg, features, labels=labels, runtime=runtime)
     trainer.setup()
     seconds = []
     for step in range(args.steps + 1):
