@@ -48,12 +48,14 @@ SPARSE_GRAD_MAX_DENSITY = 0.05
 project's 2-core AVX2 CPU (one thread, d_in 384, 4,096 latents, batch 1,024) xᵀG with G as CSR took 7.8 ms at 0.8%
 density against 42 ms dense; a dense matmul wins again somewhere above a few percent."""
 
-SCATTER_MIN_LATENTS_PER_ENTRY = 48
+SCATTER_MIN_LATENTS_PER_ENTRY = 128
 """Sparse x, G as k entries per row, on CPU: ∂W_enc adds nnz(x)·k scattered products when n_latents ≥ this · k, else
-multiplies xᵀ (CSR) by G densified, nnz(x)·n_latents multiply-adds. On this project's 2-core AVX2 CPU (2 threads,
-batch 512, 200 non-zeros per row, k 64) the scatter took 115 ms against 140-154 ms at 4,096 latents × 30,000 terms,
-205-226 ms against 379-441 ms at 16,384 × 10,000, and 58-64 ms against 28 ms at 1,024 × 10,000: a scattered addition
-costs about as much as 45 vectorised multiply-adds."""
+multiplies xᵀ (CSR) by G densified, nnz(x)·n_latents multiply-adds. The whole training step on this project's 2-core
+AVX2 CPU (`textsae bench train --input sparse --sides textsae`, batch 512, 200 non-zeros per row, k 64, two runs
+each), scattered against densified: 16,384 latents × 10,000 terms 489 / 442 against 395 / 363 vec/s; 8,192 × 30,000
+397 / 340 against 371 / 340; 4,096 × 30,000 527 / 453 against 616 / 547. The kernel alone looked better than that
+(115 against 140-154 ms at 4,096 × 30,000): in the step, the scattered additions compete with the rest for the
+cache."""
 SCATTER_CHUNK_ENTRIES = 1 << 22
 """Most scattered products formed at once (their positions and values take 12 bytes each)."""
 

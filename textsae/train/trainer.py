@@ -584,8 +584,8 @@ def _allocate_adam_state(optimizer: torch.optim.Optimizer) -> None:
     """Give every parameter its Adam state now (zero moments, step 0: what the first step would create).
 
     Created lazily inside the first backward, the weight-sized moments land between that step's temporaries, and the
-    holes they leave make later weight-sized gradients grow the heap: a 30,000 × 8,192 TF-IDF SAE peaked at 8.3-9.4 GiB
-    that way and at 7.6-8.0 GiB with the state made up front (`benchmarks/train_step.py`, 5 steps). Goes through the
+    holes they leave make later weight-sized gradients grow the heap: a 30,000 × 8,192 TF-IDF SAE peaked at 8.3-10.5
+    GiB that way and at 7.7-8.0 GiB with the state made up front (`benchmarks/train_step.py`, 4-5 steps). Goes through the
     optimiser's public ``load_state_dict``; a resumed run replaces it with the checkpoint's state.
     """
     state = optimizer.state_dict()
