@@ -154,10 +154,11 @@ def encode_rows(
     part = rank_slice(n_rows, align=cfg.shard_docs)
     todo = [i for i in range(part.start // cfg.shard_docs, shard_count(part.stop, cfg.shard_docs)) if i not in done]
     remaining = sum(min(cfg.shard_docs, n_rows - i * cfg.shard_docs) for i in todo)
-    if remaining < n_rows and current.is_main:
-        logger.info("Resuming encode of %s: %d of %d documents left", out_dir, remaining, n_rows)
-    with _progress(progress and current.is_main, len(range(n_rows)[part]), out_dir.name) as bar:
-        bar.update(len(range(n_rows)[part]) - remaining)
+    mine = len(range(n_rows)[part])  # this rank's documents
+    if remaining < mine and current.is_main:
+        logger.info("Resuming encode of %s: %d of this process's %d documents left", out_dir, remaining, mine)
+    with _progress(progress and current.is_main, mine, out_dir.name) as bar:
+        bar.update(mine - remaining)
         for index in todo:
             begin, end = index * cfg.shard_docs, min((index + 1) * cfg.shard_docs, n_rows)
             blocks = []

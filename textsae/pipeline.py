@@ -520,10 +520,6 @@ class Pipeline:
         distributed.on_main(lambda: made.append(produce()))
         return made[0] if made else load()
 
-    def _load_codes(self) -> dict[str, sp.csr_matrix]:
-        """The codes of both splits, as :meth:`encode` wrote them."""
-        return {split: load_codes(self.paths.codes(split)) for split in SPLITS}
-
     # --- helpers ----------------------------------------------------------------------------
 
     def train_labels(self) -> np.ndarray | None:

@@ -39,3 +39,11 @@ def test_decoder_blocks_script_times_both_products() -> None:
         "decoder_blocks.py", "--batch", "8", "--n-latents", "16", "--d-in", "2000", "--k", "2", "--blocks-mb", "1"
     )
     assert float(line["embedding_bag_ms"]) > 0 and len(line["blocked_ms"]) == 1  # type: ignore[arg-type]
+
+
+def test_encoder_blocks_script_times_both_products_and_they_agree() -> None:
+    line = _run(
+        "encoder_blocks.py", "--batch", "8", "--n-latents", "300", "--d-in", "50", "--nnz", "5", "--blocks-mb", "0.01"
+    )
+    assert list(line["blocked_ms"]) == ["0.01 MB (3 blocks)"]  # type: ignore[call-overload]
+    assert float(line["max_abs_difference"]) < 1e-5  # type: ignore[arg-type]

@@ -224,10 +224,10 @@ def _refuse_finished(out: Path, overwrite: bool) -> None:
 
 def _texts_fingerprint(texts: Iterable[str], vectors: Any = None) -> str:
     """:func:`~textsae.data.stream.texts_sha256` of the texts, followed by the vectors' bytes when there are any."""
+    from textsae.data.stream import add_texts
+
     digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\0")
+    add_texts(digest, texts)
     if vectors is not None:
         digest.update(memoryview(vectors.astype("float32", copy=False)).tobytes())
     return digest.hexdigest()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from textsae.config.compose import load_recipe
@@ -60,6 +57,7 @@ def _handler(stage: str) -> Any:
         from textsae import distributed
         from textsae._io import resolve_device
         from textsae.errors import UserError
+        from textsae.locks import group_lock
         from textsae.pipeline import Pipeline
         from textsae.universal import UniversalPipeline
 
@@ -71,23 +69,11 @@ def _handler(stage: str) -> Any:
         if current.distributed and universal:
             raise UserError("A universal codebook (train_data.paths) trains in one process; start it without torchrun.")
         pipeline = UniversalPipeline(config) if universal else Pipeline(config)
-        with _job_lock(pipeline.paths.root, wait=args.wait):
+        root = pipeline.paths.root
+        with group_lock(root, what=f"run directory {root}", wait=args.wait):  # torchrun: rank 0 holds it for the job
             return _run_stage(stage, pipeline, universal)
 
     return handle
-
-
-@contextlib.contextmanager
-def _job_lock(root: Path, *, wait: bool) -> Iterator[None]:
-    """The run directory's lock, held by rank 0 for the whole job under ``torchrun`` (the ranks are one job); a
-    refusal on rank 0 stops every rank."""
-    from textsae import distributed
-    from textsae.locks import directory_lock
-
-    with contextlib.ExitStack() as stack:
-        lock = directory_lock(root, what=f"run directory {root}", wait=wait)
-        distributed.on_main(lambda: stack.enter_context(lock))
-        yield
 
 
 def _run_stage(stage: str, pipeline: Any, universal: bool) -> int:

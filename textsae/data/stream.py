@@ -61,6 +61,7 @@ __all__ = [
     "IndexedFile",
     "LazyTexts",
     "TextReader",
+    "add_texts",
     "index_file",
     "index_tables",
     "texts_sha256",
@@ -77,10 +78,15 @@ _MAX_LISTED = 5
 def texts_sha256(texts: Iterable[str]) -> str:
     """SHA-256 of documents, each UTF-8 then a NUL byte, in order (the fingerprint an interrupted encode checks)."""
     digest = hashlib.sha256()
+    add_texts(digest, texts)
+    return digest.hexdigest()
+
+
+def add_texts(digest: Any, texts: Iterable[str]) -> None:
+    """Feed documents into a ``hashlib`` digest as :func:`texts_sha256` does (so a digest fed in parts gives it too)."""
     for text in texts:
         digest.update(text.encode("utf-8"))
         digest.update(b"\0")
-    return digest.hexdigest()
 
 
 class TextReader:
@@ -370,9 +376,7 @@ class _Index:
         texts, positions, empty = check_texts(
             table, self.text_column, self.empty_text, self.text_option, self.policy_option
         )
-        for text in texts:
-            self.digest.update(text.encode("utf-8"))
-            self.digest.update(b"\0")
+        add_texts(self.digest, texts)
         self.n_rows += len(table.frame)
         if empty:
             self.dropped += len(empty)

@@ -461,8 +461,6 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         limit = self.entry_limit(x)
         pre_acts = self.pre_activations(x_in)  # (B, n_latents)
         codes, active = self._activate(pre_acts, train=self.training, limit=limit, x_in=x_in)
-        if codes is None and active is None:
-            raise RuntimeError(f"{type(self).__name__}._activate returned neither dense nor active codes.")
         recon_logits = self._decode_logits(codes, active)  # (B, d_in)
         return SAEOutput(x_in, self._output(recon_logits), recon_logits, codes, pre_acts, active, limit)
 

@@ -6,11 +6,12 @@ time (:data:`BLOCK_BYTES` of the weight), the block stays in cache while every e
 it, so the weight comes from memory about once per pass. That pays off only when rows are used several times in a
 batch (:data:`MIN_ROW_REUSE`); with rows used once or twice the extra passes over the entries cost more than they save.
 
-Measured on this project's 2-core AVX2 CPU (2 threads, batch 512, k 64, 200 non-zeros per row), forward + backward of
-the TopK decoder (`python benchmarks/decoder_blocks.py`): 1,024 latents × 20,000 (32 entries per latent) blocked 252
-ms against `embedding_bag`'s 392; 4,096 × 30,000 (8 per latent) 569 against 551; 16,384 × 10,000 (2) 541 against
-218. The sparse-input encoder forward: 16,384 latents × 10,000 terms (each term used 10 times) 157-195 ms blocked
-against 338; 4,096 × 30,000 (3.4 times) 97-129 against 82.
+Measured on this project's 2-core AVX2 CPU (2 threads, batch 512, k 64, 200 non-zeros per row, 2026-12-02), forward +
+backward of the TopK decoder (`python benchmarks/decoder_blocks.py --n-latents N --d-in D`): 1,024 latents × 20,000
+(32 entries per latent) blocked 252 ms against `embedding_bag`'s 392; 4,096 × 30,000 (8 per latent) 569 against 551;
+16,384 × 10,000 (2) 541 against 218. The sparse-input encoder forward (`python benchmarks/encoder_blocks.py [--n-latents
+4096 --d-in 30000]`, 8 MB blocks): 16,384 latents × 10,000 terms (each term used 10 times) 209-322 ms blocked against
+344-382 in four runs; 4,096 × 30,000 (3.4 times) 124-210 against 78-92.
 """
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ multiplies xᵀ (CSR) by G densified, nnz(x)·n_latents multiply-adds. The whole
 AVX2 CPU (`textsae bench train --input sparse --sides textsae`, batch 512, 200 non-zeros per row, k 64, two runs
 each), scattered against densified: 16,384 latents × 10,000 terms 489 / 442 against 395 / 363 vec/s; 8,192 × 30,000
 397 / 340 against 371 / 340; 4,096 × 30,000 527 / 453 against 616 / 547. The kernel alone looked better than that
-(115 against 140-154 ms at 4,096 × 30,000): in the step, the scattered additions compete with the rest for the
-cache."""
+(115 against 140-154 ms at 4,096 × 30,000 in a perf_counter loop, not kept): in the step, the scattered additions
+compete with the rest for the cache. The two sides were switched by setting this constant in the bench's process."""
 SCATTER_CHUNK_ENTRIES = 1 << 22
 """Most scattered products formed at once, over all threads (their positions and values take 12 bytes each)."""
 
@@ -166,7 +166,7 @@ class _GatheredEncoderFunction(torch.autograd.Function):
         elif ctx.needs_input_grad[2]:
             # Gᵀ as CSR, its rows the latents: Gᵀ·x is a CSR × dense product (5.0 ms with the transposing copy,
             # against 12.7 ms for x dense × G CSR on this project's CPU, 2 threads, B 1,024, d_in 384, 4,096 latents,
-            # k 32).
+            # k 32; a perf_counter loop over the two products, not kept). Whole step: `textsae bench train --input dense`.
             flat = indices.reshape(-1)
             order = flat.argsort(stable=True)  # entries grouped by latent; stable keeps the sum order fixed
             crow = torch.zeros(n_latents + 1, dtype=torch.int64, device=indices.device)

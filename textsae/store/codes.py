@@ -406,8 +406,10 @@ def write_codes_shard(
     """
     if codes.shape[1] != n_latents:
         raise UserError(f"Codes of shard {index} have {codes.shape[1]} columns; expected n_latents={n_latents}.")
-    rows = sp.csr_matrix(codes, copy=True)
-    rows.sum_duplicates()
+    rows = sp.csr_matrix(codes)
+    if not rows.has_canonical_format:  # summed before the range check; the caller's matrix stays as it was
+        rows = rows.copy()
+        rows.sum_duplicates()
     _check_fp16_range(rows.data, Path(directory))
     _write_shard_file(Path(directory), index, rows, int(n_latents), fmt)
 
@@ -432,7 +434,6 @@ def finish_codes_folder(
         UserError: As :meth:`CodesWriter.close`.
     """
     root = Path(directory)
-    _check_meta_keys(_jsonable(extra_meta or {}), "extra_meta")
     shards = []
     for index in range(shard_count(n_docs, shard_docs)):
         path = root / shard_name(index, fmt)

@@ -170,7 +170,8 @@ def extract_to_store(
             _extract_part(featurizer, texts, directory, cut, done, rank_slice(len(texts), align=cut))
             barrier()
             on_main(lambda: _finish(directory, cut, len(texts), meta))
-    return open_features(directory, verify_hashes=current.is_main)
+    # finished by the writer we waited for: rank 0's _plan has just checked every hash
+    return open_features(directory, verify_hashes=current.is_main and cut is not None)
 
 
 def _open_complete(directory: Path) -> ShardedFeatures | None:

@@ -18,7 +18,8 @@ prefixes, the L1 and JumpReLU penalties, the label heads' cross-entropy; and the
 error, squares and column sums). From each rank's own rows (per-rank batch statistics: close to, not equal to, one
 process): BatchTopK's batch threshold (top B_r·k of the rank's B_r rows; the inference-threshold EMA is then averaged
 over the ranks), SigmoidKL's ρ̂ (the rank's mean activation), AuxK's normalisation Σ_b ‖e_b − ē‖² (the rank's
-residual mean) and the Gaussian corruption's RMS. Measured on 320 × 40 sparse rows, 48 latents, global batch 32, 24
+residual mean) and the Gaussian corruption's RMS. Measured (`python tests/distributed/train_tiny.py OUT ARCH` against
+    `torchrun --nproc-per-node 2 tests/distributed/train_tiny.py OUT ARCH`) on 320 × 40 sparse rows, 48 latents, global batch 32, 24
 steps, 2 ranks against 1 (max |Δ| / max |w|): TopK, ReLU-L1, JumpReLU ≤ 2e-5; TopK with AuxK active (8% dead)
 1.8e-4; SigmoidKL 3e-2; BatchTopK 0.24. Corruption and label-dropout noise are drawn per rank from
 ``(seed, step, rank, world size)``: deterministic and resumable, but not the one process's draws.
@@ -198,7 +199,6 @@ class Trainer:
         # instead of a temporary per op); same update rule. Other device types keep the default.
         fused = True if self.device.type in ("cpu", "cuda") else None
         self.optimizer = torch.optim.Adam(parameters, lr=self.cfg.lr, betas=self.cfg.adam_betas, fused=fused)
-        _allocate_adam_state(self.optimizer)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         fixed = self.sae.cfg.always_on_latents if self.dense_encoder is not None else 0
         if self.stepper is not None:  # setup() again: one set of hooks only
@@ -214,8 +214,9 @@ class Trainer:
         self.budget.state = StoppingState()
         path = self.checkpoint_path
         if path is not None and distributed.on_main(path.exists):  # one decision, then every rank reads the file
-            self._resume(path)
+            self._resume(path)  # the checkpoint's Adam state
         else:
+            _allocate_adam_state(self.optimizer)
             self._truncate_metrics(0)  # a run killed before its first checkpoint starts its log afresh
 
     @property
@@ -584,9 +585,10 @@ def _allocate_adam_state(optimizer: torch.optim.Optimizer) -> None:
     """Give every parameter its Adam state now (zero moments, step 0: what the first step would create).
 
     Created lazily inside the first backward, the weight-sized moments land between that step's temporaries, and the
-    holes they leave make later weight-sized gradients grow the heap: a 30,000 × 8,192 TF-IDF SAE peaked at 8.3-10.5
-    GiB that way and at 7.7-8.0 GiB with the state made up front (`benchmarks/train_step.py`, 4-5 steps). Goes through the
-    optimiser's public ``load_state_dict``; a resumed run replaces it with the checkpoint's state.
+    holes they leave make later weight-sized gradients grow the heap: a 30,000 × 8,192 TF-IDF SAE peaked at 9.4-10.1
+    GiB that way and at 7.7-8.0 GiB with the state made up front (`/usr/bin/time -v python benchmarks/train_step.py
+    --d-in 30000 --n-latents 8192 --k 64 --batch 512 --nnz 200 --label-loss-weight 0 --steps 4`). Goes through the
+    optimiser's public ``load_state_dict``; a resumed run loads the checkpoint's state instead.
     """
     state = optimizer.state_dict()
     params = [p for group in optimizer.param_groups for p in group["params"]]
