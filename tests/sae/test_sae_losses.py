@@ -42,6 +42,38 @@ def test_squared_error_sparse_gradient_equals_dense() -> None:
 
 
 @pytest.mark.parametrize("sparse", [False, True])
+def test_squared_error_survives_a_retained_graph_and_leaves_y_alone(sparse: bool) -> None:
+    x = _x_dense()
+    y = torch.randn(4, 5, requires_grad=True)
+    before = y.detach().clone()
+    total = losses.squared_error_per_sample(x.to_sparse_csr() if sparse else x, y).sum()
+    first = torch.autograd.grad(total, y, retain_graph=True)[0]
+    second = torch.autograd.grad(total, y)[0]  # the saved residual was not scaled in place by the first backward
+    torch.testing.assert_close(first, 2 * (before - x))
+    torch.testing.assert_close(second, first)
+    assert torch.equal(y.detach(), before)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_squared_error_in_higher_precision_of_either_operand(sparse: bool) -> None:
+    x = _x_dense().double()
+    y = (torch.arange(20.0).reshape(4, 5) / 7).to(torch.bfloat16).requires_grad_(True)
+    got = losses.squared_error_per_sample(x.to_sparse_csr() if sparse else x, y)
+    assert got.dtype == torch.float64  # a float64 target is not rounded to float32 before subtracting
+    torch.testing.assert_close(got, ((x - y.detach().double()) ** 2).sum(dim=1))
+    got.sum().backward()
+    assert y.grad is not None and y.grad.dtype == torch.bfloat16  # the gradient comes back in y's dtype
+
+
+def test_squared_error_with_a_trained_target_sends_it_a_gradient() -> None:
+    x = _x_dense().requires_grad_(True)
+    y = torch.randn(4, 5, requires_grad=True)
+    losses.squared_error_per_sample(x, y).sum().backward()
+    assert x.grad is not None and y.grad is not None
+    torch.testing.assert_close(x.grad, -y.grad)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
 def test_bce_per_sample_matches_torch(sparse: bool) -> None:
     x = (_x_dense() > 0).float()
     logits = torch.randn(4, 5)

@@ -394,6 +394,15 @@ def test_remove_parallel_grad_leaves_grad_orthogonal_to_rows(arch: str) -> None:
     torch.testing.assert_close(removed, (grad * unit).sum(dim=1, keepdim=True) * unit, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("chunk_elements", [1, 7, 30, 10_000])
+def test_row_dots_in_blocks_equal_one_product(chunk_elements: int) -> None:
+    """Blocks of 1 row, 2 rows with a short last block, exactly 10 rows, and everything at once."""
+    from textsae.sae.base import _row_dots
+
+    a, b = torch.randn(11, 3), torch.randn(11, 3)
+    torch.testing.assert_close(_row_dots(a, b, chunk_elements), (a * b).sum(dim=1))
+
+
 @pytest.mark.parametrize("n_dead", [0, 2, 12])
 def test_auxk_loss_sync_free_picks_match_picks_trimmed_to_the_dead_count(n_dead: int) -> None:
     """The GPU path keeps k_aux picks (alive ones decode to zero); the CPU path trims k_aux to the dead count."""

@@ -17,6 +17,8 @@ never ``inf`` or a huge number; the run's health check reports such an FVU as un
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -74,17 +76,52 @@ def _acc(t: Tensor) -> Tensor:
 def squared_error_per_sample(x: Tensor, y: Tensor) -> Tensor:
     """Σ_d (x_bd − y_bd)² for each row b.
 
-    For a sparse ``x`` the sum is taken as Σ_{d ∉ nz(x_b)} y_bd² + Σ_{d ∈ nz(x_b)} (x_bd − y_bd)²:
-    the same per-element terms as the dense formula, so there is no cancellation (the expansion
-    ‖y‖² − 2⟨x, y⟩ + ‖x‖² loses all precision when y ≈ x), and ``x`` is only read at its non-zeros.
+    One dense temporary, the residual y − x (for a sparse ``x``: a copy of y with x's non-zeros subtracted at their
+    positions, so ``x`` is only read at its non-zeros and each term is the same as the dense formula's, with no
+    cancellation). The backward scales that residual: ∂/∂y = 2 (y − x). Before, the sparse path squared y, gathered and
+    scattered the non-zeros, and its backward built three more (B × d) tensors: at 512 rows × 30,000 terms that is
+    six 59 MB temporaries a step instead of two.
 
     Args:
         x: Target, dense ``(B, d)`` or sparse CSR ``(B, d)``.
         y: Dense prediction ``(B, d)``.
 
     Returns:
-        Tensor of shape ``(B,)``.
+        Tensor of shape ``(B,)``, in y's accumulation dtype (at least float32).
     """
+    if x.requires_grad:  # a target that is itself trained (never in textsae's losses): the plain formula
+        return _squared_error_differentiable(x, y)
+    return _SquaredError.apply(y, x)
+
+
+class _SquaredError(torch.autograd.Function):
+    """Σ_d (y_bd − x_bd)² per row from the one residual tensor; the gradient reaches y only."""
+
+    @staticmethod
+    def forward(ctx: Any, y: Tensor, x: Tensor) -> Tensor:
+        sparse = is_sparse_csr(x)
+        dtype = torch.promote_types(_acc(y).dtype, x.dtype)
+        residual = torch.empty(y.shape, dtype=dtype, device=y.device)
+        residual.copy_(y)
+        if sparse:
+            rows, cols, values = csr_parts(x)
+            residual.view(-1).index_add_(0, rows * x.shape[1] + cols, values.to(dtype), alpha=-1)
+        else:
+            residual.sub_(x)
+        ctx.save_for_backward(residual)
+        ctx.y_dtype = y.dtype
+        return torch.linalg.vector_norm(residual, dim=1).square()  # no (B, d) temporary
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None]:
+        (residual,) = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        return (residual * (2 * grad).unsqueeze(1)).to(ctx.y_dtype), None
+
+
+def _squared_error_differentiable(x: Tensor, y: Tensor) -> Tensor:
+    """:func:`squared_error_per_sample` by autograd through every op, for a target ``x`` that needs a gradient."""
     y = _acc(y)
     if not is_sparse_csr(x):
         return (_acc(x) - y).square().sum(dim=1)

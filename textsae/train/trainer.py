@@ -170,8 +170,6 @@ class Trainer:
         self.world = distributed.setup(device)
         self.device = torch.device(distributed.rank_device(device))
         set_threads(self.runtime.threads)
-        if self.device.type == "cpu" and self.runtime.reuse_memory:
-            keep_freed_memory()  # weight-sized gradients are reused from the heap, not mapped afresh every step
         self.use_bf16 = sae_uses_bf16(self.runtime.precision, str(self.device))
         torch.manual_seed(self.cfg.seed)
         sample_rows = np.sort(
@@ -189,6 +187,11 @@ class Trainer:
                 parameter.data = torch.empty(0)  # freed until training ends and gathers the blocks back
         else:
             self.sae.to(self.device)
+        if self.device.type == "cpu" and self.runtime.reuse_memory:
+            # From here on, weight-sized gradients are reused from the heap, not mapped afresh every step. Not before:
+            # the data initialisation's one-off temporaries (decoder rows densified 1,024 at a time) would stay in
+            # the heap as holes the step's gradients do not fit (0.6 GB more at 30,000 × 8,192).
+            keep_freed_memory()
         self.label_heads = LabelHeads.for_training(
             self.cfg, self.sae.n_latents, self.sae.cfg.always_on_latents, self.labels
         )
