@@ -161,13 +161,18 @@ def test_sparse_input_never_multiplies_two_csr_tensors(monkeypatch: pytest.Monke
     """torch's CPU CSR × CSR matmul does not free its output (a TF-IDF run grew to 24 GB): sparse input takes CSR ×
     dense products only, on every path of the backward."""
     products: list[tuple[torch.layout, torch.layout]] = []
-    real_mm = torch.sparse.mm
+    real_mm, real_addmm_ = torch.sparse.mm, torch.Tensor.addmm_
 
     def spy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         products.append((a.layout, b.layout))
         return real_mm(a, b)
 
+    def spy_addmm_(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, **kwargs: float) -> torch.Tensor:
+        products.append((a.layout, b.layout))
+        return real_addmm_(out, a, b, **kwargs)
+
     monkeypatch.setattr(torch.sparse, "mm", spy)
+    monkeypatch.setattr(torch.Tensor, "addmm_", spy_addmm_)
     x = _batch(sparse=True)
     for arch in sorted(SAE_REGISTRY):
         for max_density in (1.0, 0.0):

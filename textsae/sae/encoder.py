@@ -9,7 +9,7 @@ d_in × B × n_latents product (and, for sparse x, zero-fill and scatter a dense
 looks at G once and multiplies through its non-zeros only when they are few:
 
 - dense x: ∂W_enc = xᵀ G with G as CSR, B·nnz(G)/B·d_in multiply-adds instead of B·n_latents·d_in;
-- sparse x: xᵀ G as xᵀ in CSR times G, with the rank-one term added in place, instead of autograd's
+- sparse x: xᵀ G as xᵀ in CSR times G, added in place onto the rank-one term, instead of autograd's
   `embedding_bag` backward (which sorts the input's non-zeros and zero-fills a fresh dense gradient); when G comes as
   k entries per row (the TopK family's kept values) and the dictionary is wide, each product x_bt · G_bj is added at
   (t, j) instead: nnz(x)·k additions, not nnz(x)·n_latents multiply-adds (:data:`SCATTER_MIN_LATENTS_PER_ENTRY`).
@@ -232,13 +232,16 @@ def _weight_gradient_from_transposed(x: Tensor, g_t: Tensor, center: Tensor, col
 
 def _sparse_input_weight_gradient(x: Tensor, g: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
     """xᵀ G − c ⊗ Σ_b G_b for CSR x and dense G ``(B, n_latents)``: xᵀ as CSR times dense G, nnz(x)·n_latents
-    multiply-adds (the forward's own cost), then the rank-one term added in place.
+    multiply-adds (the forward's own cost), added in place onto the rank-one term. Starting from −c ⊗ Σ_b G_b saves the
+    product's zero fill and a second pass for the rank-one term: 101-106 against 151-157 ms at 30,000 × 4,096 (batch
+    512, 200 non-zeros per row, 2 threads).
 
     Not a CSR × CSR product through G's non-zeros: torch's CPU CSR × CSR matmul (2.13, MKL) does not free its output
     (about 45 MB a step at 20,000 terms × 1,024 latents; a 1,000-step run grew to 24 GB and was killed).
     """
-    product = torch.sparse.mm(transpose_csr(x).to(center.dtype), g)  # (d_in, n_latents), dense
-    return product.addr_(center, column_sums, alpha=-1.0)
+    grad = torch.empty(center.numel(), column_sums.numel(), dtype=center.dtype, device=center.device)
+    torch.mul(center.unsqueeze(1), column_sums.neg(), out=grad)
+    return grad.addmm_(transpose_csr(x).to(center.dtype), g)  # (d_in, n_latents) += xᵀ (CSR) · G (dense)
 
 
 def _scattered_weight_gradient(
