@@ -65,12 +65,15 @@ def test_squared_error_in_higher_precision_of_either_operand(sparse: bool) -> No
     assert y.grad is not None and y.grad.dtype == torch.bfloat16  # the gradient comes back in y's dtype
 
 
-def test_squared_error_with_a_trained_target_sends_it_a_gradient() -> None:
-    x = _x_dense().requires_grad_(True)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_squared_error_with_a_trained_target_sends_it_a_gradient(sparse: bool) -> None:
+    x = (_x_dense().to_sparse_csr() if sparse else _x_dense()).requires_grad_(True)
     y = torch.randn(4, 5, requires_grad=True)
     losses.squared_error_per_sample(x, y).sum().backward()
     assert x.grad is not None and y.grad is not None
-    torch.testing.assert_close(x.grad, -y.grad)
+    x_grad = x.grad.to_dense() if sparse else x.grad
+    expected = -y.grad * (_x_dense() != 0) if sparse else -y.grad  # a CSR target's gradient lives on its non-zeros
+    torch.testing.assert_close(x_grad, expected)
 
 
 @pytest.mark.parametrize("sparse", [False, True])

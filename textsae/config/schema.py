@@ -408,8 +408,9 @@ class RuntimeConfig:
     reuse_memory: bool = True
     """On CPU (glibc), keep freed memory in the process for reuse instead of mapping fresh pages for every
     weight-sized tensor of every step (:func:`textsae.runtime.keep_freed_memory`): about 2× faster steps on large
-    TF-IDF SAEs. The price was a higher peak; since Adam's state is made at setup the peaks are alike (30,000 × 8,192:
-    7.7-8.0 GiB either way, 1.5-1.8 s per step against 2.7-2.8 s; ``benchmarks/train_step.py --reuse-memory``). ``false`` hands freed memory back to the system."""
+    TF-IDF SAEs. The price is a slightly higher peak (30,000 × 8,192: 7.1-7.3 GiB against 7.0, 1.9-2.0 s per step
+    against 2.7 s on a busy day; ``benchmarks/train_step.py --reuse-memory``). ``false`` hands freed memory back to the
+    system."""
     progress: bool = True
     """Show progress bars."""
     shard_dictionary: Literal["none", "latents"] = "none"

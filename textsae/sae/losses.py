@@ -122,13 +122,8 @@ class _SquaredError(torch.autograd.Function):
 
 def _squared_error_differentiable(x: Tensor, y: Tensor) -> Tensor:
     """:func:`squared_error_per_sample` by autograd through every op, for a target ``x`` that needs a gradient."""
-    y = _acc(y)
-    if not is_sparse_csr(x):
-        return (_acc(x) - y).square().sum(dim=1)
-    rows, cols, values = csr_parts(x)
-    at_nz = (_acc(values) - y[rows, cols]).square()  # (nnz,)
-    sq = y.square().index_put((rows, cols), at_nz)  # (B, d)
-    return sq.sum(dim=1)
+    dense = x.to_dense() if is_sparse_csr(x) else x
+    return (_acc(dense) - _acc(y)).square().sum(dim=1)
 
 
 def bce_with_logits_per_sample(x: Tensor, logits: Tensor) -> Tensor:
