@@ -54,6 +54,19 @@ def test_squared_error_survives_a_retained_graph_and_leaves_y_alone(sparse: bool
     assert torch.equal(y.detach(), before)
 
 
+def test_squared_error_with_int32_csr_indices() -> None:
+    x = _x_dense()
+    csr = x.to_sparse_csr()
+    x32 = torch.sparse_csr_tensor(
+        csr.crow_indices().int(), csr.col_indices().int(), csr.values(), size=x.shape, check_invariants=True
+    )
+    y = torch.randn(4, 5, requires_grad=True)
+    got = losses.squared_error_per_sample(x32, y)
+    torch.testing.assert_close(got, ((x - y.detach()) ** 2).sum(dim=1))
+    got.sum().backward()
+    torch.testing.assert_close(y.grad, 2 * (y.detach() - x))
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 def test_squared_error_in_higher_precision_of_either_operand(sparse: bool) -> None:
     x = _x_dense().double()

@@ -401,6 +401,7 @@ def test_row_dots_in_blocks_equal_one_product(chunk_elements: int) -> None:
 
     a, b = torch.randn(11, 3), torch.randn(11, 3)
     torch.testing.assert_close(_row_dots(a, b, chunk_elements), (a * b).sum(dim=1))
+    assert _row_dots(a[:0], b[:0], chunk_elements).shape == (0,)  # no rows: an empty result, not an error
 
 
 @pytest.mark.parametrize("n_dead", [0, 2, 12])

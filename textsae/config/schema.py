@@ -407,8 +407,8 @@ class RuntimeConfig:
     a machine that other jobs share, 1 can beat more (docs/benchmarks.md)."""
     reuse_memory: bool = True
     """On CPU (glibc), keep freed memory in the process for reuse instead of mapping fresh pages for every
-    weight-sized tensor of every step (:func:`textsae.runtime.keep_freed_memory`): about 2× faster steps on large
-    TF-IDF SAEs. The price is a slightly higher peak (30,000 × 8,192: 7.1-7.3 GiB against 7.0, 1.9-2.0 s per step
+    weight-sized tensor of every step (:func:`textsae.runtime.keep_freed_memory`): faster steps on large TF-IDF
+    SAEs. The price is a slightly higher peak (30,000 × 8,192: 7.1-7.3 GiB against 7.0, 1.9-2.0 s per step
     against 2.7 s on a busy day; ``benchmarks/train_step.py --reuse-memory``). ``false`` hands freed memory back to the
     system."""
     progress: bool = True

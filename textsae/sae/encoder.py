@@ -207,7 +207,7 @@ def _center_gradient(weight: Tensor, column_sums: Tensor, fixed_columns: int) ->
 def _weight_gradient(x: Tensor, grad_pre: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
     """xᵀ G − c ⊗ Σ_b G_b as a dense ``(d_in, n_latents)`` tensor, written in one pass over its memory.
 
-    Dense x: through the non-zeros of G when they are few (dense × CSR, added into the rank-one term in place), else
+    Dense x: through the non-zeros of G when they are few (dense × CSR, then the rank-one term added in place), else
     a dense matmul. Sparse x: CSR × dense G (:func:`_sparse_input_weight_gradient`).
     """
     dtype = center.dtype

@@ -1,7 +1,8 @@
 """Loss terms of the SAE family.
 
 Every function that takes an input ``x`` accepts a dense ``(B, d_in)`` tensor or a torch sparse CSR
-tensor. A sparse ``x`` is never densified: terms are computed from its non-zeros only, so a TF-IDF
+tensor. A sparse ``x`` is not densified (except as a target that itself needs a gradient, which no textsae loss
+has): terms are computed from its non-zeros only, so a TF-IDF
 batch with ~300 non-zeros per row out of 30,000 columns costs ~300 gathers per row. Sparse inputs
 must be in canonical form (no repeated column inside a row), as ``scipy.sparse.csr_matrix.tocsr()``
 produces after ``sum_duplicates()``.
@@ -76,18 +77,19 @@ def _acc(t: Tensor) -> Tensor:
 def squared_error_per_sample(x: Tensor, y: Tensor) -> Tensor:
     """Σ_d (x_bd − y_bd)² for each row b.
 
-    One dense temporary, the residual y − x (for a sparse ``x``: a copy of y with x's non-zeros subtracted at their
-    positions, so ``x`` is only read at its non-zeros and each term is the same as the dense formula's, with no
-    cancellation). The backward scales that residual: ∂/∂y = 2 (y − x). Before, the sparse path squared y, gathered and
-    scattered the non-zeros, and its backward built three more (B × d) tensors: at 512 rows × 30,000 terms that is
-    six 59 MB temporaries a step instead of two.
+    One dense temporary in the forward, the residual y − x (for a sparse ``x``: a copy of y with x's non-zeros
+    subtracted at their positions, so ``x`` is only read at its non-zeros and each term is the same as the dense
+    formula's, with no cancellation), and one in the backward, the gradient 2 (y − x) (plus its cast when y is bf16
+    or fp16). Before, the sparse path squared y, gathered and scattered the non-zeros, and its backward built three
+    more (B × d) tensors: at 512 rows × 30,000 terms that is six 59 MB temporaries a step instead of two. No textsae
+    loss differentiates twice, and this one does not support it: its gradient is not itself differentiable.
 
     Args:
         x: Target, dense ``(B, d)`` or sparse CSR ``(B, d)``.
         y: Dense prediction ``(B, d)``.
 
     Returns:
-        Tensor of shape ``(B,)``, in y's accumulation dtype (at least float32).
+        Tensor of shape ``(B,)``, in the accumulation dtype of x and y together (at least float32).
     """
     if x.requires_grad:  # a target that is itself trained (never in textsae's losses): the plain formula
         return _squared_error_differentiable(x, y)
@@ -105,7 +107,8 @@ class _SquaredError(torch.autograd.Function):
         residual.copy_(y)
         if sparse:
             rows, cols, values = csr_parts(x)
-            residual.view(-1).index_add_(0, rows * x.shape[1] + cols, values.to(dtype), alpha=-1)
+            flat = rows.long() * x.shape[1] + cols  # int64: B · d can pass 2³¹ with int32 CSR indices
+            residual.view(-1).index_add_(0, flat, values.to(dtype), alpha=-1)
         else:
             residual.sub_(x)
         ctx.save_for_backward(residual)
@@ -113,6 +116,7 @@ class _SquaredError(torch.autograd.Function):
         return torch.linalg.vector_norm(residual, dim=1).square()  # no (B, d) temporary
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None]:
         (residual,) = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:

@@ -190,7 +190,8 @@ class Trainer:
         if self.device.type == "cpu" and self.runtime.reuse_memory:
             # From here on, weight-sized gradients are reused from the heap, not mapped afresh every step. Not before:
             # the data initialisation's one-off temporaries (decoder rows densified 1,024 at a time) would stay in
-            # the heap as holes the step's gradients do not fit (0.6 GB more at 30,000 × 8,192).
+            # the heap as holes the step's gradients do not fit (0.6 GB more at 30,000 × 8,192). The setting is
+            # process-wide and stays on, so a second Trainer in the same process initialises with it already on.
             keep_freed_memory()
         self.label_heads = LabelHeads.for_training(
             self.cfg, self.sae.n_latents, self.sae.cfg.always_on_latents, self.labels
