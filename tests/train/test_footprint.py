@@ -15,7 +15,7 @@ from textsae.train.footprint import GIB, estimate
 
 
 def test_estimate_of_a_large_tfidf_sae() -> None:
-    """30,000 terms × 8,192 latents: the shape whose peak docs/benchmarks.md measured (7.7–8.0 GiB)."""
+    """30,000 terms × 8,192 latents: the shape whose peak docs/benchmarks.md measured (7.1–7.3 GiB)."""
     result = estimate(SAEConfig(n_latents=8192, k=64), 30_000, TrainConfig(batch_size=512))
     assert result.parameters == 4 * (2 * 30_000 * 8192 + 8192 + 30_000)
     assert result.optimizer == 2 * result.parameters

@@ -234,7 +234,8 @@ def _sparse_input_weight_gradient(x: Tensor, g: Tensor, center: Tensor, column_s
     """xᵀ G − c ⊗ Σ_b G_b for CSR x and dense G ``(B, n_latents)``: xᵀ as CSR times dense G, nnz(x)·n_latents
     multiply-adds (the forward's own cost), added in place onto the rank-one term. Starting from −c ⊗ Σ_b G_b saves the
     product's zero fill and a second pass for the rank-one term: 101-106 against 151-157 ms at 30,000 × 4,096 (batch
-    512, 200 non-zeros per row, 2 threads).
+    512, 200 non-zeros per row, 2 threads; a perf_counter loop, not kept). Whole step: `textsae bench train --input
+    sparse`.
 
     Not a CSR × CSR product through G's non-zeros: torch's CPU CSR × CSR matmul (2.13, MKL) does not free its output
     (about 45 MB a step at 20,000 terms × 1,024 latents; a 1,000-step run grew to 24 GB and was killed).

@@ -101,11 +101,10 @@ class _SquaredError(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, y: Tensor, x: Tensor) -> Tensor:
-        sparse = is_sparse_csr(x)
         dtype = torch.promote_types(_acc(y).dtype, x.dtype)
         residual = torch.empty(y.shape, dtype=dtype, device=y.device)
         residual.copy_(y)
-        if sparse:
+        if is_sparse_csr(x):
             rows, cols, values = csr_parts(x)
             flat = rows.long() * x.shape[1] + cols  # int64: B · d can pass 2³¹ with int32 CSR indices
             residual.view(-1).index_add_(0, flat, values.to(dtype), alpha=-1)

@@ -19,7 +19,7 @@ error, squares and column sums). From each rank's own rows (per-rank batch stati
 process): BatchTopK's batch threshold (top B_r·k of the rank's B_r rows; the inference-threshold EMA is then averaged
 over the ranks), SigmoidKL's ρ̂ (the rank's mean activation), AuxK's normalisation Σ_b ‖e_b − ē‖² (the rank's
 residual mean) and the Gaussian corruption's RMS. Measured (`python tests/distributed/train_tiny.py OUT ARCH` against
-    `torchrun --nproc-per-node 2 tests/distributed/train_tiny.py OUT ARCH`) on 320 × 40 sparse rows, 48 latents, global batch 32, 24
+`torchrun --nproc-per-node 2 tests/distributed/train_tiny.py OUT ARCH`) on 320 × 40 sparse rows, 48 latents, global batch 32, 24
 steps, 2 ranks against 1 (max |Δ| / max |w|): TopK, ReLU-L1, JumpReLU ≤ 2e-5; TopK with AuxK active (8% dead)
 1.8e-4; SigmoidKL 3e-2; BatchTopK 0.24. Corruption and label-dropout noise are drawn per rank from
 ``(seed, step, rank, world size)``: deterministic and resumable, but not the one process's draws.
