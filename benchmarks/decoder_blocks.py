@@ -1,12 +1,14 @@
-"""Forward + backward of the TopK decoder's sparse product: `embedding_bag` against the cache-blocked version.
+"""Forward + backward of the TopK decoder's sparse product: `embedding_bag`, torch's cache blocks, textsae's native kernel.
 
 Usage:
 
     python benchmarks/decoder_blocks.py [--batch 512] [--n-latents 1024] [--d-in 20000] [--k 64] [--blocks-mb 2,8,32]
 
 Random W_dec, k distinct latents per row and a random output gradient; one warm-up, then the mean of 3 runs of
-forward + backward (∂values and ∂W_dec) for `embedding_bag` and for `textsae.sae.decoder` at each block size.
-Prints one JSON line with the machine, torch's threads and the milliseconds of each.
+forward + backward (∂values and ∂W_dec, each side allocating its gradients as autograd does) for `embedding_bag`,
+for torch's column blocks (`textsae.sae.decoder`) at each block size and for the native kernel
+(`textsae.native.csr_mm`, null when it cannot be built). Prints one JSON line with the machine, torch's threads and
+the milliseconds of each.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from textsae import native
+from textsae.runtime import keep_freed_memory
 from textsae.sae import cache_blocks, decoder
 
 
@@ -30,6 +34,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=64)
     parser.add_argument("--blocks-mb", default="2,8,32", help="comma-separated block sizes in MB")
     args = parser.parse_args()
+    keep_freed_memory()  # as the trainer does: every side's weight-sized gradient reuses freed memory
     weight = (torch.randn(args.n_latents, args.d_in) / 100).requires_grad_()
     indices = torch.stack([torch.randperm(args.n_latents)[: args.k] for _ in range(args.batch)]).reshape(-1)
     values = torch.rand(args.batch * args.k).requires_grad_()
@@ -56,6 +61,7 @@ def main() -> None:
         result["blocked_ms"][f"{mb} MB ({len(cache_blocks.column_blocks(weight))} blocks)"] = milliseconds(
             decoder._BlockedDecode.apply
         )
+    result["native_ms"] = milliseconds(decoder._NativeDecode.apply) if native.available() else None
     result.update(vars(args), machine=platform.machine(), threads=torch.get_num_threads(), torch=torch.__version__)
     print(json.dumps(result))
 

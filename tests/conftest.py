@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textsae import native
 from textsae.config.schema import RuntimeConfig, SAEConfig
 from textsae.sae import SAE_REGISTRY
 
@@ -64,6 +65,19 @@ def make_texts(n_docs: int, seed: int) -> tuple[list[str], np.ndarray]:
         rng.shuffle(words)
         texts.append(" ".join(words))
     return texts, labels.astype(np.int64)
+
+
+@pytest.fixture
+def torch_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run on torch's kernels only (:mod:`textsae.native` off): the paths of users without a C compiler."""
+    monkeypatch.setattr(native, "_enabled", False)
+
+
+@pytest.fixture
+def native_kernels() -> None:
+    """Skip unless textsae's native CPU kernels are built (they need a C compiler)."""
+    if not native.available():
+        pytest.skip("textsae's native kernels could not be built here (no C compiler?)")
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ _HASH_EXCLUDED = {
     ("runtime", "progress"),
     ("runtime", "threads"),
     ("runtime", "reuse_memory"),
+    ("runtime", "native_kernels"),  # the order of float sums, like threads
     ("runtime", "shard_dictionary"),  # where the weights live, not what is computed
     ("data", "streaming"),  # how the corpus is read, not which documents: the same run either way
 }

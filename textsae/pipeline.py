@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 import scipy.sparse as sp
 
-from textsae import distributed
+from textsae import distributed, native
 from textsae._io import (
     atomic_write_json,
     atomic_write_text,
@@ -507,7 +507,9 @@ class Pipeline:
         return self.evaluate(features, codes)
 
     def _join_ranks(self) -> None:
-        """Under ``torchrun``, join the process group (once) before a stage's first collective; nothing otherwise."""
+        """Under ``torchrun``, join the process group (once) before a stage's first collective; nothing otherwise.
+        Every stage starts here, so it also applies ``runtime.native_kernels``."""
+        native.set_enabled(self.config.runtime.native_kernels)
         distributed.setup(resolve_device(self.config.runtime.device))
 
     def _rank0_then_load(self, produce: Callable[[], T], load: Callable[[], T]) -> T:

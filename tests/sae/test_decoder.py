@@ -1,4 +1,5 @@
-"""The blocked sparse decode gives embedding_bag's values and gradients, for uneven rows and uneven column blocks."""
+"""torch's blocked sparse decode (the path without textsae's native kernels) gives embedding_bag's values and gradients,
+for uneven rows and uneven column blocks."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def _embedding_bag(indices, values, offsets, weight):  # type: ignore[no-untyped
 
 
 @pytest.mark.parametrize("block_bytes", [128 * N_LATENTS * 4, 300 * N_LATENTS * 4], ids=["128_columns", "300_columns"])
+@pytest.mark.usefixtures("torch_kernels")
 def test_blocked_decode_equals_embedding_bag(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
     monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", block_bytes)  # W_dec (160 kB) is now "large": several blocks
     monkeypatch.setattr(cache_blocks, "MIN_ROW_REUSE", 0)
@@ -49,6 +51,7 @@ def test_blocked_decode_equals_embedding_bag(monkeypatch: pytest.MonkeyPatch, bl
     assert torch.count_nonzero(ours[0][1]) == 0  # the empty row decodes to zero
 
 
+@pytest.mark.usefixtures("torch_kernels")
 def test_small_decoders_and_few_entries_per_latent_keep_embedding_bag(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr(decoder._BlockedDecode, "apply", lambda *args: calls.append(1))
@@ -65,6 +68,7 @@ def test_small_decoders_and_few_entries_per_latent_keep_embedding_bag(monkeypatc
 
 
 @pytest.mark.parametrize("arch", ["topk", "batchtopk"])
+@pytest.mark.usefixtures("torch_kernels")
 def test_a_topk_sae_trains_the_same_through_the_blocked_decoder(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Loss (with AuxK on dead latents) and every gradient of a sparse-input TopK SAE, blocked or not."""
     x = torch.rand(16, D_IN) * (torch.rand(16, D_IN) < 0.05)

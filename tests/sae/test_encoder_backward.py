@@ -157,6 +157,7 @@ def test_bf16_autocast_forward_gives_fp32_gradients_close_to_fp32(
         assert cosine > 0.95, f"{arch}: {name} has cosine {cosine:.3f} to the fp32 gradient"
 
 
+@pytest.mark.usefixtures("torch_kernels")
 def test_sparse_input_never_multiplies_two_csr_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
     """torch's CPU CSR × CSR matmul does not free its output (a TF-IDF run grew to 24 GB): sparse input takes CSR ×
     dense products only, on every path of the backward."""
@@ -221,6 +222,7 @@ def test_scattered_weight_gradient_of_an_empty_batch_is_the_centring_term() -> N
     )
 
 
+@pytest.mark.usefixtures("torch_kernels")
 def test_sparse_input_forward_in_cache_blocks_equals_embedding_bag(monkeypatch: pytest.MonkeyPatch) -> None:
     """A wide W_enc whose terms the batch reads often is read one block of latents at a time: same pre-activations."""
     x = _batch(sparse=True)

@@ -411,6 +411,11 @@ class RuntimeConfig:
     SAEs. The price is a slightly higher peak (30,000 × 8,192: 7.1-7.3 GiB against 7.0, 1.9-2.0 s per step
     against 2.7 s on a busy day; ``benchmarks/train_step.py --reuse-memory``). ``false`` hands freed memory back to the
     system."""
+    native_kernels: bool = True
+    """On CPU, use textsae's native kernels for the large sparse products (the TopK decoder, the sparse-input encoder
+    and its gradient): built once with the system's C compiler and cached (:mod:`textsae.native`); without a compiler
+    textsae says so once and uses torch's kernels. ``false`` always uses torch's. Results agree to float rounding (the
+    sums run in another order), so like ``threads`` it does not enter the run directory's hash."""
     progress: bool = True
     """Show progress bars."""
     shard_dictionary: Literal["none", "latents"] = "none"

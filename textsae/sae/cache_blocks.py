@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["BLOCK_BYTES", "MIN_ROW_REUSE", "blocked_embedding_bag", "column_blocks", "use_blocks"]
+__all__ = ["BLOCK_BYTES", "MIN_ROW_REUSE", "blocked_embedding_bag", "column_blocks", "exceeds_cache", "use_blocks"]
 
 BLOCK_BYTES = 8 << 20
 """Bytes of the weight per column block (and the weight size above which, twice over, blocks are considered)."""
@@ -29,14 +29,15 @@ MIN_ROW_REUSE = 8
 """Blocks are used when the batch reads each row of the weight at least this many times on average."""
 
 
+def exceeds_cache(weight: Tensor) -> bool:
+    """Whether ``weight`` is a CPU tensor larger than twice :data:`BLOCK_BYTES`: too large to stay in cache."""
+    return weight.device.type == "cpu" and weight.numel() * weight.element_size() > 2 * BLOCK_BYTES
+
+
 def use_blocks(weight: Tensor, n_entries: int) -> bool:
     """Whether a sparse product reading ``n_entries`` rows of ``weight`` should go block by block: on CPU, for a
-    weight larger than twice :data:`BLOCK_BYTES` whose rows the batch reads :data:`MIN_ROW_REUSE` times or more."""
-    return (
-        weight.device.type == "cpu"
-        and weight.numel() * weight.element_size() > 2 * BLOCK_BYTES
-        and n_entries >= MIN_ROW_REUSE * weight.shape[0]
-    )
+    weight that :func:`exceeds_cache`, whose rows the batch reads :data:`MIN_ROW_REUSE` times or more."""
+    return exceeds_cache(weight) and n_entries >= MIN_ROW_REUSE * weight.shape[0]
 
 
 def column_blocks(weight: Tensor) -> list[slice]:

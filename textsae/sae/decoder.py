@@ -1,18 +1,21 @@
-"""The TopK decoder's sparse product, Σ_j c_bj · W_dec[j] over each row's active latents, blocked for the CPU cache.
+"""The TopK decoder's sparse product, Σ_j c_bj · W_dec[j] over each row's active latents, for a W_dec larger than the cache.
 
 `embedding_bag` computes it by reading one whole row of W_dec (d_in floats) per active entry: with B·k entries of
 a W_dec larger than the cache (20,000 terms × 1,024 latents = 82 MB) every read goes to memory, and its backward
-(per-entry dot products for the code values, a scatter for W_dec) reads and writes those rows twice more. Done one
-block of columns at a time, the W_dec block and the matching gradient block stay in cache while every entry uses
-them, so each weight is read from memory about once per pass:
+(per-entry dot products for the code values, a scatter for W_dec) reads and writes those rows twice more. Three paths,
+the first that applies:
 
-- forward: `embedding_bag` on each column block of W_dec;
-- ∂values: the sampled product (G_block · W_blockᵀ) at the active (row, latent) pairs (`sampled_addmm`);
-- ∂W_dec: Cᵀ · G_block with C the codes as CSR.
+- **textsae's native kernel** (:func:`textsae.native.csr_mm`; float32 on CPU with the kernels built): the entries
+  grouped by latent inside column blocks, each W_dec row slice read from memory once and in place, forward and both
+  gradients; 4,096 latents × 30,000 terms forward + backward 256 against 1,066 ms for the torch blocks below;
+- **torch, in column blocks** (:func:`textsae.sae.cache_blocks.use_blocks`): `embedding_bag` on each column block of
+  W_dec, ∂values as the sampled product (G_block · W_blockᵀ) at the active (row, latent) pairs (`sampled_addmm`),
+  ∂W_dec as Cᵀ · G_block with C the codes as CSR; 272 against `embedding_bag`'s 447 ms at 1,024 latents × 20,000
+  (`python benchmarks/decoder_blocks.py`), but torch copies every strided block before it reads it;
+- **`embedding_bag`**: small decoders (cache-resident), batches with few entries per latent, GPUs.
 
-On this project's 2-core AVX2 CPU (2 threads, batch 512, k 64, 1,024 latents, d_in 20,000) forward and backward
-took 272 ms against `embedding_bag`'s 447 ms (`python benchmarks/decoder_blocks.py`). Small decoders (cache-resident),
-batches with few entries per latent and GPUs keep `embedding_bag` (:func:`textsae.sae.cache_blocks.use_blocks`).
+(Timings: 2 threads on this project's 2-core AVX2 CPU, batch 512, k 64; the native figure from an ad-hoc loop, not
+kept, that alternated the paths in one process.)
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from textsae.sae.cache_blocks import blocked_embedding_bag, column_blocks, use_blocks
+from textsae import native
+from textsae.sae.cache_blocks import blocked_embedding_bag, column_blocks, exceeds_cache, use_blocks
 from textsae.sae.encoder import transpose_csr
 
 __all__ = ["sparse_decode"]
@@ -42,11 +46,35 @@ def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tens
         ``(B, d_in)``, differentiable in ``values`` and ``weight``; the same values and gradients as
         ``F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True)``.
     """
+    if exceeds_cache(weight) and native.applies(weight, values):
+        return _NativeDecode.apply(indices, values, offsets, weight)
     if not use_blocks(weight, indices.numel()):
         return F.embedding_bag(
             indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True
         )
     return _BlockedDecode.apply(indices, values, offsets, weight)
+
+
+class _NativeDecode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
+        ctx.save_for_backward(indices, values, offsets, weight)
+        return native.csr_mm(offsets, indices, values, weight)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        indices, values, offsets, weight = ctx.saved_tensors
+        grad_values, grad_weight = native.csr_mm_backward(
+            offsets,
+            indices,
+            values,
+            weight,
+            grad_out,
+            need_values=ctx.needs_input_grad[1],
+            need_weight=ctx.needs_input_grad[3],
+        )
+        return None, grad_values, None, grad_weight
 
 
 class _BlockedDecode(torch.autograd.Function):

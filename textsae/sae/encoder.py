@@ -13,6 +13,10 @@ looks at G once and multiplies through its non-zeros only when they are few:
   `embedding_bag` backward (which sorts the input's non-zeros and zero-fills a fresh dense gradient); when G comes as
   k entries per row (the TopK family's kept values) and the dictionary is wide, each product x_bt · G_bj is added at
   (t, j) instead: nnz(x)·k additions, not nnz(x)·n_latents multiply-adds (:data:`SCATTER_MIN_LATENTS_PER_ENTRY`).
+  On CPU with :mod:`textsae.native` built and a W_enc larger than the cache, textsae's own kernels take both: the
+  forward reads each term's row of W_enc once in place (:func:`textsae.native.csr_mm`), and ∂W_enc is written one term
+  row at a time, from the rank-one term, with that row's nnz·k products added while it is in cache
+  (:func:`textsae.native.csr_t_sparse_mm`).
 
 The centring adds −c ⊗ Σ_b G_b, a rank-one term over the latents that fired, written in one pass.
 The result is the same gradient as autograd's to rounding (tested for every architecture). Architectures whose loss
@@ -31,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from textsae.sae.cache_blocks import blocked_embedding_bag, use_blocks
+from textsae import native
+from textsae.sae.cache_blocks import blocked_embedding_bag, exceeds_cache, use_blocks
 
 __all__ = [
     "SCATTER_MIN_LATENTS_PER_ENTRY",
@@ -76,7 +81,9 @@ class _EncoderFunction(torch.autograd.Function):
             shift = torch.addmv(bias.to(weight.dtype), weight.T, center.to(weight.dtype), alpha=-1.0)  # b − c·W
         if x.layout == torch.sparse_csr:
             terms, offsets, values = x.col_indices(), x.crow_indices(), x.values().to(weight.dtype)
-            if use_blocks(weight, terms.numel()):
+            if exceeds_cache(weight) and native.applies(weight, values):
+                pre = native.csr_mm(offsets, terms, values, weight)
+            elif use_blocks(weight, terms.numel()):
                 pre = blocked_embedding_bag(terms, weight, offsets, values)
             else:
                 pre = F.embedding_bag(
@@ -109,7 +116,7 @@ class _EncoderFunction(torch.autograd.Function):
         if need_center:
             grad_center = _center_gradient(weight, column_sums.to(weight.dtype), ctx.fixed_columns)
         if need_weight:
-            grad_weight = _weight_gradient(x, grad_pre, center.to(weight.dtype), column_sums.to(weight.dtype))
+            grad_weight = _weight_gradient(x, grad_pre, weight, center.to(weight.dtype), column_sums.to(weight.dtype))
         return None, grad_weight, grad_bias, grad_center, None
 
 
@@ -157,12 +164,23 @@ class _GatheredEncoderFunction(torch.autograd.Function):
         if ctx.needs_input_grad[4]:
             grad_center = _center_gradient(weight, column_sums, ctx.fixed_columns)
         if ctx.needs_input_grad[2] and x.layout == torch.sparse_csr:
-            if weight.device.type == "cpu" and n_latents >= SCATTER_MIN_LATENTS_PER_ENTRY * per_row:
+            if exceeds_cache(weight) and native.applies(weight, grad_values):
+                grad_weight = native.csr_t_sparse_mm(
+                    x.crow_indices(),
+                    x.col_indices(),
+                    x.values().to(dtype),
+                    weight.shape[0],
+                    indices,
+                    grad_values,
+                    n_latents,
+                    rank_one=(center.to(dtype).neg(), column_sums),
+                )
+            elif weight.device.type == "cpu" and n_latents >= SCATTER_MIN_LATENTS_PER_ENTRY * per_row:
                 grad_weight = _scattered_weight_gradient(x, indices, grad_values, center.to(dtype), column_sums)
             else:
                 g_dense = torch.zeros(n_rows, n_latents, dtype=dtype, device=weight.device)
                 g_dense.scatter_(1, indices, grad_values)
-                grad_weight = _sparse_input_weight_gradient(x, g_dense, center.to(dtype), column_sums)
+                grad_weight = _sparse_input_weight_gradient(x, g_dense, weight, center.to(dtype), column_sums)
         elif ctx.needs_input_grad[2]:
             # Gᵀ as CSR, its rows the latents: Gᵀ·x is a CSR × dense product (5.0 ms with the transposing copy,
             # against 12.7 ms for x dense × G CSR on this project's CPU, 2 threads, B 1,024, d_in 384, 4,096 latents,
@@ -204,7 +222,7 @@ def _center_gradient(weight: Tensor, column_sums: Tensor, fixed_columns: int) ->
     return -(weight[:, fixed_columns:] @ column_sums[fixed_columns:])
 
 
-def _weight_gradient(x: Tensor, grad_pre: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
+def _weight_gradient(x: Tensor, grad_pre: Tensor, weight: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
     """xᵀ G − c ⊗ Σ_b G_b as a dense ``(d_in, n_latents)`` tensor, written in one pass over its memory.
 
     Dense x: through the non-zeros of G when they are few (dense × CSR, then the rank-one term added in place), else
@@ -212,7 +230,7 @@ def _weight_gradient(x: Tensor, grad_pre: Tensor, center: Tensor, column_sums: T
     """
     dtype = center.dtype
     if x.layout == torch.sparse_csr:
-        return _sparse_input_weight_gradient(x, grad_pre.to(dtype), center, column_sums)
+        return _sparse_input_weight_gradient(x, grad_pre.to(dtype), weight, center, column_sums)
     if int(torch.count_nonzero(grad_pre)) > SPARSE_GRAD_MAX_DENSITY * grad_pre.numel():
         return (x.to(grad_pre.dtype).T @ grad_pre).to(dtype).addr_(center, column_sums, alpha=-1.0)
     return _weight_gradient_csr(x, grad_pre.to(dtype).to_sparse_csr(), center, column_sums)
@@ -230,7 +248,7 @@ def _weight_gradient_from_transposed(x: Tensor, g_t: Tensor, center: Tensor, col
     return grad_t.T.contiguous()
 
 
-def _sparse_input_weight_gradient(x: Tensor, g: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
+def _sparse_input_weight_gradient(x: Tensor, g: Tensor, weight: Tensor, center: Tensor, column_sums: Tensor) -> Tensor:
     """xᵀ G − c ⊗ Σ_b G_b for CSR x and dense G ``(B, n_latents)``: xᵀ as CSR times dense G, nnz(x)·n_latents
     multiply-adds (the forward's own cost), added in place onto the rank-one term. Starting from −c ⊗ Σ_b G_b saves the
     product's zero fill and a second pass for the rank-one term: 101-106 against 151-157 ms at 30,000 × 4,096 (batch
@@ -240,6 +258,18 @@ def _sparse_input_weight_gradient(x: Tensor, g: Tensor, center: Tensor, column_s
     Not a CSR × CSR product through G's non-zeros: torch's CPU CSR × CSR matmul (2.13, MKL) does not free its output
     (about 45 MB a step at 20,000 terms × 1,024 latents; a 1,000-step run grew to 24 GB and was killed).
     """
+    if exceeds_cache(weight) and native.applies(weight, g):
+        _, grad = native.csr_mm_backward(
+            x.crow_indices(),
+            x.col_indices(),
+            x.values().to(center.dtype),
+            weight,
+            g,
+            need_values=False,
+            rank_one=(center.neg(), column_sums),
+        )
+        assert grad is not None
+        return grad
     grad = torch.empty(center.numel(), column_sums.numel(), dtype=center.dtype, device=center.device)
     torch.mul(center.unsqueeze(1), column_sums.neg(), out=grad)
     return grad.addmm_(transpose_csr(x).to(center.dtype), g)  # (d_in, n_latents) += xᵀ (CSR) · G (dense)

@@ -27,8 +27,9 @@ from typing import cast
 
 import torch
 
-from textsae import distributed
+from textsae import distributed, native
 from textsae.sae import SparseAutoencoder
+from textsae.sae.cache_blocks import exceeds_cache
 
 __all__ = ["StepInBackward"]
 
@@ -71,6 +72,8 @@ class StepInBackward:
             if not self._checked:
                 self._check_order(parameter)
             distributed.all_reduce_(cast(torch.Tensor, parameter.grad), "sum")
+        if parameter is sae.W_dec and self._fused_decoder_step(parameter):
+            return
         if parameter is sae.W_dec:
             sae.remove_parallel_grad_()
         grad = cast(torch.Tensor, parameter.grad)  # set: the hook runs once the gradient is accumulated
@@ -82,6 +85,45 @@ class StepInBackward:
         parameter.grad = None
         if parameter is sae.W_dec:
             sae.normalize_decoder_()
+
+    @torch.no_grad()
+    def _fused_decoder_step(self, parameter: torch.Tensor) -> bool:
+        """W_dec's projection, Adam step and renormalisation in one pass over each row
+        (:func:`textsae.native.decoder_adam_step`), where that applies: a float32 CPU decoder larger than the cache,
+        the native kernels built, a plain Adam (no weight decay, amsgrad or maximize) whose state exists. Returns
+        whether it ran; when not, the caller takes the three torch passes, which agree to float rounding."""
+        grad = parameter.grad
+        state = self.optimizer.state.get(parameter, {})
+        group = next(g for g in self.optimizer.param_groups if any(p is parameter for p in g["params"]))
+        if (
+            grad is None
+            or type(self.optimizer) is not torch.optim.Adam
+            or any(group.get(option) for option in ("weight_decay", "amsgrad", "maximize", "differentiable"))
+            or "exp_avg" not in state
+            or not exceeds_cache(parameter)
+            or not native.applies(parameter, grad, state["exp_avg"], state["exp_avg_sq"])
+            or not (parameter.is_contiguous() and grad.is_contiguous())
+        ):
+            return False
+        if isinstance(state["step"], torch.Tensor):
+            state["step"].add_(1)  # where torch.optim.Adam keeps it
+        else:
+            state["step"] += 1
+        constrained = self.sae.cfg.normalize_decoder
+        native.decoder_adam_step(
+            parameter,
+            grad,
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            lr=float(group["lr"]),
+            betas=group["betas"],
+            eps=group["eps"],
+            step=int(state["step"]),
+            project=constrained,
+            renormalise=constrained,
+        )
+        parameter.grad = None
+        return True
 
     def finish_backward(self) -> None:
         """Call after each ``backward()``: the order check runs on the first backward only."""

@@ -42,7 +42,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from textsae import distributed
+from textsae import distributed, native
 from textsae._io import (
     atomic_write_text,
     kill_point,
@@ -170,6 +170,7 @@ class Trainer:
         self.world = distributed.setup(device)
         self.device = torch.device(distributed.rank_device(device))
         set_threads(self.runtime.threads)
+        native.set_enabled(self.runtime.native_kernels)
         self.use_bf16 = sae_uses_bf16(self.runtime.precision, str(self.device))
         torch.manual_seed(self.cfg.seed)
         sample_rows = np.sort(

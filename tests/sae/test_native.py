@@ -1,0 +1,302 @@
+"""textsae's native CPU kernel (sparse rows × dense matrix): embedding_bag's values and gradients for uneven rows,
+column blocks and thread splits; clear errors on bad input; a cached build; torch's kernels when it cannot be built."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import sae_config
+from textsae import native
+from textsae.sae import build_sae, cache_blocks, decoder
+
+N_ROWS, D = 40, 1000  # d not a multiple of the kernel's 32- and 64-column chunks
+
+
+def _entries(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of 5, 0, 3, 7 and 1 entries; the third row names one weight row twice (embedding_bag adds both)."""
+    gen = torch.Generator().manual_seed(seed)
+    sizes = [5, 0, 3, 7, 1]
+    parts = [torch.randperm(N_ROWS, generator=gen)[:n] for n in sizes]
+    parts[2][1] = parts[2][0]
+    indices = torch.cat(parts)
+    values = torch.rand(indices.numel(), generator=gen) - 0.3
+    offsets = torch.tensor([0, *torch.tensor(sizes).cumsum(0).tolist()])
+    return indices, values, offsets
+
+
+def _reference(indices, values, offsets, weight, grad):  # type: ignore[no-untyped-def]
+    """embedding_bag's output and gradients, in float64."""
+    weight = weight.double().requires_grad_()
+    values = values.double().requires_grad_()
+    out = F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True)
+    out.backward(grad.double())
+    return out.detach(), values.grad, weight.grad
+
+
+@pytest.fixture
+def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("threads", [1, 3], indirect=True, ids=["1_thread", "3_threads"])
+@pytest.mark.parametrize("slab_bytes", [4 << 20, 5 * 96 * 4], ids=["one_block", "96_column_blocks"])
+def test_csr_mm_and_its_gradients_equal_embedding_bag(
+    monkeypatch: pytest.MonkeyPatch, threads: int, slab_bytes: int
+) -> None:
+    monkeypatch.setattr(native, "SLAB_BYTES", slab_bytes)
+    indices, values, offsets = _entries()
+    weight = torch.randn(N_ROWS, D, generator=torch.Generator().manual_seed(1))
+    grad = torch.randn(offsets.numel() - 1, D, generator=torch.Generator().manual_seed(2))
+    out = native.csr_mm(offsets, indices, values, weight)
+    grad_values, grad_weight = native.csr_mm_backward(offsets, indices, values, weight, grad)
+    expected = _reference(indices, values, offsets, weight, grad)
+    for name, ours, reference in zip(
+        ("output", "values grad", "weight grad"), (out, grad_values, grad_weight), expected
+    ):
+        assert ours is not None
+        torch.testing.assert_close(ours.double(), reference, rtol=1e-5, atol=1e-5, msg=name)
+    assert torch.count_nonzero(out[1]) == 0  # the empty row
+    assert torch.equal(native.csr_mm(offsets, indices, values, weight), out)  # the same bits again
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_backward_computes_only_what_is_asked_and_starts_from_the_rank_one_term() -> None:
+    indices, values, offsets = _entries()
+    weight = torch.randn(N_ROWS, D, generator=torch.Generator().manual_seed(1))
+    grad = torch.randn(offsets.numel() - 1, D, generator=torch.Generator().manual_seed(2))
+    u, r = torch.randn(N_ROWS), torch.randn(D)
+    only_values, no_weight = native.csr_mm_backward(offsets, indices, values, weight, grad, need_weight=False)
+    no_values, with_rank_one = native.csr_mm_backward(
+        offsets, indices, values, weight, grad, need_values=False, rank_one=(u, r)
+    )
+    assert no_weight is None and no_values is None
+    _, reference_values, reference_weight = _reference(indices, values, offsets, weight, grad)
+    torch.testing.assert_close(only_values.double(), reference_values, rtol=1e-5, atol=1e-5)
+    assert with_rank_one is not None
+    expected = reference_weight + torch.outer(u, r).double()
+    torch.testing.assert_close(with_rank_one.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_bad_input_is_refused_with_a_message() -> None:
+    indices, values, offsets = _entries()
+    weight = torch.randn(N_ROWS, D)
+    with pytest.raises(native.NativeError, match=r"index is outside \[0, weight rows\)"):
+        native.csr_mm(offsets, torch.where(indices == indices[3], N_ROWS, indices), values, weight)
+    with pytest.raises(native.NativeError, match="never decrease"):
+        native.csr_mm(torch.tensor([0, 9, 4, 16, 16, 16]), indices, values, weight)
+    with pytest.raises(native.NativeError, match="end at the number of entries"):
+        native.csr_mm(offsets[:-1], indices, values, weight)
+    with pytest.raises(native.NativeError, match=r"grad_out must be \(5, 1000\)"):
+        native.csr_mm_backward(offsets, indices, values, weight, torch.zeros(5, D - 1))
+
+
+def test_other_dtypes_and_devices_keep_torch_kernels() -> None:
+    assert not native.applies(torch.zeros(2, 2, dtype=torch.float64))
+    assert not native.applies(torch.zeros(2, 2), torch.zeros(2, dtype=torch.bfloat16))
+    native.set_enabled(False)
+    try:
+        assert not native.applies(torch.zeros(2, 2)) and not native.available()
+    finally:
+        native.set_enabled(True)
+
+
+@pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("arch", ["topk", "batchtopk"])
+def test_a_sparse_input_sae_gets_the_same_loss_and_gradients_from_either_kernel(
+    arch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoder, AuxK residual, sparse-input encoder and its centred gradient (xᵀ·G through the kept entries): native
+    against torch's kernels."""
+    x = (torch.rand(16, D) * (torch.rand(16, D) < 0.05)).to_sparse_csr()
+    dead = torch.zeros(N_ROWS, dtype=torch.bool)
+    dead[::4] = True
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)  # W_enc and W_dec (160 kB) count as larger than the cache
+    calls: list[str] = []
+    for name in ("csr_mm", "csr_t_sparse_mm"):
+        real = getattr(native, name)
+        monkeypatch.setattr(
+            native, name, lambda *a, _real=real, _name=name, **kw: calls.append(_name) or _real(*a, **kw)
+        )
+
+    def gradients() -> tuple[float, dict[str, torch.Tensor]]:
+        torch.manual_seed(0)
+        sae = build_sae(sae_config(arch, n_latents=N_ROWS, k=4, decoder_init="random"), D)
+        sae.init_from_data(x.to_dense())
+        sae.train()
+        loss = sae.loss(sae(x), dead_mask=dead).total
+        loss.backward()
+        return float(loss.detach()), {name: p.grad.clone() for name, p in sae.named_parameters()}
+
+    native_loss, native_grads = gradients()
+    assert calls.count("csr_mm") >= 3  # encoder, decoder, AuxK residual
+    assert ("csr_t_sparse_mm" in calls) == (arch == "topk")  # ∂W_enc through the kept entries (BatchTopK: dense G)
+    native.set_enabled(False)
+    try:
+        torch_loss, torch_grads = gradients()
+    finally:
+        native.set_enabled(True)
+    assert native_loss == pytest.approx(torch_loss, rel=1e-5)
+    for name, grad in torch_grads.items():
+        torch.testing.assert_close(native_grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.fixture
+def fresh_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """An empty cache folder and no loaded library; the session's library is loaded again afterwards."""
+    monkeypatch.setenv("TEXTSAE_NATIVE_CACHE", str(tmp_path / "cache"))
+    native._library.cache_clear()
+    yield tmp_path / "cache"
+    native._library.cache_clear()
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_the_build_is_cached_per_source_compiler_and_cpu(fresh_build: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = native._build()
+    assert first.parent == fresh_build and first.is_file()
+    assert [p.name for p in fresh_build.iterdir()] == [first.name]  # no build scratch left behind
+
+    def no_compiling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled again although the library was cached")
+
+    monkeypatch.setattr(native.subprocess, "run", no_compiling)
+    assert native._build() == first
+    monkeypatch.setattr(native, "_cpu_fingerprint", lambda: "another CPU")
+    with pytest.raises(AssertionError, match="compiled again"):
+        native._build()
+
+
+def test_without_a_compiler_torch_kernels_run_and_it_is_said_once(
+    fresh_build: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("CC", "no-such-compiler")
+    monkeypatch.setenv("PATH", str(tmp_path))  # cc, gcc and clang are not found
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)  # a weight the native kernel would take
+    indices, values, offsets = _entries()
+    weight = torch.randn(N_ROWS, D)
+    with caplog.at_level(logging.WARNING, logger="textsae"):
+        assert not native.available()
+        out = decoder.sparse_decode(indices, values, offsets, weight)
+        decoder.sparse_decode(indices, values, offsets, weight)
+    warnings = [r.getMessage() for r in caplog.records if "native CPU kernels" in r.getMessage()]
+    assert len(warnings) == 1 and "no C compiler found" in warnings[0] and "TEXTSAE_NATIVE=0" in warnings[0]
+    torch.testing.assert_close(out.double(), _reference(indices, values, offsets, weight, out)[0])
+    with pytest.raises(RuntimeError, match="not available here"):
+        native.csr_mm(offsets, indices, values, weight)
+
+
+@pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("constrained", [True, False], ids=["unit_norm_rows", "free_rows"])
+def test_the_fused_decoder_step_equals_projection_adam_and_renormalisation(
+    monkeypatch: pytest.MonkeyPatch, constrained: bool
+) -> None:
+    """Three steps of a TopK SAE with its decoder stepped by the fused kernel, against torch's three passes."""
+    from textsae.train.step_in_backward import StepInBackward
+
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)  # W_dec (160 kB) counts as larger than the cache
+    x = torch.rand(16, D) * (torch.rand(16, D) < 0.05)
+    fused: list[bool] = []
+
+    def train(use_native: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        sae = build_sae(sae_config("topk", n_latents=N_ROWS, k=4, normalize_decoder=constrained), D)
+        sae.init_from_data(x)
+        sae.normalize_decoder_()
+        sae.W_dec.data.mul_(1.5)  # rows off the unit sphere: the constraint has work to do
+        optimizer = torch.optim.Adam(sae.parameters(), lr=1e-2, betas=(0.9, 0.99))
+        stepper = StepInBackward(sae, optimizer, list(sae.parameters()))
+        real = stepper._fused_decoder_step
+
+        def fused_step(parameter: torch.Tensor) -> bool:
+            ran = use_native and real(parameter)
+            fused.append(ran)
+            return ran
+
+        monkeypatch.setattr(stepper, "_fused_decoder_step", fused_step)
+        for _ in range(3):
+            sae.loss(sae(x)).total.backward()
+        state = optimizer.state[sae.W_dec]
+        return {
+            "W_dec": sae.W_dec.detach(),
+            "exp_avg": state["exp_avg"],
+            "exp_avg_sq": state["exp_avg_sq"],
+            "step": state["step"],
+            "W_enc": sae.W_enc.detach(),
+        }
+
+    ours, reference = train(True), train(False)
+    assert fused[:3] == [False, True, True]  # Adam makes its state in the first step; the kernel takes the rest
+    for name, expected in reference.items():
+        torch.testing.assert_close(ours[name], expected, rtol=2e-4, atol=2e-6, msg=name)
+    if constrained:
+        torch.testing.assert_close(ours["W_dec"].norm(dim=1), torch.ones(N_ROWS))
+
+
+def test_a_compiler_that_fails_leaves_no_scratch_and_is_said_once(
+    fresh_build: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("CC", "false")  # found on PATH, exits 1 for every build
+    with caplog.at_level(logging.WARNING, logger="textsae"):
+        assert not native.available() and not native.available()
+    warnings = [r.getMessage() for r in caplog.records if "native CPU kernels" in r.getMessage()]
+    assert len(warnings) == 1 and "failed: exit status 1" in warnings[0]
+    assert list(fresh_build.iterdir()) == []
+
+
+@pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("threads", [1, 3], indirect=True, ids=["1_thread", "3_threads"])
+def test_csr_t_sparse_mm_equals_the_dense_product(threads: int) -> None:
+    """xᵀ·G − u ⊗ r for G given as S entries per row, one latent repeated within a row (its values add)."""
+    indices, values, offsets = _entries()  # 5 rows over N_ROWS terms
+    n_cols = 70
+    gen = torch.Generator().manual_seed(3)
+    g_indices = torch.randint(0, n_cols, (5, 4), generator=gen)
+    g_indices[0, 1] = g_indices[0, 0]
+    g_values = torch.randn(5, 4, generator=gen)
+    u, r = torch.randn(N_ROWS, generator=gen), torch.randn(n_cols, generator=gen)
+    out = native.csr_t_sparse_mm(offsets, indices, values, N_ROWS, g_indices, g_values, n_cols, rank_one=(u, r))
+    x = torch.zeros(5, N_ROWS, dtype=torch.float64)
+    rows = torch.repeat_interleave(torch.arange(5), offsets.diff())
+    x.index_put_((rows, indices), values.double(), accumulate=True)
+    g = torch.zeros(5, n_cols, dtype=torch.float64).index_put_(
+        (torch.arange(5).repeat_interleave(4), g_indices.reshape(-1)), g_values.reshape(-1).double(), accumulate=True
+    )
+    torch.testing.assert_close(out.double(), x.T @ g + torch.outer(u, r).double(), rtol=1e-5, atol=1e-5)
+    plain = native.csr_t_sparse_mm(offsets, indices, values, N_ROWS, g_indices, g_values, n_cols)
+    torch.testing.assert_close(plain.double(), x.T @ g, rtol=1e-5, atol=1e-5)
+    with pytest.raises(native.NativeError, match=r"index is outside"):
+        native.csr_t_sparse_mm(offsets, indices, values, N_ROWS, g_indices + n_cols, g_values, n_cols)
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_weight_gradients_reuse_one_kept_block_once_it_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step's two weight-sized gradients share one block (never one still in use), and autograd adopts it as .grad."""
+    monkeypatch.setattr(native, "_reused", {})
+    indices, values, offsets = _entries()
+    weight = torch.randn(N_ROWS, D)
+    grad = torch.randn(offsets.numel() - 1, D)
+    _, first = native.csr_mm_backward(offsets, indices, values, weight, grad, need_values=False)
+    assert first is not None
+    _, busy = native.csr_mm_backward(offsets, indices, values, weight, grad, need_values=False)
+    assert busy is not None and busy.data_ptr() != first.data_ptr()  # the kept block is still in use
+    expected, pointer = first.clone(), first.data_ptr()
+    del first, busy
+    g_indices = torch.randint(0, N_ROWS, (5, 3))
+    transposed = native.csr_t_sparse_mm(offsets, indices, values, D, g_indices, torch.randn(5, 3), N_ROWS)
+    assert transposed.data_ptr() == pointer and transposed.shape == (D, N_ROWS) and transposed.is_contiguous()
+    del transposed
+    parameter = weight.clone().requires_grad_()
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)
+    decoder.sparse_decode(indices, values, offsets, parameter).backward(grad)
+    assert parameter.grad is not None and parameter.grad.data_ptr() == pointer  # adopted, not copied
+    torch.testing.assert_close(parameter.grad, expected)

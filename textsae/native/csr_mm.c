@@ -1,0 +1,462 @@
+/* Sparse rows times a dense matrix, and its backward, for float32 on the CPU.
+ *
+ *   out[b, :] = sum over e in [offsets[b], offsets[b+1]) of values[e] * weight[indices[e], :]
+ *
+ * with `weight` (n_rows x d) and `out` (B x d) row-major. This is the SAE decoder's product (the rows are each
+ * document's active latents) and the sparse-input encoder's (the rows are each document's terms).
+ *
+ * Both passes walk the entries grouped by weight row (a counting sort, CSC order) inside column blocks of `block`
+ * columns: each weight row's slice is read from memory once, contiguously, with the next rows' slices prefetched,
+ * while the (B x block) slab of `out` or of its gradient stays in cache. Going row by row over the batch instead
+ * re-reads every weight slice once per entry that uses it, from memory when the weight is larger than the cache.
+ * Threads split the columns, so no two threads write the same memory, and every sum runs in a fixed order: the same
+ * inputs and thread count give the same bits.
+ *
+ * The backward can start the weight's gradient from a rank-one term, grad_weight[j, c] = u[j] * r[c], instead of
+ * zero: the centred encoder's -c (x) sum_b G_b, written in the same pass.
+ *
+ * Built on first use by textsae.native with the system's C compiler; Python falls back to torch's kernels when it
+ * cannot be built. Every function returns 0, or one of the TEXTSAE_E* codes below without writing its outputs.
+ */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c11 */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define TEXTSAE_ABI 4
+#define TEXTSAE_EOFFSETS 1 /* offsets[0] != 0, decreasing, or a row end past the entries */
+#define TEXTSAE_EINDEX 2   /* an index outside [0, n_rows) */
+#define TEXTSAE_ENOMEM 3
+
+typedef float vec __attribute__((vector_size(32), aligned(4))); /* 8 floats, any alignment */
+#define LANES 8
+#define FORWARD_CHUNK 64  /* columns of one weight row held in registers by the forward */
+#define BACKWARD_CHUNK 32 /* by the backward, which also holds as many gradient sums */
+#define PREFETCH_ROWS 8   /* weight rows ahead whose slices are prefetched */
+#define MAX_THREADS 256
+
+int textsae_native_abi(void) { return TEXTSAE_ABI; }
+
+/* Scratch memory straight from the kernel (zero-filled, page-aligned), never from malloc: the host process keeps its
+ * freed weight-sized blocks in malloc's heap for reuse (textsae.runtime.keep_freed_memory), and a small scratch block
+ * carved out of one of them would stop the next weight-sized tensor from fitting, growing the heap by a whole block. */
+#define SCRATCH_HEADER 64
+static void *scratch_alloc(size_t bytes) {
+  const size_t total = bytes + SCRATCH_HEADER;
+  char *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) return NULL;
+  *(size_t *)base = total;
+  return base + SCRATCH_HEADER;
+}
+
+static void scratch_free(void *p) {
+  if (!p) return;
+  char *base = (char *)p - SCRATCH_HEADER;
+  munmap(base, *(size_t *)base);
+}
+
+typedef struct {
+  int64_t *start; /* (n_rows + 1): entries of weight row j are entry[start[j] .. start[j+1]) */
+  int64_t *entry; /* (nnz): entry numbers, grouped by weight row, in increasing order within a row */
+  int64_t *row;   /* (nnz): the batch row of each entry */
+  int64_t max_per_row;
+} Grouping;
+
+static void free_grouping(Grouping *g) {
+  scratch_free(g->start);
+  scratch_free(g->entry);
+  scratch_free(g->row);
+}
+
+static int group_entries(const int64_t *offsets, const int64_t *indices, int64_t batch, int64_t n_rows,
+                         Grouping *g) {
+  memset(g, 0, sizeof(*g));
+  if (offsets[0] != 0) return TEXTSAE_EOFFSETS;
+  for (int64_t b = 0; b < batch; b++)
+    if (offsets[b + 1] < offsets[b]) return TEXTSAE_EOFFSETS;
+  const int64_t nnz = offsets[batch];
+  for (int64_t e = 0; e < nnz; e++)
+    if (indices[e] < 0 || indices[e] >= n_rows) return TEXTSAE_EINDEX;
+  g->start = scratch_alloc(((size_t)n_rows + 1) * sizeof(int64_t));
+  g->entry = scratch_alloc(((size_t)nnz + 1) * sizeof(int64_t));
+  g->row = scratch_alloc(((size_t)nnz + 1) * sizeof(int64_t));
+  int64_t *fill = scratch_alloc(((size_t)n_rows + 1) * sizeof(int64_t));
+  if (!g->start || !g->entry || !g->row || !fill) {
+    scratch_free(fill);
+    free_grouping(g);
+    return TEXTSAE_ENOMEM;
+  }
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t e = offsets[b]; e < offsets[b + 1]; e++) {
+      g->row[e] = b;
+      g->start[indices[e] + 1]++;
+    }
+  for (int64_t j = 0; j < n_rows; j++) {
+    if (g->start[j + 1] > g->max_per_row) g->max_per_row = g->start[j + 1];
+    g->start[j + 1] += g->start[j];
+  }
+  memcpy(fill, g->start, (size_t)n_rows * sizeof(int64_t));
+  for (int64_t e = 0; e < nnz; e++) g->entry[fill[indices[e]]++] = e;
+  scratch_free(fill);
+  return 0;
+}
+
+typedef struct {
+  const float *values, *weight, *grad_out, *rank_one_rows, *rank_one_columns; /* u (n_rows), r (d), or NULL */
+  float *out, *grad_weight, *grad_values; /* grad_values: this thread's partial sums, (nnz) */
+  const Grouping *groups;
+  int64_t batch, n_rows, d, block, first_column, end_column;
+  vec *dots; /* (max_per_row): per entry of the current weight row, the dot product's lanes */
+} Job;
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static inline void prefetch(const float *p, int64_t n) {
+  for (int64_t c = 0; c < n; c += 64 / (int64_t)sizeof(float)) __builtin_prefetch(p + c, 0, 3);
+}
+
+static void *forward_columns(void *arg) {
+  const Job *job = arg;
+  const Grouping *g = job->groups;
+  const int64_t d = job->d;
+  for (int64_t first = job->first_column; first < job->end_column; first += job->block) {
+    const int64_t width = min64(job->block, job->end_column - first);
+    const int64_t full = width / FORWARD_CHUNK * FORWARD_CHUNK;
+    for (int64_t b = 0; b < job->batch; b++) memset(job->out + b * d + first, 0, (size_t)width * sizeof(float));
+    for (int64_t j = 0; j < job->n_rows; j++) {
+      const int64_t ahead = j + PREFETCH_ROWS;
+      if (ahead < job->n_rows && g->start[ahead] != g->start[ahead + 1])
+        prefetch(job->weight + ahead * d + first, width);
+      const int64_t q0 = g->start[j], q1 = g->start[j + 1];
+      if (q0 == q1) continue;
+      const float *w = job->weight + j * d + first;
+      for (int64_t c = 0; c < full; c += FORWARD_CHUNK) {
+        vec held[FORWARD_CHUNK / LANES];
+        for (int i = 0; i < FORWARD_CHUNK / LANES; i++) held[i] = ((const vec *)(w + c))[i];
+        for (int64_t q = q0; q < q1; q++) {
+          const float v = job->values[g->entry[q]];
+          vec *o = (vec *)(job->out + g->row[g->entry[q]] * d + first + c);
+          for (int i = 0; i < FORWARD_CHUNK / LANES; i++) o[i] += v * held[i];
+        }
+      }
+      for (int64_t q = q0; q < q1 && full < width; q++) {
+        const float v = job->values[g->entry[q]];
+        float *o = job->out + g->row[g->entry[q]] * d + first;
+        for (int64_t c = full; c < width; c++) o[c] += v * w[c];
+      }
+    }
+  }
+  return NULL;
+}
+
+static void *backward_columns(void *arg) {
+  const Job *job = arg;
+  const Grouping *g = job->groups;
+  const int64_t d = job->d;
+  const int want_values = job->grad_values != NULL, want_weight = job->grad_weight != NULL;
+  for (int64_t first = job->first_column; first < job->end_column; first += job->block) {
+    const int64_t width = min64(job->block, job->end_column - first);
+    const int64_t full = width / BACKWARD_CHUNK * BACKWARD_CHUNK;
+    for (int64_t j = 0; j < job->n_rows; j++) {
+      const int64_t q0 = g->start[j], q1 = g->start[j + 1];
+      const int64_t ahead = j + PREFETCH_ROWS;
+      if (want_values && ahead < job->n_rows && g->start[ahead] != g->start[ahead + 1])
+        prefetch(job->weight + ahead * d + first, width);
+      float *gw = want_weight ? job->grad_weight + j * d + first : NULL;
+      const float u = job->rank_one_rows ? job->rank_one_rows[j] : 0.0f;
+      const float *r = job->rank_one_rows ? job->rank_one_columns + first : NULL;
+      if (q0 == q1) {
+        if (gw && r)
+          for (int64_t c = 0; c < width; c++) gw[c] = u * r[c];
+        else if (gw)
+          memset(gw, 0, (size_t)width * sizeof(float));
+        continue;
+      }
+      const float *w = job->weight + j * d + first;
+      for (int64_t q = q0; q < q1; q++) job->dots[q - q0] = (vec){0};
+      for (int64_t c = 0; c < full; c += BACKWARD_CHUNK) {
+        vec held[BACKWARD_CHUNK / LANES], sums[BACKWARD_CHUNK / LANES];
+        for (int i = 0; i < BACKWARD_CHUNK / LANES; i++) {
+          held[i] = want_values ? ((const vec *)(w + c))[i] : (vec){0};
+          sums[i] = r ? u * ((const vec *)(r + c))[i] : (vec){0};
+        }
+        for (int64_t q = q0; q < q1; q++) {
+          const int64_t e = g->entry[q];
+          const vec *go = (const vec *)(job->grad_out + g->row[e] * d + first + c);
+          if (want_values) {
+            vec dot = go[0] * held[0];
+            for (int i = 1; i < BACKWARD_CHUNK / LANES; i++) dot += go[i] * held[i];
+            job->dots[q - q0] += dot;
+          }
+          const float v = job->values[e];
+          for (int i = 0; i < BACKWARD_CHUNK / LANES; i++) sums[i] += v * go[i];
+        }
+        if (gw)
+          for (int i = 0; i < BACKWARD_CHUNK / LANES; i++) ((vec *)(gw + c))[i] = sums[i];
+      }
+      if (gw)
+        for (int64_t c = full; c < width; c++) gw[c] = r ? u * r[c] : 0.0f;
+      for (int64_t q = q0; q < q1; q++) {
+        const int64_t e = g->entry[q];
+        const float *go = job->grad_out + g->row[e] * d + first;
+        const float v = job->values[e];
+        float dot = 0.0f;
+        for (int i = 0; i < LANES; i++) dot += job->dots[q - q0][i];
+        for (int64_t c = full; c < width; c++) {
+          dot += go[c] * w[c];
+          if (gw) gw[c] += v * go[c];
+        }
+        if (want_values) job->grad_values[e] += dot;
+      }
+    }
+  }
+  return NULL;
+}
+
+/* Splits [0, d) into up to `threads` column ranges, multiples of FORWARD_CHUNK but the last, and runs `work` on each:
+ * in new threads, and in the caller's thread for the first (and for any thread that cannot be started). */
+static int run_split(Job *base, void *(*work)(void *), int threads, float **partials) {
+  Job jobs[MAX_THREADS];
+  pthread_t ids[MAX_THREADS];
+  int started[MAX_THREADS] = {0};
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  int64_t per = (base->d + threads - 1) / threads;
+  per = (per + FORWARD_CHUNK - 1) / FORWARD_CHUNK * FORWARD_CHUNK;
+  int n = 0;
+  for (int t = 0; t < threads && (int64_t)t * per < base->d; t++, n++) {
+    jobs[n] = *base;
+    jobs[n].first_column = (int64_t)t * per;
+    jobs[n].end_column = min64(base->d, (int64_t)(t + 1) * per);
+    if (partials) jobs[n].grad_values = partials[n];
+    if (base->groups->max_per_row > 0 && work == backward_columns) {
+      jobs[n].dots = scratch_alloc((size_t)base->groups->max_per_row * sizeof(vec));
+      if (!jobs[n].dots) {
+        for (int u = 0; u < n; u++) scratch_free(jobs[u].dots);
+        return TEXTSAE_ENOMEM;
+      }
+    } else {
+      jobs[n].dots = NULL;
+    }
+  }
+  for (int t = 1; t < n; t++) started[t] = pthread_create(&ids[t], NULL, work, &jobs[t]) == 0;
+  if (n > 0) work(&jobs[0]);
+  for (int t = 1; t < n; t++) {
+    if (started[t])
+      pthread_join(ids[t], NULL);
+    else
+      work(&jobs[t]);
+  }
+  for (int t = 0; t < n; t++) scratch_free(jobs[t].dots);
+  return 0;
+}
+
+int textsae_csr_mm(const int64_t *offsets, const int64_t *indices, const float *values, int64_t batch, int64_t n_rows,
+                   const float *weight, int64_t d, float *out, int64_t block, int threads) {
+  Grouping groups;
+  int status = group_entries(offsets, indices, batch, n_rows, &groups);
+  if (status) return status;
+  Job job = {.values = values, .weight = weight, .out = out, .groups = &groups, .batch = batch, .n_rows = n_rows,
+             .d = d, .block = block < 1 ? 1 : block};
+  status = run_split(&job, forward_columns, threads, NULL);
+  free_grouping(&groups);
+  return status;
+}
+
+int textsae_csr_mm_backward(const int64_t *offsets, const int64_t *indices, const float *values, int64_t batch,
+                            int64_t n_rows, const float *weight, int64_t d, const float *grad_out,
+                            const float *rank_one_rows, const float *rank_one_columns, float *grad_weight,
+                            float *grad_values, int64_t block, int threads) {
+  Grouping groups;
+  int status = group_entries(offsets, indices, batch, n_rows, &groups);
+  if (status) return status;
+  const int64_t nnz = offsets[batch];
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  float *partials[MAX_THREADS] = {0};
+  if (grad_values) {
+    for (int t = 0; t < threads; t++) {
+      partials[t] = scratch_alloc(((size_t)nnz + 1) * sizeof(float));
+      if (!partials[t]) status = TEXTSAE_ENOMEM;
+    }
+  }
+  if (!status) {
+    Job job = {.values = values, .weight = weight, .grad_out = grad_out, .rank_one_rows = rank_one_rows,
+               .rank_one_columns = rank_one_columns, .grad_weight = grad_weight,
+               .groups = &groups, .batch = batch, .n_rows = n_rows, .d = d, .block = block < 1 ? 1 : block};
+    status = run_split(&job, backward_columns, threads, grad_values ? partials : NULL);
+  }
+  if (!status && grad_values) {
+    memset(grad_values, 0, (size_t)nnz * sizeof(float));
+    for (int t = 0; t < threads; t++)
+      for (int64_t e = 0; e < nnz; e++) grad_values[e] += partials[t][e];
+  }
+  for (int t = 0; t < threads; t++) scratch_free(partials[t]);
+  free_grouping(&groups);
+  return status;
+}
+
+/* One Adam step of the decoder's rows under the unit-norm constraint, fused into one pass over each row:
+ *
+ *   g <- g - (<g, w> / |w|^2) w            (project: the gradient loses its component along the row)
+ *   m <- m + (1 - beta1) (g - m);  v <- beta2 v + (1 - beta2) g^2
+ *   w <- w - (lr / bias_correction1) m / (sqrt(v) / sqrt(bias_correction2) + eps)      (torch.optim.Adam's update)
+ *   w <- w / |w|                           (renormalise)
+ *
+ * Done as three torch passes (projection, Adam, renormalisation) each weight-sized tensor crosses memory about 16 times
+ * a step; one row at a time (w, g, m and v of a row stay in cache between the steps) it crosses 7 times. Threads
+ * split the rows. `grad` is overwritten with the projected gradient. */
+typedef struct {
+  float *weight, *grad, *exp_avg, *exp_avg_sq;
+  int64_t first_row, end_row, d;
+  float lr, beta1, beta2, eps, bias_correction1, bias_correction2_sqrt;
+  int project, renormalise;
+} AdamJob;
+
+static inline float lanes_sum(vec x) {
+  float total = 0.0f;
+  for (int i = 0; i < LANES; i++) total += x[i];
+  return total;
+}
+
+static float row_dot(const float *a, const float *b, int64_t d) {
+  vec acc0 = {0}, acc1 = {0};
+  int64_t c = 0;
+  for (; c + 2 * LANES <= d; c += 2 * LANES) {
+    acc0 += *(const vec *)(a + c) * *(const vec *)(b + c);
+    acc1 += *(const vec *)(a + c + LANES) * *(const vec *)(b + c + LANES);
+  }
+  float total = lanes_sum(acc0 + acc1);
+  for (; c < d; c++) total += a[c] * b[c];
+  return total;
+}
+
+static void *adam_rows(void *arg) {
+  const AdamJob *job = arg;
+  const int64_t d = job->d;
+  const float step_size = job->lr / job->bias_correction1;
+  for (int64_t j = job->first_row; j < job->end_row; j++) {
+    float *restrict w = job->weight + j * d, *restrict g = job->grad + j * d;
+    float *restrict m = job->exp_avg + j * d, *restrict v = job->exp_avg_sq + j * d;
+    float along = 0.0f;
+    if (job->project) {
+      float sq = row_dot(w, w, d);
+      along = row_dot(g, w, d) / (sq > 1.17549435e-38f ? sq : 1.17549435e-38f); /* FLT_MIN, as the torch path */
+    }
+    for (int64_t c = 0; c < d; c++) {
+      const float gc = g[c] - along * w[c];
+      g[c] = gc;
+      m[c] += (1.0f - job->beta1) * (gc - m[c]);
+      v[c] = job->beta2 * v[c] + (1.0f - job->beta2) * gc * gc;
+      w[c] -= step_size * m[c] / (__builtin_sqrtf(v[c]) / job->bias_correction2_sqrt + job->eps);
+    }
+    if (job->renormalise) {
+      float norm = __builtin_sqrtf(row_dot(w, w, d));
+      const float scale = 1.0f / (norm > 1.17549435e-38f ? norm : 1.17549435e-38f);
+      for (int64_t c = 0; c < d; c++) w[c] *= scale;
+    }
+  }
+  return NULL;
+}
+
+int textsae_decoder_adam_step(float *weight, float *grad, float *exp_avg, float *exp_avg_sq, int64_t n_rows, int64_t d,
+                              float lr, float beta1, float beta2, float eps, float bias_correction1,
+                              float bias_correction2_sqrt, int project, int renormalise, int threads) {
+  AdamJob jobs[MAX_THREADS];
+  pthread_t ids[MAX_THREADS];
+  int started[MAX_THREADS] = {0};
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  const int64_t per = (n_rows + threads - 1) / threads;
+  int n = 0;
+  for (int t = 0; t < threads && (int64_t)t * per < n_rows; t++, n++) {
+    jobs[n] = (AdamJob){.weight = weight, .grad = grad, .exp_avg = exp_avg, .exp_avg_sq = exp_avg_sq,
+                        .first_row = (int64_t)t * per, .end_row = min64(n_rows, (int64_t)(t + 1) * per), .d = d,
+                        .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps, .bias_correction1 = bias_correction1,
+                        .bias_correction2_sqrt = bias_correction2_sqrt, .project = project,
+                        .renormalise = renormalise};
+  }
+  for (int t = 1; t < n; t++) started[t] = pthread_create(&ids[t], NULL, adam_rows, &jobs[t]) == 0;
+  if (n > 0) adam_rows(&jobs[0]);
+  for (int t = 1; t < n; t++) {
+    if (started[t])
+      pthread_join(ids[t], NULL);
+    else
+      adam_rows(&jobs[t]);
+  }
+  return 0;
+}
+
+/* xT G - u (x) r for x sparse rows (the batch's terms, as for textsae_csr_mm) and G given by S entries per batch row
+ * (g_indices, g_values: B x S, the latents each document kept and their gradients):
+ *
+ *   out[t, :] = u[t] * r  +  sum over entries e of term t of values[e] * G[row(e), :]
+ *
+ * The sparse-input encoder's weight gradient. Each output row (one term, n_cols floats) is written once, from the
+ * rank-one term, and the entry products are added into it while it is in cache: nnz(x) * S additions, where a dense G
+ * costs nnz(x) * n_cols multiply-adds. Threads split the output rows. */
+typedef struct {
+  const int64_t *g_indices;
+  const float *values, *g_values, *rank_one_rows, *rank_one_columns;
+  const Grouping *groups;
+  float *out;
+  int64_t per_row, n_cols, first_row, end_row;
+} GradJob;
+
+static void *gradient_rows(void *arg) {
+  const GradJob *job = arg;
+  const Grouping *g = job->groups;
+  const int64_t n = job->n_cols, s_per = job->per_row;
+  for (int64_t t = job->first_row; t < job->end_row; t++) {
+    float *restrict o = job->out + t * n;
+    if (job->rank_one_rows) {
+      const float u = job->rank_one_rows[t];
+      for (int64_t c = 0; c < n; c++) o[c] = u * job->rank_one_columns[c];
+    } else {
+      memset(o, 0, (size_t)n * sizeof(float));
+    }
+    for (int64_t q = g->start[t]; q < g->start[t + 1]; q++) {
+      const int64_t e = g->entry[q], b = g->row[e];
+      const float x = job->values[e];
+      const int64_t *restrict cols = job->g_indices + b * s_per;
+      const float *restrict gv = job->g_values + b * s_per;
+      for (int64_t s = 0; s < s_per; s++) o[cols[s]] += x * gv[s];
+    }
+  }
+  return NULL;
+}
+
+int textsae_csr_t_sparse_mm(const int64_t *offsets, const int64_t *indices, const float *values, int64_t batch,
+                            int64_t n_rows, const int64_t *g_indices, const float *g_values, int64_t per_row,
+                            int64_t n_cols, const float *rank_one_rows, const float *rank_one_columns, float *out,
+                            int threads) {
+  for (int64_t i = 0; i < batch * per_row; i++)
+    if (g_indices[i] < 0 || g_indices[i] >= n_cols) return TEXTSAE_EINDEX;
+  Grouping groups;
+  int status = group_entries(offsets, indices, batch, n_rows, &groups);
+  if (status) return status;
+  GradJob jobs[MAX_THREADS];
+  pthread_t ids[MAX_THREADS];
+  int started[MAX_THREADS] = {0};
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  const int64_t per = (n_rows + threads - 1) / threads;
+  int n = 0;
+  for (int t = 0; t < threads && (int64_t)t * per < n_rows; t++, n++)
+    jobs[n] = (GradJob){.g_indices = g_indices, .values = values, .g_values = g_values,
+                        .rank_one_rows = rank_one_rows, .rank_one_columns = rank_one_columns, .groups = &groups,
+                        .out = out, .per_row = per_row, .n_cols = n_cols, .first_row = (int64_t)t * per,
+                        .end_row = min64(n_rows, (int64_t)(t + 1) * per)};
+  for (int t = 1; t < n; t++) started[t] = pthread_create(&ids[t], NULL, gradient_rows, &jobs[t]) == 0;
+  if (n > 0) gradient_rows(&jobs[0]);
+  for (int t = 1; t < n; t++) {
+    if (started[t])
+      pthread_join(ids[t], NULL);
+    else
+      gradient_rows(&jobs[t]);
+  }
+  free_grouping(&groups);
+  return 0;
+}
