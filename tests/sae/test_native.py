@@ -49,7 +49,7 @@ def threads(request: pytest.FixtureRequest) -> Iterator[int]:
 
 @pytest.mark.usefixtures("native_kernels")
 @pytest.mark.parametrize("threads", [1, 3], indirect=True, ids=["1_thread", "3_threads"])
-@pytest.mark.parametrize("slab_bytes", [4 << 20, 5 * 96 * 4], ids=["one_block", "96_column_blocks"])
+@pytest.mark.parametrize("slab_bytes", [4 << 20, 5 * 96 * 4], ids=["one_block", "64_column_blocks"])
 def test_csr_mm_and_its_gradients_equal_embedding_bag(
     monkeypatch: pytest.MonkeyPatch, threads: int, slab_bytes: int
 ) -> None:
@@ -179,7 +179,7 @@ def test_the_build_is_cached_per_source_compiler_and_cpu(fresh_build: Path, monk
 def test_without_a_compiler_torch_kernels_run_and_it_is_said_once(
     fresh_build: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("CC", "no-such-compiler")
+    monkeypatch.delenv("CC", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # cc, gcc and clang are not found
     monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)  # a weight the native kernel would take
     indices, values, offsets = _entries()
@@ -281,7 +281,7 @@ def test_csr_t_sparse_mm_equals_the_dense_product(threads: int) -> None:
 @pytest.mark.usefixtures("native_kernels")
 def test_weight_gradients_reuse_one_kept_block_once_it_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
     """A step's two weight-sized gradients share one block (never one still in use), and autograd adopts it as .grad."""
-    monkeypatch.setattr(native, "_reused", {})
+    monkeypatch.setattr(native, "_kept", [])
     indices, values, offsets = _entries()
     weight = torch.randn(N_ROWS, D)
     grad = torch.randn(offsets.numel() - 1, D)
@@ -300,3 +300,51 @@ def test_weight_gradients_reuse_one_kept_block_once_it_is_free(monkeypatch: pyte
     decoder.sparse_decode(indices, values, offsets, parameter).backward(grad)
     assert parameter.grad is not None and parameter.grad.data_ptr() == pointer  # adopted, not copied
     torch.testing.assert_close(parameter.grad, expected)
+    held = parameter.grad.untyped_storage()  # the storage object alone, no tensor: still in use
+    parameter.grad = None
+    _, again = native.csr_mm_backward(offsets, indices, values, weight, grad, need_values=False)
+    assert again is not None and again.data_ptr() != pointer
+    del held
+
+
+def test_cc_may_carry_arguments_and_a_cc_that_names_nothing_is_said(
+    fresh_build: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("CC", "env LC_ALL=C cc")
+    assert native._compiler()[1:] == ["LC_ALL=C", "cc"]
+    monkeypatch.setenv("CC", "no-such-compiler -O2")
+    with caplog.at_level(logging.WARNING, logger="textsae"):
+        assert not native.available()
+    assert any("CC='no-such-compiler -O2' names no program" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_a_cached_library_others_can_write_is_not_loaded(fresh_build: Path) -> None:
+    built = native._build()
+    built.chmod(0o777)
+    with pytest.raises(OSError, match="writable by others"):
+        native._build()
+
+
+def test_the_environment_switch_wins_over_the_runtime_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "_allowed_by_environment", False)
+    native.set_enabled(True)
+    try:
+        assert not native.available()
+    finally:
+        monkeypatch.setattr(native, "_allowed_by_environment", True)
+        native.set_enabled(True)
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_wrong_dtypes_and_devices_are_refused_before_the_kernel() -> None:
+    indices, values, offsets = _entries()
+    weight = torch.randn(N_ROWS, D)
+    with pytest.raises(native.NativeError, match="must be float32"):
+        native.csr_mm(offsets, indices, values.half(), weight)
+    with pytest.raises(native.NativeError, match="must be float32"):
+        native.csr_mm_backward(offsets, indices, values, weight.double(), torch.zeros(5, D))
+    with pytest.raises(native.NativeError, match="must be float32"):
+        native.csr_t_sparse_mm(
+            offsets, indices, values.bfloat16(), N_ROWS, torch.zeros(5, 1, dtype=torch.int64), torch.zeros(5, 1), 3
+        )

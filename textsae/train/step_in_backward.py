@@ -4,7 +4,9 @@ A plain step keeps every gradient until ``optimizer.step()``: for a 30,000-term 
 gradients on top of 2 GB of weights and 4 GB of Adam state. Here each parameter is updated by a hook the moment
 autograd has finished its gradient (``register_post_accumulate_grad_hook``, the pattern of PyTorch's "optimizer step
 in backward" tutorial), and the gradient is freed at once: the decoder's gradient is gone before the encoder's is
-formed. Adam updates each tensor independently, so the result is the same as one step after backward, bit for bit.
+formed. Adam updates each tensor independently, so the result is the same as one step after backward, bit for bit
+(on CPU with a decoder larger than the cache, W_dec's projection, Adam step and renormalisation run as one native pass
+instead, :meth:`StepInBackward._fused_decoder_step`, which agrees to float rounding).
 
 The SAE's constraints ride along: the decoder gradient loses its component along each decoder row before the
 decoder's update and the rows are renormalised right after it; the fixed dense latents' encoder columns get no update.
@@ -94,15 +96,17 @@ class StepInBackward:
         whether it ran; when not, the caller takes the three torch passes, which agree to float rounding."""
         grad = parameter.grad
         state = self.optimizer.state.get(parameter, {})
-        group = next(g for g in self.optimizer.param_groups if any(p is parameter for p in g["params"]))
+        group = next((g for g in self.optimizer.param_groups if any(p is parameter for p in g["params"])), None)
+        options = ("weight_decay", "amsgrad", "maximize", "differentiable", "capturable")
         if (
             grad is None
+            or group is None
             or type(self.optimizer) is not torch.optim.Adam
-            or any(group.get(option) for option in ("weight_decay", "amsgrad", "maximize", "differentiable"))
+            or any(group.get(option) for option in options)
             or "exp_avg" not in state
             or not exceeds_cache(parameter)
             or not native.applies(parameter, grad, state["exp_avg"], state["exp_avg_sq"])
-            or not (parameter.is_contiguous() and grad.is_contiguous())
+            or not all(t.is_contiguous() for t in (parameter, grad, state["exp_avg"], state["exp_avg_sq"]))
         ):
             return False
         if isinstance(state["step"], torch.Tensor):
