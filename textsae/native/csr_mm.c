@@ -215,12 +215,26 @@ static void *backward_columns(void *arg) {
   return NULL;
 }
 
-/* Splits [0, d) into up to `threads` column ranges, multiples of FORWARD_CHUNK but the last, and runs `work` on each:
- * in new threads, and in the caller's thread for the first (and for any thread that cannot be started). */
-static int run_split(Job *base, void *(*work)(void *), int threads, float **partials) {
-  Job jobs[MAX_THREADS];
+/* Runs work on jobs[0 .. n): the first in the caller's thread, the others in new threads (or, for any thread that
+ * cannot be started, in the caller's thread afterwards). */
+static void run_jobs(void *(*work)(void *), void *jobs, size_t job_size, int n) {
   pthread_t ids[MAX_THREADS];
   int started[MAX_THREADS] = {0};
+  char *job = jobs;
+  for (int t = 1; t < n; t++) started[t] = pthread_create(&ids[t], NULL, work, job + t * job_size) == 0;
+  if (n > 0) work(job);
+  for (int t = 1; t < n; t++) {
+    if (started[t])
+      pthread_join(ids[t], NULL);
+    else
+      work(job + t * job_size);
+  }
+}
+
+/* Splits [0, d) into up to `threads` column ranges, multiples of FORWARD_CHUNK but the last, and runs `work` on each
+ * (run_jobs). */
+static int run_split(Job *base, void *(*work)(void *), int threads, float **partials) {
+  Job jobs[MAX_THREADS];
   if (threads < 1) threads = 1;
   if (threads > MAX_THREADS) threads = MAX_THREADS;
   int64_t per = (base->d + threads - 1) / threads;
@@ -241,14 +255,7 @@ static int run_split(Job *base, void *(*work)(void *), int threads, float **part
       jobs[n].dots = NULL;
     }
   }
-  for (int t = 1; t < n; t++) started[t] = pthread_create(&ids[t], NULL, work, &jobs[t]) == 0;
-  if (n > 0) work(&jobs[0]);
-  for (int t = 1; t < n; t++) {
-    if (started[t])
-      pthread_join(ids[t], NULL);
-    else
-      work(&jobs[t]);
-  }
+  run_jobs(work, jobs, sizeof(Job), n);
   for (int t = 0; t < n; t++) scratch_free(jobs[t].dots);
   return 0;
 }
@@ -365,8 +372,6 @@ int textsae_decoder_adam_step(float *weight, float *grad, float *exp_avg, float 
                               float lr, float beta1, float beta2, float eps, float bias_correction1,
                               float bias_correction2_sqrt, int project, int renormalise, int threads) {
   AdamJob jobs[MAX_THREADS];
-  pthread_t ids[MAX_THREADS];
-  int started[MAX_THREADS] = {0};
   if (threads < 1) threads = 1;
   if (threads > MAX_THREADS) threads = MAX_THREADS;
   const int64_t per = (n_rows + threads - 1) / threads;
@@ -378,14 +383,7 @@ int textsae_decoder_adam_step(float *weight, float *grad, float *exp_avg, float 
                         .bias_correction2_sqrt = bias_correction2_sqrt, .project = project,
                         .renormalise = renormalise};
   }
-  for (int t = 1; t < n; t++) started[t] = pthread_create(&ids[t], NULL, adam_rows, &jobs[t]) == 0;
-  if (n > 0) adam_rows(&jobs[0]);
-  for (int t = 1; t < n; t++) {
-    if (started[t])
-      pthread_join(ids[t], NULL);
-    else
-      adam_rows(&jobs[t]);
-  }
+  run_jobs(adam_rows, jobs, sizeof(jobs[0]), n);
   return 0;
 }
 
@@ -438,8 +436,6 @@ int textsae_csr_t_sparse_mm(const int64_t *offsets, const int64_t *indices, cons
   int status = group_entries(offsets, indices, batch, n_rows, &groups);
   if (status) return status;
   GradJob jobs[MAX_THREADS];
-  pthread_t ids[MAX_THREADS];
-  int started[MAX_THREADS] = {0};
   if (threads < 1) threads = 1;
   if (threads > MAX_THREADS) threads = MAX_THREADS;
   const int64_t per = (n_rows + threads - 1) / threads;
@@ -449,14 +445,7 @@ int textsae_csr_t_sparse_mm(const int64_t *offsets, const int64_t *indices, cons
                         .rank_one_rows = rank_one_rows, .rank_one_columns = rank_one_columns, .groups = &groups,
                         .out = out, .per_row = per_row, .n_cols = n_cols, .first_row = (int64_t)t * per,
                         .end_row = min64(n_rows, (int64_t)(t + 1) * per)};
-  for (int t = 1; t < n; t++) started[t] = pthread_create(&ids[t], NULL, gradient_rows, &jobs[t]) == 0;
-  if (n > 0) gradient_rows(&jobs[0]);
-  for (int t = 1; t < n; t++) {
-    if (started[t])
-      pthread_join(ids[t], NULL);
-    else
-      gradient_rows(&jobs[t]);
-  }
+  run_jobs(gradient_rows, jobs, sizeof(jobs[0]), n);
   free_grouping(&groups);
   return 0;
 }

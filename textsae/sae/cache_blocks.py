@@ -1,4 +1,7 @@
-"""Cache blocking for the SAE's sparse products on CPU: a weight read one block of columns at a time.
+"""Cache blocking for the SAE's sparse products on CPU in torch: a weight read one block of columns at a time.
+
+Where :mod:`textsae.native` is built, its kernels take these products for float32 weights that :func:`exceeds_cache`
+(they read the blocks in place; torch copies each strided block first); the torch blocks here serve the rest.
 
 `embedding_bag` sums, for each entry of a sparse operand, one whole row of a dense weight. When the weight is larger
 than the cache, every row read goes to memory, however often the batch uses that row. Done one block of columns at a
