@@ -91,7 +91,7 @@ def test_backward_computes_only_what_is_asked_and_starts_from_the_rank_one_term(
 def test_bad_input_is_refused_with_a_message() -> None:
     indices, values, offsets = _entries()
     weight = torch.randn(N_ROWS, D)
-    with pytest.raises(native.NativeError, match=r"index is outside \[0, weight rows\)"):
+    with pytest.raises(native.NativeError, match=r"index is outside its range: \[0, weight rows\)"):
         native.csr_mm(offsets, torch.where(indices == indices[3], N_ROWS, indices), values, weight)
     with pytest.raises(native.NativeError, match="never decrease"):
         native.csr_mm(torch.tensor([0, 9, 4, 16, 16, 16]), indices, values, weight)
@@ -274,7 +274,7 @@ def test_csr_t_sparse_mm_equals_the_dense_product(threads: int) -> None:
     torch.testing.assert_close(out.double(), x.T @ g + torch.outer(u, r).double(), rtol=1e-5, atol=1e-5)
     plain = native.csr_t_sparse_mm(offsets, indices, values, N_ROWS, g_indices, g_values, n_cols)
     torch.testing.assert_close(plain.double(), x.T @ g, rtol=1e-5, atol=1e-5)
-    with pytest.raises(native.NativeError, match=r"index is outside"):
+    with pytest.raises(native.NativeError, match=r"\[0, n_cols\) for G.s entries"):
         native.csr_t_sparse_mm(offsets, indices, values, N_ROWS, g_indices + n_cols, g_values, n_cols)
 
 

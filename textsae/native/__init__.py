@@ -57,7 +57,7 @@ _FLAGS = ("-O3", "-fno-math-errno", "-std=c11", "-fPIC", "-shared", "-pthread")
 _CPU_FLAGS = ("-march=native",)  # tried first; dropped where the compiler does not know it
 _ERRORS = {
     1: "offsets must start at 0, never decrease, and end at the number of entries",
-    2: "an index is outside [0, weight rows)",
+    2: "an index is outside its range: [0, weight rows), or [0, n_cols) for G's entries",
     3: "out of memory",
 }
 SLAB_BYTES = 4 << 20

@@ -7,15 +7,15 @@ the first that applies:
 
 - **textsae's native kernel** (:func:`textsae.native.csr_mm`; float32 on CPU with the kernels built): the entries
   grouped by latent inside column blocks, each W_dec row slice read from memory once and in place, forward and both
-  gradients; 4,096 latents × 30,000 terms forward + backward 256 against 1,066 ms for the torch blocks below;
+  gradients; 4,096 latents × 30,000 terms forward + backward 344 against 1,239 ms for the torch blocks below
+  (`python benchmarks/decoder_blocks.py --n-latents 4096 --d-in 30000 --blocks-mb 8`);
 - **torch, in column blocks** (:func:`textsae.sae.cache_blocks.use_blocks`): `embedding_bag` on each column block of
   W_dec, ∂values as the sampled product (G_block · W_blockᵀ) at the active (row, latent) pairs (`sampled_addmm`),
   ∂W_dec as Cᵀ · G_block with C the codes as CSR; 272 against `embedding_bag`'s 447 ms at 1,024 latents × 20,000
   (`python benchmarks/decoder_blocks.py`), but torch copies every strided block before it reads it;
 - **`embedding_bag`**: small decoders (cache-resident), batches with few entries per latent, GPUs.
 
-(Timings: 2 threads on this project's 2-core AVX2 CPU, batch 512, k 64; the native figure from an ad-hoc loop, not
-kept, that alternated the paths in one process.)
+(Timings: 2 threads on this project's 2-core AVX2 CPU, batch 512, k 64.)
 """
 
 from __future__ import annotations
