@@ -115,13 +115,7 @@ def csr_mm(offsets: Tensor, indices: Tensor, values: Tensor, weight: Tensor) -> 
     batch = offsets.numel() - 1
     out = torch.empty(batch, weight.shape[1], dtype=torch.float32)
     status = lib.textsae_csr_mm(
-        offsets.data_ptr(),
-        indices.data_ptr(),
-        values.data_ptr(),
-        batch,
-        weight.shape[0],
-        weight.data_ptr(),
-        weight.shape[1],
+        *_operands(offsets, indices, values, weight),
         out.data_ptr(),
         _block(batch),
         torch.get_num_threads(),
@@ -161,13 +155,7 @@ def csr_mm_backward(
     grad_values = torch.empty(values.shape, dtype=torch.float32) if need_values else None
     grad_weight = _gradient_buffer(weight.shape) if need_weight else None
     status = lib.textsae_csr_mm_backward(
-        offsets.data_ptr(),
-        indices.data_ptr(),
-        values.data_ptr(),
-        batch,
-        weight.shape[0],
-        weight.data_ptr(),
-        weight.shape[1],
+        *_operands(offsets, indices, values, weight),
         grad_out.data_ptr(),
         None if rows is None else rows.data_ptr(),
         None if columns is None else columns.data_ptr(),
@@ -356,6 +344,19 @@ def _prepared(
     if int(offsets[-1]) != indices.numel():
         raise NativeError(f"offsets must end at the number of entries ({indices.numel()}). Got {int(offsets[-1])}.")
     return offsets, indices.to(torch.int64).contiguous(), values.contiguous(), weight.contiguous()
+
+
+def _operands(offsets: Tensor, indices: Tensor, values: Tensor, weight: Tensor) -> tuple[int, ...]:
+    """The arguments both csr_mm kernels start with: offsets, indices, values, batch, n_rows, weight, d."""
+    return (
+        offsets.data_ptr(),
+        indices.data_ptr(),
+        values.data_ptr(),
+        offsets.numel() - 1,
+        weight.shape[0],
+        weight.data_ptr(),
+        weight.shape[1],
+    )
 
 
 def _block(batch: int) -> int:
