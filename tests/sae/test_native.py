@@ -348,3 +348,116 @@ def test_wrong_dtypes_and_devices_are_refused_before_the_kernel() -> None:
         native.csr_t_sparse_mm(
             offsets, indices, values.bfloat16(), N_ROWS, torch.zeros(5, 1, dtype=torch.int64), torch.zeros(5, 1), 3
         )
+
+
+def _adam_reference(weight, grad, exp_avg, exp_avg_sq, lr, betas, eps, step):  # type: ignore[no-untyped-def]
+    """torch.optim.Adam's update in float64: (weight, exp_avg, exp_avg_sq) after one step."""
+    beta1, beta2 = betas
+    m = exp_avg.double() * beta1 + (1 - beta1) * grad
+    v = exp_avg_sq.double() * beta2 + (1 - beta2) * grad * grad
+    denominator = v.sqrt() / (1 - beta2**step) ** 0.5 + eps
+    return weight.double() - lr / (1 - beta1**step) * m / denominator, m, v
+
+
+@pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("threads", [1, 3], indirect=True, ids=["1_thread", "3_threads"])
+@pytest.mark.parametrize("with_base", [False, True], ids=["factors_only", "plus_other_contributions"])
+def test_the_fused_encoder_step_equals_the_gradient_then_adam(threads: int, with_base: bool) -> None:
+    """Gradient base + u ⊗ r + xᵀ·G formed a row at a time inside Adam's step, and the updated c·W summed on the way,
+    bit for bit as center_product sums it."""
+    indices, values, offsets = _entries()  # 5 rows over N_ROWS terms
+    n_cols = 70
+    gen = torch.Generator().manual_seed(4)
+    g_indices = torch.randint(0, n_cols, (5, 4), generator=gen)
+    g_values = torch.randn(5, 4, generator=gen)
+    u, r = torch.randn(N_ROWS, generator=gen), torch.randn(n_cols, generator=gen)
+    weight = torch.randn(N_ROWS, n_cols, generator=gen)
+    exp_avg = torch.randn(N_ROWS, n_cols, generator=gen) * 0.1
+    exp_avg_sq = torch.rand(N_ROWS, n_cols, generator=gen) * 0.01
+    base = torch.randn(N_ROWS, n_cols, generator=gen) if with_base else None
+    center = torch.randn(N_ROWS, generator=gen)
+    grad = native.csr_t_sparse_mm(offsets, indices, values, N_ROWS, g_indices, g_values, n_cols, rank_one=(u, r))
+    grad = grad.double() + (base.double() if base is not None else 0.0)
+    expected = _adam_reference(weight, grad, exp_avg, exp_avg_sq, 1e-2, (0.9, 0.99), 1e-8, 3)
+    product = native.encoder_adam_step(
+        offsets, indices, values, g_indices, g_values, weight, exp_avg, exp_avg_sq,
+        lr=1e-2, betas=(0.9, 0.99), eps=1e-8, step=3, rank_one=(u, r), base=base, center=center,
+    )  # fmt: skip
+    for name, ours, reference in zip(("weight", "exp_avg", "exp_avg_sq"), (weight, exp_avg, exp_avg_sq), expected):
+        torch.testing.assert_close(ours.double(), reference, rtol=1e-5, atol=1e-6, msg=name)
+    assert product is not None
+    assert torch.equal(product, native.center_product(center, weight))
+    torch.testing.assert_close(product.double(), center.double() @ weight.double(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_the_fused_encoder_step_refuses_bad_input_and_leaves_the_weight() -> None:
+    indices, values, offsets = _entries()
+    weight, state = torch.randn(N_ROWS, 6), torch.zeros(N_ROWS, 6)
+    before = weight.clone()
+    g_indices, g_values = torch.zeros(5, 2, dtype=torch.int64), torch.ones(5, 2)
+    step = {"lr": 0.1, "betas": (0.9, 0.99), "eps": 1e-8, "step": 1}
+    with pytest.raises(native.NativeError, match=r"\[0, n_cols\) for G.s entries"):
+        native.encoder_adam_step(offsets, indices, values, g_indices + 6, g_values, weight, state, state, **step)
+    with pytest.raises(native.NativeError, match="exp_avg_sq must be a contiguous 2-D float32 CPU tensor"):
+        native.encoder_adam_step(offsets, indices, values, g_indices, g_values, weight, state, state.T, **step)
+    with pytest.raises(native.NativeError, match="center must be"):
+        native.encoder_adam_step(
+            offsets, indices, values, g_indices, g_values, weight, state, state, center=torch.zeros(3), **step
+        )
+    with pytest.raises(native.NativeError, match="step must be >= 1"):
+        native.encoder_adam_step(
+            offsets, indices, values, g_indices, g_values, weight, state, state, **step | {"step": 0}
+        )
+    assert torch.equal(weight, before)
+
+
+@pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("dead", [False, True], ids=["topk_only", "with_auxk"])
+def test_sparse_input_training_steps_the_encoder_in_one_pass_as_torch_would(
+    monkeypatch: pytest.MonkeyPatch, dead: bool
+) -> None:
+    """Four steps inside backward on sparse input: W_enc's gradient reaches the fused step in factors (plus AuxK's
+    contribution through .grad when latents are dead), and every forward after it takes the c·W_enc it summed. The
+    same parameters as torch's kernels and torch's Adam, to rounding."""
+    from textsae.train.step_in_backward import StepInBackward
+
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)  # W_enc and W_dec (160 kB) count as larger than the cache
+    x = (torch.rand(16, D, generator=torch.Generator().manual_seed(5)) < 0.05).float().to_sparse_csr()
+    dead_mask = torch.arange(N_ROWS) % 4 == 0 if dead else torch.zeros(N_ROWS, dtype=torch.bool)
+    calls: list[str] = []
+    for name in ("encoder_adam_step", "center_product"):
+        real = getattr(native, name)
+
+        def spy(*a, _real=real, _name=name, **kw):  # type: ignore[no-untyped-def]
+            calls.append(_name + ("+base" if kw.get("base") is not None else ""))
+            return _real(*a, **kw)
+
+        monkeypatch.setattr(native, name, spy)
+
+    def train() -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        sae = build_sae(sae_config("topk", n_latents=N_ROWS, k=4, decoder_init="random"), D)
+        sae.init_from_data(x.to_dense())
+        sae.train()
+        optimizer = torch.optim.Adam(sae.parameters(), lr=1e-2, fused=True)
+        stepper = StepInBackward(sae, optimizer, list(sae.parameters()))
+        for _ in range(4):
+            sae.loss(sae(x), dead_mask=dead_mask).total.backward()
+            assert all(p.grad is None for p in sae.parameters())
+        stepper.remove()
+        return {name: p.detach().clone() for name, p in sae.named_parameters()}
+
+    ours = train()
+    # Adam makes its state in the first step; the fused step takes the other three, and the forwards after them use
+    # the c·W_enc it summed instead of summing it again.
+    assert calls == ["center_product"] * 2 + ["encoder_adam_step" + ("+base" if dead else "")] * 3
+    native.set_enabled(False)
+    try:
+        reference = train()
+    finally:
+        native.set_enabled(True)
+    # Adam divides by √v: an entry whose gradient is rounding noise moves by up to lr either way, so the two agree to
+    # a tenth of lr (lr 1e-2), where a missed, doubled or wrong step moves every entry by about lr.
+    for name, expected in reference.items():
+        torch.testing.assert_close(ours[name], expected, rtol=0, atol=1e-3, msg=name)

@@ -42,17 +42,19 @@ __all__ = [
     "NativeError",
     "applies",
     "available",
+    "center_product",
     "csr_mm",
     "csr_mm_backward",
     "csr_t_sparse_mm",
     "decoder_adam_step",
+    "encoder_adam_step",
     "set_enabled",
 ]
 
 logger = logging.getLogger("textsae")
 
 _SOURCE = Path(__file__).with_name("csr_mm.c")
-_ABI = 4
+_ABI = 5
 _FLAGS = ("-O3", "-fno-math-errno", "-std=c11", "-fPIC", "-shared", "-pthread")
 _CPU_FLAGS = ("-march=native",)  # tried first; dropped where the compiler does not know it
 _ERRORS = {
@@ -319,6 +321,130 @@ def decoder_adam_step(
     )
 
 
+def encoder_adam_step(
+    offsets: Tensor,
+    indices: Tensor,
+    values: Tensor,
+    g_indices: Tensor,
+    g_values: Tensor,
+    weight: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    *,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    step: int,
+    rank_one: tuple[Tensor, Tensor] | None = None,
+    base: Tensor | None = None,
+    center: Tensor | None = None,
+) -> Tensor | None:
+    """One ``torch.optim.Adam`` step of the sparse-input encoder's ``weight`` ``(n_rows, n_cols)`` (no weight decay,
+    amsgrad or maximize), in place, with its gradient ``base + u ⊗ r + xᵀ·G`` formed a row at a time and never stored:
+    x given as (offsets, indices, values) rows over the ``n_rows`` terms, G by ``g_indices`` and ``g_values``
+    ``(B, S)`` as for :func:`csr_t_sparse_mm`.
+
+    Args:
+        rank_one: ``(u, r)``, float32 ``(n_rows,)`` and ``(n_cols,)``; zero when None.
+        base: The gradient's other contributions ``(n_rows, n_cols)``, or None for none.
+        center: ``(n_rows,)``: also return ``center · weight`` ``(n_cols,)`` of the updated weight.
+        step: This step's number, from 1.
+
+    Returns:
+        ``center · weight`` after the step, or None without ``center``.
+
+    Raises:
+        NativeError: If a tensor has the wrong shape, dtype or device, an index is outside its range, or the offsets are
+            invalid (the weight is then unchanged).
+    """
+    lib = _require()
+    offsets, indices, values, _ = _prepared(offsets, indices, values, torch.empty(0, 0))
+    batch = offsets.numel() - 1
+    n_rows, n_cols = weight.shape if weight.dim() == 2 else (0, 0)
+    state = [("weight", weight), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)]
+    for name, tensor in [*state, *([("base", base)] if base is not None else [])]:
+        if tensor.dim() != 2 or tensor.shape != weight.shape or not _plain_float32(tensor):
+            raise NativeError(
+                f"{name} must be a contiguous 2-D float32 CPU tensor of shape {tuple(weight.shape)}. Got "
+                f"{tensor.dtype} {tuple(tensor.shape)} on {tensor.device} instead."
+            )
+    if g_indices.shape != g_values.shape or g_indices.dim() != 2 or g_indices.shape[0] != batch:
+        raise NativeError(
+            f"g_indices and g_values must both be ({batch}, S). Got {tuple(g_indices.shape)} and "
+            f"{tuple(g_values.shape)} instead."
+        )
+    if step < 1:
+        raise NativeError(f"step must be >= 1. Got {step} instead.")
+    g_indices = g_indices.to(torch.int64).contiguous()
+    g_values = g_values.to(torch.float32).contiguous()
+    rows, columns = _rank_one(rank_one, n_rows, n_cols)
+    center_values, product = None, None
+    if center is not None:
+        center_values = center.detach().to(torch.float32).contiguous()
+        if center_values.shape != (n_rows,):
+            raise NativeError(f"center must be ({n_rows},). Got {tuple(center_values.shape)} instead.")
+        product = torch.empty(n_cols, dtype=torch.float32)
+    beta1, beta2 = betas
+    status = lib.textsae_encoder_adam_step(
+        offsets.data_ptr(),
+        indices.data_ptr(),
+        values.data_ptr(),
+        batch,
+        n_rows,
+        g_indices.data_ptr(),
+        g_values.data_ptr(),
+        g_indices.shape[1],
+        n_cols,
+        None if rows is None else rows.data_ptr(),
+        None if columns is None else columns.data_ptr(),
+        None if base is None else base.data_ptr(),
+        weight.data_ptr(),
+        exp_avg.data_ptr(),
+        exp_avg_sq.data_ptr(),
+        lr,
+        beta1,
+        beta2,
+        eps,
+        1 - beta1**step,
+        (1 - beta2**step) ** 0.5,
+        None if center_values is None else center_values.data_ptr(),
+        None if product is None else product.data_ptr(),
+        torch.get_num_threads(),
+    )
+    _check(status)
+    return product
+
+
+def center_product(center: Tensor, weight: Tensor) -> Tensor:
+    """``center · weight`` ``(n_cols,)`` for ``weight`` ``(n_rows, n_cols)``, summed exactly as
+    :func:`encoder_adam_step` sums it (the same bits for the same thread count).
+
+    Raises:
+        NativeError: If the tensors are not float32 CPU tensors of matching shapes.
+    """
+    lib = _require()
+    center = center.detach().contiguous()
+    if weight.dim() != 2 or not _plain_float32(weight) or center.shape != (weight.shape[0],):
+        raise NativeError(
+            f"weight must be a contiguous 2-D float32 CPU tensor and center its rows' length. Got {weight.dtype} "
+            f"{tuple(weight.shape)} on {weight.device} and {tuple(center.shape)} instead."
+        )
+    if not _plain_float32(center):
+        raise NativeError(f"center must be a float32 CPU tensor. Got {center.dtype} on {center.device} instead.")
+    out = torch.empty(weight.shape[1], dtype=torch.float32)
+    _check(
+        lib.textsae_center_product(
+            center.data_ptr(),
+            weight.data_ptr(),
+            weight.shape[0],
+            weight.shape[1],
+            out.data_ptr(),
+            torch.get_num_threads(),
+        )
+    )
+    return out
+
+
 def _plain_float32(tensor: Tensor) -> bool:
     return tensor.device.type == "cpu" and tensor.dtype == torch.float32 and tensor.is_contiguous()
 
@@ -401,6 +527,10 @@ def _library() -> ctypes.CDLL | None:
     lib.textsae_decoder_adam_step.restype = i
     lib.textsae_csr_t_sparse_mm.argtypes = [p, p, p, n, n, p, p, n, n, p, p, p, i]
     lib.textsae_csr_t_sparse_mm.restype = i
+    lib.textsae_encoder_adam_step.argtypes = [p, p, p, n, n, p, p, n, n, p, p, p, p, p, p, f, f, f, f, f, f, p, p, i]
+    lib.textsae_encoder_adam_step.restype = i
+    lib.textsae_center_product.argtypes = [p, p, n, n, p, i]
+    lib.textsae_center_product.restype = i
     return lib
 
 

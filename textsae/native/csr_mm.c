@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define TEXTSAE_ABI 4
+#define TEXTSAE_ABI 5
 #define TEXTSAE_EOFFSETS 1 /* offsets[0] != 0, decreasing, or a row end past the entries */
 #define TEXTSAE_EINDEX 2   /* an index outside [0, n_rows) */
 #define TEXTSAE_ENOMEM 3
@@ -231,6 +231,13 @@ static void run_jobs(void *(*work)(void *), void *jobs, size_t job_size, int n) 
   }
 }
 
+/* Rows per thread when threads split n_rows rows (clamping *threads to [1, MAX_THREADS]). */
+static int64_t rows_per_thread(int64_t n_rows, int *threads) {
+  if (*threads < 1) *threads = 1;
+  if (*threads > MAX_THREADS) *threads = MAX_THREADS;
+  return (n_rows + *threads - 1) / *threads;
+}
+
 /* Splits [0, d) into up to `threads` column ranges, multiples of FORWARD_CHUNK but the last, and runs `work` on each
  * (run_jobs). */
 static int run_split(Job *base, void *(*work)(void *), int threads, float **partials) {
@@ -372,9 +379,7 @@ int textsae_decoder_adam_step(float *weight, float *grad, float *exp_avg, float 
                               float lr, float beta1, float beta2, float eps, float bias_correction1,
                               float bias_correction2_sqrt, int project, int renormalise, int threads) {
   AdamJob jobs[MAX_THREADS];
-  if (threads < 1) threads = 1;
-  if (threads > MAX_THREADS) threads = MAX_THREADS;
-  const int64_t per = (n_rows + threads - 1) / threads;
+  const int64_t per = rows_per_thread(n_rows, &threads);
   int n = 0;
   for (int t = 0; t < threads && (int64_t)t * per < n_rows; t++, n++) {
     jobs[n] = (AdamJob){.weight = weight, .grad = grad, .exp_avg = exp_avg, .exp_avg_sq = exp_avg_sq,
@@ -436,9 +441,7 @@ int textsae_csr_t_sparse_mm(const int64_t *offsets, const int64_t *indices, cons
   int status = group_entries(offsets, indices, batch, n_rows, &groups);
   if (status) return status;
   GradJob jobs[MAX_THREADS];
-  if (threads < 1) threads = 1;
-  if (threads > MAX_THREADS) threads = MAX_THREADS;
-  const int64_t per = (n_rows + threads - 1) / threads;
+  const int64_t per = rows_per_thread(n_rows, &threads);
   int n = 0;
   for (int t = 0; t < threads && (int64_t)t * per < n_rows; t++, n++)
     jobs[n] = (GradJob){.g_indices = g_indices, .values = values, .g_values = g_values,
@@ -448,4 +451,141 @@ int textsae_csr_t_sparse_mm(const int64_t *offsets, const int64_t *indices, cons
   run_jobs(gradient_rows, jobs, sizeof(jobs[0]), n);
   free_grouping(&groups);
   return 0;
+}
+
+/* One Adam step of the sparse-input encoder's weight (n_rows terms x n_cols latents) whose gradient is formed one row
+ * at a time and never stored:
+ *
+ *   g[t, :] = base[t, :] + u[t] * r + sum over entries e of term t of values[e] * G[row(e), :]
+ *
+ * (base, the gradient's other contributions, or zero when NULL; u (x) r the centring's rank-one term, or zero when
+ * NULL; G given by S entries per batch row, as for textsae_csr_t_sparse_mm), then torch.optim.Adam's update of row t
+ * as in textsae_decoder_adam_step. Each row's gradient is built in a cache-resident buffer, so the weight-sized
+ * gradient is neither written nor read back. With `center` (n_rows), `center_product` receives
+ * sum_t center[t] * w_new[t, :] (n_cols), the encoder's next c.W, from the rows while they are in cache. Threads split
+ * the rows; their partial products are summed in thread order (the same bits for the same thread count). */
+typedef struct {
+  const int64_t *g_indices;
+  const float *values, *g_values, *rank_one_rows, *rank_one_columns, *base, *center;
+  const Grouping *groups;
+  float *weight, *exp_avg, *exp_avg_sq, *row, *product;
+  int64_t per_row, n_cols, first_row, end_row;
+  float lr, beta1, beta2, eps, bias_correction1, bias_correction2_sqrt;
+} EncoderAdamJob;
+
+/* p += a * w over n floats: the one loop both c.W kernels use, so that they agree bit for bit. */
+static inline void add_scaled_row(float *restrict p, float a, const float *restrict w, int64_t n) {
+  for (int64_t c = 0; c < n; c++) p[c] += a * w[c];
+}
+
+static void *encoder_adam_rows(void *arg) {
+  const EncoderAdamJob *job = arg;
+  const Grouping *g = job->groups;
+  const int64_t n = job->n_cols, s_per = job->per_row;
+  const float step_size = job->lr / job->bias_correction1;
+  float *restrict o = job->row;
+  for (int64_t t = job->first_row; t < job->end_row; t++) {
+    const float u = job->rank_one_rows ? job->rank_one_rows[t] : 0.0f;
+    const float *r = job->rank_one_columns;
+    if (job->base && r)
+      for (int64_t c = 0; c < n; c++) o[c] = job->base[t * n + c] + u * r[c];
+    else if (job->base)
+      memcpy(o, job->base + t * n, (size_t)n * sizeof(float));
+    else if (r)
+      for (int64_t c = 0; c < n; c++) o[c] = u * r[c];
+    else
+      memset(o, 0, (size_t)n * sizeof(float));
+    for (int64_t q = g->start[t]; q < g->start[t + 1]; q++) {
+      const int64_t e = g->entry[q], b = g->row[e];
+      const float x = job->values[e];
+      const int64_t *restrict cols = job->g_indices + b * s_per;
+      const float *restrict gv = job->g_values + b * s_per;
+      for (int64_t s = 0; s < s_per; s++) o[cols[s]] += x * gv[s];
+    }
+    float *restrict w = job->weight + t * n, *restrict m = job->exp_avg + t * n, *restrict v = job->exp_avg_sq + t * n;
+    for (int64_t c = 0; c < n; c++) {
+      const float gc = o[c];
+      m[c] += (1.0f - job->beta1) * (gc - m[c]);
+      v[c] = job->beta2 * v[c] + (1.0f - job->beta2) * gc * gc;
+      w[c] -= step_size * m[c] / (__builtin_sqrtf(v[c]) / job->bias_correction2_sqrt + job->eps);
+    }
+    if (job->product) add_scaled_row(job->product, job->center[t], w, n);
+  }
+  return NULL;
+}
+
+int textsae_encoder_adam_step(const int64_t *offsets, const int64_t *indices, const float *values, int64_t batch,
+                              int64_t n_rows, const int64_t *g_indices, const float *g_values, int64_t per_row,
+                              int64_t n_cols, const float *rank_one_rows, const float *rank_one_columns,
+                              const float *base, float *weight, float *exp_avg, float *exp_avg_sq, float lr,
+                              float beta1, float beta2, float eps, float bias_correction1,
+                              float bias_correction2_sqrt, const float *center, float *center_product, int threads) {
+  for (int64_t i = 0; i < batch * per_row; i++)
+    if (g_indices[i] < 0 || g_indices[i] >= n_cols) return TEXTSAE_EINDEX;
+  Grouping groups;
+  int status = group_entries(offsets, indices, batch, n_rows, &groups);
+  if (status) return status;
+  EncoderAdamJob jobs[MAX_THREADS];
+  const int64_t per = rows_per_thread(n_rows, &threads);
+  int n = 0;
+  for (int t = 0; t < threads && (int64_t)t * per < n_rows; t++, n++) {
+    jobs[n] = (EncoderAdamJob){
+        .g_indices = g_indices, .values = values, .g_values = g_values, .rank_one_rows = rank_one_rows,
+        .rank_one_columns = rank_one_columns, .base = base, .center = center, .groups = &groups, .weight = weight,
+        .exp_avg = exp_avg, .exp_avg_sq = exp_avg_sq, .per_row = per_row, .n_cols = n_cols,
+        .first_row = (int64_t)t * per, .end_row = min64(n_rows, (int64_t)(t + 1) * per), .lr = lr, .beta1 = beta1,
+        .beta2 = beta2, .eps = eps, .bias_correction1 = bias_correction1,
+        .bias_correction2_sqrt = bias_correction2_sqrt};
+    jobs[n].row = scratch_alloc((size_t)n_cols * sizeof(float));
+    jobs[n].product = center_product ? scratch_alloc((size_t)n_cols * sizeof(float)) : NULL;
+    if (!jobs[n].row || (center_product && !jobs[n].product)) status = TEXTSAE_ENOMEM;
+  }
+  if (!status) {
+    run_jobs(encoder_adam_rows, jobs, sizeof(jobs[0]), n);
+    if (center_product) {
+      memset(center_product, 0, (size_t)n_cols * sizeof(float));
+      for (int t = 0; t < n; t++) add_scaled_row(center_product, 1.0f, jobs[t].product, n_cols);
+    }
+  }
+  for (int t = 0; t < n; t++) {
+    scratch_free(jobs[t].row);
+    scratch_free(jobs[t].product);
+  }
+  free_grouping(&groups);
+  return status;
+}
+
+/* out = sum_t center[t] * weight[t, :] (n_cols): the encoder's c.W, summed as textsae_encoder_adam_step sums it (the
+ * same rows per thread, the same loop, partials added in thread order), so the two agree bit for bit. */
+typedef struct {
+  const float *center, *weight;
+  float *product;
+  int64_t n_cols, first_row, end_row;
+} ProductJob;
+
+static void *product_rows(void *arg) {
+  const ProductJob *job = arg;
+  for (int64_t t = job->first_row; t < job->end_row; t++)
+    add_scaled_row(job->product, job->center[t], job->weight + t * job->n_cols, job->n_cols);
+  return NULL;
+}
+
+int textsae_center_product(const float *center, const float *weight, int64_t n_rows, int64_t n_cols, float *out,
+                           int threads) {
+  ProductJob jobs[MAX_THREADS];
+  const int64_t per = rows_per_thread(n_rows, &threads);
+  int n = 0, status = 0;
+  for (int t = 0; t < threads && (int64_t)t * per < n_rows; t++, n++) {
+    jobs[n] = (ProductJob){.center = center, .weight = weight, .n_cols = n_cols, .first_row = (int64_t)t * per,
+                           .end_row = min64(n_rows, (int64_t)(t + 1) * per)};
+    jobs[n].product = scratch_alloc((size_t)n_cols * sizeof(float));
+    if (!jobs[n].product) status = TEXTSAE_ENOMEM;
+  }
+  if (!status) {
+    run_jobs(product_rows, jobs, sizeof(jobs[0]), n);
+    memset(out, 0, (size_t)n_cols * sizeof(float));
+    for (int t = 0; t < n; t++) add_scaled_row(out, 1.0f, jobs[t].product, n_cols);
+  }
+  for (int t = 0; t < n; t++) scratch_free(jobs[t].product);
+  return status;
 }

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from textsae import native
+from textsae.sae import deferred_gradient
 from textsae.sae.cache_blocks import blocked_embedding_bag, exceeds_cache, use_blocks
 
 __all__ = [
@@ -78,7 +79,13 @@ class _EncoderFunction(torch.autograd.Function):
         fixed_columns: int,
     ) -> Tensor:
         with torch.autocast(weight.device.type, enabled=False):  # a vector: kept in the weights' precision
-            shift = torch.addmv(bias.to(weight.dtype), weight.T, center.to(weight.dtype), alpha=-1.0)  # b − c·W
+            product = deferred_gradient.take_center_product(weight, center)  # summed by the last encoder step
+            if product is None and exceeds_cache(weight) and native.applies(weight, center):
+                product = native.center_product(center, weight)  # summed as that step sums it, to the bit
+            if product is not None:
+                shift = bias.to(weight.dtype) - product
+            else:
+                shift = torch.addmv(bias.to(weight.dtype), weight.T, center.to(weight.dtype), alpha=-1.0)  # b − c·W
         if x.layout == torch.sparse_csr:
             terms, offsets, values = x.col_indices(), x.crow_indices(), x.values().to(weight.dtype)
             if exceeds_cache(weight) and native.applies(weight, values):
@@ -140,6 +147,7 @@ class _GatheredEncoderFunction(torch.autograd.Function):
     ) -> Tensor:
         ctx.save_for_backward(x, weight, center, indices)
         ctx.fixed_columns = fixed_columns
+        ctx.receiver = deferred_gradient.receiver_for(weight)
         return pre.gather(1, indices)
 
     @staticmethod
@@ -165,16 +173,21 @@ class _GatheredEncoderFunction(torch.autograd.Function):
             grad_center = _center_gradient(weight, column_sums, ctx.fixed_columns)
         if ctx.needs_input_grad[2] and x.layout == torch.sparse_csr:
             if exceeds_cache(weight) and native.applies(weight, grad_values):
-                grad_weight = native.csr_t_sparse_mm(
+                factors = deferred_gradient.SparseEncoderGradient(
                     x.crow_indices(),
                     x.col_indices(),
                     x.values().to(dtype),
-                    weight.shape[0],
                     indices,
                     grad_values,
+                    center.to(dtype).neg(),
+                    column_sums,
+                    weight.shape[0],
                     n_latents,
-                    rank_one=(center.to(dtype).neg(), column_sums),
                 )
+                if ctx.receiver is not None:
+                    ctx.receiver(factors)  # the optimiser step forms the gradient itself; none reaches .grad
+                else:
+                    grad_weight = factors.materialise()
             elif weight.device.type == "cpu" and n_latents >= SCATTER_MIN_LATENTS_PER_ENTRY * per_row:
                 grad_weight = _scattered_weight_gradient(x, indices, grad_values, center.to(dtype), column_sums)
             else:

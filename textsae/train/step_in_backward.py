@@ -32,6 +32,12 @@ import torch
 from textsae import distributed, native
 from textsae.sae import SparseAutoencoder
 from textsae.sae.cache_blocks import exceeds_cache
+from textsae.sae.deferred_gradient import (
+    SparseEncoderGradient,
+    defer_encoder_gradient,
+    forget_center_product,
+    remember_center_product,
+)
 
 __all__ = ["StepInBackward"]
 
@@ -67,6 +73,21 @@ class StepInBackward:
         self._index = {id(p): i for i, p in enumerate(parameters)}
         self._checked = not reduce_gradients
         self._handles = [p.register_post_accumulate_grad_hook(self._step) for p in parameters]
+        # On CPU, the encoder's step waits for the end of backward, where its gradient's factors and any other
+        # contributions are all in (not with several ranks: their gradients must be summed first, nor with fixed
+        # columns, which the fused step does not hold still).
+        self._defer_encoder = (
+            not reduce_gradients
+            and not fixed_dense_latents
+            and type(optimizer) is torch.optim.Adam
+            and sae.W_enc.device.type == "cpu"
+            and any(p is sae.W_enc for p in parameters)
+        )
+        self._pending: list[SparseEncoderGradient] = []
+        self._encoder_grad: torch.Tensor | None = None  # W_enc's other gradient contributions, until the step
+        self._finish_queued = False
+        if self._defer_encoder:
+            defer_encoder_gradient(sae.W_enc, self._receive)
 
     def _step(self, parameter: torch.Tensor) -> None:
         sae = self.sae
@@ -74,8 +95,18 @@ class StepInBackward:
             if not self._checked:
                 self._check_order(parameter)
             distributed.all_reduce_(cast(torch.Tensor, parameter.grad), "sum")
+        if parameter is sae.W_enc and self._defer_encoder:
+            # Held aside: the other parameters' steps before the end of backward must not step it.
+            self._encoder_grad, parameter.grad = parameter.grad, None
+            self._queue_encoder_step()
+            return
         if parameter is sae.W_dec and self._fused_decoder_step(parameter):
             return
+        self._apply(parameter)
+
+    def _apply(self, parameter: torch.Tensor) -> None:
+        """The constraint, the optimiser step and the constraint again, with ``parameter.grad`` as it stands."""
+        sae = self.sae
         if parameter is sae.W_dec:
             sae.remove_parallel_grad_()
         grad = cast(torch.Tensor, parameter.grad)  # set: the hook runs once the gradient is accumulated
@@ -88,45 +119,115 @@ class StepInBackward:
         if parameter is sae.W_dec:
             sae.normalize_decoder_()
 
+    def _receive(self, gradient: SparseEncoderGradient) -> None:
+        """Called by the encoder's backward with W_enc's sparse-input gradient in factors."""
+        self._pending.append(gradient)
+        self._queue_encoder_step()
+
+    def _queue_encoder_step(self) -> None:
+        if not self._finish_queued:
+            self._finish_queued = True
+            torch.autograd.Variable._execution_engine.queue_callback(self._encoder_step)  # at the end of backward
+
     @torch.no_grad()
-    def _fused_decoder_step(self, parameter: torch.Tensor) -> bool:
-        """W_dec's projection, Adam step and renormalisation in one pass over each row
-        (:func:`textsae.native.decoder_adam_step`), where that applies: a float32 CPU decoder larger than the cache,
-        the native kernels built, a plain Adam (no weight decay, amsgrad or maximize) whose state exists. Returns
-        whether it ran; when not, the caller takes the three torch passes, which agree to float rounding."""
-        grad = parameter.grad
-        state = self.optimizer.state.get(parameter, {})
-        group = next((g for g in self.optimizer.param_groups if any(p is parameter for p in g["params"])), None)
-        options = ("weight_decay", "amsgrad", "maximize", "differentiable", "capturable")
-        if (
-            grad is None
-            or group is None
-            or type(self.optimizer) is not torch.optim.Adam
-            or any(group.get(option) for option in options)
-            or "exp_avg" not in state
-            or not exceeds_cache(parameter)
-            or not native.applies(parameter, grad, state["exp_avg"], state["exp_avg_sq"])
-            or not all(t.is_contiguous() for t in (parameter, grad, state["exp_avg"], state["exp_avg_sq"]))
-        ):
+    def _encoder_step(self) -> None:
+        """W_enc's step, once backward has finished: its factored gradient and ``.grad`` (the other contributions)
+        in one native pass where :meth:`_fused_encoder_step` applies, else added up into ``.grad`` for the torch
+        step."""
+        self._finish_queued = False
+        pending, self._pending = self._pending, []
+        grad, self._encoder_grad = self._encoder_grad, None
+        parameter = self.sae.W_enc
+        if pending and self._fused_encoder_step(parameter, pending, grad):
+            return
+        for gradient in pending:
+            grad = gradient.materialise() if grad is None else grad.add_(gradient.materialise())
+        if grad is not None:
+            parameter.grad = grad
+            self._apply(parameter)
+
+    def _fused_encoder_step(
+        self, parameter: torch.Tensor, pending: list[SparseEncoderGradient], base: torch.Tensor | None
+    ) -> bool:
+        """W_enc's gradient (``pending``'s factors plus ``base``, the other contributions) formed a row at a time
+        inside its Adam step, never stored (:func:`textsae.native.encoder_adam_step`), and c·W_enc summed in the same
+        pass for the next forward. Applies as :meth:`_fused_decoder_step` does. Returns whether it ran."""
+        adam = self._plain_adam(parameter, *([] if base is None else [base]))
+        if adam is None:
             return False
-        if isinstance(state["step"], torch.Tensor):
-            state["step"].add_(1)  # where torch.optim.Adam keeps it
-        else:
-            state["step"] += 1
-        constrained = self.sae.cfg.normalize_decoder
-        native.decoder_adam_step(
+        group, state = adam
+        for extra in pending[1:]:  # one gradient's factors in the pass, any others added to the base
+            base = extra.materialise() if base is None else base.add_(extra.materialise())
+        step = _count_step(state)
+        first = pending[0]
+        center = self.sae._input_center()
+        keep_product = center is self.sae.b_dec  # the next forward's centre (sigmoid(b_dec) is made anew)
+        product = native.encoder_adam_step(
+            first.offsets,
+            first.terms,
+            first.values,
+            first.indices,
+            first.grad_values,
             parameter,
-            grad,
             state["exp_avg"],
             state["exp_avg_sq"],
             lr=float(group["lr"]),
             betas=group["betas"],
             eps=group["eps"],
-            step=int(state["step"]),
+            step=step,
+            rank_one=(first.rank_rows, first.rank_columns),
+            base=base,
+            center=center if keep_product else None,
+        )
+        torch.autograd.graph.increment_version(parameter)  # written through its pointer
+        if product is not None:
+            remember_center_product(parameter, center, product)
+        return True
+
+    def _plain_adam(self, parameter: torch.Tensor, *tensors: torch.Tensor) -> tuple[dict, dict] | None:
+        """``parameter``'s param group and Adam state when a native fused step can stand in for the optimiser's: a
+        plain ``torch.optim.Adam`` (no weight decay, amsgrad or maximize) whose state exists, a float32 CPU parameter
+        larger than the cache, the native kernels built, and it, its state and ``tensors`` contiguous float32."""
+        state = self.optimizer.state.get(parameter, {})
+        group = next((g for g in self.optimizer.param_groups if any(p is parameter for p in g["params"])), None)
+        options = ("weight_decay", "amsgrad", "maximize", "differentiable", "capturable")
+        if (
+            group is None
+            or type(self.optimizer) is not torch.optim.Adam
+            or any(group.get(option) for option in options)
+            or "exp_avg" not in state
+            or not exceeds_cache(parameter)
+            or not native.applies(parameter, state["exp_avg"], state["exp_avg_sq"], *tensors)
+            or not all(t.is_contiguous() for t in (parameter, state["exp_avg"], state["exp_avg_sq"], *tensors))
+        ):
+            return None
+        return group, state
+
+    @torch.no_grad()
+    def _fused_decoder_step(self, parameter: torch.Tensor) -> bool:
+        """W_dec's projection, Adam step and renormalisation in one pass over each row
+        (:func:`textsae.native.decoder_adam_step`), where :meth:`_plain_adam` allows. Returns whether it ran; when
+        not, the caller takes the three torch passes, which agree to float rounding."""
+        grad = parameter.grad
+        adam = None if grad is None else self._plain_adam(parameter, grad)
+        if adam is None:
+            return False
+        group, state = adam
+        constrained = self.sae.cfg.normalize_decoder
+        native.decoder_adam_step(
+            parameter,
+            cast(torch.Tensor, grad),
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            lr=float(group["lr"]),
+            betas=group["betas"],
+            eps=group["eps"],
+            step=_count_step(state),
             project=constrained,
             renormalise=constrained,
         )
         parameter.grad = None
+        torch.autograd.graph.increment_version(parameter)  # written through its pointer
         return True
 
     def finish_backward(self) -> None:
@@ -150,3 +251,16 @@ class StepInBackward:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self._defer_encoder:
+            defer_encoder_gradient(self.sae.W_enc, None)
+            forget_center_product(self.sae.W_enc)
+            self._defer_encoder = False
+
+
+def _count_step(state: dict) -> int:
+    """Advance Adam's step count where ``torch.optim.Adam`` keeps it, and return it."""
+    if isinstance(state["step"], torch.Tensor):
+        state["step"].add_(1)
+    else:
+        state["step"] += 1
+    return int(state["step"])
