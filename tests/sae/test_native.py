@@ -364,27 +364,31 @@ def _adam_reference(weight, grad, exp_avg, exp_avg_sq, lr, betas, eps, step):  #
 @pytest.mark.parametrize("with_base", [False, True], ids=["factors_only", "plus_other_contributions"])
 def test_the_fused_encoder_step_equals_the_gradient_then_adam(threads: int, with_base: bool) -> None:
     """Gradient base + u ⊗ r + xᵀ·G formed a row at a time inside Adam's step, and the updated c·W summed on the way,
-    bit for bit as center_product sums it."""
+    bit for bit as center_product sums it; columns before first_column (fixed latents) and their moments untouched."""
     indices, values, offsets = _entries()  # 5 rows over N_ROWS terms
     n_cols = 70
     gen = torch.Generator().manual_seed(4)
     g_indices = torch.randint(0, n_cols, (5, 4), generator=gen)
     g_values = torch.randn(5, 4, generator=gen)
     u, r = torch.randn(N_ROWS, generator=gen), torch.randn(n_cols, generator=gen)
-    weight = torch.randn(N_ROWS, n_cols, generator=gen)
-    exp_avg = torch.randn(N_ROWS, n_cols, generator=gen) * 0.1
-    exp_avg_sq = torch.rand(N_ROWS, n_cols, generator=gen) * 0.01
+    weight_0 = torch.randn(N_ROWS, n_cols, generator=gen)
+    exp_avg_0 = torch.randn(N_ROWS, n_cols, generator=gen) * 0.1
+    exp_avg_sq_0 = torch.rand(N_ROWS, n_cols, generator=gen) * 0.01
     base = torch.randn(N_ROWS, n_cols, generator=gen) if with_base else None
     center = torch.randn(N_ROWS, generator=gen)
     grad = native.csr_t_sparse_mm(offsets, indices, values, N_ROWS, g_indices, g_values, n_cols, rank_one=(u, r))
     grad = grad.double() + (base.double() if base is not None else 0.0)
-    expected = _adam_reference(weight, grad, exp_avg, exp_avg_sq, 1e-2, (0.9, 0.99), 1e-8, 3)
-    product = native.encoder_adam_step(
-        offsets, indices, values, g_indices, g_values, weight, exp_avg, exp_avg_sq,
-        lr=1e-2, betas=(0.9, 0.99), eps=1e-8, step=3, rank_one=(u, r), base=base, center=center,
-    )  # fmt: skip
+    expected = _adam_reference(weight_0, grad, exp_avg_0, exp_avg_sq_0, 1e-2, (0.9, 0.99), 1e-8, 3)
+    before = weight_0.clone(), exp_avg_0.clone(), exp_avg_sq_0.clone()
+    fixed = [t.clone() for t in before]  # a copy stepped with its first 5 columns held still
+    step = {"lr": 1e-2, "betas": (0.9, 0.99), "eps": 1e-8, "step": 3, "rank_one": (u, r), "base": base}
+    product = native.encoder_adam_step(offsets, indices, values, g_indices, g_values, *before, center=center, **step)
+    native.encoder_adam_step(offsets, indices, values, g_indices, g_values, *fixed, first_column=5, **step)
+    weight, exp_avg, exp_avg_sq = before
     for name, ours, reference in zip(("weight", "exp_avg", "exp_avg_sq"), (weight, exp_avg, exp_avg_sq), expected):
         torch.testing.assert_close(ours.double(), reference, rtol=1e-5, atol=1e-6, msg=name)
+    for held, moved, untouched in zip(fixed, (weight, exp_avg, exp_avg_sq), (weight_0, exp_avg_0, exp_avg_sq_0)):
+        assert torch.equal(held[:, 5:], moved[:, 5:]) and torch.equal(held[:, :5], untouched[:, :5])
     assert product is not None
     assert torch.equal(product, native.center_product(center, weight))
     torch.testing.assert_close(product.double(), center.double() @ weight.double(), rtol=1e-5, atol=1e-5)
@@ -413,13 +417,16 @@ def test_the_fused_encoder_step_refuses_bad_input_and_leaves_the_weight() -> Non
 
 
 @pytest.mark.usefixtures("native_kernels")
-@pytest.mark.parametrize("dead", [False, True], ids=["topk_only", "with_auxk"])
+@pytest.mark.parametrize(
+    ("dead", "fixed"), [(False, 0), (True, 0), (False, 2)], ids=["topk_only", "with_auxk", "fixed_dense_latents"]
+)
 def test_sparse_input_training_steps_the_encoder_in_one_pass_as_torch_would(
-    monkeypatch: pytest.MonkeyPatch, dead: bool
+    monkeypatch: pytest.MonkeyPatch, dead: bool, fixed: int
 ) -> None:
     """Four steps inside backward on sparse input: W_enc's gradient reaches the fused step in factors (plus AuxK's
-    contribution through .grad when latents are dead), and every forward after it takes the c·W_enc it summed. The
-    same parameters as torch's kernels and torch's Adam, to rounding."""
+    contribution through .grad when latents are dead), and every forward after it takes the c·W_enc it summed, the
+    trainer's re-fixing of dense latents between steps included (their columns do not move). The same parameters as
+    torch's kernels and torch's Adam, to rounding."""
     from textsae.train.step_in_backward import StepInBackward
 
     monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)  # W_enc and W_dec (160 kB) count as larger than the cache
@@ -435,16 +442,22 @@ def test_sparse_input_training_steps_the_encoder_in_one_pass_as_torch_would(
 
         monkeypatch.setattr(native, name, spy)
 
+    dense = torch.randn(fixed, D, generator=torch.Generator().manual_seed(7)), torch.randn(fixed)
+
     def train() -> dict[str, torch.Tensor]:
         torch.manual_seed(0)
-        sae = build_sae(sae_config("topk", n_latents=N_ROWS, k=4, decoder_init="random"), D)
+        sae = build_sae(sae_config("topk", n_latents=N_ROWS, k=4, decoder_init="random", dense_latents=fixed), D)
         sae.init_from_data(x.to_dense())
+        if fixed:
+            sae.set_dense_encoder(*dense)
         sae.train()
         optimizer = torch.optim.Adam(sae.parameters(), lr=1e-2, fused=True)
-        stepper = StepInBackward(sae, optimizer, list(sae.parameters()))
+        stepper = StepInBackward(sae, optimizer, list(sae.parameters()), fixed_dense_latents=fixed)
         for _ in range(4):
             sae.loss(sae(x), dead_mask=dead_mask).total.backward()
             assert all(p.grad is None for p in sae.parameters())
+            if fixed:
+                sae.set_dense_encoder(*dense)  # as the trainer does after each step: b_dec moved
         stepper.remove()
         return {name: p.detach().clone() for name, p in sae.named_parameters()}
 
@@ -461,3 +474,44 @@ def test_sparse_input_training_steps_the_encoder_in_one_pass_as_torch_would(
     # a tenth of lr (lr 1e-2), where a missed, doubled or wrong step moves every entry by about lr.
     for name, expected in reference.items():
         torch.testing.assert_close(ours[name], expected, rtol=0, atol=1e-3, msg=name)
+    assert torch.equal(ours["W_enc"][:, :fixed], reference["W_enc"][:, :fixed])  # the fixed columns never moved
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_what_a_failed_backward_left_is_dropped_by_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backward that stops on an error never reaches its end-of-backward step: the W_enc gradient it handed over
+    must neither be stepped with the next backward's nor keep the next from stepping."""
+    import copy
+
+    from textsae.train.step_in_backward import StepInBackward
+
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)
+    x = (torch.rand(16, D, generator=torch.Generator().manual_seed(6)) < 0.05).float().to_sparse_csr()
+    torch.manual_seed(0)
+    sae = build_sae(sae_config("topk", n_latents=N_ROWS, k=4, decoder_init="random"), D)
+    sae.init_from_data(x.to_dense())
+    sae.train()
+    optimizer = torch.optim.Adam(sae.parameters(), lr=1e-2)
+    stepper = StepInBackward(sae, optimizer, list(sae.parameters()))
+    sae.loss(sae(x)).total.backward()  # Adam's state exists from here: the next steps are fused
+
+    def fail(grad: torch.Tensor) -> None:
+        raise RuntimeError("boom")
+
+    # b_dec's gradient is complete only after the encoder's backward has handed W_enc's factors over.
+    handle = sae.b_dec.register_hook(fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        sae.loss(sae(x)).total.backward()
+    handle.remove()
+    assert stepper._pending  # the failed backward's factors, never stepped
+    for parameter in sae.parameters():
+        parameter.grad = None
+
+    fresh = copy.deepcopy(sae)  # the same weights with a stepper that never saw the failure
+    fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=1e-2)
+    fresh_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    StepInBackward(fresh, fresh_optimizer, list(fresh.parameters()))
+    for model in (sae, fresh):
+        model.loss(model(x)).total.backward()
+    for (name, ours), expected in zip(sae.named_parameters(), fresh.parameters()):
+        assert torch.equal(ours, expected), name

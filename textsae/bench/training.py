@@ -272,10 +272,10 @@ class _SparsifySide(_Side):
         with self._autocast(x):
             out = self.coder(x, dead_mask=self.dead)
             loss = out.fvu + out.auxk_loss
-        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.coder.remove_gradient_parallel_to_decoder_directions()
         self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)  # freed now, not at the next step: the sides share one machine
         self.coder.set_decoder_norm_to_unit_norm()
         with torch.no_grad():
             fired = torch.zeros_like(self.dead)
@@ -314,12 +314,12 @@ class _PlainSide(_Side):
             codes = codes.scatter(1, indices, values.relu())
             x_hat = codes @ p["W_dec"] + p["b_dec"]
             loss = (_dense(x) - x_hat).float().square().sum(dim=1).mean()
-        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
             W, grad = p["W_dec"], p["W_dec"].grad
             grad -= (grad * W).sum(dim=1, keepdim=True) / W.square().sum(dim=1, keepdim=True) * W
             self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)  # as the sparsify side
             W /= W.norm(dim=1, keepdim=True)
             _ = codes != 0  # dead-latent bookkeeping on the dense codes
 

@@ -1,6 +1,6 @@
 """textsae's native CPU kernels: built once with the system's C compiler, loaded with ctypes, torch's ops otherwise.
 
-Three kernels (``csr_mm.c`` says how each is laid out):
+Four kernels (``csr_mm.c`` says how each is laid out):
 
 - :func:`csr_mm` and its backward: sparse rows times a dense row-major matrix, the SAE decoder's product over each
   document's active latents and the sparse-input encoder's over each document's terms. torch has no CPU kernel that
@@ -10,6 +10,9 @@ Three kernels (``csr_mm.c`` says how each is laid out):
   weight gradient, each output row written once and its products added while it is in cache.
 - :func:`decoder_adam_step`: the decoder's gradient projection, Adam step and renormalisation fused into one pass
   over each row, where torch makes three passes and each weight-sized tensor crosses memory about 16 times a step.
+- :func:`encoder_adam_step`: the sparse-input encoder's Adam step with its gradient (xᵀ·G and the centring's
+  rank-one term, as :func:`csr_t_sparse_mm` forms it) made a row at a time in cache and never stored, and the next
+  forward's c·W_enc summed from the updated rows on the way (:func:`center_product` sums it to the same bits).
 
 The library is compiled on first use into a cache folder (``$TEXTSAE_NATIVE_CACHE``, else
 ``$XDG_CACHE_HOME/textsae/native`` or ``~/.cache/textsae/native``), named by a hash of the source, the compiler, its
@@ -338,6 +341,7 @@ def encoder_adam_step(
     rank_one: tuple[Tensor, Tensor] | None = None,
     base: Tensor | None = None,
     center: Tensor | None = None,
+    first_column: int = 0,
 ) -> Tensor | None:
     """One ``torch.optim.Adam`` step of the sparse-input encoder's ``weight`` ``(n_rows, n_cols)`` (no weight decay,
     amsgrad or maximize), in place, with its gradient ``base + u ⊗ r + xᵀ·G`` formed a row at a time and never stored:
@@ -349,6 +353,7 @@ def encoder_adam_step(
         base: The gradient's other contributions ``(n_rows, n_cols)``, or None for none.
         center: ``(n_rows,)``: also return ``center · weight`` ``(n_cols,)`` of the updated weight.
         step: This step's number, from 1.
+        first_column: Columns before it (fixed latents) and their moments are left as they are.
 
     Returns:
         ``center · weight`` after the step, or None without ``center``.
@@ -375,6 +380,8 @@ def encoder_adam_step(
         )
     if step < 1:
         raise NativeError(f"step must be >= 1. Got {step} instead.")
+    if not 0 <= first_column <= n_cols:
+        raise NativeError(f"first_column must be in [0, {n_cols}]. Got {first_column} instead.")
     g_indices = g_indices.to(torch.int64).contiguous()
     g_values = g_values.to(torch.float32).contiguous()
     rows, columns = _rank_one(rank_one, n_rows, n_cols)
@@ -407,6 +414,7 @@ def encoder_adam_step(
         eps,
         1 - beta1**step,
         (1 - beta2**step) ** 0.5,
+        first_column,
         None if center_values is None else center_values.data_ptr(),
         None if product is None else product.data_ptr(),
         torch.get_num_threads(),
@@ -527,7 +535,7 @@ def _library() -> ctypes.CDLL | None:
     lib.textsae_decoder_adam_step.restype = i
     lib.textsae_csr_t_sparse_mm.argtypes = [p, p, p, n, n, p, p, n, n, p, p, p, i]
     lib.textsae_csr_t_sparse_mm.restype = i
-    lib.textsae_encoder_adam_step.argtypes = [p, p, p, n, n, p, p, n, n, p, p, p, p, p, p, f, f, f, f, f, f, p, p, i]
+    lib.textsae_encoder_adam_step.argtypes = [p, p, p, n, n, p, p, n, n, p, p, p, p, p, p, f, f, f, f, f, f, n, p, p, i]
     lib.textsae_encoder_adam_step.restype = i
     lib.textsae_center_product.argtypes = [p, p, n, n, p, i]
     lib.textsae_center_product.restype = i

@@ -460,7 +460,8 @@ int textsae_csr_t_sparse_mm(const int64_t *offsets, const int64_t *indices, cons
  *
  * (base, the gradient's other contributions, or zero when NULL; u (x) r the centring's rank-one term, or zero when
  * NULL; G given by S entries per batch row, as for textsae_csr_t_sparse_mm), then torch.optim.Adam's update of row t
- * as in textsae_decoder_adam_step. Each row's gradient is built in a cache-resident buffer, so the weight-sized
+ * as in textsae_decoder_adam_step, except its first `first_column` columns (fixed latents: they, and their moments,
+ * stay as they are). Each row's gradient is built in a cache-resident buffer, so the weight-sized
  * gradient is neither written nor read back. With `center` (n_rows), `center_product` receives
  * sum_t center[t] * w_new[t, :] (n_cols), the encoder's next c.W, from the rows while they are in cache. Threads split
  * the rows; their partial products are summed in thread order (the same bits for the same thread count). */
@@ -469,7 +470,7 @@ typedef struct {
   const float *values, *g_values, *rank_one_rows, *rank_one_columns, *base, *center;
   const Grouping *groups;
   float *weight, *exp_avg, *exp_avg_sq, *row, *product;
-  int64_t per_row, n_cols, first_row, end_row;
+  int64_t per_row, n_cols, first_row, end_row, first_column;
   float lr, beta1, beta2, eps, bias_correction1, bias_correction2_sqrt;
 } EncoderAdamJob;
 
@@ -503,7 +504,7 @@ static void *encoder_adam_rows(void *arg) {
       for (int64_t s = 0; s < s_per; s++) o[cols[s]] += x * gv[s];
     }
     float *restrict w = job->weight + t * n, *restrict m = job->exp_avg + t * n, *restrict v = job->exp_avg_sq + t * n;
-    for (int64_t c = 0; c < n; c++) {
+    for (int64_t c = job->first_column; c < n; c++) {
       const float gc = o[c];
       m[c] += (1.0f - job->beta1) * (gc - m[c]);
       v[c] = job->beta2 * v[c] + (1.0f - job->beta2) * gc * gc;
@@ -519,7 +520,8 @@ int textsae_encoder_adam_step(const int64_t *offsets, const int64_t *indices, co
                               int64_t n_cols, const float *rank_one_rows, const float *rank_one_columns,
                               const float *base, float *weight, float *exp_avg, float *exp_avg_sq, float lr,
                               float beta1, float beta2, float eps, float bias_correction1,
-                              float bias_correction2_sqrt, const float *center, float *center_product, int threads) {
+                              float bias_correction2_sqrt, int64_t first_column, const float *center,
+                              float *center_product, int threads) {
   for (int64_t i = 0; i < batch * per_row; i++)
     if (g_indices[i] < 0 || g_indices[i] >= n_cols) return TEXTSAE_EINDEX;
   Grouping groups;
@@ -533,7 +535,8 @@ int textsae_encoder_adam_step(const int64_t *offsets, const int64_t *indices, co
         .g_indices = g_indices, .values = values, .g_values = g_values, .rank_one_rows = rank_one_rows,
         .rank_one_columns = rank_one_columns, .base = base, .center = center, .groups = &groups, .weight = weight,
         .exp_avg = exp_avg, .exp_avg_sq = exp_avg_sq, .per_row = per_row, .n_cols = n_cols,
-        .first_row = (int64_t)t * per, .end_row = min64(n_rows, (int64_t)(t + 1) * per), .lr = lr, .beta1 = beta1,
+        .first_row = (int64_t)t * per, .end_row = min64(n_rows, (int64_t)(t + 1) * per),
+        .first_column = first_column < 0 ? 0 : first_column, .lr = lr, .beta1 = beta1,
         .beta2 = beta2, .eps = eps, .bias_correction1 = bias_correction1,
         .bias_correction2_sqrt = bias_correction2_sqrt};
     jobs[n].row = scratch_alloc((size_t)n_cols * sizeof(float));

@@ -16,7 +16,9 @@ looks at G once and multiplies through its non-zeros only when they are few:
   On CPU with :mod:`textsae.native` built and a W_enc larger than the cache, textsae's own kernels take both: the
   forward reads each term's row of W_enc once in place (:func:`textsae.native.csr_mm`), and ∂W_enc is written one term
   row at a time, from the rank-one term, with that row's nnz·k products added while it is in cache
-  (:func:`textsae.native.csr_t_sparse_mm`).
+  (:func:`textsae.native.csr_t_sparse_mm`); or, when a training loop steps inside backward and asked for it
+  (:mod:`textsae.sae.deferred_gradient`), not written at all: its factors go to the optimiser step, which forms each
+  row inside Adam's update and sums the next forward's c·W_enc on the way.
 
 The centring adds −c ⊗ Σ_b G_b, a rank-one term over the latents that fired, written in one pass.
 The result is the same gradient as autograd's to rounding (tested for every architecture). Architectures whose loss

@@ -308,7 +308,8 @@ class TopKSAE(AuxKMixin):
         # pre_j = ((x − shift)·scale − c) · W_enc[:, j] + b_enc[j]; with W_enc[:, j] = w_j / scale this is
         # x·w_j − shift·w_j − c·W_enc[:, j] + b_enc[j], so b_enc[j] = b_j + shift·w_j + c·W_enc[:, j].
         columns = (weights.to(self.W_enc.dtype) / self.input_scale).T  # (d_in, m)
-        self.W_enc[:, :m] = columns
+        if not torch.equal(self.W_enc[:, :m], columns):  # re-fixed every step: unchanged, W_enc's version stays
+            self.W_enc[:, :m] = columns
         self.b_enc[:m] = (
             bias.to(self.b_enc.dtype) + weights.to(self.b_enc.dtype) @ self.input_shift + self._input_center() @ columns
         )

@@ -5,8 +5,15 @@ gradients on top of 2 GB of weights and 4 GB of Adam state. Here each parameter 
 autograd has finished its gradient (``register_post_accumulate_grad_hook``, the pattern of PyTorch's "optimizer step
 in backward" tutorial), and the gradient is freed at once: the decoder's gradient is gone before the encoder's is
 formed. Adam updates each tensor independently, so the result is the same as one step after backward, bit for bit
-(on CPU with a decoder larger than the cache, W_dec's projection, Adam step and renormalisation run as one native pass
-instead, :meth:`StepInBackward._fused_decoder_step`, which agrees to float rounding).
+(on CPU with weights larger than the cache, native passes stand in, which agree to float rounding: W_dec's projection,
+Adam step and renormalisation in one, :meth:`StepInBackward._fused_decoder_step`; and W_enc's step with its
+sparse-input gradient formed inside it, :meth:`StepInBackward._fused_encoder_step`).
+
+**W_enc waits for the end of backward** (on CPU, one process, a plain Adam): the encoder's backward
+through the kept latents of sparse input hands its gradient over in factors (:mod:`textsae.sae.deferred_gradient`)
+instead of writing a weight-sized tensor, other contributions (AuxK's) reach ``.grad`` as usual and are held aside,
+and one callback at the end of backward (``queue_callback``, as DistributedDataParallel uses) takes the step with all
+of them, or adds them up for the optimiser where the fused step does not apply.
 
 The SAE's constraints ride along: the decoder gradient loses its component along each decoder row before the
 decoder's update and the rows are renormalised right after it; the fixed dense latents' encoder columns get no update.
@@ -74,11 +81,9 @@ class StepInBackward:
         self._checked = not reduce_gradients
         self._handles = [p.register_post_accumulate_grad_hook(self._step) for p in parameters]
         # On CPU, the encoder's step waits for the end of backward, where its gradient's factors and any other
-        # contributions are all in (not with several ranks: their gradients must be summed first, nor with fixed
-        # columns, which the fused step does not hold still).
+        # contributions are all in (not with several ranks: their gradients must be summed first).
         self._defer_encoder = (
             not reduce_gradients
-            and not fixed_dense_latents
             and type(optimizer) is torch.optim.Adam
             and sae.W_enc.device.type == "cpu"
             and any(p is sae.W_enc for p in parameters)
@@ -86,6 +91,7 @@ class StepInBackward:
         self._pending: list[SparseEncoderGradient] = []
         self._encoder_grad: torch.Tensor | None = None  # W_enc's other gradient contributions, until the step
         self._finish_queued = False
+        self._backward_task: int | None = None  # the backward these belong to
         if self._defer_encoder:
             defer_encoder_gradient(sae.W_enc, self._receive)
 
@@ -96,6 +102,7 @@ class StepInBackward:
                 self._check_order(parameter)
             distributed.all_reduce_(cast(torch.Tensor, parameter.grad), "sum")
         if parameter is sae.W_enc and self._defer_encoder:
+            self._join_backward()
             # Held aside: the other parameters' steps before the end of backward must not step it.
             self._encoder_grad, parameter.grad = parameter.grad, None
             self._queue_encoder_step()
@@ -121,8 +128,17 @@ class StepInBackward:
 
     def _receive(self, gradient: SparseEncoderGradient) -> None:
         """Called by the encoder's backward with W_enc's sparse-input gradient in factors."""
+        self._join_backward()
         self._pending.append(gradient)
         self._queue_encoder_step()
+
+    def _join_backward(self) -> None:
+        """Drop what a backward that stopped on an error left (its end-of-backward step never ran), so that it is
+        neither stepped with this backward's gradient nor blocks this backward's step."""
+        task = _graph_task()
+        if task != self._backward_task:
+            self._pending, self._encoder_grad, self._finish_queued = [], None, False
+            self._backward_task = task
 
     def _queue_encoder_step(self) -> None:
         if not self._finish_queued:
@@ -134,7 +150,7 @@ class StepInBackward:
         """W_enc's step, once backward has finished: its factored gradient and ``.grad`` (the other contributions)
         in one native pass where :meth:`_fused_encoder_step` applies, else added up into ``.grad`` for the torch
         step."""
-        self._finish_queued = False
+        self._finish_queued, self._backward_task = False, None
         pending, self._pending = self._pending, []
         grad, self._encoder_grad = self._encoder_grad, None
         parameter = self.sae.W_enc
@@ -178,6 +194,7 @@ class StepInBackward:
             rank_one=(first.rank_rows, first.rank_columns),
             base=base,
             center=center if keep_product else None,
+            first_column=self.fixed,  # the fixed dense latents' columns do not move
         )
         torch.autograd.graph.increment_version(parameter)  # written through its pointer
         if product is not None:
@@ -255,6 +272,12 @@ class StepInBackward:
             defer_encoder_gradient(self.sae.W_enc, None)
             forget_center_product(self.sae.W_enc)
             self._defer_encoder = False
+
+
+def _graph_task() -> int | None:
+    """The running backward's id (torch's private ``_current_graph_task_id``; None where torch lacks it)."""
+    current = getattr(torch._C, "_current_graph_task_id", None)
+    return int(current()) if current is not None else None
 
 
 def _count_step(state: dict) -> int:
