@@ -35,6 +35,7 @@ def _trainer(
     label_loss_weight: float = 0.0,
     label_head: str = "codes",
     label_dropout: float = 0.0,
+    dense_encoder: tuple[np.ndarray, np.ndarray] | None = None,
     **sae_kwargs,
 ) -> Trainer:
     torch.manual_seed(0)
@@ -49,6 +50,7 @@ def _trainer(
         label_loss_weight=label_loss_weight,
         label_head=label_head,
         label_dropout=label_dropout,
+        dense_init="probe" if dense_encoder is not None else "learned",
     )
     labels = (np.asarray(features[:, 0].todense()).ravel() > 0).astype(np.int64) if label_loss_weight else None
     return Trainer(
@@ -58,8 +60,30 @@ def _trainer(
         checkpoint_path=tmp_path / "ckpt.safetensors",
         metrics_path=tmp_path / "metrics.jsonl",
         labels=labels,
+        dense_encoder=dense_encoder,
         runtime=QUIET_CPU,
     )
+
+
+def _interrupted_at_step_8_and_resumed(folder: Path, **kwargs) -> Trainer:
+    """A trainer stopped right after its step-8 checkpoint, then a new one that resumed from it and finished."""
+    interrupted = _trainer(folder, **kwargs)
+    original_step = Trainer.train_step
+
+    def crash_after_checkpoint(self: Trainer):
+        if self.step == 8:
+            raise KeyboardInterrupt
+        return original_step(self)
+
+    Trainer.train_step = crash_after_checkpoint  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.train()
+    finally:
+        Trainer.train_step = original_step  # type: ignore[method-assign]
+    resumed = _trainer(folder, **kwargs)
+    assert resumed.train().resumed_from == 8
+    return resumed
 
 
 def test_lr_schedule_warmup_flat_decay() -> None:
@@ -92,26 +116,40 @@ def test_resume_after_interruption_is_bit_identical(
     reference = _trainer(tmp_path / "a", **kwargs)
     reference.train()
 
-    interrupted = _trainer(tmp_path / "b", **kwargs)
-    original_step = Trainer.train_step
-
-    def crash_after_checkpoint(self: Trainer):
-        if self.step == 8:
-            raise KeyboardInterrupt
-        return original_step(self)
-
-    Trainer.train_step = crash_after_checkpoint  # type: ignore[method-assign]
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            interrupted.train()
-    finally:
-        Trainer.train_step = original_step  # type: ignore[method-assign]
-    resumed = _trainer(tmp_path / "b", **kwargs)
-    summary = resumed.train()
-    assert summary.resumed_from == 8
+    resumed = _interrupted_at_step_8_and_resumed(tmp_path / "b", **kwargs)
     for name, value in reference.sae.state_dict().items():
         assert torch.equal(value, resumed.sae.state_dict()[name]), name
     assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+
+
+@pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("dense_latents", [0, 1], ids=["topk", "with_a_label_latent"])
+def test_resume_with_the_fused_native_steps_is_bit_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dense_latents: int
+) -> None:
+    """With weights counted as larger than the cache, the trainer steps W_dec and W_enc through the fused native
+    kernels and its forwards take the remembered c·W_enc; a run resumed from a checkpoint (which starts from a freshly
+    summed c·W_enc) ends on the same bits as the uninterrupted one."""
+    from textsae import native
+    from textsae.sae import cache_blocks
+
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)
+    fused = []
+    real = native.encoder_adam_step
+    monkeypatch.setattr(native, "encoder_adam_step", lambda *a, **kw: fused.append(1) or real(*a, **kw))
+    features = _features(d_in=200)
+    kwargs: dict = {"features": features}
+    if dense_latents:  # one latent fixed to a linear function of the input, as tfidf_auto's label latent
+        probe = np.random.default_rng(1).normal(size=(1, 200)).astype(np.float32), np.zeros(1, dtype=np.float32)
+        kwargs |= {"dense_latents": 1, "dense_encoder": probe, "label_loss_weight": 0.5}
+    reference = _trainer(tmp_path / "a", **kwargs)
+    reference.train()
+    assert len(fused) == 12  # every step, from the first (the trainer makes Adam's state at set-up)
+    resumed = _interrupted_at_step_8_and_resumed(tmp_path / "b", **kwargs)
+    for name, value in reference.sae.state_dict().items():
+        assert torch.equal(value, resumed.sae.state_dict()[name]), name
+    if dense_latents:
+        assert resumed.stepper is not None and resumed.stepper.fixed == 1
 
 
 def test_checkpoint_for_other_config_is_refused(tmp_path: Path) -> None:

@@ -231,7 +231,7 @@ class _TextsaeSide(_Side):
         self.sae = sae.to(device).train()
         parameters = list(self.sae.parameters())
         self.optimizer = _adam(parameters, device)
-        StepInBackward(self.sae, self.optimizer, parameters)  # as the trainer steps
+        self.stepper = StepInBackward(self.sae, self.optimizer, parameters)  # as the trainer steps
         self.dead = torch.zeros(shape.n_latents, dtype=torch.bool, device=device)
 
     def step(self, x: Tensor) -> None:

@@ -195,6 +195,24 @@ def csr_t_sparse_mm(
         NativeError: If an index is outside its range or the offsets are invalid.
     """
     lib = _require()
+    factors = _factors(offsets, indices, values, g_indices, g_values, n_rows, n_cols, rank_one)
+    out = _gradient_buffer((n_rows, n_cols))
+    _check(lib.textsae_csr_t_sparse_mm(*_pointers(factors, n_rows, n_cols), out.data_ptr(), torch.get_num_threads()))
+    return out
+
+
+def _factors(
+    offsets: Tensor,
+    indices: Tensor,
+    values: Tensor,
+    g_indices: Tensor,
+    g_values: Tensor,
+    n_rows: int,
+    n_cols: int,
+    rank_one: tuple[Tensor, Tensor] | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+    """The operands of xᵀ·G + u ⊗ r (:func:`csr_t_sparse_mm`, :func:`encoder_adam_step`), checked and made contiguous
+    in the kernels' dtypes."""
     offsets, indices, values, _ = _prepared(offsets, indices, values, torch.empty(0, 0))
     batch = offsets.numel() - 1
     if g_indices.shape != g_values.shape or g_indices.dim() != 2 or g_indices.shape[0] != batch:
@@ -202,15 +220,21 @@ def csr_t_sparse_mm(
             f"g_indices and g_values must both be ({batch}, S). Got {tuple(g_indices.shape)} and "
             f"{tuple(g_values.shape)} instead."
         )
-    g_indices = g_indices.to(torch.int64).contiguous()
-    g_values = g_values.to(torch.float32).contiguous()
     rows, columns = _rank_one(rank_one, n_rows, n_cols)
-    out = _gradient_buffer((n_rows, n_cols))
-    status = lib.textsae_csr_t_sparse_mm(
+    g_indices, g_values = g_indices.to(torch.int64).contiguous(), g_values.to(torch.float32).contiguous()
+    return offsets, indices, values, g_indices, g_values, rows, columns
+
+
+def _pointers(
+    factors: tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor | None], n_rows: int, n_cols: int
+) -> tuple[int | None, ...]:
+    """The arguments both xᵀ·G kernels start with (``factors`` must outlive the call)."""
+    offsets, indices, values, g_indices, g_values, rows, columns = factors
+    return (
         offsets.data_ptr(),
         indices.data_ptr(),
         values.data_ptr(),
-        batch,
+        offsets.numel() - 1,
         n_rows,
         g_indices.data_ptr(),
         g_values.data_ptr(),
@@ -218,11 +242,7 @@ def csr_t_sparse_mm(
         n_cols,
         None if rows is None else rows.data_ptr(),
         None if columns is None else columns.data_ptr(),
-        out.data_ptr(),
-        torch.get_num_threads(),
     )
-    _check(status)
-    return out
 
 
 _kept: list[torch.UntypedStorage] = []  # at most one block: the latest size asked for
@@ -296,14 +316,7 @@ def decoder_adam_step(
         NativeError: If a tensor is not a contiguous float32 CPU tensor of ``weight``'s shape.
     """
     lib = _require()
-    for name, tensor in (("weight", weight), ("grad", grad), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)):
-        if tensor.shape != weight.shape or tensor.dim() != 2 or not _plain_float32(tensor):
-            raise NativeError(
-                f"{name} must be a contiguous float32 CPU tensor of shape {tuple(weight.shape)}. Got "
-                f"{tensor.dtype} {tuple(tensor.shape)} on {tensor.device} instead."
-            )
-    if step < 1:
-        raise NativeError(f"step must be >= 1. Got {step} instead.")
+    _check_adam_operands(weight, step, grad=grad, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
     beta1, beta2 = betas
     lib.textsae_decoder_adam_step(
         weight.data_ptr(),
@@ -363,28 +376,11 @@ def encoder_adam_step(
             invalid (the weight is then unchanged).
     """
     lib = _require()
-    offsets, indices, values, _ = _prepared(offsets, indices, values, torch.empty(0, 0))
-    batch = offsets.numel() - 1
-    n_rows, n_cols = weight.shape if weight.dim() == 2 else (0, 0)
-    state = [("weight", weight), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)]
-    for name, tensor in [*state, *([("base", base)] if base is not None else [])]:
-        if tensor.dim() != 2 or tensor.shape != weight.shape or not _plain_float32(tensor):
-            raise NativeError(
-                f"{name} must be a contiguous 2-D float32 CPU tensor of shape {tuple(weight.shape)}. Got "
-                f"{tensor.dtype} {tuple(tensor.shape)} on {tensor.device} instead."
-            )
-    if g_indices.shape != g_values.shape or g_indices.dim() != 2 or g_indices.shape[0] != batch:
-        raise NativeError(
-            f"g_indices and g_values must both be ({batch}, S). Got {tuple(g_indices.shape)} and "
-            f"{tuple(g_values.shape)} instead."
-        )
-    if step < 1:
-        raise NativeError(f"step must be >= 1. Got {step} instead.")
+    _check_adam_operands(weight, step, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, base=base)
+    n_rows, n_cols = weight.shape
     if not 0 <= first_column <= n_cols:
         raise NativeError(f"first_column must be in [0, {n_cols}]. Got {first_column} instead.")
-    g_indices = g_indices.to(torch.int64).contiguous()
-    g_values = g_values.to(torch.float32).contiguous()
-    rows, columns = _rank_one(rank_one, n_rows, n_cols)
+    factors = _factors(offsets, indices, values, g_indices, g_values, n_rows, n_cols, rank_one)
     center_values, product = None, None
     if center is not None:
         center_values = center.detach().to(torch.float32).contiguous()
@@ -393,17 +389,7 @@ def encoder_adam_step(
         product = torch.empty(n_cols, dtype=torch.float32)
     beta1, beta2 = betas
     status = lib.textsae_encoder_adam_step(
-        offsets.data_ptr(),
-        indices.data_ptr(),
-        values.data_ptr(),
-        batch,
-        n_rows,
-        g_indices.data_ptr(),
-        g_values.data_ptr(),
-        g_indices.shape[1],
-        n_cols,
-        None if rows is None else rows.data_ptr(),
-        None if columns is None else columns.data_ptr(),
+        *_pointers(factors, n_rows, n_cols),
         None if base is None else base.data_ptr(),
         weight.data_ptr(),
         exp_avg.data_ptr(),
@@ -451,6 +437,18 @@ def center_product(center: Tensor, weight: Tensor) -> Tensor:
         )
     )
     return out
+
+
+def _check_adam_operands(weight: Tensor, step: int, **others: Tensor | None) -> None:
+    """``weight`` and the ``others`` given are contiguous 2-D float32 CPU tensors of one shape, and ``step`` ≥ 1."""
+    for name, tensor in {"weight": weight, **others}.items():
+        if tensor is not None and (tensor.dim() != 2 or tensor.shape != weight.shape or not _plain_float32(tensor)):
+            raise NativeError(
+                f"{name} must be a contiguous 2-D float32 CPU tensor of shape {tuple(weight.shape)}. Got "
+                f"{tensor.dtype} {tuple(tensor.shape)} on {tensor.device} instead."
+            )
+    if step < 1:
+        raise NativeError(f"step must be >= 1. Got {step} instead.")
 
 
 def _plain_float32(tensor: Tensor) -> bool:

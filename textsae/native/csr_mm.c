@@ -15,6 +15,10 @@
  * The backward can start the weight's gradient from a rank-one term, grad_weight[j, c] = u[j] * r[c], instead of
  * zero: the centred encoder's -c (x) sum_b G_b, written in the same pass.
  *
+ * Further down: the sparse-input encoder's gradient through each document's kept latents (textsae_csr_t_sparse_mm),
+ * and the Adam steps fused with what surrounds them, one pass per weight row (textsae_decoder_adam_step,
+ * textsae_encoder_adam_step, with textsae_center_product summing c.W as the latter does).
+ *
  * Built on first use by textsae.native with the system's C compiler; Python falls back to torch's kernels when it
  * cannot be built. Every function returns 0, or one of the TEXTSAE_E* codes below without writing its outputs.
  */
@@ -402,32 +406,52 @@ int textsae_decoder_adam_step(float *weight, float *grad, float *exp_avg, float 
  * costs nnz(x) * n_cols multiply-adds. Threads split the output rows. */
 typedef struct {
   const int64_t *g_indices;
-  const float *values, *g_values, *rank_one_rows, *rank_one_columns;
-  const Grouping *groups;
+  const float *values, *g_values, *rank_one_rows, *rank_one_columns; /* u (n_rows), r (n_cols), or NULL */
+  const float *base; /* (n_rows x n_cols) added to every row, or NULL */
+  Grouping groups;
+  int64_t per_row, n_cols;
+} Factors;
+
+/* Checks G's indices and groups x's entries by term; on success free_grouping(&f->groups) must follow. */
+static int prepare_factors(Factors *f, const int64_t *offsets, const int64_t *indices, int64_t batch, int64_t n_rows) {
+  for (int64_t i = 0; i < batch * f->per_row; i++)
+    if (f->g_indices[i] < 0 || f->g_indices[i] >= f->n_cols) return TEXTSAE_EINDEX;
+  return group_entries(offsets, indices, batch, n_rows, &f->groups);
+}
+
+/* o = row t of (base + u (x) r + xT G): the one gradient row both kernels below form. */
+static inline void gradient_row(float *restrict o, int64_t t, const Factors *f) {
+  const int64_t n = f->n_cols, s_per = f->per_row;
+  const float u = f->rank_one_rows ? f->rank_one_rows[t] : 0.0f;
+  const float *r = f->rank_one_columns;
+  if (f->base && r)
+    for (int64_t c = 0; c < n; c++) o[c] = f->base[t * n + c] + u * r[c];
+  else if (f->base)
+    memcpy(o, f->base + t * n, (size_t)n * sizeof(float));
+  else if (r)
+    for (int64_t c = 0; c < n; c++) o[c] = u * r[c];
+  else
+    memset(o, 0, (size_t)n * sizeof(float));
+  const Grouping *g = &f->groups;
+  for (int64_t q = g->start[t]; q < g->start[t + 1]; q++) {
+    const int64_t e = g->entry[q], b = g->row[e];
+    const float x = f->values[e];
+    const int64_t *restrict cols = f->g_indices + b * s_per;
+    const float *restrict gv = f->g_values + b * s_per;
+    for (int64_t s = 0; s < s_per; s++) o[cols[s]] += x * gv[s];
+  }
+}
+
+typedef struct {
+  const Factors *factors;
   float *out;
-  int64_t per_row, n_cols, first_row, end_row;
+  int64_t first_row, end_row;
 } GradJob;
 
 static void *gradient_rows(void *arg) {
   const GradJob *job = arg;
-  const Grouping *g = job->groups;
-  const int64_t n = job->n_cols, s_per = job->per_row;
-  for (int64_t t = job->first_row; t < job->end_row; t++) {
-    float *restrict o = job->out + t * n;
-    if (job->rank_one_rows) {
-      const float u = job->rank_one_rows[t];
-      for (int64_t c = 0; c < n; c++) o[c] = u * job->rank_one_columns[c];
-    } else {
-      memset(o, 0, (size_t)n * sizeof(float));
-    }
-    for (int64_t q = g->start[t]; q < g->start[t + 1]; q++) {
-      const int64_t e = g->entry[q], b = g->row[e];
-      const float x = job->values[e];
-      const int64_t *restrict cols = job->g_indices + b * s_per;
-      const float *restrict gv = job->g_values + b * s_per;
-      for (int64_t s = 0; s < s_per; s++) o[cols[s]] += x * gv[s];
-    }
-  }
+  for (int64_t t = job->first_row; t < job->end_row; t++)
+    gradient_row(job->out + t * job->factors->n_cols, t, job->factors);
   return NULL;
 }
 
@@ -435,21 +459,18 @@ int textsae_csr_t_sparse_mm(const int64_t *offsets, const int64_t *indices, cons
                             int64_t n_rows, const int64_t *g_indices, const float *g_values, int64_t per_row,
                             int64_t n_cols, const float *rank_one_rows, const float *rank_one_columns, float *out,
                             int threads) {
-  for (int64_t i = 0; i < batch * per_row; i++)
-    if (g_indices[i] < 0 || g_indices[i] >= n_cols) return TEXTSAE_EINDEX;
-  Grouping groups;
-  int status = group_entries(offsets, indices, batch, n_rows, &groups);
+  Factors factors = {.g_indices = g_indices, .values = values, .g_values = g_values, .rank_one_rows = rank_one_rows,
+                     .rank_one_columns = rank_one_columns, .per_row = per_row, .n_cols = n_cols};
+  int status = prepare_factors(&factors, offsets, indices, batch, n_rows);
   if (status) return status;
   GradJob jobs[MAX_THREADS];
   const int64_t per = rows_per_thread(n_rows, &threads);
   int n = 0;
   for (int t = 0; t < threads && (int64_t)t * per < n_rows; t++, n++)
-    jobs[n] = (GradJob){.g_indices = g_indices, .values = values, .g_values = g_values,
-                        .rank_one_rows = rank_one_rows, .rank_one_columns = rank_one_columns, .groups = &groups,
-                        .out = out, .per_row = per_row, .n_cols = n_cols, .first_row = (int64_t)t * per,
+    jobs[n] = (GradJob){.factors = &factors, .out = out, .first_row = (int64_t)t * per,
                         .end_row = min64(n_rows, (int64_t)(t + 1) * per)};
   run_jobs(gradient_rows, jobs, sizeof(jobs[0]), n);
-  free_grouping(&groups);
+  free_grouping(&factors.groups);
   return 0;
 }
 
@@ -466,11 +487,10 @@ int textsae_csr_t_sparse_mm(const int64_t *offsets, const int64_t *indices, cons
  * sum_t center[t] * w_new[t, :] (n_cols), the encoder's next c.W, from the rows while they are in cache. Threads split
  * the rows; their partial products are summed in thread order (the same bits for the same thread count). */
 typedef struct {
-  const int64_t *g_indices;
-  const float *values, *g_values, *rank_one_rows, *rank_one_columns, *base, *center;
-  const Grouping *groups;
+  const Factors *factors;
+  const float *center;
   float *weight, *exp_avg, *exp_avg_sq, *row, *product;
-  int64_t per_row, n_cols, first_row, end_row, first_column;
+  int64_t first_row, end_row, first_column;
   float lr, beta1, beta2, eps, bias_correction1, bias_correction2_sqrt;
 } EncoderAdamJob;
 
@@ -481,28 +501,11 @@ static inline void add_scaled_row(float *restrict p, float a, const float *restr
 
 static void *encoder_adam_rows(void *arg) {
   const EncoderAdamJob *job = arg;
-  const Grouping *g = job->groups;
-  const int64_t n = job->n_cols, s_per = job->per_row;
+  const int64_t n = job->factors->n_cols;
   const float step_size = job->lr / job->bias_correction1;
   float *restrict o = job->row;
   for (int64_t t = job->first_row; t < job->end_row; t++) {
-    const float u = job->rank_one_rows ? job->rank_one_rows[t] : 0.0f;
-    const float *r = job->rank_one_columns;
-    if (job->base && r)
-      for (int64_t c = 0; c < n; c++) o[c] = job->base[t * n + c] + u * r[c];
-    else if (job->base)
-      memcpy(o, job->base + t * n, (size_t)n * sizeof(float));
-    else if (r)
-      for (int64_t c = 0; c < n; c++) o[c] = u * r[c];
-    else
-      memset(o, 0, (size_t)n * sizeof(float));
-    for (int64_t q = g->start[t]; q < g->start[t + 1]; q++) {
-      const int64_t e = g->entry[q], b = g->row[e];
-      const float x = job->values[e];
-      const int64_t *restrict cols = job->g_indices + b * s_per;
-      const float *restrict gv = job->g_values + b * s_per;
-      for (int64_t s = 0; s < s_per; s++) o[cols[s]] += x * gv[s];
-    }
+    gradient_row(o, t, job->factors);
     float *restrict w = job->weight + t * n, *restrict m = job->exp_avg + t * n, *restrict v = job->exp_avg_sq + t * n;
     for (int64_t c = job->first_column; c < n; c++) {
       const float gc = o[c];
@@ -522,23 +525,19 @@ int textsae_encoder_adam_step(const int64_t *offsets, const int64_t *indices, co
                               float beta1, float beta2, float eps, float bias_correction1,
                               float bias_correction2_sqrt, int64_t first_column, const float *center,
                               float *center_product, int threads) {
-  for (int64_t i = 0; i < batch * per_row; i++)
-    if (g_indices[i] < 0 || g_indices[i] >= n_cols) return TEXTSAE_EINDEX;
-  Grouping groups;
-  int status = group_entries(offsets, indices, batch, n_rows, &groups);
+  Factors factors = {.g_indices = g_indices, .values = values, .g_values = g_values, .rank_one_rows = rank_one_rows,
+                     .rank_one_columns = rank_one_columns, .base = base, .per_row = per_row, .n_cols = n_cols};
+  int status = prepare_factors(&factors, offsets, indices, batch, n_rows);
   if (status) return status;
   EncoderAdamJob jobs[MAX_THREADS];
   const int64_t per = rows_per_thread(n_rows, &threads);
   int n = 0;
   for (int t = 0; t < threads && (int64_t)t * per < n_rows; t++, n++) {
     jobs[n] = (EncoderAdamJob){
-        .g_indices = g_indices, .values = values, .g_values = g_values, .rank_one_rows = rank_one_rows,
-        .rank_one_columns = rank_one_columns, .base = base, .center = center, .groups = &groups, .weight = weight,
-        .exp_avg = exp_avg, .exp_avg_sq = exp_avg_sq, .per_row = per_row, .n_cols = n_cols,
+        .factors = &factors, .center = center, .weight = weight, .exp_avg = exp_avg, .exp_avg_sq = exp_avg_sq,
         .first_row = (int64_t)t * per, .end_row = min64(n_rows, (int64_t)(t + 1) * per),
-        .first_column = first_column < 0 ? 0 : first_column, .lr = lr, .beta1 = beta1,
-        .beta2 = beta2, .eps = eps, .bias_correction1 = bias_correction1,
-        .bias_correction2_sqrt = bias_correction2_sqrt};
+        .first_column = first_column < 0 ? 0 : first_column, .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+        .bias_correction1 = bias_correction1, .bias_correction2_sqrt = bias_correction2_sqrt};
     jobs[n].row = scratch_alloc((size_t)n_cols * sizeof(float));
     jobs[n].product = center_product ? scratch_alloc((size_t)n_cols * sizeof(float)) : NULL;
     if (!jobs[n].row || (center_product && !jobs[n].product)) status = TEXTSAE_ENOMEM;
@@ -554,7 +553,7 @@ int textsae_encoder_adam_step(const int64_t *offsets, const int64_t *indices, co
     scratch_free(jobs[t].row);
     scratch_free(jobs[t].product);
   }
-  free_grouping(&groups);
+  free_grouping(&factors.groups);
   return status;
 }
 

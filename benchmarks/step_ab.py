@@ -1,0 +1,104 @@
+"""A/B of one code path in textsae's training step, the two alternated inside one process.
+
+Usage:
+
+    python benchmarks/step_ab.py [--toggle fused-encoder|native] [--input sparse] [--d-in 30000]
+                                 [--n-latents 4096] [--k 64] [--batch 512] [--nnz 200] [--rounds 6] [--steps 2]
+
+Builds the textsae side of ``textsae bench train`` at one shape (same weights, batch and Adam as the bench) and times
+its step with the path on and off in turn: ``--rounds`` rounds, each one untimed step after the switch and then
+``--steps`` timed steps per setting. Prints one JSON line: the machine, the settings, each setting's median seconds
+per step and per-round values, and the median per-round ratio off / on (above 1: the path is faster).
+
+- ``fused-encoder``: W_enc's sparse-input gradient handed to its Adam step in factors
+  (:mod:`textsae.sae.deferred_gradient`), against the gradient written out and stepped by torch's fused Adam.
+- ``native``: every native kernel (:func:`textsae.native.set_enabled`) against torch's kernels.
+
+This machine's speed moves more between processes than most changes do; only an A/B inside one process, alternating
+in rounds, has shown a difference reliably (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from textsae import native
+from textsae.bench.training import TrainShape, _build_sides, _TextsaeSide, make_batch
+from textsae.runtime import keep_freed_memory
+from textsae.sae.deferred_gradient import defer_encoder_gradient
+
+
+def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
+    """A function that turns the path under test on (True) or off (False) for ``side``."""
+    if toggle == "native":
+        return native.set_enabled
+    stepper = side.stepper
+
+    def fused_encoder(on: bool) -> None:
+        stepper._defer_encoder = on
+        defer_encoder_gradient(side.sae.W_enc, stepper._receive if on else None)
+
+    return fused_encoder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--toggle", choices=["fused-encoder", "native"], default="fused-encoder")
+    parser.add_argument("--input", choices=["dense", "sparse"], default="sparse")
+    parser.add_argument("--d-in", type=int, default=30_000)
+    parser.add_argument("--n-latents", type=int, default=4096)
+    parser.add_argument("--k", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--nnz", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=2)
+    args = parser.parse_args()
+
+    keep_freed_memory()  # as textsae's trainer and `textsae bench train` do
+    shape = TrainShape(args.input, args.d_in, args.n_latents, args.k, args.batch, args.nnz)
+    (side,) = _build_sides(shape, ["textsae"], torch.device("cpu"), seed=0)
+    assert isinstance(side, _TextsaeSide)
+    switch = _switch(side, args.toggle)
+    x = make_batch(shape, 0, torch.device("cpu"))
+    for _ in range(2):  # Adam's state, the allocator's reuse of freed blocks
+        side.step(x)
+    seconds: dict[str, list[float]] = {"on": [], "off": []}
+    try:
+        for _ in range(args.rounds):
+            for setting in ("on", "off"):
+                switch(setting == "on")
+                side.step(x)
+                start = time.perf_counter()
+                for _ in range(args.steps):
+                    side.step(x)
+                seconds[setting].append((time.perf_counter() - start) / args.steps)
+    finally:
+        switch(True)
+    ratios = [off / on for on, off in zip(seconds["on"], seconds["off"])]
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+                "cpus": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                **vars(args),
+                "seconds_per_step_median": {key: round(statistics.median(value), 3) for key, value in seconds.items()},
+                "seconds_per_step": {key: [round(v, 3) for v in value] for key, value in seconds.items()},
+                "ratio_off_over_on_median": round(statistics.median(ratios), 3),
+                "ratio_off_over_on_range": [round(min(ratios), 3), round(max(ratios), 3)],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
