@@ -50,3 +50,15 @@ def test_the_remembered_center_product_is_used_once_and_never_after_an_in_place_
     deferred.remember_center_product(weight, center, product)
     deferred.forget_center_product(weight)
     assert deferred.take_center_product(weight, center) is None
+
+
+def test_a_replaced_or_moved_weight_and_a_view_of_the_centre() -> None:
+    weight = torch.nn.Parameter(torch.randn(4, 3))
+    center = torch.nn.Parameter(torch.randn(4))
+    product = center.detach() @ weight.detach()
+    deferred.remember_center_product(weight, center, product)
+    assert deferred.take_center_product(weight, center.view_as(center)) is product  # the same memory: the same values
+    for replace in (lambda: weight.data.clone(), lambda: weight.data.double()):  # as Module.to() or .double() do
+        deferred.remember_center_product(weight, center, product)
+        weight.data = replace()
+        assert deferred.take_center_product(weight, center) is None

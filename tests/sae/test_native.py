@@ -515,3 +515,54 @@ def test_what_a_failed_backward_left_is_dropped_by_the_next(monkeypatch: pytest.
         model.loss(model(x)).total.backward()
     for (name, ours), expected in zip(sae.named_parameters(), fresh.parameters()):
         assert torch.equal(ours, expected), name
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_the_fused_steps_match_torch_adam_to_the_last_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """β2 = 0.999: the kernels take 1 − β2 computed in double, as torch does (1.0f − 0.999f is off by 1.3e-5)."""
+    indices, values, offsets = _entries()
+    gen = torch.Generator().manual_seed(8)
+    g_indices, g_values = torch.randint(0, 70, (5, 4), generator=gen), torch.randn(5, 4, generator=gen)
+    weight = torch.randn(N_ROWS, 70, generator=gen)
+    parameter = torch.nn.Parameter(weight.clone())
+    optimizer = torch.optim.Adam([parameter], lr=1e-3, fused=True)
+    ours = [weight, torch.zeros_like(weight), torch.zeros_like(weight)]
+    for step in range(1, 4):
+        grad = native.csr_t_sparse_mm(offsets, indices, values, N_ROWS, g_indices, g_values, 70)
+        parameter.grad = grad.clone()
+        optimizer.step()
+        native.encoder_adam_step(
+            offsets, indices, values, g_indices, g_values, *ours, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, step=step
+        )
+    state = optimizer.state[parameter]
+    for name, mine, theirs in zip(
+        ("weight", "exp_avg", "exp_avg_sq"), ours, (parameter, state["exp_avg"], state["exp_avg_sq"])
+    ):
+        torch.testing.assert_close(mine, theirs.detach(), rtol=2e-7, atol=1e-12, msg=name)
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_a_gradient_query_or_a_second_stepper_does_not_step_the_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """autograd.grad and backward(inputs=...) that leave W_enc out take no step of it; a second stepper on the same SAE
+    does not take W_enc's factors, and removing it leaves the first's in place."""
+    from textsae.sae import deferred_gradient
+    from textsae.train.step_in_backward import StepInBackward
+
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)
+    x = (torch.rand(16, D, generator=torch.Generator().manual_seed(9)) < 0.05).float().to_sparse_csr()
+    torch.manual_seed(0)
+    sae = build_sae(sae_config("topk", n_latents=N_ROWS, k=4, decoder_init="random"), D)
+    sae.init_from_data(x.to_dense())
+    sae.train()
+    optimizer = torch.optim.Adam(sae.parameters(), lr=1e-2)
+    stepper = StepInBackward(sae, optimizer, list(sae.parameters()))
+    sae.loss(sae(x)).total.backward()  # Adam's state exists: the fused step applies from here
+    before = sae.W_enc.detach().clone()
+    (grad,) = torch.autograd.grad(sae.loss(sae(x)).total, [sae.b_enc])
+    assert grad.abs().sum() > 0
+    sae.loss(sae(x)).total.backward(inputs=[sae.b_enc])
+    assert torch.equal(sae.W_enc.detach(), before) and not stepper._pending
+    second = StepInBackward(sae, optimizer, list(sae.parameters()))
+    assert not second._defer_encoder
+    second.remove()
+    assert deferred_gradient.receiver_for(sae.W_enc) == stepper._receive

@@ -57,7 +57,7 @@ __all__ = [
 logger = logging.getLogger("textsae")
 
 _SOURCE = Path(__file__).with_name("csr_mm.c")
-_ABI = 5
+_ABI = 6
 _FLAGS = ("-O3", "-fno-math-errno", "-std=c11", "-fPIC", "-shared", "-pthread")
 _CPU_FLAGS = ("-march=native",)  # tried first; dropped where the compiler does not know it
 _ERRORS = {
@@ -317,7 +317,6 @@ def decoder_adam_step(
     """
     lib = _require()
     _check_adam_operands(weight, step, grad=grad, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
-    beta1, beta2 = betas
     lib.textsae_decoder_adam_step(
         weight.data_ptr(),
         grad.data_ptr(),
@@ -325,12 +324,7 @@ def decoder_adam_step(
         exp_avg_sq.data_ptr(),
         weight.shape[0],
         weight.shape[1],
-        lr,
-        beta1,
-        beta2,
-        eps,
-        1 - beta1**step,
-        (1 - beta2**step) ** 0.5,
+        *_adam_scalars(lr, betas, eps, step),
         int(project),
         int(renormalise),
         torch.get_num_threads(),
@@ -387,19 +381,13 @@ def encoder_adam_step(
         if center_values.shape != (n_rows,):
             raise NativeError(f"center must be ({n_rows},). Got {tuple(center_values.shape)} instead.")
         product = torch.empty(n_cols, dtype=torch.float32)
-    beta1, beta2 = betas
     status = lib.textsae_encoder_adam_step(
         *_pointers(factors, n_rows, n_cols),
         None if base is None else base.data_ptr(),
         weight.data_ptr(),
         exp_avg.data_ptr(),
         exp_avg_sq.data_ptr(),
-        lr,
-        beta1,
-        beta2,
-        eps,
-        1 - beta1**step,
-        (1 - beta2**step) ** 0.5,
+        *_adam_scalars(lr, betas, eps, step),
         first_column,
         None if center_values is None else center_values.data_ptr(),
         None if product is None else product.data_ptr(),
@@ -437,6 +425,13 @@ def center_product(center: Tensor, weight: Tensor) -> Tensor:
         )
     )
     return out
+
+
+def _adam_scalars(lr: float, betas: tuple[float, float], eps: float, step: int) -> tuple[float, ...]:
+    """The Adam kernels' scalars, computed in double as torch computes them: step size lr / (1 − β1^t), 1 − β1, β2,
+    1 − β2, eps, √(1 − β2^t)."""
+    beta1, beta2 = betas
+    return lr / (1 - beta1**step), 1 - beta1, beta2, 1 - beta2, eps, (1 - beta2**step) ** 0.5
 
 
 def _check_adam_operands(weight: Tensor, step: int, **others: Tensor | None) -> None:

@@ -29,7 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define TEXTSAE_ABI 5
+#define TEXTSAE_ABI 6
 #define TEXTSAE_EOFFSETS 1 /* offsets[0] != 0, decreasing, or a row end past the entries */
 #define TEXTSAE_EINDEX 2   /* an index outside [0, n_rows) */
 #define TEXTSAE_ENOMEM 3
@@ -321,6 +321,9 @@ int textsae_csr_mm_backward(const int64_t *offsets, const int64_t *indices, cons
  *   g <- g - (<g, w> / |w|^2) w            (project: the gradient loses its component along the row)
  *   m <- m + (1 - beta1) (g - m);  v <- beta2 v + (1 - beta2) g^2
  *   w <- w - (lr / bias_correction1) m / (sqrt(v) / sqrt(bias_correction2) + eps)      (torch.optim.Adam's update)
+ *
+ * The scalars come computed in double (step_size = lr / bias_correction1, 1 - beta1, 1 - beta2), as torch computes
+ * them: 1.0f - 0.999f in float is off by 1.3e-5 relative, a drift in v rather than rounding noise.
  *   w <- w / |w|                           (renormalise)
  *
  * Done as three torch passes (projection, Adam, renormalisation) each weight-sized tensor crosses memory about 16 times
@@ -329,7 +332,7 @@ int textsae_csr_mm_backward(const int64_t *offsets, const int64_t *indices, cons
 typedef struct {
   float *weight, *grad, *exp_avg, *exp_avg_sq;
   int64_t first_row, end_row, d;
-  float lr, beta1, beta2, eps, bias_correction1, bias_correction2_sqrt;
+  float step_size, one_minus_beta1, beta2, one_minus_beta2, eps, bias_correction2_sqrt;
   int project, renormalise;
 } AdamJob;
 
@@ -354,7 +357,7 @@ static float row_dot(const float *a, const float *b, int64_t d) {
 static void *adam_rows(void *arg) {
   const AdamJob *job = arg;
   const int64_t d = job->d;
-  const float step_size = job->lr / job->bias_correction1;
+  const float step_size = job->step_size;
   for (int64_t j = job->first_row; j < job->end_row; j++) {
     float *restrict w = job->weight + j * d, *restrict g = job->grad + j * d;
     float *restrict m = job->exp_avg + j * d, *restrict v = job->exp_avg_sq + j * d;
@@ -366,8 +369,8 @@ static void *adam_rows(void *arg) {
     for (int64_t c = 0; c < d; c++) {
       const float gc = g[c] - along * w[c];
       g[c] = gc;
-      m[c] += (1.0f - job->beta1) * (gc - m[c]);
-      v[c] = job->beta2 * v[c] + (1.0f - job->beta2) * gc * gc;
+      m[c] += job->one_minus_beta1 * (gc - m[c]);
+      v[c] = job->beta2 * v[c] + job->one_minus_beta2 * gc * gc;
       w[c] -= step_size * m[c] / (__builtin_sqrtf(v[c]) / job->bias_correction2_sqrt + job->eps);
     }
     if (job->renormalise) {
@@ -380,15 +383,16 @@ static void *adam_rows(void *arg) {
 }
 
 int textsae_decoder_adam_step(float *weight, float *grad, float *exp_avg, float *exp_avg_sq, int64_t n_rows, int64_t d,
-                              float lr, float beta1, float beta2, float eps, float bias_correction1,
-                              float bias_correction2_sqrt, int project, int renormalise, int threads) {
+                              float step_size, float one_minus_beta1, float beta2, float one_minus_beta2,
+                              float eps, float bias_correction2_sqrt, int project, int renormalise, int threads) {
   AdamJob jobs[MAX_THREADS];
   const int64_t per = rows_per_thread(n_rows, &threads);
   int n = 0;
   for (int t = 0; t < threads && (int64_t)t * per < n_rows; t++, n++) {
     jobs[n] = (AdamJob){.weight = weight, .grad = grad, .exp_avg = exp_avg, .exp_avg_sq = exp_avg_sq,
                         .first_row = (int64_t)t * per, .end_row = min64(n_rows, (int64_t)(t + 1) * per), .d = d,
-                        .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps, .bias_correction1 = bias_correction1,
+                        .step_size = step_size, .one_minus_beta1 = one_minus_beta1, .beta2 = beta2,
+                        .one_minus_beta2 = one_minus_beta2, .eps = eps,
                         .bias_correction2_sqrt = bias_correction2_sqrt, .project = project,
                         .renormalise = renormalise};
   }
@@ -491,7 +495,7 @@ typedef struct {
   const float *center;
   float *weight, *exp_avg, *exp_avg_sq, *row, *product;
   int64_t first_row, end_row, first_column;
-  float lr, beta1, beta2, eps, bias_correction1, bias_correction2_sqrt;
+  float step_size, one_minus_beta1, beta2, one_minus_beta2, eps, bias_correction2_sqrt;
 } EncoderAdamJob;
 
 /* p += a * w over n floats: the one loop both c.W kernels use, so that they agree bit for bit. */
@@ -502,15 +506,15 @@ static inline void add_scaled_row(float *restrict p, float a, const float *restr
 static void *encoder_adam_rows(void *arg) {
   const EncoderAdamJob *job = arg;
   const int64_t n = job->factors->n_cols;
-  const float step_size = job->lr / job->bias_correction1;
+  const float step_size = job->step_size;
   float *restrict o = job->row;
   for (int64_t t = job->first_row; t < job->end_row; t++) {
     gradient_row(o, t, job->factors);
     float *restrict w = job->weight + t * n, *restrict m = job->exp_avg + t * n, *restrict v = job->exp_avg_sq + t * n;
     for (int64_t c = job->first_column; c < n; c++) {
       const float gc = o[c];
-      m[c] += (1.0f - job->beta1) * (gc - m[c]);
-      v[c] = job->beta2 * v[c] + (1.0f - job->beta2) * gc * gc;
+      m[c] += job->one_minus_beta1 * (gc - m[c]);
+      v[c] = job->beta2 * v[c] + job->one_minus_beta2 * gc * gc;
       w[c] -= step_size * m[c] / (__builtin_sqrtf(v[c]) / job->bias_correction2_sqrt + job->eps);
     }
     if (job->product) add_scaled_row(job->product, job->center[t], w, n);
@@ -521,8 +525,8 @@ static void *encoder_adam_rows(void *arg) {
 int textsae_encoder_adam_step(const int64_t *offsets, const int64_t *indices, const float *values, int64_t batch,
                               int64_t n_rows, const int64_t *g_indices, const float *g_values, int64_t per_row,
                               int64_t n_cols, const float *rank_one_rows, const float *rank_one_columns,
-                              const float *base, float *weight, float *exp_avg, float *exp_avg_sq, float lr,
-                              float beta1, float beta2, float eps, float bias_correction1,
+                              const float *base, float *weight, float *exp_avg, float *exp_avg_sq,
+                              float step_size, float one_minus_beta1, float beta2, float one_minus_beta2, float eps,
                               float bias_correction2_sqrt, int64_t first_column, const float *center,
                               float *center_product, int threads) {
   Factors factors = {.g_indices = g_indices, .values = values, .g_values = g_values, .rank_one_rows = rank_one_rows,
@@ -536,8 +540,9 @@ int textsae_encoder_adam_step(const int64_t *offsets, const int64_t *indices, co
     jobs[n] = (EncoderAdamJob){
         .factors = &factors, .center = center, .weight = weight, .exp_avg = exp_avg, .exp_avg_sq = exp_avg_sq,
         .first_row = (int64_t)t * per, .end_row = min64(n_rows, (int64_t)(t + 1) * per),
-        .first_column = first_column < 0 ? 0 : first_column, .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
-        .bias_correction1 = bias_correction1, .bias_correction2_sqrt = bias_correction2_sqrt};
+        .first_column = first_column < 0 ? 0 : first_column, .step_size = step_size,
+        .one_minus_beta1 = one_minus_beta1, .beta2 = beta2, .one_minus_beta2 = one_minus_beta2, .eps = eps,
+        .bias_correction2_sqrt = bias_correction2_sqrt};
     jobs[n].row = scratch_alloc((size_t)n_cols * sizeof(float));
     jobs[n].product = center_product ? scratch_alloc((size_t)n_cols * sizeof(float)) : NULL;
     if (!jobs[n].row || (center_product && !jobs[n].product)) status = TEXTSAE_ENOMEM;

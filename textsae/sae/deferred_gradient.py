@@ -19,6 +19,7 @@ import dataclasses
 import weakref
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 from textsae import native
@@ -30,6 +31,7 @@ __all__ = [
     "receiver_for",
     "remember_center_product",
     "take_center_product",
+    "will_accumulate",
 ]
 
 
@@ -87,31 +89,50 @@ def receiver_for(weight: Tensor) -> Receiver | None:
     return entry[1]() if entry is not None and entry[0]() is weight else None
 
 
+def will_accumulate(weight: Tensor) -> bool:
+    """Inside backward: whether this backward accumulates into ``weight.grad`` (not an ``autograd.grad`` or a
+    ``backward(inputs=...)`` that leaves it out). False where torch cannot say."""
+    will_execute = getattr(torch._C, "_will_engine_execute_node", None)  # private, as register_multi_grad_hook uses
+    if will_execute is None:
+        return False
+    return bool(will_execute(torch.autograd.graph.get_gradient_edge(weight).node))
+
+
 def _prune(table: dict) -> None:
     """Drop the entries whose weight is gone (an id can be reused by a later tensor)."""
     for key in [key for key, entry in table.items() if entry[0]() is None]:
         del table[key]
 
 
-_center_products: dict[int, tuple[weakref.ref[Tensor], int, weakref.ref[Tensor], int, Tensor]] = {}
+_center_products: dict[int, tuple[weakref.ref[Tensor], tuple, weakref.ref[Tensor], tuple, Tensor]] = {}
+
+
+def _state(tensor: Tensor) -> tuple:
+    """What must not change for a remembered product to hold: the memory, its layout and the in-place writes through
+    autograd (views share their base's version counter)."""
+    return tensor.data_ptr(), tensor.dtype, tensor.device, tuple(tensor.shape), tuple(tensor.stride()), tensor._version
 
 
 def remember_center_product(weight: Tensor, center: Tensor, product: Tensor) -> None:
     """Keep ``center · weight`` ``(n_latents,)`` for the next forward (:func:`take_center_product`)."""
     _prune(_center_products)
-    _center_products[id(weight)] = (weakref.ref(weight), weight._version, weakref.ref(center), center._version, product)
+    _center_products[id(weight)] = (weakref.ref(weight), _state(weight), weakref.ref(center), _state(center), product)
 
 
 def take_center_product(weight: Tensor, center: Tensor) -> Tensor | None:
-    """``center · weight`` as remembered, if ``weight`` and ``center`` are the same tensors and neither changed in place
-    since; either way it is forgotten. Once only: a write through ``.data`` changes no version, and the next forward
-    comes right after the step that remembered it."""
+    """``center · weight`` as remembered, if ``weight`` is the same tensor, ``center`` the same values (the same tensor
+    or a view of the same memory, alive), and neither was replaced, moved or changed in place through autograd since;
+    either way it is forgotten.
+
+    Once only, and meant for the forward that follows the step that remembered it: an in-place write through
+    ``.data`` changes no version counter, so nothing here can see one.
+    """
     entry = _center_products.pop(id(weight), None)
     if entry is None:
         return None
-    weight_ref, weight_version, center_ref, center_version, product = entry
-    unchanged = weight_ref() is weight and weight._version == weight_version
-    if unchanged and center_ref() is center and center._version == center_version:
+    weight_ref, weight_state, center_ref, center_state, product = entry
+    same_weight = weight_ref() is weight and _state(weight) == weight_state
+    if same_weight and center_ref() is not None and _state(center) == center_state:
         return product
     return None
 

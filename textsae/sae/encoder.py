@@ -186,9 +186,9 @@ class _GatheredEncoderFunction(torch.autograd.Function):
                     weight.shape[0],
                     n_latents,
                 )
-                if ctx.receiver is not None:
+                if ctx.receiver is not None and deferred_gradient.will_accumulate(weight):
                     ctx.receiver(factors)  # the optimiser step forms the gradient itself; none reaches .grad
-                else:
+                else:  # also for autograd.grad(...) or backward(inputs=...) that leave W_enc out: no step then
                     grad_weight = factors.materialise()
             elif weight.device.type == "cpu" and n_latents >= SCATTER_MIN_LATENTS_PER_ENTRY * per_row:
                 grad_weight = _scattered_weight_gradient(x, indices, grad_values, center.to(dtype), column_sums)

@@ -308,7 +308,9 @@ class TopKSAE(AuxKMixin):
         # pre_j = ((x − shift)·scale − c) · W_enc[:, j] + b_enc[j]; with W_enc[:, j] = w_j / scale this is
         # x·w_j − shift·w_j − c·W_enc[:, j] + b_enc[j], so b_enc[j] = b_j + shift·w_j + c·W_enc[:, j].
         columns = (weights.to(self.W_enc.dtype) / self.input_scale).T  # (d_in, m)
-        if not torch.equal(self.W_enc[:, :m], columns):  # re-fixed every step: unchanged, W_enc's version stays
+        # Re-fixed after every step: on CPU, unchanged columns are not rewritten, so W_enc's version, and the c·W_enc
+        # the fused encoder step kept for the next forward, stay valid (on a GPU the comparison would wait for it).
+        if self.W_enc.device.type != "cpu" or not torch.equal(self.W_enc[:, :m], columns):
             self.W_enc[:, :m] = columns
         self.b_enc[:m] = (
             bias.to(self.b_enc.dtype) + weights.to(self.b_enc.dtype) @ self.input_shift + self._input_center() @ columns

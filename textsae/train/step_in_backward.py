@@ -43,6 +43,7 @@ from textsae.sae.deferred_gradient import (
     SparseEncoderGradient,
     defer_encoder_gradient,
     forget_center_product,
+    receiver_for,
     remember_center_product,
 )
 
@@ -87,6 +88,8 @@ class StepInBackward:
             and type(optimizer) is torch.optim.Adam
             and sae.W_enc.device.type == "cpu"
             and any(p is sae.W_enc for p in parameters)
+            and _graph_task() is not None  # needed to drop what a failed backward left
+            and receiver_for(sae.W_enc) is None  # one stepper per SAE takes W_enc's factors
         )
         self._pending: list[SparseEncoderGradient] = []
         self._encoder_grad: torch.Tensor | None = None  # W_enc's other gradient contributions, until the step
@@ -174,7 +177,7 @@ class StepInBackward:
         group, state = adam
         for extra in pending[1:]:  # one gradient's factors in the pass, any others added to the base
             base = extra.materialise() if base is None else base.add_(extra.materialise())
-        step = _count_step(state)
+        step = _next_step(state)
         first = pending[0]
         center = self.sae._input_center()
         keep_product = center is self.sae.b_dec  # the next forward's centre (sigmoid(b_dec) is made anew)
@@ -196,6 +199,7 @@ class StepInBackward:
             center=center if keep_product else None,
             first_column=self.fixed,  # the fixed dense latents' columns do not move
         )
+        _count_step(state)
         torch.autograd.graph.increment_version(parameter)  # written through its pointer
         if product is not None:
             remember_center_product(parameter, center, product)
@@ -239,10 +243,11 @@ class StepInBackward:
             lr=float(group["lr"]),
             betas=group["betas"],
             eps=group["eps"],
-            step=_count_step(state),
+            step=_next_step(state),
             project=constrained,
             renormalise=constrained,
         )
+        _count_step(state)
         parameter.grad = None
         torch.autograd.graph.increment_version(parameter)  # written through its pointer
         return True
@@ -269,7 +274,8 @@ class StepInBackward:
             handle.remove()
         self._handles = []
         if self._defer_encoder:
-            defer_encoder_gradient(self.sae.W_enc, None)
+            if receiver_for(self.sae.W_enc) == self._receive:
+                defer_encoder_gradient(self.sae.W_enc, None)
             forget_center_product(self.sae.W_enc)
             self._defer_encoder = False
 
@@ -280,10 +286,14 @@ def _graph_task() -> int | None:
     return int(current()) if current is not None else None
 
 
-def _count_step(state: dict) -> int:
-    """Advance Adam's step count where ``torch.optim.Adam`` keeps it, and return it."""
+def _next_step(state: dict) -> int:
+    """The number of the step about to be taken (Adam's count, as ``torch.optim.Adam`` keeps it, plus one)."""
+    return int(state["step"]) + 1
+
+
+def _count_step(state: dict) -> None:
+    """Advance Adam's step count, once the step was taken."""
     if isinstance(state["step"], torch.Tensor):
         state["step"].add_(1)
     else:
         state["step"] += 1
-    return int(state["step"])
