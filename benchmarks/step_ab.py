@@ -4,11 +4,14 @@ Usage:
 
     python benchmarks/step_ab.py [--toggle fused-encoder|native] [--input sparse] [--d-in 30000]
                                  [--n-latents 4096] [--k 64] [--batch 512] [--nnz 200] [--rounds 6] [--steps 2]
+                                 [--phases]
 
 Builds the textsae side of ``textsae bench train`` at one shape (same weights, batch and Adam as the bench) and times
 its step with the path on and off in turn: ``--rounds`` rounds, each one untimed step after the switch and then
 ``--steps`` timed steps per setting. Prints one JSON line: the machine, the settings, each setting's median seconds
-per step and per-round values, and the median per-round ratio off / on (above 1: the path is faster).
+per step and per-round values, and the median per-round ratio off / on (above 1: the path is faster). With
+``--phases``, also each setting's median milliseconds per step in every native kernel and in ``optimizer.step``, and
+its minor page faults per step.
 
 - ``fused-encoder``: W_enc's sparse-input gradient handed to its Adam step in factors
   (:mod:`textsae.sae.deferred_gradient`), against the gradient written out and stepped by torch's fused Adam.
@@ -24,8 +27,10 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import time
+from collections import defaultdict
 from collections.abc import Callable
 
 import torch
@@ -49,6 +54,27 @@ def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
     return fused_encoder
 
 
+_PHASES = ("csr_mm", "csr_mm_backward", "csr_t_sparse_mm", "decoder_adam_step", "encoder_adam_step", "center_product")
+
+
+def _time_phases(side: _TextsaeSide, seconds: dict[str, float]) -> None:
+    """Add each native kernel's and ``optimizer.step``'s time to ``seconds`` from now on."""
+
+    def timed(name: str, function: Callable) -> Callable:
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[name] += time.perf_counter() - start
+
+        return wrapper
+
+    for name in _PHASES:
+        setattr(native, name, timed(name, getattr(native, name)))
+    side.optimizer.step = timed("optimizer.step", side.optimizer.step)  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--toggle", choices=["fused-encoder", "native"], default="fused-encoder")
@@ -60,6 +86,7 @@ def main() -> None:
     parser.add_argument("--nnz", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--phases", action="store_true", help="time each native kernel and optimizer.step too")
     args = parser.parse_args()
 
     keep_freed_memory()  # as textsae's trainer and `textsae bench train` do
@@ -71,15 +98,26 @@ def main() -> None:
     for _ in range(2):  # Adam's state, the allocator's reuse of freed blocks
         side.step(x)
     seconds: dict[str, list[float]] = {"on": [], "off": []}
+    phase_seconds: defaultdict[str, float] = defaultdict(float)
+    phases: dict[str, defaultdict[str, list[float]]] = {"on": defaultdict(list), "off": defaultdict(list)}
+    if args.phases:
+        _time_phases(side, phase_seconds)
     try:
         for _ in range(args.rounds):
             for setting in ("on", "off"):
                 switch(setting == "on")
                 side.step(x)
+                phase_seconds.clear()
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 start = time.perf_counter()
                 for _ in range(args.steps):
                     side.step(x)
                 seconds[setting].append((time.perf_counter() - start) / args.steps)
+                phases[setting]["page_faults"].append(
+                    (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / args.steps
+                )
+                for name, value in phase_seconds.items():
+                    phases[setting][f"{name}_ms"].append(1e3 * value / args.steps)
     finally:
         switch(True)
     ratios = [off / on for on, off in zip(seconds["on"], seconds["off"])]
@@ -95,6 +133,16 @@ def main() -> None:
                 "seconds_per_step": {key: [round(v, 3) for v in value] for key, value in seconds.items()},
                 "ratio_off_over_on_median": round(statistics.median(ratios), 3),
                 "ratio_off_over_on_range": [round(min(ratios), 3), round(max(ratios), 3)],
+                **(
+                    {
+                        "phases_median": {
+                            setting: {name: round(statistics.median(v), 1) for name, v in sorted(values.items())}
+                            for setting, values in phases.items()
+                        }
+                    }
+                    if args.phases
+                    else {}
+                ),
             }
         )
     )

@@ -53,8 +53,10 @@ def test_encoder_blocks_script_times_both_products_and_they_agree() -> None:
 def test_step_ab_script_alternates_the_path_in_one_process(toggle: str) -> None:
     line = _run(
         "step_ab.py", "--toggle", toggle, "--d-in", "300", "--n-latents", "64", "--k", "4", "--batch", "16",
-        "--nnz", "5", "--rounds", "2", "--steps", "1",
+        "--nnz", "5", "--rounds", "2", "--steps", "1", "--phases",
     )  # fmt: skip
     times = line["seconds_per_step"]
     assert line["toggle"] == toggle and [len(times["on"]), len(times["off"])] == [2, 2]  # type: ignore[index]
     assert float(line["ratio_off_over_on_median"]) > 0  # type: ignore[arg-type]
+    phases = line["phases_median"]["on"]  # type: ignore[index]
+    assert "page_faults" in phases and float(phases["optimizer.step_ms"]) > 0

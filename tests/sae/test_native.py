@@ -477,6 +477,23 @@ def test_sparse_input_training_steps_the_encoder_in_one_pass_as_torch_would(
     assert torch.equal(ours["W_enc"][:, :fixed], reference["W_enc"][:, :fixed])  # the fixed columns never moved
 
 
+def _stepped_once(monkeypatch: pytest.MonkeyPatch, seed: int) -> tuple:
+    """Sparse input, a TopK SAE whose weights count as larger than the cache, stepped inside backward once: Adam's
+    state exists, so its next steps are fused. Returns (x, sae, optimizer, stepper)."""
+    from textsae.train.step_in_backward import StepInBackward
+
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)
+    x = (torch.rand(16, D, generator=torch.Generator().manual_seed(seed)) < 0.05).float().to_sparse_csr()
+    torch.manual_seed(0)
+    sae = build_sae(sae_config("topk", n_latents=N_ROWS, k=4, decoder_init="random"), D)
+    sae.init_from_data(x.to_dense())
+    sae.train()
+    optimizer = torch.optim.Adam(sae.parameters(), lr=1e-2)
+    stepper = StepInBackward(sae, optimizer, list(sae.parameters()))
+    sae.loss(sae(x)).total.backward()
+    return x, sae, optimizer, stepper
+
+
 @pytest.mark.usefixtures("native_kernels")
 def test_what_a_failed_backward_left_is_dropped_by_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
     """A backward that stops on an error never reaches its end-of-backward step: the W_enc gradient it handed over
@@ -485,15 +502,7 @@ def test_what_a_failed_backward_left_is_dropped_by_the_next(monkeypatch: pytest.
 
     from textsae.train.step_in_backward import StepInBackward
 
-    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)
-    x = (torch.rand(16, D, generator=torch.Generator().manual_seed(6)) < 0.05).float().to_sparse_csr()
-    torch.manual_seed(0)
-    sae = build_sae(sae_config("topk", n_latents=N_ROWS, k=4, decoder_init="random"), D)
-    sae.init_from_data(x.to_dense())
-    sae.train()
-    optimizer = torch.optim.Adam(sae.parameters(), lr=1e-2)
-    stepper = StepInBackward(sae, optimizer, list(sae.parameters()))
-    sae.loss(sae(x)).total.backward()  # Adam's state exists from here: the next steps are fused
+    x, sae, optimizer, stepper = _stepped_once(monkeypatch, seed=6)
 
     def fail(grad: torch.Tensor) -> None:
         raise RuntimeError("boom")
@@ -548,15 +557,7 @@ def test_a_gradient_query_or_a_second_stepper_does_not_step_the_encoder(monkeypa
     from textsae.sae import deferred_gradient
     from textsae.train.step_in_backward import StepInBackward
 
-    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)
-    x = (torch.rand(16, D, generator=torch.Generator().manual_seed(9)) < 0.05).float().to_sparse_csr()
-    torch.manual_seed(0)
-    sae = build_sae(sae_config("topk", n_latents=N_ROWS, k=4, decoder_init="random"), D)
-    sae.init_from_data(x.to_dense())
-    sae.train()
-    optimizer = torch.optim.Adam(sae.parameters(), lr=1e-2)
-    stepper = StepInBackward(sae, optimizer, list(sae.parameters()))
-    sae.loss(sae(x)).total.backward()  # Adam's state exists: the fused step applies from here
+    x, sae, optimizer, stepper = _stepped_once(monkeypatch, seed=9)
     before = sae.W_enc.detach().clone()
     (grad,) = torch.autograd.grad(sae.loss(sae(x)).total, [sae.b_enc])
     assert grad.abs().sum() > 0

@@ -159,8 +159,7 @@ class StepInBackward:
         parameter = self.sae.W_enc
         if pending and self._fused_encoder_step(parameter, pending, grad):
             return
-        for gradient in pending:
-            grad = gradient.materialise() if grad is None else grad.add_(gradient.materialise())
+        grad = _added_up(grad, pending)
         if grad is not None:
             parameter.grad = grad
             self._apply(parameter)
@@ -175,8 +174,7 @@ class StepInBackward:
         if adam is None:
             return False
         group, state = adam
-        for extra in pending[1:]:  # one gradient's factors in the pass, any others added to the base
-            base = extra.materialise() if base is None else base.add_(extra.materialise())
+        base = _added_up(base, pending[1:])  # one gradient's factors in the pass, any others added to the base
         step = _next_step(state)
         first = pending[0]
         center = self.sae._input_center()
@@ -284,6 +282,13 @@ def _graph_task() -> int | None:
     """The running backward's id (torch's private ``_current_graph_task_id``; None where torch lacks it)."""
     current = getattr(torch._C, "_current_graph_task_id", None)
     return int(current()) if current is not None else None
+
+
+def _added_up(grad: torch.Tensor | None, gradients: list[SparseEncoderGradient]) -> torch.Tensor | None:
+    """``grad`` (None: zero) plus each of ``gradients`` materialised, added in place."""
+    for gradient in gradients:
+        grad = gradient.materialise() if grad is None else grad.add_(gradient.materialise())
+    return grad
 
 
 def _next_step(state: dict) -> int:
