@@ -2,7 +2,7 @@
 
 Usage:
 
-    python benchmarks/step_ab.py [--toggle fused-encoder|native] [--input sparse] [--d-in 30000]
+    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient] [--input sparse] [--d-in 30000]
                                  [--n-latents 4096] [--k 64] [--batch 512] [--nnz 200] [--rounds 6] [--steps 2]
                                  [--phases]
 
@@ -16,6 +16,9 @@ its minor page faults per step.
 - ``fused-encoder``: W_enc's sparse-input gradient handed to its Adam step in factors
   (:mod:`textsae.sae.deferred_gradient`), against the gradient written out and stepped by torch's fused Adam.
 - ``native``: every native kernel (:func:`textsae.native.set_enabled`) against torch's kernels.
+- ``topk``: the native top-k (:func:`textsae.native.topk`) against torch's topk.
+- ``dense-gradient``: the dense-input encoder's weight gradient written by :func:`textsae.native.dense_t_sparse_mm`
+  against a CSR product and a transposing copy.
 
 This machine's speed moves more between processes than most changes do; only an A/B inside one process, alternating
 in rounds, has shown a difference reliably (docs/benchmarks.md).
@@ -38,6 +41,7 @@ import torch
 from textsae import native
 from textsae.bench.training import TrainShape, _build_sides, _TextsaeSide, make_batch
 from textsae.runtime import keep_freed_memory
+from textsae.sae import encoder
 from textsae.sae.deferred_gradient import defer_encoder_gradient
 
 
@@ -45,6 +49,14 @@ def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
     """A function that turns the path under test on (True) or off (False) for ``side``."""
     if toggle == "native":
         return native.set_enabled
+    if toggle in ("topk", "dense-gradient"):
+        module, name = (native, "topk_applies") if toggle == "topk" else (encoder, "native_dense_gradient")
+        original = getattr(module, name)
+
+        def kernel(on: bool) -> None:
+            setattr(module, name, original if on else lambda *args: False)
+
+        return kernel
     stepper = side.stepper
 
     def fused_encoder(on: bool) -> None:
@@ -54,7 +66,16 @@ def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
     return fused_encoder
 
 
-_PHASES = ("csr_mm", "csr_mm_backward", "csr_t_sparse_mm", "decoder_adam_step", "encoder_adam_step", "center_product")
+_PHASES = (
+    "csr_mm",
+    "csr_mm_backward",
+    "csr_t_sparse_mm",
+    "dense_t_sparse_mm",
+    "decoder_adam_step",
+    "encoder_adam_step",
+    "center_product",
+    "topk",
+)
 
 
 def _time_phases(side: _TextsaeSide, seconds: dict[str, float]) -> None:
@@ -77,7 +98,9 @@ def _time_phases(side: _TextsaeSide, seconds: dict[str, float]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--toggle", choices=["fused-encoder", "native"], default="fused-encoder")
+    parser.add_argument(
+        "--toggle", choices=["fused-encoder", "native", "topk", "dense-gradient"], default="fused-encoder"
+    )
     parser.add_argument("--input", choices=["dense", "sparse"], default="sparse")
     parser.add_argument("--d-in", type=int, default=30_000)
     parser.add_argument("--n-latents", type=int, default=4096)

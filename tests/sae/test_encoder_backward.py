@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import sae_config
+from textsae import native
 from textsae.config.schema import SAEConfig
 from textsae.sae import SAE_REGISTRY, SparseAutoencoder, build_sae, cache_blocks, encoder
 
@@ -101,6 +102,16 @@ def test_gradients_equal_autograd(
         torch.testing.assert_close(ours[name], grad, rtol=1e-5, atol=1e-5 * scale, msg=f"{arch}/{variant}: {name}")
 
 
+def _topk_backward_on_dense_input() -> None:
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(architecture="topk", n_latents=1024, k=8), 32)
+    x = torch.randn(64, 32)
+    sae.init_from_data(x)
+    sae.train()
+    sae.loss(sae(x)).total.backward()
+
+
+@pytest.mark.usefixtures("torch_kernels")
 def test_topk_gradient_goes_through_the_kept_entries_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """TopK training never forms a dense ∂pre: its kept values carry the gradient as a CSR of B·k entries."""
     dense_calls: list[int] = []
@@ -118,13 +129,26 @@ def test_topk_gradient_goes_through_the_kept_entries_only(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(encoder, "_weight_gradient", dense_spy)
     monkeypatch.setattr(encoder, "_weight_gradient_from_transposed", csr_spy)
-    torch.manual_seed(0)
-    sae = build_sae(SAEConfig(architecture="topk", n_latents=1024, k=8), 32)
-    x = torch.randn(64, 32)
-    sae.init_from_data(x)
-    sae.train()
-    sae.loss(sae(x)).total.backward()
+    _topk_backward_on_dense_input()
     assert dense_calls == [] and csr_entries == [64 * 8]
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_the_native_kernel_takes_the_kept_entries_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the native kernels, the same gradient goes to dense_t_sparse_mm as the B·k kept entries."""
+    entries: list[tuple[int, ...]] = []
+    original = native.dense_t_sparse_mm
+
+    def spy(
+        x: torch.Tensor, g_indices: torch.Tensor, g_values: torch.Tensor, n_cols: int, **kwargs: Any
+    ) -> torch.Tensor:
+        entries.append(tuple(g_indices.shape))
+        return original(x, g_indices, g_values, n_cols, **kwargs)
+
+    monkeypatch.setattr(native, "dense_t_sparse_mm", spy)
+    monkeypatch.setattr(encoder, "_weight_gradient", lambda *args: pytest.fail("a dense ∂pre was formed"))
+    _topk_backward_on_dense_input()
+    assert entries == [(64, 8)]
 
 
 @pytest.mark.parametrize("arch", sorted(SAE_REGISTRY))

@@ -279,6 +279,59 @@ def test_csr_t_sparse_mm_equals_the_dense_product(threads: int) -> None:
 
 
 @pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("threads", [1, 3], indirect=True, ids=["1_thread", "3_threads"])
+@pytest.mark.parametrize("d", [40, 37], ids=["d_multiple_of_8", "d_odd"])
+def test_dense_t_sparse_mm_equals_the_dense_product(threads: int, d: int) -> None:
+    """xᵀ·G − u ⊗ r for dense x, written in (d, n_cols) layout; 37 columns: a partial tile and a thread boundary."""
+    gen = torch.Generator().manual_seed(4)
+    batch, n_cols, per_row = 9, 37, 4
+    x = torch.randn(batch, d, generator=gen)
+    g_indices = torch.randint(0, n_cols, (batch, per_row), generator=gen)
+    g_indices[0, 1] = g_indices[0, 0]  # a repeated column: its values add
+    g_values = torch.randn(batch, per_row, generator=gen)
+    u, r = torch.randn(d, generator=gen), torch.randn(n_cols, generator=gen)
+    g = torch.zeros(batch, n_cols, dtype=torch.float64).index_put_(
+        (torch.arange(batch).repeat_interleave(per_row), g_indices.reshape(-1)),
+        g_values.reshape(-1).double(),
+        accumulate=True,
+    )
+    out = native.dense_t_sparse_mm(x, g_indices, g_values, n_cols, rank_one=(u, r))
+    assert out.shape == (d, n_cols) and out.is_contiguous()
+    torch.testing.assert_close(out.double(), x.double().T @ g + torch.outer(u, r).double(), rtol=1e-5, atol=1e-5)
+    plain = native.dense_t_sparse_mm(x, g_indices, g_values, n_cols)
+    torch.testing.assert_close(plain.double(), x.double().T @ g, rtol=1e-5, atol=1e-5)
+    torch.set_num_threads(1)
+    assert torch.equal(native.dense_t_sparse_mm(x, g_indices, g_values, n_cols, rank_one=(u, r)), out)  # same bits
+    with pytest.raises(native.NativeError, match=r"\[0, n_cols\) for G.s entries"):
+        native.dense_t_sparse_mm(x, g_indices + n_cols, g_values, n_cols)
+    with pytest.raises(native.NativeError, match=r"g_indices, g_values both \(B, S\)"):
+        native.dense_t_sparse_mm(x[:-1], g_indices, g_values, n_cols)
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_the_dense_input_encoder_gradient_is_the_same_through_the_native_kernel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A TopK SAE's gradients on dense input equal those of the CSR product and transposing copy it replaces."""
+    from textsae.sae import encoder
+
+    sae = build_sae(sae_config(n_latents=64, k=8, input_scaling="none"), 48).train()
+    x = torch.randn(20, 48, generator=torch.Generator().manual_seed(5))
+
+    def gradients() -> dict[str, torch.Tensor]:
+        sae.zero_grad(set_to_none=True)
+        sae.loss(sae(x)).total.backward()
+        return {name: p.grad.clone() for name, p in sae.named_parameters() if p.grad is not None}
+
+    through_native = gradients()
+    monkeypatch.setattr(encoder, "native_dense_gradient", lambda *args: False)
+    through_torch = gradients()
+    assert through_native.keys() == through_torch.keys()
+    for name, value in through_native.items():
+        torch.testing.assert_close(value, through_torch[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.usefixtures("native_kernels")
 def test_weight_gradients_reuse_one_kept_block_once_it_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
     """A step's two weight-sized gradients share one block (never one still in use), and autograd adopts it as .grad."""
     monkeypatch.setattr(native, "_kept", [])

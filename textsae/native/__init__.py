@@ -1,13 +1,17 @@
 """textsae's native CPU kernels: built once with the system's C compiler, loaded with ctypes, torch's ops otherwise.
 
-Four kernels (``csr_mm.c`` says how each is laid out):
+Six kernels (``csr_mm.c`` and ``topk.c`` say how each is laid out; ``kernels.h`` holds what they share):
 
 - :func:`csr_mm` and its backward: sparse rows times a dense row-major matrix, the SAE decoder's product over each
   document's active latents and the sparse-input encoder's over each document's terms. torch has no CPU kernel that
   reads column blocks of a weight in place: `embedding_bag` reads whole weight rows, from memory for a weight larger
   than the cache, and blocking it in Python makes strided copies of every block first.
 - :func:`csr_t_sparse_mm`: xᵀ·G for sparse x and G given as a few entries per row, the sparse-input encoder's
-  weight gradient, each output row written once and its products added while it is in cache.
+  weight gradient, each output row written once and its products added while it is in cache; and
+  :func:`dense_t_sparse_mm`, the same product for dense x (the dense-input encoder's weight gradient), summed a tile of
+  latents at a time and written straight into W_enc's layout, where torch forms Gᵀ·x and copies it transposed.
+- :func:`topk`: the k largest entries of each row (the TopK SAE's active latents) from one scan for a bound and a
+  second for the entries above it, where torch's CPU topk copies and partially sorts every entry of the row.
 - :func:`decoder_adam_step`: the decoder's gradient projection, Adam step and renormalisation fused into one pass
   over each row, where torch makes three passes and each weight-sized tensor crosses memory about 16 times a step.
 - :func:`encoder_adam_step`: the sparse-input encoder's Adam step with its gradient (xᵀ·G and the centring's
@@ -15,7 +19,7 @@ Four kernels (``csr_mm.c`` says how each is laid out):
   forward's c·W_enc summed from the updated rows on the way (:func:`center_product` sums it to the same bits).
 
 The library is compiled on first use into a cache folder (``$TEXTSAE_NATIVE_CACHE``, else
-``$XDG_CACHE_HOME/textsae/native`` or ``~/.cache/textsae/native``), named by a hash of the source, the compiler, its
+``$XDG_CACHE_HOME/textsae/native`` or ``~/.cache/textsae/native``), named by a hash of the sources, the compiler, its
 flags and this CPU (it is built for the CPU it runs on), and written atomically, so processes that start together
 (``torchrun``) can race safely. When there is no C compiler, or the build or the load fails, textsae says so once and
 uses torch's kernels: results agree to float rounding. ``TEXTSAE_NATIVE=0`` or ``runtime.native_kernels: false``
@@ -50,20 +54,26 @@ __all__ = [
     "csr_mm_backward",
     "csr_t_sparse_mm",
     "decoder_adam_step",
+    "dense_t_sparse_mm",
     "encoder_adam_step",
     "set_enabled",
+    "topk",
+    "topk_applies",
 ]
 
 logger = logging.getLogger("textsae")
 
-_SOURCE = Path(__file__).with_name("csr_mm.c")
-_ABI = 6
+_FOLDER = Path(__file__).parent
+_SOURCES = (_FOLDER / "csr_mm.c", _FOLDER / "topk.c")
+_HEADERS = (_FOLDER / "kernels.h",)
+_ABI = 7
 _FLAGS = ("-O3", "-fno-math-errno", "-std=c11", "-fPIC", "-shared", "-pthread")
 _CPU_FLAGS = ("-march=native",)  # tried first; dropped where the compiler does not know it
 _ERRORS = {
     1: "offsets must start at 0, never decrease, and end at the number of entries",
     2: "an index is outside its range: [0, weight rows), or [0, n_cols) for G's entries",
     3: "out of memory",
+    4: "the input holds a NaN",
 }
 SLAB_BYTES = 4 << 20
 """Bytes of the (batch × columns) slab of the output, or of its gradient, that each thread keeps in cache: the column
@@ -201,6 +211,42 @@ def csr_t_sparse_mm(
     return out
 
 
+def dense_t_sparse_mm(
+    x: Tensor, g_indices: Tensor, g_values: Tensor, n_cols: int, *, rank_one: tuple[Tensor, Tensor] | None = None
+) -> Tensor:
+    """``out[:, j] = u·r[j] + Σ_{(b, s): g_indices[b, s] = j} g_values[b, s] · x[b]`` ``(d, n_cols)``: xᵀ·G for
+    dense x ``(B, d)`` and G ``(B, n_cols)`` given by S entries per row (a column may repeat: its values add), written
+    straight into a row-major ``(d, n_cols)`` layout (the dense-input encoder's weight gradient).
+
+    Args:
+        rank_one: ``(u, r)``, float32 ``(d,)`` and ``(n_cols,)``; zero when None.
+
+    Raises:
+        NativeError: If an index is outside ``[0, n_cols)`` or the shapes disagree.
+    """
+    lib = _require()
+    if x.dim() != 2 or g_indices.shape != g_values.shape or g_indices.dim() != 2 or g_indices.shape[0] != x.shape[0]:
+        raise NativeError(
+            f"x must be (B, d) and g_indices, g_values both (B, S). Got {tuple(x.shape)}, {tuple(g_indices.shape)} "
+            f"and {tuple(g_values.shape)} instead."
+        )
+    batch, d = x.shape
+    x = x.to(torch.float32).contiguous()
+    rows, columns = _rank_one(rank_one, d, n_cols)
+    g_indices, g_values = g_indices.to(torch.int64).contiguous(), g_values.to(torch.float32).contiguous()
+    out = _gradient_buffer((d, n_cols))
+    status = lib.textsae_dense_t_sparse_mm(
+        x.data_ptr(),
+        batch,
+        d,
+        *_g_pointers(g_indices, g_values, n_cols, rows, columns),
+        out.data_ptr(),
+        torch.get_num_threads(),
+    )
+    _check(status)
+    return out
+
+
 def _factors(
     offsets: Tensor,
     indices: Tensor,
@@ -236,6 +282,16 @@ def _pointers(
         values.data_ptr(),
         offsets.numel() - 1,
         n_rows,
+        *_g_pointers(g_indices, g_values, n_cols, rows, columns),
+    )
+
+
+def _g_pointers(
+    g_indices: Tensor, g_values: Tensor, n_cols: int, rows: Tensor | None, columns: Tensor | None
+) -> tuple[int | None, ...]:
+    """The arguments for G (S entries per row over ``n_cols`` columns) and the rank-one term u ⊗ r that every xᵀ·G
+    kernel takes."""
+    return (
         g_indices.data_ptr(),
         g_values.data_ptr(),
         g_indices.shape[1],
@@ -427,6 +483,53 @@ def center_product(center: Tensor, weight: Tensor) -> Tensor:
     return out
 
 
+TOPK_MAX_COLUMNS = (1 << 31) - 1 - 8
+"""Longest row :func:`topk` takes (it keeps column numbers as 32-bit integers)."""
+TOPK_ENTRIES_PER_THREAD = 1 << 16
+"""Entries of the input per thread below which :func:`topk` uses fewer threads (a thread's start costs about as much
+as scanning this many)."""
+
+
+def topk_applies(x: Tensor, k: int) -> bool:
+    """Whether :func:`topk` serves ``x.topk(k, dim=1)``: the kernels are available and built with AVX2 (without it
+    torch's topk is faster), x is a 2-D float32 CPU tensor with contiguous rows, and 1 ≤ k ≤ its row length."""
+    return (
+        _enabled
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.dim() == 2
+        and 1 <= k <= x.shape[1] <= TOPK_MAX_COLUMNS
+        and (x.stride(1) == 1 or x.shape[1] == 1)
+        and x.shape[0] > 0
+        and available()
+        and bool(_require().textsae_topk_vectorised())
+    )
+
+
+def topk(x: Tensor, k: int, *, sorted: bool = False) -> tuple[Tensor, Tensor] | None:
+    """The k largest entries of each row of x: ``(values, indices)``, each ``(B, k)``, as ``x.topk(k, dim=1)``.
+
+    Among equal values the lower column is kept. Unsorted, each row's entries come in column order; sorted, in
+    descending order of value (equal values by column). No autograd: gather the values from ``x`` for a gradient.
+    Returns None when a row holds a NaN (torch.topk orders NaN above every number; use it then). Check
+    :func:`topk_applies` first.
+    """
+    lib = _require()
+    if not topk_applies(x, k):
+        raise ValueError(f"native topk does not serve a {x.dtype} {tuple(x.shape)} tensor on {x.device} with k={k}")
+    n_rows, n_cols = x.shape
+    values = torch.empty(n_rows, k, dtype=torch.float32)
+    indices = torch.empty(n_rows, k, dtype=torch.int64)
+    threads = max(1, min(torch.get_num_threads(), x.numel() // TOPK_ENTRIES_PER_THREAD))
+    status = lib.textsae_topk(
+        x.data_ptr(), n_rows, n_cols, x.stride(0), k, int(sorted), values.data_ptr(), indices.data_ptr(), threads
+    )
+    if status == 4:
+        return None
+    _check(status)
+    return values, indices
+
+
 def _adam_scalars(lr: float, betas: tuple[float, float], eps: float, step: int) -> tuple[float, ...]:
     """The Adam kernels' scalars, computed in double as torch computes them: step size lr / (1 − β1^t), 1 − β1, β2,
     1 − β2, eps, √(1 − β2^t)."""
@@ -532,6 +635,12 @@ def _library() -> ctypes.CDLL | None:
     lib.textsae_encoder_adam_step.restype = i
     lib.textsae_center_product.argtypes = [p, p, n, n, p, i]
     lib.textsae_center_product.restype = i
+    lib.textsae_dense_t_sparse_mm.argtypes = [p, n, n, p, p, n, n, p, p, p, i]
+    lib.textsae_dense_t_sparse_mm.restype = i
+    lib.textsae_topk.argtypes = [p, n, n, n, n, i, p, p, i]
+    lib.textsae_topk.restype = i
+    lib.textsae_topk_vectorised.argtypes = []
+    lib.textsae_topk_vectorised.restype = i
     return lib
 
 
@@ -580,12 +689,12 @@ def _check_trusted(path: Path) -> None:
 
 def _build() -> Path:
     compiler = _compiler()
-    source = _SOURCE.read_bytes()
+    sources = [path.read_bytes() for path in (*_SOURCES, *_HEADERS)]
     key = hashlib.sha256(
-        b"\0".join([source, " ".join(compiler).encode(), " ".join(_FLAGS).encode(), _cpu_fingerprint().encode()])
+        b"\0".join([*sources, " ".join(compiler).encode(), " ".join(_FLAGS).encode(), _cpu_fingerprint().encode()])
     )
     folder = _cache_folder()
-    target = folder / f"csr_mm-{key.hexdigest()[:20]}.so"
+    target = folder / f"kernels-{key.hexdigest()[:20]}.so"
     if target.is_file():
         _check_trusted(target)
         return target
@@ -600,7 +709,7 @@ def _build() -> Path:
     errors = []
     try:
         for extra in (_CPU_FLAGS, ()):
-            command = [*compiler, *_FLAGS, *extra, str(_SOURCE), "-o", scratch]
+            command = [*compiler, *_FLAGS, *extra, *map(str, _SOURCES), "-o", scratch]
             done = subprocess.run(command, capture_output=True, timeout=120, check=False)
             if done.returncode == 0:
                 os.replace(scratch, target)

@@ -20,26 +20,27 @@
  * textsae_encoder_adam_step, with textsae_center_product summing c.W as the latter does).
  *
  * Built on first use by textsae.native with the system's C compiler; Python falls back to torch's kernels when it
- * cannot be built. Every function returns 0, or one of the TEXTSAE_E* codes below without writing its outputs.
+ * cannot be built. Every function returns 0, or one of the TEXTSAE_E* codes without writing its outputs
+ * (kernels.h lists them).
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c11 */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
-#define TEXTSAE_ABI 6
-#define TEXTSAE_EOFFSETS 1 /* offsets[0] != 0, decreasing, or a row end past the entries */
-#define TEXTSAE_EINDEX 2   /* an index outside [0, n_rows) */
-#define TEXTSAE_ENOMEM 3
+#include "kernels.h"
+
+#define TEXTSAE_ABI 7
 
 typedef float vec __attribute__((vector_size(32), aligned(4))); /* 8 floats, any alignment */
 #define LANES 8
 #define FORWARD_CHUNK 64  /* columns of one weight row held in registers by the forward */
 #define BACKWARD_CHUNK 32 /* by the backward, which also holds as many gradient sums */
 #define PREFETCH_ROWS 8   /* weight rows ahead whose slices are prefetched */
-#define MAX_THREADS 256
 
 int textsae_native_abi(void) { return TEXTSAE_ABI; }
 
@@ -114,8 +115,6 @@ typedef struct {
   int64_t batch, n_rows, d, block, first_column, end_column;
   vec *dots; /* (max_per_row): per entry of the current weight row, the dot product's lanes */
 } Job;
-
-static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 static inline void prefetch(const float *p, int64_t n) {
   for (int64_t c = 0; c < n; c += 64 / (int64_t)sizeof(float)) __builtin_prefetch(p + c, 0, 3);
@@ -217,29 +216,6 @@ static void *backward_columns(void *arg) {
     }
   }
   return NULL;
-}
-
-/* Runs work on jobs[0 .. n): the first in the caller's thread, the others in new threads (or, for any thread that
- * cannot be started, in the caller's thread afterwards). */
-static void run_jobs(void *(*work)(void *), void *jobs, size_t job_size, int n) {
-  pthread_t ids[MAX_THREADS];
-  int started[MAX_THREADS] = {0};
-  char *job = jobs;
-  for (int t = 1; t < n; t++) started[t] = pthread_create(&ids[t], NULL, work, job + t * job_size) == 0;
-  if (n > 0) work(job);
-  for (int t = 1; t < n; t++) {
-    if (started[t])
-      pthread_join(ids[t], NULL);
-    else
-      work(job + t * job_size);
-  }
-}
-
-/* Rows per thread when threads split n_rows rows (clamping *threads to [1, MAX_THREADS]). */
-static int64_t rows_per_thread(int64_t n_rows, int *threads) {
-  if (*threads < 1) *threads = 1;
-  if (*threads > MAX_THREADS) *threads = MAX_THREADS;
-  return (n_rows + *threads - 1) / *threads;
 }
 
 /* Splits [0, d) into up to `threads` column ranges, multiples of FORWARD_CHUNK but the last, and runs `work` on each
@@ -476,6 +452,122 @@ int textsae_csr_t_sparse_mm(const int64_t *offsets, const int64_t *indices, cons
   run_jobs(gradient_rows, jobs, sizeof(jobs[0]), n);
   free_grouping(&factors.groups);
   return 0;
+}
+
+/* xT G - u (x) r for dense x (B x d) and G given by S entries per batch row, as for textsae_csr_t_sparse_mm:
+ *
+ *   out[:, j] = u * r[j]  +  sum over the entries e that kept column j of g_values[e] * x[row(e), :]
+ *
+ * out (d x n_cols) row-major: the dense-input encoder's weight gradient in W_enc's layout. The entries are grouped by
+ * column (a counting sort); TILE columns at a time are summed as rows of a cache-resident tile, TILE * d floats, with
+ * the whole row of x in vector registers, then written into out a cache line per input row. torch forms Gᵀ x and
+ * copies it transposed, reading and writing the weight-sized result twice. Each column's sum runs in entry order in
+ * one thread: the same inputs give the same bits for any thread count. Threads split the columns. */
+#define TILE 16
+typedef struct {
+  const float *x, *g_values, *u, *r;
+  const Grouping *groups;
+  float *out, *tile;
+  int64_t d, n_cols, first_col, end_col;
+} TransposedJob;
+
+#ifdef __AVX__
+/* out[i .. i+8, j .. j+8] = the transpose of the 8 x 8 block at `tile` (rows d apart), plus u[i'] * r[j .. j+8]. */
+static inline void write_transposed_8x8(const TransposedJob *job, int64_t i, int64_t j, const float *tile) {
+  const int64_t d = job->d;
+  __m256 r0 = _mm256_loadu_ps(tile), r1 = _mm256_loadu_ps(tile + d), r2 = _mm256_loadu_ps(tile + 2 * d),
+         r3 = _mm256_loadu_ps(tile + 3 * d), r4 = _mm256_loadu_ps(tile + 4 * d), r5 = _mm256_loadu_ps(tile + 5 * d),
+         r6 = _mm256_loadu_ps(tile + 6 * d), r7 = _mm256_loadu_ps(tile + 7 * d);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+               s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+               s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+               s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  __m256 rows[8] = {_mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s1, s5, 0x20),
+                    _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
+                    _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31),
+                    _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31)};
+  const __m256 r = job->u ? _mm256_loadu_ps(job->r + j) : _mm256_setzero_ps();
+  for (int q = 0; q < 8; q++) {
+    const __m256 rank_one = _mm256_mul_ps(_mm256_set1_ps(job->u ? job->u[i + q] : 0.0f), r);
+    _mm256_storeu_ps(job->out + (i + q) * job->n_cols + j, _mm256_add_ps(rows[q], rank_one));
+  }
+}
+#endif
+
+static void *transposed_columns(void *arg) {
+  const TransposedJob *job = arg;
+  const Grouping *g = job->groups;
+  const int64_t d = job->d, n_cols = job->n_cols;
+  for (int64_t j0 = job->first_col; j0 < job->end_col; j0 += TILE) {
+    const int64_t width = min64(TILE, job->end_col - j0);
+    for (int64_t jj = 0; jj < width; jj++) {
+      float *restrict t = job->tile + jj * d;
+      const int64_t q0 = g->start[j0 + jj], q1 = g->start[j0 + jj + 1];
+      int64_t c = 0;
+      for (; c + FORWARD_CHUNK <= d; c += FORWARD_CHUNK) { /* the sums held in registers over the column's entries */
+        vec sums[FORWARD_CHUNK / LANES] = {{0}};
+        for (int64_t q = q0; q < q1; q++) {
+          const int64_t e = g->entry[q];
+          const float v = job->g_values[e];
+          const vec *xb = (const vec *)(job->x + g->row[e] * d + c);
+          for (int i = 0; i < FORWARD_CHUNK / LANES; i++) sums[i] += v * xb[i];
+        }
+        for (int i = 0; i < FORWARD_CHUNK / LANES; i++) ((vec *)(t + c))[i] = sums[i];
+      }
+      for (; c < d; c++) {
+        float sum = 0.0f;
+        for (int64_t q = q0; q < q1; q++) sum += job->g_values[g->entry[q]] * job->x[g->row[g->entry[q]] * d + c];
+        t[c] = sum;
+      }
+    }
+    int64_t i = 0;
+#ifdef __AVX__
+    if (width == TILE)
+      for (; i + 8 <= d; i += 8)
+        for (int64_t jj = 0; jj < TILE; jj += 8) write_transposed_8x8(job, i, j0 + jj, job->tile + jj * d + i);
+#endif
+    for (; i < d; i++) {
+      float *restrict o = job->out + i * n_cols + j0;
+      const float ui = job->u ? job->u[i] : 0.0f;
+      for (int64_t jj = 0; jj < width; jj++)
+        o[jj] = job->tile[jj * d + i] + (job->u ? ui * job->r[j0 + jj] : 0.0f);
+    }
+  }
+  return NULL;
+}
+
+int textsae_dense_t_sparse_mm(const float *x, int64_t batch, int64_t d, const int64_t *g_indices,
+                              const float *g_values, int64_t per_row, int64_t n_cols, const float *rank_one_rows,
+                              const float *rank_one_columns, float *out, int threads) {
+  for (int64_t i = 0; i < batch * per_row; i++)
+    if (g_indices[i] < 0 || g_indices[i] >= n_cols) return TEXTSAE_EINDEX;
+  int64_t *offsets = scratch_alloc(((size_t)batch + 1) * sizeof(int64_t));
+  if (!offsets) return TEXTSAE_ENOMEM;
+  for (int64_t b = 0; b <= batch; b++) offsets[b] = b * per_row;
+  Grouping groups;
+  int status = group_entries(offsets, g_indices, batch, n_cols, &groups);
+  scratch_free(offsets);
+  if (status) return status;
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  int64_t per = (n_cols + threads - 1) / threads;
+  per = (per + TILE - 1) / TILE * TILE;
+  TransposedJob jobs[MAX_THREADS];
+  int n = 0;
+  for (int t = 0; t < threads && (int64_t)t * per < n_cols; t++, n++) {
+    jobs[n] = (TransposedJob){.x = x, .g_values = g_values, .u = rank_one_rows, .r = rank_one_columns,
+                              .groups = &groups, .out = out, .d = d, .n_cols = n_cols, .first_col = (int64_t)t * per,
+                              .end_col = min64(n_cols, (int64_t)(t + 1) * per)};
+    jobs[n].tile = scratch_alloc((size_t)TILE * (size_t)d * sizeof(float));
+    if (!jobs[n].tile) status = TEXTSAE_ENOMEM;
+  }
+  if (!status) run_jobs(transposed_columns, jobs, sizeof(jobs[0]), n);
+  for (int t = 0; t < n; t++) scratch_free(jobs[t].tile);
+  free_grouping(&groups);
+  return status;
 }
 
 /* One Adam step of the sparse-input encoder's weight (n_rows terms x n_cols latents) whose gradient is formed one row

@@ -26,6 +26,7 @@ from textsae.sae import losses
 from textsae.sae.decoder import sparse_decode
 from textsae.sae.encoder import encoder_pre_activations, gathered_pre_activations
 from textsae.sae.neighbours import neighbourhood_means
+from textsae.sae.selection import top_k
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "ActiveCodes", "LossOutput", "SAEOutput", "SparseAutoencoder"]
 
@@ -511,7 +512,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
     def _activate_k(self, pre_acts: Tensor, k: int, limit: Tensor | None = None) -> Tensor:
         """Inference codes with at most ``k`` active latents per row: the k largest of the usual code."""
         codes = self._inference_codes(pre_acts, limit)  # (B, n_latents)
-        values, indices = codes.topk(k, dim=1, sorted=False)  # (B, k) each
+        values, indices = top_k(codes, k)  # (B, k) each
         return torch.zeros_like(codes).scatter(1, indices, values)
 
     def decode(self, codes: Tensor) -> Tensor:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from textsae.sae.decoder import sparse_decode
+from textsae.sae.selection import top_k
 
 __all__ = [
     "auxk_loss",
@@ -277,7 +278,7 @@ def auxk_loss(pre_acts: Tensor, residual: Tensor, W_dec: Tensor, dead_mask: Tens
     """
     k_aux = max(1, min(k_aux, pre_acts.shape[1]))
     masked = pre_acts.masked_fill(~dead_mask, float("-inf"))  # (B, n_latents)
-    values, indices = masked.topk(k_aux, dim=1, sorted=False)  # (B, k_aux) each
+    values, indices = top_k(masked, k_aux)  # (B, k_aux) each
     values = values.relu().to(W_dec.dtype)
     offsets = torch.arange(0, indices.numel() + 1, k_aux, device=indices.device)
     e_hat = sparse_decode(indices.reshape(-1), values.reshape(-1), offsets, W_dec)  # (B, d_in)

@@ -14,6 +14,7 @@ from textsae.errors import UserError
 from textsae.sae import losses
 from textsae.sae.base import ActiveCodes, LossOutput, SAEOutput, SparseAutoencoder
 from textsae.sae.registry import register_sae
+from textsae.sae.selection import top_k
 
 __all__ = ["MULTI_TOPK_FACTOR", "MULTI_TOPK_WEIGHT", "AuxKMixin", "TopKConfig", "TopKFamilyConfig", "TopKSAE"]
 
@@ -254,11 +255,11 @@ class TopKSAE(AuxKMixin):
         """
         n_rows, m = pre_acts.shape[0], self._dense_latents
         if x_in is None:
-            values, indices = pre_acts[:, m:].topk(k - m, dim=1, sorted=limit is not None)  # (B, k − m) each
+            values, indices = top_k(pre_acts[:, m:], k - m, sorted=limit is not None)  # (B, k − m) each
             dense_values = pre_acts[:, :m]
         else:
             with torch.no_grad():
-                indices = pre_acts[:, m:].topk(k - m, dim=1, sorted=limit is not None).indices  # (B, k − m)
+                indices = top_k(pre_acts[:, m:], k - m, sorted=limit is not None)[1]  # (B, k − m)
             always = torch.arange(m, device=pre_acts.device).expand(n_rows, m)
             gathered = self.gather_pre_activations(pre_acts, x_in, torch.cat([always, indices + m], dim=1))
             dense_values, values = gathered[:, :m], gathered[:, m:]
