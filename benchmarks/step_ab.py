@@ -2,7 +2,7 @@
 
 Usage:
 
-    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient] [--input sparse] [--d-in 30000]
+    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient|torch-threads] [--input sparse] [--d-in 30000]
                                  [--n-latents 4096] [--k 64] [--batch 512] [--nnz 200] [--rounds 6] [--steps 2]
                                  [--phases]
 
@@ -19,6 +19,8 @@ its minor page faults per step.
 - ``topk``: the native top-k (:func:`textsae.native.topk`) against torch's topk.
 - ``dense-gradient``: the dense-input encoder's weight gradient written by :func:`textsae.native.dense_t_sparse_mm`
   against a CSR product and a transposing copy.
+- ``torch-threads``: the native kernels run in torch's OpenMP thread pool against threads of their own (the library
+  built without OpenMP).
 
 This machine's speed moves more between processes than most changes do; only an A/B inside one process, alternating
 in rounds, has shown a difference reliably (docs/benchmarks.md).
@@ -57,6 +59,15 @@ def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
             setattr(module, name, original if on else lambda *args: False)
 
         return kernel
+    if toggle == "torch-threads":
+        in_torch_threads = native._library()
+        own_threads = native._load(native._build())
+
+        def threads(on: bool) -> None:
+            chosen = in_torch_threads if on else own_threads
+            native._library = lambda: chosen  # type: ignore[assignment]
+
+        return threads
     stepper = side.stepper
 
     def fused_encoder(on: bool) -> None:
@@ -99,7 +110,9 @@ def _time_phases(side: _TextsaeSide, seconds: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--toggle", choices=["fused-encoder", "native", "topk", "dense-gradient"], default="fused-encoder"
+        "--toggle",
+        choices=["fused-encoder", "native", "topk", "dense-gradient", "torch-threads"],
+        default="fused-encoder",
     )
     parser.add_argument("--input", choices=["dense", "sparse"], default="sparse")
     parser.add_argument("--d-in", type=int, default=30_000)

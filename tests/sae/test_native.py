@@ -4,6 +4,7 @@ column blocks and thread splits; clear errors on bad input; a cached build; torc
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -250,7 +251,8 @@ def test_a_compiler_that_fails_leaves_no_scratch_and_is_said_once(
         assert not native.available() and not native.available()
     warnings = [r.getMessage() for r in caplog.records if "native CPU kernels" in r.getMessage()]
     assert len(warnings) == 1 and "failed: exit status 1" in warnings[0]
-    assert list(fresh_build.iterdir()) == []
+    marker = [path.name for path in fresh_build.iterdir()]  # no scratch; the failed OpenMP build is remembered
+    assert len(marker) <= 1 and all(name.endswith(".failed") for name in marker)
 
 
 @pytest.mark.usefixtures("native_kernels")
@@ -620,3 +622,91 @@ def test_a_gradient_query_or_a_second_stepper_does_not_step_the_encoder(monkeypa
     assert not second._defer_encoder
     second.remove()
     assert deferred_gradient.receiver_for(sae.W_enc) == stepper._receive
+
+
+@pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("threads", [3], indirect=True, ids=["3_threads"])
+def test_the_kernels_give_the_same_bits_in_torchs_threads_as_in_their_own(
+    monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    """The OpenMP build splits the work as the build with threads of its own does: job for job, the same sums."""
+    in_torch_threads = native._load_in_torch_threads()
+    if in_torch_threads is None:
+        pytest.skip("no OpenMP build of the kernels shares torch's OpenMP runtime here")
+    own_threads = native._load(native._build())
+    assert in_torch_threads.textsae_native_openmp_runtime() is not None
+    assert own_threads.textsae_native_openmp_runtime() is None
+    gen = torch.Generator().manual_seed(0)
+    indices, values, offsets = _entries()
+    weight, grad = torch.randn(N_ROWS, D, generator=gen), torch.randn(offsets.numel() - 1, D, generator=gen)
+    scores = torch.randn(300, 1000, generator=gen)  # enough entries for the top-k to take 3 threads
+    x, g_values = torch.randn(300, 70, generator=gen), torch.randn(300, 6, generator=gen)
+
+    def run(lib: object) -> list[torch.Tensor]:
+        monkeypatch.setattr(native, "_library", lambda: lib)
+        grad_values, grad_weight = native.csr_mm_backward(offsets, indices, values, weight, grad)
+        top = native.topk(scores, 6)
+        assert grad_values is not None and grad_weight is not None and top is not None
+        g_indices = top[1]
+        dense_gradient = native.dense_t_sparse_mm(x, g_indices, g_values, 1000)
+        return [native.csr_mm(offsets, indices, values, weight), grad_values, grad_weight, *top, dense_gradient]
+
+    for ours, theirs in zip(run(in_torch_threads), run(own_threads), strict=True):
+        assert torch.equal(ours, theirs)
+
+
+@pytest.fixture
+def openmp_build(fresh_build: Path) -> Path:
+    """The OpenMP build of the kernels in an empty cache; skips where it cannot be made."""
+    try:
+        return native._build(openmp=True)
+    except OSError:
+        pytest.skip("the C compiler here cannot build with OpenMP")
+
+
+def test_the_kernels_stay_on_their_own_threads_unless_bound_to_torchs_runtime(
+    openmp_build: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mapped = native._openmp_runtimes()
+    if not mapped or not torch.backends.openmp.is_available():
+        pytest.skip("no /proc/self/maps, or torch without OpenMP")
+    monkeypatch.setattr(native, "_build", lambda openmp=False: openmp_build)
+    assert (native._load_in_torch_threads() is not None) == _runs_on_torchs_libgomp()
+    torch_folder = native._torch_folder
+    monkeypatch.setattr(native, "_torch_folder", lambda: Path("/elsewhere"))  # bound to a runtime torch does not use
+    assert native._load_in_torch_threads() is None
+    monkeypatch.setattr(native, "_torch_folder", torch_folder)
+    seen = iter([mapped, {*mapped, "/usr/lib/llvm/libomp.so"}])  # loading it mapped a second runtime
+    monkeypatch.setattr(native, "_openmp_runtimes", lambda: next(seen))
+    assert native._load_in_torch_threads() is None
+    monkeypatch.setattr(native, "_openmp_runtimes", lambda: None)  # the mappings cannot be read
+    assert native._load_in_torch_threads() is None
+
+
+def _runs_on_torchs_libgomp() -> bool:
+    """torch on GNU OpenMP from its own package, and GCC as the C compiler: the OpenMP build can share it."""
+    runtimes = native._openmp_runtimes() or set()
+    torchs = [r for r in runtimes if Path(r).resolve().is_relative_to(native._torch_folder())]
+    version = subprocess.run([*native._compiler(), "--version"], capture_output=True, text=True, check=False).stdout
+    return torch.backends.openmp.is_available() and any("libgomp" in r for r in torchs) and "Free Software" in version
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_built_by_gcc_beside_torchs_libgomp_the_kernels_run_in_torchs_threads(fresh_build: Path) -> None:
+    import sklearn.linear_model  # noqa: F401  (its wheel brings a libgomp of its own into the process)
+
+    if not _runs_on_torchs_libgomp():
+        pytest.skip("torch here does not run on a GNU OpenMP of its own package, or the C compiler is not GCC")
+    before = native._openmp_runtimes()
+    assert native.shares_torch_threads()
+    assert native._openmp_runtimes() == before
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_a_failed_openmp_build_is_tried_once(fresh_build: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "_OPENMP_FLAGS", ("-fno-such-option",))
+    with pytest.raises(OSError, match="failed"):
+        native._build(openmp=True)
+    monkeypatch.setattr(native.subprocess, "run", None)  # not called: the marker answers
+    with pytest.raises(OSError, match="an earlier OpenMP build failed"):
+        native._build(openmp=True)

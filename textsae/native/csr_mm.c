@@ -31,10 +31,13 @@
 #ifdef __AVX__
 #include <immintrin.h>
 #endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "kernels.h"
 
-#define TEXTSAE_ABI 7
+#define TEXTSAE_ABI 8
 
 typedef float vec __attribute__((vector_size(32), aligned(4))); /* 8 floats, any alignment */
 #define LANES 8
@@ -43,6 +46,16 @@ typedef float vec __attribute__((vector_size(32), aligned(4))); /* 8 floats, any
 #define PREFETCH_ROWS 8   /* weight rows ahead whose slices are prefetched */
 
 int textsae_native_abi(void) { return TEXTSAE_ABI; }
+
+/* Where the kernels run their jobs (kernels.h): an address inside the OpenMP runtime this library is bound to, which
+ * textsae.native looks up in the process's mappings; NULL when built without OpenMP (threads of its own). */
+const void *textsae_native_openmp_runtime(void) {
+#ifdef _OPENMP
+  return (const void *)&omp_get_max_threads;
+#else
+  return NULL;
+#endif
+}
 
 /* Scratch memory straight from the kernel (zero-filled, page-aligned), never from malloc: the host process keeps its
  * freed weight-sized blocks in malloc's heap for reuse (textsae.runtime.keep_freed_memory), and a small scratch block

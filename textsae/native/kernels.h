@@ -15,6 +15,20 @@
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+#ifdef _OPENMP
+/* Runs work on jobs[0 .. n) in the OpenMP runtime's threads. textsae.native builds this variant only where the library
+ * then shares torch's OpenMP runtime: its pool, whose workers keep spinning for a while after each torch op, picks the
+ * jobs up at once, where threads of our own would share the cores with those spinning workers. */
+static inline void run_jobs(void *(*work)(void *), void *jobs, size_t job_size, int n) {
+  char *job = jobs;
+  if (n == 1) {
+    work(job);
+    return;
+  }
+#pragma omp parallel for num_threads(n) schedule(static, 1)
+  for (int t = 0; t < n; t++) work(job + t * job_size);
+}
+#else
 /* Runs work on jobs[0 .. n): the first in the caller's thread, the others in new threads (or, for any thread that
  * cannot be started, in the caller's thread afterwards). */
 static inline void run_jobs(void *(*work)(void *), void *jobs, size_t job_size, int n) {
@@ -30,6 +44,7 @@ static inline void run_jobs(void *(*work)(void *), void *jobs, size_t job_size, 
       work(job + t * job_size);
   }
 }
+#endif
 
 /* Rows per thread when threads split n_rows rows (clamping *threads to [1, MAX_THREADS]). */
 static inline int64_t rows_per_thread(int64_t n_rows, int *threads) {

@@ -5,8 +5,8 @@ gradients on top of 2 GB of weights and 4 GB of Adam state. Here each parameter 
 autograd has finished its gradient (``register_post_accumulate_grad_hook``, the pattern of PyTorch's "optimizer step
 in backward" tutorial), and the gradient is freed at once: the decoder's gradient is gone before the encoder's is
 formed. Adam updates each tensor independently, so the result is the same as one step after backward, bit for bit
-(on CPU with weights larger than the cache, native passes stand in, which agree to float rounding: W_dec's projection,
-Adam step and renormalisation in one, :meth:`StepInBackward._fused_decoder_step`; and W_enc's step with its
+(on CPU, native passes stand in, which agree to float rounding: W_dec's projection, Adam step and renormalisation in
+one, :meth:`StepInBackward._fused_decoder_step`; and, for a W_enc larger than the cache, its step with its
 sparse-input gradient formed inside it, :meth:`StepInBackward._fused_encoder_step`).
 
 **W_enc waits for the end of backward** (on CPU, one process, a plain Adam): the encoder's backward
@@ -169,8 +169,9 @@ class StepInBackward:
     ) -> bool:
         """W_enc's gradient (``pending``'s factors plus ``base``, the other contributions) formed a row at a time
         inside its Adam step, never stored (:func:`textsae.native.encoder_adam_step`), and c·W_enc summed in the same
-        pass for the next forward. Applies as :meth:`_fused_decoder_step` does. Returns whether it ran."""
-        adam = self._plain_adam(parameter, *([] if base is None else [base]))
+        pass for the next forward. Applies as :meth:`_fused_decoder_step` does, for a W_enc larger than the cache.
+        Returns whether it ran."""
+        adam = self._plain_adam(parameter, *([] if base is None else [base])) if exceeds_cache(parameter) else None
         if adam is None:
             return False
         group, state = adam
@@ -205,8 +206,8 @@ class StepInBackward:
 
     def _plain_adam(self, parameter: torch.Tensor, *tensors: torch.Tensor) -> tuple[dict, dict] | None:
         """``parameter``'s param group and Adam state when a native fused step can stand in for the optimiser's: a
-        plain ``torch.optim.Adam`` (no weight decay, amsgrad or maximize) whose state exists, a float32 CPU parameter
-        larger than the cache, the native kernels built, and it, its state and ``tensors`` contiguous float32."""
+        plain ``torch.optim.Adam`` (no weight decay, amsgrad or maximize) whose state exists, a float32 CPU parameter,
+        the native kernels built, and it, its state and ``tensors`` contiguous float32."""
         state = self.optimizer.state.get(parameter, {})
         group = next((g for g in self.optimizer.param_groups if any(p is parameter for p in g["params"])), None)
         options = ("weight_decay", "amsgrad", "maximize", "differentiable", "capturable")
@@ -215,7 +216,6 @@ class StepInBackward:
             or type(self.optimizer) is not torch.optim.Adam
             or any(group.get(option) for option in options)
             or "exp_avg" not in state
-            or not exceeds_cache(parameter)
             or not native.applies(parameter, state["exp_avg"], state["exp_avg_sq"], *tensors)
             or not all(t.is_contiguous() for t in (parameter, state["exp_avg"], state["exp_avg_sq"], *tensors))
         ):
