@@ -710,3 +710,30 @@ def test_a_failed_openmp_build_is_tried_once(fresh_build: Path, monkeypatch: pyt
     monkeypatch.setattr(native.subprocess, "run", None)  # not called: the marker answers
     with pytest.raises(OSError, match="an earlier OpenMP build failed"):
         native._build(openmp=True)
+
+
+def _top_k_in_child(x: torch.Tensor, results: object) -> None:
+    top = native.topk(x, 8)
+    results.put(None if top is None else top[1].tolist())  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("threads", [2], indirect=True, ids=["2_threads"])
+def test_a_forked_child_runs_the_kernels_after_the_parent_did(threads: int) -> None:
+    """GNU OpenMP's pool does not survive fork; the kernels in a forked child must not wait for it."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork here")
+    x = torch.randn(256, 1024, generator=torch.Generator().manual_seed(0))
+    expected = native.topk(x, 8)  # the parent's pool (where the kernels share torch's) has run
+    assert expected is not None
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_top_k_in_child, args=(x, results))
+    child.start()
+    try:
+        assert results.get(timeout=60) == expected[1].tolist()
+    finally:
+        child.kill()
+        child.join()

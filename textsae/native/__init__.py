@@ -111,6 +111,23 @@ def available() -> bool:
     return _enabled and _library() is not None
 
 
+_forked = False
+
+
+def _in_forked_child() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_in_forked_child)
+
+
+def _threads() -> int:
+    """Threads for a kernel call: torch's intra-op threads, but one in a forked child of a process whose kernels run
+    in torch's OpenMP pool, where GNU OpenMP's pool did not survive the fork and a parallel region never returns."""
+    return 1 if _forked and shares_torch_threads() else torch.get_num_threads()
+
+
 def shares_torch_threads() -> bool:
     """Whether the loaded kernels run in torch's own OpenMP thread pool (else in threads they start per call)."""
     lib = _library() if _enabled else None
@@ -149,7 +166,7 @@ def csr_mm(offsets: Tensor, indices: Tensor, values: Tensor, weight: Tensor) -> 
         *_operands(offsets, indices, values, weight),
         out.data_ptr(),
         _block(batch),
-        torch.get_num_threads(),
+        _threads(),
     )
     _check(status)
     return out
@@ -193,7 +210,7 @@ def csr_mm_backward(
         None if grad_weight is None else grad_weight.data_ptr(),
         None if grad_values is None else grad_values.data_ptr(),
         _block(batch),
-        torch.get_num_threads(),
+        _threads(),
     )
     _check(status)
     return grad_values, grad_weight
@@ -223,7 +240,7 @@ def csr_t_sparse_mm(
     lib = _require()
     factors = _factors(offsets, indices, values, g_indices, g_values, n_rows, n_cols, rank_one)
     out = _gradient_buffer((n_rows, n_cols))
-    _check(lib.textsae_csr_t_sparse_mm(*_pointers(factors, n_rows, n_cols), out.data_ptr(), torch.get_num_threads()))
+    _check(lib.textsae_csr_t_sparse_mm(*_pointers(factors, n_rows, n_cols), out.data_ptr(), _threads()))
     return out
 
 
@@ -257,7 +274,7 @@ def dense_t_sparse_mm(
         d,
         *_g_pointers(g_indices, g_values, n_cols, rows, columns),
         out.data_ptr(),
-        torch.get_num_threads(),
+        _threads(),
     )
     _check(status)
     return out
@@ -399,7 +416,7 @@ def decoder_adam_step(
         *_adam_scalars(lr, betas, eps, step),
         int(project),
         int(renormalise),
-        torch.get_num_threads(),
+        _threads(),
     )
 
 
@@ -463,7 +480,7 @@ def encoder_adam_step(
         first_column,
         None if center_values is None else center_values.data_ptr(),
         None if product is None else product.data_ptr(),
-        torch.get_num_threads(),
+        _threads(),
     )
     _check(status)
     return product
@@ -493,7 +510,7 @@ def center_product(center: Tensor, weight: Tensor) -> Tensor:
             weight.shape[0],
             weight.shape[1],
             out.data_ptr(),
-            torch.get_num_threads(),
+            _threads(),
         )
     )
     return out
@@ -536,7 +553,7 @@ def topk(x: Tensor, k: int, *, sorted: bool = False) -> tuple[Tensor, Tensor] | 
     n_rows, n_cols = x.shape
     values = torch.empty(n_rows, k, dtype=torch.float32)
     indices = torch.empty(n_rows, k, dtype=torch.int64)
-    threads = max(1, min(torch.get_num_threads(), x.numel() // TOPK_ENTRIES_PER_THREAD))
+    threads = max(1, min(_threads(), x.numel() // TOPK_ENTRIES_PER_THREAD))
     status = lib.textsae_topk(
         x.data_ptr(), n_rows, n_cols, x.stride(0), k, int(sorted), values.data_ptr(), indices.data_ptr(), threads
     )
