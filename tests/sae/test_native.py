@@ -679,6 +679,7 @@ def test_the_kernels_stay_on_their_own_threads_unless_bound_to_torchs_runtime(
     seen = iter([mapped, {*mapped, "/usr/lib/llvm/libomp.so"}])  # loading it mapped a second runtime
     monkeypatch.setattr(native, "_openmp_runtimes", lambda: next(seen))
     assert native._load_in_torch_threads() is None
+    assert openmp_build.with_suffix(".failed").exists()  # later processes do not load it again
     monkeypatch.setattr(native, "_openmp_runtimes", lambda: None)  # the mappings cannot be read
     assert native._load_in_torch_threads() is None
 
@@ -707,6 +708,7 @@ def test_a_failed_openmp_build_is_tried_once(fresh_build: Path, monkeypatch: pyt
     monkeypatch.setattr(native, "_OPENMP_FLAGS", ("-fno-such-option",))
     with pytest.raises(OSError, match="failed"):
         native._build(openmp=True)
+    native._build()  # the build with threads of its own is not affected
     monkeypatch.setattr(native.subprocess, "run", None)  # not called: the marker answers
     with pytest.raises(OSError, match="an earlier OpenMP build failed"):
         native._build(openmp=True)

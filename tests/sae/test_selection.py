@@ -25,8 +25,16 @@ def _same_choice(x: torch.Tensor, k: int) -> None:
 
 @pytest.mark.parametrize(
     ("n_rows", "n_cols", "k"),
-    [(64, 4096, 32), (7, 1000, 1), (5, 37, 37), (9, 100, 13), (3, 9, 4), (1, 16385, 64)],
-    ids=["sae_shape", "k_1", "k_all", "uneven_groups", "shorter_than_a_vector", "long_row"],
+    [(64, 4096, 32), (7, 1000, 1), (5, 37, 37), (9, 100, 13), (3, 9, 4), (1, 16385, 64), (4, 2000, 100)],
+    ids=[
+        "sae_shape",
+        "k_1",
+        "k_all",
+        "uneven_groups",
+        "shorter_than_a_vector",
+        "long_row",
+        "sorted_outside_the_kernel",
+    ],
 )
 def test_native_topk_picks_what_torch_picks(n_rows: int, n_cols: int, k: int) -> None:
     x = torch.randn(n_rows, n_cols, generator=torch.Generator().manual_seed(n_cols))
@@ -79,20 +87,32 @@ def test_native_topk_refuses_what_it_does_not_serve() -> None:
 def test_a_topk_sae_trains_the_same_with_the_native_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same active latents and, up to the order the decoder sums them in, the same loss and gradients."""
     x = torch.randn(32, 48, generator=torch.Generator().manual_seed(6))
+    picked: list[int] = []
+    kernel = native.topk
+    monkeypatch.setattr(native, "topk", lambda x, k, **kwargs: picked.append(k) or kernel(x, k, **kwargs))
 
     def step() -> tuple[torch.Tensor, float, dict[str, torch.Tensor]]:
         torch.manual_seed(0)
-        sae = build_sae(sae_config(n_latents=96, k=8, input_scaling="none"), 48).train()
+        sae = build_sae(sae_config(n_latents=256, k=8, input_scaling="none"), 48).train()
         out = sae(x)
-        loss = sae.loss(out, dead_mask=torch.arange(96) % 3 == 0).total  # AuxK selects too
+        loss = sae.loss(out, dead_mask=torch.arange(256) % 3 == 0).total  # AuxK selects too
         loss.backward()
         chosen = out.active.indices.view(32, -1).sort(dim=1).values
         return chosen, float(loss.detach()), {name: p.grad.clone() for name, p in sae.named_parameters()}
 
     native_chosen, native_loss, native_grads = step()
+    assert len(picked) == 2 and picked[0] == 8  # TopK's choice and AuxK's both went through the kernel
     monkeypatch.setattr(native, "topk_applies", lambda *args: False)
     torch_chosen, torch_loss, torch_grads = step()
     assert torch.equal(native_chosen, torch_chosen)
     assert native_loss == pytest.approx(torch_loss, rel=1e-6)
     for name, value in native_grads.items():
         torch.testing.assert_close(value, torch_grads[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_large_k_goes_to_torch() -> None:
+    assert selection.native_pays(4096, 512) and not selection.native_pays(4096, 1024)
+    assert selection.native_pays(4096, 256, sorted=True) and not selection.native_pays(4096, 512, sorted=True)
+    x = torch.randn(3, 40, generator=torch.Generator().manual_seed(7))
+    x[0, :] = 1.0  # all tied: torch keeps other columns than the kernel would
+    assert torch.equal(selection.top_k(x, 10)[1], x.topk(10, dim=1, sorted=False).indices)

@@ -518,6 +518,9 @@ def center_product(center: Tensor, weight: Tensor) -> Tensor:
 
 TOPK_MAX_COLUMNS = (1 << 31) - 1 - 8
 """Longest row :func:`topk` takes (it keeps column numbers as 32-bit integers)."""
+TOPK_KERNEL_SORT_MAX_K = 64
+"""Largest k that :func:`topk` sorts inside the kernel (an insertion sort, quadratic in k); torch sorts larger k: at
+k 1,024 of 16,384 columns the kernel's sort made the call 6× slower than the selection alone."""
 TOPK_ENTRIES_PER_THREAD = 1 << 16
 """Entries of the input per thread below which :func:`topk` uses fewer threads (starting a thread of the kernels' own
 costs about as much as scanning this many)."""
@@ -554,12 +557,24 @@ def topk(x: Tensor, k: int, *, sorted: bool = False) -> tuple[Tensor, Tensor] | 
     values = torch.empty(n_rows, k, dtype=torch.float32)
     indices = torch.empty(n_rows, k, dtype=torch.int64)
     threads = max(1, min(_threads(), x.numel() // TOPK_ENTRIES_PER_THREAD))
+    sort_in_kernel = sorted and k <= TOPK_KERNEL_SORT_MAX_K
     status = lib.textsae_topk(
-        x.data_ptr(), n_rows, n_cols, x.stride(0), k, int(sorted), values.data_ptr(), indices.data_ptr(), threads
+        x.data_ptr(),
+        n_rows,
+        n_cols,
+        x.stride(0),
+        k,
+        int(sort_in_kernel),
+        values.data_ptr(),
+        indices.data_ptr(),
+        threads,
     )
     if status == 4:
         return None
     _check(status)
+    if sorted and not sort_in_kernel:  # rows come in column order: a stable sort keeps equal values by column
+        values, order = values.sort(dim=1, descending=True, stable=True)
+        indices = indices.gather(1, order)
     return values, indices
 
 
@@ -670,16 +685,29 @@ def _load_in_torch_threads() -> ctypes.CDLL | None:
     if not torch.backends.openmp.is_available() or not before:
         return None
     try:
-        lib = _load(_build(openmp=True))
+        path = _build(openmp=True)
+        lib = _load(path)
     except (OSError, subprocess.SubprocessError) as error:
         logger.debug("textsae: no OpenMP build of the native kernels (%s); they start threads of their own", error)
         return None
     runtime = _mapped_file(lib.textsae_native_openmp_runtime())
-    if _openmp_runtimes() != before or runtime is None or not runtime.resolve().is_relative_to(_torch_folder()):
-        # e.g. clang's libomp, or a system libgomp where torch's carries another name
-        logger.debug("textsae: the OpenMP build of the native kernels is bound to %s, not torch's runtime", runtime)
+    added = (_openmp_runtimes() or set()) - before
+    if added or runtime is None or not runtime.resolve().is_relative_to(_torch_folder()):
+        # e.g. clang's libomp, or a system libgomp where torch's carries another name. What it mapped stays mapped
+        # (a library cannot be unloaded) but idle; the marker spares later processes the load.
+        logger.debug(
+            "textsae: the OpenMP build of the native kernels %s; they start threads of their own",
+            f"mapped another OpenMP runtime ({', '.join(sorted(added))})" if added else f"is bound to {runtime}",
+        )
+        _remember_openmp_failure(path)
         return None
     return lib
+
+
+def _remember_openmp_failure(library: Path) -> None:
+    """Marks the OpenMP build of ``library``'s sources as unusable, so later processes do not try it again."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(library.with_suffix(".failed"), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
 
 
 def _proc_maps() -> list[tuple[int, int, str]] | None:
@@ -800,12 +828,12 @@ def _build(*, openmp: bool = False) -> Path:
     )
     folder = _cache_folder()
     target = folder / f"kernels-{key.hexdigest()[:20]}.so"
+    failed = target.with_suffix(".failed")  # an OpenMP build that failed or did not bind to torch's runtime
+    if openmp and failed.exists():
+        raise OSError(f"an earlier OpenMP build failed or did not share torch's runtime ({failed})")
     if target.is_file():
         _check_trusted(target)
         return target
-    failed = target.with_suffix(".failed")  # marks an OpenMP build that failed, so it is tried once, not per process
-    if openmp and failed.is_file():
-        raise OSError(f"an earlier OpenMP build failed ({failed})")
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle, scratch = tempfile.mkstemp(dir=folder, prefix=".build-", suffix=".so")
@@ -815,6 +843,7 @@ def _build(*, openmp: bool = False) -> Path:
         handle, scratch = tempfile.mkstemp(dir=folder, prefix=".build-", suffix=".so")
     os.close(handle)
     errors = []
+    refused = False
     try:
         for extra in (_CPU_FLAGS, ()):
             command = [*compiler, *flags, *extra, *map(str, _SOURCES), "-o", scratch]
@@ -824,9 +853,9 @@ def _build(*, openmp: bool = False) -> Path:
                 logger.info("Built textsae's native CPU kernels: %s", target)
                 return target
             errors.append(done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}")
+            refused = done.returncode > 0  # not killed by a signal: the compiler ran and said no
     finally:
         Path(scratch).unlink(missing_ok=True)
-    if openmp:
-        with contextlib.suppress(OSError):
-            target.with_suffix(".failed").touch()
+    if openmp and refused:
+        _remember_openmp_failure(target)
     raise OSError(f"{' '.join(compiler)} failed: {errors[-1]}")

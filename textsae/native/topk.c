@@ -3,9 +3,10 @@
  * Per row, three steps over data that stays in L1:
  *   1. the row is cut into k groups and the least of the groups' maxima taken: k distinct entries are at least this
  *      bound, so the k largest are too;
- *   2. the entries at or above the bound are gathered, 16 compared at once (about k * ln(k) of them for entries in no
- *      particular order);
- *   3. a k-entry min-heap keeps the largest of those.
+ *   2. the entries at or above the bound are gathered, 8 compared at once (a compare, a movemask and a 256-entry
+ *      compress table; about k * ln(k) of them for entries in no particular order);
+ *   3. a bisection over their 32-bit order keys finds the k-th largest, and the kept entries are written in column
+ *      order (insertion-sorted by value when asked; textsae.native sorts large k itself).
  * torch's CPU topk copies every (value, index) pair of the row first and then partially sorts them.
  *
  * Ties: among equal values the lower index is kept, so a row's result never depends on its batch or the thread
