@@ -49,8 +49,10 @@ def test_encoder_blocks_script_times_both_products_and_they_agree() -> None:
     assert float(line["max_abs_difference"]) < 1e-5  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("toggle", ["fused-encoder", "native"])
-def test_step_ab_script_alternates_the_path_in_one_process(toggle: str) -> None:
+@pytest.mark.parametrize("toggle", ["fused-encoder", "native", "torch-threads"])
+def test_step_ab_script_alternates_the_path_in_one_process(toggle: str, request: pytest.FixtureRequest) -> None:
+    if toggle == "torch-threads":
+        request.getfixturevalue("native_kernels")  # it loads both builds of the kernels
     line = _run(
         "step_ab.py", "--toggle", toggle, "--d-in", "300", "--n-latents", "64", "--k", "4", "--batch", "16",
         "--nnz", "5", "--rounds", "2", "--steps", "1", "--phases",
@@ -60,3 +62,10 @@ def test_step_ab_script_alternates_the_path_in_one_process(toggle: str) -> None:
     assert float(line["ratio_off_over_on_median"]) > 0  # type: ignore[arg-type]
     phases = line["phases_median"]["on"]  # type: ignore[index]
     assert "page_faults" in phases and float(phases["optimizer.step_ms"]) > 0
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_topk_script_times_both_sides_and_says_which_the_rule_picks() -> None:
+    line = _run("topk.py", "--rows", "4", "--cols", "64", "--k", "4,16", "--sorted", "--repeats", "1")
+    assert line["k"] == 16 and line["sorted"] is True and line["native_pays"] is False
+    assert float(line["native_ms"]) > 0 and float(line["torch_ms"]) > 0  # type: ignore[arg-type]

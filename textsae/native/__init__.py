@@ -520,7 +520,8 @@ TOPK_MAX_COLUMNS = (1 << 31) - 1 - 8
 """Longest row :func:`topk` takes (it keeps column numbers as 32-bit integers)."""
 TOPK_KERNEL_SORT_MAX_K = 64
 """Largest k that :func:`topk` sorts inside the kernel (an insertion sort, quadratic in k); torch sorts larger k: at
-k 1,024 of 16,384 columns the kernel's sort made the call 6× slower than the selection alone."""
+k 1,024 of 16,384 columns, 1,024 rows, 200 ms with the kernel's sort against 94 with torch's (`python
+benchmarks/topk.py --cols 16384 --k 1024 --sorted [--kernel-sort-max-k 100000]`)."""
 TOPK_ENTRIES_PER_THREAD = 1 << 16
 """Entries of the input per thread below which :func:`topk` uses fewer threads (starting a thread of the kernels' own
 costs about as much as scanning this many)."""
@@ -658,8 +659,9 @@ def _library() -> ctypes.CDLL | None:
     """The compiled library, built now if this CPU and compiler have none cached; None (said once) when it cannot be.
 
     The build that runs its jobs in torch's OpenMP pool comes first: after each torch op the pool's workers spin for
-    a while, so threads of the kernels' own would share the cores with them (in a training step on 2 cores the top-k
-    took 5.8 ms so, 3.1 ms in the pool). Where that build cannot be made or would bring a second OpenMP runtime into
+    a while, so threads of the kernels' own would share the cores with them (in a dense training step on 2 cores the
+    top-k took 5.9 ms so, 3.1 ms in the pool: `python benchmarks/step_ab.py --toggle torch-threads --input dense
+    --d-in 384 --n-latents 4096 --k 32 --batch 1024 --phases`). Where that build cannot be made or would bring a second OpenMP runtime into
     the process, the kernels start threads of their own."""
     try:
         lib = _load_in_torch_threads() or _load(_build())

@@ -14,8 +14,8 @@ def top_k(x: Tensor, k: int, *, sorted: bool = False) -> tuple[Tensor, Tensor]:
     """``x.topk(k, dim=1, sorted=sorted)`` for a 2-D ``x``: ``(values, indices)``, each ``(B, k)``.
 
     On CPU float32 it runs textsae's native kernel where that applies (:func:`textsae.native.topk_applies`) and k is
-    a small part of the row (:func:`native_pays`): 2.8 against 10-14 ms for torch's at 1,024 × 4,096 with k 32
-    (2 threads, a perf_counter loop, not kept; in the training step `python benchmarks/step_ab.py --toggle topk`).
+    a small part of the row (:func:`native_pays`): 3.1 against 12.3 ms for torch's at 1,024 × 4,096 with k 32
+    (2 threads, `python benchmarks/topk.py`; in the training step `python benchmarks/step_ab.py --toggle topk`).
     There, among equal values the lower column is kept and an unsorted row comes in column order; torch leaves both
     open (its CPU kernel keeps the higher columns). A row with a NaN, any other dtype or device, and a build without
     AVX2 use torch's topk. The values carry ``x``'s gradient either way.
@@ -33,8 +33,9 @@ def top_k(x: Tensor, k: int, *, sorted: bool = False) -> tuple[Tensor, Tensor]:
 
 def native_pays(n_cols: int, k: int, *, sorted: bool = False) -> bool:
     """Whether the native kernel beats torch's topk at picking k of ``n_cols``: its bound from k groups gathers about
-    k·ln(k) candidates, so it wins while k is a small part of the row. At 4,096 columns (256 rows, 2 threads, a
-    perf_counter loop, not kept) it took 6.7 against 13.5 ms at k 512 and 15.9 against 14.4 at k 1,024; sorted, the
-    sort of the kept entries comes on top (22 against 13.5 ms at k 512, 168 against 205 at k 1,024 of 16,384). The
-    TopK family's k, AuxK's and Multi-TopK's stay far below these."""
+    k·ln(k) candidates, so it wins while k is a small part of the row. At 4,096 columns, 256 rows, 2 threads
+    (`python benchmarks/topk.py --rows 256 --k 512,1024 [--sorted]`) it took 4.2 against 6.8 ms at k 512 and 6.2
+    against 7.7 at k 1,024 on an idle machine, but 15.9 against 14.4 at k 1,024 under load; sorted, the sort of the
+    kept entries comes on top (8.8 against 10.1 ms at k 512 idle, 22 against 13.5 loaded). The rule keeps that
+    margin. The TopK family's k, AuxK's and Multi-TopK's stay far below it."""
     return k * (16 if sorted else 8) <= n_cols
