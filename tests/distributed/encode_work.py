@@ -16,6 +16,7 @@ import torch
 from textsae.cli.main import main
 from textsae.config.compose import load_recipe
 from textsae.config.schema import EncodeConfig, SAEConfig
+from textsae.distributed import end_job
 from textsae.encode import encode_features
 from textsae.pipeline import Pipeline
 from textsae.sae import build_sae
@@ -38,3 +39,4 @@ def work(run_dir: Path, pipeline_dir: Path, data: Path, out: Path) -> None:
 
 if __name__ == "__main__":
     work(*(Path(arg) for arg in sys.argv[1:5]))
+    end_job(0)  # as `textsae` commands end under torchrun: no interpreter teardown after a gloo group

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from textsae._io import KILL_POINT_ENV
 from textsae.config.schema import RuntimeConfig, SAEConfig, TrainConfig
-from textsae.distributed import world
+from textsae.distributed import end_job, world
 from textsae.sae import build_sae
 from textsae.train.trainer import Trainer
 
@@ -78,3 +78,4 @@ def main(out: Path, architecture: str = "topk", *settings: str) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]), *sys.argv[2:])
+    end_job(0)  # as `textsae` commands end under torchrun: no interpreter teardown after a gloo group
