@@ -36,12 +36,18 @@ def test_every_side_agrees_and_trains() -> None:
                 training.topk_step_flops(shape) * case["vec_per_s"][side] / shape.batch / 1e9 / case["matmul_gflops"]
             )
             assert case["flop_utilisation"][side] == pytest.approx(expected), side
+        roofline = case["roofline"]
+        assert case["memory_gb_per_s"] > 0
+        assert roofline["vec_per_s"] == pytest.approx(
+            shape.batch * case["memory_gb_per_s"] * 1e9 / roofline["bytes_per_step"]
+        )
+        assert roofline["fraction"]["textsae"] == pytest.approx(case["vec_per_s"]["textsae"] / roofline["vec_per_s"])
 
 
 def test_rates_ratios_and_flop_utilisation_follow_the_timed_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     """With fixed seconds per side and round, every number of a case is known: vec/s is batch / seconds (median over
     rounds), a ratio is the median of the per-round ratios, FLOP utilisation is the step's FLOPs at that rate over the
-    matmul peak."""
+    matmul peak, the roofline is the batch over the time the step's byte floor takes at the measured bandwidth."""
     timed: list[str] = []
     real_build = training._build_sides
 
@@ -61,6 +67,7 @@ def test_rates_ratios_and_flop_utilisation_follow_the_timed_rounds(monkeypatch: 
     monkeypatch.setattr(training, "_build_sides", build)
     monkeypatch.setattr(training, "_seconds", fake_seconds)
     monkeypatch.setattr(training, "matmul_gflops", lambda shape, device, dtype=torch.float32: 10.0)
+    monkeypatch.setattr(training, "memory_gb_per_s", lambda device: 0.5)
     shape = TINY[1]
     case = run_train_bench([shape], sides=["textsae", "plain", "plain_sparse"], rounds=3, steps=1).cases[0].to_json()
     assert shape.batch == 32 and case["vec_per_s"] == {
@@ -75,6 +82,14 @@ def test_rates_ratios_and_flop_utilisation_follow_the_timed_rounds(monkeypatch: 
         "ratio_vs_plain_sparse": {"median": 2.0, "min": 1.0, "max": 4.0},
     }
     assert case["matmul_gflops"] == 10.0
+    floor = 28 * 2 * shape.d_in * shape.n_latents + 8 * shape.batch * shape.d_in  # 725,600 bytes
+    roofline = case["roofline"]
+    assert roofline["bytes_per_step"] == floor
+    assert roofline["vec_per_s"] == pytest.approx(32 * 0.5e9 / floor)  # batch / (floor / bandwidth)
+    assert roofline["ratio_vs_plain"] == pytest.approx(32 * 0.5e9 / floor / 16)
+    assert roofline["fraction"] == pytest.approx(
+        {"textsae": floor / 1e9, "plain": floor / 1e9, "plain_sparse": floor / 2e9}
+    )
     flops = training.topk_step_flops(shape)
     assert case["flop_utilisation"] == pytest.approx(
         {
@@ -132,6 +147,14 @@ def test_table_names_machine_and_command(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "| dense | 16 | 32 | 4 | 8 |" in out
     assert "machine:" in out and "command: textsae " in out
+    assert "textsae / roofline" in out and "roofline: the speed of a step that moved only" in out
+
+
+def test_memory_bandwidth_counts_the_three_streams_of_an_in_place_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(training, "_seconds", lambda fn, repeats, device: (calls.append(fn()), 0.5)[1])
+    assert training.memory_gb_per_s(torch.device("cpu"), repeats=2, n_floats=1000) == 3 * 4 * 1000 / 0.5 / 1e9
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,10 @@ the same batch. Timing runs in interleaved rounds (each round times every side i
 load hits every side alike; each ratio is taken per round and reported as median and spread. The dead-latent mask is
 empty (a healthy SAE), so no side computes its AuxK term. FLOP utilisation is the FLOPs a TopK step cannot avoid
 (encoder forward over all latents, everything else over the k active ones) per second, against a dense matmul of the
-encoder's shape timed in the same run.
+encoder's shape timed in the same run. The memory roofline is the fastest a step could run if it only moved the bytes an
+fp32 Adam step cannot avoid (:func:`step_bytes_floor`) at the memory bandwidth measured in the same run
+(:func:`memory_gb_per_s`): an upper bound on every side's speed once the weights and optimiser state outgrow the
+cache, and a loose one while they fit in it.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ __all__ = [
 SIDES = ("textsae", "sparsify", "plain", "plain_sparse")
 WARMUP_STEPS = 4
 """Untimed steps per side first: on glibc the first few steps still map fresh pages for weight-sized tensors."""
+PROBE_FLOATS = 64 << 20
+"""Elements of each of :func:`memory_gb_per_s`'s two buffers: 256 MB, several times any CPU's last-level cache."""
 SPARSIFY_INSTALL = "pip install --no-deps eai-sparsify einops accelerate"
 
 
@@ -103,6 +108,10 @@ class TrainBenchCase:
     """Fraction of rows on which each peer picks textsae's active latents from the same weights."""
     matmul_gflops: float
     flop_utilisation: dict[str, float]
+    memory_gb_per_s: float
+    """Bandwidth of an in-place ``a += s·b`` over buffers far larger than the cache, timed in the same run."""
+    roofline_vec_per_s: float
+    """Vectors per second of a step that only moved :func:`step_bytes_floor` at ``memory_gb_per_s``."""
     rounds: int
     steps_per_round: int
     autocast: str
@@ -120,6 +129,17 @@ class TrainBenchCase:
             "same_active_latents": self.same_active_latents,
             "matmul_gflops": self.matmul_gflops,
             "flop_utilisation": self.flop_utilisation,
+            "memory_gb_per_s": self.memory_gb_per_s,
+            "roofline": {
+                "bytes_per_step": step_bytes_floor(self.shape),
+                "vec_per_s": self.roofline_vec_per_s,
+                "fraction": {
+                    name: value / self.roofline_vec_per_s for name, value in self.vec_per_s.items() if value is not None
+                },
+                "ratio_vs_plain": (
+                    None if self.vec_per_s["plain"] is None else self.roofline_vec_per_s / self.vec_per_s["plain"]
+                ),
+            },
             "rounds": self.rounds,
             "steps_per_round": self.steps_per_round,
             "autocast": self.autocast,
@@ -371,6 +391,25 @@ def matmul_gflops(
     return 2 * shape.batch * shape.d_in * shape.n_latents / seconds / 1e9
 
 
+def memory_gb_per_s(device: torch.device, repeats: int = 5, n_floats: int = PROBE_FLOATS) -> float:
+    """Memory bandwidth in GB/s: the best of ``repeats`` in-place ``a += s·b`` over two float32 buffers of ``n_floats``
+    (three streams: a and b read, a written; the same in-place pattern as an optimiser step)."""
+    a = torch.zeros(n_floats, device=device)
+    b = torch.ones(n_floats, device=device)
+    a.add_(b, alpha=1e-3)  # warm-up: pages mapped, kernels loaded
+    seconds = min(_seconds(lambda: a.add_(b, alpha=1e-3), 1, device) for _ in range(repeats))
+    return 3 * 4 * n_floats / seconds / 1e9
+
+
+def step_bytes_floor(shape: TrainShape) -> float:
+    """Bytes an fp32 TopK SAE step with Adam moves at least when nothing stays in cache between steps: every
+    weight element of W_enc and W_dec read once by the forward, then read and written with its two Adam moments by
+    the update (28 bytes; the gradient formed inside the update, never stored), plus the batch's dense
+    reconstruction written and read once (8 bytes per batch × d_in). Biases and the sparse input are left out."""
+    weights = 2 * shape.d_in * shape.n_latents
+    return 28.0 * weights + 8.0 * shape.batch * shape.d_in
+
+
 def topk_step_flops(shape: TrainShape) -> float:
     """FLOPs a TopK SAE step cannot avoid: encoder forward over every latent (over the non-zeros for sparse input),
     encoder backward and decoder forward and backward over the k active latents only."""
@@ -424,6 +463,7 @@ def bench_case(
         if progress:
             progress(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:,.0f} vec/s" for n, v in per_round.items()))
     peak = matmul_gflops(shape, device, dtype=torch.bfloat16 if bf16 else torch.float32)
+    bandwidth = memory_gb_per_s(device)
     vec_per_s = {name: (statistics.median(per_round[name]) if name in per_round else None) for name in SIDES}
     ratios = {}
     for other in ("sparsify", "plain", "plain_sparse"):
@@ -443,6 +483,8 @@ def bench_case(
         flop_utilisation={
             name: flops * value / shape.batch / 1e9 / peak for name, value in vec_per_s.items() if value is not None
         },
+        memory_gb_per_s=bandwidth,
+        roofline_vec_per_s=shape.batch * bandwidth * 1e9 / step_bytes_floor(shape),
         rounds=rounds,
         steps_per_round=steps,
         autocast="bf16" if bf16 else "none",
@@ -495,10 +537,11 @@ def run_train_bench(
 
 
 def format_train_table(result: TrainBenchResult) -> str:
-    """Markdown table: one row per shape, vectors per second per side and the median ratios."""
+    """Markdown table: one row per shape, vectors per second per side, the median ratios, and the memory roofline with
+    textsae's share of it."""
     ratio_keys = ("ratio_vs_sparsify", "ratio_vs_plain", "ratio_vs_plain_sparse")
     header = ["input", "d_in", "latents", "k", "batch", *(f"{s} vec/s" for s in SIDES)]
-    header += ["vs sparsify", "vs plain", "vs plain_sparse", "same latents"]
+    header += ["vs sparsify", "vs plain", "vs plain_sparse", "same latents", "roofline vec/s", "textsae / roofline"]
     rows = []
     for case in result.cases:
         rates = ["–" if case.vec_per_s[s] is None else f"{case.vec_per_s[s]:,.0f}" for s in SIDES]
@@ -506,5 +549,9 @@ def format_train_table(result: TrainBenchResult) -> str:
         agree = min(case.same_active_latents.values(), default=1.0)
         dims = case.shape
         shape = [dims.input, f"{dims.d_in:,}", f"{dims.n_latents:,}", str(dims.k), f"{dims.batch:,}"]
-        rows.append([*shape, *rates, *ratios, f"{100 * agree:.0f}%"])
+        roofline = [
+            f"{case.roofline_vec_per_s:,.0f}",
+            f"{100 * (case.vec_per_s['textsae'] or 0.0) / case.roofline_vec_per_s:.0f}%",  # textsae always runs
+        ]
+        rows.append([*shape, *rates, *ratios, f"{100 * agree:.0f}%", *roofline])
     return markdown_table(header, rows)

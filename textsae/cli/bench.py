@@ -201,7 +201,8 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "sparse input, and one whose encoder uses torch.sparse.mm on CSR input: same weights, batch, optimiser and\n"
         "threads, interleaved rounds. It first checks that every side picks the same active latents. With no shape\n"
         "option it runs two shapes: dense (d_in 384, 4,096 latents, k 32, batch 1,024) and sparse (d_in 30,000,\n"
-        "4,096 latents, k 64, batch 512, 200 non-zeros per row).",
+        "4,096 latents, k 64, batch 512, 200 non-zeros per row). Each case also times the memory bandwidth and reports\n"
+        "a roofline: the speed of a step that moved only the bytes fp32 Adam cannot avoid, and each side's share of it.",
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae bench train\n  textsae bench train --input sparse --d-in 10000 --n-latents 1024,16384 --json\n"
@@ -373,6 +374,11 @@ def _train(args: argparse.Namespace) -> int:
     if _printed_as_json(result, args):
         return 0
     print(format_train_table(result))
+    bandwidths = ", ".join(f"{case.memory_gb_per_s:.1f}" for case in result.cases)
+    print(
+        "roofline: the speed of a step that moved only the bytes fp32 Adam cannot avoid (28 per weight element) at the "
+        f"memory bandwidth measured in this run ({bandwidths} GB/s); loose while the weights fit in cache"
+    )
     for side, why in result.skipped.items():
         print(f"{side}: not run, {why}")
     machine = provenance.machine
