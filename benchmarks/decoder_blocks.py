@@ -7,7 +7,8 @@ Usage:
 Random W_dec, k distinct latents per row and a random output gradient; one warm-up, then the mean of 3 runs of
 forward + backward (∂values and ∂W_dec, each side allocating its gradients as autograd does) for `embedding_bag`,
 for torch's column blocks (`textsae.sae.decoder`) at each block size and for the native kernel
-(`textsae.native.csr_mm`, null when it cannot be built). Prints one JSON line with the machine, torch's threads and
+(`textsae.native.csr_mm`, null when it cannot be built), and for `embedding_bag`'s forward with the native backward,
+the path of a cache-resident W_dec (`cached_ms`, null likewise). Prints one JSON line with the machine, torch's threads and
 the milliseconds of each.
 """
 
@@ -62,6 +63,7 @@ def main() -> None:
             decoder._BlockedDecode.apply
         )
     result["native_ms"] = milliseconds(decoder._NativeDecode.apply) if native.available() else None
+    result["cached_ms"] = milliseconds(decoder._CachedDecode.apply) if native.available() else None
     result.update(vars(args), machine=platform.machine(), threads=torch.get_num_threads(), torch=torch.__version__)
     print(json.dumps(result))
 

@@ -2,7 +2,7 @@
 
 Usage:
 
-    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient|torch-threads] [--input sparse] [--d-in 30000]
+    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient|cached-decoder|torch-threads] [--input sparse] [--d-in 30000]
                                  [--n-latents 4096] [--k 64] [--batch 512] [--nnz 200] [--rounds 6] [--steps 2]
                                  [--phases]
 
@@ -19,6 +19,8 @@ its minor page faults per step.
 - ``topk``: the native top-k (:func:`textsae.native.topk`) against torch's topk.
 - ``dense-gradient``: the dense-input encoder's weight gradient written by :func:`textsae.native.dense_t_sparse_mm`
   against a CSR product and a transposing copy.
+- ``cached-decoder``: a cache-resident W_dec's backward by the native kernel (:func:`textsae.native.csr_mm_backward`)
+  against `embedding_bag`'s; the forward is `embedding_bag` either way.
 - ``torch-threads``: the native kernels run in torch's OpenMP thread pool against threads of their own (the library
   built without OpenMP).
 
@@ -43,7 +45,7 @@ import torch
 from textsae import native
 from textsae.bench.training import TrainShape, _build_sides, _TextsaeSide, make_batch
 from textsae.runtime import keep_freed_memory
-from textsae.sae import encoder
+from textsae.sae import decoder, encoder
 from textsae.sae.deferred_gradient import defer_encoder_gradient
 
 
@@ -51,8 +53,12 @@ def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
     """A function that turns the path under test on (True) or off (False) for ``side``."""
     if toggle == "native":
         return native.set_enabled
-    if toggle in ("topk", "dense-gradient"):
-        module, name = (native, "topk_applies") if toggle == "topk" else (encoder, "native_dense_gradient")
+    if toggle in ("topk", "dense-gradient", "cached-decoder"):
+        module, name = {
+            "topk": (native, "topk_applies"),
+            "dense-gradient": (encoder, "native_dense_gradient"),
+            "cached-decoder": (decoder, "cached_native_backward"),
+        }[toggle]
         original = getattr(module, name)
 
         def kernel(on: bool) -> None:
@@ -111,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--toggle",
-        choices=["fused-encoder", "native", "topk", "dense-gradient", "torch-threads"],
+        choices=["fused-encoder", "native", "topk", "dense-gradient", "cached-decoder", "torch-threads"],
         default="fused-encoder",
     )
     parser.add_argument("--input", choices=["dense", "sparse"], default="sparse")

@@ -71,6 +71,32 @@ def test_csr_mm_and_its_gradients_equal_embedding_bag(
 
 
 @pytest.mark.usefixtures("native_kernels")
+def test_a_cache_resident_decoder_takes_embedding_bags_forward_and_the_native_backward(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    indices, values, offsets = _entries()
+    weight = torch.randn(N_ROWS, D, generator=torch.Generator().manual_seed(1))  # 160 kB: stays in cache
+    grad = torch.randn(offsets.numel() - 1, D, generator=torch.Generator().manual_seed(2))
+    backward_calls: list[int] = []
+    real_backward = native.csr_mm_backward
+    monkeypatch.setattr(native, "csr_mm_backward", lambda *a, **k: backward_calls.append(1) or real_backward(*a, **k))
+    monkeypatch.setattr(native, "csr_mm", lambda *a, **k: pytest.fail("the native forward ran"))
+    parameter, code_values = weight.clone().requires_grad_(), values.clone().requires_grad_()
+    out = decoder.sparse_decode(indices, code_values, offsets, parameter)
+    out.backward(grad)
+    assert backward_calls == [1]
+    expected = _reference(indices, values, offsets, weight, grad)
+    for name, ours, reference in zip(
+        ("output", "values grad", "weight grad"), (out, code_values.grad, parameter.grad), expected
+    ):
+        assert ours is not None
+        torch.testing.assert_close(ours.double(), reference, rtol=1e-5, atol=1e-5, msg=name)
+    code_values.grad = None
+    decoder.sparse_decode(indices, code_values, offsets, weight).backward(grad)  # W_dec without a gradient
+    torch.testing.assert_close(code_values.grad.double(), expected[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.usefixtures("native_kernels")
 def test_backward_computes_only_what_is_asked_and_starts_from_the_rank_one_term() -> None:
     indices, values, offsets = _entries()
     weight = torch.randn(N_ROWS, D, generator=torch.Generator().manual_seed(1))

@@ -1,8 +1,8 @@
-"""The TopK decoder's sparse product, Σ_j c_bj · W_dec[j] over each row's active latents, for a W_dec larger than the cache.
+"""The TopK decoder's sparse product, Σ_j c_bj · W_dec[j] over each row's active latents, by W_dec's size and device.
 
 `embedding_bag` computes it by reading one whole row of W_dec (d_in floats) per active entry: with B·k entries of
 a W_dec larger than the cache (20,000 terms × 1,024 latents = 82 MB) every read goes to memory, and its backward
-(per-entry dot products for the code values, a scatter for W_dec) reads and writes those rows twice more. Three paths,
+(per-entry dot products for the code values, a scatter for W_dec) reads and writes those rows twice more. Four paths,
 the first that applies:
 
 - **textsae's native kernel** (:func:`textsae.native.csr_mm`; float32 on CPU with the kernels built): the entries
@@ -13,9 +13,16 @@ the first that applies:
   W_dec, ∂values as the sampled product (G_block · W_blockᵀ) at the active (row, latent) pairs (`sampled_addmm`),
   ∂W_dec as Cᵀ · G_block with C the codes as CSR; 272 against `embedding_bag`'s 447 ms at 1,024 latents × 20,000
   (`python benchmarks/decoder_blocks.py`), but torch copies every strided block before it reads it;
-- **`embedding_bag`**: small decoders (cache-resident), batches with few entries per latent, GPUs.
+- **`embedding_bag` forward, native backward** (float32 on CPU with the kernels built, a cache-resident W_dec):
+  `embedding_bag` reads each entry's row from cache in row order and is the faster forward there (0.9 against 2.9 ms
+  at 1,024 rows × k 32 × 4,096 latents × 384; the Intel box, 2026-12-03), but its backward sorts the entries and
+  scatters; the native backward took 3.1 against 6.2 ms there, and 0.6–20.7 against 1.4–25.3 ms at six other
+  cache-resident shapes up to 16 MB
+  (`python benchmarks/decoder_blocks.py --batch 1024 --n-latents 4096 --d-in 384 --k 32 --blocks-mb 1`, the
+  ``cached_ms`` against ``embedding_bag_ms``; the shapes from an ad-hoc loop, not kept);
+- **`embedding_bag`**: everything else (small decoders without the kernels, few entries per latent, GPUs).
 
-(Timings: 2 threads on this project's 2-core AVX2 CPU, batch 512, k 64.)
+(Timings: 2 threads; unless said otherwise on this project's 2-core AVX2 CPU, batch 512, k 64.)
 """
 
 from __future__ import annotations
@@ -48,11 +55,19 @@ def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tens
     """
     if exceeds_cache(weight) and native.applies(weight, values):
         return _NativeDecode.apply(indices, values, offsets, weight)
+    if cached_native_backward(weight, values):
+        return _CachedDecode.apply(indices, values, offsets, weight)
     if not use_blocks(weight, indices.numel()):
         return F.embedding_bag(
             indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True
         )
     return _BlockedDecode.apply(indices, values, offsets, weight)
+
+
+def cached_native_backward(weight: Tensor, values: Tensor) -> bool:
+    """Whether a W_dec that stays in cache takes `embedding_bag`'s forward and the native backward (a function so that
+    `benchmarks/step_ab.py` can switch it)."""
+    return not exceeds_cache(weight) and native.applies(weight, values)
 
 
 class _NativeDecode(torch.autograd.Function):
@@ -75,6 +90,17 @@ class _NativeDecode(torch.autograd.Function):
             need_weight=ctx.needs_input_grad[3],
         )
         return None, grad_values, None, grad_weight
+
+
+class _CachedDecode(_NativeDecode):
+    """`embedding_bag`'s forward, :class:`_NativeDecode`'s backward: for a W_dec that stays in cache."""
+
+    @staticmethod
+    def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
+        ctx.save_for_backward(indices, values, offsets, weight)
+        return F.embedding_bag(
+            indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True
+        )
 
 
 class _BlockedDecode(torch.autograd.Function):
