@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,12 @@ from textsae.errors import UserError
 
 TINY = [TrainShape("dense", 24, 64, 4, 32), TrainShape("sparse", 200, 64, 4, 32, nnz=12)]
 CASE_KEYS = {"input", "d_in", "n_latents", "k", "batch", "vec_per_s", "ratio_vs_sparsify", "ratio_vs_plain"}
+
+
+@pytest.fixture(autouse=True)
+def _small_bandwidth_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 256 kB probe instead of two buffers of at least 256 MB: the tests check the arithmetic, not the machine."""
+    monkeypatch.setattr(training, "probe_floats", lambda device: 1 << 16)
 
 
 def _sides_run() -> list[str]:
@@ -155,6 +162,19 @@ def test_memory_bandwidth_counts_the_three_streams_of_an_in_place_update(monkeyp
     monkeypatch.setattr(training, "_seconds", lambda fn, repeats, device: (calls.append(fn()), 0.5)[1])
     assert training.memory_gb_per_s(torch.device("cpu"), repeats=2, n_floats=1000) == 3 * 4 * 1000 / 0.5 / 1e9
     assert len(calls) == 2
+
+
+def test_the_probe_outgrows_a_large_last_level_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for index, size in enumerate(["48K", "2048K", "1G", "garbage"]):
+        (tmp_path / f"index{index}").mkdir()
+        (tmp_path / f"index{index}" / "size").write_text(size + "\n")
+    assert training._last_level_cache_bytes(tmp_path) == 1 << 30
+    assert training._last_level_cache_bytes(tmp_path / "missing") == 0
+    monkeypatch.undo()  # the real probe_floats, not the autouse fixture's
+    monkeypatch.setattr(training, "_last_level_cache_bytes", lambda: 1 << 30)
+    assert training.probe_floats(torch.device("cpu")) == (2 << 30) // 4  # two buffers of twice the cache
+    monkeypatch.setattr(training, "_last_level_cache_bytes", lambda: 48 << 20)
+    assert training.probe_floats(torch.device("cpu")) == training.PROBE_FLOATS
 
 
 @pytest.mark.parametrize(

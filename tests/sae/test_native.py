@@ -82,6 +82,10 @@ def test_a_cache_resident_decoder_takes_embedding_bags_forward_and_the_native_ba
     monkeypatch.setattr(native, "csr_mm_backward", lambda *a, **k: backward_calls.append(1) or real_backward(*a, **k))
     monkeypatch.setattr(native, "csr_mm", lambda *a, **k: pytest.fail("the native forward ran"))
     parameter, code_values = weight.clone().requires_grad_(), values.clone().requires_grad_()
+    decoder.sparse_decode(indices, code_values, offsets, parameter).backward(grad)
+    assert backward_calls == []  # 16 entries × 1,000: too little work for the native kernel's start-up
+    monkeypatch.setattr(decoder, "CACHED_BACKWARD_MIN_WORK", indices.numel() * D)
+    parameter.grad = code_values.grad = None
     out = decoder.sparse_decode(indices, code_values, offsets, parameter)
     out.backward(grad)
     assert backward_calls == [1]

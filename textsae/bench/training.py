@@ -18,7 +18,7 @@ empty (a healthy SAE), so no side computes its AuxK term. FLOP utilisation is th
 encoder's shape timed in the same run. The memory roofline is the fastest a step could run if it only moved the bytes an
 fp32 Adam step cannot avoid (:func:`step_bytes_floor`) at the memory bandwidth measured in the same run
 (:func:`memory_gb_per_s`): an upper bound on every side's speed once the weights and optimiser state outgrow the
-cache, and a loose one while they fit in it.
+cache, and no bound while they fit in it (a step then runs at the cache's bandwidth, and a share above 1 is possible).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -58,7 +59,8 @@ SIDES = ("textsae", "sparsify", "plain", "plain_sparse")
 WARMUP_STEPS = 4
 """Untimed steps per side first: on glibc the first few steps still map fresh pages for weight-sized tensors."""
 PROBE_FLOATS = 64 << 20
-"""Elements of each of :func:`memory_gb_per_s`'s two buffers: 256 MB, several times any CPU's last-level cache."""
+"""Least elements of each of :func:`memory_gb_per_s`'s two buffers (256 MB); on a CPU whose last-level cache is larger
+than 128 MB, each buffer is twice that cache instead, so that the probe measures memory rather than cache."""
 SPARSIFY_INSTALL = "pip install --no-deps eai-sparsify einops accelerate"
 
 
@@ -391,23 +393,48 @@ def matmul_gflops(
     return 2 * shape.batch * shape.d_in * shape.n_latents / seconds / 1e9
 
 
-def memory_gb_per_s(device: torch.device, repeats: int = 5, n_floats: int = PROBE_FLOATS) -> float:
+def memory_gb_per_s(device: torch.device, repeats: int = 5, n_floats: int | None = None) -> float:
     """Memory bandwidth in GB/s: the best of ``repeats`` in-place ``a += s·b`` over two float32 buffers of ``n_floats``
-    (three streams: a and b read, a written; the same in-place pattern as an optimiser step)."""
+    (default :func:`probe_floats`; three streams: a and b read, a written, the same in-place pattern as an optimiser
+    step). On CUDA each sample times 10 adds, so that launch and synchronisation do not count."""
+    n_floats = probe_floats(device) if n_floats is None else n_floats
     a = torch.zeros(n_floats, device=device)
     b = torch.ones(n_floats, device=device)
     a.add_(b, alpha=1e-3)  # warm-up: pages mapped, kernels loaded
-    seconds = min(_seconds(lambda: a.add_(b, alpha=1e-3), 1, device) for _ in range(repeats))
+    adds = 10 if device.type == "cuda" else 1
+    seconds = min(_seconds(lambda: a.add_(b, alpha=1e-3), adds, device) for _ in range(repeats))
     return 3 * 4 * n_floats / seconds / 1e9
 
 
-def step_bytes_floor(shape: TrainShape) -> float:
+def probe_floats(device: torch.device) -> int:
+    """Elements per buffer of the bandwidth probe: :data:`PROBE_FLOATS`, or twice the last-level cache where that is
+    larger (CPU only; read from ``/sys/devices/system/cpu/cpu0/cache``, ignored where unreadable)."""
+    if device.type != "cpu":
+        return PROBE_FLOATS
+    return max(PROBE_FLOATS, 2 * _last_level_cache_bytes() // 4)
+
+
+def _last_level_cache_bytes(folder: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
+    """The largest cache size ``folder``'s ``index*/size`` files give (e.g. ``48M``), 0 when there are none."""
+    sizes = []
+    for size_file in folder.glob("index*/size"):
+        text = size_file.read_text(errors="replace").strip() if size_file.is_file() else ""
+        unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+        digits = text[:-1] if unit > 1 else text
+        if digits.isdigit():
+            sizes.append(int(digits) * unit)
+    return max(sizes, default=0)
+
+
+def step_bytes_floor(shape: TrainShape) -> int:
     """Bytes an fp32 TopK SAE step with Adam moves at least when nothing stays in cache between steps: every
     weight element of W_enc and W_dec read once by the forward, then read and written with its two Adam moments by
     the update (28 bytes; the gradient formed inside the update, never stored), plus the batch's dense
-    reconstruction written and read once (8 bytes per batch × d_in). Biases and the sparse input are left out."""
+    reconstruction written and read once (8 bytes per batch × d_in). Biases and the sparse input are left out. The
+    forward reading every row assumes the batch uses them all, as at the bench's shapes (batch × k ≥ latents, and for
+    sparse input batch × nnz ≥ d_in); a batch that reads fewer rows moves up to 4 of the 28 bytes less for the rest."""
     weights = 2 * shape.d_in * shape.n_latents
-    return 28.0 * weights + 8.0 * shape.batch * shape.d_in
+    return 28 * weights + 8 * shape.batch * shape.d_in
 
 
 def topk_step_flops(shape: TrainShape) -> float:
@@ -446,6 +473,7 @@ def bench_case(
     ``bf16``: every side's forward pass runs under bf16 autocast (fp32 master weights), as sparsify's trainer and
     textsae's run on a GPU; FLOP utilisation is then measured against a bf16 matmul.
     """
+    bandwidth = memory_gb_per_s(device)  # first, while no side's weights and optimiser state hold memory
     sides = _build_sides(shape, names, device, seed)
     x = make_batch(shape, seed, device)
     agreement = _agreement(sides, x)
@@ -463,7 +491,6 @@ def bench_case(
         if progress:
             progress(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:,.0f} vec/s" for n, v in per_round.items()))
     peak = matmul_gflops(shape, device, dtype=torch.bfloat16 if bf16 else torch.float32)
-    bandwidth = memory_gb_per_s(device)
     vec_per_s = {name: (statistics.median(per_round[name]) if name in per_round else None) for name in SIDES}
     ratios = {}
     for other in ("sparsify", "plain", "plain_sparse"):

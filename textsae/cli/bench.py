@@ -202,7 +202,8 @@ def add_parsers(subparsers: Any, common: argparse.ArgumentParser, formatter: typ
         "threads, interleaved rounds. It first checks that every side picks the same active latents. With no shape\n"
         "option it runs two shapes: dense (d_in 384, 4,096 latents, k 32, batch 1,024) and sparse (d_in 30,000,\n"
         "4,096 latents, k 64, batch 512, 200 non-zeros per row). Each case also times the memory bandwidth and reports\n"
-        "a roofline: the speed of a step that moved only the bytes fp32 Adam cannot avoid, and each side's share of it.",
+        "a roofline: the speed of a step that moved only the bytes fp32 Adam cannot avoid, and textsae's share of it\n"
+        "(every side's with --json).",
         parents=[common],
         formatter_class=formatter,
         epilog="examples:\n  textsae bench train\n  textsae bench train --input sparse --d-in 10000 --n-latents 1024,16384 --json\n"
@@ -376,8 +377,9 @@ def _train(args: argparse.Namespace) -> int:
     print(format_train_table(result))
     bandwidths = ", ".join(f"{case.memory_gb_per_s:.1f}" for case in result.cases)
     print(
-        "roofline: the speed of a step that moved only the bytes fp32 Adam cannot avoid (28 per weight element) at the "
-        f"memory bandwidth measured in this run ({bandwidths} GB/s); loose while the weights fit in cache"
+        "roofline: the speed of a step that moved only the bytes fp32 Adam cannot avoid (28 per weight element, plus "
+        f"the reconstruction) at the memory bandwidth measured in this run ({bandwidths} GB/s); no bound while the "
+        "weights and Adam's state fit in cache; every side's share in --json"
     )
     for side, why in result.skipped.items():
         print(f"{side}: not run, {why}")

@@ -20,7 +20,9 @@ the first that applies:
   cache-resident shapes up to 16 MB
   (`python benchmarks/decoder_blocks.py --batch 1024 --n-latents 4096 --d-in 384 --k 32 --blocks-mb 1`, the
   ``cached_ms`` against ``embedding_bag_ms``; the shapes from an ad-hoc loop, not kept);
-- **`embedding_bag`**: everything else (small decoders without the kernels, few entries per latent, GPUs).
+- **`embedding_bag`**: everything else: GPUs, other dtypes, machines without the kernels (there also large decoders
+  whose rows a batch reads only a few times each), and batches too small for the native backward's start-up
+  (:data:`CACHED_BACKWARD_MIN_WORK`).
 
 (Timings: 2 threads; unless said otherwise on this project's 2-core AVX2 CPU, batch 512, k 64.)
 """
@@ -39,6 +41,12 @@ from textsae.sae.encoder import transpose_csr
 
 __all__ = ["sparse_decode"]
 
+CACHED_BACKWARD_MIN_WORK = 2 << 20
+"""Multiply-adds (entries × d_in) from which a cache-resident W_dec's backward goes to the native kernel, which costs
+about 0.2 ms to start (threads, scratch memory). Forward + backward, 2 threads (an ad-hoc loop, not kept): 440 against
+210 µs at 64 latents × 24, batch 32, k 4; break-even to 1.1× faster at 1.5 M (batch 64 or 128 × k 32 × 384 or 768);
+1.3× faster from 3 M (batch 256 × k 32 × 384); the bench's dense shape, 12.6 M, 1.5–1.6×."""
+
 
 def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
     """``out[b] = Σ_{e in row b} values[e] · weight[indices[e]]``, rows given by ``offsets`` (``include_last_offset``).
@@ -52,6 +60,8 @@ def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tens
     Returns:
         ``(B, d_in)``, differentiable in ``values`` and ``weight``; the same values and gradients as
         ``F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True)``.
+        Once differentiable; ``torch.func`` transforms need torch's kernels on CPU (``TEXTSAE_NATIVE=0``): the native
+        kernels read the tensors' memory, which functorch's wrappers do not expose.
     """
     if exceeds_cache(weight) and native.applies(weight, values):
         return _NativeDecode.apply(indices, values, offsets, weight)
@@ -65,9 +75,14 @@ def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tens
 
 
 def cached_native_backward(weight: Tensor, values: Tensor) -> bool:
-    """Whether a W_dec that stays in cache takes `embedding_bag`'s forward and the native backward (a function so that
-    `benchmarks/step_ab.py` can switch it)."""
-    return not exceeds_cache(weight) and native.applies(weight, values)
+    """Whether a W_dec that stays in cache takes `embedding_bag`'s forward and the native backward: enough work for
+    the native kernel's start-up to pay (:data:`CACHED_BACKWARD_MIN_WORK`). A function so that `benchmarks/step_ab.py`
+    can switch it."""
+    return (
+        not exceeds_cache(weight)
+        and values.numel() * weight.shape[1] >= CACHED_BACKWARD_MIN_WORK
+        and native.applies(weight, values)
+    )
 
 
 class _NativeDecode(torch.autograd.Function):
