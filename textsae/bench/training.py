@@ -418,7 +418,10 @@ def _last_level_cache_bytes(folder: Path = Path("/sys/devices/system/cpu/cpu0/ca
     """The largest cache size ``folder``'s ``index*/size`` files give (e.g. ``48M``), 0 when there are none."""
     sizes = []
     for size_file in folder.glob("index*/size"):
-        text = size_file.read_text(errors="replace").strip() if size_file.is_file() else ""
+        try:
+            text = size_file.read_text(errors="replace").strip()
+        except OSError:  # not a readable file: this entry says nothing
+            continue
         unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
         digits = text[:-1] if unit > 1 else text
         if digits.isdigit():
