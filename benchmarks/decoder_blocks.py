@@ -3,8 +3,9 @@
 Usage:
 
     python benchmarks/decoder_blocks.py [--batch 512] [--n-latents 1024] [--d-in 20000] [--k 64] [--blocks-mb 2,8,32]
+                                        [--repeats 3]
 
-Random W_dec, k distinct latents per row and a random output gradient; one warm-up, then the mean of 3 runs of
+Random W_dec, k distinct latents per row and a random output gradient; one warm-up, then the mean of ``--repeats`` (3) runs of
 forward + backward (∂values and ∂W_dec, each side allocating its gradients as autograd does) for `embedding_bag`,
 for torch's column blocks (`textsae.sae.decoder`) at each block size and for the native kernel
 (`textsae.native.csr_mm`, null when it cannot be built), and for `embedding_bag`'s forward with the native backward,
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--d-in", type=int, default=20_000)
     parser.add_argument("--k", type=int, default=64)
     parser.add_argument("--blocks-mb", default="2,8,32", help="comma-separated block sizes in MB")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (more for small shapes)")
     args = parser.parse_args()
     keep_freed_memory()  # as the trainer does: every side's weight-sized gradient reuses freed memory
     weight = (torch.randn(args.n_latents, args.d_in) / 100).requires_grad_()
@@ -52,9 +54,9 @@ def main() -> None:
 
         once()
         start = time.perf_counter()
-        for _ in range(3):
+        for _ in range(args.repeats):
             once()
-        return round((time.perf_counter() - start) / 3 * 1000, 1)
+        return round((time.perf_counter() - start) / args.repeats * 1000, 3)
 
     result = {"embedding_bag_ms": milliseconds(embedding_bag), "blocked_ms": {}}
     for mb in (int(part) for part in args.blocks_mb.split(",")):

@@ -13,13 +13,12 @@ the first that applies:
   W_dec, ∂values as the sampled product (G_block · W_blockᵀ) at the active (row, latent) pairs (`sampled_addmm`),
   ∂W_dec as Cᵀ · G_block with C the codes as CSR; 272 against `embedding_bag`'s 447 ms at 1,024 latents × 20,000
   (`python benchmarks/decoder_blocks.py`), but torch copies every strided block before it reads it;
-- **`embedding_bag` forward, native backward** (float32 on CPU with the kernels built, a cache-resident W_dec):
-  `embedding_bag` reads each entry's row from cache in row order and is the faster forward there (0.9 against 2.9 ms
-  at 1,024 rows × k 32 × 4,096 latents × 384; the Intel box, 2026-12-03), but its backward sorts the entries and
-  scatters; the native backward took 3.1 against 6.2 ms there, and 0.6–20.7 against 1.4–25.3 ms at six other
-  cache-resident shapes up to 16 MB
-  (`python benchmarks/decoder_blocks.py --batch 1024 --n-latents 4096 --d-in 384 --k 32 --blocks-mb 1`, the
-  ``cached_ms`` against ``embedding_bag_ms``; the shapes from an ad-hoc loop, not kept);
+- **`embedding_bag` forward, native backward** (float32 on CPU with the kernels built, a cache-resident W_dec and
+  :data:`CACHED_BACKWARD_MIN_WORK`): `embedding_bag`'s backward sorts the entries and scatters, but its forward reads
+  each entry's row from cache in row order and beats :func:`textsae.native.csr_mm`'s there. Forward + backward at
+  1,024 rows × k 32 × 4,096 latents × 384 (the Intel box, 2026-12-03; `python benchmarks/decoder_blocks.py --batch
+  1024 --n-latents 4096 --d-in 384 --k 32 --blocks-mb 1 --repeats 30`): 8.7 ms, against 10.6 with the native
+  forward too and 12.8 for `embedding_bag` alone;
 - **`embedding_bag`**: everything else: GPUs, other dtypes, machines without the kernels (there also large decoders
   whose rows a batch reads only a few times each), and batches too small for the native backward's start-up
   (:data:`CACHED_BACKWARD_MIN_WORK`).
@@ -43,9 +42,11 @@ __all__ = ["sparse_decode"]
 
 CACHED_BACKWARD_MIN_WORK = 2 << 20
 """Multiply-adds (entries × d_in) from which a cache-resident W_dec's backward goes to the native kernel, which costs
-about 0.2 ms to start (threads, scratch memory). Forward + backward, 2 threads (an ad-hoc loop, not kept): 440 against
-210 µs at 64 latents × 24, batch 32, k 4; break-even to 1.1× faster at 1.5 M (batch 64 or 128 × k 32 × 384 or 768);
-1.3× faster from 3 M (batch 256 × k 32 × 384); the bench's dense shape, 12.6 M, 1.5–1.6×."""
+about 0.2 ms to start (threads, scratch memory). Forward + backward, 2 threads (`python benchmarks/decoder_blocks.py
+--batch B --n-latents L --d-in D --k K --blocks-mb 1 --repeats 30`, ``cached_ms`` against ``embedding_bag_ms``): 0.41
+against 0.21 ms at 64 latents × 24, batch 32, k 4; 2.2 against 1.9 at 0.75 M (batch 64 × k 32 × 384); 1.1–1.3× faster
+at 1.5 M (batch 128 × k 32 × 384, batch 64 × k 32 × 768; break-even in an earlier ad-hoc loop); 1.2× at 3 M (batch
+256); 1.5× at the bench's dense shape (batch 1,024, 12.6 M)."""
 
 
 def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
@@ -68,10 +69,12 @@ def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tens
     if cached_native_backward(weight, values):
         return _CachedDecode.apply(indices, values, offsets, weight)
     if not use_blocks(weight, indices.numel()):
-        return F.embedding_bag(
-            indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True
-        )
+        return _embedding_bag(indices, values, offsets, weight)
     return _BlockedDecode.apply(indices, values, offsets, weight)
+
+
+def _embedding_bag(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
+    return F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True)
 
 
 def cached_native_backward(weight: Tensor, values: Tensor) -> bool:
@@ -113,9 +116,7 @@ class _CachedDecode(_NativeDecode):
     @staticmethod
     def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
         ctx.save_for_backward(indices, values, offsets, weight)
-        return F.embedding_bag(
-            indices, weight, offsets, mode="sum", per_sample_weights=values, include_last_offset=True
-        )
+        return _embedding_bag(indices, values, offsets, weight)
 
 
 class _BlockedDecode(torch.autograd.Function):
