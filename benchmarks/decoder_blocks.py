@@ -3,14 +3,15 @@
 Usage:
 
     python benchmarks/decoder_blocks.py [--batch 512] [--n-latents 1024] [--d-in 20000] [--k 64] [--blocks-mb 2,8,32]
-                                        [--repeats 3]
+                                        [--repeats 3] [--forward-only]
 
 Random W_dec, k distinct latents per row and a random output gradient; one warm-up, then the mean of ``--repeats`` (3) runs of
-forward + backward (∂values and ∂W_dec, each side allocating its gradients as autograd does) for `embedding_bag`,
-for torch's column blocks (`textsae.sae.decoder`) at each block size and for the native kernel
-(`textsae.native.csr_mm`, null when it cannot be built), and for `embedding_bag`'s forward with the native backward,
-the path of a cache-resident W_dec (`cached_ms`, null likewise). Prints one JSON line with the machine, torch's threads and
-the milliseconds of each.
+forward + backward (∂values and ∂W_dec, each side allocating its gradients as autograd does; with ``--forward-only`` the
+forward alone) for `embedding_bag`, for torch's column blocks (`textsae.sae.decoder`) at each block size, for the
+native kernel (`textsae.native.csr_mm`, null when it cannot be built), for `embedding_bag`'s forward with the native
+backward, the path of a cache-resident W_dec (`cached_ms`, null likewise), and for the panel forward with the native
+backward (`panel_ms`, `textsae.native.panel_mm`; null likewise or above 4,096 latents). Prints one JSON line with the
+machine, torch's threads and the milliseconds of each.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=64)
     parser.add_argument("--blocks-mb", default="2,8,32", help="comma-separated block sizes in MB")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side (more for small shapes)")
+    parser.add_argument("--forward-only", action="store_true", help="time the forward alone")
     args = parser.parse_args()
     keep_freed_memory()  # as the trainer does: every side's weight-sized gradient reuses freed memory
     weight = (torch.randn(args.n_latents, args.d_in) / 100).requires_grad_()
@@ -50,7 +52,11 @@ def main() -> None:
     def milliseconds(decode) -> float:  # type: ignore[no-untyped-def]
         def once() -> None:
             weight.grad = values.grad = None
-            decode(indices, values, offsets, weight).backward(grad)
+            if args.forward_only:
+                with torch.no_grad():
+                    decode(indices, values, offsets, weight)
+            else:
+                decode(indices, values, offsets, weight).backward(grad)
 
         once()
         start = time.perf_counter()
@@ -66,6 +72,8 @@ def main() -> None:
         )
     result["native_ms"] = milliseconds(decoder._NativeDecode.apply) if native.available() else None
     result["cached_ms"] = milliseconds(decoder._CachedDecode.apply) if native.available() else None
+    panel = native.available() and args.n_latents <= native.PANEL_ROWS
+    result["panel_ms"] = milliseconds(decoder._PanelDecode.apply) if panel else None
     result.update(vars(args), machine=platform.machine(), threads=torch.get_num_threads(), torch=torch.__version__)
     print(json.dumps(result))
 

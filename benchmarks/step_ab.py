@@ -2,7 +2,7 @@
 
 Usage:
 
-    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient|cached-decoder|torch-threads] [--input sparse] [--d-in 30000]
+    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient|cached-decoder|panel-decoder|torch-threads] [--input sparse] [--d-in 30000]
                                  [--n-latents 4096] [--k 64] [--batch 512] [--nnz 200] [--rounds 6] [--steps 2]
                                  [--phases]
 
@@ -21,6 +21,8 @@ its minor page faults per step.
   against a CSR product and a transposing copy.
 - ``cached-decoder``: a cache-resident W_dec's backward by the native kernel (:func:`textsae.native.csr_mm_backward`)
   against `embedding_bag`'s; the forward is `embedding_bag` either way.
+- ``panel-decoder``: a large W_dec's forward by 64-column panels gathered from L2 (:func:`textsae.native.panel_mm`)
+  against the column blocks of :func:`textsae.native.csr_mm`; the backward is the latter's either way.
 - ``torch-threads``: the native kernels run in torch's OpenMP thread pool against threads of their own (the library
   built without OpenMP).
 
@@ -53,11 +55,12 @@ def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
     """A function that turns the path under test on (True) or off (False) for ``side``."""
     if toggle == "native":
         return native.set_enabled
-    if toggle in ("topk", "dense-gradient", "cached-decoder"):
+    if toggle in ("topk", "dense-gradient", "cached-decoder", "panel-decoder"):
         module, name = {
             "topk": (native, "topk_applies"),
             "dense-gradient": (encoder, "native_dense_gradient"),
             "cached-decoder": (decoder, "cached_native_backward"),
+            "panel-decoder": (decoder, "panel_forward"),
         }[toggle]
         original = getattr(module, name)
 
@@ -117,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--toggle",
-        choices=["fused-encoder", "native", "topk", "dense-gradient", "cached-decoder", "torch-threads"],
+        choices=["fused-encoder", "native", "topk", "dense-gradient", "cached-decoder", "panel-decoder", "torch-threads"],
         default="fused-encoder",
     )
     parser.add_argument("--input", choices=["dense", "sparse"], default="sparse")

@@ -101,6 +101,51 @@ def test_a_cache_resident_decoder_takes_embedding_bags_forward_and_the_native_ba
 
 
 @pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("threads", [1, 3], indirect=True, ids=["1_thread", "3_threads"])
+@pytest.mark.parametrize("d", [D, D + 1], ids=["rows_32_byte_aligned", "rows_unaligned"])
+def test_panel_mm_equals_embedding_bag(threads: int, d: int) -> None:
+    indices, values, offsets = _entries()
+    weight = torch.randn(N_ROWS, d, generator=torch.Generator().manual_seed(1))
+    out = native.panel_mm(offsets, indices, values, weight)
+    expected, _, _ = _reference(indices, values, offsets, weight, torch.zeros(offsets.numel() - 1, d))
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)  # the last panel is 40 columns wide
+    assert torch.count_nonzero(out[1]) == 0  # the empty row
+    assert torch.equal(native.panel_mm(offsets, indices, values, weight), out)  # the same bits again
+    with pytest.raises(native.NativeError, match=r"up to 4,096 rows\. Got 4,097"):
+        native.panel_mm(offsets, indices, values, torch.zeros(native.PANEL_ROWS + 1, 8))
+    with pytest.raises(native.NativeError, match=r"index is outside its range"):
+        native.panel_mm(offsets, torch.where(indices == indices[3], N_ROWS, indices), values, weight)
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_a_large_decoder_read_by_many_entries_per_latent_takes_the_panel_forward(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1 << 10)  # the 160 kB weight no longer "stays in cache"
+    forwards: list[str] = []
+    for name in ("csr_mm", "panel_mm"):
+        real = getattr(native, name)
+        monkeypatch.setattr(native, name, lambda *a, _real=real, _name=name, **k: forwards.append(_name) or _real(*a, **k))
+    gen = torch.Generator().manual_seed(3)
+    weight = torch.randn(N_ROWS, D, generator=gen)
+    for batch, expected_forward in ((40, "panel_mm"), (39, "csr_mm")):  # 8 entries a latent, then fewer
+        indices = torch.stack([torch.randperm(N_ROWS, generator=gen)[:8] for _ in range(batch)]).reshape(-1)
+        values, offsets = torch.rand(indices.numel(), generator=gen), torch.arange(0, indices.numel() + 1, 8)
+        grad = torch.randn(batch, D, generator=gen)
+        parameter, code_values = weight.clone().requires_grad_(), values.clone().requires_grad_()
+        forwards.clear()
+        out = decoder.sparse_decode(indices, code_values, offsets, parameter)
+        out.backward(grad)
+        assert forwards == [expected_forward]
+        expected = _reference(indices, values, offsets, weight, grad)
+        for name, ours, reference in zip(
+            ("output", "values grad", "weight grad"), (out, code_values.grad, parameter.grad), expected
+        ):
+            assert ours is not None
+            torch.testing.assert_close(ours.double(), reference, rtol=1e-5, atol=1e-5, msg=name)
+
+
+@pytest.mark.usefixtures("native_kernels")
 def test_backward_computes_only_what_is_asked_and_starts_from_the_rank_one_term() -> None:
     indices, values, offsets = _entries()
     weight = torch.randn(N_ROWS, D, generator=torch.Generator().manual_seed(1))
@@ -680,7 +725,14 @@ def test_the_kernels_give_the_same_bits_in_torchs_threads_as_in_their_own(
         assert grad_values is not None and grad_weight is not None and top is not None
         g_indices = top[1]
         dense_gradient = native.dense_t_sparse_mm(x, g_indices, g_values, 1000)
-        return [native.csr_mm(offsets, indices, values, weight), grad_values, grad_weight, *top, dense_gradient]
+        return [
+            native.csr_mm(offsets, indices, values, weight),
+            native.panel_mm(offsets, indices, values, weight),
+            grad_values,
+            grad_weight,
+            *top,
+            dense_gradient,
+        ]
 
     for ours, theirs in zip(run(in_torch_threads), run(own_threads), strict=True):
         assert torch.equal(ours, theirs)

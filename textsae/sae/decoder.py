@@ -5,10 +5,12 @@ a W_dec larger than the cache (20,000 terms × 1,024 latents = 82 MB) every read
 (per-entry dot products for the code values, a scatter for W_dec) reads and writes those rows twice more. Four paths,
 the first that applies:
 
-- **textsae's native kernel** (:func:`textsae.native.csr_mm`; float32 on CPU with the kernels built): the entries
-  grouped by latent inside column blocks, each W_dec row slice read from memory once and in place, forward and both
+- **textsae's native kernels** (float32 on CPU with the kernels built): :func:`textsae.native.csr_mm` groups the
+  entries by latent inside column blocks, each W_dec row slice read from memory once and in place, forward and both
   gradients; 4,096 latents × 30,000 terms forward + backward 344 against 1,239 ms for the torch blocks below
-  (`python benchmarks/decoder_blocks.py --n-latents 4096 --d-in 30000 --blocks-mb 8`);
+  (`python benchmarks/decoder_blocks.py --n-latents 4096 --d-in 30000 --blocks-mb 8`). With up to 4,096 latents,
+  each read by many entries (:func:`panel_forward`), the forward is :func:`textsae.native.panel_mm` instead: W_dec
+  copied 64 columns at a time into L2 and each row's sum gathered from there;
 - **torch, in column blocks** (:func:`textsae.sae.cache_blocks.use_blocks`): `embedding_bag` on each column block of
   W_dec, ∂values as the sampled product (G_block · W_blockᵀ) at the active (row, latent) pairs (`sampled_addmm`),
   ∂W_dec as Cᵀ · G_block with C the codes as CSR; 272 against `embedding_bag`'s 447 ms at 1,024 latents × 20,000
@@ -48,6 +50,16 @@ against 0.21 ms at 64 latents × 24, batch 32, k 4; 2.2 against 1.9 at 0.75 M (b
 at 1.5 M (batch 128 × k 32 × 384, batch 64 × k 32 × 768; break-even in an earlier ad-hoc loop); 1.2× at 3 M (batch
 256); 1.5× at the bench's dense shape (batch 1,024, 12.6 M)."""
 
+PANEL_MIN_ENTRIES_PER_LATENT = 8
+"""Average entries per latent from which a large W_dec's forward goes by panels (:func:`panel_forward`). The forward
+alone against :func:`textsae.native.csr_mm` (2 threads, the Intel box, 2026-12-03; `python benchmarks/decoder_blocks.py
+--n-latents L --d-in D [--batch B --k K] --blocks-mb 8 --repeats 5 --forward-only`, ``native_ms`` over ``panel_ms``;
+latents × terms, batch × k, entries per latent): 2.04× at 1,024 × 10,000 and 2.49× at × 20,000 (512 × 64, 32), 1.12× at
+4,096 × 30,000 (512 × 64, 8), 1.44× at 1,024 × 30,000 (128 × 32, 4); but 0.88× at 4,096 × 30,000 with batch 256 (4) and
+0.48× with 64 (1): with few entries a large panel's copy costs more than the gathers save. Forward + backward (the same
+command without ``--forward-only``): 209 against 219 ms at 4,096 × 30,000, 53 against 65 at 1,024 × 10,000, 110
+against 138 at 1,024 × 20,000."""
+
 
 def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
     """``out[b] = Σ_{e in row b} values[e] · weight[indices[e]]``, rows given by ``offsets`` (``include_last_offset``).
@@ -65,6 +77,8 @@ def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tens
         kernels read the tensors' memory, which functorch's wrappers do not expose.
     """
     if exceeds_cache(weight) and native.applies(weight, values):
+        if panel_forward(weight, values):
+            return _PanelDecode.apply(indices, values, offsets, weight)
         return _NativeDecode.apply(indices, values, offsets, weight)
     if cached_native_backward(weight, values):
         return _CachedDecode.apply(indices, values, offsets, weight)
@@ -88,6 +102,14 @@ def cached_native_backward(weight: Tensor, values: Tensor) -> bool:
     )
 
 
+def panel_forward(weight: Tensor, values: Tensor) -> bool:
+    """Whether a W_dec larger than the cache takes :func:`textsae.native.panel_mm`'s forward: at most
+    :data:`textsae.native.PANEL_ROWS` latents, each read by :data:`PANEL_MIN_ENTRIES_PER_LATENT` entries or more on
+    average. A function so that `benchmarks/step_ab.py` can switch it."""
+    n_latents = weight.shape[0]
+    return n_latents <= native.PANEL_ROWS and values.numel() >= PANEL_MIN_ENTRIES_PER_LATENT * n_latents
+
+
 class _NativeDecode(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
@@ -108,6 +130,16 @@ class _NativeDecode(torch.autograd.Function):
             need_weight=ctx.needs_input_grad[3],
         )
         return None, grad_values, None, grad_weight
+
+
+class _PanelDecode(_NativeDecode):
+    """:func:`textsae.native.panel_mm`'s forward, :class:`_NativeDecode`'s backward: for a W_dec larger than the cache
+    with few latents, each read by many entries (:func:`panel_forward`)."""
+
+    @staticmethod
+    def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
+        ctx.save_for_backward(indices, values, offsets, weight)
+        return native.panel_mm(offsets, indices, values, weight)
 
 
 class _CachedDecode(_NativeDecode):
