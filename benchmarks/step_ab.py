@@ -89,6 +89,7 @@ def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
 _PHASES = (
     "csr_mm",
     "csr_mm_backward",
+    "panel_mm",
     "csr_t_sparse_mm",
     "dense_t_sparse_mm",
     "decoder_adam_step",
@@ -120,7 +121,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--toggle",
-        choices=["fused-encoder", "native", "topk", "dense-gradient", "cached-decoder", "panel-decoder", "torch-threads"],
+        choices=[
+            "fused-encoder",
+            "native",
+            "topk",
+            "dense-gradient",
+            "cached-decoder",
+            "panel-decoder",
+            "torch-threads",
+        ],
         default="fused-encoder",
     )
     parser.add_argument("--input", choices=["dense", "sparse"], default="sparse")

@@ -125,7 +125,9 @@ def test_a_large_decoder_read_by_many_entries_per_latent_takes_the_panel_forward
     forwards: list[str] = []
     for name in ("csr_mm", "panel_mm"):
         real = getattr(native, name)
-        monkeypatch.setattr(native, name, lambda *a, _real=real, _name=name, **k: forwards.append(_name) or _real(*a, **k))
+        monkeypatch.setattr(
+            native, name, lambda *a, _real=real, _name=name, **k: forwards.append(_name) or _real(*a, **k)
+        )
     gen = torch.Generator().manual_seed(3)
     weight = torch.randn(N_ROWS, D, generator=gen)
     for batch, expected_forward in ((40, "panel_mm"), (39, "csr_mm")):  # 8 entries a latent, then fewer
