@@ -2,7 +2,7 @@
 
 Usage:
 
-    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient|cached-decoder|panel-decoder|torch-threads] [--input sparse] [--d-in 30000]
+    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient|cached-decoder|panel-decoder|panel-backward|torch-threads] [--input sparse] [--d-in 30000]
                                  [--n-latents 4096] [--k 64] [--batch 512] [--nnz 200] [--rounds 6] [--steps 2]
                                  [--phases]
 
@@ -21,8 +21,11 @@ its minor page faults per step.
   against a CSR product and a transposing copy.
 - ``cached-decoder``: a cache-resident W_dec's backward by the native kernel (:func:`textsae.native.csr_mm_backward`)
   against `embedding_bag`'s; the forward is `embedding_bag` either way.
-- ``panel-decoder``: a large W_dec's forward by 64-column panels gathered from L2 (:func:`textsae.native.panel_mm`)
-  against the column blocks of :func:`textsae.native.csr_mm`; the backward is the latter's either way.
+- ``panel-decoder``: a large W_dec's forward and gradients by 64-column panels in L2 (:func:`textsae.native.panel_mm`,
+  :func:`textsae.native.panel_mm_backward`) against the column blocks of :func:`textsae.native.csr_mm` and
+  :func:`textsae.native.csr_mm_backward`.
+- ``panel-backward``: the panel path's gradients by 64-column panels of the output gradient copied into L2
+  (:func:`textsae.native.panel_mm_backward`) against :func:`textsae.native.csr_mm_backward`'s column blocks.
 - ``torch-threads``: the native kernels run in torch's OpenMP thread pool against threads of their own (the library
   built without OpenMP).
 
@@ -68,6 +71,14 @@ def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
             setattr(module, name, original if on else lambda *args: False)
 
         return kernel
+    if toggle == "panel-backward":
+        panel: dict[str, Callable] = {}
+
+        def backward(on: bool) -> None:
+            panel.setdefault("kernel", native.panel_mm_backward)  # first called after --phases wraps the kernels
+            native.panel_mm_backward = panel["kernel"] if on else native.csr_mm_backward  # type: ignore[assignment]
+
+        return backward
     if toggle == "torch-threads":
         in_torch_threads = native._library()
         own_threads = native._load(native._build())
@@ -90,6 +101,7 @@ _PHASES = (
     "csr_mm",
     "csr_mm_backward",
     "panel_mm",
+    "panel_mm_backward",
     "csr_t_sparse_mm",
     "dense_t_sparse_mm",
     "decoder_adam_step",
@@ -128,6 +140,7 @@ def main() -> None:
             "dense-gradient",
             "cached-decoder",
             "panel-decoder",
+            "panel-backward",
             "torch-threads",
         ],
         default="fused-encoder",

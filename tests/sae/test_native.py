@@ -111,6 +111,23 @@ def test_panel_mm_equals_embedding_bag(threads: int, d: int) -> None:
     torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)  # the last panel is 40 columns wide
     assert torch.count_nonzero(out[1]) == 0  # the empty row
     assert torch.equal(native.panel_mm(offsets, indices, values, weight), out)  # the same bits again
+    grad = torch.randn(offsets.numel() - 1, d, generator=torch.Generator().manual_seed(2))
+    _, reference_values, reference_weight = _reference(indices, values, offsets, weight, grad)
+    grad_values, grad_weight = native.panel_mm_backward(offsets, indices, values, weight, grad)
+    assert grad_values is not None and grad_weight is not None
+    torch.testing.assert_close(grad_values.double(), reference_values, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_weight.double(), reference_weight, rtol=1e-5, atol=1e-5)
+    u, r = torch.randn(N_ROWS), torch.randn(d)
+    only_values, no_weight = native.panel_mm_backward(offsets, indices, values, weight, grad, need_weight=False)
+    no_values, with_rank_one = native.panel_mm_backward(
+        offsets, indices, values, weight, grad, need_values=False, rank_one=(u, r)
+    )
+    assert no_weight is None and no_values is None and only_values is not None and with_rank_one is not None
+    assert torch.equal(only_values, grad_values)
+    expected_rank_one = reference_weight + torch.outer(u, r).double()  # rows no entry reads included
+    torch.testing.assert_close(with_rank_one.double(), expected_rank_one, rtol=1e-5, atol=1e-5)
+    with pytest.raises(native.NativeError, match=r"grad_out must be \(5, "):
+        native.panel_mm_backward(offsets, indices, values, weight, grad[:, :-1])
     with pytest.raises(native.NativeError, match=r"up to 4,096 rows\. Got 4,097"):
         native.panel_mm(offsets, indices, values, torch.zeros(native.PANEL_ROWS + 1, 8))
     with pytest.raises(native.NativeError, match=r"index is outside its range"):
@@ -118,27 +135,30 @@ def test_panel_mm_equals_embedding_bag(threads: int, d: int) -> None:
 
 
 @pytest.mark.usefixtures("native_kernels")
-def test_a_large_decoder_read_by_many_entries_per_latent_takes_the_panel_forward(
+def test_a_large_decoder_read_by_many_entries_per_latent_takes_the_panel_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1 << 10)  # the 160 kB weight no longer "stays in cache"
-    forwards: list[str] = []
-    for name in ("csr_mm", "panel_mm"):
+    kernels: list[str] = []
+    for name in ("csr_mm", "panel_mm", "csr_mm_backward", "panel_mm_backward"):
         real = getattr(native, name)
         monkeypatch.setattr(
-            native, name, lambda *a, _real=real, _name=name, **k: forwards.append(_name) or _real(*a, **k)
+            native, name, lambda *a, _real=real, _name=name, **k: kernels.append(_name) or _real(*a, **k)
         )
     gen = torch.Generator().manual_seed(3)
     weight = torch.randn(N_ROWS, D, generator=gen)
-    for batch, expected_forward in ((40, "panel_mm"), (39, "csr_mm")):  # 8 entries a latent, then fewer
+    for batch, expected_kernels in (  # 8 entries a latent, then fewer
+        (40, ["panel_mm", "panel_mm_backward"]),
+        (39, ["csr_mm", "csr_mm_backward"]),
+    ):
         indices = torch.stack([torch.randperm(N_ROWS, generator=gen)[:8] for _ in range(batch)]).reshape(-1)
         values, offsets = torch.rand(indices.numel(), generator=gen), torch.arange(0, indices.numel() + 1, 8)
         grad = torch.randn(batch, D, generator=gen)
         parameter, code_values = weight.clone().requires_grad_(), values.clone().requires_grad_()
-        forwards.clear()
+        kernels.clear()
         out = decoder.sparse_decode(indices, code_values, offsets, parameter)
         out.backward(grad)
-        assert forwards == [expected_forward]
+        assert kernels == expected_kernels
         expected = _reference(indices, values, offsets, weight, grad)
         for name, ours, reference in zip(
             ("output", "values grad", "weight grad"), (out, code_values.grad, parameter.grad), expected
@@ -723,8 +743,10 @@ def test_the_kernels_give_the_same_bits_in_torchs_threads_as_in_their_own(
     def run(lib: object) -> list[torch.Tensor]:
         monkeypatch.setattr(native, "_library", lambda: lib)
         grad_values, grad_weight = native.csr_mm_backward(offsets, indices, values, weight, grad)
+        panel_values, panel_weight = native.panel_mm_backward(offsets, indices, values, weight, grad)
         top = native.topk(scores, 6)
         assert grad_values is not None and grad_weight is not None and top is not None
+        assert panel_values is not None and panel_weight is not None
         g_indices = top[1]
         dense_gradient = native.dense_t_sparse_mm(x, g_indices, g_values, 1000)
         return [
@@ -732,6 +754,8 @@ def test_the_kernels_give_the_same_bits_in_torchs_threads_as_in_their_own(
             native.panel_mm(offsets, indices, values, weight),
             grad_values,
             grad_weight,
+            panel_values,
+            panel_weight,
             *top,
             dense_gradient,
         ]

@@ -75,7 +75,7 @@ logger = logging.getLogger("textsae")
 _FOLDER = Path(__file__).parent
 _SOURCES = (_FOLDER / "csr_mm.c", _FOLDER / "topk.c")
 _HEADERS = (_FOLDER / "kernels.h",)
-_ABI = 9
+_ABI = 10
 _FLAGS = ("-O3", "-fno-math-errno", "-std=c11", "-fPIC", "-shared", "-pthread")
 _OPENMP_FLAGS = ("-fopenmp",)
 _OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp")
@@ -237,6 +237,41 @@ def panel_mm(offsets: Tensor, indices: Tensor, values: Tensor, weight: Tensor) -
     out = torch.empty(offsets.numel() - 1, weight.shape[1], dtype=torch.float32)
     _check(lib.textsae_panel_mm(*_operands(offsets, indices, values, weight), out.data_ptr(), _threads()))
     return out
+
+
+def panel_mm_backward(
+    offsets: Tensor,
+    indices: Tensor,
+    values: Tensor,
+    weight: Tensor,
+    grad_out: Tensor,
+    *,
+    need_values: bool = True,
+    need_weight: bool = True,
+    rank_one: tuple[Tensor, Tensor] | None = None,
+) -> tuple[Tensor | None, Tensor | None]:
+    """:func:`csr_mm_backward` by 64-column panels of ``grad_out`` copied into L2 (the gradients of :func:`panel_mm`).
+    The same result up to the order of float additions; same arguments and errors."""
+    lib = _require()
+    offsets, indices, values, weight = _prepared(offsets, indices, values, weight)
+    grad_out = grad_out.to(torch.float32).contiguous()
+    batch = offsets.numel() - 1
+    if grad_out.shape != (batch, weight.shape[1]):
+        raise NativeError(f"grad_out must be ({batch}, {weight.shape[1]}). Got {tuple(grad_out.shape)} instead.")
+    rows, columns = _rank_one(rank_one, *weight.shape)
+    grad_values = torch.empty(values.shape, dtype=torch.float32) if need_values else None
+    grad_weight = _gradient_buffer(weight.shape) if need_weight else None
+    status = lib.textsae_panel_mm_backward(
+        *_operands(offsets, indices, values, weight),
+        grad_out.data_ptr(),
+        None if rows is None else rows.data_ptr(),
+        None if columns is None else columns.data_ptr(),
+        None if grad_weight is None else grad_weight.data_ptr(),
+        None if grad_values is None else grad_values.data_ptr(),
+        _threads(),
+    )
+    _check(status)
+    return grad_values, grad_weight
 
 
 def csr_t_sparse_mm(
@@ -785,6 +820,8 @@ def _load(path: Path) -> ctypes.CDLL:
     f = ctypes.c_float
     lib.textsae_panel_mm.argtypes = [p, p, p, n, n, p, n, p, i]
     lib.textsae_panel_mm.restype = i
+    lib.textsae_panel_mm_backward.argtypes = [p, p, p, n, n, p, n, p, p, p, p, p, i]
+    lib.textsae_panel_mm_backward.restype = i
     lib.textsae_decoder_adam_step.argtypes = [p, p, p, p, n, n, f, f, f, f, f, f, i, i, i]
     lib.textsae_decoder_adam_step.restype = i
     lib.textsae_csr_t_sparse_mm.argtypes = [p, p, p, n, n, p, p, n, n, p, p, p, i]

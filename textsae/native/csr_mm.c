@@ -37,7 +37,7 @@
 
 #include "kernels.h"
 
-#define TEXTSAE_ABI 9
+#define TEXTSAE_ABI 10
 
 typedef float vec __attribute__((vector_size(32), aligned(4))); /* 8 floats, any alignment */
 #define LANES 8
@@ -378,6 +378,132 @@ int textsae_panel_mm(const int64_t *offsets, const int64_t *indices, const float
   return status;
 }
 
+static inline float lanes_sum(vec x) {
+  float total = 0.0f;
+  for (int i = 0; i < LANES; i++) total += x[i];
+  return total;
+}
+
+/* The gradients of the same product by panels (textsae_csr_mm_backward's, for the decoder of textsae_panel_mm): per
+ * panel of PANEL columns, the output gradient's slice of every batch row is copied into a contiguous (batch x PANEL)
+ * scratch that stays in L2, then each weight row's entries read it from there: the weight gradient's panel summed in
+ * registers and stored once, each entry's dot product kept as LANES partial sums (one vector per entry, in the
+ * grouping's order) and reduced once after the last panel. */
+typedef struct {
+  const float *values, *weight, *grad_out, *rank_one_rows, *rank_one_columns;
+  float *grad_weight, *grad_values; /* grad_values: this thread's partial sums, (nnz) */
+  const Grouping *groups;
+  int64_t batch, n_rows, d, first_panel, end_panel;
+  const int64_t *entry_row; /* (nnz), in the grouping's order: each entry's batch row, times PANEL */
+  const float *entry_value; /* (nnz), in the grouping's order */
+  float *grad_panel;        /* scratch: (batch x PANEL) */
+  vec *dots;                /* scratch: (nnz), in the grouping's order */
+} PanelBackwardJob;
+
+static void *panel_backward_columns(void *arg) {
+  const PanelBackwardJob *job = arg;
+  const Grouping *g = job->groups;
+  const int64_t d = job->d;
+  float *restrict gp = job->grad_panel;
+  vec *restrict dots = job->dots;
+  for (int64_t p = job->first_panel; p < job->end_panel; p++) {
+    const int64_t first = p * PANEL, width = min64(PANEL, d - first);
+    for (int64_t b = 0; b < job->batch; b++) {
+      if (b + PREFETCH_ROWS < job->batch) prefetch(job->grad_out + (b + PREFETCH_ROWS) * d + first, width);
+      memcpy(gp + b * PANEL, job->grad_out + b * d + first, (size_t)width * sizeof(float));
+      if (width < PANEL) memset(gp + b * PANEL + width, 0, (size_t)(PANEL - width) * sizeof(float));
+    }
+    for (int64_t j = 0; j < job->n_rows; j++) {
+      const int64_t q0 = g->start[j], q1 = g->start[j + 1];
+      if (j + PREFETCH_ROWS < job->n_rows) prefetch(job->weight + (j + PREFETCH_ROWS) * d + first, width);
+      vec held[PANEL / LANES], sums[PANEL / LANES];
+      const float u = job->rank_one_rows ? job->rank_one_rows[j] : 0.0f;
+      for (int i = 0; i < PANEL / LANES; i++) sums[i] = (vec){0};
+      if (job->rank_one_rows)
+        for (int64_t c = 0; c < width; c++) sums[c / LANES][c % LANES] = u * job->rank_one_columns[first + c];
+      if (job->grad_values) {
+        const float *w = job->weight + j * d + first;
+        for (int i = 0; i < PANEL / LANES; i++) held[i] = (vec){0};
+        if (width == PANEL)
+          for (int i = 0; i < PANEL / LANES; i++) held[i] = ((const vec *)w)[i];
+        else
+          for (int64_t c = 0; c < width; c++) held[c / LANES][c % LANES] = w[c];
+      }
+      for (int64_t q = q0; q < q1; q++) {
+        const vec *go = (const vec *)(gp + job->entry_row[q]);
+        if (job->grad_values) {
+          vec dot = go[0] * held[0];
+          for (int i = 1; i < PANEL / LANES; i++) dot += go[i] * held[i];
+          dots[q] = p == job->first_panel ? dot : dots[q] + dot;
+        }
+        const float v = job->entry_value[q];
+        for (int i = 0; i < PANEL / LANES; i++) sums[i] += v * go[i];
+      }
+      if (job->grad_weight) {
+        float *gw = job->grad_weight + j * d + first;
+        if (width == PANEL)
+          for (int i = 0; i < PANEL / LANES; i++) ((vec *)gw)[i] = sums[i];
+        else
+          for (int64_t c = 0; c < width; c++) gw[c] = sums[c / LANES][c % LANES];
+      }
+    }
+  }
+  if (job->grad_values && job->first_panel < job->end_panel)
+    for (int64_t q = 0; q < g->start[job->n_rows]; q++) job->grad_values[g->entry[q]] = lanes_sum(dots[q]);
+  return NULL;
+}
+
+int textsae_panel_mm_backward(const int64_t *offsets, const int64_t *indices, const float *values, int64_t batch,
+                              int64_t n_rows, const float *weight, int64_t d, const float *grad_out,
+                              const float *rank_one_rows, const float *rank_one_columns, float *grad_weight,
+                              float *grad_values, int threads) {
+  Grouping groups;
+  int status = group_entries(offsets, indices, batch, n_rows, &groups);
+  if (status) return status;
+  const int64_t nnz = offsets[batch];
+  int64_t *entry_row = scratch_alloc(((size_t)nnz + 1) * sizeof(int64_t));
+  float *entry_value = scratch_alloc(((size_t)nnz + 1) * sizeof(float));
+  if (!entry_row || !entry_value) status = TEXTSAE_ENOMEM;
+  for (int64_t q = 0; !status && q < nnz; q++) {
+    entry_row[q] = groups.row[groups.entry[q]] * PANEL;
+    entry_value[q] = values[groups.entry[q]];
+  }
+  PanelBackwardJob jobs[MAX_THREADS];
+  const int64_t n_panels = (d + PANEL - 1) / PANEL;
+  const int64_t per = rows_per_thread(n_panels, &threads);
+  int n = 0;
+  for (int t = 0; t < threads && (int64_t)t * per < n_panels; t++, n++) {
+    jobs[n] = (PanelBackwardJob){.values = values, .weight = weight, .grad_out = grad_out,
+                                 .rank_one_rows = rank_one_rows, .rank_one_columns = rank_one_columns,
+                                 .grad_weight = grad_weight, .groups = &groups, .entry_row = entry_row,
+                                 .entry_value = entry_value, .batch = batch, .n_rows = n_rows,
+                                 .d = d, .first_panel = (int64_t)t * per,
+                                 .end_panel = min64(n_panels, (int64_t)(t + 1) * per)};
+    jobs[n].grad_panel = scratch_alloc((size_t)batch * PANEL * sizeof(float));
+    if (!jobs[n].grad_panel) status = TEXTSAE_ENOMEM;
+    if (grad_values) {
+      jobs[n].dots = scratch_alloc(((size_t)nnz + 1) * sizeof(vec));
+      jobs[n].grad_values = scratch_alloc(((size_t)nnz + 1) * sizeof(float));
+      if (!jobs[n].dots || !jobs[n].grad_values) status = TEXTSAE_ENOMEM;
+    }
+  }
+  if (!status) run_jobs(panel_backward_columns, jobs, sizeof(PanelBackwardJob), n);
+  if (!status && grad_values) {
+    memset(grad_values, 0, (size_t)nnz * sizeof(float));
+    for (int t = 0; t < n; t++)
+      for (int64_t e = 0; e < nnz; e++) grad_values[e] += jobs[t].grad_values[e];
+  }
+  for (int t = 0; t < n; t++) {
+    scratch_free(jobs[t].grad_panel);
+    scratch_free(jobs[t].dots);
+    scratch_free(jobs[t].grad_values);
+  }
+  scratch_free(entry_row);
+  scratch_free(entry_value);
+  free_grouping(&groups);
+  return status;
+}
+
 /* One Adam step of the decoder's rows under the unit-norm constraint, fused into one pass over each row:
  *
  *   g <- g - (<g, w> / |w|^2) w            (project: the gradient loses its component along the row)
@@ -397,12 +523,6 @@ typedef struct {
   float step_size, one_minus_beta1, beta2, one_minus_beta2, eps, bias_correction2_sqrt;
   int project, renormalise;
 } AdamJob;
-
-static inline float lanes_sum(vec x) {
-  float total = 0.0f;
-  for (int i = 0; i < LANES; i++) total += x[i];
-  return total;
-}
 
 static float row_dot(const float *a, const float *b, int64_t d) {
   vec acc0 = {0}, acc1 = {0};

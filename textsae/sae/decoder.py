@@ -121,27 +121,37 @@ class _NativeDecode(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        indices, values, offsets, weight = ctx.saved_tensors
-        grad_values, grad_weight = native.csr_mm_backward(
-            offsets,
-            indices,
-            values,
-            weight,
-            grad_out,
-            need_values=ctx.needs_input_grad[1],
-            need_weight=ctx.needs_input_grad[3],
-        )
-        return None, grad_values, None, grad_weight
+        return _native_gradients(native.csr_mm_backward, ctx, grad_out)
 
 
-class _PanelDecode(_NativeDecode):
-    """:func:`textsae.native.panel_mm`'s forward, :class:`_NativeDecode`'s backward: for a W_dec larger than the cache
-    with few latents, each read by many entries (:func:`panel_forward`)."""
+def _native_gradients(kernel: Any, ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    """The decode's gradients by ``kernel`` (:func:`textsae.native.csr_mm_backward` or its panel twin)."""
+    indices, values, offsets, weight = ctx.saved_tensors
+    grad_values, grad_weight = kernel(
+        offsets,
+        indices,
+        values,
+        weight,
+        grad_out,
+        need_values=ctx.needs_input_grad[1],
+        need_weight=ctx.needs_input_grad[3],
+    )
+    return None, grad_values, None, grad_weight
+
+
+class _PanelDecode(torch.autograd.Function):
+    """:func:`textsae.native.panel_mm` and its gradients by :func:`textsae.native.panel_mm_backward`: for a W_dec
+    larger than the cache with few latents, each read by many entries (:func:`panel_forward`)."""
 
     @staticmethod
     def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
         ctx.save_for_backward(indices, values, offsets, weight)
         return native.panel_mm(offsets, indices, values, weight)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        return _native_gradients(native.panel_mm_backward, ctx, grad_out)
 
 
 class _CachedDecode(_NativeDecode):
