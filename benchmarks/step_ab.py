@@ -63,7 +63,7 @@ def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
             "topk": (native, "topk_applies"),
             "dense-gradient": (encoder, "native_dense_gradient"),
             "cached-decoder": (decoder, "cached_native_backward"),
-            "panel-decoder": (decoder, "panel_forward"),
+            "panel-decoder": (decoder, "panel_path"),
         }[toggle]
         original = getattr(module, name)
 

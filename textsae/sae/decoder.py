@@ -9,8 +9,9 @@ the first that applies:
   entries by latent inside column blocks, each W_dec row slice read from memory once and in place, forward and both
   gradients; 4,096 latents × 30,000 terms forward + backward 344 against 1,239 ms for the torch blocks below
   (`python benchmarks/decoder_blocks.py --n-latents 4096 --d-in 30000 --blocks-mb 8`). With up to 4,096 latents,
-  each read by many entries (:func:`panel_forward`), the forward is :func:`textsae.native.panel_mm` instead: W_dec
-  copied 64 columns at a time into L2 and each row's sum gathered from there;
+  each read by many entries (:func:`panel_path`), :func:`textsae.native.panel_mm` and
+  :func:`textsae.native.panel_mm_backward` instead: 64 columns at a time, W_dec's (forward) or the output gradient's
+  (backward) panel copied into L2 and each sum gathered from there;
 - **torch, in column blocks** (:func:`textsae.sae.cache_blocks.use_blocks`): `embedding_bag` on each column block of
   W_dec, ∂values as the sampled product (G_block · W_blockᵀ) at the active (row, latent) pairs (`sampled_addmm`),
   ∂W_dec as Cᵀ · G_block with C the codes as CSR; 272 against `embedding_bag`'s 447 ms at 1,024 latents × 20,000
@@ -51,16 +52,18 @@ at 1.5 M (batch 128 × k 32 × 384, batch 64 × k 32 × 768; break-even in an ea
 256); 1.5× at the bench's dense shape (batch 1,024, 12.6 M)."""
 
 PANEL_MIN_ENTRIES_PER_LATENT = 8
-"""Average entries per latent from which a large W_dec's forward goes by panels (:func:`panel_forward`). The forward
-alone against :func:`textsae.native.csr_mm` (2 threads, the Intel box, 2026-12-03; `python benchmarks/decoder_blocks.py
+"""Average entries per latent from which a large W_dec's product and gradients go by panels (:func:`panel_path`). The
+forward alone against :func:`textsae.native.csr_mm` (2 threads, the Intel box, 2026-12-03; `python benchmarks/decoder_blocks.py
 --n-latents L --d-in D [--batch B --k K] --blocks-mb 8 --repeats 5 --forward-only`, ``native_ms`` over ``panel_ms``;
 latents × terms, batch × k, entries per latent): 2.04× at 1,024 × 10,000 and 2.49× at × 20,000 (512 × 64, 32), 1.12× at
 4,096 × 30,000 (512 × 64, 8), 1.44× at 1,024 × 30,000 (128 × 32, 4); but 0.88× at 4,096 × 30,000 with batch 256 (4) and
 0.48× with 64 (1): with few entries a large panel's copy costs more than the gathers save. On the AMD box (L2 512 KB,
 half the 4,096-latent scratch): 1.04–1.08× at 8, 1.43–1.84× at 16 (batch 1,024), 2.2× at 1,024 × 10,000 (32), and
 0.90–1.00× at 4 (batch 256): the threshold holds there too. Forward + backward (the same
-command without ``--forward-only``): 209 against 219 ms at 4,096 × 30,000, 53 against 65 at 1,024 × 10,000, 110
-against 138 at 1,024 × 20,000."""
+command without ``--forward-only``, the backward still ``csr_mm_backward``'s then): 209 against 219 ms at 4,096 ×
+30,000, 53 against 65 at 1,024 × 10,000, 110 against 138 at 1,024 × 20,000. The panel backward alone against
+``csr_mm_backward`` (AMD box, ad-hoc loop, allocation included): 1.12× at 4,096 × 30,000 (512 × 64, 8), 1.00× at
+batch 256 (4), 1.9× at 1,024 × 20,000 (1,024 × 64, 64), 2.7× with batch 4,096."""
 
 
 def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
@@ -79,7 +82,7 @@ def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tens
         kernels read the tensors' memory, which functorch's wrappers do not expose.
     """
     if exceeds_cache(weight) and native.applies(weight, values):
-        if panel_forward(weight, values):
+        if panel_path(weight, values):
             return _PanelDecode.apply(indices, values, offsets, weight)
         return _NativeDecode.apply(indices, values, offsets, weight)
     if cached_native_backward(weight, values):
@@ -104,8 +107,8 @@ def cached_native_backward(weight: Tensor, values: Tensor) -> bool:
     )
 
 
-def panel_forward(weight: Tensor, values: Tensor) -> bool:
-    """Whether a W_dec larger than the cache takes :func:`textsae.native.panel_mm`'s forward: at most
+def panel_path(weight: Tensor, values: Tensor) -> bool:
+    """Whether a W_dec larger than the cache takes :func:`textsae.native.panel_mm` and its panel backward: at most
     :data:`textsae.native.PANEL_ROWS` latents, each read by :data:`PANEL_MIN_ENTRIES_PER_LATENT` entries or more on
     average. A function so that `benchmarks/step_ab.py` can switch it."""
     n_latents = weight.shape[0]
@@ -141,7 +144,7 @@ def _native_gradients(kernel: Any, ctx: Any, grad_out: Tensor) -> tuple[Tensor |
 
 class _PanelDecode(torch.autograd.Function):
     """:func:`textsae.native.panel_mm` and its gradients by :func:`textsae.native.panel_mm_backward`: for a W_dec
-    larger than the cache with few latents, each read by many entries (:func:`panel_forward`)."""
+    larger than the cache with few latents, each read by many entries (:func:`panel_path`)."""
 
     @staticmethod
     def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
