@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -195,6 +196,34 @@ def csr_mm_backward(
         ``(grad_values, grad_weight)``, None where not asked for.
     """
     lib = _require()
+    return _gradients(
+        lib.textsae_csr_mm_backward,
+        True,
+        offsets,
+        indices,
+        values,
+        weight,
+        grad_out,
+        need_values,
+        need_weight,
+        rank_one,
+    )
+
+
+def _gradients(
+    kernel: Callable[..., int],
+    blocked: bool,
+    offsets: Tensor,
+    indices: Tensor,
+    values: Tensor,
+    weight: Tensor,
+    grad_out: Tensor,
+    need_values: bool,
+    need_weight: bool,
+    rank_one: tuple[Tensor, Tensor] | None,
+) -> tuple[Tensor | None, Tensor | None]:
+    """Checks the operands of :func:`csr_mm_backward` or :func:`panel_mm_backward` and runs ``kernel`` on them
+    (``blocked``: the kernel takes a column block size)."""
     offsets, indices, values, weight = _prepared(offsets, indices, values, weight)
     grad_out = grad_out.to(torch.float32).contiguous()
     batch = offsets.numel() - 1
@@ -203,14 +232,14 @@ def csr_mm_backward(
     rows, columns = _rank_one(rank_one, *weight.shape)
     grad_values = torch.empty(values.shape, dtype=torch.float32) if need_values else None
     grad_weight = _gradient_buffer(weight.shape) if need_weight else None
-    status = lib.textsae_csr_mm_backward(
+    status = kernel(
         *_operands(offsets, indices, values, weight),
         grad_out.data_ptr(),
         None if rows is None else rows.data_ptr(),
         None if columns is None else columns.data_ptr(),
         None if grad_weight is None else grad_weight.data_ptr(),
         None if grad_values is None else grad_values.data_ptr(),
-        _block(batch),
+        *((_block(batch),) if blocked else ()),
         _threads(),
     )
     _check(status)
@@ -253,25 +282,18 @@ def panel_mm_backward(
     """:func:`csr_mm_backward` by 64-column panels of ``grad_out`` copied into L2 (the gradients of :func:`panel_mm`).
     The same result up to the order of float additions; same arguments and errors."""
     lib = _require()
-    offsets, indices, values, weight = _prepared(offsets, indices, values, weight)
-    grad_out = grad_out.to(torch.float32).contiguous()
-    batch = offsets.numel() - 1
-    if grad_out.shape != (batch, weight.shape[1]):
-        raise NativeError(f"grad_out must be ({batch}, {weight.shape[1]}). Got {tuple(grad_out.shape)} instead.")
-    rows, columns = _rank_one(rank_one, *weight.shape)
-    grad_values = torch.empty(values.shape, dtype=torch.float32) if need_values else None
-    grad_weight = _gradient_buffer(weight.shape) if need_weight else None
-    status = lib.textsae_panel_mm_backward(
-        *_operands(offsets, indices, values, weight),
-        grad_out.data_ptr(),
-        None if rows is None else rows.data_ptr(),
-        None if columns is None else columns.data_ptr(),
-        None if grad_weight is None else grad_weight.data_ptr(),
-        None if grad_values is None else grad_values.data_ptr(),
-        _threads(),
+    return _gradients(
+        lib.textsae_panel_mm_backward,
+        False,
+        offsets,
+        indices,
+        values,
+        weight,
+        grad_out,
+        need_values,
+        need_weight,
+        rank_one,
     )
-    _check(status)
-    return grad_values, grad_weight
 
 
 def csr_t_sparse_mm(

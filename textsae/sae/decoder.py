@@ -31,6 +31,7 @@ the first that applies:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -127,7 +128,9 @@ class _NativeDecode(torch.autograd.Function):
         return _native_gradients(native.csr_mm_backward, ctx, grad_out)
 
 
-def _native_gradients(kernel: Any, ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+def _native_gradients(
+    kernel: Callable[..., tuple[Tensor | None, Tensor | None]], ctx: Any, grad_out: Tensor
+) -> tuple[Tensor | None, ...]:
     """The decode's gradients by ``kernel`` (:func:`textsae.native.csr_mm_backward` or its panel twin)."""
     indices, values, offsets, weight = ctx.saved_tensors
     grad_values, grad_weight = kernel(
