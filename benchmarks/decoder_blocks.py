@@ -10,8 +10,8 @@ forward + backward (∂values and ∂W_dec, each side allocating its gradients a
 forward alone) for `embedding_bag`, for torch's column blocks (`textsae.sae.decoder`) at each block size, for the
 native kernel (`textsae.native.csr_mm`, null when it cannot be built), for `embedding_bag`'s forward with the native
 backward, the path of a cache-resident W_dec (`cached_ms`, null likewise), and for the panel forward and backward
-(`panel_ms`, `textsae.native.panel_mm` and `panel_mm_backward`; null likewise or above 4,096 latents). Prints one JSON line with the
-machine, torch's threads and the milliseconds of each.
+(`panel_ms`, `textsae.native.panel_mm` and `panel_mm_backward`; null likewise or above 4,096 latents). Prints one
+JSON line with the machine, torch's threads and the milliseconds of each.
 """
 
 from __future__ import annotations

@@ -54,17 +54,16 @@ at 1.5 M (batch 128 × k 32 × 384, batch 64 × k 32 × 768; break-even in an ea
 
 PANEL_MIN_ENTRIES_PER_LATENT = 8
 """Average entries per latent from which a large W_dec's product and gradients go by panels (:func:`panel_path`). The
-forward alone against :func:`textsae.native.csr_mm` (2 threads, the Intel box, 2026-12-03; `python benchmarks/decoder_blocks.py
---n-latents L --d-in D [--batch B --k K] --blocks-mb 8 --repeats 5 --forward-only`, ``native_ms`` over ``panel_ms``;
+forward alone against :func:`textsae.native.csr_mm` (2 threads, the Intel box, 2026-12-03; `python
+benchmarks/decoder_blocks.py --n-latents L --d-in D [--batch B --k K] --blocks-mb 8 --repeats 5 --forward-only`, ``native_ms`` over ``panel_ms``;
 latents × terms, batch × k, entries per latent): 2.04× at 1,024 × 10,000 and 2.49× at × 20,000 (512 × 64, 32), 1.12× at
 4,096 × 30,000 (512 × 64, 8), 1.44× at 1,024 × 30,000 (128 × 32, 4); but 0.88× at 4,096 × 30,000 with batch 256 (4) and
 0.48× with 64 (1): with few entries a large panel's copy costs more than the gathers save. On the AMD box (L2 512 KB,
 half the 4,096-latent scratch): 1.04–1.08× at 8, 1.43–1.84× at 16 (batch 1,024), 2.2× at 1,024 × 10,000 (32), and
-0.90–1.00× at 4 (batch 256): the threshold holds there too. Forward + backward (the same
-command without ``--forward-only``, the backward still ``csr_mm_backward``'s then): 209 against 219 ms at 4,096 ×
-30,000, 53 against 65 at 1,024 × 10,000, 110 against 138 at 1,024 × 20,000. The panel backward alone against
-``csr_mm_backward`` (AMD box, ad-hoc loop, allocation included): 1.12× at 4,096 × 30,000 (512 × 64, 8), 1.00× at
-batch 256 (4), 1.9× at 1,024 × 20,000 (1,024 × 64, 64), 2.7× with batch 4,096."""
+0.90–1.00× at 4 (batch 256): the threshold holds there too. Forward + backward, both by panels against both by
+:func:`textsae.native.csr_mm` (the same command without ``--forward-only``, AMD box): 1.31× at 4,096 × 30,000 (512 ×
+64, 8), 0.93× with batch 256 (4), 2.21× at 1,024 × 10,000 (512 × 64, 32), 2.52× at 1,024 × 20,000 with batch 1,024
+(64) and 3.45× with batch 4,096 (256)."""
 
 
 def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
