@@ -71,6 +71,52 @@ def test_csr_mm_and_its_gradients_equal_embedding_bag(
 
 
 @pytest.mark.usefixtures("native_kernels")
+@pytest.mark.parametrize("n_rows", [N_ROWS, 2], ids=["40_rows", "fewer_rows_than_threads"])
+def test_csr_mm_backward_gives_the_same_bits_on_any_thread_count(n_rows: int) -> None:
+    """Threads take whole weight rows: every gradient row and every entry's dot product is summed in one thread, in
+    one order, however many threads there are (also with more threads than rows, and rows no entry reads)."""
+    indices, values, offsets = _entries()
+    indices = indices % n_rows
+    weight = torch.randn(n_rows, D, generator=torch.Generator().manual_seed(1))
+    grad = torch.randn(offsets.numel() - 1, D, generator=torch.Generator().manual_seed(2))
+    rank_one = (torch.randn(n_rows), torch.randn(D))
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2, 3, 7):
+            torch.set_num_threads(count)
+            results.append(native.csr_mm_backward(offsets, indices, values, weight, grad, rank_one=rank_one))
+    finally:
+        torch.set_num_threads(before)
+    for grad_values, grad_weight in results[1:]:
+        assert grad_values is not None and grad_weight is not None
+        assert torch.equal(grad_values, results[0][0]) and torch.equal(grad_weight, results[0][1])
+    expected_weight = _reference(indices, values, offsets, weight, grad)[2] + torch.outer(*rank_one).double()
+    torch.testing.assert_close(results[0][1].double(), expected_weight, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.usefixtures("native_kernels")
+def test_scratch_memory_kept_from_a_larger_call_is_zeroed_before_reuse() -> None:
+    """The kernels keep freed scratch blocks for the next call; a block handed out again starts at zero like a fresh
+    one (the entry counts of the grouping add onto it)."""
+    gen = torch.Generator().manual_seed(5)
+    for n_rows, batch in ((4000, 300), (40, 5), (4000, 300), (41, 6)):
+        indices = torch.randint(0, n_rows, (batch * 3,), generator=gen)
+        values = torch.randn(batch * 3, generator=gen)
+        offsets = torch.arange(0, batch * 3 + 1, 3)
+        weight = torch.randn(n_rows, 24, generator=gen)
+        grad = torch.randn(batch, 24, generator=gen)
+        expected = _reference(indices, values, offsets, weight, grad)
+        ours = (
+            native.csr_mm(offsets, indices, values, weight),
+            *native.csr_mm_backward(offsets, indices, values, weight, grad),
+        )
+        for name, got, reference in zip(("output", "values grad", "weight grad"), ours, expected, strict=True):
+            assert got is not None
+            torch.testing.assert_close(got.double(), reference, rtol=1e-5, atol=1e-5, msg=f"{n_rows} rows: {name}")
+
+
+@pytest.mark.usefixtures("native_kernels")
 def test_a_cache_resident_decoder_takes_embedding_bags_forward_and_the_native_backward(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -380,9 +426,12 @@ def test_csr_t_sparse_mm_equals_the_dense_product(threads: int) -> None:
 
 @pytest.mark.usefixtures("native_kernels")
 @pytest.mark.parametrize("threads", [1, 3], indirect=True, ids=["1_thread", "3_threads"])
-@pytest.mark.parametrize("d", [40, 37], ids=["d_multiple_of_8", "d_odd"])
+@pytest.mark.parametrize(
+    "d", [40, 37, 136, 101], ids=["d_multiple_of_8", "d_odd", "panels_multiple_of_8", "panels_odd"]
+)
 def test_dense_t_sparse_mm_equals_the_dense_product(threads: int, d: int) -> None:
-    """xᵀ·G − u ⊗ r for dense x, written in (d, n_cols) layout; 37 columns: a partial tile and a thread boundary."""
+    """xᵀ·G − u ⊗ r for dense x, written in (d, n_cols) layout; 37 columns: a partial tile and a thread boundary; d
+    over 64: several of the kernel's 64-column panels of x, the last one partial."""
     gen = torch.Generator().manual_seed(4)
     batch, n_cols, per_row = 9, 37, 4
     x = torch.randn(batch, d, generator=gen)

@@ -1,6 +1,7 @@
 """textsae's native CPU kernels: built once with the system's C compiler, loaded with ctypes, torch's ops otherwise.
 
-Six kernels (``csr_mm.c`` and ``topk.c`` say how each is laid out; ``kernels.h`` holds what they share):
+Six kernels (``csr_mm.c`` and ``topk.c`` say how each is laid out; ``kernels.h`` holds what they share, and
+``scratch.c`` their scratch memory, kept between calls):
 
 - :func:`csr_mm` and its backward: sparse rows times a dense row-major matrix, the SAE decoder's product over each
   document's active latents and the sparse-input encoder's over each document's terms. torch has no CPU kernel that
@@ -74,7 +75,7 @@ __all__ = [
 logger = logging.getLogger("textsae")
 
 _FOLDER = Path(__file__).parent
-_SOURCES = (_FOLDER / "csr_mm.c", _FOLDER / "topk.c")
+_SOURCES = (_FOLDER / "csr_mm.c", _FOLDER / "topk.c", _FOLDER / "scratch.c")
 _HEADERS = (_FOLDER / "kernels.h",)
 _ABI = 10
 _FLAGS = ("-O3", "-fno-math-errno", "-std=c11", "-fPIC", "-shared", "-pthread")

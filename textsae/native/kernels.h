@@ -4,6 +4,7 @@
 #define TEXTSAE_KERNELS_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define TEXTSAE_EOFFSETS 1 /* offsets[0] != 0, decreasing, or a row end past the entries */
@@ -14,6 +15,9 @@
 #define MAX_THREADS 256
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+/* Zero-filled, page-aligned scratch memory, and its release (scratch.c: kept for reuse, never from malloc). */
+void *scratch_alloc(size_t bytes);
+void scratch_free(void *p);
 
 #ifdef _OPENMP
 /* Runs work on jobs[0 .. n) in the OpenMP runtime's threads. textsae.native builds this variant only where the library

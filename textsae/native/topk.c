@@ -13,10 +13,8 @@
  * count. A NaN anywhere in a row stops the kernel with TEXTSAE_ENAN (torch orders NaN above every number; the caller
  * falls back to torch.topk then). Outputs are written row by row, so on an error they are partly written.
  */
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c11 */
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
 #ifdef __AVX__
 #include <immintrin.h>
 #endif
@@ -179,8 +177,8 @@ static int topk_row(const float *x, int64_t n_cols, int64_t k, int sorted, float
 static void *topk_rows(void *arg) {
   TopkJob *job = arg;
   const size_t bytes = (size_t)(job->n_cols + LANES8) * (sizeof(uint32_t) + sizeof(int32_t));
-  char *scratch = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (scratch == MAP_FAILED) {
+  char *scratch = scratch_alloc(bytes);
+  if (!scratch) {
     job->status = TEXTSAE_ENOMEM;
     return NULL;
   }
@@ -189,7 +187,7 @@ static void *topk_rows(void *arg) {
   for (int64_t r = job->first_row; r < job->end_row && !job->status; r++)
     job->status = topk_row(job->x + r * job->row_stride, job->n_cols, job->k, job->sorted, job->values + r * job->k,
                            job->indices + r * job->k, ck, ci);
-  munmap(scratch, bytes);
+  scratch_free(scratch);
   return NULL;
 }
 
