@@ -35,7 +35,13 @@ CASES = [
 
 
 def _reference_pre_activations(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, center: torch.Tensor, fixed_columns: int = 0
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    center: torch.Tensor,
+    fixed_columns: int = 0,
+    *,
+    training: bool = False,
 ) -> torch.Tensor:
     """Plain autograd: (x − c)·W + b, the centre detached on the fixed columns."""
     dense = x.to_dense() if x.layout == torch.sparse_csr else x

@@ -370,7 +370,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         """c, subtracted from the input before the encoder ``(d_in,)``: b_dec, or sigmoid(b_dec) for ``bce``."""
         return torch.sigmoid(self.b_dec) if self.cfg.reconstruction == "bce" else self.b_dec
 
-    def pre_activations(self, x_in: Tensor) -> Tensor:
+    def pre_activations(self, x_in: Tensor, *, training: bool = False) -> Tensor:
         """Encoder pre-activations (x_in − c) @ W_enc + b_enc for normalised input.
 
         Computed as x_in @ W_enc − c @ W_enc + b_enc, so the input is never densified or shifted: for sparse CSR
@@ -381,11 +381,15 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
 
         Args:
             x_in: Normalised input, dense ``(B, d_in)`` or sparse CSR.
+            training: A training step's forward, whose rows may round differently with their batch
+                (:func:`~textsae.sae.encoder.encoder_pre_activations`); else each row's values depend on that row only.
 
         Returns:
             Dense ``(B, n_latents)``.
         """
-        return encoder_pre_activations(x_in, self.W_enc, self.b_enc, self._input_center(), self.fixed_columns)
+        return encoder_pre_activations(
+            x_in, self.W_enc, self.b_enc, self._input_center(), self.fixed_columns, training=training
+        )
 
     def gather_pre_activations(self, pre_acts: Tensor, x_in: Tensor, indices: Tensor) -> Tensor:
         """``pre_acts.gather(1, indices)`` with the encoder gradient through those entries only (no dense ∂pre).
@@ -460,7 +464,7 @@ class SparseAutoencoder(torch.nn.Module, abc.ABC):
         """
         x_in = self.normalize(x)
         limit = self.entry_limit(x)
-        pre_acts = self.pre_activations(x_in)  # (B, n_latents)
+        pre_acts = self.pre_activations(x_in, training=self.training)  # (B, n_latents)
         codes, active = self._activate(pre_acts, train=self.training, limit=limit, x_in=x_in)
         recon_logits = self._decode_logits(codes, active)  # (B, d_in)
         return SAEOutput(x_in, self._output(recon_logits), recon_logits, codes, pre_acts, active, limit)

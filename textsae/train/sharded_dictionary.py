@@ -167,9 +167,9 @@ class ShardedTopKSAE(TopKSAE):
             )
         return k
 
-    def pre_activations(self, x_in: Tensor) -> Tensor:
+    def pre_activations(self, x_in: Tensor, *, training: bool = False) -> Tensor:
         center = _CopyToRanks.apply(self._input_center())
-        return encoder_pre_activations(x_in, self.W_enc, self.b_enc, center, self.fixed_columns)
+        return encoder_pre_activations(x_in, self.W_enc, self.b_enc, center, self.fixed_columns, training=training)
 
     def gather_pre_activations(self, pre_acts: Tensor, x_in: Tensor, indices: Tensor) -> Tensor:
         center = _CopyToRanks.apply(self._input_center())
