@@ -71,7 +71,7 @@ def main() -> None:
             decoder._BlockedDecode.apply
         )
     result["native_ms"] = milliseconds(decoder._NativeDecode.apply) if native.available() else None
-    result["cached_ms"] = milliseconds(decoder._CachedDecode.apply) if native.available() else None
+    result["cached_ms"] = milliseconds(decoder._GatherDecode.apply) if native.available() else None
     panel = native.available() and args.n_latents <= native.PANEL_ROWS
     result["panel_ms"] = milliseconds(decoder._PanelDecode.apply) if panel else None
     result.update(vars(args), machine=platform.machine(), threads=torch.get_num_threads(), torch=torch.__version__)

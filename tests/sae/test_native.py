@@ -181,7 +181,7 @@ def test_panel_mm_equals_embedding_bag(threads: int, d: int) -> None:
 
 
 @pytest.mark.usefixtures("native_kernels")
-def test_a_large_decoder_read_by_many_entries_per_latent_takes_the_panel_path(
+def test_a_large_decoder_takes_panels_column_blocks_or_row_gathers_by_its_shape(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1 << 10)  # the 160 kB weight no longer "stays in cache"
@@ -193,10 +193,12 @@ def test_a_large_decoder_read_by_many_entries_per_latent_takes_the_panel_path(
         )
     gen = torch.Generator().manual_seed(3)
     weight = torch.randn(N_ROWS, D, generator=gen)
-    for batch, expected_kernels in (  # 8 entries a latent, then fewer
-        (40, ["panel_mm", "panel_mm_backward"]),
-        (39, ["csr_mm", "csr_mm_backward"]),
+    for batch, row_gather_max_columns, expected_kernels in (  # 8 entries a latent, then fewer
+        (40, D, ["panel_mm", "panel_mm_backward"]),
+        (39, D - 1, ["csr_mm", "csr_mm_backward"]),  # long rows: column blocks both ways
+        (39, D, ["csr_mm_backward"]),  # short rows: embedding_bag's forward
     ):
+        monkeypatch.setattr(decoder, "ROW_GATHER_MAX_COLUMNS", row_gather_max_columns)
         indices = torch.stack([torch.randperm(N_ROWS, generator=gen)[:8] for _ in range(batch)]).reshape(-1)
         values, offsets = torch.rand(indices.numel(), generator=gen), torch.arange(0, indices.numel() + 1, 8)
         grad = torch.randn(batch, D, generator=gen)
@@ -266,6 +268,7 @@ def test_a_sparse_input_sae_gets_the_same_loss_and_gradients_from_either_kernel(
     dead = torch.zeros(N_ROWS, dtype=torch.bool)
     dead[::4] = True
     monkeypatch.setattr(cache_blocks, "BLOCK_BYTES", 1024)  # W_enc and W_dec (160 kB) count as larger than the cache
+    monkeypatch.setattr(decoder, "ROW_GATHER_MAX_COLUMNS", 0)  # and W_dec's rows as long: csr_mm's column blocks
     calls: list[str] = []
     for name in ("csr_mm", "csr_t_sparse_mm"):
         real = getattr(native, name)

@@ -5,7 +5,8 @@ a W_dec larger than the cache (20,000 terms × 1,024 latents = 82 MB) every read
 (per-entry dot products for the code values, a scatter for W_dec) reads and writes those rows twice more. Four paths,
 the first that applies:
 
-- **textsae's native kernels** (float32 on CPU with the kernels built): :func:`textsae.native.csr_mm` groups the
+- **textsae's native kernels** (float32 on CPU with the kernels built, W_dec larger than the cache, with rows
+  longer than :data:`ROW_GATHER_MAX_COLUMNS` or read by many entries each): :func:`textsae.native.csr_mm` groups the
   entries by latent inside column blocks, each W_dec row slice read from memory once and in place, forward and both
   gradients; 4,096 latents × 30,000 terms forward + backward 344 against 1,239 ms for the torch blocks below
   (`python benchmarks/decoder_blocks.py --n-latents 4096 --d-in 30000 --blocks-mb 8`). With up to 4,096 latents,
@@ -17,8 +18,9 @@ the first that applies:
   ∂W_dec as Cᵀ · G_block with C the codes as CSR; 272 against `embedding_bag`'s 447 ms at 1,024 latents × 20,000
   (`python benchmarks/decoder_blocks.py`), but torch copies every strided block before it reads it;
 - **`embedding_bag` forward, native backward** (float32 on CPU with the kernels built, a cache-resident W_dec and
-  :data:`CACHED_BACKWARD_MIN_WORK`): `embedding_bag`'s backward sorts the entries and scatters, but its forward reads
-  each entry's row from cache in row order and beats :func:`textsae.native.csr_mm`'s there. Forward + backward at
+  :data:`CACHED_BACKWARD_MIN_WORK`, or a larger W_dec with short rows, :data:`ROW_GATHER_MAX_COLUMNS`):
+  `embedding_bag`'s backward sorts the entries and scatters, but its forward sums each batch row from whole W_dec rows
+  and beats :func:`textsae.native.csr_mm`'s there. Forward + backward at
   1,024 rows × k 32 × 4,096 latents × 384 (the Intel box, 2026-12-03; `python benchmarks/decoder_blocks.py --batch
   1024 --n-latents 4096 --d-in 384 --k 32 --blocks-mb 1 --repeats 30`): 8.7 ms, against 10.6 with the native
   forward too and 12.8 for `embedding_bag` alone;
@@ -52,6 +54,15 @@ against 0.21 ms at 64 latents × 24, batch 32, k 4; 2.2 against 1.9 at 0.75 M (b
 at 1.5 M (batch 128 × k 32 × 384, batch 64 × k 32 × 768; break-even in an earlier ad-hoc loop); 1.2× at 3 M (batch
 256); 1.5× at the bench's dense shape (batch 1,024, 12.6 M)."""
 
+ROW_GATHER_MAX_COLUMNS = 2048
+"""A W_dec larger than the cache whose rows hold at most this many floats takes `embedding_bag`'s forward and the
+native backward, as a cache-resident one does. Each batch row is then summed from whole W_dec rows in registers and
+written once, where :func:`textsae.native.csr_mm` adds every entry into a (B × block) slab of the output in L3 and
+pays off only when reading each long row once saves more. Forward + backward, the AMD box, 2 threads (`python
+benchmarks/decoder_blocks.py --batch B --n-latents L --d-in D --k K --blocks-mb 8 --repeats 10`, ``cached_ms``
+against ``native_ms``): 10.6 against 13.3 ms at 65,536 latents × 384 (batch 1,024, k 32); 11.6 against 13.7 at
+24,576 × 768; 23.6 against 23.8 at 16,384 × 2,048 (batch 512, k 64); 39.6 against 33.3 at 8,192 × 4,096."""
+
 PANEL_MIN_ENTRIES_PER_LATENT = 8
 """Average entries per latent from which a large W_dec's product and gradients go by panels (:func:`panel_path`). The
 forward alone against :func:`textsae.native.csr_mm` (2 threads, the Intel box, 2026-12-03; `python
@@ -84,9 +95,11 @@ def sparse_decode(indices: Tensor, values: Tensor, offsets: Tensor, weight: Tens
     if exceeds_cache(weight) and native.applies(weight, values):
         if panel_path(weight, values):
             return _PanelDecode.apply(indices, values, offsets, weight)
+        if weight.shape[1] <= ROW_GATHER_MAX_COLUMNS:
+            return _GatherDecode.apply(indices, values, offsets, weight)
         return _NativeDecode.apply(indices, values, offsets, weight)
     if cached_native_backward(weight, values):
-        return _CachedDecode.apply(indices, values, offsets, weight)
+        return _GatherDecode.apply(indices, values, offsets, weight)
     if not use_blocks(weight, indices.numel()):
         return _embedding_bag(indices, values, offsets, weight)
     return _BlockedDecode.apply(indices, values, offsets, weight)
@@ -159,8 +172,9 @@ class _PanelDecode(torch.autograd.Function):
         return _native_gradients(native.panel_mm_backward, ctx, grad_out)
 
 
-class _CachedDecode(_NativeDecode):
-    """`embedding_bag`'s forward, :class:`_NativeDecode`'s backward: for a W_dec that stays in cache."""
+class _GatherDecode(_NativeDecode):
+    """`embedding_bag`'s forward, :class:`_NativeDecode`'s backward: for a W_dec that stays in cache, or one whose
+    rows are short (:data:`ROW_GATHER_MAX_COLUMNS`)."""
 
     @staticmethod
     def forward(ctx: Any, indices: Tensor, values: Tensor, offsets: Tensor, weight: Tensor) -> Tensor:
