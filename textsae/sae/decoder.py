@@ -46,13 +46,15 @@ from textsae.sae.encoder import transpose_csr
 
 __all__ = ["sparse_decode"]
 
-CACHED_BACKWARD_MIN_WORK = 2 << 20
-"""Multiply-adds (entries × d_in) from which a cache-resident W_dec's backward goes to the native kernel, which costs
-about 0.2 ms to start (threads, scratch memory). Forward + backward, 2 threads (`python benchmarks/decoder_blocks.py
---batch B --n-latents L --d-in D --k K --blocks-mb 1 --repeats 30`, ``cached_ms`` against ``embedding_bag_ms``): 0.41
-against 0.21 ms at 64 latents × 24, batch 32, k 4; 2.2 against 1.9 at 0.75 M (batch 64 × k 32 × 384); 1.1–1.3× faster
-at 1.5 M (batch 128 × k 32 × 384, batch 64 × k 32 × 768; break-even in an earlier ad-hoc loop); 1.2× at 3 M (batch
-256); 1.5× at the bench's dense shape (batch 1,024, 12.6 M)."""
+CACHED_BACKWARD_MIN_WORK = 1 << 16
+"""Multiply-adds (entries × d_in) from which a cache-resident W_dec's backward goes to the native kernel, whose
+start-up (threads, the entries' grouping) costs more than `embedding_bag`'s backward on tiny batches. Forward +
+backward, AMD box, 2 threads, scratch memory kept between calls (`python benchmarks/decoder_blocks.py --batch B
+--n-latents L --d-in D --k K --blocks-mb 1 --repeats 30`, ``cached_ms`` against ``embedding_bag_ms``): 0.21 against
+0.17 ms at 3,072 (64 latents × 24, batch 32, k 4); 0.22 against 0.19 at 32,768 (256 × 128, batch 32, k 8); 0.26
+against 0.28 at 65,536 (1,024 × 128, batch 64, k 8); 0.47 against 0.82 at 393,216 (4,096 × 384, batch 32, k 32). A
+larger weight moves the break-even lower (0.33 against 0.40 at 49,152 with 4,096 × 384), as `embedding_bag`'s
+backward zero-fills a weight-sized gradient. Before the kernels kept their scratch memory it was near 1.5 M."""
 
 ROW_GATHER_MAX_COLUMNS = 2048
 """A W_dec larger than the cache whose rows hold at most this many floats takes `embedding_bag`'s forward and the
