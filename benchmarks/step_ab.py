@@ -2,9 +2,9 @@
 
 Usage:
 
-    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient|cached-decoder|panel-decoder|panel-backward|torch-threads] [--input sparse] [--d-in 30000]
-                                 [--n-latents 4096] [--k 64] [--batch 512] [--nnz 200] [--rounds 6] [--steps 2]
-                                 [--phases]
+    python benchmarks/step_ab.py [--toggle fused-encoder|native|topk|dense-gradient|cached-decoder|panel-decoder|panel-backward|torch-threads|native-at|bias-in-matmul]
+                                 [--baseline REV] [--input sparse] [--d-in 30000] [--n-latents 4096] [--k 64]
+                                 [--batch 512] [--nnz 200] [--rounds 6] [--steps 2] [--phases]
 
 Builds the textsae side of ``textsae bench train`` at one shape (same weights, batch and Adam as the bench) and times
 its step with the path on and off in turn: ``--rounds`` rounds, each one untimed step after the switch and then
@@ -28,6 +28,10 @@ its minor page faults per step.
   (:func:`textsae.native.panel_mm_backward`) against :func:`textsae.native.csr_mm_backward`'s column blocks.
 - ``torch-threads``: the native kernels run in torch's OpenMP thread pool against threads of their own (the library
   built without OpenMP).
+- ``bias-in-matmul``: a training forward's dense-input pre-activations as one ``addmm`` against ``x @ W`` and then
+  the bias added (what encoding does).
+- ``native-at``: the working tree's native kernels against those of git revision ``--baseline`` (default HEAD), built
+  with the same compiler and flags; the Python side is the working tree's, so the two must share the kernels' ABI.
 
 This machine's speed moves more between processes than most changes do; only an A/B inside one process, alternating
 in rounds, has shown a difference reliably (docs/benchmarks.md).
@@ -36,26 +40,63 @@ in rounds, has shown a difference reliably (docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from textsae import native
 from textsae.bench.training import TrainShape, _build_sides, _TextsaeSide, make_batch
 from textsae.runtime import keep_freed_memory
-from textsae.sae import decoder, encoder
+from textsae.sae import base, decoder, encoder
 from textsae.sae.deferred_gradient import defer_encoder_gradient
 
 
-def _switch(side: _TextsaeSide, toggle: str) -> Callable[[bool], None]:
+def _library_at(revision: str) -> ctypes.CDLL:
+    """The native kernels' sources at git ``revision`` (the files it has), built as the working tree's are."""
+    folder = Path(tempfile.mkdtemp(prefix="textsae-native-at-"))
+    for source in (*native._SOURCES, *native._HEADERS):
+        shown = subprocess.run(
+            ["git", "show", f"{revision}:textsae/native/{source.name}"], capture_output=True, check=False
+        )
+        if shown.returncode == 0:
+            (folder / source.name).write_bytes(shown.stdout)
+    openmp = native._OPENMP_FLAGS if native.shares_torch_threads() else ()
+    target = folder / "kernels.so"
+    command = [*native._compiler(), *native._FLAGS, *openmp, *native._CPU_FLAGS, *map(str, sorted(folder.glob("*.c")))]
+    subprocess.run([*command, "-o", str(target)], check=True)
+    return native._load(target)
+
+
+def _switch(side: _TextsaeSide, toggle: str, baseline: str) -> Callable[[bool], None]:
     """A function that turns the path under test on (True) or off (False) for ``side``."""
+    if toggle == "native-at":
+        ours, theirs = native._library(), _library_at(baseline)
+
+        def library(on: bool) -> None:
+            native._library = (lambda: ours) if on else (lambda: theirs)  # type: ignore[assignment]
+
+        return library
+    if toggle == "bias-in-matmul":
+        folded = base.encoder_pre_activations
+
+        def unfolded(*args, training: bool = False, **kwargs):  # type: ignore[no-untyped-def]
+            return folded(*args, training=False, **kwargs)
+
+        def bias(on: bool) -> None:
+            base.encoder_pre_activations = folded if on else unfolded  # type: ignore[assignment]
+
+        return bias
     if toggle == "native":
         return native.set_enabled
     if toggle in ("topk", "dense-gradient", "cached-decoder", "panel-decoder"):
@@ -142,9 +183,12 @@ def main() -> None:
             "panel-decoder",
             "panel-backward",
             "torch-threads",
+            "native-at",
+            "bias-in-matmul",
         ],
         default="fused-encoder",
     )
+    parser.add_argument("--baseline", default="HEAD", help="git revision for --toggle native-at (default HEAD)")
     parser.add_argument("--input", choices=["dense", "sparse"], default="sparse")
     parser.add_argument("--d-in", type=int, default=30_000)
     parser.add_argument("--n-latents", type=int, default=4096)
@@ -160,7 +204,7 @@ def main() -> None:
     shape = TrainShape(args.input, args.d_in, args.n_latents, args.k, args.batch, args.nnz)
     (side,) = _build_sides(shape, ["textsae"], torch.device("cpu"), seed=0)
     assert isinstance(side, _TextsaeSide)
-    switch = _switch(side, args.toggle)
+    switch = _switch(side, args.toggle, args.baseline)
     x = make_batch(shape, 0, torch.device("cpu"))
     for _ in range(2):  # Adam's state, the allocator's reuse of freed blocks
         side.step(x)
