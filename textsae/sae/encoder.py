@@ -102,9 +102,10 @@ class _EncoderFunction(torch.autograd.Function):
             pre = pre.add_(shift)  # (B, n_latents)
         else:
             # (B, n_latents); autocast applies to the matmul as to any. In training the bias goes into the matmul,
-            # which saves a pass over the result (3.5% of `textsae bench train`'s dense step on a 2-core AVX2 CPU);
-            # not when encoding: with it folded in, a one-row batch can round differently from the same row in a
-            # larger batch, and a document's code must not depend on its batch.
+            # which saves a pass over the result (1-3.5% of `textsae bench train`'s dense step on a 2-core AVX2 CPU,
+            # `benchmarks/step_ab.py --toggle bias-in-matmul`); not when encoding: with it folded in, a one-row batch
+            # can round differently from the same row in a larger batch, and a document's code must not depend on its
+            # batch (tested at small shapes; at larger ones MKL's own x @ W can differ in the last bits).
             pre = torch.addmm(shift, x, weight) if training else (x @ weight).add_(shift)
         ctx.save_for_backward(x, weight, center)
         ctx.fixed_columns = fixed_columns
