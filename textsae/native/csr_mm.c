@@ -244,9 +244,9 @@ int textsae_csr_mm(const int64_t *offsets, const int64_t *indices, const float *
 
 /* The backward: threads take ranges of weight rows, each with all columns, so that no two threads write the same
  * gradient row or entry, and each entry's dot product is summed in one thread: the same bits for any thread count.
- * (Split by columns, as the forward, two threads ran slower than one at d 384, 4.3 against 2.7 ms: each thread's
- * stretch of a gradient row borders the other's; likely the cores' prefetchers pull the lines past the border, which
- * the other then writes. The VM it was measured on exposes no cache counters to confirm it.)
+ * (Split by columns, as the forward, two threads ran slower than one at d 384, 4.3 against 2.7 ms in an ad-hoc
+ * loop: each thread's stretch of a gradient row borders the other's; likely the cores' prefetchers pull the lines
+ * past the border, which the other then writes. The VM it was measured on exposes no cache counters to confirm it.)
  * The ranges hold about equal numbers of entries, each row counted as one entry more. */
 int textsae_csr_mm_backward(const int64_t *offsets, const int64_t *indices, const float *values, int64_t batch,
                             int64_t n_rows, const float *weight, int64_t d, const float *grad_out,
@@ -429,6 +429,20 @@ static void *panel_backward_columns(void *arg) {
   return NULL;
 }
 
+/* Each entry's batch row times PANEL (its offset in a (B x PANEL) panel) and its value, laid out once in the
+ * grouping's order: the panel kernels read them on every panel, where looking up the entry and then its row took
+ * twice the time (151 against 78.5 ms for the panel backward). Both arrays come from scratch_alloc, also on failure. */
+static int panel_entries(const Grouping *g, const float *values, int64_t nnz, int64_t **row, float **value) {
+  *row = scratch_alloc(((size_t)nnz + 1) * sizeof(int64_t));
+  *value = scratch_alloc(((size_t)nnz + 1) * sizeof(float));
+  if (!*row || !*value) return TEXTSAE_ENOMEM;
+  for (int64_t q = 0; q < nnz; q++) {
+    (*row)[q] = g->row[g->entry[q]] * PANEL;
+    (*value)[q] = values[g->entry[q]];
+  }
+  return 0;
+}
+
 int textsae_panel_mm_backward(const int64_t *offsets, const int64_t *indices, const float *values, int64_t batch,
                               int64_t n_rows, const float *weight, int64_t d, const float *grad_out,
                               const float *rank_one_rows, const float *rank_one_columns, float *grad_weight,
@@ -437,13 +451,9 @@ int textsae_panel_mm_backward(const int64_t *offsets, const int64_t *indices, co
   int status = group_entries(offsets, indices, batch, n_rows, &groups);
   if (status) return status;
   const int64_t nnz = offsets[batch];
-  int64_t *entry_row = scratch_alloc(((size_t)nnz + 1) * sizeof(int64_t));
-  float *entry_value = scratch_alloc(((size_t)nnz + 1) * sizeof(float));
-  if (!entry_row || !entry_value) status = TEXTSAE_ENOMEM;
-  for (int64_t q = 0; !status && q < nnz; q++) {
-    entry_row[q] = groups.row[groups.entry[q]] * PANEL;
-    entry_value[q] = values[groups.entry[q]];
-  }
+  int64_t *entry_row;
+  float *entry_value;
+  status = panel_entries(&groups, values, nnz, &entry_row, &entry_value);
   PanelBackwardJob jobs[MAX_THREADS];
   const int64_t n_panels = (d + PANEL - 1) / PANEL;
   const int64_t per = rows_per_thread(n_panels, &threads);
@@ -646,8 +656,9 @@ int textsae_csr_t_sparse_mm(const int64_t *offsets, const int64_t *indices, cons
  * at a time are summed from it in registers into a (TILE x PANEL) tile, which is written into out transposed, a cache
  * line per input row. torch forms Gᵀ x and copies it transposed, reading and writing the weight-sized result twice;
  * summing whole rows of x from L3 instead of panels from L2 took 1.4 against 1.0 ms at d 384, 4,096 columns, batch
- * 1,024 (3.5 against 1.9 at d 768; 2 threads, AMD EPYC). Each column's sum runs in entry order in one thread: the
- * same inputs give the same bits for any thread count. Threads split the columns; each copies every panel. */
+ * 1,024 (3.5 against 1.9 at d 768; 2 threads, AMD EPYC, an ad-hoc loop). Each column's sum runs in entry order in
+ * one thread: the same inputs give the same bits for any thread count. Threads split the columns; each copies every
+ * panel. */
 #define TILE 16
 typedef struct {
   const float *x, *u, *r;
@@ -741,14 +752,9 @@ int textsae_dense_t_sparse_mm(const float *x, int64_t batch, int64_t d, const in
   int64_t per = (n_cols + threads - 1) / threads;
   per = (per + TILE - 1) / TILE * TILE;
   TransposedJob jobs[MAX_THREADS];
-  const int64_t nnz = batch * per_row;
-  int64_t *entry_row = scratch_alloc(((size_t)nnz + 1) * sizeof(int64_t));
-  float *entry_value = scratch_alloc(((size_t)nnz + 1) * sizeof(float));
-  if (!entry_row || !entry_value) status = TEXTSAE_ENOMEM;
-  for (int64_t q = 0; !status && q < nnz; q++) {
-    entry_row[q] = groups.row[groups.entry[q]] * PANEL;
-    entry_value[q] = g_values[groups.entry[q]];
-  }
+  int64_t *entry_row;
+  float *entry_value;
+  status = panel_entries(&groups, g_values, batch * per_row, &entry_row, &entry_value);
   int n = 0;
   for (int t = 0; t < threads && (int64_t)t * per < n_cols; t++, n++) {
     jobs[n] = (TransposedJob){.x = x, .u = rank_one_rows, .r = rank_one_columns,
